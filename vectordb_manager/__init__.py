@@ -1,0 +1,43 @@
+"""vectordb-manager: safe, durable, exact FAISS vector stores for LangChain.
+
+Everything public is importable from here::
+
+    from vectordb_manager import LocalVectorStore, VectorDBConfig, EmbeddingService
+"""
+
+from vectordb_manager.config import VectorDBConfig
+from vectordb_manager.embeddings import EmbeddingService, HashingEmbeddings
+from vectordb_manager.errors import (
+    ConcurrentModificationError,
+    ConfigurationError,
+    DimensionMismatchError,
+    DocumentNotFoundError,
+    DocumentProcessingError,
+    EmbeddingError,
+    IntegrityError,
+    InvalidInputError,
+    StorageError,
+    VectorDBError,
+)
+from vectordb_manager.stores import LocalVectorStore, create_vector_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConcurrentModificationError",
+    "ConfigurationError",
+    "DimensionMismatchError",
+    "DocumentNotFoundError",
+    "DocumentProcessingError",
+    "EmbeddingError",
+    "EmbeddingService",
+    "HashingEmbeddings",
+    "IntegrityError",
+    "InvalidInputError",
+    "LocalVectorStore",
+    "StorageError",
+    "VectorDBConfig",
+    "VectorDBError",
+    "__version__",
+    "create_vector_store",
+]

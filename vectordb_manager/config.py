@@ -1,0 +1,262 @@
+"""`VectorDBConfig`: one frozen, validated description of a store and its embedding model.
+
+Construct it directly, or from a dict, the environment or a JSON/TOML/YAML file. Construction
+validates every field and raises one :class:`ConfigurationError` naming every bad field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from vectordb_manager.errors import ConfigurationError
+
+StorageType = Literal["local", "s3", "memory"]
+EmbeddingProvider = Literal["huggingface", "openai", "fake"]
+Distance = Literal["cosine", "l2", "inner_product"]
+IndexType = Literal["flat", "hnsw", "ivf", "auto"]
+
+STORAGE_TYPES = ("local", "s3", "memory")
+EMBEDDING_PROVIDERS = ("huggingface", "openai", "fake")
+DISTANCES = ("cosine", "l2", "inner_product")
+INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
+RETRY_MODES = ("standard", "adaptive")
+SSE_MODES = ("AES256", "aws:kms")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VectorDBConfig:
+    """Where the store lives, how texts are embedded and split, and how vectors are indexed.
+
+    Every field has a default, so ``VectorDBConfig()`` is a local store in ``./vectordb_data``
+    with the offline all-MiniLM-L6-v2 model. Environment variables are the upper-cased field
+    names with a prefix (``VECTORDB_CHUNK_SIZE=500``).
+    """
+
+    storage_type: StorageType = "local"
+    local_path: str = "./vectordb_data"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    aws_region: str | None = None
+    aws_profile: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_sse: str | None = None
+    s3_kms_key_id: str | None = None
+    s3_max_attempts: int = 5
+    s3_retry_mode: str = "standard"
+    embedding_provider: EmbeddingProvider = "huggingface"
+    embedding_model: str | None = None
+    embedding_dimensions: int | None = None
+    embedding_batch_size: int = 64
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    chunk_size: int = 1000
+    chunk_overlap: int = 200
+    distance_metric: Distance = "cosine"
+    index_type: IndexType = "flat"
+
+    def __post_init__(self) -> None:
+        problems = [*_type_problems(self), *_value_problems(self)]
+        if problems:
+            raise ConfigurationError(
+                "invalid configuration: " + "; ".join(problems)
+            )
+
+    # -- constructors -------------------------------------------------------------------
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The names of every configuration field."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VectorDBConfig:
+        """Build a config from a mapping; unknown keys raise `ConfigurationError`."""
+        if not isinstance(data, Mapping):
+            raise ConfigurationError(
+                f"configuration must be a mapping of field names to values, got {type(data).__name__}"
+            )
+        unknown = sorted(set(data) - set(cls.field_names()))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown configuration key(s) {', '.join(map(repr, unknown))}; "
+                f"valid keys are: {', '.join(cls.field_names())}"
+            )
+        return cls(**dict(data))
+
+    @classmethod
+    def from_env(
+        cls, prefix: str = "VECTORDB_", environ: Mapping[str, str] | None = None
+    ) -> VectorDBConfig:
+        """Build a config from ``{prefix}{FIELD}`` environment variables, converting types."""
+        return cls.from_dict(cls.env_overrides(prefix, environ))
+
+    @classmethod
+    def env_overrides(
+        cls, prefix: str = "VECTORDB_", environ: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """The fields set through ``{prefix}{FIELD}`` environment variables, converted."""
+        env = os.environ if environ is None else environ
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for name in cls.field_names():
+            key = prefix + name.upper()
+            if key in env:
+                try:
+                    values[name] = _from_string(env[key], hints[name])
+                except ValueError as exc:
+                    problems.append(f"{key}={env[key]!r}: {exc}")
+        if problems:
+            raise ConfigurationError("invalid environment: " + "; ".join(problems))
+        return values
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> VectorDBConfig:
+        """Build a config from a ``.json``, ``.toml``, ``.yaml`` or ``.yml`` file."""
+        return cls.from_dict(load_config_file(path))
+
+    def replace(self, **changes: Any) -> VectorDBConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
+        """The fields as a plain dict; secrets are left out unless asked for."""
+        data = dataclasses.asdict(self)
+        if not include_secrets:
+            data.pop("openai_api_key", None)
+        return data
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a JSON, TOML or YAML configuration file into a dict."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read configuration file {p}: {exc.strerror or exc}") from exc
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigurationError(
+                f"configuration file {p} has an unknown extension {suffix!r}; "
+                "use .json, .toml, .yaml or .yml"
+            )
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"configuration file {p} is not valid {suffix[1:]}: {exc}") from exc
+    if isinstance(data, dict) and set(data) == {"vectordb"} and isinstance(data["vectordb"], dict):
+        data = data["vectordb"]
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"configuration file {p} must hold a table/object of settings")
+    return data
+
+
+# -- validation helpers ------------------------------------------------------------------
+
+def _type_problems(config: VectorDBConfig) -> list[str]:
+    hints = typing.get_type_hints(type(config))
+    problems = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if not _is_instance(value, hints[f.name]):
+            problems.append(
+                f"{f.name}={value!r} should be {_describe(hints[f.name])}"
+            )
+    return problems
+
+
+def _value_problems(c: VectorDBConfig) -> list[str]:
+    problems: list[str] = []
+
+    def one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
+        if isinstance(value, str) and value not in allowed:
+            problems.append(f"{name}={value!r} must be one of {', '.join(allowed)}")
+
+    one_of("storage_type", c.storage_type, STORAGE_TYPES)
+    one_of("embedding_provider", c.embedding_provider, EMBEDDING_PROVIDERS)
+    one_of("distance_metric", c.distance_metric, DISTANCES)
+    one_of("index_type", c.index_type, INDEX_TYPES)
+    one_of("s3_retry_mode", c.s3_retry_mode, RETRY_MODES)
+    if c.s3_sse is not None:
+        one_of("s3_sse", c.s3_sse, SSE_MODES)
+    if c.s3_kms_key_id is not None and c.s3_sse != "aws:kms":
+        problems.append("s3_kms_key_id is set but s3_sse is not 'aws:kms'; set s3_sse='aws:kms'")
+    if isinstance(c.chunk_size, int) and c.chunk_size <= 0:
+        problems.append(f"chunk_size={c.chunk_size} must be positive")
+    if isinstance(c.chunk_overlap, int) and c.chunk_overlap < 0:
+        problems.append(f"chunk_overlap={c.chunk_overlap} must be zero or positive")
+    if (
+        isinstance(c.chunk_size, int)
+        and isinstance(c.chunk_overlap, int)
+        and 0 < c.chunk_size <= c.chunk_overlap
+    ):
+        problems.append(
+            f"chunk_overlap={c.chunk_overlap} must be smaller than chunk_size={c.chunk_size}"
+        )
+    for name in ("embedding_batch_size", "s3_max_attempts", "embedding_dimensions"):
+        value = getattr(c, name)
+        if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+            problems.append(f"{name}={value} must be positive")
+    if c.storage_type == "s3" and not c.s3_bucket:
+        problems.append("s3_bucket is required when storage_type='s3'")
+    if c.s3_bucket is not None and isinstance(c.s3_bucket, str) and not 3 <= len(c.s3_bucket) <= 63:
+        problems.append(f"s3_bucket={c.s3_bucket!r} must be 3 to 63 characters long")
+    if c.storage_type == "local" and isinstance(c.local_path, str) and not c.local_path.strip():
+        problems.append("local_path must not be empty when storage_type='local'")
+    return problems
+
+
+def _is_instance(value: object, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return isinstance(value, str)  # the allowed values are checked separately
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    return {int: "an integer", str: "a string", bool: "true or false", float: "a number"}.get(
+        hint, str(hint)
+    )
+
+
+def _from_string(raw: str, hint: Any) -> Any:
+    args = set(typing.get_args(hint)) if typing.get_origin(hint) in (
+        typing.Union,
+        types.UnionType,
+    ) else {hint}
+    if type(None) in args and raw.strip().lower() in ("", "none", "null"):
+        return None
+    if int in args:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("expected an integer") from None
+    return raw

@@ -1,0 +1,769 @@
+"""`Engine`: records, vectors, search and the commit protocol, over any `Storage`.
+
+The engine holds one `StoreState` in memory. A write builds a segment, writes its files, then
+commits the next manifest with ``write_if_absent``. If another writer committed that version
+first, the engine reads the winner's manifest, applies its segments, and commits its own
+segment on top (adds and deletes compose in commit order); after ``commit_attempts`` losses it
+raises `ConcurrentModificationError` and leaves the store as it was. Only then is the change
+applied in memory, so a failed write never shows. With ``storage=None`` the engine is purely
+in memory and the same code applies segments directly.
+
+Threads: one writer at a time per engine (``_write_lock``); searches run concurrently and only
+wait while a committed change is being applied (a readers-writer lock).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+from langchain_core.documents import Document
+
+from vectordb_manager.engine.compaction import CompactionPolicy
+from vectordb_manager.engine.filters import compile_filter
+from vectordb_manager.engine.format import (
+    INDEX_DIR,
+    MANIFEST_DIR,
+    FileRef,
+    Manifest,
+    SegmentData,
+    SegmentRef,
+    SnapshotRef,
+    Vectors,
+    canonical_json,
+    content_hash,
+    decode_segment,
+    encode_segment,
+    manifest_name,
+    new_segment_name,
+    now_iso,
+    parse_manifest_name,
+)
+from vectordb_manager.engine.index import IndexParams, VectorIndex
+from vectordb_manager.engine.locks import ReadWriteLock
+from vectordb_manager.engine.state import StoreState
+from vectordb_manager.errors import (
+    ConcurrentModificationError,
+    ConfigurationError,
+    DimensionMismatchError,
+    IntegrityError,
+    InvalidInputError,
+    StorageError,
+)
+from vectordb_manager.storage.base import ObjectNotFound, Storage
+
+logger = logging.getLogger(__name__)
+
+DISTANCES = ("cosine", "l2", "inner_product")
+INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
+KEEP_MANIFESTS = 8
+_IO_THREADS = 8
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: the document, its raw distance (lower is closer) and its vector slot."""
+
+    document: Document
+    distance: float
+    slot: int
+
+
+class Engine:
+    """The store engine; `LocalVectorStore` and `S3VectorStore` are thin layers over it."""
+
+    def __init__(
+        self,
+        storage: Storage | None,
+        *,
+        distance: str = "cosine",
+        index: str = "flat",
+        params: IndexParams | None = None,
+        dimension: int | None = None,
+        embedding_model: str | None = None,
+        compaction: CompactionPolicy | None = None,
+        commit_attempts: int = 32,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if distance not in DISTANCES:
+            raise ConfigurationError(
+                f"distance={distance!r} is not supported; use one of {', '.join(DISTANCES)}"
+            )
+        if index not in INDEX_TYPES:
+            raise ConfigurationError(
+                f"index={index!r} is not supported; use one of {', '.join(INDEX_TYPES)}"
+            )
+        if commit_attempts < 1:
+            raise ConfigurationError(f"commit_attempts={commit_attempts} must be at least 1")
+        self.storage = storage
+        self.distance = distance
+        self.requested_index = index
+        self.params = params or IndexParams()
+        self.embedding_model = embedding_model
+        self.policy = compaction or CompactionPolicy()
+        self.commit_attempts = commit_attempts
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._write_lock = threading.RLock()
+        self._rw = ReadWriteLock()
+        self._manifest: Manifest | None = None
+        self._state = StoreState(self._kind_for(0), dimension, distance, self.params)
+        if storage is not None:
+            self._open(dimension)
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def dimension(self) -> int | None:
+        return self._state.dim if self._state.dim is not None else (
+            self._manifest.dimension if self._manifest else None
+        )
+
+    @property
+    def index_kind(self) -> str:
+        return self._state.kind
+
+    @property
+    def version(self) -> int:
+        return self._manifest.version if self._manifest else 0
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self._manifest
+
+    def count(self) -> int:
+        return self._state.live
+
+    def _kind_for(self, live: int) -> str:
+        if self.requested_index == "auto":
+            return "hnsw" if live >= self.params.auto_threshold else "flat"
+        return self.requested_index
+
+    # -- opening and refreshing -----------------------------------------------------------
+    def _open(self, dimension: int | None) -> None:
+        assert self.storage is not None
+        if not self._versions():
+            first = Manifest(
+                version=1,
+                distance=self.distance,
+                index=self.requested_index,
+                index_params=self.params.to_json(),
+                dimension=dimension,
+                embedding_model=self.embedding_model,
+            )
+            if self.storage.write_if_absent(manifest_name(1), first.to_bytes()):
+                self._manifest = first
+                logger.debug("created store at %s", self.storage.describe())
+                return
+        manifest = self._read_latest()
+        if manifest.distance != self.distance:
+            raise ConfigurationError(
+                f"the store at {self.storage.describe()} uses distance={manifest.distance!r}; "
+                f"open it with distance={manifest.distance!r} (it was given {self.distance!r})"
+            )
+        if dimension is not None and manifest.dimension is not None and dimension != manifest.dimension:
+            raise DimensionMismatchError(
+                f"the embedding model gives {dimension}-dimensional vectors but the store at "
+                f"{self.storage.describe()} holds {manifest.dimension}-dimensional ones "
+                f"(model {manifest.embedding_model!r}); open it with the model it was built with"
+            )
+        self._load(manifest)
+
+    def _versions(self) -> list[int]:
+        assert self.storage is not None
+        found = (parse_manifest_name(n) for n in self.storage.list(MANIFEST_DIR))
+        return sorted(v for v in found if v is not None)
+
+    def _read_latest(self) -> Manifest:
+        assert self.storage is not None
+        for _ in range(10):
+            versions = self._versions()
+            if not versions:
+                raise IntegrityError(
+                    f"{self.storage.describe()} has no manifest; it is not a vectordb-manager "
+                    "store or its manifests/ folder was removed"
+                )
+            name = manifest_name(versions[-1])
+            try:
+                return Manifest.from_bytes(self.storage.read(name), name)
+            except ObjectNotFound:
+                continue  # removed by a concurrent compaction: list again
+        raise StorageError(f"the manifests at {self.storage.describe()} keep changing; try again")
+
+    def _load(self, manifest: Manifest) -> None:
+        for _ in range(10):
+            try:
+                state = self._build_state(manifest)
+            except ObjectNotFound as missing:
+                newer = self._read_latest()
+                if newer.version == manifest.version:
+                    raise IntegrityError(
+                        f"{missing.args[0]} is listed in the manifest but missing from "
+                        f"{self.storage.describe() if self.storage else 'the store'}; "
+                        "restore it from a backup"
+                    ) from None
+                manifest = newer
+                continue
+            with self._rw.write():
+                self._state = state
+                self._manifest = manifest
+            return
+        raise StorageError("the store keeps being compacted while opening; try again")
+
+    def _fetch(self, files: Sequence[FileRef]) -> dict[str, bytes]:
+        """Read and verify files in parallel; raises ObjectNotFound for a missing one."""
+        assert self.storage is not None
+        storage = self.storage
+
+        def one(ref: FileRef) -> tuple[str, bytes]:
+            return ref.path, ref.check(storage.read(ref.path))
+
+        if len(files) <= 1:
+            return dict(one(f) for f in files)
+        with ThreadPoolExecutor(min(_IO_THREADS, len(files))) as pool:
+            return dict(pool.map(one, files))
+
+    def _build_state(self, manifest: Manifest) -> StoreState:
+        snapshot = manifest.snapshot
+        kind = self._kind_for(manifest.live_count)
+        use_snapshot = (
+            snapshot is not None
+            and manifest.segments
+            and snapshot.segment == manifest.segments[0].name
+            and snapshot.kind == kind
+            and manifest.dimension is not None
+        )
+        files = [f for s in manifest.segments for f in s.files()]
+        if use_snapshot:
+            assert snapshot is not None
+            files.append(snapshot.file)
+        blobs = self._fetch(files)
+        index = None
+        indexed = 0
+        if use_snapshot:
+            assert snapshot is not None and manifest.dimension is not None
+            if snapshot.rows != manifest.segments[0].rows:
+                raise IntegrityError(
+                    f"the index snapshot covers {snapshot.rows} rows but its segment has "
+                    f"{manifest.segments[0].rows}"
+                )
+            index = VectorIndex.from_snapshot(
+                blobs.pop(snapshot.file.path), kind, manifest.dimension, self.distance,
+                self.params, snapshot.rows,
+            )
+            indexed = snapshot.rows
+        state = StoreState(kind, manifest.dimension, self.distance, self.params, index=index)
+        for i, ref in enumerate(manifest.segments):
+            seg = decode_segment(ref, blobs, manifest.dimension)
+            for f in ref.files():
+                blobs.pop(f.path, None)
+            state.apply(seg, ref.name, indexed_rows=indexed if i == 0 else 0)
+        if state.live != manifest.live_count:
+            raise IntegrityError(
+                f"manifest version {manifest.version} says {manifest.live_count} documents but "
+                f"its segments hold {state.live}"
+            )
+        return state
+
+    def refresh(self) -> bool:
+        """Pick up commits made by other writers; ``True`` if anything changed."""
+        with self._write_lock:
+            return self._refresh_locked()
+
+    def _refresh_locked(self) -> bool:
+        if self.storage is None or self._manifest is None:
+            return False
+        versions = self._versions()
+        current = self._manifest
+        if not versions or versions[-1] <= current.version:
+            return False
+        latest = self._read_latest()
+        n = len(current.segments)
+        if latest.segments[:n] == current.segments and latest.snapshot == current.snapshot:
+            added = latest.segments[n:]
+            try:
+                blobs = self._fetch([f for s in added for f in s.files()])
+            except ObjectNotFound:
+                self._load(self._read_latest())
+                return True
+            dim = latest.dimension or self.dimension
+            segs = [decode_segment(ref, blobs, dim) for ref in added]
+            with self._rw.write():
+                for ref, seg in zip(added, segs, strict=True):
+                    self._state.apply(seg, ref.name)
+                self._manifest = latest
+            if self._state.live != latest.live_count:
+                raise IntegrityError(
+                    f"manifest version {latest.version} says {latest.live_count} documents but "
+                    f"its segments hold {self._state.live}"
+                )
+        else:
+            self._load(latest)
+        return True
+
+    # -- writing ---------------------------------------------------------------------------
+    def upsert(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
+        vectors: Vectors,
+    ) -> int:
+        """Add or replace records (inputs already validated); returns how many were written.
+
+        Records whose text, metadata and vector are unchanged are skipped.
+        """
+        vectors = self._prepare(vectors)
+        meta_json = [canonical_json(m) for m in metadatas]
+        hashes = [content_hash(t, mj) for t, mj in zip(texts, meta_json, strict=True)]
+        with self._write_lock:
+            self._refresh_locked()
+            self._check_dimension(int(vectors.shape[1]))
+            st = self._state
+            stored = st.index.vectors() if st.index is not None else None
+            keep = []
+            for i, doc_id in enumerate(ids):
+                slot = st.slot.get(doc_id)
+                if (
+                    slot is not None
+                    and stored is not None
+                    and st.hashes[slot] == hashes[i]
+                    and np.array_equal(stored[slot], vectors[i])
+                ):
+                    continue
+                keep.append(i)
+            if not keep:
+                return 0
+            now = now_iso()
+            seg = SegmentData(
+                ids=[ids[i] for i in keep],
+                texts=[texts[i] for i in keep],
+                metadatas=[dict(metadatas[i]) for i in keep],
+                hashes=[hashes[i] for i in keep],
+                created=[
+                    st.created[st.slot[ids[i]]] if ids[i] in st.slot else now for i in keep
+                ],
+                updated=[now] * len(keep),
+                vectors=vectors[keep] if len(keep) < len(ids) else vectors,
+            )
+            self._commit_locked(seg)
+            return len(keep)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete the records with these ids; returns how many existed."""
+        with self._write_lock:
+            self._refresh_locked()
+            present = [i for i in dict.fromkeys(ids) if i in self._state.slot]
+            if not present:
+                return 0
+            dim = self.dimension or 0
+            seg = SegmentData([], [], [], [], [], [], np.zeros((0, dim), np.float32), present)
+            self._commit_locked(seg)
+            return len(present)
+
+    def _prepare(self, vectors: Vectors) -> Vectors:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.distance == "cosine" and len(vectors):
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            if not np.all(norms > 0):
+                bad = int(np.argmin(norms[:, 0]))
+                raise InvalidInputError(
+                    f"vector {bad} is all zeros, which has no direction for cosine distance; "
+                    "check the embedding model's output or use distance='l2'"
+                )
+            vectors = vectors / norms
+        return vectors
+
+    def _check_dimension(self, dim: int) -> None:
+        known = self.dimension
+        if known is not None and dim != known:
+            raise DimensionMismatchError(
+                f"vectors have dimension {dim} but the store's is {known}; "
+                "use the embedding model the store was built with"
+            )
+
+    def prepare_query(self, vector: Sequence[float] | Vectors) -> Vectors | None:
+        """Validate a query vector into shape (1, d); ``None`` if the store has no dimension yet."""
+        q = np.asarray(vector, dtype=np.float32)
+        if q.ndim != 1 or q.size == 0:
+            raise InvalidInputError(f"a query vector must be a flat list of floats, got shape {q.shape}")
+        if not np.isfinite(q).all():
+            raise InvalidInputError("the query vector contains NaN or infinite values")
+        known = self.dimension
+        if known is None:
+            return None
+        if q.shape[0] != known:
+            raise DimensionMismatchError(
+                f"the query vector has dimension {q.shape[0]} but the store's is {known}; "
+                "embed the query with the model the store was built with"
+            )
+        if self.distance == "cosine":
+            norm = float(np.linalg.norm(q))
+            if norm == 0.0:
+                raise InvalidInputError("the query vector is all zeros; cosine distance needs a direction")
+            q = q / norm
+        return q.reshape(1, -1)
+
+    def _commit_locked(self, seg: SegmentData) -> None:
+        if self.storage is None:
+            with self._rw.write():
+                self._state.apply(seg, None)
+            self._maybe_compact_locked()
+            return
+        name = new_segment_name()
+        ref, blobs = encode_segment(name, seg)
+        self._put(blobs)
+        for attempt in range(self.commit_attempts):
+            current = self._manifest
+            assert current is not None
+            dim = current.dimension or (int(seg.vectors.shape[1]) if len(seg) else None)
+            proposed = current.next(
+                segments=(*current.segments, ref),
+                live_count=_live_after(self._state, seg),
+                dimension=dim,
+                embedding_model=current.embedding_model or self.embedding_model,
+                index=self.requested_index,
+                index_params=self.params.to_json(),
+            )
+            if self.storage.write_if_absent(manifest_name(proposed.version), proposed.to_bytes()):
+                with self._rw.write():
+                    self._state.apply(seg, name)
+                    self._manifest = proposed
+                logger.debug(
+                    "committed version %d: +%d rows, -%d ids", proposed.version, len(seg), len(seg.deletes)
+                )
+                break
+            logger.debug("version %d was taken by another writer; retrying", proposed.version)
+            self._refresh_locked()
+            if len(seg) and self.dimension not in (None, seg.vectors.shape[1]):
+                self._discard(blobs)
+                self._check_dimension(int(seg.vectors.shape[1]))
+            self._sleep(min(0.2, 0.002 * 2**attempt) * self._rng.random())
+        else:
+            self._discard(blobs)
+            raise ConcurrentModificationError(
+                f"gave up after {self.commit_attempts} attempts: other writers kept committing "
+                f"to {self.storage.describe()} first; the change was not applied, retry it"
+            )
+        self._maybe_compact_locked()
+
+    def _put(self, blobs: Mapping[str, bytes]) -> None:
+        assert self.storage is not None
+        storage = self.storage
+        if len(blobs) <= 1:
+            for path, data in blobs.items():
+                storage.write(path, data)
+            return
+        with ThreadPoolExecutor(min(_IO_THREADS, len(blobs))) as pool:
+            list(pool.map(lambda item: storage.write(*item), blobs.items()))
+
+    def _discard(self, paths: Mapping[str, bytes] | Sequence[str]) -> None:
+        assert self.storage is not None
+        for path in paths:
+            try:
+                self.storage.delete(path)
+            except StorageError as exc:  # garbage only: never fail a call over it
+                logger.warning("could not remove unused %s: %s", path, exc)
+
+    # -- compaction --------------------------------------------------------------------------
+    def compact(self) -> bool:
+        """Merge every segment into one, drop tombstones and save the index; ``True`` if done."""
+        with self._write_lock:
+            self._refresh_locked()
+            if self.storage is None:
+                self._cleanup_memory(force=True)
+                return True
+            return self._compact_locked(0, self._kind_for(self._state.live))
+
+    def _cleanup_memory(self, *, force: bool = False) -> None:
+        st = self._state
+        kind = self._kind_for(st.live)
+        if force or kind != st.kind or self.policy.needs_cleanup(st.slots, st.dead):
+            new = st.compacted(kind)
+            with self._rw.write():
+                self._state = new
+
+    def _maybe_compact_locked(self) -> None:
+        if not self.policy.enabled:
+            return
+        if self.storage is None:
+            self._cleanup_memory()
+            return
+        for _ in range(16):
+            st = self._state
+            assert self._manifest is not None
+            kind = self._kind_for(st.live)
+            start = 0 if kind != st.kind else self.policy.plan(self._manifest.segments, st.slots, st.dead)
+            if start is None or not self._compact_locked(start, kind):
+                return
+
+    def _compact_locked(self, start: int, kind: str) -> bool:
+        assert self.storage is not None and self._manifest is not None
+        current = self._manifest
+        st = self._state
+        segments = current.segments
+        if not segments:
+            return False
+        if (start == 0 and len(segments) == 1 and not st.dead and kind == st.kind
+                and (current.snapshot is not None or st.index is None or not st.index.snapshotable)):
+            return False  # already one segment with its index saved: nothing to gain
+        name = new_segment_name()
+        snapshot = current.snapshot
+        new_state = st
+        if start == 0:
+            if st.dead or kind != st.kind:
+                new_state = st.compacted(kind)
+            seg = new_state.rows(range(new_state.slots))
+        else:
+            run = segments[start:]
+            added = dict.fromkeys(i for r in run for i in st.segment_ids[r.name][0] if i in st.slot)
+            seg = st.rows(sorted(st.slot[i] for i in added))
+            seg.deletes = [
+                d for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])
+                if d not in st.slot
+            ]
+        ref, blobs = encode_segment(name, seg)
+        if start == 0:
+            snapshot = None
+            data = new_state.index.serialize() if new_state.index is not None else None
+            if data is not None:
+                file = FileRef.of(f"{INDEX_DIR}{name}.faiss", data)
+                blobs[file.path] = data
+                snapshot = SnapshotRef(file, name, len(seg), new_state.kind)
+        self._put(blobs)
+        proposed = current.next(
+            segments=(*segments[:start], ref), snapshot=snapshot, live_count=st.live
+        )
+        if not self.storage.write_if_absent(manifest_name(proposed.version), proposed.to_bytes()):
+            self._discard(blobs)
+            self._refresh_locked()
+            return False
+        with self._rw.write():
+            if start == 0:
+                new_state.segment_ids = {name: (seg.ids, [])}
+                self._state = new_state
+            else:
+                for r in segments[start:]:
+                    del st.segment_ids[r.name]
+                st.segment_ids[name] = (seg.ids, seg.deletes)
+            self._manifest = proposed
+        logger.debug("compacted segments %d.. into %s (version %d)", start, name, proposed.version)
+        garbage = [f.path for r in segments[start:] for f in r.files()]
+        if start == 0 and current.snapshot is not None:
+            garbage.append(current.snapshot.file.path)
+        garbage += [manifest_name(v) for v in self._versions() if v <= proposed.version - KEEP_MANIFESTS]
+        self._discard(garbage)
+        return True
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        with self._rw.read():
+            st = self._state
+            return [_document(st, st.slot[i]) for i in ids if i in st.slot]
+
+    def search(
+        self, query: Sequence[float] | Vectors, k: int, filter: Mapping[str, Any] | None = None
+    ) -> list[Hit]:
+        """The k nearest live records passing the filter, closest first."""
+        _require_k(k)
+        predicate = compile_filter(filter)
+        q = self.prepare_query(query)
+        if q is None:
+            return []
+        with self._rw.read():
+            st = self._state
+            if st.index is None or not st.live:
+                return []
+            if predicate is None:
+                scores, slots = self._search_all(st, q, k)
+            else:
+                allowed = np.fromiter(
+                    (s for s, (i, m) in enumerate(zip(st.ids, st.metas, strict=True))
+                     if i is not None and predicate(m)),
+                    dtype=np.int64,
+                )
+                if not allowed.size:
+                    return []
+                scores, slots = self._search_subset(st, q, k, allowed)
+            return [
+                Hit(_document(st, int(s)), self._distance(float(d)), int(s))
+                for d, s in zip(scores, slots, strict=True)
+            ]
+
+    def ids(self) -> list[str]:
+        """Every live id, in insertion order."""
+        with self._rw.read():
+            return list(self._state.slot)
+
+    def vectors_of(self, slots: Sequence[int]) -> Vectors:
+        """The stored (for cosine: normalised) vectors at these slots."""
+        with self._rw.read():
+            st = self._state
+            if st.index is None:
+                return np.zeros((0, 0), dtype=np.float32)
+            return np.array(st.index.vectors()[np.asarray(slots, dtype=np.int64)])
+
+    def _search_all(
+        self, st: StoreState, q: Vectors, k: int
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        assert st.index is not None
+        if not st.dead:
+            scores, slots = st.index.search(q, k)
+            valid = slots[0] >= 0
+            return scores[0][valid], slots[0][valid]
+        if st.dead <= 4096:
+            scores, slots = st.index.search(q, k + st.dead)
+            ids = st.ids
+            keep = [j for j, s in enumerate(slots[0]) if s >= 0 and ids[s] is not None][:k]
+            if len(keep) >= min(k, st.live):
+                return scores[0][keep], slots[0][keep]
+        return self._search_subset(st, q, k, st.live_slots())
+
+    def _search_subset(
+        self, st: StoreState, q: Vectors, k: int, allowed: np.ndarray[Any, Any]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        assert st.index is not None
+        want = min(k, int(allowed.size))
+        if allowed.size > max(4096, st.slots // 8) and st.index.trained:
+            bits = np.zeros(st.slots, dtype=bool)
+            bits[allowed] = True
+            packed = np.packbits(bits, bitorder="little")
+            selector = faiss.IDSelectorBitmap(st.slots, faiss.swig_ptr(packed))
+            scores, slots = st.index.search(q, k, selector)
+            valid = slots[0] >= 0
+            if int(valid.sum()) >= want:
+                return scores[0][valid][:want], slots[0][valid][:want]
+        return self._exact(st, q, want, allowed)
+
+    def _exact(
+        self, st: StoreState, q: Vectors, k: int, allowed: np.ndarray[Any, Any]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        assert st.index is not None
+        vecs = st.index.vectors()[allowed]
+        if self.distance == "l2":
+            scores = ((vecs - q) ** 2).sum(axis=1)
+            order = _top(scores, k)
+        else:
+            scores = vecs @ q[0]
+            order = _top(-scores, k)
+        return scores[order], allowed[order]
+
+    def _distance(self, raw: float) -> float:
+        """FAISS's raw score as a distance: lower is closer, for every metric."""
+        if self.distance == "l2":
+            return float(np.sqrt(max(raw, 0.0)))
+        if self.distance == "cosine":
+            return 1.0 - raw
+        return -raw
+
+    def iter_rows(self, batch_size: int = 1000) -> Iterator[SegmentData]:
+        """Every live record with its vector, in batches (a consistent snapshot per batch)."""
+        with self._rw.read():
+            slots = self._state.live_slots()
+        for start in range(0, len(slots), batch_size):
+            with self._rw.read():
+                st = self._state
+                chunk = [int(s) for s in slots[start : start + batch_size] if st.ids[s] is not None]
+                yield st.rows(chunk)
+
+    # -- checking ----------------------------------------------------------------------------
+    def verify(self) -> dict[str, Any]:
+        """Re-read and check every file against the newest manifest, then compare with memory.
+
+        Raises:
+            IntegrityError: on any mismatch.
+        """
+        with self._write_lock:
+            self._refresh_locked()
+            st = self._state
+            report: dict[str, Any] = {"documents": st.live, "tombstones": st.dead}
+            if self.storage is not None:
+                assert self._manifest is not None
+                latest = self._read_latest()
+                if latest.version != self._manifest.version:
+                    raise IntegrityError("the store changed while it was being verified; run it again")
+                fresh = self._build_state(latest)
+                _compare(fresh, st)
+                report.update(
+                    version=latest.version,
+                    segments=len(latest.segments),
+                    bytes=sum(f.bytes for s in latest.segments for f in s.files())
+                    + (latest.snapshot.file.bytes if latest.snapshot else 0),
+                )
+            for slot, doc_id in enumerate(st.ids):
+                if doc_id is not None and st.hashes[slot] != content_hash(
+                    st.texts[slot], canonical_json(st.metas[slot])
+                ):
+                    raise IntegrityError(f"record {doc_id!r} does not match its content hash")
+            if st.index is not None and st.index.ntotal != st.slots:
+                raise IntegrityError(
+                    f"the index holds {st.index.ntotal} vectors for {st.slots} records"
+                )
+            return report
+
+    def stats(self) -> dict[str, Any]:
+        st = self._state
+        m = self._manifest
+        return {
+            "documents": st.live,
+            "tombstones": st.dead,
+            "dimension": self.dimension,
+            "distance": self.distance,
+            "index": st.kind,
+            "requested_index": self.requested_index,
+            "version": m.version if m else None,
+            "segments": len(m.segments) if m else None,
+            "embedding_model": (m.embedding_model if m else None) or self.embedding_model,
+            "location": self.storage.describe() if self.storage else None,
+        }
+
+
+def _live_after(st: StoreState, seg: SegmentData) -> int:
+    gone = {d for d in seg.deletes if d in st.slot}
+    new = sum(1 for i in dict.fromkeys(seg.ids) if i not in st.slot or i in gone)
+    return st.live - len(gone) + new
+
+
+def _document(st: StoreState, slot: int) -> Document:
+    return Document(
+        id=st.ids[slot], page_content=st.texts[slot], metadata=copy.deepcopy(st.metas[slot])
+    )
+
+
+def _top(keys: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
+    if k < len(keys):
+        part = np.argpartition(keys, k - 1)[:k]
+        return part[np.argsort(keys[part], kind="stable")]
+    return np.argsort(keys, kind="stable")
+
+
+def _require_k(k: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+        raise InvalidInputError(f"k={k!r} must be a positive integer")
+
+
+def _compare(fresh: StoreState, mem: StoreState) -> None:
+    if set(fresh.slot) != set(mem.slot):
+        missing = sorted(set(fresh.slot) - set(mem.slot))[:5]
+        extra = sorted(set(mem.slot) - set(fresh.slot))[:5]
+        raise IntegrityError(
+            f"the files and memory disagree on which documents exist (only on disk: {missing}, "
+            f"only in memory: {extra}); reopen the store"
+        )
+    fv = fresh.index.vectors() if fresh.index is not None else None
+    mv = mem.index.vectors() if mem.index is not None else None
+    for doc_id, a in fresh.slot.items():
+        b = mem.slot[doc_id]
+        if (fresh.texts[a], fresh.metas[a], fresh.hashes[a]) != (mem.texts[b], mem.metas[b], mem.hashes[b]):
+            raise IntegrityError(f"record {doc_id!r} differs between the files and memory")
+        if fv is not None and mv is not None and not np.array_equal(fv[a], mv[b]):
+            raise IntegrityError(f"the vector of {doc_id!r} differs between the files and memory")

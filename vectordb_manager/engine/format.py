@@ -1,0 +1,375 @@
+"""The persistence format: manifests, segments and index snapshots (see docs/format.md).
+
+A store is a set of immutable files plus a sequence of manifests. Each manifest names every
+live segment with its size and SHA-256; the newest manifest is the store. Nothing here knows
+where bytes live: the engine passes them to a `Storage`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from vectordb_manager.errors import IntegrityError
+
+FORMAT_NAME = "vectordb-manager"
+FORMAT_VERSION = 1
+SUPPORTED_FEATURES: frozenset[str] = frozenset()
+MANIFEST_DIR = "manifests/"
+SEGMENT_DIR = "segments/"
+INDEX_DIR = "indexes/"
+_MANIFEST_DIGITS = 20
+
+Vectors = np.ndarray[Any, np.dtype[np.float32]]
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def content_hash(text: str, metadata_json: str) -> str:
+    """The hash that identifies a record's content (text and canonical metadata)."""
+    h = hashlib.sha256(text.encode("utf-8"))
+    h.update(b"\x00")
+    h.update(metadata_json.encode("utf-8"))
+    return h.hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def manifest_name(version: int) -> str:
+    return f"{MANIFEST_DIR}{version:0{_MANIFEST_DIGITS}d}.json"
+
+
+def parse_manifest_name(name: str) -> int | None:
+    stem = name[len(MANIFEST_DIR) :]
+    if not name.startswith(MANIFEST_DIR) or not stem.endswith(".json"):
+        return None
+    digits = stem[: -len(".json")]
+    return int(digits) if digits.isdigit() and len(digits) == _MANIFEST_DIGITS else None
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """One immutable file: its relative path, size and checksum."""
+
+    path: str
+    bytes: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: str, data: bytes) -> FileRef:
+        return cls(path, len(data), sha256(data))
+
+    def check(self, data: bytes) -> bytes:
+        if len(data) != self.bytes:
+            raise IntegrityError(
+                f"{self.path} is {len(data)} bytes but the manifest says {self.bytes}; "
+                "the file is truncated or replaced. Restore it from a backup."
+            )
+        if sha256(data) != self.sha256:
+            raise IntegrityError(
+                f"{self.path} does not match its SHA-256 checksum in the manifest; "
+                "the file is damaged. Restore it from a backup."
+            )
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "bytes": self.bytes, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, d: Any) -> FileRef:
+        try:
+            ref = cls(str(d["path"]), int(d["bytes"]), str(d["sha256"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"manifest has a malformed file entry {d!r}") from exc
+        if ref.path.startswith("/") or ".." in ref.path.split("/"):
+            raise IntegrityError(f"manifest names a file outside the store: {ref.path!r}")
+        return ref
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """A segment in a manifest: rows added (records + vectors) and ids deleted."""
+
+    name: str
+    rows: int
+    deletes: int
+    records: FileRef | None = None
+    vectors: FileRef | None = None
+    deleted: FileRef | None = None
+
+    @property
+    def weight(self) -> int:
+        return self.rows + self.deletes
+
+    def files(self) -> list[FileRef]:
+        return [f for f in (self.records, self.vectors, self.deleted) if f is not None]
+
+    def to_json(self) -> dict[str, Any]:
+        files = {
+            k: v.to_json()
+            for k, v in (("records", self.records), ("vectors", self.vectors), ("deletes", self.deleted))
+            if v is not None
+        }
+        return {"name": self.name, "rows": self.rows, "deletes": self.deletes, "files": files}
+
+    @classmethod
+    def from_json(cls, d: Any) -> SegmentRef:
+        try:
+            files = d.get("files", {})
+            return cls(
+                name=str(d["name"]),
+                rows=int(d["rows"]),
+                deletes=int(d["deletes"]),
+                records=FileRef.from_json(files["records"]) if "records" in files else None,
+                vectors=FileRef.from_json(files["vectors"]) if "vectors" in files else None,
+                deleted=FileRef.from_json(files["deletes"]) if "deletes" in files else None,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IntegrityError(f"manifest has a malformed segment entry {d!r}") from exc
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """A serialized FAISS index covering exactly the rows of the first segment."""
+
+    file: FileRef
+    segment: str
+    rows: int
+    kind: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file.to_json(), "segment": self.segment, "rows": self.rows, "kind": self.kind}
+
+    @classmethod
+    def from_json(cls, d: Any) -> SnapshotRef:
+        try:
+            return cls(FileRef.from_json(d["file"]), str(d["segment"]), int(d["rows"]), str(d["kind"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"manifest has a malformed index snapshot entry {d!r}") from exc
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One committed version of the store."""
+
+    version: int
+    distance: str
+    index: str
+    index_params: dict[str, Any] = field(default_factory=dict)
+    dimension: int | None = None
+    embedding_model: str | None = None
+    segments: tuple[SegmentRef, ...] = ()
+    snapshot: SnapshotRef | None = None
+    live_count: int = 0
+    created_at: str = field(default_factory=now_iso)
+    features: tuple[str, ...] = ()
+
+    def next(self, **changes: Any) -> Manifest:
+        return replace(self, version=self.version + 1, created_at=now_iso(), **changes)
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "features": list(self.features),
+            "version": self.version,
+            "created_at": self.created_at,
+            "dimension": self.dimension,
+            "distance": self.distance,
+            "index": {"type": self.index, "params": self.index_params},
+            "embedding_model": self.embedding_model,
+            "live_count": self.live_count,
+            "segments": [s.to_json() for s in self.segments],
+            "index_snapshot": self.snapshot.to_json() if self.snapshot else None,
+        }
+        return json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str) -> Manifest:
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IntegrityError(f"{name} is not a valid manifest (not JSON): {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+            raise IntegrityError(f"{name} is not a vectordb-manager manifest")
+        fv = doc.get("format_version")
+        if not isinstance(fv, int) or fv > FORMAT_VERSION:
+            raise IntegrityError(
+                f"{name} has format version {fv!r}; this release reads up to {FORMAT_VERSION}. "
+                "Upgrade vectordb-manager to open this store."
+            )
+        features = doc.get("features", [])
+        unknown = sorted(set(features) - SUPPORTED_FEATURES) if isinstance(features, list) else [features]
+        if unknown:
+            raise IntegrityError(
+                f"{name} uses features this release does not know: {unknown}. "
+                "Upgrade vectordb-manager to open this store."
+            )
+        try:
+            index = doc["index"]
+            snap = doc.get("index_snapshot")
+            dim = doc.get("dimension")
+            manifest = cls(
+                version=int(doc["version"]),
+                distance=str(doc["distance"]),
+                index=str(index["type"]),
+                index_params=dict(index.get("params") or {}),
+                dimension=int(dim) if dim is not None else None,
+                embedding_model=doc.get("embedding_model"),
+                segments=tuple(SegmentRef.from_json(s) for s in doc["segments"]),
+                snapshot=SnapshotRef.from_json(snap) if snap else None,
+                live_count=int(doc.get("live_count", 0)),
+                created_at=str(doc.get("created_at", "")),
+                features=tuple(features),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"{name} is a malformed manifest: {exc!r}") from exc
+        if parse_manifest_name(name) not in (None, manifest.version):
+            raise IntegrityError(f"{name} holds version {manifest.version}; the file was renamed or replaced")
+        return manifest
+
+
+@dataclass
+class SegmentData:
+    """The contents of one segment, decoded."""
+
+    ids: list[str]
+    texts: list[str]
+    metadatas: list[dict[str, Any]]
+    hashes: list[str]
+    created: list[str]
+    updated: list[str]
+    vectors: Vectors
+    deletes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def new_segment_name() -> str:
+    """A random name: segments spread evenly over an object store's key space."""
+    return uuid.uuid4().hex
+
+
+def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, bytes]]:
+    """Serialize a segment into its files; returns the manifest entry and path -> bytes."""
+    blobs: dict[str, bytes] = {}
+    records = vectors = deleted = None
+    if len(seg):
+        lines = [
+            json.dumps(
+                {"id": i, "text": t, "metadata": m, "hash": h, "created_at": c, "updated_at": u},
+                ensure_ascii=False,
+                allow_nan=False,
+            )
+            for i, t, m, h, c, u in zip(
+                seg.ids, seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True
+            )
+        ]
+        rec_bytes = ("\n".join(lines) + "\n").encode("utf-8")
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(seg.vectors, dtype=np.float32), allow_pickle=False)
+        vec_bytes = buf.getvalue()
+        records = FileRef.of(f"{SEGMENT_DIR}{name}.records.jsonl", rec_bytes)
+        vectors = FileRef.of(f"{SEGMENT_DIR}{name}.vectors.npy", vec_bytes)
+        blobs[records.path] = rec_bytes
+        blobs[vectors.path] = vec_bytes
+    if seg.deletes:
+        del_bytes = json.dumps(seg.deletes, ensure_ascii=False).encode("utf-8")
+        deleted = FileRef.of(f"{SEGMENT_DIR}{name}.deletes.json", del_bytes)
+        blobs[deleted.path] = del_bytes
+    ref = SegmentRef(name, len(seg), len(seg.deletes), records, vectors, deleted)
+    return ref, blobs
+
+
+def decode_segment(ref: SegmentRef, blobs: dict[str, bytes], dimension: int | None) -> SegmentData:
+    """Decode (already checksum-verified) segment files; raises `IntegrityError` if malformed."""
+    ids: list[str] = []
+    texts: list[str] = []
+    metas: list[dict[str, Any]] = []
+    hashes: list[str] = []
+    created: list[str] = []
+    updated: list[str] = []
+    vectors: Vectors = np.zeros((0, dimension or 0), dtype=np.float32)
+    if ref.records is not None and ref.vectors is not None:
+        text = blobs[ref.records.path].decode("utf-8")
+        try:
+            # JSON escapes newlines inside strings, so the file's newlines separate records
+            rows = json.loads("[" + text.rstrip("\n").replace("\n", ",") + "]")
+            for r in rows:
+                ids.append(r["id"])
+                texts.append(r["text"])
+                metas.append(r["metadata"])
+                hashes.append(r["hash"])
+                created.append(r["created_at"])
+                updated.append(r["updated_at"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{ref.records.path} holds malformed records: {exc!r}") from exc
+        if not all(isinstance(i, str) for i in ids) or not all(isinstance(m, dict) for m in metas):
+            raise IntegrityError(f"{ref.records.path} holds records with bad ids or metadata")
+        vectors = load_npy(blobs[ref.vectors.path], ref.vectors.path)
+        if vectors.ndim != 2 or vectors.shape[0] != len(ids) or (
+            dimension is not None and vectors.shape[1] != dimension
+        ):
+            raise IntegrityError(
+                f"{ref.vectors.path} has shape {vectors.shape}, expected ({len(ids)}, {dimension})"
+            )
+    if len(ids) != ref.rows:
+        raise IntegrityError(f"segment {ref.name} has {len(ids)} rows; the manifest says {ref.rows}")
+    deletes: list[str] = []
+    if ref.deleted is not None:
+        try:
+            deletes = json.loads(blobs[ref.deleted.path].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IntegrityError(f"{ref.deleted.path} is not a JSON list of ids") from exc
+        if not isinstance(deletes, list) or not all(isinstance(i, str) for i in deletes):
+            raise IntegrityError(f"{ref.deleted.path} is not a JSON list of ids")
+    if len(deletes) != ref.deletes:
+        raise IntegrityError(f"segment {ref.name} deletes {len(deletes)} ids; the manifest says {ref.deletes}")
+    return SegmentData(ids, texts, metas, hashes, created, updated, vectors, deletes)
+
+
+def load_npy(data: bytes, path: str) -> Vectors:
+    """Read a float32 ``.npy`` file; object arrays (pickles) are refused, never loaded."""
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        raise IntegrityError(f"{path} is not a plain float32 array ({exc}); refusing to load it") from exc
+    except Exception as exc:
+        raise IntegrityError(f"{path} is not a valid .npy file: {exc}") from exc
+    if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+        raise IntegrityError(f"{path} holds {getattr(array, 'dtype', type(array))}, expected float32")
+    return array
+
+
+def segment_from_rows(
+    ids: Sequence[str],
+    texts: Sequence[str],
+    metadatas: Sequence[dict[str, Any]],
+    hashes: Sequence[str],
+    created: Sequence[str],
+    updated: Sequence[str],
+    vectors: Vectors,
+    deletes: Sequence[str] = (),
+) -> SegmentData:
+    return SegmentData(
+        list(ids), list(texts), list(metadatas), list(hashes), list(created), list(updated),
+        vectors, list(deletes),
+    )

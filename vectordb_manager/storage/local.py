@@ -1,0 +1,133 @@
+"""`LocalStorage`: the storage protocol over a local directory.
+
+Writes go to a temporary file in the target's directory, are fsynced, then renamed into place,
+and the directory is fsynced so the rename itself survives a crash. ``write_if_absent`` links the
+finished temporary file to its final name: ``link(2)`` fails if the name exists, which makes
+the create-only commit atomic across threads and processes without any lock file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from pathlib import Path
+
+from vectordb_manager.errors import StorageError
+from vectordb_manager.storage.base import ObjectNotFound
+
+logger = logging.getLogger(__name__)
+TMP_PREFIX = ".tmp-"
+
+
+class LocalStorage:
+    """A store directory on a local file system."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().absolute()
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def _path(self, name: str) -> Path:
+        parts = name.split("/")
+        if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"invalid object name {name!r}")
+        return self.root.joinpath(*parts)
+
+    def read(self, name: str) -> bytes:
+        path = self._path(name)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(name) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    def _write_temp(self, path: Path, data: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        os.close(fd)
+        return tmp
+
+    def write(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        try:
+            tmp = self._write_temp(path, data)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        logger.debug("wrote %s (%d bytes)", path, len(data))
+
+    def write_if_absent(self, name: str, data: bytes) -> bool:
+        path = self._path(name)
+        try:
+            tmp = self._write_temp(path, data)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            finally:
+                tmp.unlink()
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        logger.debug("created %s (%d bytes)", path, len(data))
+        return True
+
+    def list(self, prefix: str) -> list[str]:
+        names: list[str] = []
+        if not self.root.is_dir():
+            return names
+        # walk only the directory the prefix points into
+        head, _, _ = prefix.rpartition("/")
+        start = self.root.joinpath(*head.split("/")) if head else self.root
+        if not start.is_dir():
+            return names
+        try:
+            for dirpath, _dirs, files in os.walk(start):
+                rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+                for f in files:
+                    if f.startswith(TMP_PREFIX):
+                        continue
+                    rel = f if rel_dir == "." else f"{rel_dir}/{f}"
+                    if rel.startswith(prefix):
+                        names.append(rel)
+        except OSError as exc:
+            raise StorageError(f"cannot list {start}: {exc.strerror or exc}") from exc
+        return sorted(names)
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+
+    def temp_files(self) -> list[Path]:
+        """Temporary files left by interrupted writes (safe to remove when no writer runs)."""
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.rglob(f"{TMP_PREFIX}*") if p.is_file()]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

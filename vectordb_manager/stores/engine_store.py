@@ -1,0 +1,346 @@
+"""`EngineVectorStore`: the LangChain `VectorStore` surface over an `Engine`.
+
+`LocalVectorStore` and `S3VectorStore` differ only in the storage they give the engine; every
+LangChain method lives here once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
+from typing_extensions import override
+
+from vectordb_manager.embeddings import EmbeddingService, check_vectors
+from vectordb_manager.engine.compaction import CompactionPolicy
+from vectordb_manager.engine.core import Engine, Hit
+from vectordb_manager.engine.index import IndexParams
+from vectordb_manager.errors import ConfigurationError, InvalidInputError
+
+_INDEX_OPTIONS = tuple(IndexParams.__dataclass_fields__)
+STORE_OPTIONS = (*_INDEX_OPTIONS, "batch_size", "compaction", "commit_attempts")
+
+
+class EngineVectorStore(VectorStore):
+    """A LangChain vector store backed by the vectordb-manager engine."""
+
+    _engine: Engine
+
+    def __init__(self, embedding: Embeddings, *, batch_size: int = 64) -> None:
+        if not isinstance(embedding, Embeddings):
+            raise ConfigurationError(
+                f"embedding must be a LangChain Embeddings object, got {type(embedding).__name__}"
+            )
+        self._embedding = embedding
+        self._service = EmbeddingService(embedding, batch_size=batch_size)
+
+    # -- construction helpers ----------------------------------------------------------------
+    @staticmethod
+    def _split_options(
+        options: Mapping[str, Any],
+    ) -> tuple[IndexParams, CompactionPolicy | None, int, int]:
+        unknown = sorted(set(options) - set(STORE_OPTIONS))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown option(s) {', '.join(map(repr, unknown))}; valid options are: "
+                f"{', '.join(STORE_OPTIONS)}"
+            )
+        try:
+            params = IndexParams(**{k: v for k, v in options.items() if k in _INDEX_OPTIONS})
+        except TypeError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        for name, value in params.to_json().items():
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigurationError(f"{name}={value!r} must be a positive integer")
+        compaction = options.get("compaction")
+        if isinstance(compaction, Mapping):
+            compaction = CompactionPolicy(**compaction)
+        if compaction is not None and not isinstance(compaction, CompactionPolicy):
+            raise ConfigurationError("compaction must be a CompactionPolicy or a dict of its fields")
+        batch_size = options.get("batch_size", 64)
+        attempts = options.get("commit_attempts", 32)
+        for name, value in (("batch_size", batch_size), ("commit_attempts", attempts)):
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigurationError(f"{name}={value!r} must be a positive integer")
+        return params, compaction, batch_size, attempts
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    @override
+    def embeddings(self) -> Embeddings:
+        return self._embedding
+
+    @property
+    def engine(self) -> Engine:
+        """The engine underneath (records, index, persistence)."""
+        return self._engine
+
+    def __len__(self) -> int:
+        return self._engine.count()
+
+    # -- writing -----------------------------------------------------------------------------
+    @override
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Embed and add texts; an existing id is replaced. Durable on return when persisted.
+
+        Raises:
+            InvalidInputError: lengths differ, duplicate ids, metadata that is not JSON.
+            EmbeddingError, DimensionMismatchError: the model failed or changed dimension.
+            StorageError: the change could not be persisted (the store is unchanged).
+        """
+        _no_extra(kwargs, "add_texts")
+        text_list, metas, id_list = _validate_rows(texts, metadatas, ids)
+        if not text_list:
+            return []
+        vectors = self._service.embed_array(text_list)
+        self._engine.upsert(id_list, text_list, metas, vectors)
+        return id_list
+
+    def add_embeddings(
+        self,
+        text_embeddings: Iterable[tuple[str, Sequence[float]]],
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+    ) -> list[str]:
+        """Add texts with vectors computed elsewhere (no embedding call)."""
+        pairs = list(text_embeddings)
+        text_list, metas, id_list = _validate_rows([t for t, _ in pairs], metadatas, ids)
+        if not text_list:
+            return []
+        vectors = check_vectors([v for _, v in pairs], len(pairs), self._engine.dimension)
+        self._engine.upsert(id_list, text_list, metas, vectors)
+        return id_list
+
+    @override
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Delete by id; unknown ids are ignored. ``ids=None`` deletes every document."""
+        _no_extra(kwargs, "delete")
+        if ids is None:
+            ids = self._engine.ids()
+        elif isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+            raise InvalidInputError("ids must be a list of strings")
+        self._engine.delete(list(ids))
+        return True
+
+    # -- reading -----------------------------------------------------------------------------
+    @override
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        return self._engine.get(list(ids))
+
+    @override
+    def similarity_search(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[Document]:
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
+
+    @override
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Documents with their distance to the query: lower is closer (see the class doc)."""
+        _no_extra(kwargs, "similarity_search")
+        _check_k(k)
+        return self.similarity_search_with_score_by_vector(
+            self._service.embed_query(query), k, filter
+        )
+
+    def similarity_search_with_score_by_vector(
+        self, embedding: Sequence[float], k: int = 4, filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Like `similarity_search_with_score`, for a vector."""
+        _no_extra(kwargs, "similarity_search_by_vector")
+        return [(h.document, h.distance) for h in self._engine.search(embedding, k, filter)]
+
+    @override
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        return [d for d, _ in self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)]
+
+    @override
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        return RELEVANCE[self._engine.distance]
+
+    @override
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        _check_k(k)
+        return self.max_marginal_relevance_search_by_vector(
+            self._service.embed_query(query), k, fetch_k, lambda_mult, filter, **kwargs
+        )
+
+    @override
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        _no_extra(kwargs, "max_marginal_relevance_search")
+        _check_k(k)
+        _check_k(fetch_k, "fetch_k")
+        if not 0.0 <= lambda_mult <= 1.0:
+            raise InvalidInputError(f"lambda_mult={lambda_mult!r} must be between 0 and 1")
+        hits: list[Hit] = self._engine.search(embedding, max(k, fetch_k), filter)
+        if not hits:
+            return []
+        candidates = self._engine.vectors_of([h.slot for h in hits])
+        query = np.asarray(embedding, dtype=np.float32)
+        chosen = maximal_marginal_relevance(query, candidates.tolist(), lambda_mult=lambda_mult, k=k)
+        return [hits[i].document for i in chosen]
+
+    # -- constructors ------------------------------------------------------------------------
+    @classmethod
+    @override
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> EngineVectorStore:
+        store = cls(embedding, **kwargs)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+    # -- maintenance -------------------------------------------------------------------------
+    def verify(self) -> dict[str, Any]:
+        """Re-read every file, check every checksum, and check index and records agree.
+
+        Raises:
+            IntegrityError: on any mismatch.
+        """
+        return self._engine.verify()
+
+    def compact(self) -> bool:
+        """Merge all segments into one and drop deleted records' space."""
+        return self._engine.compact()
+
+    def refresh(self) -> bool:
+        """Load changes other processes committed since this store was opened."""
+        return self._engine.refresh()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and settings: documents, dimension, distance, index, version, segments."""
+        return self._engine.stats()
+
+
+def _relevance_cosine(distance: float) -> float:
+    return min(1.0, max(0.0, 1.0 - distance / 2.0))
+
+
+def _relevance_l2(distance: float) -> float:
+    return 1.0 / (1.0 + max(distance, 0.0))
+
+
+def _relevance_inner_product(distance: float) -> float:
+    # distance is -(inner product); the logistic function maps it into (0, 1)
+    if distance > 0:
+        return math.exp(-distance) / (1.0 + math.exp(-distance))
+    return 1.0 / (1.0 + math.exp(distance))
+
+
+RELEVANCE: dict[str, Callable[[float], float]] = {
+    "cosine": _relevance_cosine,
+    "l2": _relevance_l2,
+    "inner_product": _relevance_inner_product,
+}
+
+
+def _no_extra(kwargs: Mapping[str, Any], method: str) -> None:
+    if kwargs:
+        raise InvalidInputError(
+            f"{method}() got unexpected keyword argument(s) {', '.join(map(repr, sorted(kwargs)))}"
+        )
+
+
+def _check_k(k: object, name: str = "k") -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise InvalidInputError(f"{name}={k!r} must be a positive integer")
+
+
+def _validate_rows(
+    texts: Iterable[str],
+    metadatas: Sequence[Mapping[str, Any] | None] | None,
+    ids: Sequence[str | None] | None,
+) -> tuple[list[str], list[dict[str, Any]], list[str]]:
+    if isinstance(texts, str):
+        raise InvalidInputError("texts must be a list of strings, not one string")
+    text_list = list(texts)
+    n = len(text_list)
+    for i, t in enumerate(text_list):
+        if not isinstance(t, str):
+            raise InvalidInputError(f"text {i} is {type(t).__name__}, not a string")
+    if metadatas is not None and len(metadatas) != n:
+        raise InvalidInputError(
+            f"got {len(metadatas)} metadatas for {n} texts; pass one metadata dict per text"
+        )
+    if ids is not None and len(ids) != n:
+        raise InvalidInputError(f"got {len(ids)} ids for {n} texts; pass one id per text")
+    metas = [_clean_metadata(m, i) for i, m in enumerate(metadatas or [None] * n)]
+    id_list: list[str] = []
+    for i, doc_id in enumerate(ids or [None] * n):
+        if doc_id is None or doc_id == "":
+            id_list.append(str(uuid.uuid4()))
+        elif not isinstance(doc_id, str):
+            raise InvalidInputError(f"id {i} is {type(doc_id).__name__}; ids must be strings")
+        else:
+            id_list.append(doc_id)
+    if len(set(id_list)) != n:
+        seen: set[str] = set()
+        dupes = sorted({i for i in id_list if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+        raise InvalidInputError(
+            f"duplicate ids in one call: {dupes[:5]}; each id may appear once per call"
+        )
+    return text_list, metas, id_list
+
+
+def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise InvalidInputError(f"metadata {i} is {type(meta).__name__}, not a dict")
+    try:
+        text = json.dumps(meta, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"metadata {i} is not JSON ({exc}); use strings, numbers, booleans, None, "
+            "lists and dicts with string keys"
+        ) from None
+    back: dict[str, Any] = json.loads(text)
+    if back != meta:
+        raise InvalidInputError(
+            f"metadata {i} would not come back unchanged from JSON (tuples become lists, "
+            "non-string keys become strings); convert those values first"
+        )
+    return back

@@ -1,0 +1,165 @@
+"""`LocalVectorStore`: the engine in memory, optionally persisted to a local directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from vectordb_manager.embeddings import embedding_model_name, known_dimension
+from vectordb_manager.engine.core import Engine
+from vectordb_manager.errors import StorageError
+from vectordb_manager.storage.local import LocalStorage
+from vectordb_manager.stores.engine_store import EngineVectorStore
+
+
+class LocalVectorStore(EngineVectorStore):
+    """FAISS vector store for LangChain, in memory or persisted to a local directory.
+
+    Persisted stores are immutable segment files (JSON lines + NumPy float32) and a versioned
+    manifest with SHA-256 checksums; nothing is ever unpickled. Every add, delete or update is
+    durable when the call returns. Several processes may write one directory at once.
+
+    Scores: ``similarity_search_with_score`` returns a **distance, lower is closer**:
+    ``1 - cosine similarity`` for ``distance="cosine"`` (0 to 2), the Euclidean distance for
+    ``"l2"``, and ``-(inner product)`` for ``"inner_product"``.
+    ``similarity_search_with_relevance_scores`` maps it into [0, 1], higher is closer:
+    ``1 - d/2``, ``1/(1 + d)`` and the logistic of the inner product respectively.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install "vectordb-manager[huggingface]"
+
+    Instantiate:
+        .. code-block:: python
+
+            from vectordb_manager import LocalVectorStore
+            from vectordb_manager.embeddings import HashingEmbeddings
+
+            store = LocalVectorStore(HashingEmbeddings(), "./my_store")   # or path=None
+            # distance="cosine" | "l2" | "inner_product"; index="flat" | "hnsw" | "ivf" | "auto"
+
+    Add:
+        .. code-block:: python
+
+            from langchain_core.documents import Document
+
+            store.add_documents([
+                Document(page_content="cats purr and sleep", metadata={"animal": "cat", "legs": 4}),
+                Document(page_content="dogs bark at night", metadata={"animal": "dog", "legs": 4}),
+                Document(page_content="birds sing at dawn", metadata={"animal": "bird", "legs": 2}),
+            ], ids=["c", "d", "b"])
+
+    Delete:
+        .. code-block:: python
+
+            store.delete(ids=["b"])
+
+    Search:
+        .. code-block:: python
+
+            store.similarity_search("do cats sleep", k=1)
+
+        .. code-block:: none
+
+            [Document(id='c', metadata={'animal': 'cat', 'legs': 4}, page_content='cats purr and sleep')]
+
+    Search with filter:
+        .. code-block:: python
+
+            store.similarity_search("night", k=1, filter={"legs": {"$gte": 4}, "animal": {"$ne": "cat"}})
+
+        .. code-block:: none
+
+            [Document(id='d', metadata={'animal': 'dog', 'legs': 4}, page_content='dogs bark at night')]
+
+    Search with score:
+        .. code-block:: python
+
+            store.similarity_search_with_score("cats sleep", k=1)
+
+        .. code-block:: none
+
+            [(Document(id='c', ...), 0.29289323091506958)]   # cosine distance, lower is closer
+
+    Async:
+        .. code-block:: python
+
+            await store.aadd_texts(["fish swim"], ids=["f"])
+            await store.asimilarity_search("swim", k=1)
+
+        .. code-block:: none
+
+            [Document(id='f', metadata={}, page_content='fish swim')]
+
+    Use as retriever:
+        .. code-block:: python
+
+            retriever = store.as_retriever(search_kwargs={"k": 1, "filter": {"animal": "dog"}})
+            retriever.invoke("barking")
+
+        .. code-block:: none
+
+            [Document(id='d', metadata={'animal': 'dog', 'legs': 4}, page_content='dogs bark at night')]
+
+    Maintenance: ``verify()`` re-checks every checksum and raises `IntegrityError` on damage;
+    ``compact()`` merges segments; ``refresh()`` loads other processes' commits.
+    """
+
+    def __init__(
+        self,
+        embedding: Embeddings,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        distance: str = "cosine",
+        index: str = "flat",
+        **kwargs: Any,
+    ) -> None:
+        """Open the store at ``path``, creating it if absent; ``path=None`` keeps it in memory.
+
+        Keyword options: ``hnsw_m``, ``ef_construction``, ``ef_search``, ``ivf_nlist``,
+        ``ivf_nprobe``, ``ivf_min_train``, ``auto_threshold``, ``batch_size``, ``compaction``,
+        ``commit_attempts``.
+
+        Raises:
+            ConfigurationError: an unknown option or value, or a distance other than the store's.
+            DimensionMismatchError: the embedding's dimension differs from the store's.
+            IntegrityError: the store's files are damaged.
+            StorageError: the directory cannot be used.
+        """
+        params, compaction, batch_size, attempts = self._split_options(kwargs)
+        super().__init__(embedding, batch_size=batch_size)
+        self.path = Path(path).expanduser() if path is not None else None
+        storage = None
+        if self.path is not None:
+            _check_directory(self.path)
+            storage = LocalStorage(self.path)
+        self._engine = Engine(
+            storage,
+            distance=distance,
+            index=index,
+            params=params,
+            dimension=known_dimension(embedding),
+            embedding_model=embedding_model_name(embedding),
+            compaction=compaction,
+            commit_attempts=attempts,
+        )
+
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path is not None else "memory"
+        return f"LocalVectorStore({where!r}, documents={len(self)}, distance={self._engine.distance!r})"
+
+
+def _check_directory(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"{path} is a file; give a directory for the store")
+    if path.is_dir() and not (path / "manifests").exists():
+        if (path / "index.pkl").exists() or (path / "index.faiss").exists():
+            raise StorageError(
+                f"{path} holds a LangChain FAISS store (index.faiss + index.pkl); it is not "
+                "opened here because loading it would unpickle code. Re-add its documents "
+                "to a new LocalVectorStore instead."
+            )
