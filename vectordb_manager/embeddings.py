@@ -220,8 +220,14 @@ def check_vectors(
         )
     (dim,) = lengths
     if dimension is not None and dim != dimension:
+        if source:
+            raise DimensionMismatchError(
+                f"{who} returned {dim}-dimensional vectors but {dimension} were expected; "
+                "use the model the store was built with"
+            )
         raise DimensionMismatchError(
-            f"{who} returned {dim}-dimensional vectors but {dimension} were expected"
+            f"the vectors have dimension {dim} but the store's is {dimension}; "
+            "use the embedding model the store was built with"
         )
     try:
         array = np.asarray(vectors, dtype=np.float32)

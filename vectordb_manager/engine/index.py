@@ -137,7 +137,7 @@ class VectorIndex:
 
     def _train(self) -> None:
         n = self.ntotal
-        nlist = self.params.ivf_nlist or max(16, int(4 * math.sqrt(n)))
+        nlist = min(n, self.params.ivf_nlist or max(16, int(4 * math.sqrt(n))))
         quantizer = faiss.IndexFlat(self.dim, faiss_metric(self.distance))
         ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric(self.distance))
         ivf.own_fields = True

@@ -1,0 +1,1 @@
+"""Benchmarks for vectordb-manager (run ``python benchmarks/bench_store.py --help``)."""

@@ -1,0 +1,65 @@
+"""Test helpers: embeddings that return given vectors, and brute-force references."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+
+class VectorTable(Embeddings):
+    """Embeddings that look texts up in a table; a text of the form 'q:<i>' maps to query i."""
+
+    def __init__(self, vectors: np.ndarray, queries: np.ndarray | None = None) -> None:
+        self.vectors = vectors
+        self.queries = queries if queries is not None else vectors
+        self.size = vectors.shape[1]
+        self.calls = 0
+
+    def _one(self, text: str) -> list[float]:
+        kind, _, num = text.partition(":")
+        table = self.queries if kind == "q" else self.vectors
+        return table[int(num)].tolist()  # type: ignore[no-any-return]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls += 1
+        return [self._one(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._one(text)
+
+
+def clustered(n: int, dim: int, seed: int = 0, centres: int = 20) -> np.ndarray:
+    """Unit vectors around a few centres (like real embeddings, unlike uniform noise)."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centres, dim))
+    x = c[rng.integers(0, centres, n)] + 0.3 * rng.normal(size=(n, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32)
+
+
+def brute_force(
+    vectors: np.ndarray,
+    query: np.ndarray,
+    k: int,
+    distance: str,
+    keep: Sequence[int] | None = None,
+) -> list[int]:
+    """Indices of the k nearest rows (among ``keep``), by exact NumPy arithmetic in float64."""
+    idx = np.arange(len(vectors)) if keep is None else np.asarray(keep)
+    x = vectors[idx].astype(np.float64)
+    q = query.astype(np.float64)
+    if distance == "l2":
+        d = ((x - q) ** 2).sum(axis=1)
+    elif distance == "cosine":
+        d = -(x / np.linalg.norm(x, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))
+    else:
+        d = -(x @ q)
+    order = np.argsort(d, kind="stable")[:k]
+    return [int(i) for i in idx[order]]
+
+
+def passing(metas: Sequence[Mapping[str, Any]], test: Callable[[Mapping[str, Any]], bool]) -> list[int]:
+    return [i for i, m in enumerate(metas) if test(m)]

@@ -1,0 +1,291 @@
+"""Persistence: reopening, the format on disk, compaction, tampering, dimensions, odd ids."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+
+from tests.helpers import VectorTable, clustered
+from vectordb_manager import (
+    ConfigurationError,
+    DimensionMismatchError,
+    IntegrityError,
+    LocalVectorStore,
+    StorageError,
+)
+from vectordb_manager.embeddings import HashingEmbeddings
+from vectordb_manager.engine.compaction import CompactionPolicy
+
+EMB = HashingEmbeddings(64)
+
+
+def open_store(path: Path, **kw: object) -> LocalVectorStore:
+    return LocalVectorStore(EMB, path, **kw)  # type: ignore[arg-type]
+
+
+def files(path: Path, pattern: str) -> list[Path]:
+    return sorted(path.glob(pattern))
+
+
+def test_reopen_round_trips_documents_exactly(tmp_path: Path) -> None:
+    meta = {"s": "é\n", "n": 1, "f": 1.5, "b": False, "none": None, "l": [1, "x", [2]], "d": {"k": {}}}
+    store = open_store(tmp_path)
+    store.add_documents([Document(page_content="hello world", metadata=meta, id="a")])
+    store.add_texts(["second text"], ids=["b"])
+    again = open_store(tmp_path)
+    assert again.get_by_ids(["a", "b"]) == [
+        Document(page_content="hello world", metadata=meta, id="a"),
+        Document(page_content="second text", metadata={}, id="b"),
+    ]
+    assert again.similarity_search("hello", k=1)[0].id == "a"
+
+
+def test_layout_is_segments_plus_manifest_without_pickle(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.add_texts(["one", "two"], [{"k": 1}, {"k": 2}], ids=["1", "2"])
+    store.delete(["1"])
+    manifests = files(tmp_path, "manifests/*.json")
+    latest = json.loads(manifests[-1].read_text())
+    assert latest["format"] == "vectordb-manager" and latest["format_version"] == 1
+    assert latest["dimension"] == 64 and latest["distance"] == "cosine"
+    assert latest["live_count"] == 1 and len(latest["segments"]) == 2
+    seg = latest["segments"][0]
+    rec_path = tmp_path / seg["files"]["records"]["path"]
+    rows = [json.loads(line) for line in rec_path.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["1", "2"] and rows[0]["metadata"] == {"k": 1}
+    vec = np.load(tmp_path / seg["files"]["vectors"]["path"], allow_pickle=False)
+    assert vec.shape == (2, 64) and vec.dtype == np.float32
+    assert json.loads((tmp_path / latest["segments"][1]["files"]["deletes"]["path"]).read_text()) == ["1"]
+    for p in tmp_path.rglob("*"):
+        if p.is_file():
+            assert not p.read_bytes().startswith(b"\x80"), f"{p} looks like a pickle"
+
+
+def test_persisting_costs_in_proportion_to_the_change(tmp_path: Path) -> None:
+    store = open_store(tmp_path, compaction=CompactionPolicy(enabled=False))
+    store.add_texts([f"text number {i}" for i in range(2000)])
+    before = {p: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()}
+    store.add_texts(["one more"])
+    after = {p: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()}
+    assert all(after[p] == size for p, size in before.items()), "old files must never change"
+    new_bytes = sum(size for p, size in after.items() if p not in before)
+    assert new_bytes < sum(before.values()) / 20
+
+
+def test_compaction_bounds_segments_and_keeps_everything(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    for i in range(120):
+        store.add_texts([f"batch {i} a", f"batch {i} b"], ids=[f"{i}a", f"{i}b"])
+        if i % 10 == 0:
+            store.delete([f"{i}a"])
+    segs = store.stats()["segments"]
+    assert segs <= 12, segs
+    assert len(files(tmp_path, "manifests/*.json")) <= 10
+    again = open_store(tmp_path)
+    assert len(again) == 240 - 12
+    assert again.get_by_ids(["0a", "0b", "119b"])[0].id == "0b"
+    again.verify()
+    referenced = set()
+    latest = json.loads(files(tmp_path, "manifests/*.json")[-1].read_text())
+    for s in latest["segments"]:
+        referenced |= {f["path"] for f in s["files"].values()}
+    on_disk = {p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("segments/*")}
+    assert on_disk == referenced, "merged-away segment files are removed"
+
+
+def test_full_compaction_saves_hnsw_snapshot_and_reopens_from_it(tmp_path: Path) -> None:
+    emb = VectorTable(clustered(500, 32))
+    store = LocalVectorStore(emb, tmp_path, index="hnsw")
+    store.add_texts([f"d:{i}" for i in range(500)], ids=[str(i) for i in range(500)])
+    store.delete([str(i) for i in range(100)])
+    assert store.compact()
+    latest = json.loads(files(tmp_path, "manifests/*.json")[-1].read_text())
+    assert latest["index_snapshot"]["rows"] == 400 and len(latest["segments"]) == 1
+    again = LocalVectorStore(emb, tmp_path, index="hnsw")
+    assert len(again) == 400 and again.stats()["tombstones"] == 0
+    assert again.similarity_search("d:250", k=1)[0].id == "250"
+    assert again.similarity_search("d:50", k=1)[0].id != "50"  # deleted before compaction
+    again.verify()
+
+
+def test_dimension_mismatch_on_open_writes_nothing(tmp_path: Path) -> None:
+    open_store(tmp_path).add_texts(["x"])
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(DimensionMismatchError, match="64-dimensional"):
+        LocalVectorStore(HashingEmbeddings(32), tmp_path)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+class Opaque(Embeddings):
+    """A model that cannot say its dimension before embedding."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [[float(len(t)), 1.0, 0.5] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [float(len(text)), 1.0, 0.5]
+
+
+def test_dimension_learned_from_first_add_when_model_cannot_say(tmp_path: Path) -> None:
+    store = LocalVectorStore(Opaque(), tmp_path)
+    assert store.stats()["dimension"] is None
+    assert store.similarity_search("anything") == []
+    store.add_texts(["a", "bb"])
+    assert store.stats()["dimension"] == 3
+    with pytest.raises(DimensionMismatchError, match="dimension 8"):
+        store.add_embeddings([("c", [0.1] * 8)])
+    again = LocalVectorStore(Opaque(), tmp_path)
+    assert len(again) == 2 and again.stats()["dimension"] == 3
+    with pytest.raises(DimensionMismatchError, match="dimension 2"):
+        again.similarity_search_by_vector([1.0, 2.0])
+
+
+def test_distance_mismatch_is_a_clear_error(tmp_path: Path) -> None:
+    open_store(tmp_path, distance="l2").add_texts(["x"])
+    with pytest.raises(ConfigurationError, match="distance='l2'"):
+        open_store(tmp_path)
+    assert len(open_store(tmp_path, distance="l2")) == 1
+
+
+def _segment_file(path: Path, kind: str) -> Path:
+    return next(path.glob(f"segments/*.{kind}"))
+
+
+@pytest.mark.parametrize("kind", ["records.jsonl", "vectors.npy"])
+def test_flipped_byte_is_detected(tmp_path: Path, kind: str) -> None:
+    open_store(tmp_path).add_texts(["alpha", "beta"])
+    target = _segment_file(tmp_path, kind)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="checksum"):
+        open_store(tmp_path)
+
+
+def test_truncated_file_is_detected(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.add_texts(["alpha", "beta"])
+    target = _segment_file(tmp_path, "vectors.npy")
+    target.write_bytes(target.read_bytes()[:-10])
+    with pytest.raises(IntegrityError, match="truncated"):
+        store.verify()
+    with pytest.raises(IntegrityError, match="truncated"):
+        open_store(tmp_path)
+
+
+def test_missing_file_is_detected(tmp_path: Path) -> None:
+    open_store(tmp_path).add_texts(["alpha"])
+    _segment_file(tmp_path, "records.jsonl").unlink()
+    with pytest.raises(IntegrityError, match="missing"):
+        open_store(tmp_path)
+
+
+class _Boom:
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path("/tmp/vectordb-pickle-ran").touch, ())
+
+
+def test_planted_pickle_is_refused_and_never_executed(tmp_path: Path) -> None:
+    """An attacker replaces the vectors with a pickle and fixes up the manifest's checksums."""
+    marker = Path("/tmp/vectordb-pickle-ran")
+    marker.unlink(missing_ok=True)
+    open_store(tmp_path).add_texts(["alpha"])
+    target = _segment_file(tmp_path, "vectors.npy")
+    buf = io.BytesIO()
+    np.save(buf, np.array([_Boom()], dtype=object), allow_pickle=True)
+    payload = buf.getvalue()
+    target.write_bytes(payload)
+    manifest = sorted(tmp_path.glob("manifests/*.json"))[-1]
+    doc = json.loads(manifest.read_text())
+    import hashlib
+
+    ref = doc["segments"][0]["files"]["vectors"]
+    ref["bytes"], ref["sha256"] = len(payload), hashlib.sha256(payload).hexdigest()
+    manifest.write_text(json.dumps(doc))
+    (tmp_path / "index.pkl").write_bytes(pickle.dumps(_Boom()))
+    with pytest.raises(IntegrityError, match="refusing to load"):
+        open_store(tmp_path)
+    assert not marker.exists(), "a pickle from the store was executed"
+
+
+def test_langchain_faiss_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "index.faiss").write_bytes(b"x")
+    (tmp_path / "index.pkl").write_bytes(b"x")
+    with pytest.raises(StorageError, match="unpickle"):
+        open_store(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(format_version=99), "format version 99"),
+        (lambda d: d.update(features=["zstd-records"]), "features this release does not know"),
+        (lambda d: d.update(format="other"), "not a vectordb-manager manifest"),
+        (lambda d: d["segments"][0]["files"]["records"].update(path="../../etc/passwd"),
+         "outside the store"),
+        (lambda d: d.update(live_count=5), "says 5 documents"),
+    ],
+)
+def test_manifest_problems_are_refused(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+    open_store(tmp_path).add_texts(["alpha"])
+    manifest = sorted(tmp_path.glob("manifests/*.json"))[-1]
+    doc = json.loads(manifest.read_text())
+    change(doc)
+    manifest.write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError, match=message):
+        open_store(tmp_path)
+
+
+def test_not_json_manifest(tmp_path: Path) -> None:
+    open_store(tmp_path).add_texts(["alpha"])
+    sorted(tmp_path.glob("manifests/*.json"))[-1].write_bytes(b"\x00garbage")
+    with pytest.raises(IntegrityError, match="not a valid manifest"):
+        open_store(tmp_path)
+
+
+def test_path_is_a_file(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(StorageError, match="is a file"):
+        open_store(f)
+
+
+ODD_IDS = ["a/b", "../../etc/passwd", "..", "/abs", "ünïcødé ✓", "line\nbreak", "x" * 1000, "nul\x00byte", " "]
+
+
+def test_odd_ids_never_become_paths(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s")
+    store.add_texts([f"text {i}" for i in range(len(ODD_IDS))], ids=ODD_IDS)
+    outside = {p for p in tmp_path.rglob("*")} - {p for p in (tmp_path / "s").rglob("*")} - {tmp_path / "s"}
+    assert outside == set()
+    for p in (tmp_path / "s").rglob("*"):
+        assert p.name.split(".")[0].isalnum() or p.name.startswith("0") or p.is_dir(), p
+    again = open_store(tmp_path / "s")
+    assert [d.id for d in again.get_by_ids(ODD_IDS)] == ODD_IDS
+    again.delete(ODD_IDS[:3])
+    assert len(open_store(tmp_path / "s")) == len(ODD_IDS) - 3
+
+
+def test_unchanged_readd_writes_nothing(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.add_texts(["a", "b"], [{"x": 1}, {"x": 2}], ids=["1", "2"])
+    version = store.stats()["version"]
+    store.add_texts(["a", "b"], [{"x": 1}, {"x": 2}], ids=["1", "2"])
+    assert store.stats()["version"] == version
+    store.add_texts(["a", "b"], [{"x": 1}, {"x": 3}], ids=["1", "2"])
+    assert store.stats()["version"] == version + 1
+    assert open_store(tmp_path).get_by_ids(["2"])[0].metadata == {"x": 3}
+
+
+def test_delete_all_with_none(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.add_texts(["a", "b", "c"])
+    assert store.delete() is True
+    assert len(store) == 0 and len(open_store(tmp_path)) == 0

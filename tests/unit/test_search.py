@@ -1,0 +1,174 @@
+"""Search exactness: flat equals brute force; filtered search equals brute force over the
+documents that pass; deletes and upserts hold for every index type; scores mean what they say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import VectorTable, brute_force, clustered, passing
+from vectordb_manager import LocalVectorStore
+
+N, DIM, K = 3000, 32, 10
+DISTANCES = ["cosine", "l2", "inner_product"]
+
+
+def make_store(
+    distance: str, index: str = "flat", path: Path | None = None, n: int = N, **kw: object
+) -> tuple[LocalVectorStore, np.ndarray, np.ndarray, list[dict[str, int]]]:
+    vectors = clustered(n, DIM, seed=1)
+    if distance != "cosine":  # give the vectors different norms, so l2 / ip / cosine differ
+        vectors = vectors * np.random.default_rng(2).uniform(0.5, 2.0, size=(n, 1)).astype(np.float32)
+    queries = clustered(40, DIM, seed=3)
+    emb = VectorTable(vectors, queries)
+    store = LocalVectorStore(emb, path, distance=distance, index=index, **kw)  # type: ignore[arg-type]
+    metas = [{"i": i, "bucket": i % 100, "half": i % 2} for i in range(n)]
+    store.add_texts([f"d:{i}" for i in range(n)], metas, ids=[str(i) for i in range(n)])
+    return store, vectors, queries, metas
+
+
+def result_ids(store: LocalVectorStore, qi: int, k: int = K, **kw: object) -> list[int]:
+    docs = store.similarity_search(f"q:{qi}", k=k, **kw)  # type: ignore[arg-type]
+    return [int(d.id) for d in docs]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_flat_equals_brute_force(distance: str) -> None:
+    store, vectors, queries, _ = make_store(distance)
+    for qi in range(len(queries)):
+        assert result_ids(store, qi) == brute_force(vectors, queries[qi], K, distance)
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize(
+    ("flt", "test"),
+    [
+        ({"bucket": 7}, lambda m: m["bucket"] == 7),  # 1% pass: exact subset path
+        ({"half": 1}, lambda m: m["half"] == 1),  # 50% pass: FAISS selector path
+        ({"$or": [{"bucket": {"$lt": 3}}, {"i": {"$in": [5, 6, 7]}}]},
+         lambda m: m["bucket"] < 3 or m["i"] in (5, 6, 7)),
+    ],
+)
+def test_filtered_equals_brute_force_over_passing(distance: str, flt: dict, test) -> None:  # type: ignore[no-untyped-def]
+    # 10,000 documents: the 50% filter passes 5,000, enough to take the FAISS selector path
+    store, vectors, queries, metas = make_store(distance, n=10_000)
+    keep = passing(metas, test)
+    for qi in range(0, len(queries), 4):
+        got = result_ids(store, qi, filter=flt)
+        assert len(got) == K  # filled: never fewer when enough documents pass
+        assert got == brute_force(vectors, queries[qi], K, distance, keep)
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw", "ivf"])
+def test_filter_returns_all_when_fewer_pass(index: str) -> None:
+    store, _, _, _ = make_store("cosine", index, ivf_min_train=500)
+    docs = store.similarity_search("q:0", k=50, filter={"i": {"$in": [1, 2, 3]}})
+    assert sorted(d.id for d in docs) == ["1", "2", "3"]  # type: ignore[type-var]
+    assert store.similarity_search("q:0", k=5, filter={"bucket": 1000}) == []
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw", "ivf"])
+def test_filtered_search_is_filled_for_approximate_indexes(index: str) -> None:
+    store, vectors, queries, metas = make_store("cosine", index, ivf_min_train=500)
+    keep = passing(metas, lambda m: m["bucket"] == 7)
+    for qi in range(0, 40, 8):
+        got = result_ids(store, qi, filter={"bucket": 7})
+        assert len(got) == K and all(int(i) % 100 == 7 for i in got)
+        # 30 candidates pass: the exact path is used, so even approximate indexes are exact here
+        assert got == brute_force(vectors, queries[qi], K, "cosine", keep)
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("persisted", [False, True])
+def test_delete_and_upsert_for_every_index(index: str, persisted: bool, tmp_path: Path) -> None:
+    path = tmp_path / "s" if persisted else None
+    store, vectors, queries, _ = make_store("cosine", index, path, n=1200, ivf_min_train=500)
+    gone = [str(i) for i in range(0, 1200, 3)]
+    store.delete(gone)
+    # re-point id "1" at query 0's own vector: it must now be the nearest to query 0
+    store.add_embeddings([("moved", queries[0].tolist())], [{"moved": True}], ids=["1"])
+    for s in [store, LocalVectorStore(store.embeddings, path, index=index)] if path else [store]:
+        assert len(s) == 1200 - len(gone)
+        assert s.get_by_ids(gone[:5]) == []
+        top = s.similarity_search("q:0", k=20)
+        assert top[0].id == "1" and top[0].page_content == "moved"
+        assert not {d.id for d in top} & set(gone)
+        assert len(top) == 20
+        s.verify()
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw"])
+def test_tombstones_many_deletes_still_exact(index: str) -> None:
+    store, vectors, queries, _ = make_store("l2", index, n=2000)
+    # delete the true nearest neighbours of query 0 and many others
+    first = brute_force(vectors, queries[0], 50, "l2")
+    store.delete([str(i) for i in first[:40]] + [str(i) for i in range(1000, 1500)])
+    deleted = set(first[:40]) | set(range(1000, 1500))
+    keep = [i for i in range(2000) if i not in deleted]
+    got = result_ids(store, 0)
+    if index == "flat":
+        assert got == brute_force(vectors, queries[0], K, "l2", keep)
+    else:
+        assert len(got) == K and not set(got) & deleted
+
+
+def test_scores_are_distances_and_relevance_in_unit_interval() -> None:
+    for distance in DISTANCES:
+        store, vectors, queries, _ = make_store(distance, n=500)
+        with_score = store.similarity_search_with_score("q:0", k=20)
+        raw = [s for _, s in with_score]
+        assert raw == sorted(raw), f"{distance}: raw scores must be ascending distances"
+        rel = store.similarity_search_with_relevance_scores("q:0", k=20)
+        scores = [s for _, s in rel]
+        assert all(0.0 <= s <= 1.0 for s in scores)
+        assert scores == sorted(scores, reverse=True), f"{distance}: relevance must descend"
+        q = queries[0].astype(np.float64)
+        v = vectors[int(with_score[0][0].id)].astype(np.float64)  # type: ignore[arg-type]
+        expected = {
+            "cosine": 1 - v @ q / np.linalg.norm(v) / np.linalg.norm(q),
+            "l2": np.linalg.norm(v - q),
+            "inner_product": -(v @ q),
+        }[distance]
+        assert raw[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_relevance_threshold_filters() -> None:
+    store, _, _, _ = make_store("cosine", n=300)
+    all_rel = store.similarity_search_with_relevance_scores("q:0", k=300)
+    cut = all_rel[10][1]
+    kept = store.similarity_search_with_relevance_scores("q:0", k=300, score_threshold=cut)
+    assert len(kept) >= 11 and all(s >= cut for _, s in kept)
+
+
+def test_mmr_prefers_diverse_results() -> None:
+    base = np.eye(8, dtype=np.float32)
+    near = base[0] + 0.01 * base[1]
+    vectors = np.stack([base[0], near / np.linalg.norm(near), base[2], base[3]])
+    query = (base[0] + 0.5 * base[2]).reshape(1, -1)
+    store = LocalVectorStore(VectorTable(vectors, query / np.linalg.norm(query)))
+    store.add_texts([f"d:{i}" for i in range(4)], ids=["a", "a2", "c", "d"])
+    plain = [d.id for d in store.similarity_search("q:0", k=2)]
+    mmr = [d.id for d in store.max_marginal_relevance_search("q:0", k=2, fetch_k=4, lambda_mult=0.3)]
+    assert plain == ["a", "a2"]
+    assert mmr == ["a", "c"]
+    filtered = store.max_marginal_relevance_search("q:0", k=2, filter={"x": 1})
+    assert filtered == []
+
+
+def test_search_by_vector_and_with_score_by_vector() -> None:
+    store, vectors, queries, _ = make_store("cosine", n=400)
+    by_text = store.similarity_search("q:5", k=5)
+    by_vec = store.similarity_search_by_vector(queries[5].tolist(), k=5)
+    assert [d.id for d in by_text] == [d.id for d in by_vec]
+    pairs = store.similarity_search_with_score_by_vector(queries[5].tolist(), k=5, filter={"half": 0})
+    assert all(int(d.id) % 2 == 0 for d, _ in pairs)  # type: ignore[arg-type]
+
+
+def test_auto_switches_to_hnsw_at_threshold() -> None:
+    store, vectors, queries, _ = make_store("cosine", "auto", n=600, auto_threshold=500)
+    assert store.stats()["index"] == "hnsw"
+    small, *_ = make_store("cosine", "auto", n=400, auto_threshold=500)
+    assert small.stats()["index"] == "flat"
+    assert result_ids(store, 0, k=1) == brute_force(vectors, queries[0], 1, "cosine")
