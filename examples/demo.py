@@ -31,7 +31,9 @@ def main() -> int:
             page_content=path.read_text(encoding="utf-8").strip(),
             metadata={
                 "source": path.name,
-                "topic": {"cooking.txt": "kitchen", "gardening.txt": "garden"}.get(path.name, "tech"),
+                "topic": {"cooking.txt": "kitchen", "gardening.txt": "garden"}.get(
+                    path.name, "tech"
+                ),
             },
             id=path.stem,
         )
@@ -41,11 +43,15 @@ def main() -> int:
     print(f"store: {config.local_path} with {len(store)} documents\n")
     for question, filter_ in QUESTIONS:
         print(f"Q: {question}" + (f"   filter={filter_}" if filter_ else ""))
-        for doc, score in store.similarity_search_with_relevance_scores(question, k=2, filter=filter_):
+        for doc, score in store.similarity_search_with_relevance_scores(
+            question, k=2, filter=filter_
+        ):
             print(f"  {score:.3f}  [{doc.metadata['source']}] {doc.page_content[:90]}...")
         print()
     report = store.verify()
-    print(f"verify(): {report['documents']} documents, {report['segments']} segment(s), checksums OK")
+    print(
+        f"verify(): {report['documents']} documents, {report['segments']} segment(s), checksums OK"
+    )
     return 0
 
 

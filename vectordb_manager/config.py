@@ -68,9 +68,7 @@ class VectorDBConfig:
     def __post_init__(self) -> None:
         problems = [*_type_problems(self), *_value_problems(self)]
         if problems:
-            raise ConfigurationError(
-                "invalid configuration: " + "; ".join(problems)
-            )
+            raise ConfigurationError("invalid configuration: " + "; ".join(problems))
 
     # -- constructors -------------------------------------------------------------------
     @classmethod
@@ -83,9 +81,10 @@ class VectorDBConfig:
         """Build a config from a mapping; unknown keys raise `ConfigurationError`."""
         if not isinstance(data, Mapping):
             raise ConfigurationError(
-                f"configuration must be a mapping of field names to values, got {type(data).__name__}"
+                "configuration must be a mapping of field names to values, "
+                f"got {type(data).__name__}"
             )
-        unknown = sorted(set(data) - set(cls.field_names()))
+        unknown = sorted(set(data) - set(cls.field_names()), key=str)
         if unknown:
             raise ConfigurationError(
                 f"unknown configuration key(s) {', '.join(map(repr, unknown))}; "
@@ -143,7 +142,9 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigurationError(f"cannot read configuration file {p}: {exc.strerror or exc}") from exc
+        raise ConfigurationError(
+            f"cannot read configuration file {p}: {exc.strerror or exc}"
+        ) from exc
     suffix = p.suffix.lower()
     try:
         if suffix == ".json":
@@ -158,7 +159,9 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "use .json, .toml, .yaml or .yml"
             )
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"configuration file {p} is not valid {suffix[1:]}: {exc}") from exc
+        raise ConfigurationError(
+            f"configuration file {p} is not valid {suffix[1:]}: {exc}"
+        ) from exc
     if isinstance(data, dict) and set(data) == {"vectordb"} and isinstance(data["vectordb"], dict):
         data = data["vectordb"]
     if not isinstance(data, dict):
@@ -168,15 +171,14 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 # -- validation helpers ------------------------------------------------------------------
 
+
 def _type_problems(config: VectorDBConfig) -> list[str]:
     hints = typing.get_type_hints(type(config))
     problems = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if not _is_instance(value, hints[f.name]):
-            problems.append(
-                f"{f.name}={value!r} should be {_describe(hints[f.name])}"
-            )
+            problems.append(f"{f.name}={value!r} should be {_describe(hints[f.name])}")
     return problems
 
 
@@ -196,21 +198,17 @@ def _value_problems(c: VectorDBConfig) -> list[str]:
         one_of("s3_sse", c.s3_sse, SSE_MODES)
     if c.s3_kms_key_id is not None and c.s3_sse != "aws:kms":
         problems.append("s3_kms_key_id is set but s3_sse is not 'aws:kms'; set s3_sse='aws:kms'")
-    if isinstance(c.chunk_size, int) and c.chunk_size <= 0:
+    if _is_int(c.chunk_size) and c.chunk_size <= 0:
         problems.append(f"chunk_size={c.chunk_size} must be positive")
-    if isinstance(c.chunk_overlap, int) and c.chunk_overlap < 0:
+    if _is_int(c.chunk_overlap) and c.chunk_overlap < 0:
         problems.append(f"chunk_overlap={c.chunk_overlap} must be zero or positive")
-    if (
-        isinstance(c.chunk_size, int)
-        and isinstance(c.chunk_overlap, int)
-        and 0 < c.chunk_size <= c.chunk_overlap
-    ):
+    if _is_int(c.chunk_size) and _is_int(c.chunk_overlap) and 0 < c.chunk_size <= c.chunk_overlap:
         problems.append(
             f"chunk_overlap={c.chunk_overlap} must be smaller than chunk_size={c.chunk_size}"
         )
     for name in ("embedding_batch_size", "s3_max_attempts", "embedding_dimensions"):
         value = getattr(c, name)
-        if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+        if _is_int(value) and value <= 0:
             problems.append(f"{name}={value} must be positive")
     if c.storage_type == "s3" and not c.s3_bucket:
         problems.append("s3_bucket is required when storage_type='s3'")
@@ -219,6 +217,10 @@ def _value_problems(c: VectorDBConfig) -> list[str]:
     if c.storage_type == "local" and isinstance(c.local_path, str) and not c.local_path.strip():
         problems.append("local_path must not be empty when storage_type='local'")
     return problems
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_instance(value: object, hint: Any) -> bool:
@@ -248,10 +250,15 @@ def _describe(hint: Any) -> str:
 
 
 def _from_string(raw: str, hint: Any) -> Any:
-    args = set(typing.get_args(hint)) if typing.get_origin(hint) in (
-        typing.Union,
-        types.UnionType,
-    ) else {hint}
+    args = (
+        set(typing.get_args(hint))
+        if typing.get_origin(hint)
+        in (
+            typing.Union,
+            types.UnionType,
+        )
+        else {hint}
+    )
     if type(None) in args and raw.strip().lower() in ("", "none", "null"):
         return None
     if int in args:

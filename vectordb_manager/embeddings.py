@@ -10,7 +10,6 @@ installed), ``openai``, or ``fake`` (:class:`HashingEmbeddings`, model-free and 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -58,7 +57,8 @@ class HashingEmbeddings(Embeddings):
         if norm == 0.0:
             vec[0] = 1.0  # a text with no words still gets a valid unit vector
             norm = 1.0
-        return (vec / norm).tolist()
+        result: list[float] = (vec / norm).tolist()
+        return result
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [self._embed(t) for t in texts]
@@ -114,17 +114,23 @@ class EmbeddingService(Embeddings):
 
     def __init__(self, embeddings: Embeddings, *, batch_size: int = 64) -> None:
         if isinstance(embeddings, EmbeddingService):
-            embeddings = embeddings.embeddings
+            embeddings = embeddings.inner
         if not isinstance(embeddings, Embeddings):
             raise ConfigurationError(
-                f"EmbeddingService needs a LangChain Embeddings object, got {type(embeddings).__name__}"
+                "EmbeddingService needs a LangChain Embeddings object, "
+                f"got {type(embeddings).__name__}"
             )
         if batch_size <= 0:
             raise ConfigurationError(f"batch_size={batch_size} must be positive")
-        self.embeddings = embeddings
+        self.embeddings: Embeddings = embeddings
         self.batch_size = batch_size
         self._dimension = known_dimension(embeddings)
         self.model_name = embedding_model_name(embeddings)
+
+    @property
+    def inner(self) -> Embeddings:
+        """The wrapped LangChain embeddings."""
+        return self.embeddings
 
     @classmethod
     def from_config(cls, config: VectorDBConfig) -> EmbeddingService:
@@ -207,11 +213,15 @@ def check_vectors(
     try:
         count = len(vectors)
     except TypeError:
-        raise EmbeddingError(f"{who} returned {type(vectors).__name__}, not a list of vectors") from None
+        raise EmbeddingError(
+            f"{who} returned {type(vectors).__name__}, not a list of vectors"
+        ) from None
     if count != expected:
         raise EmbeddingError(f"{who} returned {count} vectors for {expected} texts")
     if count == 0:
         return np.zeros((0, dimension or 0), dtype=np.float32)
+    if any(isinstance(v, str | bytes) or not hasattr(v, "__len__") for v in vectors):
+        raise EmbeddingError(f"{who} returned items that are not vectors (lists of floats)")
     lengths = {len(v) for v in vectors}
     if len(lengths) > 1:
         raise DimensionMismatchError(
@@ -308,9 +318,3 @@ def _openai(config: VectorDBConfig) -> Embeddings:
 
 def _failure(model: str | None, exc: Exception) -> str:
     return f"embedding model {model!r} failed: {type(exc).__name__}: {exc}"
-
-
-def is_unit(array: np.ndarray[Any, Any]) -> bool:
-    """Whether every row has L2 norm 1 (within float32 tolerance)."""
-    norms = np.linalg.norm(array, axis=1)
-    return bool(np.all(np.abs(norms - 1.0) < 1e-3)) and not math.isnan(float(norms.sum()))

@@ -131,15 +131,24 @@ def test_configuration_error_is_a_value_error_and_a_vectordb_error() -> None:
             {"embedding_provider": "cohere"},
             "embedding_provider='cohere' must be one of huggingface, openai, fake",
         ),
-        ({"distance_metric": "dot"}, "distance_metric='dot' must be one of cosine, l2, inner_product"),
+        (
+            {"distance_metric": "dot"},
+            "distance_metric='dot' must be one of cosine, l2, inner_product",
+        ),
         ({"index_type": "lsh"}, "index_type='lsh' must be one of flat, hnsw, ivf, auto"),
         ({"s3_retry_mode": "legacy"}, "s3_retry_mode='legacy' must be one of standard, adaptive"),
         ({"s3_sse": "aes"}, "s3_sse='aes' must be one of AES256, aws:kms"),
         ({"chunk_size": 0}, "chunk_size=0 must be positive"),
         ({"chunk_size": -10}, "chunk_size=-10 must be positive"),
         ({"chunk_overlap": -1}, "chunk_overlap=-1 must be zero or positive"),
-        ({"chunk_size": 100, "chunk_overlap": 100}, "chunk_overlap=100 must be smaller than chunk_size=100"),
-        ({"chunk_size": 100, "chunk_overlap": 150}, "chunk_overlap=150 must be smaller than chunk_size=100"),
+        (
+            {"chunk_size": 100, "chunk_overlap": 100},
+            "chunk_overlap=100 must be smaller than chunk_size=100",
+        ),
+        (
+            {"chunk_size": 100, "chunk_overlap": 150},
+            "chunk_overlap=150 must be smaller than chunk_size=100",
+        ),
         ({"embedding_batch_size": 0}, "embedding_batch_size=0 must be positive"),
         ({"s3_max_attempts": -2}, "s3_max_attempts=-2 must be positive"),
         ({"embedding_dimensions": 0}, "embedding_dimensions=0 must be positive"),
@@ -238,7 +247,9 @@ def test_replace_returns_a_changed_copy_and_keeps_the_original() -> None:
 
 def test_replace_validates_again() -> None:
     config = VectorDBConfig(chunk_size=500, chunk_overlap=100)
-    with pytest.raises(ConfigurationError, match="chunk_overlap=100 must be smaller than chunk_size=50"):
+    with pytest.raises(
+        ConfigurationError, match="chunk_overlap=100 must be smaller than chunk_size=50"
+    ):
         config.replace(chunk_size=50)
 
 
@@ -282,7 +293,9 @@ def test_to_dict_round_trips_through_from_dict() -> None:
 
 
 def test_from_dict_builds_a_config() -> None:
-    config = VectorDBConfig.from_dict({"storage_type": "memory", "chunk_size": 256, "chunk_overlap": 0})
+    config = VectorDBConfig.from_dict(
+        {"storage_type": "memory", "chunk_size": 256, "chunk_overlap": 0}
+    )
     assert config == VectorDBConfig(storage_type="memory", chunk_size=256, chunk_overlap=0)
 
 
@@ -297,14 +310,18 @@ def test_from_dict_accepts_any_mapping() -> None:
 
 def test_from_dict_rejects_unknown_keys_and_lists_valid_ones() -> None:
     with pytest.raises(ConfigurationError) as info:
-        VectorDBConfig.from_dict({"chunk_size": 10, "chunk_overlap": 1, "colour": "red", "bogus": 1})
+        VectorDBConfig.from_dict(
+            {"chunk_size": 10, "chunk_overlap": 1, "colour": "red", "bogus": 1}
+        )
     message = str(info.value)
     assert "unknown configuration key(s) 'bogus', 'colour';" in message
     assert "valid keys are: " + ", ".join(ALL_FIELDS) in message
 
 
 def test_from_dict_rejects_a_non_mapping() -> None:
-    with pytest.raises(ConfigurationError, match="must be a mapping of field names to values, got list"):
+    with pytest.raises(
+        ConfigurationError, match="must be a mapping of field names to values, got list"
+    ):
         VectorDBConfig.from_dict([("chunk_size", 10)])  # type: ignore[arg-type]
 
 
@@ -313,11 +330,6 @@ def test_from_dict_validates_values() -> None:
         VectorDBConfig.from_dict({"chunk_size": "big"})
 
 
-@pytest.mark.xfail(
-    reason="BUG: from_dict sorts unknown keys with plain sorted(); keys of mixed types "
-    "(e.g. YAML `1:` and `bogus:`) raise TypeError instead of ConfigurationError",
-    strict=True,
-)
 def test_from_dict_reports_unknown_keys_of_mixed_types(tmp_path: Path) -> None:
     path = _write(tmp_path / "config.yaml", "1: one\nbogus: two\n")
     with pytest.raises(ConfigurationError, match=r"unknown configuration key\(s\)"):
@@ -387,7 +399,11 @@ def test_from_env_non_optional_strings_stay_strings() -> None:
 
 
 def test_env_overrides_returns_only_the_set_fields() -> None:
-    env = {"VECTORDB_CHUNK_SIZE": "42", "VECTORDB_S3_BUCKET": "bucket", "VECTORDB_AWS_REGION": "null"}
+    env = {
+        "VECTORDB_CHUNK_SIZE": "42",
+        "VECTORDB_S3_BUCKET": "bucket",
+        "VECTORDB_AWS_REGION": "null",
+    }
     assert VectorDBConfig.env_overrides(environ=env) == {
         "chunk_size": 42,
         "s3_bucket": "bucket",
@@ -456,7 +472,10 @@ def test_from_file_toml(tmp_path: Path) -> None:
 def test_from_file_yaml(tmp_path: Path, suffix: str) -> None:
     path = _write(
         tmp_path / f"config{suffix}",
-        "embedding_provider: fake\nembedding_dimensions: 16\ndistance_metric: l2\ns3_bucket: null\n",
+        "embedding_provider: fake\n"
+        "embedding_dimensions: 16\n"
+        "distance_metric: l2\n"
+        "s3_bucket: null\n",
     )
     config = VectorDBConfig.from_file(str(path))
     assert config.embedding_provider == "fake"
@@ -480,7 +499,9 @@ def test_from_file_unwraps_a_nested_vectordb_table(tmp_path: Path, name: str, te
 
 
 def test_from_file_vectordb_table_next_to_other_keys_is_not_unwrapped(tmp_path: Path) -> None:
-    path = _write(tmp_path / "c.toml", "chunk_size = 10\nchunk_overlap = 1\n[vectordb]\nindex_type = 'hnsw'\n")
+    path = _write(
+        tmp_path / "c.toml", "chunk_size = 10\nchunk_overlap = 1\n[vectordb]\nindex_type = 'hnsw'\n"
+    )
     with pytest.raises(ConfigurationError, match=r"unknown configuration key\(s\) 'vectordb'"):
         VectorDBConfig.from_file(path)
 
@@ -511,7 +532,9 @@ def test_from_file_rejects_unknown_extensions(tmp_path: Path, name: str) -> None
 )
 def test_from_file_reports_invalid_syntax(tmp_path: Path, name: str, text: str, kind: str) -> None:
     path = _write(tmp_path / name, text)
-    with pytest.raises(ConfigurationError, match=re.escape(f"{name} is not valid {kind}: ")) as info:
+    with pytest.raises(
+        ConfigurationError, match=re.escape(f"{name} is not valid {kind}: ")
+    ) as info:
         VectorDBConfig.from_file(path)
     assert info.value.__cause__ is not None
 

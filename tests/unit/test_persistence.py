@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,10 @@ def test_compaction_bounds_segments_and_keeps_everything(tmp_path: Path) -> None
             store.delete([f"{i}a"])
     segs = store.stats()["segments"]
     assert segs <= 12, segs
+    # old manifests stay for MANIFEST_RETENTION_SECONDS, then compaction removes them
+    assert len(files(tmp_path, "manifests/*.json")) > 100
+    store.engine._clock = lambda: time.time() + 3600
+    store.compact()
     assert len(files(tmp_path, "manifests/*.json")) <= 10
     again = open_store(tmp_path)
     assert len(again) == 240 - 12

@@ -84,7 +84,7 @@ def test_filtered_search_is_filled_for_approximate_indexes(index: str) -> None:
 @pytest.mark.parametrize("persisted", [False, True])
 def test_delete_and_upsert_for_every_index(index: str, persisted: bool, tmp_path: Path) -> None:
     path = tmp_path / "s" if persisted else None
-    store, vectors, queries, _ = make_store("cosine", index, path, n=1200, ivf_min_train=500)
+    store, _, queries, _ = make_store("cosine", index, path, n=1200, ivf_min_train=500)
     gone = [str(i) for i in range(0, 1200, 3)]
     store.delete(gone)
     # re-point id "1" at query 0's own vector: it must now be the nearest to query 0
@@ -158,7 +158,7 @@ def test_mmr_prefers_diverse_results() -> None:
 
 
 def test_search_by_vector_and_with_score_by_vector() -> None:
-    store, vectors, queries, _ = make_store("cosine", n=400)
+    store, _, queries, _ = make_store("cosine", n=400)
     by_text = store.similarity_search("q:5", k=5)
     by_vec = store.similarity_search_by_vector(queries[5].tolist(), k=5)
     assert [d.id for d in by_text] == [d.id for d in by_vec]

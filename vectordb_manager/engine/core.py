@@ -36,7 +36,6 @@ from vectordb_manager.engine.format import (
     FileRef,
     Manifest,
     SegmentData,
-    SegmentRef,
     SnapshotRef,
     Vectors,
     canonical_json,
@@ -66,6 +65,10 @@ logger = logging.getLogger(__name__)
 DISTANCES = ("cosine", "l2", "inner_product")
 INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
 KEEP_MANIFESTS = 8
+# Old manifests are removed only when this old. A writer re-lists before committing if more
+# than half this time passed since it last listed, so a removed version number can never be
+# created again by a stalled writer (which would commit an invisible, lost version).
+MANIFEST_RETENTION_SECONDS = 600.0
 _IO_THREADS = 8
 
 
@@ -117,6 +120,8 @@ class Engine:
         self._write_lock = threading.RLock()
         self._rw = ReadWriteLock()
         self._manifest: Manifest | None = None
+        self._listed_at = time.monotonic()
+        self._clock = time.time
         self._state = StoreState(self._kind_for(0), dimension, distance, self.params)
         if storage is not None:
             self._open(dimension)
@@ -124,8 +129,10 @@ class Engine:
     # -- properties ------------------------------------------------------------------------
     @property
     def dimension(self) -> int | None:
-        return self._state.dim if self._state.dim is not None else (
-            self._manifest.dimension if self._manifest else None
+        return (
+            self._state.dim
+            if self._state.dim is not None
+            else (self._manifest.dimension if self._manifest else None)
         )
 
     @property
@@ -170,7 +177,11 @@ class Engine:
                 f"the store at {self.storage.describe()} uses distance={manifest.distance!r}; "
                 f"open it with distance={manifest.distance!r} (it was given {self.distance!r})"
             )
-        if dimension is not None and manifest.dimension is not None and dimension != manifest.dimension:
+        if (
+            dimension is not None
+            and manifest.dimension is not None
+            and dimension != manifest.dimension
+        ):
             raise DimensionMismatchError(
                 f"the embedding model gives {dimension}-dimensional vectors but the store at "
                 f"{self.storage.describe()} holds {manifest.dimension}-dimensional ones "
@@ -180,8 +191,14 @@ class Engine:
 
     def _versions(self) -> list[int]:
         assert self.storage is not None
-        found = (parse_manifest_name(n) for n in self.storage.list(MANIFEST_DIR))
-        return sorted(v for v in found if v is not None)
+        return sorted(v for v, _ in self._manifest_infos())
+
+    def _manifest_infos(self) -> list[tuple[int, float]]:
+        assert self.storage is not None
+        listed_at = time.monotonic()
+        found = [(parse_manifest_name(o.name), o.modified) for o in self.storage.list(MANIFEST_DIR)]
+        self._listed_at = listed_at
+        return [(v, t) for v, t in found if v is not None]
 
     def _read_latest(self) -> Manifest:
         assert self.storage is not None
@@ -257,8 +274,12 @@ class Engine:
                     f"{manifest.segments[0].rows}"
                 )
             index = VectorIndex.from_snapshot(
-                blobs.pop(snapshot.file.path), kind, manifest.dimension, self.distance,
-                self.params, snapshot.rows,
+                blobs.pop(snapshot.file.path),
+                kind=kind,
+                dim=manifest.dimension,
+                distance=self.distance,
+                params=self.params,
+                rows=snapshot.rows,
             )
             indexed = snapshot.rows
         state = StoreState(kind, manifest.dimension, self.distance, self.params, index=index)
@@ -349,9 +370,7 @@ class Engine:
                 texts=[texts[i] for i in keep],
                 metadatas=[dict(metadatas[i]) for i in keep],
                 hashes=[hashes[i] for i in keep],
-                created=[
-                    st.created[st.slot[ids[i]]] if ids[i] in st.slot else now for i in keep
-                ],
+                created=[st.created[st.slot[ids[i]]] if ids[i] in st.slot else now for i in keep],
                 updated=[now] * len(keep),
                 vectors=vectors[keep] if len(keep) < len(ids) else vectors,
             )
@@ -395,7 +414,9 @@ class Engine:
         """Validate a query vector into shape (1, d); ``None`` if the store has no dimension yet."""
         q = np.asarray(vector, dtype=np.float32)
         if q.ndim != 1 or q.size == 0:
-            raise InvalidInputError(f"a query vector must be a flat list of floats, got shape {q.shape}")
+            raise InvalidInputError(
+                f"a query vector must be a flat list of floats, got shape {q.shape}"
+            )
         if not np.isfinite(q).all():
             raise InvalidInputError("the query vector contains NaN or infinite values")
         known = self.dimension
@@ -409,7 +430,9 @@ class Engine:
         if self.distance == "cosine":
             norm = float(np.linalg.norm(q))
             if norm == 0.0:
-                raise InvalidInputError("the query vector is all zeros; cosine distance needs a direction")
+                raise InvalidInputError(
+                    "the query vector is all zeros; cosine distance needs a direction"
+                )
             q = q / norm
         return q.reshape(1, -1)
 
@@ -423,6 +446,8 @@ class Engine:
         ref, blobs = encode_segment(name, seg)
         self._put(blobs)
         for attempt in range(self.commit_attempts):
+            if time.monotonic() - self._listed_at > MANIFEST_RETENTION_SECONDS / 2:
+                self._refresh_locked()
             current = self._manifest
             assert current is not None
             dim = current.dimension or (int(seg.vectors.shape[1]) if len(seg) else None)
@@ -439,7 +464,10 @@ class Engine:
                     self._state.apply(seg, name)
                     self._manifest = proposed
                 logger.debug(
-                    "committed version %d: +%d rows, -%d ids", proposed.version, len(seg), len(seg.deletes)
+                    "committed version %d: +%d rows, -%d ids",
+                    proposed.version,
+                    len(seg),
+                    len(seg.deletes),
                 )
                 break
             logger.debug("version %d was taken by another writer; retrying", proposed.version)
@@ -502,7 +530,11 @@ class Engine:
             st = self._state
             assert self._manifest is not None
             kind = self._kind_for(st.live)
-            start = 0 if kind != st.kind else self.policy.plan(self._manifest.segments, st.slots, st.dead)
+            start = (
+                0
+                if kind != st.kind
+                else self.policy.plan(self._manifest.segments, st.slots, st.dead)
+            )
             if start is None or not self._compact_locked(start, kind):
                 return
 
@@ -513,8 +545,13 @@ class Engine:
         segments = current.segments
         if not segments:
             return False
-        if (start == 0 and len(segments) == 1 and not st.dead and kind == st.kind
-                and (current.snapshot is not None or st.index is None or not st.index.snapshotable)):
+        if (
+            start == 0
+            and len(segments) == 1
+            and not st.dead
+            and kind == st.kind
+            and (current.snapshot is not None or st.index is None or not st.index.snapshotable)
+        ):
             return False  # already one segment with its index saved: nothing to gain
         name = new_segment_name()
         snapshot = current.snapshot
@@ -528,7 +565,8 @@ class Engine:
             added = dict.fromkeys(i for r in run for i in st.segment_ids[r.name][0] if i in st.slot)
             seg = st.rows(sorted(st.slot[i] for i in added))
             seg.deletes = [
-                d for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])
+                d
+                for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])
                 if d not in st.slot
             ]
         ref, blobs = encode_segment(name, seg)
@@ -560,7 +598,12 @@ class Engine:
         garbage = [f.path for r in segments[start:] for f in r.files()]
         if start == 0 and current.snapshot is not None:
             garbage.append(current.snapshot.file.path)
-        garbage += [manifest_name(v) for v in self._versions() if v <= proposed.version - KEEP_MANIFESTS]
+        expired = self._clock() - MANIFEST_RETENTION_SECONDS
+        garbage += [
+            manifest_name(v)
+            for v, modified in self._manifest_infos()
+            if v <= proposed.version - KEEP_MANIFESTS and modified < expired
+        ]
         self._discard(garbage)
         return True
 
@@ -587,8 +630,11 @@ class Engine:
                 scores, slots = self._search_all(st, q, k)
             else:
                 allowed = np.fromiter(
-                    (s for s, (i, m) in enumerate(zip(st.ids, st.metas, strict=True))
-                     if i is not None and predicate(m)),
+                    (
+                        s
+                        for s, (i, m) in enumerate(zip(st.ids, st.metas, strict=True))
+                        if i is not None and predicate(m)
+                    ),
                     dtype=np.int64,
                 )
                 if not allowed.size:
@@ -690,7 +736,9 @@ class Engine:
                 assert self._manifest is not None
                 latest = self._read_latest()
                 if latest.version != self._manifest.version:
-                    raise IntegrityError("the store changed while it was being verified; run it again")
+                    raise IntegrityError(
+                        "the store changed while it was being verified; run it again"
+                    )
                 fresh = self._build_state(latest)
                 _compare(fresh, st)
                 report.update(
@@ -763,7 +811,11 @@ def _compare(fresh: StoreState, mem: StoreState) -> None:
     mv = mem.index.vectors() if mem.index is not None else None
     for doc_id, a in fresh.slot.items():
         b = mem.slot[doc_id]
-        if (fresh.texts[a], fresh.metas[a], fresh.hashes[a]) != (mem.texts[b], mem.metas[b], mem.hashes[b]):
+        if (fresh.texts[a], fresh.metas[a], fresh.hashes[a]) != (
+            mem.texts[b],
+            mem.metas[b],
+            mem.hashes[b],
+        ):
             raise IntegrityError(f"record {doc_id!r} differs between the files and memory")
         if fv is not None and mv is not None and not np.array_equal(fv[a], mv[b]):
             raise IntegrityError(f"the vector of {doc_id!r} differs between the files and memory")

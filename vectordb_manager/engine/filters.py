@@ -66,8 +66,10 @@ def _compile_logical(op: str, value: Any, path: str) -> Predicate:
 
 
 def _compile_field(key: str, cond: Any, path: str) -> Predicate:
-    if isinstance(cond, Mapping) and cond and all(
-        isinstance(k, str) and k.startswith("$") for k in cond
+    if (
+        isinstance(cond, Mapping)
+        and cond
+        and all(isinstance(k, str) and k.startswith("$") for k in cond)
     ):
         tests = [_field_test(op, arg, path) for op, arg in cond.items()]
         if len(tests) == 1:
@@ -88,9 +90,7 @@ def _field_test(op: str, arg: Any, path: str) -> Callable[[Any], bool]:
         return lambda v: not _equal(v, arg)
     if op in ("$gt", "$gte", "$lt", "$lte"):
         if not _is_comparable(arg):
-            raise InvalidInputError(
-                f"{op} in {path} needs a number or a string, got {arg!r}"
-            )
+            raise InvalidInputError(f"{op} in {path} needs a number or a string, got {arg!r}")
         compare = _COMPARE[op]
         return lambda v: _same_kind(v, arg) and compare(v, arg)
     if op in ("$in", "$nin"):

@@ -7,11 +7,11 @@ where bytes live: the engine passes them to a `Storage`.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +49,9 @@ def content_hash(text: str, metadata_json: str) -> str:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return json.dumps(
+        value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    )
 
 
 def manifest_name(version: int) -> str:
@@ -73,10 +75,10 @@ class FileRef:
     sha256: str
 
     @classmethod
-    def of(cls, path: str, data: bytes) -> FileRef:
+    def of(cls, path: str, data: builtins.bytes) -> FileRef:
         return cls(path, len(data), sha256(data))
 
-    def check(self, data: bytes) -> bytes:
+    def check(self, data: builtins.bytes) -> builtins.bytes:
         if len(data) != self.bytes:
             raise IntegrityError(
                 f"{self.path} is {len(data)} bytes but the manifest says {self.bytes}; "
@@ -124,7 +126,11 @@ class SegmentRef:
     def to_json(self) -> dict[str, Any]:
         files = {
             k: v.to_json()
-            for k, v in (("records", self.records), ("vectors", self.vectors), ("deletes", self.deleted))
+            for k, v in (
+                ("records", self.records),
+                ("vectors", self.vectors),
+                ("deletes", self.deleted),
+            )
             if v is not None
         }
         return {"name": self.name, "rows": self.rows, "deletes": self.deletes, "files": files}
@@ -155,12 +161,19 @@ class SnapshotRef:
     kind: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file.to_json(), "segment": self.segment, "rows": self.rows, "kind": self.kind}
+        return {
+            "file": self.file.to_json(),
+            "segment": self.segment,
+            "rows": self.rows,
+            "kind": self.kind,
+        }
 
     @classmethod
     def from_json(cls, d: Any) -> SnapshotRef:
         try:
-            return cls(FileRef.from_json(d["file"]), str(d["segment"]), int(d["rows"]), str(d["kind"]))
+            return cls(
+                FileRef.from_json(d["file"]), str(d["segment"]), int(d["rows"]), str(d["kind"])
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"manifest has a malformed index snapshot entry {d!r}") from exc
 
@@ -216,7 +229,9 @@ class Manifest:
                 "Upgrade vectordb-manager to open this store."
             )
         features = doc.get("features", [])
-        unknown = sorted(set(features) - SUPPORTED_FEATURES) if isinstance(features, list) else [features]
+        unknown = (
+            sorted(set(features) - SUPPORTED_FEATURES) if isinstance(features, list) else [features]
+        )
         if unknown:
             raise IntegrityError(
                 f"{name} uses features this release does not know: {unknown}. "
@@ -242,7 +257,9 @@ class Manifest:
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"{name} is a malformed manifest: {exc!r}") from exc
         if parse_manifest_name(name) not in (None, manifest.version):
-            raise IntegrityError(f"{name} holds version {manifest.version}; the file was renamed or replaced")
+            raise IntegrityError(
+                f"{name} holds version {manifest.version}; the file was renamed or replaced"
+            )
         return manifest
 
 
@@ -325,14 +342,18 @@ def decode_segment(ref: SegmentRef, blobs: dict[str, bytes], dimension: int | No
         if not all(isinstance(i, str) for i in ids) or not all(isinstance(m, dict) for m in metas):
             raise IntegrityError(f"{ref.records.path} holds records with bad ids or metadata")
         vectors = load_npy(blobs[ref.vectors.path], ref.vectors.path)
-        if vectors.ndim != 2 or vectors.shape[0] != len(ids) or (
-            dimension is not None and vectors.shape[1] != dimension
+        if (
+            vectors.ndim != 2
+            or vectors.shape[0] != len(ids)
+            or (dimension is not None and vectors.shape[1] != dimension)
         ):
             raise IntegrityError(
                 f"{ref.vectors.path} has shape {vectors.shape}, expected ({len(ids)}, {dimension})"
             )
     if len(ids) != ref.rows:
-        raise IntegrityError(f"segment {ref.name} has {len(ids)} rows; the manifest says {ref.rows}")
+        raise IntegrityError(
+            f"segment {ref.name} has {len(ids)} rows; the manifest says {ref.rows}"
+        )
     deletes: list[str] = []
     if ref.deleted is not None:
         try:
@@ -342,7 +363,9 @@ def decode_segment(ref: SegmentRef, blobs: dict[str, bytes], dimension: int | No
         if not isinstance(deletes, list) or not all(isinstance(i, str) for i in deletes):
             raise IntegrityError(f"{ref.deleted.path} is not a JSON list of ids")
     if len(deletes) != ref.deletes:
-        raise IntegrityError(f"segment {ref.name} deletes {len(deletes)} ids; the manifest says {ref.deletes}")
+        raise IntegrityError(
+            f"segment {ref.name} deletes {len(deletes)} ids; the manifest says {ref.deletes}"
+        )
     return SegmentData(ids, texts, metas, hashes, created, updated, vectors, deletes)
 
 
@@ -351,25 +374,13 @@ def load_npy(data: bytes, path: str) -> Vectors:
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
-        raise IntegrityError(f"{path} is not a plain float32 array ({exc}); refusing to load it") from exc
+        raise IntegrityError(
+            f"{path} is not a plain float32 array ({exc}); refusing to load it"
+        ) from exc
     except Exception as exc:
         raise IntegrityError(f"{path} is not a valid .npy file: {exc}") from exc
     if not isinstance(array, np.ndarray) or array.dtype != np.float32:
-        raise IntegrityError(f"{path} holds {getattr(array, 'dtype', type(array))}, expected float32")
+        raise IntegrityError(
+            f"{path} holds {getattr(array, 'dtype', type(array))}, expected float32"
+        )
     return array
-
-
-def segment_from_rows(
-    ids: Sequence[str],
-    texts: Sequence[str],
-    metadatas: Sequence[dict[str, Any]],
-    hashes: Sequence[str],
-    created: Sequence[str],
-    updated: Sequence[str],
-    vectors: Vectors,
-    deletes: Sequence[str] = (),
-) -> SegmentData:
-    return SegmentData(
-        list(ids), list(texts), list(metadatas), list(hashes), list(created), list(updated),
-        vectors, list(deletes),
-    )

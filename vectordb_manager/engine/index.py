@@ -77,7 +77,14 @@ class VectorIndex:
 
     @classmethod
     def from_snapshot(
-        cls, data: bytes, kind: IndexKind, dim: int, distance: str, params: IndexParams, rows: int
+        cls,
+        data: bytes,
+        *,
+        kind: IndexKind,
+        dim: int,
+        distance: str,
+        params: IndexParams,
+        rows: int,
     ) -> VectorIndex:
         """Load a serialized FAISS index (FAISS's own binary format; nothing is executed)."""
         try:
@@ -141,7 +148,7 @@ class VectorIndex:
         quantizer = faiss.IndexFlat(self.dim, faiss_metric(self.distance))
         ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric(self.distance))
         ivf.own_fields = True
-        quantizer.this.disown()
+        quantizer.this.disown()  # type: ignore[attr-defined]
         data = self.vectors()
         ivf.train(data)
         ivf.add(data)
@@ -165,10 +172,12 @@ class VectorIndex:
         """FAISS's raw scores (similarity for inner product, squared L2) and slot labels."""
         k = min(k, self.ntotal)
         if self.kind == "hnsw":
-            params: Any = faiss.SearchParametersHNSW(efSearch=max(self.params.ef_search, k))
+            params: Any = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
+                efSearch=max(self.params.ef_search, k)
+            )
             index = self._index
         elif self.kind == "ivf" and self._ivf is not None:
-            params = faiss.SearchParametersIVF(nprobe=self.params.ivf_nprobe)
+            params = faiss.SearchParametersIVF(nprobe=self.params.ivf_nprobe)  # type: ignore[call-arg]
             index = self._ivf
         else:
             params = faiss.SearchParameters() if selector is not None else None
@@ -189,4 +198,3 @@ class VectorIndex:
         if self.kind == "ivf" and self._ivf is not None:
             return bytes(faiss.serialize_index(self._ivf))
         return None
-

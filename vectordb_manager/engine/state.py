@@ -19,7 +19,11 @@ class StoreState:
     """Records by slot, the id -> slot map and the index over the slots."""
 
     def __init__(
-        self, kind: str, dim: int | None, distance: str, params: IndexParams,
+        self,
+        kind: str,
+        dim: int | None,
+        distance: str,
+        params: IndexParams,
         index: VectorIndex | None = None,
     ) -> None:
         self.kind = kind
@@ -58,7 +62,9 @@ class StoreState:
             self._tombstone(doc_id)
         if len(seg):
             if self.index is None:
-                self.index = VectorIndex(self.kind, int(seg.vectors.shape[1]), self.distance, self.params)
+                self.index = VectorIndex(
+                    self.kind, int(seg.vectors.shape[1]), self.distance, self.params
+                )
             start = len(self.ids)
             for offset, doc_id in enumerate(seg.ids):
                 self._tombstone(doc_id)

@@ -1,6 +1,6 @@
 """Storage back ends: one small protocol, a local directory implementation (and S3 later)."""
 
-from vectordb_manager.storage.base import ObjectNotFound, Storage
+from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound, Storage
 from vectordb_manager.storage.local import LocalStorage
 
-__all__ = ["LocalStorage", "ObjectNotFound", "Storage"]
+__all__ = ["LocalStorage", "ObjectInfo", "ObjectNotFound", "Storage"]

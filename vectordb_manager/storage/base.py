@@ -8,11 +8,21 @@ if no object of that name exists, atomically with respect to every other writer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 
 class ObjectNotFound(LookupError):
     """The named object does not exist (raised by `Storage.read`)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A listed object: its name, size in bytes and last-modified time (epoch seconds)."""
+
+    name: str
+    size: int
+    modified: float
 
 
 @runtime_checkable
@@ -31,8 +41,8 @@ class Storage(Protocol):
         """Create the object only if absent; ``False`` when it already existed."""
         ...
 
-    def list(self, prefix: str) -> list[str]:
-        """Every object name starting with ``prefix``, sorted."""
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object whose name starts with ``prefix``, sorted by name."""
         ...
 
     def delete(self, name: str) -> None:

@@ -8,6 +8,7 @@ the create-only commit atomic across threads and processes without any lock file
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import os
@@ -15,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from vectordb_manager.errors import StorageError
-from vectordb_manager.storage.base import ObjectNotFound
+from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound
 
 logger = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
@@ -89,8 +90,8 @@ class LocalStorage:
         logger.debug("created %s (%d bytes)", path, len(data))
         return True
 
-    def list(self, prefix: str) -> list[str]:
-        names: list[str] = []
+    def list(self, prefix: str) -> builtins.list[ObjectInfo]:
+        names: builtins.list[ObjectInfo] = []
         if not self.root.is_dir():
             return names
         # walk only the directory the prefix points into
@@ -106,10 +107,14 @@ class LocalStorage:
                         continue
                     rel = f if rel_dir == "." else f"{rel_dir}/{f}"
                     if rel.startswith(prefix):
-                        names.append(rel)
+                        try:
+                            st = os.stat(os.path.join(dirpath, f))
+                        except FileNotFoundError:
+                            continue  # removed while listing
+                        names.append(ObjectInfo(rel, st.st_size, st.st_mtime))
         except OSError as exc:
             raise StorageError(f"cannot list {start}: {exc.strerror or exc}") from exc
-        return sorted(names)
+        return sorted(names, key=lambda o: o.name)
 
     def delete(self, name: str) -> None:
         path = self._path(name)
@@ -118,7 +123,7 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
 
-    def temp_files(self) -> list[Path]:
+    def temp_files(self) -> builtins.list[Path]:
         """Temporary files left by interrupted writes (safe to remove when no writer runs)."""
         if not self.root.is_dir():
             return []

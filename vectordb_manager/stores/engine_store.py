@@ -64,7 +64,9 @@ class EngineVectorStore(VectorStore):
         if isinstance(compaction, Mapping):
             compaction = CompactionPolicy(**compaction)
         if compaction is not None and not isinstance(compaction, CompactionPolicy):
-            raise ConfigurationError("compaction must be a CompactionPolicy or a dict of its fields")
+            raise ConfigurationError(
+                "compaction must be a CompactionPolicy or a dict of its fields"
+            )
         batch_size = options.get("batch_size", 64)
         attempts = options.get("commit_attempts", 32)
         for name, value in (("batch_size", batch_size), ("commit_attempts", attempts)):
@@ -161,7 +163,10 @@ class EngineVectorStore(VectorStore):
         )
 
     def similarity_search_with_score_by_vector(
-        self, embedding: Sequence[float], k: int = 4, filter: dict[str, Any] | None = None,
+        self,
+        embedding: Sequence[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Like `similarity_search_with_score`, for a vector."""
@@ -170,10 +175,16 @@ class EngineVectorStore(VectorStore):
 
     @override
     def similarity_search_by_vector(
-        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None,
+        self,
+        embedding: list[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        return [d for d, _ in self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)]
+        return [
+            d
+            for d, _ in self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
+        ]
 
     @override
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
@@ -214,7 +225,9 @@ class EngineVectorStore(VectorStore):
             return []
         candidates = self._engine.vectors_of([h.slot for h in hits])
         query = np.asarray(embedding, dtype=np.float32)
-        chosen = maximal_marginal_relevance(query, candidates.tolist(), lambda_mult=lambda_mult, k=k)
+        chosen = maximal_marginal_relevance(
+            query, candidates.tolist(), lambda_mult=lambda_mult, k=k
+        )
         return [hits[i].document for i in chosen]
 
     # -- constructors ------------------------------------------------------------------------

@@ -20,7 +20,10 @@ def create_vector_store(config: VectorDBConfig, embedding: Embeddings) -> Vector
     if config.storage_type in ("local", "memory"):
         path = config.local_path if config.storage_type == "local" else None
         return LocalVectorStore(
-            embedding, path, distance=config.distance_metric, index=config.index_type,
+            embedding,
+            path,
+            distance=config.distance_metric,
+            index=config.index_type,
             batch_size=config.embedding_batch_size,
         )
     raise ConfigurationError(

@@ -65,16 +65,20 @@ class LocalVectorStore(EngineVectorStore):
 
         .. code-block:: none
 
-            [Document(id='c', metadata={'animal': 'cat', 'legs': 4}, page_content='cats purr and sleep')]
+            [Document(id='c', metadata={'animal': 'cat', 'legs': 4},
+                      page_content='cats purr and sleep')]
 
     Search with filter:
         .. code-block:: python
 
-            store.similarity_search("night", k=1, filter={"legs": {"$gte": 4}, "animal": {"$ne": "cat"}})
+            store.similarity_search(
+                "night", k=1, filter={"legs": {"$gte": 4}, "animal": {"$ne": "cat"}}
+            )
 
         .. code-block:: none
 
-            [Document(id='d', metadata={'animal': 'dog', 'legs': 4}, page_content='dogs bark at night')]
+            [Document(id='d', metadata={'animal': 'dog', 'legs': 4},
+                      page_content='dogs bark at night')]
 
     Search with score:
         .. code-block:: python
@@ -103,7 +107,8 @@ class LocalVectorStore(EngineVectorStore):
 
         .. code-block:: none
 
-            [Document(id='d', metadata={'animal': 'dog', 'legs': 4}, page_content='dogs bark at night')]
+            [Document(id='d', metadata={'animal': 'dog', 'legs': 4},
+                      page_content='dogs bark at night')]
 
     Maintenance: ``verify()`` re-checks every checksum and raises `IntegrityError` on damage;
     ``compact()`` merges segments; ``refresh()`` loads other processes' commits.
@@ -150,16 +155,19 @@ class LocalVectorStore(EngineVectorStore):
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path is not None else "memory"
-        return f"LocalVectorStore({where!r}, documents={len(self)}, distance={self._engine.distance!r})"
+        return (
+            f"LocalVectorStore({where!r}, documents={len(self)}, "
+            f"distance={self._engine.distance!r})"
+        )
 
 
 def _check_directory(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise StorageError(f"{path} is a file; give a directory for the store")
-    if path.is_dir() and not (path / "manifests").exists():
-        if (path / "index.pkl").exists() or (path / "index.faiss").exists():
-            raise StorageError(
-                f"{path} holds a LangChain FAISS store (index.faiss + index.pkl); it is not "
-                "opened here because loading it would unpickle code. Re-add its documents "
-                "to a new LocalVectorStore instead."
-            )
+    legacy = (path / "index.pkl").exists() or (path / "index.faiss").exists()
+    if path.is_dir() and not (path / "manifests").exists() and legacy:
+        raise StorageError(
+            f"{path} holds a LangChain FAISS store (index.faiss + index.pkl); it is not "
+            "opened here because loading it would unpickle code. Re-add its documents "
+            "to a new LocalVectorStore instead."
+        )

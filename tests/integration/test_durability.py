@@ -1,0 +1,189 @@
+"""Durability and concurrency: SIGKILL at random moments, writers in threads and processes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from vectordb_manager import LocalVectorStore
+from vectordb_manager.embeddings import HashingEmbeddings
+
+ROOT = Path(__file__).resolve().parents[2]
+EMB = HashingEmbeddings(64)
+
+
+def spawn(path: Path, prefix: str, count: int, deletes: bool = False) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "tests.integration.writer_child", str(path), prefix, str(count)]
+    if deletes:
+        args.append("--deletes")
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True, bufsize=1)
+
+
+def acknowledged(lines: list[str]) -> tuple[set[str], set[str]]:
+    """Ids whose add (and no started delete) was acknowledged, and acknowledged deletes.
+
+    A delete that started but was not acknowledged may or may not have happened, so its id
+    is in neither set.
+    """
+    present: set[str] = set()
+    deleted: set[str] = set()
+    for line in lines:
+        op, _, doc_id = line.strip().partition(" ")
+        if op == "ADD":
+            present |= {doc_id, doc_id + "-x"}
+        elif op == "DELETING":
+            present.discard(doc_id)
+        elif op == "DEL":
+            deleted.add(doc_id)
+    return present, deleted
+
+
+def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    rng = random.Random(1234)
+    path = tmp_path / "store"
+    present: set[str] = set()
+    deleted: set[str] = set()
+    for round_ in range(25):
+        child = spawn(path, f"r{round_}", 100_000, deletes=True)
+        lines: list[str] = []
+
+        def read(c: subprocess.Popen[str] = child, out: list[str] = lines) -> None:
+            out.extend(iter(c.stdout.readline, ""))  # type: ignore[union-attr]
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(rng.uniform(0.6, 1.6))  # the child imports for ~0.5 s, then writes
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        reader.join()
+        p, d = acknowledged(lines)
+        present |= p
+        deleted |= d
+        store = LocalVectorStore(EMB, path)
+        ids = set(store.engine.ids())
+        assert present <= ids, f"round {round_}: lost {sorted(present - ids)[:5]}"
+        assert not (deleted & ids), f"round {round_}: resurrected {sorted(deleted & ids)[:5]}"
+        store.verify()
+    assert len(present) > 200, "the children should have acknowledged many writes"
+
+
+def test_two_processes_write_one_directory(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    LocalVectorStore(EMB, path)  # create it first so both open the same store
+    children = [spawn(path, name, 60, deletes=True) for name in ("p", "q")]
+    outputs = [c.communicate(timeout=300)[0] for c in children]
+    assert all(c.returncode == 0 for c in children)
+    present, _ = acknowledged([line for out in outputs for line in out.splitlines()])
+    store = LocalVectorStore(EMB, path)
+    assert set(store.engine.ids()) == present
+    assert len(present) == 2 * (60 * 2 - 20)
+    store.verify()
+
+
+def test_store_objects_in_threads_share_a_directory(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    stores = [LocalVectorStore(EMB, path, commit_attempts=1000) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(40):
+                stores[n].add_texts([f"writer {n} text {i}"], ids=[f"{n}-{i}"])
+                if i % 4 == 3:
+                    stores[n].delete([f"{n}-{i - 1}"])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    expected = {f"{n}-{i}" for n in range(4) for i in range(40) if i % 4 != 2}
+    for s in [*stores, LocalVectorStore(EMB, path)]:
+        s.refresh()
+        assert set(s.engine.ids()) == expected
+    LocalVectorStore(EMB, path).verify()
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw"])
+def test_searches_run_while_another_thread_writes(tmp_path: Path, index: str) -> None:
+    store = LocalVectorStore(EMB, tmp_path / "store", index=index)
+    store.add_texts([f"seed text {i}" for i in range(50)], [{"n": i} for i in range(50)],
+                    ids=[f"seed-{i}" for i in range(50)])
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    searches = [0]
+
+    def search() -> None:
+        try:
+            while not stop.is_set():
+                for doc in store.similarity_search("seed text", k=10, filter={"n": {"$gte": 0}}):
+                    assert doc.page_content.endswith(str(doc.metadata["n"]))
+                assert len(store.similarity_search("text", k=10)) == 10
+                searches[0] += 1
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    readers = [threading.Thread(target=search) for _ in range(3)]
+    for r in readers:
+        r.start()
+    for i in range(150):
+        store.add_texts([f"new text {i}"], [{"n": 1000 + i}], ids=[f"new-{i}"])
+        if i % 5 == 0:
+            store.delete([f"new-{i // 2}"])
+    stop.set()
+    for r in readers:
+        r.join()
+    assert not errors, errors[0]
+    assert searches[0] > 10
+    store.verify()
+
+
+def test_refresh_sees_other_writers(tmp_path: Path) -> None:
+    a = LocalVectorStore(EMB, tmp_path)
+    b = LocalVectorStore(EMB, tmp_path)
+    a.add_texts(["from a"], ids=["a"])
+    assert b.get_by_ids(["a"]) == []
+    assert b.refresh() is True
+    assert [d.id for d in b.get_by_ids(["a"])] == ["a"]
+    b.add_texts(["from b"], ids=["b"])  # b commits on top of a's version
+    a.refresh()
+    assert sorted(a.engine.ids()) == ["a", "b"]
+    assert os.listdir(tmp_path / "manifests")
+
+
+def test_a_stalled_writer_never_reuses_a_removed_version(tmp_path: Path) -> None:
+    """B stalls between reading the newest version and committing; meanwhile A commits many
+    times and removes old manifests. B must not recreate a removed version number (it would be
+    invisible, so B's acknowledged write would be lost)."""
+    a = LocalVectorStore(EMB, tmp_path)
+    b = LocalVectorStore(EMB, tmp_path)
+    storage = b.engine.storage
+    real_write = storage.write  # type: ignore[union-attr]
+    stalled = [False]
+
+    def slow_write(name: str, data: bytes) -> None:
+        real_write(name, data)
+        if not stalled[0]:
+            stalled[0] = True
+            for i in range(40):
+                a.add_texts([f"a text {i}"], ids=[f"a{i}"])
+            a.engine._clock = lambda: time.time() + 3600  # every old manifest has expired
+            a.compact()
+            b.engine._listed_at -= 3600  # B was stalled for an hour
+
+    storage.write = slow_write  # type: ignore[union-attr,method-assign]
+    b.add_texts(["b text"], ids=["b"])
+    assert stalled[0]
+    fresh = LocalVectorStore(EMB, tmp_path)
+    assert "b" in fresh.engine.ids() and len(fresh) == 41

