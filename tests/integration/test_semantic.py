@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from pydoc_data.topics import topics
 
 import numpy as np
 import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_text_splitters import RecursiveCharacterTextSplitter
-from pydoc_data.topics import topics
 
 from vectordb_manager import LocalVectorStore
 
