@@ -73,6 +73,12 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) ->
         assert not (deleted & ids), f"round {round_}: resurrected {sorted(deleted & ids)[:5]}"
         store.verify()
     assert len(present) > 200, "the children should have acknowledged many writes"
+    # clean what the crashes left behind: the store must not change
+    LocalVectorStore(EMB, path).vacuum(older_than=-1)
+    after = LocalVectorStore(EMB, path)
+    assert set(after.engine.ids()) == ids
+    assert not list(path.rglob(".tmp-*"))
+    after.verify()
 
 
 def test_two_processes_write_one_directory(tmp_path: Path) -> None:

@@ -294,3 +294,20 @@ def test_delete_all_with_none(tmp_path: Path) -> None:
     store.add_texts(["a", "b", "c"])
     assert store.delete() is True
     assert len(store) == 0 and len(open_store(tmp_path)) == 0
+
+
+def test_vacuum_removes_crash_leftovers_only_when_old(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.add_texts(["kept"], ids=["k"])
+    orphan = tmp_path / "segments" / ("f" * 32 + ".records.jsonl")
+    orphan.write_text("{}")
+    temp = tmp_path / "manifests" / ".tmp-deadbeef"
+    temp.write_text("partial")
+    assert store.vacuum() == []  # too young: a writer may still own them
+    assert orphan.exists() and temp.exists()
+    removed = store.vacuum(older_than=-1)
+    assert sorted(removed) == sorted(["segments/" + orphan.name, "manifests/.tmp-deadbeef"])
+    assert not orphan.exists() and not temp.exists()
+    again = open_store(tmp_path)
+    assert [d.id for d in again.get_by_ids(["k"])] == ["k"]
+    again.verify()

@@ -33,6 +33,7 @@ from vectordb_manager.engine.filters import compile_filter
 from vectordb_manager.engine.format import (
     INDEX_DIR,
     MANIFEST_DIR,
+    SEGMENT_DIR,
     FileRef,
     Manifest,
     SegmentData,
@@ -511,6 +512,33 @@ class Engine:
                 self._cleanup_memory(force=True)
                 return True
             return self._compact_locked(0, self._kind_for(self._state.live))
+
+    def vacuum(self, older_than: float = MANIFEST_RETENTION_SECONDS) -> list[str]:
+        """Remove files no manifest references (left by crashes or lost races) once they are
+        ``older_than`` seconds old, so that no writer still in progress owns them."""
+        if self.storage is None:
+            return []
+        with self._write_lock:
+            self._refresh_locked()
+            assert self._manifest is not None
+            m = self._manifest
+            keep = {f.path for s in m.segments for f in s.files()}
+            if m.snapshot is not None:
+                keep.add(m.snapshot.file.path)
+            cutoff = self._clock() - older_than
+            garbage = [
+                o.name
+                for prefix in (SEGMENT_DIR, INDEX_DIR)
+                for o in self.storage.list(prefix)
+                if o.name not in keep and o.modified < cutoff
+            ]
+            self._discard(garbage)
+            remove_temp = getattr(self.storage, "remove_temporary", None)
+            if callable(remove_temp):
+                garbage += remove_temp(cutoff)
+            if garbage:
+                logger.debug("vacuum removed %d unreferenced files", len(garbage))
+            return garbage
 
     def _cleanup_memory(self, *, force: bool = False) -> None:
         st = self._state

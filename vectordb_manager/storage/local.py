@@ -123,11 +123,17 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
 
-    def temp_files(self) -> builtins.list[Path]:
-        """Temporary files left by interrupted writes (safe to remove when no writer runs)."""
+    def remove_temporary(self, older_than: float) -> builtins.list[str]:
+        """Remove temporary files of interrupted writes last modified before ``older_than``."""
+        removed: builtins.list[str] = []
         if not self.root.is_dir():
-            return []
-        return [p for p in self.root.rglob(f"{TMP_PREFIX}*") if p.is_file()]
+            return removed
+        for p in self.root.rglob(f"{TMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if p.is_file() and p.stat().st_mtime < older_than:
+                    p.unlink()
+                    removed.append(p.relative_to(self.root).as_posix())
+        return removed
 
 
 def _fsync_dir(path: Path) -> None:

@@ -259,6 +259,10 @@ class EngineVectorStore(VectorStore):
         """Merge all segments into one and drop deleted records' space."""
         return self._engine.compact()
 
+    def vacuum(self, older_than: float = 600.0) -> list[str]:
+        """Remove files left by crashes or lost races once they are ``older_than`` seconds old."""
+        return self._engine.vacuum(older_than)
+
     def refresh(self) -> bool:
         """Load changes other processes committed since this store was opened."""
         return self._engine.refresh()
