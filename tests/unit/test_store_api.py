@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from vectordb_manager import ConfigurationError, LocalVectorStore, VectorDBConfig, create_vector_store
+from vectordb_manager import (
+    ConfigurationError,
+    LocalVectorStore,
+    VectorDBConfig,
+    create_vector_store,
+)
 from vectordb_manager.embeddings import HashingEmbeddings
 
 EMB = HashingEmbeddings(32)
