@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import numpy as np
 import pytest
 
 from vectordb_manager import InvalidInputError
-from vectordb_manager.engine.filters import compile_filter
+from vectordb_manager.engine.filters import compile_filter, plan_filter
 
 DOCS: list[dict[str, Any]] = [
     {"name": "a", "year": 1999, "score": 0.5, "tag": "x", "flag": True},
@@ -87,3 +89,62 @@ def test_not_a_dict() -> None:
     with pytest.raises(InvalidInputError, match="filter must be a dict"):
         compile_filter([("a", 1)])  # type: ignore[arg-type]
     assert isinstance(InvalidInputError("x"), ValueError)
+
+
+# -- the value-index plan agrees with testing every record ------------------------------------
+
+def _random_value(rng: random.Random) -> Any:
+    return rng.choice([True, False, 0, 1, 1.0, 2, 2.5, "1", "a", "b", None, [1], {"k": 1}])
+
+
+def _random_filter(rng: random.Random, depth: int = 0) -> dict[str, Any]:
+    key = rng.choice(["x", "y", "z"])
+    roll = rng.random()
+    if depth < 2 and roll < 0.15:
+        return {"$or": [_random_filter(rng, depth + 1) for _ in range(rng.randint(1, 3))]}
+    if depth < 2 and roll < 0.3:
+        return {"$and": [_random_filter(rng, depth + 1) for _ in range(rng.randint(1, 3))]}
+    if roll < 0.5:
+        return {key: rng.choice([True, 0, 1, 1.0, 2.5, "a", "1", None])}
+    if roll < 0.65:
+        return {key: {"$in": [rng.choice([True, 1, 2, "a", None, 2.5]) for _ in range(2)]}}
+    if roll < 0.75:
+        return {key: {"$eq": rng.choice([False, 2, "b"])}, "y": rng.choice([1, "a"])}
+    if roll < 0.85:
+        return {key: {"$gte": rng.choice([1, "a"])}}
+    return {key: {"$nin": [rng.choice([1, "a"])]}}
+
+
+def test_value_index_plan_equals_full_scan() -> None:
+    from vectordb_manager.engine.core import _passing
+    from vectordb_manager.engine.format import SegmentData
+    from vectordb_manager.engine.index import IndexParams
+    from vectordb_manager.engine.state import StoreState
+
+    rng = random.Random(7)
+    metas = []
+    for _ in range(400):
+        m = {k: _random_value(rng) for k in ("x", "y", "z") if rng.random() < 0.8}
+        metas.append(m)
+    st = StoreState("flat", 4, "cosine", IndexParams())
+
+    def add(ids: list[str], ms: list[dict[str, Any]], deletes: list[str] = []) -> None:  # noqa: B006
+        vec = np.ones((len(ids), 4), dtype=np.float32)
+        st.apply(SegmentData(ids, ["t"] * len(ids), ms, ["h"] * len(ids), ["c"] * len(ids),
+                             ["u"] * len(ids), vec, deletes), None)
+
+    add([str(i) for i in range(200)], metas[:200])
+    for round_ in range(3):
+        for _ in range(60):
+            spec = _random_filter(rng)
+            pred = compile_filter(spec)
+            assert pred is not None
+            plan, complete = plan_filter(spec)
+            got = _passing(st, pred, plan, complete).tolist()
+            want = [s for s, (i, m) in enumerate(zip(st.ids, st.metas)) if i is not None and pred(m)]
+            assert got == want, spec
+        # change the store between rounds: indexes built so far must follow
+        start = 200 + round_ * 60
+        add([str(i) for i in range(start, start + 60)], metas[start : start + 60],
+            deletes=[str(rng.randrange(0, start)) for _ in range(20)])
+        add([str(rng.randrange(0, start)) for _ in range(1)], [metas[0]])

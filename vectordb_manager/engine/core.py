@@ -29,7 +29,7 @@ import numpy as np
 from langchain_core.documents import Document
 
 from vectordb_manager.engine.compaction import CompactionPolicy
-from vectordb_manager.engine.filters import compile_filter
+from vectordb_manager.engine.filters import Plan, Predicate, compile_filter, plan_filter
 from vectordb_manager.engine.format import (
     INDEX_DIR,
     MANIFEST_DIR,
@@ -647,6 +647,7 @@ class Engine:
         """The k nearest live records passing the filter, closest first."""
         _require_k(k)
         predicate = compile_filter(filter)
+        plan, complete = plan_filter(filter) if predicate is not None else (None, True)
         q = self.prepare_query(query)
         if q is None:
             return []
@@ -657,14 +658,7 @@ class Engine:
             if predicate is None:
                 scores, slots = self._search_all(st, q, k)
             else:
-                allowed = np.fromiter(
-                    (
-                        s
-                        for s, (i, m) in enumerate(zip(st.ids, st.metas, strict=True))
-                        if i is not None and predicate(m)
-                    ),
-                    dtype=np.int64,
-                )
+                allowed = _passing(st, predicate, plan, complete)
                 if not allowed.size:
                     return []
                 scores, slots = self._search_subset(st, q, k, allowed)
@@ -801,6 +795,25 @@ class Engine:
             "embedding_model": (m.embedding_model if m else None) or self.embedding_model,
             "location": self.storage.describe() if self.storage else None,
         }
+
+
+def _passing(
+    st: StoreState, predicate: Predicate, plan: Plan | None, complete: bool
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The live slots whose metadata passes the filter, ascending."""
+    ids, metas = st.ids, st.metas
+    if plan is None:
+        candidates: Any = range(len(ids))
+    else:
+        candidates = st.plan_slots(plan)
+        if complete:
+            if not st.dead:
+                return candidates  # type: ignore[no-any-return]
+            return np.fromiter((s for s in candidates.tolist() if ids[s] is not None), np.int64)
+        candidates = candidates.tolist()
+    return np.fromiter(
+        (s for s in candidates if ids[s] is not None and predicate(metas[s])), dtype=np.int64
+    )
 
 
 def _live_after(st: StoreState, seg: SegmentData) -> int:

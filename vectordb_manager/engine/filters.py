@@ -149,3 +149,71 @@ def _require_json(value: Any, path: str) -> None:
         raise InvalidInputError(
             f"{path} compares with {value!r}, which is not a JSON value"
         ) from None
+
+
+# -- index plans --------------------------------------------------------------------------
+# A plan answers the equality parts of a filter from per-key value indexes instead of testing
+# every record. ("eq", key, values) | ("and", [plans]) | ("or", [plans]).
+Plan = tuple[Any, ...]
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def value_key(value: Any) -> tuple[str, Any] | None:
+    """The index key of a metadata value; equal keys exactly when `_equal` holds. Lists and
+    dicts are not indexed (``None``)."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, int | float):
+        return ("n", value)  # 1 and 1.0 compare (and hash) equal, as in `_equal`
+    if isinstance(value, str):
+        return ("s", value)
+    if value is None:
+        return ("z", None)
+    return None
+
+
+def plan_filter(spec: Mapping[str, Any] | None) -> tuple[Plan | None, bool]:
+    """A plan for the indexable parts of a (valid) filter, and whether it covers the whole
+    filter (then no record needs testing with the predicate)."""
+    if not spec:
+        return None, True
+    return _plan_mapping(spec)
+
+
+def _plan_mapping(spec: Mapping[str, Any]) -> tuple[Plan | None, bool]:
+    terms: list[Plan] = []
+    complete = True
+    for key, cond in spec.items():
+        if key == "$and":
+            subs = [_plan_mapping(s) for s in cond]
+            terms.extend(p for p, _ in subs if p is not None)
+            complete = complete and all(p is not None and c for p, c in subs)
+        elif key == "$or":
+            subs = [_plan_mapping(s) for s in cond]
+            if all(p is not None for p, _ in subs):
+                terms.append(("or", [p for p, _ in subs]))
+                complete = complete and all(c for _, c in subs)
+            else:
+                complete = False
+        else:
+            values = _equality_values(cond)
+            if values is None:
+                complete = False
+            else:
+                terms.append(("eq", key, values))
+    if not terms:
+        return None, False
+    return (terms[0] if len(terms) == 1 else ("and", terms)), complete
+
+
+def _equality_values(cond: Any) -> list[Any] | None:
+    if isinstance(cond, Mapping):
+        if len(cond) != 1:
+            return None
+        ((op, arg),) = cond.items()
+        if op == "$eq" and isinstance(arg, _SCALARS):
+            return [arg]
+        if op == "$in" and isinstance(arg, list) and all(isinstance(a, _SCALARS) for a in arg):
+            return list(arg)
+        return None
+    return [cond] if isinstance(cond, _SCALARS) else None

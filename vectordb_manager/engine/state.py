@@ -6,11 +6,13 @@ until compaction builds a new state without them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from vectordb_manager.engine.filters import Plan, value_key
 from vectordb_manager.engine.format import SegmentData, Vectors
 from vectordb_manager.engine.index import IndexParams, VectorIndex
 
@@ -42,6 +44,10 @@ class StoreState:
             self.index = VectorIndex(kind, dim, distance, params)
         # per segment: ids it added and ids it deleted (to merge segments without re-reading)
         self.segment_ids: dict[str, tuple[list[str], list[str]]] = {}
+        # per metadata key, built on first use by a filter: value key -> slots (may include
+        # tombstones, which searches skip)
+        self.key_indexes: dict[str, dict[tuple[str, Any], list[int]]] = {}
+        self._key_lock = threading.Lock()
 
     @property
     def dim(self) -> int | None:
@@ -72,6 +78,8 @@ class StoreState:
             self.ids.extend(seg.ids)
             self.texts.extend(seg.texts)
             self.metas.extend(seg.metadatas)
+            for key, table in self.key_indexes.items():
+                _index_values(table, key, seg.metadatas, start)
             self.hashes.extend(seg.hashes)
             self.created.extend(seg.created)
             self.updated.extend(seg.updated)
@@ -88,6 +96,36 @@ class StoreState:
             self.texts[old] = ""
             self.metas[old] = {}
             self.dead += 1
+
+    def key_index(self, key: str) -> dict[tuple[str, Any], list[int]]:
+        """The value index of one metadata key, built on first use."""
+        table = self.key_indexes.get(key)
+        if table is None:
+            with self._key_lock:
+                table = self.key_indexes.get(key)
+                if table is None:
+                    table = {}
+                    _index_values(table, key, self.metas, 0)
+                    self.key_indexes[key] = table
+        return table
+
+    def plan_slots(self, plan: Plan) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """Sorted slots that can pass the equality terms of a filter plan."""
+        op = plan[0]
+        if op == "eq":
+            table = self.key_index(plan[1])
+            found: list[int] = []
+            for value in plan[2]:
+                vk = value_key(value)
+                if vk is not None:
+                    found.extend(table.get(vk, ()))
+            return np.unique(np.asarray(found, dtype=np.int64))
+        parts = [self.plan_slots(p) for p in plan[1]]
+        combine = np.intersect1d if op == "and" else np.union1d
+        result = parts[0]
+        for part in parts[1:]:
+            result = combine(result, part)
+        return result
 
     def live_slots(self) -> np.ndarray[Any, np.dtype[np.int64]]:
         if not self.dead:
@@ -118,3 +156,13 @@ class StoreState:
         new = StoreState(kind, self.dim, self.distance, self.params)
         new.apply(seg, None)
         return new
+
+
+def _index_values(
+    table: dict[tuple[str, Any], list[int]], key: str, metas: Sequence[dict[str, Any]], start: int
+) -> None:
+    for offset, meta in enumerate(metas):
+        if key in meta:
+            vk = value_key(meta[key])
+            if vk is not None:
+                table.setdefault(vk, []).append(start + offset)
