@@ -215,7 +215,7 @@ def test_planted_pickle_is_refused_and_never_executed(tmp_path: Path) -> None:
     ref["bytes"], ref["sha256"] = len(payload), hashlib.sha256(payload).hexdigest()
     manifest.write_text(json.dumps(doc))
     (tmp_path / "index.pkl").write_bytes(pickle.dumps(_Boom()))
-    with pytest.raises(IntegrityError, match="refusing to load"):
+    with pytest.raises(IntegrityError, match="refused, never loaded"):
         open_store(tmp_path)
     assert not marker.exists(), "a pickle from the store was executed"
 
@@ -310,4 +310,19 @@ def test_vacuum_removes_crash_leftovers_only_when_old(tmp_path: Path) -> None:
     assert not orphan.exists() and not temp.exists()
     again = open_store(tmp_path)
     assert [d.id for d in again.get_by_ids(["k"])] == ["k"]
+    again.verify()
+
+
+def test_unusual_values_round_trip_exactly(tmp_path: Path) -> None:
+    """Values the fast JSON path cannot write (huge integers, lone surrogates) still persist."""
+    docs = [
+        Document(page_content="lone \ud800 surrogate", metadata={"big": 2**70, "neg": -(2**65)}, id="s"),
+        Document(page_content="emoji 😀 and \u2028 separator\nnewline", metadata={"f": 1e300, "tiny": 5e-324}, id="e"),
+        Document(page_content="plain", metadata={"nested": {"a": [1, 2.5, None, True]}}, id="p"),
+    ]
+    store = open_store(tmp_path)
+    store.add_documents(docs[:1])
+    store.add_documents(docs[1:])
+    again = open_store(tmp_path)
+    assert again.get_by_ids(["s", "e", "p"]) == docs
     again.verify()

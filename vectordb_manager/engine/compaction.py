@@ -8,9 +8,10 @@ each row is rewritten only a few times:
   ``fan_in``. When the last ``fan_in`` segments share a class they merge into one of the
   next class (like a binary counter in base ``fan_in``). Merging only a trailing run keeps
   commit order, so later writes still win.
-* When the tail outweighs ``full_ratio`` of the base, or tombstones exceed ``dead_ratio`` of
-  the slots, everything merges into a new base (a *full compaction*), which also drops
-  tombstones, rebuilds the index and saves an index snapshot for HNSW/IVF.
+* When tombstones exceed ``dead_ratio`` of the slots, or (for HNSW and IVF, whose index is
+  saved) the tail outweighs ``full_ratio`` of the base, everything merges into a new base (a
+  *full compaction*), which also drops tombstones, rebuilds the index and saves an index
+  snapshot for HNSW/IVF, so that opening a store rarely has to rebuild much of a graph.
 """
 
 from __future__ import annotations
@@ -42,8 +43,14 @@ class CompactionPolicy:
         """Whether tombstones take enough room to rebuild without them."""
         return dead >= self.min_weight and dead > self.dead_ratio * max(slots, 1)
 
-    def plan(self, segments: Sequence[SegmentRef], slots: int, dead: int) -> int | None:
-        """The index of the first segment of the trailing run to merge (0: full), or None."""
+    def plan(
+        self, segments: Sequence[SegmentRef], slots: int, dead: int, *, snapshots: bool = True
+    ) -> int | None:
+        """The index of the first segment of the trailing run to merge (0: full), or None.
+
+        ``snapshots``: the index is saved with a full compaction (HNSW, IVF), so a tail that
+        outgrows the base triggers one; a flat index is rebuilt from the vectors anyway.
+        """
         if not self.enabled or not segments:
             return None
         if self.needs_cleanup(slots, dead):
@@ -51,7 +58,9 @@ class CompactionPolicy:
         if len(segments) < 2:
             return None
         base, tail = segments[0], segments[1:]
-        if sum(s.weight for s in tail) > self.full_ratio * max(base.weight, self.min_weight):
+        if snapshots and sum(s.weight for s in tail) > self.full_ratio * max(
+            base.weight, self.min_weight
+        ):
             return 0
         if len(tail) > self.max_tail:
             return 1

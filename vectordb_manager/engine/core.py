@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,56 +239,66 @@ class Engine:
 
     def _fetch(self, files: Sequence[FileRef]) -> dict[str, bytes]:
         """Read and verify files in parallel; raises ObjectNotFound for a missing one."""
-        assert self.storage is not None
+        with ThreadPoolExecutor(max(1, min(_IO_THREADS, len(files)))) as pool:
+            return {
+                f.path: fut.result()
+                for f, fut in zip(files, self._submit(pool, files), strict=True)
+            }
+
+    def _submit(self, pool: ThreadPoolExecutor, files: Sequence[FileRef]) -> list[Future[bytes]]:
         storage = self.storage
+        assert storage is not None
 
-        def one(ref: FileRef) -> tuple[str, bytes]:
-            return ref.path, ref.check(storage.read(ref.path))
+        def read(ref: FileRef) -> bytes:
+            return ref.check(storage.read(ref.path))
 
-        if len(files) <= 1:
-            return dict(one(f) for f in files)
-        with ThreadPoolExecutor(min(_IO_THREADS, len(files))) as pool:
-            return dict(pool.map(one, files))
+        return [pool.submit(read, f) for f in files]
 
     def _build_state(self, manifest: Manifest) -> StoreState:
+        """Read, verify and replay a manifest's files. Files are fetched and checksummed in
+        parallel while earlier segments are decoded; vectors are added to the index at once."""
         snapshot = manifest.snapshot
         kind = self._kind_for(manifest.live_count)
+        segments = manifest.segments
         use_snapshot = (
             snapshot is not None
-            and manifest.segments
-            and snapshot.segment == manifest.segments[0].name
+            and segments
+            and snapshot.segment == segments[0].name
             and snapshot.kind == kind
             and manifest.dimension is not None
         )
-        files = [f for s in manifest.segments for f in s.files()]
-        if use_snapshot:
-            assert snapshot is not None
-            files.append(snapshot.file)
-        blobs = self._fetch(files)
-        index = None
-        indexed = 0
-        if use_snapshot:
-            assert snapshot is not None and manifest.dimension is not None
-            if snapshot.rows != manifest.segments[0].rows:
-                raise IntegrityError(
-                    f"the index snapshot covers {snapshot.rows} rows but its segment has "
-                    f"{manifest.segments[0].rows}"
+        with ThreadPoolExecutor(_IO_THREADS) as pool:
+            index = None
+            indexed = 0
+            if use_snapshot:
+                assert snapshot is not None and manifest.dimension is not None
+                if snapshot.rows != segments[0].rows:
+                    raise IntegrityError(
+                        f"the index snapshot covers {snapshot.rows} rows but its segment has "
+                        f"{segments[0].rows}"
+                    )
+                (snap_future,) = self._submit(pool, [snapshot.file])
+            pending = [(ref, self._submit(pool, ref.files())) for ref in segments]
+            if use_snapshot:
+                assert snapshot is not None and manifest.dimension is not None
+                index = VectorIndex.from_snapshot(
+                    snap_future.result(),
+                    kind=kind,
+                    dim=manifest.dimension,
+                    distance=self.distance,
+                    params=self.params,
+                    rows=snapshot.rows,
                 )
-            index = VectorIndex.from_snapshot(
-                blobs.pop(snapshot.file.path),
-                kind=kind,
-                dim=manifest.dimension,
-                distance=self.distance,
-                params=self.params,
-                rows=snapshot.rows,
-            )
-            indexed = snapshot.rows
-        state = StoreState(kind, manifest.dimension, self.distance, self.params, index=index)
-        for i, ref in enumerate(manifest.segments):
-            seg = decode_segment(ref, blobs, manifest.dimension)
-            for f in ref.files():
-                blobs.pop(f.path, None)
-            state.apply(seg, ref.name, indexed_rows=indexed if i == 0 else 0)
+                indexed = snapshot.rows
+            state = StoreState(kind, manifest.dimension, self.distance, self.params, index=index)
+            vectors = []
+            for i, (ref, futures) in enumerate(pending):
+                blobs = {f.path: fut.result() for f, fut in zip(ref.files(), futures, strict=True)}
+                seg = decode_segment(ref, blobs, manifest.dimension)
+                state.apply(seg, ref.name, add_vectors=False)
+                vectors.append((seg.vectors, indexed if i == 0 else 0))
+                del blobs, seg
+        state.add_vectors(vectors)
         if state.live != manifest.live_count:
             raise IntegrityError(
                 f"manifest version {manifest.version} says {manifest.live_count} documents but "
@@ -558,10 +568,13 @@ class Engine:
             st = self._state
             assert self._manifest is not None
             kind = self._kind_for(st.live)
+            snapshots = kind != "flat"
             start = (
                 0
                 if kind != st.kind
-                else self.policy.plan(self._manifest.segments, st.slots, st.dead)
+                else self.policy.plan(
+                    self._manifest.segments, st.slots, st.dead, snapshots=snapshots
+                )
             )
             if start is None or not self._compact_locked(start, kind):
                 return
@@ -822,9 +835,17 @@ def _live_after(st: StoreState, seg: SegmentData) -> int:
     return st.live - len(gone) + new
 
 
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+
+
 def _document(st: StoreState, slot: int) -> Document:
+    meta = st.metas[slot]
+    # a copy, so callers cannot change the store through it; flat metadata needs no deep copy
+    flat = all(type(v) in _SCALAR_TYPES for v in meta.values())
     return Document(
-        id=st.ids[slot], page_content=st.texts[slot], metadata=copy.deepcopy(st.metas[slot])
+        id=st.ids[slot],
+        page_content=st.texts[slot],
+        metadata=dict(meta) if flat else copy.deepcopy(meta),
     )
 
 

@@ -18,6 +18,11 @@ from typing import Any
 
 import numpy as np
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; json is the fallback
+    orjson = None  # type: ignore[assignment]
+
 from vectordb_manager.errors import IntegrityError
 
 FORMAT_NAME = "vectordb-manager"
@@ -42,9 +47,9 @@ def sha256(data: bytes) -> str:
 
 def content_hash(text: str, metadata_json: str) -> str:
     """The hash that identifies a record's content (text and canonical metadata)."""
-    h = hashlib.sha256(text.encode("utf-8"))
+    h = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
     h.update(b"\x00")
-    h.update(metadata_json.encode("utf-8"))
+    h.update(metadata_json.encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 
@@ -290,17 +295,7 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, b
     blobs: dict[str, bytes] = {}
     records = vectors = deleted = None
     if len(seg):
-        lines = [
-            json.dumps(
-                {"id": i, "text": t, "metadata": m, "hash": h, "created_at": c, "updated_at": u},
-                ensure_ascii=False,
-                allow_nan=False,
-            )
-            for i, t, m, h, c, u in zip(
-                seg.ids, seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True
-            )
-        ]
-        rec_bytes = ("\n".join(lines) + "\n").encode("utf-8")
+        rec_bytes = _encode_records(seg)
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(seg.vectors, dtype=np.float32), allow_pickle=False)
         vec_bytes = buf.getvalue()
@@ -326,10 +321,8 @@ def decode_segment(ref: SegmentRef, blobs: dict[str, bytes], dimension: int | No
     updated: list[str] = []
     vectors: Vectors = np.zeros((0, dimension or 0), dtype=np.float32)
     if ref.records is not None and ref.vectors is not None:
-        text = blobs[ref.records.path].decode("utf-8")
         try:
-            # JSON escapes newlines inside strings, so the file's newlines separate records
-            rows = json.loads("[" + text.rstrip("\n").replace("\n", ",") + "]")
+            rows = _decode_records(blobs[ref.records.path])
             for r in rows:
                 ids.append(r["id"])
                 texts.append(r["text"])
@@ -337,7 +330,7 @@ def decode_segment(ref: SegmentRef, blobs: dict[str, bytes], dimension: int | No
                 hashes.append(r["hash"])
                 created.append(r["created_at"])
                 updated.append(r["updated_at"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"{ref.records.path} holds malformed records: {exc!r}") from exc
         if not all(isinstance(i, str) for i in ids) or not all(isinstance(m, dict) for m in metas):
             raise IntegrityError(f"{ref.records.path} holds records with bad ids or metadata")
@@ -370,17 +363,58 @@ def decode_segment(ref: SegmentRef, blobs: dict[str, bytes], dimension: int | No
 
 
 def load_npy(data: bytes, path: str) -> Vectors:
-    """Read a float32 ``.npy`` file; object arrays (pickles) are refused, never loaded."""
+    """Read a float32 ``.npy`` file without copying it; object arrays (pickles) are refused."""
+    stream = io.BytesIO(data)
     try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
     except ValueError as exc:
-        raise IntegrityError(
-            f"{path} is not a plain float32 array ({exc}); refusing to load it"
-        ) from exc
-    except Exception as exc:
         raise IntegrityError(f"{path} is not a valid .npy file: {exc}") from exc
-    if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+    if dtype != np.dtype("<f4") or fortran or len(shape) != 2:
         raise IntegrityError(
-            f"{path} holds {getattr(array, 'dtype', type(array))}, expected float32"
+            f"{path} holds {dtype} with shape {shape}; expected a C-order float32 matrix. "
+            "Anything else (such as a pickled object array) is refused, never loaded."
         )
-    return array
+    count = int(shape[0]) * int(shape[1])
+    offset = stream.tell()
+    if len(data) - offset != count * 4:
+        raise IntegrityError(
+            f"{path} is {len(data) - offset} data bytes; shape {shape} needs {count * 4}"
+        )
+    array: Vectors = np.frombuffer(data, dtype=np.float32, count=count, offset=offset)
+    return array.reshape(shape)
+
+
+def _encode_records(seg: SegmentData) -> bytes:
+    """One JSON object per line (JSON escapes newlines inside strings)."""
+    rows = [
+        {"id": i, "text": t, "metadata": m, "hash": h, "created_at": c, "updated_at": u}
+        for i, t, m, h, c, u in zip(
+            seg.ids, seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True
+        )
+    ]
+    if orjson is not None:
+        try:
+            return b"\n".join(orjson.dumps(r) for r in rows) + b"\n"
+        except (TypeError, orjson.JSONEncodeError):
+            pass  # integers beyond 64 bits or lone surrogates: the standard library copes
+    lines = [json.dumps(r, ensure_ascii=True, allow_nan=False) for r in rows]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _decode_records(data: bytes) -> list[dict[str, Any]]:
+    # the file's newlines separate records, so joining lines with commas makes one JSON array
+    array = b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]"
+    if orjson is not None:
+        try:
+            rows: list[dict[str, Any]] = orjson.loads(array)
+            return rows
+        except orjson.JSONDecodeError:
+            pass  # what orjson does not read (lone surrogates, huge integers), json does
+    result: list[dict[str, Any]] = json.loads(array.decode("utf-8"))
+    return result

@@ -61,9 +61,9 @@ class StoreState:
     def slots(self) -> int:
         return len(self.ids)
 
-    def apply(self, seg: SegmentData, name: str | None, *, indexed_rows: int = 0) -> None:
-        """Apply a segment: its deletes, then its rows (the first ``indexed_rows`` are
-        already in the index, loaded from a snapshot)."""
+    def apply(self, seg: SegmentData, name: str | None, *, add_vectors: bool = True) -> None:
+        """Apply a segment: its deletes, then its rows. With ``add_vectors=False`` the caller
+        adds the vectors later with `add_vectors` (one index insertion for many segments)."""
         for doc_id in seg.deletes:
             self._tombstone(doc_id)
         if len(seg):
@@ -83,11 +83,24 @@ class StoreState:
             self.hashes.extend(seg.hashes)
             self.created.extend(seg.created)
             self.updated.extend(seg.updated)
-            if indexed_rows and self.index.snapshot_needs_vectors():
-                self.index.add(seg.vectors[:indexed_rows], store_only=True)
-            self.index.add(seg.vectors[indexed_rows:])
+            if add_vectors:
+                self.index.add(seg.vectors)
         if name is not None:
             self.segment_ids[name] = (list(seg.ids), list(seg.deletes))
+
+    def add_vectors(self, parts: Sequence[tuple[Vectors, int]]) -> None:
+        """Add segments' vectors in one insertion; the first ``n`` rows of a part are already
+        in the index (loaded from a snapshot over the first segment)."""
+        if self.index is None:
+            return
+        fresh = []
+        for vectors, indexed in parts:
+            if indexed and self.index.snapshot_needs_vectors():
+                self.index.add(vectors[:indexed], store_only=True)
+            if len(vectors) > indexed:
+                fresh.append(vectors[indexed:])
+        if fresh:
+            self.index.add(fresh[0] if len(fresh) == 1 else np.concatenate(fresh))
 
     def _tombstone(self, doc_id: str) -> None:
         old = self.slot.pop(doc_id, None)

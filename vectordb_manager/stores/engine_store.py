@@ -6,7 +6,6 @@ LangChain method lives here once.
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -343,21 +342,50 @@ def _validate_rows(
 
 
 def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
+    """A deep copy of the metadata that round-trips through JSON exactly, or an error."""
     if meta is None:
         return {}
     if not isinstance(meta, Mapping):
         raise InvalidInputError(f"metadata {i} is {type(meta).__name__}, not a dict")
     try:
-        text = json.dumps(meta, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"metadata {i} is not JSON ({exc}); use strings, numbers, booleans, None, "
-            "lists and dicts with string keys"
-        ) from None
-    back: dict[str, Any] = json.loads(text)
-    if back != meta:
-        raise InvalidInputError(
-            f"metadata {i} would not come back unchanged from JSON (tuples become lists, "
-            "non-string keys become strings); convert those values first"
+        return _json_copy(dict(meta))  # type: ignore[no-any-return]
+    except _NotJSON as exc:
+        raise InvalidInputError(f"metadata {i} {exc}") from None
+
+
+class _NotJSON(Exception):
+    pass
+
+
+def _json_copy(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NotJSON(f"is not JSON: {value!r} is not a JSON number; use None or a string")
+        return float(value)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _NotJSON(
+                    f"has the key {k!r}: non-string keys become strings in JSON, "
+                    "so it would not come back unchanged; convert those keys first"
+                )
+            out[str(k)] = _json_copy(v)
+        return out
+    if isinstance(value, list):
+        return [_json_copy(v) for v in value]
+    if isinstance(value, tuple):
+        raise _NotJSON(
+            f"holds the tuple {value!r}: tuples become lists in JSON, so it would not come "
+            "back unchanged; convert those values first"
         )
-    return back
+    raise _NotJSON(
+        f"is not JSON: {type(value).__name__} values are not allowed; use strings, numbers, "
+        "booleans, None, lists and dicts with string keys"
+    )
