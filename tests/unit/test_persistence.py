@@ -326,3 +326,31 @@ def test_unusual_values_round_trip_exactly(tmp_path: Path) -> None:
     again = open_store(tmp_path)
     assert again.get_by_ids(["s", "e", "p"]) == docs
     again.verify()
+
+
+def test_ids_file_disagreeing_with_records_is_caught_by_verify(tmp_path: Path) -> None:
+    import hashlib
+
+    open_store(tmp_path).add_texts(["alpha", "beta"], ids=["a", "b"])
+    target = next(tmp_path.glob("segments/*.ids.json"))
+    payload = b'["b","a"]'
+    target.write_bytes(payload)
+    manifest = sorted(tmp_path.glob("manifests/*.json"))[-1]
+    doc = json.loads(manifest.read_text())
+    ref = doc["segments"][0]["files"]["ids"]
+    ref["bytes"], ref["sha256"] = len(payload), hashlib.sha256(payload).hexdigest()
+    manifest.write_text(json.dumps(doc))
+    store = open_store(tmp_path)  # opening decodes only ids and vectors
+    with pytest.raises(IntegrityError, match="disagree on the ids"):
+        store.verify()
+
+
+def test_records_decode_lazily_after_open(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.add_texts([f"text {i}" for i in range(50)], [{"n": i} for i in range(50)], ids=[str(i) for i in range(50)])
+    again = open_store(tmp_path)
+    assert all(type(r) is int for r in again.engine._state.recs)  # nothing decoded yet
+    assert again.get_by_ids(["7"])[0].metadata == {"n": 7}
+    assert sum(type(r) is tuple for r in again.engine._state.recs) == 1
+    assert len(again.similarity_search("text", k=5, filter={"n": {"$lt": 10}})) == 5
+    assert all(type(r) is tuple for r in again.engine._state.recs)  # a scan decodes in bulk

@@ -19,6 +19,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from vectordb_manager.engine.format import (
     FileRef,
     Manifest,
     SegmentData,
+    SegmentRef,
     SnapshotRef,
     Vectors,
     canonical_json,
@@ -71,6 +73,7 @@ KEEP_MANIFESTS = 8
 # created again by a stalled writer (which would commit an invisible, lost version).
 MANIFEST_RETENTION_SECONDS = 600.0
 _IO_THREADS = 8
+_PREFETCH_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -254,9 +257,9 @@ class Engine:
 
         return [pool.submit(read, f) for f in files]
 
-    def _build_state(self, manifest: Manifest) -> StoreState:
+    def _build_state(self, manifest: Manifest, *, lazy: bool = True) -> StoreState:
         """Read, verify and replay a manifest's files. Files are fetched and checksummed in
-        parallel while earlier segments are decoded; vectors are added to the index at once."""
+        parallel while earlier segments are decoded; the index storage is allocated once."""
         snapshot = manifest.snapshot
         kind = self._kind_for(manifest.live_count)
         segments = manifest.segments
@@ -278,7 +281,22 @@ class Engine:
                         f"{segments[0].rows}"
                     )
                 (snap_future,) = self._submit(pool, [snapshot.file])
-            pending = [(ref, self._submit(pool, ref.files())) for ref in segments]
+            # fetch ahead while at most _PREFETCH_BYTES are waiting to be decoded
+            pending: deque[tuple[SegmentRef, list[Future[bytes]]]] = deque()
+            waiting = 0
+            upcoming = iter(segments)
+            following = next(upcoming, None)
+
+            def prefetch() -> None:
+                nonlocal waiting, following
+                while following is not None and (
+                    not pending or waiting + _size(following) <= _PREFETCH_BYTES
+                ):
+                    pending.append((following, self._submit(pool, following.files())))
+                    waiting += _size(following)
+                    following = next(upcoming, None)
+
+            prefetch()
             if use_snapshot:
                 assert snapshot is not None and manifest.dimension is not None
                 index = VectorIndex.from_snapshot(
@@ -291,14 +309,16 @@ class Engine:
                 )
                 indexed = snapshot.rows
             state = StoreState(kind, manifest.dimension, self.distance, self.params, index=index)
-            vectors = []
-            for i, (ref, futures) in enumerate(pending):
+            if state.index is not None:
+                state.index.reserve(sum(ref.rows for ref in segments) - indexed)
+            for i in range(len(segments)):
+                ref, futures = pending.popleft()
                 blobs = {f.path: fut.result() for f, fut in zip(ref.files(), futures, strict=True)}
-                seg = decode_segment(ref, blobs, manifest.dimension)
-                state.apply(seg, ref.name, add_vectors=False)
-                vectors.append((seg.vectors, indexed if i == 0 else 0))
-                del blobs, seg
-        state.add_vectors(vectors)
+                waiting -= _size(ref)
+                prefetch()
+                seg = decode_segment(ref, blobs, manifest.dimension, lazy=lazy)
+                state.apply(seg, ref.name, indexed_rows=indexed if i == 0 else 0)
+                del blobs, seg  # the file's bytes go as soon as its vectors are copied
         if state.live != manifest.live_count:
             raise IntegrityError(
                 f"manifest version {manifest.version} says {manifest.live_count} documents but "
@@ -328,7 +348,7 @@ class Engine:
                 self._load(self._read_latest())
                 return True
             dim = latest.dimension or self.dimension
-            segs = [decode_segment(ref, blobs, dim) for ref in added]
+            segs = [decode_segment(ref, blobs, dim, lazy=True) for ref in added]
             with self._rw.write():
                 for ref, seg in zip(added, segs, strict=True):
                     self._state.apply(seg, ref.name)
@@ -368,7 +388,7 @@ class Engine:
                 if (
                     slot is not None
                     and stored is not None
-                    and st.hashes[slot] == hashes[i]
+                    and st.record(slot)[2] == hashes[i]
                     and np.array_equal(stored[slot], vectors[i])
                 ):
                     continue
@@ -381,7 +401,7 @@ class Engine:
                 texts=[texts[i] for i in keep],
                 metadatas=[dict(metadatas[i]) for i in keep],
                 hashes=[hashes[i] for i in keep],
-                created=[st.created[st.slot[ids[i]]] if ids[i] in st.slot else now for i in keep],
+                created=[st.record(st.slot[ids[i]])[3] if ids[i] in st.slot else now for i in keep],
                 updated=[now] * len(keep),
                 vectors=vectors[keep] if len(keep) < len(ids) else vectors,
             )
@@ -774,7 +794,7 @@ class Engine:
                     raise IntegrityError(
                         "the store changed while it was being verified; run it again"
                     )
-                fresh = self._build_state(latest)
+                fresh = self._build_state(latest, lazy=False)
                 _compare(fresh, st)
                 report.update(
                     version=latest.version,
@@ -782,10 +802,12 @@ class Engine:
                     bytes=sum(f.bytes for s in latest.segments for f in s.files())
                     + (latest.snapshot.file.bytes if latest.snapshot else 0),
                 )
+            st.materialize()
             for slot, doc_id in enumerate(st.ids):
-                if doc_id is not None and st.hashes[slot] != content_hash(
-                    st.texts[slot], canonical_json(st.metas[slot])
-                ):
+                if doc_id is None:
+                    continue
+                text, meta, digest = st.record(slot)[:3]
+                if digest != content_hash(text, canonical_json(meta)):
                     raise IntegrityError(f"record {doc_id!r} does not match its content hash")
             if st.index is not None and st.index.ntotal != st.slots:
                 raise IntegrityError(
@@ -814,19 +836,22 @@ def _passing(
     st: StoreState, predicate: Predicate, plan: Plan | None, complete: bool
 ) -> np.ndarray[Any, np.dtype[np.int64]]:
     """The live slots whose metadata passes the filter, ascending."""
-    ids, metas = st.ids, st.metas
     if plan is None:
-        candidates: Any = range(len(ids))
-    else:
-        candidates = st.plan_slots(plan)
-        if complete:
-            if not st.dead:
-                return candidates  # type: ignore[no-any-return]
-            return np.fromiter((s for s in candidates.tolist() if ids[s] is not None), np.int64)
-        candidates = candidates.tolist()
+        return np.fromiter((s for s, m in st.metas() if predicate(m)), dtype=np.int64)
+    candidates = st.plan_slots(plan)
+    ids = st.ids
+    if complete:
+        if not st.dead:
+            return candidates
+        return np.fromiter((s for s in candidates.tolist() if ids[s] is not None), np.int64)
     return np.fromiter(
-        (s for s in candidates if ids[s] is not None and predicate(metas[s])), dtype=np.int64
+        (s for s in candidates.tolist() if ids[s] is not None and predicate(st.record(s)[1])),
+        dtype=np.int64,
     )
+
+
+def _size(ref: SegmentRef) -> int:
+    return sum(f.bytes for f in ref.files())
 
 
 def _live_after(st: StoreState, seg: SegmentData) -> int:
@@ -839,12 +864,12 @@ _SCALAR_TYPES = (str, int, float, bool, type(None))
 
 
 def _document(st: StoreState, slot: int) -> Document:
-    meta = st.metas[slot]
+    text, meta = st.record(slot)[:2]
     # a copy, so callers cannot change the store through it; flat metadata needs no deep copy
     flat = all(type(v) in _SCALAR_TYPES for v in meta.values())
     return Document(
         id=st.ids[slot],
-        page_content=st.texts[slot],
+        page_content=text,
         metadata=dict(meta) if flat else copy.deepcopy(meta),
     )
 
@@ -873,11 +898,7 @@ def _compare(fresh: StoreState, mem: StoreState) -> None:
     mv = mem.index.vectors() if mem.index is not None else None
     for doc_id, a in fresh.slot.items():
         b = mem.slot[doc_id]
-        if (fresh.texts[a], fresh.metas[a], fresh.hashes[a]) != (
-            mem.texts[b],
-            mem.metas[b],
-            mem.hashes[b],
-        ):
+        if fresh.record(a)[:3] != mem.record(b)[:3]:
             raise IntegrityError(f"record {doc_id!r} differs between the files and memory")
         if fv is not None and mv is not None and not np.array_equal(fv[a], mv[b]):
             raise IntegrityError(f"the vector of {doc_id!r} differs between the files and memory")

@@ -120,18 +120,20 @@ class SegmentRef:
     records: FileRef | None = None
     vectors: FileRef | None = None
     deleted: FileRef | None = None
+    ids: FileRef | None = None
 
     @property
     def weight(self) -> int:
         return self.rows + self.deletes
 
     def files(self) -> list[FileRef]:
-        return [f for f in (self.records, self.vectors, self.deleted) if f is not None]
+        return [f for f in (self.ids, self.records, self.vectors, self.deleted) if f is not None]
 
     def to_json(self) -> dict[str, Any]:
         files = {
             k: v.to_json()
             for k, v in (
+                ("ids", self.ids),
                 ("records", self.records),
                 ("vectors", self.vectors),
                 ("deletes", self.deleted),
@@ -151,6 +153,7 @@ class SegmentRef:
                 records=FileRef.from_json(files["records"]) if "records" in files else None,
                 vectors=FileRef.from_json(files["vectors"]) if "vectors" in files else None,
                 deleted=FileRef.from_json(files["deletes"]) if "deletes" in files else None,
+                ids=FileRef.from_json(files["ids"]) if "ids" in files else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"manifest has a malformed segment entry {d!r}") from exc
@@ -280,9 +283,61 @@ class SegmentData:
     updated: list[str]
     vectors: Vectors
     deletes: list[str] = field(default_factory=list)
+    raw: RawRecords | None = None  # set when texts..updated are left undecoded
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+@dataclass(frozen=True)
+class RawRecords:
+    """A records file kept as bytes, with each line's span, for decoding rows on demand."""
+
+    blob: bytes
+    starts: np.ndarray[Any, np.dtype[np.int64]]
+    ends: np.ndarray[Any, np.dtype[np.int64]]
+    path: str
+
+    @classmethod
+    def split(cls, blob: bytes, path: str) -> RawRecords:
+        ends = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == 10)
+        starts = np.empty_like(ends)
+        if len(ends):
+            starts[0] = 0
+            starts[1:] = ends[:-1] + 1
+        return cls(blob, starts, ends, path)
+
+    def row(self, i: int) -> tuple[str, dict[str, Any], str, str, str]:
+        """Decode line ``i`` into (text, metadata, hash, created_at, updated_at)."""
+        return _record_tuple(_loads(self.blob[self.starts[i] : self.ends[i]]), self.path)
+
+    def rows(self) -> list[tuple[str, dict[str, Any], str, str, str]]:
+        try:
+            return [_record_tuple(r, self.path) for r in _decode_records(self.blob)]
+        except ValueError as exc:
+            raise IntegrityError(f"{self.path} holds malformed records: {exc!r}") from exc
+
+
+def _record_tuple(r: Any, path: str) -> tuple[str, dict[str, Any], str, str, str]:
+    try:
+        record = (r["text"], r["metadata"], r["hash"], r["created_at"], r["updated_at"])
+    except (KeyError, TypeError) as exc:
+        raise IntegrityError(f"{path} holds a malformed record: {exc!r}") from exc
+    if not isinstance(record[0], str) or not isinstance(record[1], dict):
+        raise IntegrityError(f"{path} holds a record with a bad text or metadata")
+    return record
+
+
+def _loads(line: bytes) -> Any:
+    if orjson is not None:
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"a record is not valid JSON: {exc}") from exc
 
 
 def new_segment_name() -> str:
@@ -293,8 +348,11 @@ def new_segment_name() -> str:
 def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, bytes]]:
     """Serialize a segment into its files; returns the manifest entry and path -> bytes."""
     blobs: dict[str, bytes] = {}
-    records = vectors = deleted = None
+    records = vectors = deleted = ids = None
     if len(seg):
+        id_bytes = _dumps(seg.ids)
+        ids = FileRef.of(f"{SEGMENT_DIR}{name}.ids.json", id_bytes)
+        blobs[ids.path] = id_bytes
         rec_bytes = _encode_records(seg)
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(seg.vectors, dtype=np.float32), allow_pickle=False)
@@ -304,62 +362,84 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, b
         blobs[records.path] = rec_bytes
         blobs[vectors.path] = vec_bytes
     if seg.deletes:
-        del_bytes = json.dumps(seg.deletes, ensure_ascii=False).encode("utf-8")
+        del_bytes = _dumps(seg.deletes)
         deleted = FileRef.of(f"{SEGMENT_DIR}{name}.deletes.json", del_bytes)
         blobs[deleted.path] = del_bytes
-    ref = SegmentRef(name, len(seg), len(seg.deletes), records, vectors, deleted)
+    ref = SegmentRef(name, len(seg), len(seg.deletes), records, vectors, deleted, ids)
     return ref, blobs
 
 
-def decode_segment(ref: SegmentRef, blobs: dict[str, bytes], dimension: int | None) -> SegmentData:
-    """Decode (already checksum-verified) segment files; raises `IntegrityError` if malformed."""
+def _dumps(ids: list[str]) -> bytes:
+    """A JSON list of strings."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(ids)
+        except TypeError:
+            pass  # lone surrogates
+    return json.dumps(ids).encode("ascii")
+
+
+def _id_list(data: bytes, path: str) -> list[str]:
+    ids = _loads(data)
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise IntegrityError(f"{path} is not a JSON list of ids")
+    return ids
+
+
+def decode_segment(
+    ref: SegmentRef, blobs: dict[str, bytes], dimension: int | None, *, lazy: bool = False
+) -> SegmentData:
+    """Decode (already checksum-verified) segment files; raises `IntegrityError` if malformed.
+
+    ``lazy``: keep the records as bytes (``SegmentData.raw``) and decode rows on demand.
+    """
     ids: list[str] = []
     texts: list[str] = []
     metas: list[dict[str, Any]] = []
     hashes: list[str] = []
     created: list[str] = []
     updated: list[str] = []
+    raw = None
     vectors: Vectors = np.zeros((0, dimension or 0), dtype=np.float32)
-    if ref.records is not None and ref.vectors is not None:
-        try:
+    if ref.records is not None and ref.vectors is not None and ref.ids is not None:
+        ids = _id_list(blobs[ref.ids.path], ref.ids.path)
+        raw = RawRecords.split(blobs[ref.records.path], ref.records.path)
+        if len(raw.ends) != len(ids):
+            raise IntegrityError(
+                f"{ref.records.path} has {len(raw.ends)} records for {len(ids)} ids"
+            )
+        if not lazy:
             rows = _decode_records(blobs[ref.records.path])
-            for r in rows:
-                ids.append(r["id"])
-                texts.append(r["text"])
-                metas.append(r["metadata"])
-                hashes.append(r["hash"])
-                created.append(r["created_at"])
-                updated.append(r["updated_at"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"{ref.records.path} holds malformed records: {exc!r}") from exc
-        if not all(isinstance(i, str) for i in ids) or not all(isinstance(m, dict) for m in metas):
-            raise IntegrityError(f"{ref.records.path} holds records with bad ids or metadata")
+            if [r.get("id") if isinstance(r, dict) else None for r in rows] != ids:
+                raise IntegrityError(f"{ref.records.path} and {ref.ids.path} disagree on the ids")
+            for text, meta, h, c, u in (_record_tuple(r, ref.records.path) for r in rows):
+                texts.append(text)
+                metas.append(meta)
+                hashes.append(h)
+                created.append(c)
+                updated.append(u)
+            raw = None
         vectors = load_npy(blobs[ref.vectors.path], ref.vectors.path)
-        if (
-            vectors.ndim != 2
-            or vectors.shape[0] != len(ids)
-            or (dimension is not None and vectors.shape[1] != dimension)
+        if vectors.shape[0] != len(ids) or (
+            dimension is not None and vectors.shape[1] != dimension
         ):
             raise IntegrityError(
                 f"{ref.vectors.path} has shape {vectors.shape}, expected ({len(ids)}, {dimension})"
             )
+    elif ref.rows:
+        raise IntegrityError(f"segment {ref.name} has {ref.rows} rows but not all of its files")
     if len(ids) != ref.rows:
         raise IntegrityError(
             f"segment {ref.name} has {len(ids)} rows; the manifest says {ref.rows}"
         )
     deletes: list[str] = []
     if ref.deleted is not None:
-        try:
-            deletes = json.loads(blobs[ref.deleted.path].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IntegrityError(f"{ref.deleted.path} is not a JSON list of ids") from exc
-        if not isinstance(deletes, list) or not all(isinstance(i, str) for i in deletes):
-            raise IntegrityError(f"{ref.deleted.path} is not a JSON list of ids")
+        deletes = _id_list(blobs[ref.deleted.path], ref.deleted.path)
     if len(deletes) != ref.deletes:
         raise IntegrityError(
             f"segment {ref.name} deletes {len(deletes)} ids; the manifest says {ref.deletes}"
         )
-    return SegmentData(ids, texts, metas, hashes, created, updated, vectors, deletes)
+    return SegmentData(ids, texts, metas, hashes, created, updated, vectors, deletes, raw)
 
 
 def load_npy(data: bytes, path: str) -> Vectors:
@@ -407,14 +487,17 @@ def _encode_records(seg: SegmentData) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def _decode_records(data: bytes) -> list[dict[str, Any]]:
+def _decode_records(data: bytes) -> list[Any]:
     # the file's newlines separate records, so joining lines with commas makes one JSON array
     array = b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]"
     if orjson is not None:
         try:
-            rows: list[dict[str, Any]] = orjson.loads(array)
+            rows: list[Any] = orjson.loads(array)
             return rows
         except orjson.JSONDecodeError:
             pass  # what orjson does not read (lone surrogates, huge integers), json does
-    result: list[dict[str, Any]] = json.loads(array.decode("utf-8"))
+    try:
+        result: list[Any] = json.loads(array.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"records are not valid JSON lines: {exc}") from exc
     return result

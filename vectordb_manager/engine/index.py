@@ -138,6 +138,15 @@ class VectorIndex:
         else:
             self._index.add(vectors)
 
+    def reserve(self, rows: int) -> None:
+        """Allocate room for ``rows`` more vectors at once, so that adding them segment by
+        segment does not copy the whole storage each time (HNSW: no effect)."""
+        if self.kind == "hnsw" or rows <= 0:
+            return
+        size = self._store.codes.size()
+        self._store.codes.resize(size + rows * self.dim * 4)
+        self._store.codes.resize(size)  # keeps the capacity
+
     def _train_size(self) -> int:
         nlist = self.params.ivf_nlist
         return max(self.params.ivf_min_train, 39 * nlist) if nlist else self.params.ivf_min_train

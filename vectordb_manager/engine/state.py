@@ -1,20 +1,25 @@
 """`StoreState`: the in-memory records, id map and index of one store version.
 
 Slots are append-only; a deleted or replaced record leaves a tombstone (``ids[slot] is None``)
-until compaction builds a new state without them.
+until compaction builds a new state without them. Records read from files stay undecoded
+(raw JSON lines) until something needs them: a search result, a filter, a merge. Opening a
+store therefore decodes only ids and vectors.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from vectordb_manager.engine.filters import Plan, value_key
-from vectordb_manager.engine.format import SegmentData, Vectors
+from vectordb_manager.engine.format import RawRecords, SegmentData, Vectors
 from vectordb_manager.engine.index import IndexParams, VectorIndex
+
+Record = tuple[str, dict[str, Any], str, str, str]  # text, metadata, hash, created, updated
+_SHIFT = 32
 
 
 class StoreState:
@@ -32,11 +37,10 @@ class StoreState:
         self.distance = distance
         self.params = params
         self.ids: list[str | None] = []
-        self.texts: list[str] = []
-        self.metas: list[dict[str, Any]] = []
-        self.hashes: list[str] = []
-        self.created: list[str] = []
-        self.updated: list[str] = []
+        # per slot: a Record, an int pointing at an undecoded line, or None (tombstone)
+        self.recs: list[Any] = []
+        self._raw: list[tuple[RawRecords, int] | None] = []  # (lines, first slot)
+        self._lazy = 0  # how many raw blocks are still undecoded
         self.slot: dict[str, int] = {}
         self.dead = 0
         self.index: VectorIndex | None = index
@@ -47,7 +51,7 @@ class StoreState:
         # per metadata key, built on first use by a filter: value key -> slots (may include
         # tombstones, which searches skip)
         self.key_indexes: dict[str, dict[tuple[str, Any], list[int]]] = {}
-        self._key_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     @property
     def dim(self) -> int | None:
@@ -61,9 +65,45 @@ class StoreState:
     def slots(self) -> int:
         return len(self.ids)
 
-    def apply(self, seg: SegmentData, name: str | None, *, add_vectors: bool = True) -> None:
-        """Apply a segment: its deletes, then its rows. With ``add_vectors=False`` the caller
-        adds the vectors later with `add_vectors` (one index insertion for many segments)."""
+    # -- records ---------------------------------------------------------------------------
+    def record(self, slot: int) -> Record:
+        """The record at a live slot, decoding it on first use."""
+        r = self.recs[slot]
+        if type(r) is int:
+            entry = self._raw[r >> _SHIFT]
+            if entry is None:  # decoded meanwhile by materialize()
+                r = self.recs[slot]
+            else:
+                r = entry[0].row(r & ((1 << _SHIFT) - 1))
+                self.recs[slot] = r
+        assert r is not None, "record() of a tombstone"
+        return r  # type: ignore[no-any-return]
+
+    def materialize(self) -> None:
+        """Decode every undecoded record (in bulk, which is much faster than one by one)."""
+        if not self._lazy:
+            return
+        with self._lock:
+            for block, entry in enumerate(self._raw):
+                if entry is None:
+                    continue
+                raw, first = entry
+                recs = self.recs
+                for i, row in enumerate(raw.rows()):
+                    if type(recs[first + i]) is int:
+                        recs[first + i] = row
+                self._raw[block] = None
+                self._lazy -= 1
+
+    def metas(self) -> Iterable[tuple[int, dict[str, Any]]]:
+        """(slot, metadata) of every live record."""
+        self.materialize()
+        return ((s, r[1]) for s, r in enumerate(self.recs) if r is not None)
+
+    # -- changes ---------------------------------------------------------------------------
+    def apply(self, seg: SegmentData, name: str | None, *, indexed_rows: int = 0) -> None:
+        """Apply a segment: its deletes, then its rows (the first ``indexed_rows`` are
+        already in the index, loaded from a snapshot)."""
         for doc_id in seg.deletes:
             self._tombstone(doc_id)
         if len(seg):
@@ -76,49 +116,44 @@ class StoreState:
                 self._tombstone(doc_id)
                 self.slot[doc_id] = start + offset
             self.ids.extend(seg.ids)
-            self.texts.extend(seg.texts)
-            self.metas.extend(seg.metadatas)
-            for key, table in self.key_indexes.items():
-                _index_values(table, key, seg.metadatas, start)
-            self.hashes.extend(seg.hashes)
-            self.created.extend(seg.created)
-            self.updated.extend(seg.updated)
-            if add_vectors:
-                self.index.add(seg.vectors)
+            if seg.raw is not None:
+                block = len(self._raw)
+                self._raw.append((seg.raw, start))
+                self._lazy += 1
+                base = block << _SHIFT
+                self.recs.extend(range(base, base + len(seg)))
+            else:
+                self.recs.extend(
+                    zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
+                )
+            if self.key_indexes:
+                metas = [self.record(s)[1] for s in range(start, start + len(seg))]
+                for key, table in self.key_indexes.items():
+                    _index_values(table, key, enumerate(metas, start))
+            if indexed_rows and self.index.snapshot_needs_vectors():
+                self.index.add(seg.vectors[:indexed_rows], store_only=True)
+            self.index.add(seg.vectors[indexed_rows:])
         if name is not None:
             self.segment_ids[name] = (list(seg.ids), list(seg.deletes))
-
-    def add_vectors(self, parts: Sequence[tuple[Vectors, int]]) -> None:
-        """Add segments' vectors in one insertion; the first ``n`` rows of a part are already
-        in the index (loaded from a snapshot over the first segment)."""
-        if self.index is None:
-            return
-        fresh = []
-        for vectors, indexed in parts:
-            if indexed and self.index.snapshot_needs_vectors():
-                self.index.add(vectors[:indexed], store_only=True)
-            if len(vectors) > indexed:
-                fresh.append(vectors[indexed:])
-        if fresh:
-            self.index.add(fresh[0] if len(fresh) == 1 else np.concatenate(fresh))
 
     def _tombstone(self, doc_id: str) -> None:
         old = self.slot.pop(doc_id, None)
         if old is not None:
             self.ids[old] = None
-            self.texts[old] = ""
-            self.metas[old] = {}
+            self.recs[old] = None
             self.dead += 1
 
+    # -- filters ---------------------------------------------------------------------------
     def key_index(self, key: str) -> dict[tuple[str, Any], list[int]]:
         """The value index of one metadata key, built on first use."""
         table = self.key_indexes.get(key)
         if table is None:
-            with self._key_lock:
+            metas = list(self.metas())
+            with self._lock:
                 table = self.key_indexes.get(key)
                 if table is None:
                     table = {}
-                    _index_values(table, key, self.metas, 0)
+                    _index_values(table, key, metas)
                     self.key_indexes[key] = table
         return table
 
@@ -140,26 +175,30 @@ class StoreState:
             result = combine(result, part)
         return result
 
+    # -- reading out -------------------------------------------------------------------------
     def live_slots(self) -> np.ndarray[Any, np.dtype[np.int64]]:
         if not self.dead:
             return np.arange(len(self.ids), dtype=np.int64)
         return np.fromiter(sorted(self.slot.values()), dtype=np.int64, count=len(self.slot))
 
     def rows(self, slots: Iterable[int]) -> SegmentData:
-        """The records and vectors at the given slots, as segment data."""
+        """The records and vectors at the given (live) slots, as segment data."""
         slot_list = list(slots)
+        if len(slot_list) > 1000:
+            self.materialize()
         vectors: Vectors
         if self.index is None or not slot_list:
             vectors = np.zeros((0, self.dim or 0), dtype=np.float32)
         else:
             vectors = self.index.vectors()[np.asarray(slot_list, dtype=np.int64)]
+        records = [self.record(s) for s in slot_list]
         return SegmentData(
             [self.ids[s] for s in slot_list],  # type: ignore[misc]
-            [self.texts[s] for s in slot_list],
-            [self.metas[s] for s in slot_list],
-            [self.hashes[s] for s in slot_list],
-            [self.created[s] for s in slot_list],
-            [self.updated[s] for s in slot_list],
+            [r[0] for r in records],
+            [r[1] for r in records],
+            [r[2] for r in records],
+            [r[3] for r in records],
+            [r[4] for r in records],
             vectors,
         )
 
@@ -172,10 +211,15 @@ class StoreState:
 
 
 def _index_values(
-    table: dict[tuple[str, Any], list[int]], key: str, metas: Sequence[dict[str, Any]], start: int
+    table: dict[tuple[str, Any], list[int]],
+    key: str,
+    metas: Iterable[tuple[int, dict[str, Any]]],
 ) -> None:
-    for offset, meta in enumerate(metas):
+    for slot, meta in metas:
         if key in meta:
             vk = value_key(meta[key])
             if vk is not None:
-                table.setdefault(vk, []).append(start + offset)
+                table.setdefault(vk, []).append(slot)
+
+
+__all__ = ["Record", "StoreState"]
