@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import pickle
@@ -23,6 +24,7 @@ from vectordb_manager import (
 )
 from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.engine.compaction import CompactionPolicy
+from vectordb_manager.engine.format import pack_sections, unpack_sections
 
 EMB = HashingEmbeddings(64)
 
@@ -57,13 +59,16 @@ def test_layout_is_segments_plus_manifest_without_pickle(tmp_path: Path) -> None
     assert latest["format"] == "vectordb-manager" and latest["format_version"] == 1
     assert latest["dimension"] == 64 and latest["distance"] == "cosine"
     assert latest["live_count"] == 1 and len(latest["segments"]) == 2
-    seg = latest["segments"][0]
-    rec_path = tmp_path / seg["files"]["records"]["path"]
-    rows = [json.loads(line) for line in rec_path.read_text().splitlines()]
+    first, second = latest["segments"]
+    sections = unpack_sections((tmp_path / first["file"]["path"]).read_bytes(), "seg")
+    assert sorted(sections) == ["ids", "records", "vectors"]
+    assert json.loads(bytes(sections["ids"])) == ["1", "2"]
+    rows = [json.loads(line) for line in bytes(sections["records"]).decode().splitlines()]
     assert [r["id"] for r in rows] == ["1", "2"] and rows[0]["metadata"] == {"k": 1}
-    vec = np.load(tmp_path / seg["files"]["vectors"]["path"], allow_pickle=False)
+    vec = np.load(io.BytesIO(bytes(sections["vectors"])), allow_pickle=False)
     assert vec.shape == (2, 64) and vec.dtype == np.float32
-    assert json.loads((tmp_path / latest["segments"][1]["files"]["deletes"]["path"]).read_text()) == ["1"]
+    deletes = unpack_sections((tmp_path / second["file"]["path"]).read_bytes(), "seg")
+    assert sorted(deletes) == ["deletes"] and json.loads(bytes(deletes["deletes"])) == ["1"]
     for p in tmp_path.rglob("*"):
         if p.is_file():
             assert not p.read_bytes().startswith(b"\x80"), f"{p} looks like a pickle"
@@ -100,7 +105,7 @@ def test_compaction_bounds_segments_and_keeps_everything(tmp_path: Path) -> None
     referenced = set()
     latest = json.loads(files(tmp_path, "manifests/*.json")[-1].read_text())
     for s in latest["segments"]:
-        referenced |= {f["path"] for f in s["files"].values()}
+        referenced.add(s["file"]["path"])
     on_disk = {p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("segments/*")}
     assert on_disk == referenced, "merged-away segment files are removed"
 
@@ -159,16 +164,31 @@ def test_distance_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     assert len(open_store(tmp_path, distance="l2")) == 1
 
 
-def _segment_file(path: Path, kind: str) -> Path:
-    return next(path.glob(f"segments/*.{kind}"))
+def _segment_file(path: Path) -> Path:
+    return next(path.glob("segments/*.seg"))
 
 
-@pytest.mark.parametrize("kind", ["records.jsonl", "vectors.npy"])
-def test_flipped_byte_is_detected(tmp_path: Path, kind: str) -> None:
+def _rewrite_section(store_path: Path, section: str, payload: bytes) -> None:
+    """Replace one section of the first segment and fix the manifest's checksum, as an
+    attacker who can write the store's files would."""
+    target = _segment_file(store_path)
+    parts = {k: bytes(v) for k, v in unpack_sections(target.read_bytes(), "seg").items()}
+    parts[section] = payload
+    data = pack_sections(parts)
+    target.write_bytes(data)
+    manifest = sorted(store_path.glob("manifests/*.json"))[-1]
+    doc = json.loads(manifest.read_text())
+    ref = doc["segments"][0]["file"]
+    ref["bytes"], ref["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    manifest.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+def test_flipped_byte_is_detected(tmp_path: Path, where: float) -> None:
     open_store(tmp_path).add_texts(["alpha", "beta"])
-    target = _segment_file(tmp_path, kind)
+    target = _segment_file(tmp_path)
     data = bytearray(target.read_bytes())
-    data[len(data) // 2] ^= 0x01
+    data[int(len(data) * where)] ^= 0x01
     target.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="checksum"):
         open_store(tmp_path)
@@ -177,7 +197,7 @@ def test_flipped_byte_is_detected(tmp_path: Path, kind: str) -> None:
 def test_truncated_file_is_detected(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     store.add_texts(["alpha", "beta"])
-    target = _segment_file(tmp_path, "vectors.npy")
+    target = _segment_file(tmp_path)
     target.write_bytes(target.read_bytes()[:-10])
     with pytest.raises(IntegrityError, match="truncated"):
         store.verify()
@@ -187,7 +207,7 @@ def test_truncated_file_is_detected(tmp_path: Path) -> None:
 
 def test_missing_file_is_detected(tmp_path: Path) -> None:
     open_store(tmp_path).add_texts(["alpha"])
-    _segment_file(tmp_path, "records.jsonl").unlink()
+    _segment_file(tmp_path).unlink()
     with pytest.raises(IntegrityError, match="missing"):
         open_store(tmp_path)
 
@@ -202,18 +222,9 @@ def test_planted_pickle_is_refused_and_never_executed(tmp_path: Path) -> None:
     marker = Path("/tmp/vectordb-pickle-ran")
     marker.unlink(missing_ok=True)
     open_store(tmp_path).add_texts(["alpha"])
-    target = _segment_file(tmp_path, "vectors.npy")
     buf = io.BytesIO()
     np.save(buf, np.array([_Boom()], dtype=object), allow_pickle=True)
-    payload = buf.getvalue()
-    target.write_bytes(payload)
-    manifest = sorted(tmp_path.glob("manifests/*.json"))[-1]
-    doc = json.loads(manifest.read_text())
-    import hashlib
-
-    ref = doc["segments"][0]["files"]["vectors"]
-    ref["bytes"], ref["sha256"] = len(payload), hashlib.sha256(payload).hexdigest()
-    manifest.write_text(json.dumps(doc))
+    _rewrite_section(tmp_path, "vectors", buf.getvalue())
     (tmp_path / "index.pkl").write_bytes(pickle.dumps(_Boom()))
     with pytest.raises(IntegrityError, match="refused, never loaded"):
         open_store(tmp_path)
@@ -233,7 +244,7 @@ def test_langchain_faiss_directory_is_refused(tmp_path: Path) -> None:
         (lambda d: d.update(format_version=99), "format version 99"),
         (lambda d: d.update(features=["zstd-records"]), "features this release does not know"),
         (lambda d: d.update(format="other"), "not a vectordb-manager manifest"),
-        (lambda d: d["segments"][0]["files"]["records"].update(path="../../etc/passwd"),
+        (lambda d: d["segments"][0]["file"].update(path="../../etc/passwd"),
          "outside the store"),
         (lambda d: d.update(live_count=5), "says 5 documents"),
     ],
@@ -328,18 +339,9 @@ def test_unusual_values_round_trip_exactly(tmp_path: Path) -> None:
     again.verify()
 
 
-def test_ids_file_disagreeing_with_records_is_caught_by_verify(tmp_path: Path) -> None:
-    import hashlib
-
+def test_ids_disagreeing_with_records_is_caught_by_verify(tmp_path: Path) -> None:
     open_store(tmp_path).add_texts(["alpha", "beta"], ids=["a", "b"])
-    target = next(tmp_path.glob("segments/*.ids.json"))
-    payload = b'["b","a"]'
-    target.write_bytes(payload)
-    manifest = sorted(tmp_path.glob("manifests/*.json"))[-1]
-    doc = json.loads(manifest.read_text())
-    ref = doc["segments"][0]["files"]["ids"]
-    ref["bytes"], ref["sha256"] = len(payload), hashlib.sha256(payload).hexdigest()
-    manifest.write_text(json.dumps(doc))
+    _rewrite_section(tmp_path, "ids", b'["b","a"]')
     store = open_store(tmp_path)  # opening decodes only ids and vectors
     with pytest.raises(IntegrityError, match="disagree on the ids"):
         store.verify()

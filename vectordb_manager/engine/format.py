@@ -112,48 +112,36 @@ class FileRef:
 
 @dataclass(frozen=True)
 class SegmentRef:
-    """A segment in a manifest: rows added (records + vectors) and ids deleted."""
+    """A segment in a manifest: one file holding the rows it adds and the ids it deletes."""
 
     name: str
     rows: int
     deletes: int
-    records: FileRef | None = None
-    vectors: FileRef | None = None
-    deleted: FileRef | None = None
-    ids: FileRef | None = None
+    file: FileRef
 
     @property
     def weight(self) -> int:
         return self.rows + self.deletes
 
     def files(self) -> list[FileRef]:
-        return [f for f in (self.ids, self.records, self.vectors, self.deleted) if f is not None]
+        return [self.file]
 
     def to_json(self) -> dict[str, Any]:
-        files = {
-            k: v.to_json()
-            for k, v in (
-                ("ids", self.ids),
-                ("records", self.records),
-                ("vectors", self.vectors),
-                ("deletes", self.deleted),
-            )
-            if v is not None
+        return {
+            "name": self.name,
+            "rows": self.rows,
+            "deletes": self.deletes,
+            "file": self.file.to_json(),
         }
-        return {"name": self.name, "rows": self.rows, "deletes": self.deletes, "files": files}
 
     @classmethod
     def from_json(cls, d: Any) -> SegmentRef:
         try:
-            files = d.get("files", {})
             return cls(
                 name=str(d["name"]),
                 rows=int(d["rows"]),
                 deletes=int(d["deletes"]),
-                records=FileRef.from_json(files["records"]) if "records" in files else None,
-                vectors=FileRef.from_json(files["vectors"]) if "vectors" in files else None,
-                deleted=FileRef.from_json(files["deletes"]) if "deletes" in files else None,
-                ids=FileRef.from_json(files["ids"]) if "ids" in files else None,
+                file=FileRef.from_json(d["file"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"manifest has a malformed segment entry {d!r}") from exc
@@ -293,13 +281,13 @@ class SegmentData:
 class RawRecords:
     """A records file kept as bytes, with each line's span, for decoding rows on demand."""
 
-    blob: bytes
+    blob: bytes | memoryview
     starts: np.ndarray[Any, np.dtype[np.int64]]
     ends: np.ndarray[Any, np.dtype[np.int64]]
     path: str
 
     @classmethod
-    def split(cls, blob: bytes, path: str) -> RawRecords:
+    def split(cls, blob: bytes | memoryview, path: str) -> RawRecords:
         ends = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == 10)
         starts = np.empty_like(ends)
         if len(ends):
@@ -328,14 +316,14 @@ def _record_tuple(r: Any, path: str) -> tuple[str, dict[str, Any], str, str, str
     return record
 
 
-def _loads(line: bytes) -> Any:
+def _loads(line: bytes | memoryview) -> Any:
     if orjson is not None:
         try:
             return orjson.loads(line)
         except orjson.JSONDecodeError:
             pass
     try:
-        return json.loads(line.decode("utf-8"))
+        return json.loads(bytes(line).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntegrityError(f"a record is not valid JSON: {exc}") from exc
 
@@ -345,28 +333,71 @@ def new_segment_name() -> str:
     return uuid.uuid4().hex
 
 
+SEGMENT_MAGIC = b"VDBSEG01"
+SECTIONS = ("ids", "records", "vectors", "deletes")
+_ALIGN = 64
+
+
 def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, bytes]]:
-    """Serialize a segment into its files; returns the manifest entry and path -> bytes."""
-    blobs: dict[str, bytes] = {}
-    records = vectors = deleted = ids = None
+    """Serialize a segment into its one file; returns the manifest entry and path -> bytes.
+
+    Layout: ``VDBSEG01``, the header's length (uint64, little-endian), a JSON header mapping
+    each section to ``[offset, length]`` in the file, then the sections, each starting at a
+    multiple of 64 bytes: ``ids`` (JSON list), ``records`` (JSON lines), ``vectors`` (.npy,
+    float32) and ``deletes`` (JSON list). Sections with nothing in them are left out.
+    """
+    parts: dict[str, bytes] = {}
     if len(seg):
-        id_bytes = _dumps(seg.ids)
-        ids = FileRef.of(f"{SEGMENT_DIR}{name}.ids.json", id_bytes)
-        blobs[ids.path] = id_bytes
-        rec_bytes = _encode_records(seg)
+        parts["ids"] = _dumps(seg.ids)
+        parts["records"] = _encode_records(seg)
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(seg.vectors, dtype=np.float32), allow_pickle=False)
-        vec_bytes = buf.getvalue()
-        records = FileRef.of(f"{SEGMENT_DIR}{name}.records.jsonl", rec_bytes)
-        vectors = FileRef.of(f"{SEGMENT_DIR}{name}.vectors.npy", vec_bytes)
-        blobs[records.path] = rec_bytes
-        blobs[vectors.path] = vec_bytes
+        parts["vectors"] = buf.getvalue()
     if seg.deletes:
-        del_bytes = _dumps(seg.deletes)
-        deleted = FileRef.of(f"{SEGMENT_DIR}{name}.deletes.json", del_bytes)
-        blobs[deleted.path] = del_bytes
-    ref = SegmentRef(name, len(seg), len(seg.deletes), records, vectors, deleted, ids)
-    return ref, blobs
+        parts["deletes"] = _dumps(seg.deletes)
+    data = pack_sections(parts)
+    file = FileRef.of(f"{SEGMENT_DIR}{name}.seg", data)
+    return SegmentRef(name, len(seg), len(seg.deletes), file), {file.path: data}
+
+
+def pack_sections(parts: dict[str, bytes]) -> bytes:
+    """Lay sections out in one segment file (see `encode_segment`)."""
+    # the header's size depends on the offsets it holds: reserve room, then fill it in
+    room = 16 + len(json.dumps({"sections": {k: [10**15, 10**15] for k in parts}}))
+    start = -(-room // _ALIGN) * _ALIGN
+    table: dict[str, list[int]] = {}
+    offset = start
+    for key in SECTIONS:
+        if key in parts:
+            table[key] = [offset, len(parts[key])]
+            offset = -(-(offset + len(parts[key])) // _ALIGN) * _ALIGN
+    header = json.dumps({"sections": table}).encode("ascii")
+    out = bytearray(offset)
+    out[:8] = SEGMENT_MAGIC
+    out[8:16] = len(header).to_bytes(8, "little")
+    out[16 : 16 + len(header)] = header
+    for key, (at, length) in table.items():
+        out[at : at + length] = parts[key]
+    return bytes(out)
+
+
+def unpack_sections(data: bytes, path: str) -> dict[str, memoryview]:
+    """The sections of a segment file, as views into its bytes."""
+    view = memoryview(data)
+    if bytes(view[:8]) != SEGMENT_MAGIC or len(data) < 16:
+        raise IntegrityError(f"{path} is not a vectordb-manager segment file")
+    size = int.from_bytes(view[8:16], "little")
+    try:
+        header = json.loads(bytes(view[16 : 16 + size]))
+        table = header["sections"]
+        out = {}
+        for key, (at, length) in table.items():
+            if key not in SECTIONS or at < 16 + size or at + length > len(data):
+                raise ValueError(f"bad section {key!r}")
+            out[key] = view[at : at + length]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{path} has a malformed header: {exc}") from exc
+    return out
 
 
 def _dumps(ids: list[str]) -> bytes:
@@ -379,20 +410,22 @@ def _dumps(ids: list[str]) -> bytes:
     return json.dumps(ids).encode("ascii")
 
 
-def _id_list(data: bytes, path: str) -> list[str]:
+def _id_list(data: memoryview, path: str) -> list[str]:
     ids = _loads(data)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise IntegrityError(f"{path} is not a JSON list of ids")
+        raise IntegrityError(f"{path} does not hold a JSON list of ids")
     return ids
 
 
 def decode_segment(
     ref: SegmentRef, blobs: dict[str, bytes], dimension: int | None, *, lazy: bool = False
 ) -> SegmentData:
-    """Decode (already checksum-verified) segment files; raises `IntegrityError` if malformed.
+    """Decode an (already checksum-verified) segment file; raises `IntegrityError` if malformed.
 
-    ``lazy``: keep the records as bytes (``SegmentData.raw``) and decode rows on demand.
+    ``lazy``: keep the records undecoded (``SegmentData.raw``) and decode rows on demand.
     """
+    path = ref.file.path
+    sections = unpack_sections(blobs[path], path)
     ids: list[str] = []
     texts: list[str] = []
     metas: list[dict[str, Any]] = []
@@ -401,50 +434,42 @@ def decode_segment(
     updated: list[str] = []
     raw = None
     vectors: Vectors = np.zeros((0, dimension or 0), dtype=np.float32)
-    if ref.records is not None and ref.vectors is not None and ref.ids is not None:
-        ids = _id_list(blobs[ref.ids.path], ref.ids.path)
-        raw = RawRecords.split(blobs[ref.records.path], ref.records.path)
+    if ref.rows:
+        if not all(k in sections for k in ("ids", "records", "vectors")):
+            raise IntegrityError(f"{path} lacks the ids, records or vectors of its rows")
+        ids = _id_list(sections["ids"], path)
+        raw = RawRecords.split(sections["records"], path)
         if len(raw.ends) != len(ids):
-            raise IntegrityError(
-                f"{ref.records.path} has {len(raw.ends)} records for {len(ids)} ids"
-            )
+            raise IntegrityError(f"{path} has {len(raw.ends)} records for {len(ids)} ids")
         if not lazy:
-            rows = _decode_records(blobs[ref.records.path])
+            rows = _decode_records(sections["records"])
             if [r.get("id") if isinstance(r, dict) else None for r in rows] != ids:
-                raise IntegrityError(f"{ref.records.path} and {ref.ids.path} disagree on the ids")
-            for text, meta, h, c, u in (_record_tuple(r, ref.records.path) for r in rows):
+                raise IntegrityError(f"{path}: the records and the id list disagree on the ids")
+            for text, meta, h, c, u in (_record_tuple(r, path) for r in rows):
                 texts.append(text)
                 metas.append(meta)
                 hashes.append(h)
                 created.append(c)
                 updated.append(u)
             raw = None
-        vectors = load_npy(blobs[ref.vectors.path], ref.vectors.path)
+        vectors = load_npy(sections["vectors"], path)
         if vectors.shape[0] != len(ids) or (
             dimension is not None and vectors.shape[1] != dimension
         ):
             raise IntegrityError(
-                f"{ref.vectors.path} has shape {vectors.shape}, expected ({len(ids)}, {dimension})"
+                f"{path} holds vectors of shape {vectors.shape}, expected ({len(ids)}, {dimension})"
             )
-    elif ref.rows:
-        raise IntegrityError(f"segment {ref.name} has {ref.rows} rows but not all of its files")
     if len(ids) != ref.rows:
-        raise IntegrityError(
-            f"segment {ref.name} has {len(ids)} rows; the manifest says {ref.rows}"
-        )
-    deletes: list[str] = []
-    if ref.deleted is not None:
-        deletes = _id_list(blobs[ref.deleted.path], ref.deleted.path)
+        raise IntegrityError(f"{path} has {len(ids)} rows; the manifest says {ref.rows}")
+    deletes = _id_list(sections["deletes"], path) if "deletes" in sections else []
     if len(deletes) != ref.deletes:
-        raise IntegrityError(
-            f"segment {ref.name} deletes {len(deletes)} ids; the manifest says {ref.deletes}"
-        )
+        raise IntegrityError(f"{path} deletes {len(deletes)} ids; the manifest says {ref.deletes}")
     return SegmentData(ids, texts, metas, hashes, created, updated, vectors, deletes, raw)
 
 
-def load_npy(data: bytes, path: str) -> Vectors:
-    """Read a float32 ``.npy`` file without copying it; object arrays (pickles) are refused."""
-    stream = io.BytesIO(data)
+def load_npy(data: bytes | memoryview, path: str) -> Vectors:
+    """Read a float32 ``.npy`` array without copying it; object arrays (pickles) are refused."""
+    stream = io.BytesIO(bytes(data[:4096]))  # the header; the data is read in place
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
@@ -454,7 +479,7 @@ def load_npy(data: bytes, path: str) -> Vectors:
         else:
             raise ValueError(f"unsupported .npy version {version}")
     except ValueError as exc:
-        raise IntegrityError(f"{path} is not a valid .npy file: {exc}") from exc
+        raise IntegrityError(f"{path} does not hold a valid .npy array: {exc}") from exc
     if dtype != np.dtype("<f4") or fortran or len(shape) != 2:
         raise IntegrityError(
             f"{path} holds {dtype} with shape {shape}; expected a C-order float32 matrix. "
@@ -464,7 +489,7 @@ def load_npy(data: bytes, path: str) -> Vectors:
     offset = stream.tell()
     if len(data) - offset != count * 4:
         raise IntegrityError(
-            f"{path} is {len(data) - offset} data bytes; shape {shape} needs {count * 4}"
+            f"{path} has {len(data) - offset} bytes of vectors; shape {shape} needs {count * 4}"
         )
     array: Vectors = np.frombuffer(data, dtype=np.float32, count=count, offset=offset)
     return array.reshape(shape)
@@ -487,9 +512,9 @@ def _encode_records(seg: SegmentData) -> bytes:
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def _decode_records(data: bytes) -> list[Any]:
+def _decode_records(data: bytes | memoryview) -> list[Any]:
     # the file's newlines separate records, so joining lines with commas makes one JSON array
-    array = b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]"
+    array = b"[" + bytes(data).rstrip(b"\n").replace(b"\n", b",") + b"]"
     if orjson is not None:
         try:
             rows: list[Any] = orjson.loads(array)
