@@ -19,7 +19,7 @@ from vectordb_manager.errors import (
     StorageError,
     VectorDBError,
 )
-from vectordb_manager.stores import LocalVectorStore, create_vector_store
+from vectordb_manager.stores import LocalVectorStore, S3VectorStore, create_vector_store
 
 __version__ = "0.1.0"
 
@@ -35,6 +35,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "LocalVectorStore",
+    "S3VectorStore",
     "StorageError",
     "VectorDBConfig",
     "VectorDBError",

@@ -52,6 +52,7 @@ class VectorDBConfig:
     s3_endpoint_url: str | None = None
     s3_sse: str | None = None
     s3_kms_key_id: str | None = None
+    s3_cache_dir: str | None = None
     s3_max_attempts: int = 5
     s3_retry_mode: str = "standard"
     embedding_provider: EmbeddingProvider = "huggingface"

@@ -23,6 +23,7 @@ ALL_FIELDS = [
     "s3_endpoint_url",
     "s3_sse",
     "s3_kms_key_id",
+    "s3_cache_dir",
     "s3_max_attempts",
     "s3_retry_mode",
     "embedding_provider",

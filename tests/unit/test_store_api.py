@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from langchain_core.documents import Document
 
 from vectordb_manager import (
-    ConfigurationError,
     LocalVectorStore,
     VectorDBConfig,
     create_vector_store,
@@ -82,12 +80,6 @@ def test_create_vector_store_local_and_memory(tmp_path: Path) -> None:
     assert len(LocalVectorStore(EMB, tmp_path / "s", distance="l2")) == 1
     memory = create_vector_store(config.replace(storage_type="memory"), EMB)
     assert isinstance(memory, LocalVectorStore) and memory.path is None
-
-
-def test_create_vector_store_s3_not_yet_available() -> None:
-    config = VectorDBConfig(storage_type="s3", s3_bucket="bucket")
-    with pytest.raises(ConfigurationError, match="not available"):
-        create_vector_store(config, EMB)
 
 
 async def test_async_surface(tmp_path: Path) -> None:

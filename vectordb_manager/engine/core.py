@@ -162,7 +162,8 @@ class Engine:
     # -- opening and refreshing -----------------------------------------------------------
     def _open(self, dimension: int | None) -> None:
         assert self.storage is not None
-        if not self._versions():
+        versions = self._versions()
+        if not versions:
             first = Manifest(
                 version=1,
                 distance=self.distance,
@@ -175,7 +176,7 @@ class Engine:
                 self._manifest = first
                 logger.debug("created store at %s", self.storage.describe())
                 return
-        manifest = self._read_latest()
+        manifest = self._read_latest(versions)
         if manifest.distance != self.distance:
             raise ConfigurationError(
                 f"the store at {self.storage.describe()} uses distance={manifest.distance!r}; "
@@ -193,21 +194,25 @@ class Engine:
             )
         self._load(manifest)
 
-    def _versions(self) -> list[int]:
+    def _versions(self, after: int | None = None) -> list[int]:
         assert self.storage is not None
-        return sorted(v for v, _ in self._manifest_infos())
+        return sorted(v for v, _ in self._manifest_infos(after))
 
-    def _manifest_infos(self) -> list[tuple[int, float]]:
+    def _manifest_infos(self, after: int | None = None) -> list[tuple[int, float]]:
+        """(version, modified time) of the manifests, only those newer than ``after`` if given."""
         assert self.storage is not None
         listed_at = time.monotonic()
-        found = [(parse_manifest_name(o.name), o.modified) for o in self.storage.list(MANIFEST_DIR)]
+        start = manifest_name(after) if after is not None else None
+        listing = self.storage.list(MANIFEST_DIR, start_after=start)
         self._listed_at = listed_at
+        found = [(parse_manifest_name(o.name), o.modified) for o in listing]
         return [(v, t) for v, t in found if v is not None]
 
-    def _read_latest(self) -> Manifest:
+    def _read_latest(self, versions: list[int] | None = None) -> Manifest:
+        """The newest manifest (``versions``: a listing just made, to save listing again)."""
         assert self.storage is not None
         for _ in range(10):
-            versions = self._versions()
+            versions = versions or self._versions()
             if not versions:
                 raise IntegrityError(
                     f"{self.storage.describe()} has no manifest; it is not a vectordb-manager "
@@ -217,7 +222,7 @@ class Engine:
             try:
                 return Manifest.from_bytes(self.storage.read(name), name)
             except ObjectNotFound:
-                continue  # removed by a concurrent compaction: list again
+                versions = None  # removed by a concurrent compaction: list again
         raise StorageError(f"the manifests at {self.storage.describe()} keep changing; try again")
 
     def _load(self, manifest: Manifest) -> None:
@@ -253,7 +258,7 @@ class Engine:
         assert storage is not None
 
         def read(ref: FileRef) -> bytes:
-            return ref.check(storage.read(ref.path))
+            return ref.check(storage.read(ref.path, ref.bytes))
 
         return [pool.submit(read, f) for f in files]
 
@@ -334,11 +339,15 @@ class Engine:
     def _refresh_locked(self) -> bool:
         if self.storage is None or self._manifest is None:
             return False
-        versions = self._versions()
         current = self._manifest
+        versions = self._versions(after=current.version)
         if not versions or versions[-1] <= current.version:
             return False
-        latest = self._read_latest()
+        name = manifest_name(versions[-1])
+        try:
+            latest = Manifest.from_bytes(self.storage.read(name), name)
+        except ObjectNotFound:
+            latest = self._read_latest()
         n = len(current.segments)
         if latest.segments[:n] == current.segments and latest.snapshot == current.snapshot:
             added = latest.segments[n:]

@@ -29,8 +29,11 @@ class ObjectInfo:
 class Storage(Protocol):
     """Where a store's immutable files and manifests live."""
 
-    def read(self, name: str) -> bytes:
-        """The object's bytes; raises `ObjectNotFound` when absent, `StorageError` on failure."""
+    def read(self, name: str, size: int | None = None) -> bytes:
+        """The object's bytes; raises `ObjectNotFound` when absent, `StorageError` on failure.
+
+        ``size``, when known (from a manifest), lets large objects use a parallel download.
+        """
         ...
 
     def write(self, name: str, data: bytes) -> None:
@@ -41,8 +44,9 @@ class Storage(Protocol):
         """Create the object only if absent; ``False`` when it already existed."""
         ...
 
-    def list(self, prefix: str) -> list[ObjectInfo]:
-        """Every object whose name starts with ``prefix``, sorted by name."""
+    def list(self, prefix: str, start_after: str | None = None) -> list[ObjectInfo]:
+        """Every object whose name starts with ``prefix`` (and sorts after ``start_after``),
+        sorted by name."""
         ...
 
     def delete(self, name: str) -> None:

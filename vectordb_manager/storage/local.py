@@ -37,7 +37,7 @@ class LocalStorage:
             raise ValueError(f"invalid object name {name!r}")
         return self.root.joinpath(*parts)
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, size: int | None = None) -> bytes:
         path = self._path(name)
         try:
             return path.read_bytes()
@@ -90,7 +90,7 @@ class LocalStorage:
         logger.debug("created %s (%d bytes)", path, len(data))
         return True
 
-    def list(self, prefix: str) -> builtins.list[ObjectInfo]:
+    def list(self, prefix: str, start_after: str | None = None) -> builtins.list[ObjectInfo]:
         names: builtins.list[ObjectInfo] = []
         if not self.root.is_dir():
             return names
@@ -106,7 +106,7 @@ class LocalStorage:
                     if f.startswith(TMP_PREFIX):
                         continue
                     rel = f if rel_dir == "." else f"{rel_dir}/{f}"
-                    if rel.startswith(prefix):
+                    if rel.startswith(prefix) and (start_after is None or rel > start_after):
                         try:
                             st = os.stat(os.path.join(dirpath, f))
                         except FileNotFoundError:

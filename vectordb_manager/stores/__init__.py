@@ -2,5 +2,6 @@
 
 from vectordb_manager.stores.factory import create_vector_store
 from vectordb_manager.stores.local import LocalVectorStore
+from vectordb_manager.stores.s3 import S3VectorStore
 
-__all__ = ["LocalVectorStore", "create_vector_store"]
+__all__ = ["LocalVectorStore", "S3VectorStore", "create_vector_store"]

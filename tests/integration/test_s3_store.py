@@ -1,0 +1,218 @@
+"""S3VectorStore under moto's in-process mock: the standard suite, the format shared with local
+stores, request economy, clear errors, odd ids, the segment cache and the factory."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from langchain_core.vectorstores import VectorStore
+from langchain_tests.integration_tests import VectorStoreIntegrationTests
+from moto import mock_aws
+
+from vectordb_manager import (
+    LocalVectorStore,
+    S3VectorStore,
+    StorageError,
+    VectorDBConfig,
+    create_vector_store,
+)
+from vectordb_manager.embeddings import HashingEmbeddings
+
+BUCKET = "vdbm-test"
+EMB = HashingEmbeddings(64)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+class TestS3Standard(VectorStoreIntegrationTests):
+    @pytest.fixture
+    def vectorstore(self, aws: Any) -> Iterator[VectorStore]:
+        yield S3VectorStore(self.get_embeddings(), BUCKET, f"std/{uuid.uuid4().hex}", client=aws)
+
+
+class TestS3StandardHNSW(VectorStoreIntegrationTests):
+    @pytest.fixture
+    def vectorstore(self, aws: Any) -> Iterator[VectorStore]:
+        yield S3VectorStore(self.get_embeddings(), BUCKET, f"hnsw/{uuid.uuid4().hex}", client=aws, index="hnsw")
+
+
+def keys(client: Any, prefix: str = "") -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", ()))
+
+
+class Recorder:
+    """Counts the HTTP requests a boto3 client sends, and the bytes it uploads."""
+
+    def __init__(self, client: Any) -> None:
+        self.requests: list[tuple[str, str, int]] = []
+        client.meta.events.register("before-send.s3.*", self._record)
+
+    def _record(self, request: Any, **_: Any) -> None:
+        headers = request.headers
+        size = int(headers.get("x-amz-decoded-content-length") or headers.get("Content-Length") or 0)
+        self.requests.append((request.method, request.url, size))
+
+    def reset(self) -> None:
+        self.requests.clear()
+
+    @property
+    def uploaded(self) -> int:
+        return sum(size for method, _, size in self.requests if method == "PUT")
+
+
+def test_round_trip_and_verify(aws: Any) -> None:
+    store = S3VectorStore(EMB, BUCKET, "docs", client=aws)
+    store.add_texts(["red apples", "green pears"], [{"c": "red"}, {"c": "green"}], ids=["a", "p"])
+    store.delete(["p"])
+    again = S3VectorStore(EMB, BUCKET, "docs/", client=aws)
+    assert [d.id for d in again.similarity_search("apples", k=5)] == ["a"]
+    assert again.verify()["documents"] == 1
+    assert all(k.startswith("docs/") for k in keys(aws))
+
+
+def test_local_store_copied_to_s3_opens_and_back(aws: Any, tmp_path: Path) -> None:
+    local = LocalVectorStore(EMB, tmp_path / "local", index="hnsw")
+    local.add_texts([f"text {i}" for i in range(300)], [{"n": i} for i in range(300)], ids=[str(i) for i in range(300)])
+    local.delete([str(i) for i in range(0, 300, 7)])
+    local.compact()
+    local.add_texts(["after compaction"], ids=["late"])
+    for path in (tmp_path / "local").rglob("*"):
+        if path.is_file():
+            aws.upload_file(str(path), BUCKET, "copied/" + path.relative_to(tmp_path / "local").as_posix())
+    s3 = S3VectorStore(EMB, BUCKET, "copied", client=aws, index="hnsw")
+    assert len(s3) == len(local)
+    ids = sorted(local.engine.ids())
+    assert s3.get_by_ids(ids) == local.get_by_ids(ids)
+    s3.verify()
+    s3.add_texts(["written on s3"], ids=["s3"])
+    back = tmp_path / "back"
+    for key in keys(aws, "copied/"):
+        target = back / key[len("copied/") :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        aws.download_file(BUCKET, key, str(target))
+    again = LocalVectorStore(EMB, back, index="hnsw")
+    assert len(again) == len(local) + 1 and again.get_by_ids(["s3"])[0].page_content == "written on s3"
+    again.verify()
+
+
+def test_request_economy_for_500_documents(aws: Any) -> None:
+    store = S3VectorStore(EMB, BUCKET, "economy", client=aws)
+    rec = Recorder(aws)
+    texts = [f"document number {i} with a few words" for i in range(500)]
+    store.add_texts(texts, ids=[str(i) for i in range(500)])
+    methods = [m for m, _, _ in rec.requests]
+    assert len(rec.requests) <= 3, rec.requests  # LIST newer manifests, PUT segment, PUT manifest
+    assert methods.count("PUT") == 2
+    segment = [k for k in keys(aws, "economy/segments/")]
+    assert len(segment) == 1
+    seg_bytes = aws.head_object(Bucket=BUCKET, Key=segment[0])["ContentLength"]
+    assert seg_bytes < rec.uploaded < seg_bytes + 20_000  # the segment plus a small manifest
+
+
+def test_request_economy_for_10_into_5000(aws: Any) -> None:
+    store = S3VectorStore(EMB, BUCKET, "economy10", client=aws)
+    store.add_texts([f"document number {i}" for i in range(5000)], ids=[str(i) for i in range(5000)])
+    store_bytes = sum(aws.head_object(Bucket=BUCKET, Key=k)["ContentLength"] for k in keys(aws, "economy10/segments/"))
+    rec = Recorder(aws)
+    store.add_texts([f"new document {i}" for i in range(10)], ids=[f"n{i}" for i in range(10)])
+    assert len(rec.requests) <= 3, rec.requests
+    assert rec.uploaded < store_bytes / 50, (rec.uploaded, store_bytes)
+
+
+def test_open_costs_one_get_per_segment(aws: Any) -> None:
+    store = S3VectorStore(EMB, BUCKET, "open", client=aws, compaction={"enabled": False})
+    for i in range(5):
+        store.add_texts([f"batch {i} text {j}" for j in range(20)])
+    rec = Recorder(aws)
+    S3VectorStore(EMB, BUCKET, "open", client=aws)
+    gets = [u for m, u, _ in rec.requests if m == "GET" and "list-type" not in u]
+    lists = [u for m, u, _ in rec.requests if m == "GET" and "list-type" in u]
+    assert len(gets) == 1 + 5  # the newest manifest, then each segment once
+    assert len(lists) == 1
+
+
+def test_segment_cache_avoids_downloads(aws: Any, tmp_path: Path) -> None:
+    S3VectorStore(EMB, BUCKET, "cached", client=aws).add_texts(["one", "two", "three"])
+    first = S3VectorStore(EMB, BUCKET, "cached", client=aws, cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").rglob("*.seg"))
+    rec = Recorder(aws)
+    second = S3VectorStore(EMB, BUCKET, "cached", client=aws, cache_dir=tmp_path / "cache")
+    assert not [u for m, u, _ in rec.requests if m == "GET" and "/segments/" in u]
+    assert second.get_by_ids(first.engine.ids()) == first.get_by_ids(first.engine.ids())
+    # a damaged cached copy is caught by the manifest's checksum
+    cached = next((tmp_path / "cache").rglob("*.seg"))
+    cached.write_bytes(b"x" + cached.read_bytes()[1:])
+    with pytest.raises(StorageError, match="checksum"):
+        S3VectorStore(EMB, BUCKET, "cached", client=aws, cache_dir=tmp_path / "cache")
+
+
+def test_no_such_bucket_is_clear_and_fast(aws: Any) -> None:
+    start = time.monotonic()
+    with pytest.raises(StorageError, match=r"s3://no-such-bucket-here/.*NoSuchBucket.*create the bucket"):
+        S3VectorStore(EMB, "no-such-bucket-here", client=aws)
+    assert time.monotonic() - start < 2
+
+
+def test_unreachable_endpoint_is_clear_and_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    start = time.monotonic()
+    with pytest.raises(StorageError, match="s3://some-bucket/"):
+        S3VectorStore(EMB, "some-bucket", endpoint_url="http://127.0.0.1:9", max_attempts=2, region_name="us-east-1")
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"bucket": "A_B"}, "not a valid S3 bucket name"),
+    ({"bucket": "ok-bucket", "prefix": "a/../b"}, "invalid S3 prefix"),
+    ({"bucket": "ok-bucket", "sse": "rot13"}, "sse='rot13'"),
+    ({"bucket": "ok-bucket", "kms_key_id": "k"}, "needs sse='aws:kms'"),
+    ({"bucket": "ok-bucket", "retry_mode": "legacy"}, "retry_mode='legacy'"),
+    ({"bucket": "ok-bucket", "profile_name": "no-such-profile-xyz"}, "cannot configure the S3 client"),
+])
+def test_bad_arguments(kwargs: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with pytest.raises((StorageError, ValueError), match=message):
+        S3VectorStore(EMB, **kwargs)
+
+
+def test_odd_ids_never_leave_the_prefix(aws: Any) -> None:
+    odd = ["a/b", "../../escape", "..", "/abs", "ünï", "line\nbreak", "x" * 1000]
+    store = S3VectorStore(EMB, BUCKET, "odd", client=aws)
+    store.add_texts([f"text {i}" for i in range(len(odd))], ids=odd)
+    store.delete(odd[:2])
+    assert all(k.startswith("odd/manifests/") or k.startswith("odd/segments/") for k in keys(aws))
+    assert sorted(S3VectorStore(EMB, BUCKET, "odd", client=aws).engine.ids()) == sorted(odd[2:])
+
+
+def test_server_side_encryption_is_requested(aws: Any) -> None:
+    store = S3VectorStore(EMB, BUCKET, "sse", client=aws, sse="AES256")
+    store.add_texts(["secret text"])
+    for key in keys(aws, "sse/"):
+        assert aws.head_object(Bucket=BUCKET, Key=key).get("ServerSideEncryption") == "AES256"
+
+
+def test_factory_builds_s3_store(aws: Any) -> None:
+    config = VectorDBConfig(storage_type="s3", s3_bucket=BUCKET, s3_prefix="factory", aws_region="us-east-1",
+                            embedding_provider="fake")
+    store = create_vector_store(config, EMB)
+    assert isinstance(store, S3VectorStore)
+    store.add_texts(["via the factory"], ids=["f"])
+    assert keys(aws, "factory/manifests/")
+    assert "s3://vdbm-test/factory/" in repr(store)

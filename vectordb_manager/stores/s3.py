@@ -1,0 +1,193 @@
+"""`S3VectorStore`: the engine persisted to ``s3://bucket/prefix/`` through boto3."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from vectordb_manager.embeddings import embedding_model_name, known_dimension
+from vectordb_manager.engine.core import Engine
+from vectordb_manager.errors import ConfigurationError
+from vectordb_manager.stores.engine_store import EngineVectorStore
+
+S3_OPTIONS = (
+    "profile_name",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "sse",
+    "kms_key_id",
+    "max_attempts",
+    "retry_mode",
+    "connect_timeout",
+    "read_timeout",
+    "cache_dir",
+    "transfer_config",
+)
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+
+
+class S3VectorStore(EngineVectorStore):
+    """FAISS vector store for LangChain, persisted to an S3 bucket (or any S3-compatible server).
+
+    The same engine and format as `LocalVectorStore`: immutable segment objects plus versioned
+    manifests under ``s3://bucket/prefix/``. A commit uploads one segment object and then
+    creates the next manifest with a conditional put (``If-None-Match: *``), so writers on
+    other machines never overwrite each other: the loser re-reads, re-applies and retries.
+    Every write is durable in S3 when the call returns. Adding 500 documents costs three
+    requests; opening costs one GET per segment, in parallel.
+
+    Scores: ``similarity_search_with_score`` returns a distance (lower is closer), as in
+    `LocalVectorStore`; ``similarity_search_with_relevance_scores`` a score in [0, 1].
+
+    Setup:
+        .. code-block:: bash
+
+            pip install "vectordb-manager[s3,huggingface]"
+
+    Instantiate:
+        .. code-block:: python
+
+            from vectordb_manager import S3VectorStore
+
+            store = S3VectorStore(embeddings, "my-bucket", "stores/docs", region_name="eu-west-1")
+            # any S3-compatible server (MinIO, LocalStack, moto):
+            store = S3VectorStore(embeddings, "my-bucket", endpoint_url="http://localhost:9000")
+            # or a ready client: S3VectorStore(embeddings, "my-bucket", client=boto3.client("s3"))
+
+    Add, delete, search, filter, async and retriever use: exactly as `LocalVectorStore`.
+
+    Options (keyword): ``profile_name``, ``aws_access_key_id``, ``aws_secret_access_key``,
+    ``aws_session_token``, ``sse`` (``"AES256"`` or ``"aws:kms"``), ``kms_key_id``,
+    ``max_attempts`` (botocore's ``total_max_attempts``, default 5), ``retry_mode``
+    (``"standard"`` or ``"adaptive"``), ``connect_timeout``, ``read_timeout``, ``cache_dir``
+    (a local directory caching immutable segments), ``transfer_config`` (boto3
+    ``TransferConfig`` for large objects), plus every `LocalVectorStore` option.
+    """
+
+    def __init__(
+        self,
+        embedding: Embeddings,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        distance: str = "cosine",
+        index: str = "flat",
+        **kwargs: Any,
+    ) -> None:
+        """Open the store at ``s3://bucket/prefix/``, creating it if absent.
+
+        Raises:
+            ConfigurationError: a bad option, bucket name or profile.
+            StorageError: the bucket is missing, access is denied, the credentials are wrong or
+                the endpoint cannot be reached (raised quickly; 4xx answers are not retried).
+            DimensionMismatchError, IntegrityError: as for `LocalVectorStore`.
+        """
+        from vectordb_manager.storage.s3 import S3Storage
+
+        s3_opts = {k: kwargs.pop(k) for k in list(kwargs) if k in S3_OPTIONS}
+        params, compaction, batch_size, attempts = self._split_options(kwargs)
+        super().__init__(embedding, batch_size=batch_size)
+        if not isinstance(bucket, str) or not _BUCKET.match(bucket):
+            raise ConfigurationError(
+                f"bucket={bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, "
+                "digits, dots and hyphens)"
+            )
+        sse = s3_opts.get("sse")
+        if sse not in (None, "AES256", "aws:kms"):
+            raise ConfigurationError(f"sse={sse!r} must be 'AES256' or 'aws:kms'")
+        if s3_opts.get("kms_key_id") and sse != "aws:kms":
+            raise ConfigurationError("kms_key_id needs sse='aws:kms'")
+        if client is None:
+            client = build_s3_client(
+                region_name=region_name,
+                endpoint_url=endpoint_url,
+                **{
+                    k: v
+                    for k, v in s3_opts.items()
+                    if k not in ("sse", "kms_key_id", "cache_dir", "transfer_config")
+                },
+            )
+        self.bucket = bucket
+        self.client = client
+        storage = S3Storage(
+            client,
+            bucket,
+            prefix,
+            sse=sse,
+            kms_key_id=s3_opts.get("kms_key_id"),
+            transfer_config=s3_opts.get("transfer_config"),
+            cache_dir=s3_opts.get("cache_dir"),
+        )
+        self.prefix = storage.prefix
+        self._engine = Engine(
+            storage,
+            distance=distance,
+            index=index,
+            params=params,
+            dimension=known_dimension(embedding),
+            embedding_model=embedding_model_name(embedding),
+            compaction=compaction,
+            commit_attempts=attempts,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"S3VectorStore('s3://{self.bucket}/{self.prefix}', documents={len(self)}, "
+            f"distance={self._engine.distance!r})"
+        )
+
+
+def build_s3_client(
+    *,
+    region_name: str | None = None,
+    endpoint_url: str | None = None,
+    profile_name: str | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+    max_attempts: int = 5,
+    retry_mode: str = "standard",
+    connect_timeout: float = 5.0,
+    read_timeout: float = 60.0,
+) -> Any:
+    """A boto3 S3 client with the package's retry settings (botocore's ``standard`` mode).
+
+    Credentials come from the arguments or the standard AWS chain (environment, profile,
+    instance role). With ``endpoint_url`` (MinIO, LocalStack, moto) path-style addressing is used.
+    """
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+    except ImportError as exc:
+        raise ConfigurationError(
+            "S3 storage needs the extra: pip install 'vectordb-manager[s3]'"
+        ) from exc
+    if retry_mode not in ("standard", "adaptive"):
+        raise ConfigurationError(f"retry_mode={retry_mode!r} must be 'standard' or 'adaptive'")
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ConfigurationError(f"max_attempts={max_attempts!r} must be a positive integer")
+    config = Config(
+        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_pool_connections=16,
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    try:
+        session = boto3.session.Session(
+            profile_name=profile_name,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            region_name=region_name,
+        )
+        return session.client("s3", endpoint_url=endpoint_url, config=config)
+    except BotoCoreError as exc:
+        raise ConfigurationError(f"cannot configure the S3 client: {exc}") from exc
