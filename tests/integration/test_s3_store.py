@@ -216,3 +216,25 @@ def test_factory_builds_s3_store(aws: Any) -> None:
     store.add_texts(["via the factory"], ids=["f"])
     assert keys(aws, "factory/manifests/")
     assert "s3://vdbm-test/factory/" in repr(store)
+
+
+def test_named_profile_and_explicit_keys_never_logged(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "SECRETvalue" + uuid.uuid4().hex
+    config = tmp_path / "aws_config"
+    config.write_text(
+        f"[profile vdbm]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = {secret}\n"
+        "region = us-east-1\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    caplog.set_level("DEBUG")
+    by_profile = S3VectorStore(EMB, BUCKET, "profile", profile_name="vdbm")
+    by_profile.add_texts(["through a profile"], ids=["p"])
+    by_keys = S3VectorStore(EMB, BUCKET, "profile", aws_access_key_id="AKIDEXPLICIT",
+                            aws_secret_access_key=secret, region_name="us-east-1")
+    assert [d.id for d in by_keys.get_by_ids(["p"])] == ["p"]
+    creds = by_keys.client._request_signer._credentials
+    assert creds.secret_key == secret  # the explicit keys were really used
+    assert any("vectordb_manager" in r.name for r in caplog.records)  # DEBUG logging happened
+    assert secret not in caplog.text
