@@ -63,3 +63,33 @@ def brute_force(
 
 def passing(metas: Sequence[Mapping[str, Any]], test: Callable[[Mapping[str, Any]], bool]) -> list[int]:
     return [i for i, m in enumerate(metas) if test(m)]
+
+
+def write_concurrently(stores: Sequence[Any], rounds: int, delete_every: int = 4) -> set[str]:
+    """Each store, in its own thread, adds ``rounds`` documents and deletes every
+    ``delete_every``-th one it wrote before; returns the ids that must remain."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(rounds):
+                stores[n].add_texts([f"writer {n} text {i}"], ids=[f"{n}-{i}"])
+                if i % delete_every == delete_every - 1:
+                    stores[n].delete([f"{n}-{i - 1}"])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    return {
+        f"{n}-{i}"
+        for n in range(len(stores))
+        for i in range(rounds)
+        if i % delete_every != delete_every - 2
+    }

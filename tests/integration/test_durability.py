@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import write_concurrently
 from vectordb_manager import LocalVectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
 
@@ -97,24 +98,7 @@ def test_two_processes_write_one_directory(tmp_path: Path) -> None:
 def test_store_objects_in_threads_share_a_directory(tmp_path: Path) -> None:
     path = tmp_path / "store"
     stores = [LocalVectorStore(EMB, path, commit_attempts=1000) for _ in range(4)]
-    errors: list[BaseException] = []
-
-    def write(n: int) -> None:
-        try:
-            for i in range(40):
-                stores[n].add_texts([f"writer {n} text {i}"], ids=[f"{n}-{i}"])
-                if i % 4 == 3:
-                    stores[n].delete([f"{n}-{i - 1}"])
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    expected = {f"{n}-{i}" for n in range(4) for i in range(40) if i % 4 != 2}
+    expected = write_concurrently(stores, 40)
     for s in [*stores, LocalVectorStore(EMB, path)]:
         s.refresh()
         assert set(s.engine.ids()) == expected

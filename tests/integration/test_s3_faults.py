@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import write_concurrently
 from tests.integration.test_durability import acknowledged
 from tests.s3_support import FaultProxy, fast_retries, moto_server, s3_client
 from vectordb_manager import S3VectorStore, StorageError
@@ -102,24 +102,7 @@ def test_access_denied_is_clear_and_fast(moto_url: str, bucket: str) -> None:
 
 def test_threads_with_separate_stores_lose_nothing(moto_url: str, bucket: str) -> None:
     stores = [open_store(moto_url, bucket, commit_attempts=1000) for _ in range(4)]
-    errors: list[BaseException] = []
-
-    def write(n: int) -> None:
-        try:
-            for i in range(25):
-                stores[n].add_texts([f"writer {n} text {i}"], ids=[f"{n}-{i}"])
-                if i % 5 == 4:
-                    stores[n].delete([f"{n}-{i - 1}"])
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
-    expected = {f"{n}-{i}" for n in range(4) for i in range(25) if i % 5 != 3}
+    expected = write_concurrently(stores, 25, delete_every=5)
     fresh = open_store(moto_url, bucket)
     assert set(fresh.engine.ids()) == expected
     fresh.verify()
