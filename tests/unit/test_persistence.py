@@ -356,3 +356,13 @@ def test_records_decode_lazily_after_open(tmp_path: Path) -> None:
     assert sum(type(r) is tuple for r in again.engine._state.recs) == 1
     assert len(again.similarity_search("text", k=5, filter={"n": {"$lt": 10}})) == 5
     assert all(type(r) is tuple for r in again.engine._state.recs)  # a scan decodes in bulk
+
+
+def test_other_model_of_same_dimension_is_refused_naming_both(tmp_path: Path) -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    open_store(tmp_path).add_texts(["x"])
+    with pytest.raises(ConfigurationError, match=r"'hashing-bow-64'.*'DeterministicFakeEmbedding'.*reembed"):
+        LocalVectorStore(DeterministicFakeEmbedding(size=64), tmp_path)
+    opened = LocalVectorStore(DeterministicFakeEmbedding(size=64), tmp_path, check_embedding_model=False)
+    assert len(opened) == 1

@@ -99,6 +99,7 @@ class Engine:
         embedding_model: str | None = None,
         compaction: CompactionPolicy | None = None,
         commit_attempts: int = 32,
+        check_model: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -119,6 +120,7 @@ class Engine:
         self.embedding_model = embedding_model
         self.policy = compaction or CompactionPolicy()
         self.commit_attempts = commit_attempts
+        self.check_model = check_model
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._write_lock = threading.RLock()
@@ -191,6 +193,19 @@ class Engine:
                 f"the embedding model gives {dimension}-dimensional vectors but the store at "
                 f"{self.storage.describe()} holds {manifest.dimension}-dimensional ones "
                 f"(model {manifest.embedding_model!r}); open it with the model it was built with"
+            )
+        stored_model = manifest.embedding_model
+        if (
+            self.check_model
+            and stored_model
+            and self.embedding_model
+            and (stored_model != self.embedding_model)
+        ):
+            raise ConfigurationError(
+                f"the store at {self.storage.describe()} was built with embedding model "
+                f"{stored_model!r} but is being opened with {self.embedding_model!r}; open it "
+                "with the model it was built with, or rebuild it for the new model with "
+                "VectorDatabaseManager.reembed()"
             )
         self._load(manifest)
 
@@ -709,10 +724,15 @@ class Engine:
                 for d, s in zip(scores, slots, strict=True)
             ]
 
-    def ids(self) -> list[str]:
-        """Every live id, in insertion order."""
+    def ids(self, filter: Mapping[str, Any] | None = None) -> list[str]:
+        """The live ids (passing ``filter``, if given), in insertion order."""
+        predicate = compile_filter(filter)
         with self._rw.read():
-            return list(self._state.slot)
+            st = self._state
+            if predicate is None:
+                return list(st.slot)
+            plan, complete = plan_filter(filter)
+            return [st.ids[s] for s in _passing(st, predicate, plan, complete).tolist()]
 
     def vectors_of(self, slots: Sequence[int]) -> Vectors:
         """The stored (for cosine: normalised) vectors at these slots."""

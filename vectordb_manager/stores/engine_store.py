@@ -25,7 +25,13 @@ from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.errors import ConfigurationError, InvalidInputError
 
 _INDEX_OPTIONS = tuple(IndexParams.__dataclass_fields__)
-STORE_OPTIONS = (*_INDEX_OPTIONS, "batch_size", "compaction", "commit_attempts")
+STORE_OPTIONS = (
+    *_INDEX_OPTIONS,
+    "batch_size",
+    "compaction",
+    "commit_attempts",
+    "check_embedding_model",
+)
 
 
 class EngineVectorStore(VectorStore):
@@ -45,7 +51,8 @@ class EngineVectorStore(VectorStore):
     @staticmethod
     def _split_options(
         options: Mapping[str, Any],
-    ) -> tuple[IndexParams, CompactionPolicy | None, int, int]:
+    ) -> tuple[int, dict[str, Any]]:
+        """Check store options; returns the batch size and the engine's keyword arguments."""
         unknown = sorted(set(options) - set(STORE_OPTIONS))
         if unknown:
             raise ConfigurationError(
@@ -71,7 +78,15 @@ class EngineVectorStore(VectorStore):
         for name, value in (("batch_size", batch_size), ("commit_attempts", attempts)):
             if not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name}={value!r} must be a positive integer")
-        return params, compaction, batch_size, attempts
+        check_model = options.get("check_embedding_model", True)
+        if not isinstance(check_model, bool):
+            raise ConfigurationError(f"check_embedding_model={check_model!r} must be True or False")
+        return batch_size, {
+            "params": params,
+            "compaction": compaction,
+            "commit_attempts": attempts,
+            "check_model": check_model,
+        }
 
     # -- properties --------------------------------------------------------------------------
     @property
@@ -140,6 +155,10 @@ class EngineVectorStore(VectorStore):
         return True
 
     # -- reading -----------------------------------------------------------------------------
+    def get_ids(self, filter: dict[str, Any] | None = None) -> list[str]:
+        """The ids of every document (passing ``filter``, if given), oldest first."""
+        return self._engine.ids(filter)
+
     @override
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         return self._engine.get(list(ids))

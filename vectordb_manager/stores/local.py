@@ -135,7 +135,7 @@ class LocalVectorStore(EngineVectorStore):
             IntegrityError: the store's files are damaged.
             StorageError: the directory cannot be used.
         """
-        params, compaction, batch_size, attempts = self._split_options(kwargs)
+        batch_size, engine_options = self._split_options(kwargs)
         super().__init__(embedding, batch_size=batch_size)
         self.path = Path(path).expanduser() if path is not None else None
         storage = None
@@ -146,11 +146,9 @@ class LocalVectorStore(EngineVectorStore):
             storage,
             distance=distance,
             index=index,
-            params=params,
             dimension=known_dimension(embedding),
             embedding_model=embedding_model_name(embedding),
-            compaction=compaction,
-            commit_attempts=attempts,
+            **engine_options,
         )
 
     def __repr__(self) -> str:

@@ -91,7 +91,7 @@ class S3VectorStore(EngineVectorStore):
         from vectordb_manager.storage.s3 import S3Storage
 
         s3_opts = {k: kwargs.pop(k) for k in list(kwargs) if k in S3_OPTIONS}
-        params, compaction, batch_size, attempts = self._split_options(kwargs)
+        batch_size, engine_options = self._split_options(kwargs)
         super().__init__(embedding, batch_size=batch_size)
         if not isinstance(bucket, str) or not _BUCKET.match(bucket):
             raise ConfigurationError(
@@ -129,11 +129,9 @@ class S3VectorStore(EngineVectorStore):
             storage,
             distance=distance,
             index=index,
-            params=params,
             dimension=known_dimension(embedding),
             embedding_model=embedding_model_name(embedding),
-            compaction=compaction,
-            commit_attempts=attempts,
+            **engine_options,
         )
 
     def __repr__(self) -> str:
