@@ -19,6 +19,8 @@ from vectordb_manager.errors import (
     StorageError,
     VectorDBError,
 )
+from vectordb_manager.manager import IngestReport, VectorDatabaseManager
+from vectordb_manager.processing import DocumentProcessor, FileResult
 from vectordb_manager.stores import LocalVectorStore, S3VectorStore, create_vector_store
 
 __version__ = "0.1.0"
@@ -29,9 +31,12 @@ __all__ = [
     "DimensionMismatchError",
     "DocumentNotFoundError",
     "DocumentProcessingError",
+    "DocumentProcessor",
     "EmbeddingError",
     "EmbeddingService",
+    "FileResult",
     "HashingEmbeddings",
+    "IngestReport",
     "IntegrityError",
     "InvalidInputError",
     "LocalVectorStore",
@@ -39,6 +44,7 @@ __all__ = [
     "StorageError",
     "VectorDBConfig",
     "VectorDBError",
+    "VectorDatabaseManager",
     "__version__",
     "create_vector_store",
 ]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -133,9 +134,10 @@ class EmbeddingService(Embeddings):
         return self.embeddings
 
     @classmethod
-    def from_config(cls, config: VectorDBConfig) -> EmbeddingService:
-        """Build the configured provider's model (no network for ``huggingface`` defaults)."""
-        return cls(build_embeddings(config), batch_size=config.embedding_batch_size)
+    def from_config(cls, config: VectorDBConfig, *, lazy: bool = False) -> EmbeddingService:
+        """Build the configured provider's model (no network for ``huggingface`` defaults);
+        ``lazy`` loads a local model only when something is first embedded."""
+        return cls(build_embeddings(config, lazy=lazy), batch_size=config.embedding_batch_size)
 
     @property
     def known_dimension(self) -> int | None:
@@ -256,9 +258,54 @@ def check_vectors(
     return array
 
 
-def build_embeddings(config: VectorDBConfig) -> Embeddings:
-    """Construct the LangChain embeddings object a config names."""
+class LazyEmbeddings(Embeddings):
+    """Embeddings built on first use, so commands that never embed never load a model.
+
+    ``model_name`` and (when known) ``size`` are available before the model is loaded.
+    """
+
+    def __init__(
+        self, factory: Callable[[], Embeddings], model_name: str, size: int | None = None
+    ) -> None:
+        self._factory = factory
+        self._inner: Embeddings | None = None
+        self._lock = threading.Lock()
+        self.model_name = model_name
+        self.size = size
+
+    @property
+    def inner(self) -> Embeddings:
+        """The real embeddings object (built now if it was not yet)."""
+        if self._inner is None:
+            with self._lock:
+                if self._inner is None:
+                    self._inner = self._factory()
+        return self._inner
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return await self.inner.aembed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return await self.inner.aembed_query(text)
+
+
+def build_embeddings(config: VectorDBConfig, *, lazy: bool = False) -> Embeddings:
+    """Construct the LangChain embeddings object a config names (``lazy``: on first use)."""
     provider = config.embedding_provider
+    if lazy and provider == "huggingface":
+        model = config.embedding_model or DEFAULT_HF_MODEL
+        minilm = model.lower() in _MINILM_NAMES
+        return LazyEmbeddings(
+            lambda: _huggingface(model),
+            DEFAULT_HF_MODEL if minilm else model,
+            384 if minilm else None,
+        )
     if provider == "fake":
         return HashingEmbeddings(config.embedding_dimensions or DEFAULT_FAKE_DIMENSION)
     if provider == "huggingface":

@@ -1,0 +1,382 @@
+"""`VectorDatabaseManager`: files in, searchable chunks out, in one call.
+
+The manager owns a configured embedding model and store. ``ingest`` loads, splits, embeds
+and stores files incrementally: chunk ids are derived from the file and the chunk's content, so
+re-ingesting an unchanged file embeds and writes nothing, and a changed file has its stale
+chunks removed. ``switch_backend`` copies documents *and vectors* to another store (no
+re-embedding); ``reembed`` rebuilds a store for a new model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStoreRetriever
+from tqdm.auto import tqdm
+
+from vectordb_manager.config import VectorDBConfig
+from vectordb_manager.embeddings import EmbeddingService
+from vectordb_manager.errors import ConfigurationError, DocumentNotFoundError, InvalidInputError
+from vectordb_manager.processing import DocumentProcessor, FileResult
+from vectordb_manager.stores.engine_store import EngineVectorStore
+from vectordb_manager.stores.factory import create_vector_store
+
+logger = logging.getLogger(__name__)
+Cleanup = Literal["incremental", "full"]
+
+
+@dataclass
+class IngestReport:
+    """What one `VectorDatabaseManager.ingest` call did, file by file."""
+
+    files_seen: int = 0
+    files_added: list[str] = field(default_factory=list)
+    files_updated: list[str] = field(default_factory=list)
+    files_unchanged: list[str] = field(default_factory=list)
+    files_removed: list[str] = field(default_factory=list)
+    files_skipped: dict[str, str] = field(default_factory=dict)
+    files_failed: dict[str, str] = field(default_factory=dict)
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    texts_embedded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.files_failed
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.files_seen} files: {len(self.files_added)} added, "
+            f"{len(self.files_updated)} updated, {len(self.files_unchanged)} unchanged, "
+            f"{len(self.files_removed)} removed, {len(self.files_skipped)} skipped, "
+            f"{len(self.files_failed)} failed; {self.chunks_added} chunks added, "
+            f"{self.chunks_removed} removed, {self.texts_embedded} texts embedded "
+            f"in {self.seconds:.1f} s"
+        ]
+        lines += [f"  failed  {path}: {why}" for path, why in self.files_failed.items()]
+        lines += [f"  skipped {path}: {why}" for path, why in self.files_skipped.items()]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        failed = ", ".join(f"{p!r}: {w!r}" for p, w in self.files_failed.items())
+        return (
+            f"IngestReport(files_seen={self.files_seen}, added={len(self.files_added)}, "
+            f"updated={len(self.files_updated)}, unchanged={len(self.files_unchanged)}, "
+            f"removed={len(self.files_removed)}, skipped={len(self.files_skipped)}, "
+            f"chunks_added={self.chunks_added}, chunks_removed={self.chunks_removed}, "
+            f"texts_embedded={self.texts_embedded}, failed={{{failed}}})"
+        )
+
+
+class VectorDatabaseManager:
+    """Load, split, embed and store files; search, update, delete and migrate.
+
+    Example:
+        .. code-block:: python
+
+            from vectordb_manager import VectorDatabaseManager, VectorDBConfig
+
+            with VectorDatabaseManager(VectorDBConfig(local_path="./kb")) as db:
+                print(db.ingest(["docs/"]))            # re-running embeds only what changed
+                for doc, score in db.search_with_scores("how do I configure S3?", k=3):
+                    print(f"{score:.2f}", doc.metadata["source"], doc.page_content[:80])
+    """
+
+    def __init__(
+        self,
+        config: VectorDBConfig | None = None,
+        *,
+        embeddings: Embeddings | None = None,
+        processor: DocumentProcessor | None = None,
+    ) -> None:
+        self.config = config or VectorDBConfig()
+        if embeddings is not None:
+            self.embedding_service = EmbeddingService(
+                embeddings, batch_size=self.config.embedding_batch_size
+            )
+        else:
+            self.embedding_service = EmbeddingService.from_config(self.config, lazy=True)
+        self.processor = processor or DocumentProcessor.from_config(self.config)
+        self._store = self._open(self.config)
+
+    def _open(self, config: VectorDBConfig) -> EngineVectorStore:
+        store = create_vector_store(config, self.embedding_service)
+        assert isinstance(store, EngineVectorStore)
+        return store
+
+    # -- context manager ---------------------------------------------------------------------
+    def __enter__(self) -> VectorDatabaseManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing is buffered (every write is durable on return); kept for symmetry."""
+
+    # -- properties ----------------------------------------------------------------------------
+    @property
+    def vector_store(self) -> EngineVectorStore:
+        """The underlying LangChain vector store."""
+        return self._store
+
+    # -- ingestion -----------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        cleanup: Cleanup | None = None,
+        batch_size: int = 256,
+        progress: bool = False,
+    ) -> IngestReport:
+        """Ingest files and directories incrementally.
+
+        Unchanged files embed and write nothing; a changed file's new chunks are embedded and
+        its stale chunks removed. ``cleanup="full"`` also removes the chunks of files that are
+        gone from the given directories (or were given as files and no longer exist).
+        Failures are reported per file in the returned `IngestReport`; they never stop the run.
+        """
+        if cleanup not in (None, "incremental", "full"):
+            raise InvalidInputError(f"cleanup={cleanup!r} must be None, 'incremental' or 'full'")
+        if batch_size <= 0:
+            raise InvalidInputError(f"batch_size={batch_size} must be positive")
+        roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
+        report = IngestReport()
+        start = time.perf_counter()
+        pending: list[Document] = []
+        stale: list[str] = []
+        seen: set[str] = set()
+
+        def flush() -> None:
+            if pending:
+                self._store.add_documents(list(pending))
+                report.texts_embedded += len(pending)
+                report.chunks_added += len(pending)
+                pending.clear()
+            if stale:
+                self._store.delete(list(stale))
+                report.chunks_removed += len(stale)
+                stale.clear()
+
+        for result in self.processor.iter_files(roots, progress=progress):
+            self._ingest_file(result, report, pending, stale, seen)
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+        if cleanup == "full":
+            self._remove_missing(roots, seen, report)
+        report.seconds = time.perf_counter() - start
+        logger.info("ingest: %s", str(report).splitlines()[0])
+        return report
+
+    def _ingest_file(
+        self,
+        result: FileResult,
+        report: IngestReport,
+        pending: list[Document],
+        stale: list[str],
+        seen: set[str],
+    ) -> None:
+        path = str(result.path)
+        if result.skipped is not None:
+            report.files_skipped[path] = result.skipped
+            if result.file_hash is not None:  # read but empty now: drop what it used to hold
+                source = _source_of(result)
+                seen.add(source)
+                previous = self._store.get_ids({"source": source})
+                if previous:
+                    report.files_updated.append(path)
+                    stale.extend(previous)
+            return
+        report.files_seen += 1
+        if result.error is not None:
+            report.files_failed[path] = result.error
+            return
+        source = _source_of(result)
+        seen.add(source)
+        existing = set(self._store.get_ids({"source": source}))
+        wanted = [c for c in result.chunks if c.id is not None]
+        new = [c for c in wanted if c.id not in existing]
+        gone = existing - {c.id for c in wanted}
+        if not new and not gone:
+            report.files_unchanged.append(path)
+            return
+        (report.files_updated if existing else report.files_added).append(path)
+        pending.extend(new)
+        stale.extend(sorted(gone))
+
+    def _remove_missing(self, roots: list[Path], seen: set[str], report: IngestReport) -> None:
+        resolved = [r.absolute() for r in roots]
+        by_source: dict[str, list[str]] = {}
+        for doc in self._documents():
+            source = doc.metadata.get("source")
+            if not isinstance(source, str) or source in seen:
+                continue
+            path = Path(source)
+            if any(path == r or r in path.parents for r in resolved) and not path.exists():
+                by_source.setdefault(source, []).append(str(doc.id))
+        for source, ids in sorted(by_source.items()):
+            self._store.delete(ids)
+            report.files_removed.append(source)
+            report.chunks_removed += len(ids)
+
+    def _documents(self, batch: int = 1000) -> Iterator[Document]:
+        ids = self._store.get_ids()
+        for start in range(0, len(ids), batch):
+            yield from self._store.get_by_ids(ids[start : start + batch])
+
+    # -- documents -------------------------------------------------------------------------------
+    def add_documents(self, docs: list[Document]) -> list[str]:
+        """Embed and store documents (``Document.id`` is kept when set); returns their ids."""
+        return self._store.add_documents(docs)
+
+    def add_texts(
+        self, texts: Iterable[str], metadatas: list[dict[str, Any]] | None = None
+    ) -> list[str]:
+        """Embed and store texts; returns their new ids."""
+        return self._store.add_texts(list(texts), metadatas)
+
+    def search(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None
+    ) -> list[Document]:
+        """The k documents closest to the query (among those passing ``filter``)."""
+        return self._store.similarity_search(query, k=k, filter=filter)
+
+    def search_with_scores(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None
+    ) -> list[tuple[Document, float]]:
+        """Like `search`, with relevance scores in [0, 1] (higher is closer)."""
+        return self._store.similarity_search_with_relevance_scores(query, k=k, filter=filter)
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The documents with these ids (missing ids are left out)."""
+        return self._store.get_by_ids(list(ids))
+
+    def update_document(self, id: str, document: Document) -> None:
+        """Replace the document with this id (re-embedding its text).
+
+        Raises:
+            DocumentNotFoundError: no document has this id.
+        """
+        if not self._store.get_by_ids([id]):
+            raise DocumentNotFoundError(
+                f"no document has id {id!r}; add it with add_documents() instead"
+            )
+        self._store.add_documents([document], ids=[id])
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete documents by id; returns how many existed."""
+        if isinstance(ids, str):
+            raise InvalidInputError("ids must be a list of strings, not one string")
+        return self._store.engine.delete(list(ids))
+
+    def count(self) -> int:
+        """How many documents the store holds."""
+        return len(self._store)
+
+    def stats(self) -> dict[str, Any]:
+        """The store's counts and settings."""
+        return {**self._store.stats(), "storage_type": self.config.storage_type}
+
+    def verify(self) -> dict[str, Any]:
+        """Check every file's checksum and that index and records agree (`IntegrityError`)."""
+        return self._store.verify()
+
+    def as_retriever(self, **kwargs: Any) -> VectorStoreRetriever:
+        """A LangChain retriever over the store (``search_kwargs={"k": 4, "filter": ...}``)."""
+        return self._store.as_retriever(**kwargs)
+
+    # -- moving between stores -------------------------------------------------------------------
+    def switch_backend(
+        self,
+        config: VectorDBConfig,
+        migrate: bool = True,
+        *,
+        progress: bool = False,
+        batch_size: int = 1000,
+    ) -> int:
+        """Use the store ``config`` describes from now on; with ``migrate``, first copy every
+        document and its vector there (no re-embedding). Returns how many were copied."""
+        if config.embedding_provider != self.config.embedding_provider or (
+            config.embedding_model != self.config.embedding_model
+        ):
+            raise ConfigurationError(
+                "switch_backend keeps the embedding model; to change models use reembed()"
+            )
+        target = self._open(config)
+        copied = 0
+        if migrate:
+            source = self._store.engine
+            total = source.count()
+            with tqdm(total=total, unit="doc", disable=not progress, desc="migrate") as bar:
+                for rows in source.iter_rows(batch_size):
+                    target.engine.upsert(rows.ids, rows.texts, rows.metadatas, rows.vectors)
+                    copied += len(rows)
+                    bar.update(len(rows))
+        self.config = config
+        self._store = target
+        return copied
+
+    def reembed(
+        self,
+        config: VectorDBConfig,
+        *,
+        embeddings: Embeddings | None = None,
+        progress: bool = False,
+        batch_size: int = 256,
+    ) -> int:
+        """Rebuild the store for a new embedding model at the location ``config`` describes
+        (which must differ from the current one), then switch to it. Returns the count."""
+        if config.storage_type != "memory" and _location(config) == _location(self.config):
+            raise ConfigurationError(
+                "reembed writes a new store: give a config with another local_path or s3_prefix"
+            )
+        service = (
+            EmbeddingService(embeddings, batch_size=config.embedding_batch_size)
+            if embeddings is not None
+            else EmbeddingService.from_config(config, lazy=True)
+        )
+        target = create_vector_store(config, service)
+        assert isinstance(target, EngineVectorStore)
+        done = 0
+        source = self._store.engine
+        with tqdm(total=source.count(), unit="doc", disable=not progress, desc="reembed") as bar:
+            for rows in source.iter_rows(batch_size):
+                target.add_texts(rows.texts, rows.metadatas, ids=rows.ids)
+                done += len(rows)
+                bar.update(len(rows))
+        self.config = config
+        self.embedding_service = service
+        self._store = target
+        return done
+
+
+def _source_of(result: FileResult) -> str:
+    """The ``source`` the processor records for this file's chunks."""
+    if result.chunks:
+        source = result.chunks[0].metadata.get("source")
+        if isinstance(source, str):
+            return source
+    return str(Path(result.path).absolute())
+
+
+def _location(config: VectorDBConfig) -> tuple[str, ...]:
+    if config.storage_type == "s3":
+        return ("s3", str(config.s3_bucket), config.s3_prefix.strip("/"))
+    return ("local", str(Path(config.local_path).resolve()))
