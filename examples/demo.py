@@ -1,7 +1,7 @@
-"""The quick-start demo: embed the example documents offline, store them, and ask questions.
+"""The quick-start demo: ingest the example documents offline, then answer questions.
 
 Run with ``make demo``. It uses the offline all-MiniLM-L6-v2 model and a local store in
-``./demo_store`` (reopened, not rebuilt, on a second run).
+``./demo_store``; a second run re-embeds nothing, because nothing changed.
 """
 
 from __future__ import annotations
@@ -9,49 +9,32 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from langchain_core.documents import Document
-
-from vectordb_manager import EmbeddingService, LocalVectorStore, VectorDBConfig
+from vectordb_manager import VectorDatabaseManager, VectorDBConfig
 
 HERE = Path(__file__).parent
 QUESTIONS = [
     ("How can two writers commit to object storage without a lock?", None),
     ("Which index gives exact nearest neighbours?", None),
-    ("how do I make a loaf", {"topic": {"$in": ["kitchen", "garden"]}}),
+    ("how do I make a loaf of bread", {"file_type": {"$in": ["txt", "md"]}}),
 ]
 
 
 def main() -> int:
-    config = VectorDBConfig(local_path=str(HERE.parent / "demo_store"))
-    service = EmbeddingService.from_config(config)
-    print(f"model: {service.model_name} ({service.dimension} dimensions, offline)")
-    store = LocalVectorStore(service.embeddings, config.local_path)
-    docs = [
-        Document(
-            page_content=path.read_text(encoding="utf-8").strip(),
-            metadata={
-                "source": path.name,
-                "topic": {"cooking.txt": "kitchen", "gardening.txt": "garden"}.get(
-                    path.name, "tech"
-                ),
-            },
-            id=path.stem,
-        )
-        for path in sorted((HERE / "documents").glob("*.txt"))
-    ]
-    store.add_documents(docs)  # unchanged documents are skipped on a second run
-    print(f"store: {config.local_path} with {len(store)} documents\n")
-    for question, filter_ in QUESTIONS:
-        print(f"Q: {question}" + (f"   filter={filter_}" if filter_ else ""))
-        for doc, score in store.similarity_search_with_relevance_scores(
-            question, k=2, filter=filter_
-        ):
-            print(f"  {score:.3f}  [{doc.metadata['source']}] {doc.page_content[:90]}...")
-        print()
-    report = store.verify()
-    print(
-        f"verify(): {report['documents']} documents, {report['segments']} segment(s), checksums OK"
-    )
+    config = VectorDBConfig(local_path=str(HERE.parent / "demo_store"), chunk_size=500, chunk_overlap=50)
+    with VectorDatabaseManager(config) as db:
+        print(f"model: {db.embedding_service.model_name} (offline)")
+        report = db.ingest([HERE / "documents"])
+        print(f"ingest: {report}\n")
+        print(f"store: {config.local_path} with {db.count()} chunks\n")
+        for question, filter_ in QUESTIONS:
+            print(f"Q: {question}" + (f"   filter={filter_}" if filter_ else ""))
+            for doc, score in db.search_with_scores(question, k=2, filter=filter_):
+                source = Path(doc.metadata["source"]).name
+                snippet = " ".join(doc.page_content.split())[:90]
+                print(f"  {score:.3f}  [{source}] {snippet}...")
+            print()
+        checked = db.verify()
+        print(f"verify(): {checked['documents']} chunks, {checked['segments']} segment(s), checksums OK")
     return 0
 
 
