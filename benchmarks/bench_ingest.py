@@ -15,7 +15,6 @@ import platform
 import tempfile
 import time
 from pathlib import Path
-
 from pydoc_data.topics import topics
 
 from vectordb_manager import DocumentProcessor, VectorDatabaseManager, VectorDBConfig

@@ -20,7 +20,9 @@ QUESTIONS = [
 
 
 def main() -> int:
-    config = VectorDBConfig(local_path=str(HERE.parent / "demo_store"), chunk_size=500, chunk_overlap=50)
+    config = VectorDBConfig(
+        local_path=str(HERE.parent / "demo_store"), chunk_size=500, chunk_overlap=50
+    )
     with VectorDatabaseManager(config) as db:
         print(f"model: {db.embedding_service.model_name} (offline)")
         report = db.ingest([HERE / "documents"])
@@ -34,7 +36,10 @@ def main() -> int:
                 print(f"  {score:.3f}  [{source}] {snippet}...")
             print()
         checked = db.verify()
-        print(f"verify(): {checked['documents']} chunks, {checked['segments']} segment(s), checksums OK")
+        print(
+            f"verify(): {checked['documents']} chunks, {checked['segments']} segment(s), "
+            "checksums OK"
+        )
     return 0
 
 

@@ -61,6 +61,8 @@ class VectorDBConfig:
     embedding_batch_size: int = 64
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
+    openai_timeout: float | None = 60.0
+    openai_max_retries: int = 2
     chunk_size: int = 1000
     chunk_overlap: int = 200
     distance_metric: Distance = "cosine"
@@ -211,6 +213,10 @@ def _value_problems(c: VectorDBConfig) -> list[str]:
         value = getattr(c, name)
         if _is_int(value) and value <= 0:
             problems.append(f"{name}={value} must be positive")
+    if _is_int(c.openai_max_retries) and c.openai_max_retries < 0:
+        problems.append(f"openai_max_retries={c.openai_max_retries} must be zero or positive")
+    if isinstance(c.openai_timeout, int | float) and c.openai_timeout <= 0:
+        problems.append(f"openai_timeout={c.openai_timeout} must be positive")
     if c.storage_type == "s3" and not c.s3_bucket:
         problems.append("s3_bucket is required when storage_type='s3'")
     if c.s3_bucket is not None and isinstance(c.s3_bucket, str) and not 3 <= len(c.s3_bucket) <= 63:
@@ -234,6 +240,8 @@ def _is_instance(value: object, hint: Any) -> bool:
         return value is None
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
     return isinstance(value, hint)
 
 
@@ -267,4 +275,9 @@ def _from_string(raw: str, hint: Any) -> Any:
             return int(raw)
         except ValueError:
             raise ValueError("expected an integer") from None
+    if float in args:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError("expected a number") from None
     return raw

@@ -348,7 +348,11 @@ def _openai(config: VectorDBConfig) -> Embeddings:
         raise ConfigurationError(
             "embedding_provider='openai' needs the extra: pip install 'vectordb-manager[openai]'"
         ) from exc
-    kwargs: dict[str, Any] = {"model": config.embedding_model or DEFAULT_OPENAI_MODEL}
+    kwargs: dict[str, Any] = {
+        "model": config.embedding_model or DEFAULT_OPENAI_MODEL,
+        "max_retries": config.openai_max_retries,
+        "timeout": config.openai_timeout,
+    }
     if config.embedding_dimensions:
         kwargs["dimensions"] = config.embedding_dimensions
     if config.openai_api_key:

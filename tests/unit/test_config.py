@@ -32,6 +32,8 @@ ALL_FIELDS = [
     "embedding_batch_size",
     "openai_api_key",
     "openai_base_url",
+    "openai_timeout",
+    "openai_max_retries",
     "chunk_size",
     "chunk_overlap",
     "distance_metric",
