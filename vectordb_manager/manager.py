@@ -21,7 +21,7 @@ from typing import Any, Literal
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStoreRetriever
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.embeddings import EmbeddingService
