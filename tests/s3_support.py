@@ -218,6 +218,9 @@ class _ProxyServer(ThreadingHTTPServer):
 
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY every answer would wait
+    # ~40 ms for the client's delayed ACK
+    disable_nagle_algorithm = True
     timeout = 120.0  # an idle keep-alive connection is closed after this long
     server: _ProxyServer
 

@@ -95,3 +95,13 @@ async def test_async_surface(tmp_path: Path) -> None:
     assert [d.id for d in mmr] == ["a2"]
     retriever = store.as_retriever(search_kwargs={"k": 1})
     assert [d.id for d in await retriever.ainvoke("other")] == ["a2"]
+
+
+def test_writing_while_iterating_rows_does_not_deadlock(tmp_path: Path) -> None:
+    store = LocalVectorStore(EMB, tmp_path)
+    store.add_texts([f"text {i}" for i in range(30)], ids=[str(i) for i in range(30)])
+    seen = 0
+    for rows in store.engine.iter_rows(batch_size=10):
+        seen += len(rows)
+        store.add_texts([f"copy of {rows.ids[0]}"], ids=[f"copy-{rows.ids[0]}"])
+    assert seen == 30 and len(store) == 33

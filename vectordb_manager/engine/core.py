@@ -73,7 +73,8 @@ KEEP_MANIFESTS = 8
 # created again by a stalled writer (which would commit an invisible, lost version).
 MANIFEST_RETENTION_SECONDS = 600.0
 _IO_THREADS = 8
-_PREFETCH_BYTES = 64 << 20
+_PREFETCH_BYTES = 64 << 20  # fetch ahead while at most this much waits to be decoded...
+_PREFETCH_MIN = 2  # ...but always keep this many segments in flight (S3 latency)
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,15 @@ class Engine:
         assert storage is not None
 
         def read(ref: FileRef) -> bytes:
-            return ref.check(storage.read(ref.path, ref.bytes))
+            data = storage.read(ref.path, ref.bytes)
+            try:
+                return ref.check(data)
+            except IntegrityError:
+                evict = getattr(storage, "evict", None)
+                if evict is None:
+                    raise
+                evict(ref.path)  # a damaged cached copy: fetch the original once more
+                return ref.check(storage.read(ref.path, ref.bytes))
 
         return [pool.submit(read, f) for f in files]
 
@@ -301,7 +310,7 @@ class Engine:
                         f"{segments[0].rows}"
                     )
                 (snap_future,) = self._submit(pool, [snapshot.file])
-            # fetch ahead while at most _PREFETCH_BYTES are waiting to be decoded
+            # fetch ahead, bounded in bytes (memory) but never serial (latency)
             pending: deque[tuple[SegmentRef, list[Future[bytes]]]] = deque()
             waiting = 0
             upcoming = iter(segments)
@@ -310,7 +319,7 @@ class Engine:
             def prefetch() -> None:
                 nonlocal waiting, following
                 while following is not None and (
-                    not pending or waiting + _size(following) <= _PREFETCH_BYTES
+                    len(pending) < _PREFETCH_MIN or waiting + _size(following) <= _PREFETCH_BYTES
                 ):
                     pending.append((following, self._submit(pool, following.files())))
                     waiting += _size(following)
@@ -800,10 +809,11 @@ class Engine:
         with self._rw.read():
             slots = self._state.live_slots()
         for start in range(0, len(slots), batch_size):
-            with self._rw.read():
+            with self._rw.read():  # released before yielding: the consumer may write
                 st = self._state
                 chunk = [int(s) for s in slots[start : start + batch_size] if st.ids[s] is not None]
-                yield st.rows(chunk)
+                rows = st.rows(chunk)
+            yield rows
 
     # -- checking ----------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:

@@ -174,6 +174,13 @@ class S3Storage:
             with contextlib.suppress(OSError):
                 (self.cache_dir / name).unlink()
 
+    def evict(self, name: str) -> None:
+        """Forget the cached copy of an object (it failed its checksum)."""
+        if self.cache_dir is not None:
+            with contextlib.suppress(OSError):
+                (self.cache_dir / name).unlink()
+            logger.warning("dropped a damaged cached copy of %s", name)
+
     def check_access(self) -> None:
         """Fail fast with a clear `StorageError` if the bucket cannot be listed."""
         try:

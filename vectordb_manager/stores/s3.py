@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -141,6 +142,7 @@ class S3VectorStore(EngineVectorStore):
         )
 
 
+@functools.lru_cache(maxsize=32)
 def build_s3_client(
     *,
     region_name: str | None = None,
@@ -155,6 +157,9 @@ def build_s3_client(
     read_timeout: float = 60.0,
 ) -> Any:
     """A boto3 S3 client with the package's retry settings (botocore's ``standard`` mode).
+
+    Clients are thread-safe and costly to build (botocore loads its service models), so one
+    is built per distinct set of arguments and reused.
 
     Credentials come from the arguments or the standard AWS chain (environment, profile,
     instance role). With ``endpoint_url`` (MinIO, LocalStack, moto) path-style addressing is used.
