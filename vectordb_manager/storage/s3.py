@@ -60,7 +60,7 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
         self.transfer_config = transfer_config or TransferConfig(
-            multipart_threshold=64 << 20, multipart_chunksize=16 << 20, max_concurrency=8
+            multipart_threshold=128 << 20, multipart_chunksize=16 << 20, max_concurrency=8
         )
         self._put_args: dict[str, str] = {}
         if sse:
