@@ -240,3 +240,22 @@ def test_named_profile_and_explicit_keys_never_logged(
     assert creds.secret_key == secret  # the explicit keys were really used
     assert any("vectordb_manager" in r.name for r in caplog.records)  # DEBUG logging happened
     assert secret not in caplog.text
+
+
+def test_large_segments_use_managed_transfer(aws: Any) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_threshold=1 << 20, multipart_chunksize=5 << 20, max_concurrency=4)
+    emb = HashingEmbeddings(384)
+    store = S3VectorStore(emb, BUCKET, "large", client=aws, transfer_config=config)
+    rec = Recorder(aws)
+    store.add_texts([f"document {i} about topic {i % 97}" for i in range(4000)], ids=[str(i) for i in range(4000)])
+    uploads = [u for m, u, _ in rec.requests if m == "POST" and "uploads" in u]
+    parts = [u for m, u, _ in rec.requests if m == "PUT" and "partNumber=" in u]
+    assert uploads and len(parts) >= 2  # a multipart upload of the ~6 MB segment
+    events: list[Any] = []
+    aws.meta.events.register("before-send.s3.GetObject", lambda request, **_: events.append(request.headers.get("Range")))
+    again = S3VectorStore(emb, BUCKET, "large", client=aws, transfer_config=config)
+    assert sum(1 for r in events if r) >= 2  # ranged GETs in parallel
+    assert len(again) == 4000 and again.get_by_ids(["3999"])[0].page_content == "document 3999 about topic 22"
+    again.verify()
