@@ -438,7 +438,8 @@ def decode_segment(
         if not all(k in sections for k in ("ids", "records", "vectors")):
             raise IntegrityError(f"{path} lacks the ids, records or vectors of its rows")
         ids = _id_list(sections["ids"], path)
-        raw = RawRecords.split(sections["records"], path)
+        # a copy: a view would keep the whole file (vectors included) alive
+        raw = RawRecords.split(bytes(sections["records"]), path)
         if len(raw.ends) != len(ids):
             raise IntegrityError(f"{path} has {len(raw.ends)} records for {len(ids)} ids")
         if not lazy:
