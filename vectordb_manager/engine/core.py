@@ -79,11 +79,12 @@ _PREFETCH_MIN = 2  # ...but always keep this many segments in flight (S3 latency
 
 @dataclass(frozen=True)
 class Hit:
-    """A search result: the document, its raw distance (lower is closer) and its vector slot."""
+    """A search result: the document, its raw distance (lower is closer) and, when asked
+    for, its stored vector (normalised for cosine)."""
 
     document: Document
     distance: float
-    slot: int
+    vector: Vectors | None = None
 
 
 class Engine:
@@ -708,7 +709,12 @@ class Engine:
             return [_document(st, st.slot[i]) for i in ids if i in st.slot]
 
     def search(
-        self, query: Sequence[float] | Vectors, k: int, filter: Mapping[str, Any] | None = None
+        self,
+        query: Sequence[float] | Vectors,
+        k: int,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        with_vectors: bool = False,
     ) -> list[Hit]:
         """The k nearest live records passing the filter, closest first."""
         _require_k(k)
@@ -728,8 +734,13 @@ class Engine:
                 if not allowed.size:
                     return []
                 scores, slots = self._search_subset(st, q, k, allowed)
+            stored = st.index.vectors() if with_vectors else None
             return [
-                Hit(_document(st, int(s)), self._distance(float(d)), int(s))
+                Hit(
+                    _document(st, int(s)),
+                    self._distance(float(d)),
+                    np.array(stored[int(s)]) if stored is not None else None,
+                )
                 for d, s in zip(scores, slots, strict=True)
             ]
 
@@ -742,14 +753,6 @@ class Engine:
                 return list(st.slot)
             plan, complete = plan_filter(filter)
             return [st.ids[s] for s in _passing(st, predicate, plan, complete).tolist()]
-
-    def vectors_of(self, slots: Sequence[int]) -> Vectors:
-        """The stored (for cosine: normalised) vectors at these slots."""
-        with self._rw.read():
-            st = self._state
-            if st.index is None:
-                return np.zeros((0, 0), dtype=np.float32)
-            return np.array(st.index.vectors()[np.asarray(slots, dtype=np.int64)])
 
     def _search_all(
         self, st: StoreState, q: Vectors, k: int

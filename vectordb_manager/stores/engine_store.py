@@ -238,14 +238,14 @@ class EngineVectorStore(VectorStore):
         _check_k(fetch_k, "fetch_k")
         if not 0.0 <= lambda_mult <= 1.0:
             raise InvalidInputError(f"lambda_mult={lambda_mult!r} must be between 0 and 1")
-        hits: list[Hit] = self._engine.search(embedding, max(k, fetch_k), filter)
+        hits: list[Hit] = self._engine.search(
+            embedding, max(k, fetch_k), filter, with_vectors=True
+        )
         if not hits:
             return []
-        candidates = self._engine.vectors_of([h.slot for h in hits])
+        candidates = [h.vector.tolist() for h in hits if h.vector is not None]
         query = np.asarray(embedding, dtype=np.float32)
-        chosen = maximal_marginal_relevance(
-            query, candidates.tolist(), lambda_mult=lambda_mult, k=k
-        )
+        chosen = maximal_marginal_relevance(query, candidates, lambda_mult=lambda_mult, k=k)
         return [hits[i].document for i in chosen]
 
     # -- constructors ------------------------------------------------------------------------
