@@ -181,13 +181,6 @@ class S3Storage:
                 (self.cache_dir / name).unlink()
             logger.warning("dropped a damaged cached copy of %s", name)
 
-    def check_access(self) -> None:
-        """Fail fast with a clear `StorageError` if the bucket cannot be listed."""
-        try:
-            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
-        except Exception as exc:
-            raise self._error("access", "", exc) from exc
-
     # -- the cache of immutable objects ------------------------------------------------------
     def _cached(self, name: str) -> bytes | None:
         if self.cache_dir is None or not name.startswith(_CACHED_PREFIXES):
