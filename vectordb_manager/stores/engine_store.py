@@ -18,11 +18,17 @@ from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from typing_extensions import override
 
-from vectordb_manager.embeddings import EmbeddingService, check_vectors
+from vectordb_manager.embeddings import (
+    EmbeddingService,
+    check_vectors,
+    embedding_model_name,
+    known_dimension,
+)
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.core import Engine, Hit
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.errors import ConfigurationError, InvalidInputError
+from vectordb_manager.storage.base import Storage
 
 _INDEX_OPTIONS = tuple(IndexParams.__dataclass_fields__)
 STORE_OPTIONS = (
@@ -87,6 +93,18 @@ class EngineVectorStore(VectorStore):
             "commit_attempts": attempts,
             "check_model": check_model,
         }
+
+    def _start_engine(
+        self, storage: Storage | None, *, distance: str, index: str, options: dict[str, Any]
+    ) -> None:
+        self._engine = Engine(
+            storage,
+            distance=distance,
+            index=index,
+            dimension=known_dimension(self._embedding),
+            embedding_model=embedding_model_name(self._embedding),
+            **options,
+        )
 
     # -- properties --------------------------------------------------------------------------
     @property

@@ -8,8 +8,6 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from vectordb_manager.embeddings import embedding_model_name, known_dimension
-from vectordb_manager.engine.core import Engine
 from vectordb_manager.errors import StorageError
 from vectordb_manager.storage.local import LocalStorage
 from vectordb_manager.stores.engine_store import EngineVectorStore
@@ -142,14 +140,7 @@ class LocalVectorStore(EngineVectorStore):
         if self.path is not None:
             _check_directory(self.path)
             storage = LocalStorage(self.path)
-        self._engine = Engine(
-            storage,
-            distance=distance,
-            index=index,
-            dimension=known_dimension(embedding),
-            embedding_model=embedding_model_name(embedding),
-            **engine_options,
-        )
+        self._start_engine(storage, distance=distance, index=index, options=engine_options)
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path is not None else "memory"

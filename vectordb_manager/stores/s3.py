@@ -8,8 +8,6 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from vectordb_manager.embeddings import embedding_model_name, known_dimension
-from vectordb_manager.engine.core import Engine
 from vectordb_manager.errors import ConfigurationError
 from vectordb_manager.stores.engine_store import EngineVectorStore
 
@@ -126,14 +124,7 @@ class S3VectorStore(EngineVectorStore):
             cache_dir=s3_opts.get("cache_dir"),
         )
         self.prefix = storage.prefix
-        self._engine = Engine(
-            storage,
-            distance=distance,
-            index=index,
-            dimension=known_dimension(embedding),
-            embedding_model=embedding_model_name(embedding),
-            **engine_options,
-        )
+        self._start_engine(storage, distance=distance, index=index, options=engine_options)
 
     def __repr__(self) -> str:
         return (
