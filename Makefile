@@ -29,7 +29,9 @@ $(VENV)/.bench: $(STAMP)
 	touch $@
 
 bench: $(VENV)/.bench
-	$(PY) benchmarks/bench_store.py
+	$(PY) benchmarks/bench_store.py --n 100000 --hnsw --hnsw-n 20000
+	$(PY) benchmarks/bench_s3.py --n 100000
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
