@@ -9,6 +9,7 @@ store therefore decodes only ids and vectors.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Iterable
 from typing import Any
 
@@ -50,7 +51,7 @@ class StoreState:
         self.segment_ids: dict[str, tuple[list[str], list[str]]] = {}
         # per metadata key, built on first use by a filter: value key -> slots (may include
         # tombstones, which searches skip)
-        self.key_indexes: dict[str, dict[tuple[str, Any], list[int]]] = {}
+        self.key_indexes: dict[str, dict[tuple[str, Any], array[int]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -144,7 +145,7 @@ class StoreState:
             self.dead += 1
 
     # -- filters ---------------------------------------------------------------------------
-    def key_index(self, key: str) -> dict[tuple[str, Any], list[int]]:
+    def key_index(self, key: str) -> dict[tuple[str, Any], array[int]]:
         """The value index of one metadata key, built on first use."""
         table = self.key_indexes.get(key)
         if table is None:
@@ -162,12 +163,14 @@ class StoreState:
         op = plan[0]
         if op == "eq":
             table = self.key_index(plan[1])
-            found: list[int] = []
-            for value in plan[2]:
-                vk = value_key(value)
-                if vk is not None:
-                    found.extend(table.get(vk, ()))
-            return np.unique(np.asarray(found, dtype=np.int64))
+            keys = dict.fromkeys(k for k in map(value_key, plan[2]) if k is not None)
+            # each list is ascending and a slot has one value per key: no dedup needed
+            parts = [np.frombuffer(table[k], dtype=np.int64) for k in keys if k in table]
+            if not parts:
+                return np.zeros(0, dtype=np.int64)
+            if len(parts) == 1:
+                return parts[0].copy()  # a copy: the array may grow on the next commit
+            return np.sort(np.concatenate(parts))
         parts = [self.plan_slots(p) for p in plan[1]]
         combine = np.intersect1d if op == "and" else np.union1d
         result = parts[0]
@@ -211,7 +214,7 @@ class StoreState:
 
 
 def _index_values(
-    table: dict[tuple[str, Any], list[int]],
+    table: dict[tuple[str, Any], array[int]],
     key: str,
     metas: Iterable[tuple[int, dict[str, Any]]],
 ) -> None:
@@ -219,7 +222,10 @@ def _index_values(
         if key in meta:
             vk = value_key(meta[key])
             if vk is not None:
-                table.setdefault(vk, []).append(slot)
+                slots = table.get(vk)
+                if slots is None:
+                    slots = table[vk] = array("q")
+                slots.append(slot)
 
 
 __all__ = ["Record", "StoreState"]
