@@ -366,3 +366,23 @@ def test_other_model_of_same_dimension_is_refused_naming_both(tmp_path: Path) ->
         LocalVectorStore(DeterministicFakeEmbedding(size=64), tmp_path)
     opened = LocalVectorStore(DeterministicFakeEmbedding(size=64), tmp_path, check_embedding_model=False)
     assert len(opened) == 1
+
+
+def test_a_failing_compaction_does_not_fail_the_committed_write(tmp_path: Path) -> None:
+    store = open_store(tmp_path, index="hnsw", compaction={"min_weight": 1})
+    store.add_texts(["first"], ids=["1"])
+    storage = store.engine.storage
+    real_write = storage.write  # type: ignore[union-attr]
+    calls = [0]
+
+    def write(name: str, data: bytes) -> None:
+        calls[0] += 1
+        if calls[0] > 1:  # the commit's own segment succeeds; the compaction's write fails
+            raise StorageError("disk full")
+        real_write(name, data)
+
+    storage.write = write  # type: ignore[union-attr,method-assign]
+    store.add_texts(["second"], ids=["2"])  # commits, then compaction fails quietly
+    storage.write = real_write  # type: ignore[union-attr,method-assign]
+    assert sorted(open_store(tmp_path).engine.ids()) == ["1", "2"]
+    assert calls[0] >= 2, "compaction was not attempted"

@@ -547,7 +547,10 @@ class Engine:
                 f"gave up after {self.commit_attempts} attempts: other writers kept committing "
                 f"to {self.storage.describe()} first; the change was not applied, retry it"
             )
-        self._maybe_compact_locked()
+        try:
+            self._maybe_compact_locked()
+        except StorageError as exc:  # the change is committed: compaction can wait
+            logger.warning("compaction after version %d failed: %s", self.version, exc)
 
     def _put(self, blobs: Mapping[str, bytes]) -> None:
         assert self.storage is not None
