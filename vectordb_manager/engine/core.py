@@ -144,10 +144,6 @@ class Engine:
         )
 
     @property
-    def index_kind(self) -> str:
-        return self._state.kind
-
-    @property
     def version(self) -> int:
         return self._manifest.version if self._manifest else 0
 
@@ -720,7 +716,7 @@ class Engine:
         with_vectors: bool = False,
     ) -> list[Hit]:
         """The k nearest live records passing the filter, closest first."""
-        _require_k(k)
+        require_k(k)
         predicate = compile_filter(filter)
         plan, complete = plan_filter(filter) if predicate is not None else (None, True)
         q = self.prepare_query(query)
@@ -926,9 +922,10 @@ def _top(keys: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
     return np.argsort(keys, kind="stable")
 
 
-def _require_k(k: object) -> None:
+def require_k(k: object, name: str = "k") -> None:
+    """Raise `InvalidInputError` unless ``k`` is a positive integer."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-        raise InvalidInputError(f"k={k!r} must be a positive integer")
+        raise InvalidInputError(f"{name}={k!r} must be a positive integer")
 
 
 def _compare(fresh: StoreState, mem: StoreState) -> None:

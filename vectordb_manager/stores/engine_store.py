@@ -25,7 +25,7 @@ from vectordb_manager.embeddings import (
     known_dimension,
 )
 from vectordb_manager.engine.compaction import CompactionPolicy
-from vectordb_manager.engine.core import Engine, Hit
+from vectordb_manager.engine.core import Engine, Hit, require_k
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.errors import ConfigurationError, InvalidInputError
 from vectordb_manager.storage.base import Storage
@@ -193,7 +193,7 @@ class EngineVectorStore(VectorStore):
     ) -> list[tuple[Document, float]]:
         """Documents with their distance to the query: lower is closer (see the class doc)."""
         _no_extra(kwargs, "similarity_search")
-        _check_k(k)
+        require_k(k)
         return self.similarity_search_with_score_by_vector(
             self._service.embed_query(query), k, filter
         )
@@ -236,7 +236,7 @@ class EngineVectorStore(VectorStore):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        _check_k(k)
+        require_k(k)
         return self.max_marginal_relevance_search_by_vector(
             self._service.embed_query(query), k, fetch_k, lambda_mult, filter, **kwargs
         )
@@ -252,8 +252,8 @@ class EngineVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         _no_extra(kwargs, "max_marginal_relevance_search")
-        _check_k(k)
-        _check_k(fetch_k, "fetch_k")
+        require_k(k)
+        require_k(fetch_k, "fetch_k")
         if not 0.0 <= lambda_mult <= 1.0:
             raise InvalidInputError(f"lambda_mult={lambda_mult!r} must be between 0 and 1")
         hits: list[Hit] = self._engine.search(
@@ -335,11 +335,6 @@ def _no_extra(kwargs: Mapping[str, Any], method: str) -> None:
         raise InvalidInputError(
             f"{method}() got unexpected keyword argument(s) {', '.join(map(repr, sorted(kwargs)))}"
         )
-
-
-def _check_k(k: object, name: str = "k") -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise InvalidInputError(f"{name}={k!r} must be a positive integer")
 
 
 def _validate_rows(
