@@ -345,11 +345,7 @@ class Engine:
                 seg = decode_segment(ref, blobs, manifest.dimension, lazy=lazy)
                 state.apply(seg, ref.name, indexed_rows=indexed if i == 0 else 0)
                 del blobs, seg  # the file's bytes go as soon as its vectors are copied
-        if state.live != manifest.live_count:
-            raise IntegrityError(
-                f"manifest version {manifest.version} says {manifest.live_count} documents but "
-                f"its segments hold {state.live}"
-            )
+        _check_live(state, manifest)
         return state
 
     def refresh(self) -> bool:
@@ -383,11 +379,7 @@ class Engine:
                 for ref, seg in zip(added, segs, strict=True):
                     self._state.apply(seg, ref.name)
                 self._manifest = latest
-            if self._state.live != latest.live_count:
-                raise IntegrityError(
-                    f"manifest version {latest.version} says {latest.live_count} documents but "
-                    f"its segments hold {self._state.live}"
-                )
+            _check_live(self._state, latest)
         else:
             self._load(latest)
         return True
@@ -889,6 +881,14 @@ def _passing(
         (s for s in candidates.tolist() if ids[s] is not None and predicate(st.record(s)[1])),
         dtype=np.int64,
     )
+
+
+def _check_live(state: StoreState, manifest: Manifest) -> None:
+    if state.live != manifest.live_count:
+        raise IntegrityError(
+            f"manifest version {manifest.version} says {manifest.live_count} documents but "
+            f"its segments hold {state.live}"
+        )
 
 
 def _size(ref: SegmentRef) -> int:
