@@ -25,6 +25,7 @@ from vectordb_manager import (
 from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.format import pack_sections, unpack_sections
+from vectordb_manager.engine.state import LAZY
 
 EMB = HashingEmbeddings(64)
 
@@ -351,7 +352,7 @@ def test_records_decode_lazily_after_open(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     store.add_texts([f"text {i}" for i in range(50)], [{"n": i} for i in range(50)], ids=[str(i) for i in range(50)])
     again = open_store(tmp_path)
-    assert all(type(r) is int for r in again.engine._state.recs)  # nothing decoded yet
+    assert all(r is LAZY for r in again.engine._state.recs)  # nothing decoded yet
     assert again.get_by_ids(["7"])[0].metadata == {"n": 7}
     assert sum(type(r) is tuple for r in again.engine._state.recs) == 1
     assert len(again.similarity_search("text", k=5, filter={"n": {"$lt": 10}})) == 5
@@ -386,3 +387,110 @@ def test_a_failing_compaction_does_not_fail_the_committed_write(tmp_path: Path) 
     storage.write = real_write  # type: ignore[union-attr,method-assign]
     assert sorted(open_store(tmp_path).engine.ids()) == ["1", "2"]
     assert calls[0] >= 2, "compaction was not attempted"
+
+
+def test_file_longer_than_its_manifest_entry_is_detected(tmp_path: Path) -> None:
+    open_store(tmp_path).add_texts(["alpha", "beta"])
+    target = _segment_file(tmp_path)
+    target.write_bytes(target.read_bytes() + b"\0" * 64)
+    with pytest.raises(IntegrityError, match="bytes but the manifest says"):
+        open_store(tmp_path)
+
+
+def test_overlapping_sections_are_refused(tmp_path: Path) -> None:
+    open_store(tmp_path).add_texts(["alpha", "beta"])
+    target = _segment_file(tmp_path)
+    data = bytearray(target.read_bytes())
+    size = int.from_bytes(data[8:16], "little")
+    header = json.loads(bytes(data[16 : 16 + size]))
+    ids_at = header["sections"]["ids"][0]
+    header["sections"]["records"][0] = ids_at  # records start inside ids
+    new = json.dumps(header).encode().ljust(size)
+    data[16 : 16 + size] = new
+    target.write_bytes(bytes(data))
+    manifest = sorted(tmp_path.glob("manifests/*.json"))[-1]
+    doc = json.loads(manifest.read_text())
+    doc["segments"][0]["file"]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
+    manifest.write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError, match="malformed header"):
+        open_store(tmp_path)
+
+
+def test_damaged_index_snapshot_is_refused_before_faiss_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emb = VectorTable(clustered(300, 32))
+    store = LocalVectorStore(emb, tmp_path, index="hnsw")
+    store.add_texts([f"d:{i}" for i in range(300)], ids=[str(i) for i in range(300)])
+    assert store.compact()
+    (snap,) = tmp_path.glob("indexes/*")
+    original = snap.read_bytes()
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0xFF
+    snap.write_bytes(bytes(data))
+    from vectordb_manager.engine.index import VectorIndex
+
+    parsed: list[object] = []
+    real = VectorIndex.from_snapshot.__func__  # type: ignore[attr-defined]
+
+    def spy(cls, data, **kw):  # type: ignore[no-untyped-def]
+        parsed.append(data)
+        return real(cls, data, **kw)
+
+    monkeypatch.setattr(VectorIndex, "from_snapshot", classmethod(spy))
+    with pytest.raises(IntegrityError, match="checksum"):
+        LocalVectorStore(emb, tmp_path, index="hnsw")
+    assert parsed == [], "FAISS was given a snapshot that failed its checksum"
+    snap.write_bytes(original)
+    again = LocalVectorStore(emb, tmp_path, index="hnsw")
+    assert len(parsed) == 1 and len(again) == 300
+    assert again.similarity_search("d:7", k=1)[0].id == "7"
+
+
+def test_opening_reads_vectors_straight_into_the_index(tmp_path: Path) -> None:
+    """No file is held whole and no second copy of the vectors is made: the Python-side
+    allocations of an open stay well below the size of the vectors."""
+    import tracemalloc
+
+    n, dim = 20_000, 384
+    vectors = clustered(n, dim)
+    store = LocalVectorStore(VectorTable(vectors), tmp_path, index="flat")
+    filler = "a longer text, as chunks of documents are. " * 5
+    store.add_embeddings(
+        [(f"d:{i} {filler}", vectors[i].tolist()) for i in range(n)], ids=[str(i) for i in range(n)]
+    )
+    del store
+    tracemalloc.start()
+    try:
+        again = LocalVectorStore(VectorTable(vectors), tmp_path, index="flat")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    (seg,) = tmp_path.glob("segments/*.seg")
+    records = unpack_sections(seg.read_bytes(), "seg")["records"].nbytes
+    # what remains is the id list and map: a few dozen bytes an id
+    assert peak < min(vectors.nbytes / 4, records / 2), (
+        f"opening allocated {peak} bytes for {vectors.nbytes} of vectors, {records} of records"
+    )
+    assert len(again) == n
+    hit = again.similarity_search_with_score_by_vector(vectors[123].tolist(), k=1)[0]
+    assert hit[0].id == "123"
+
+
+def test_records_stay_readable_after_their_file_is_compacted_away(tmp_path: Path) -> None:
+    """A reader decodes records on demand from the files it opened; another writer's
+    compaction removing those files must not change what the reader returns."""
+    writer = open_store(tmp_path)
+    writer.add_texts([f"text {i}" for i in range(20)], [{"n": i} for i in range(20)], ids=[str(i) for i in range(20)])
+    reader = open_store(tmp_path)
+    first = list(tmp_path.glob("segments/*.seg"))
+    writer.add_texts(["more"], ids=["m"])
+    assert writer.compact()
+    writer.engine.vacuum(older_than=0)
+    assert not any(p.exists() for p in first)
+    assert reader.get_by_ids(["3", "19"]) == [
+        Document(page_content="text 3", metadata={"n": 3}, id="3"),
+        Document(page_content="text 19", metadata={"n": 19}, id="19"),
+    ]
+    assert reader.similarity_search("text 5", k=1, filter={"n": 5})[0].metadata == {"n": 5}
+    assert reader.engine.refresh() and len(reader) == 21

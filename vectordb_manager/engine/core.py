@@ -15,6 +15,7 @@ wait while a committed change is being applied (a readers-writer lock).
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import random
 import threading
@@ -23,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import faiss
 import numpy as np
@@ -36,19 +37,21 @@ from vectordb_manager.engine.format import (
     MANIFEST_DIR,
     SEGMENT_DIR,
     FileRef,
+    HashingReader,
     Manifest,
     SegmentData,
     SegmentRef,
     SnapshotRef,
     Vectors,
+    VectorSink,
     canonical_json,
     content_hash,
-    decode_segment,
     encode_segment,
     manifest_name,
     new_segment_name,
     now_iso,
     parse_manifest_name,
+    read_segment,
 )
 from vectordb_manager.engine.index import IndexParams, VectorIndex
 from vectordb_manager.engine.locks import ReadWriteLock
@@ -64,6 +67,7 @@ from vectordb_manager.errors import (
 from vectordb_manager.storage.base import ObjectNotFound, Storage
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DISTANCES = ("cosine", "l2", "inner_product")
 INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
@@ -258,95 +262,122 @@ class Engine:
             return
         raise StorageError("the store keeps being compacted while opening; try again")
 
-    def _fetch(self, files: Sequence[FileRef]) -> dict[str, bytes]:
-        """Read and verify files in parallel; raises ObjectNotFound for a missing one."""
-        with ThreadPoolExecutor(max(1, min(_IO_THREADS, len(files)))) as pool:
-            return {
-                f.path: fut.result()
-                for f, fut in zip(files, self._submit(pool, files), strict=True)
-            }
-
-    def _submit(self, pool: ThreadPoolExecutor, files: Sequence[FileRef]) -> list[Future[bytes]]:
-        storage = self.storage
-        assert storage is not None
-
-        def read(ref: FileRef) -> bytes:
-            data = storage.read(ref.path, ref.bytes)
-            try:
-                return ref.check(data)
-            except IntegrityError:
-                evict = getattr(storage, "evict", None)
-                if evict is None:
-                    raise
-                evict(ref.path)  # a damaged cached copy: fetch the original once more
-                return ref.check(storage.read(ref.path, ref.bytes))
-
-        return [pool.submit(read, f) for f in files]
-
     def _build_state(self, manifest: Manifest, *, lazy: bool = True) -> StoreState:
-        """Read, verify and replay a manifest's files. Files are fetched and checksummed in
-        parallel while earlier segments are decoded; the index storage is allocated once."""
+        """Read, verify and replay a manifest's files.
+
+        Files are streamed and checksummed in parallel while earlier segments are replayed.
+        A flat index's storage is allocated once and each segment's vectors are read straight
+        into their slots, so no file is held whole in memory (the vectors exist once).
+        """
         snapshot = manifest.snapshot
         kind = self._kind_for(manifest.live_count)
         segments = manifest.segments
+        dim = manifest.dimension
         use_snapshot = (
             snapshot is not None
             and segments
             and snapshot.segment == segments[0].name
             and snapshot.kind == kind
-            and manifest.dimension is not None
+            and dim is not None
         )
+        if use_snapshot and snapshot is not None and snapshot.rows != segments[0].rows:
+            raise IntegrityError(
+                f"the index snapshot covers {snapshot.rows} rows but its segment has "
+                f"{segments[0].rows}"
+            )
+        index: VectorIndex | None = None
+        slots: Vectors | None = None
+        if kind == "flat" and dim is not None:
+            index = VectorIndex(kind, dim, self.distance, self.params)
+            slots = index.extend(sum(ref.rows for ref in segments))
+        starts = np.cumsum([0, *(ref.rows for ref in segments)]).tolist()
+
+        def sink(i: int) -> VectorSink | None:
+            if slots is not None:
+                view = slots[starts[i] : starts[i + 1]]
+                return lambda rows, d: view
+            if use_snapshot and i == 0 and kind == "hnsw":
+                return lambda rows, d: None  # the snapshot holds them
+            return None  # into a new array, added to the index below
+
         with ThreadPoolExecutor(_IO_THREADS) as pool:
-            index = None
-            indexed = 0
             if use_snapshot:
-                assert snapshot is not None and manifest.dimension is not None
-                if snapshot.rows != segments[0].rows:
-                    raise IntegrityError(
-                        f"the index snapshot covers {snapshot.rows} rows but its segment has "
-                        f"{segments[0].rows}"
-                    )
-                (snap_future,) = self._submit(pool, [snapshot.file])
-            # fetch ahead, bounded in bytes (memory) but never serial (latency)
-            pending: deque[tuple[SegmentRef, list[Future[bytes]]]] = deque()
+                assert snapshot is not None and dim is not None
+                snap_future = pool.submit(self._read_snapshot, snapshot, kind, dim)
+            # read ahead, bounded in bytes (memory) but never serial (latency)
+            pending: deque[tuple[SegmentRef, Future[SegmentData]]] = deque()
             waiting = 0
-            upcoming = iter(segments)
+            upcoming = iter(enumerate(segments))
             following = next(upcoming, None)
 
             def prefetch() -> None:
                 nonlocal waiting, following
                 while following is not None and (
-                    len(pending) < _PREFETCH_MIN or waiting + _size(following) <= _PREFETCH_BYTES
+                    len(pending) < _PREFETCH_MIN
+                    or waiting + _size(following[1]) <= _PREFETCH_BYTES
                 ):
-                    pending.append((following, self._submit(pool, following.files())))
-                    waiting += _size(following)
+                    i, ref = following
+                    read = functools.partial(self._read_segment, ref, dim, sink(i), lazy)
+                    pending.append((ref, pool.submit(read)))
+                    waiting += _size(ref)
                     following = next(upcoming, None)
 
             prefetch()
+            indexed = 0
             if use_snapshot:
-                assert snapshot is not None and manifest.dimension is not None
-                index = VectorIndex.from_snapshot(
-                    snap_future.result(),
-                    kind=kind,
-                    dim=manifest.dimension,
-                    distance=self.distance,
-                    params=self.params,
-                    rows=snapshot.rows,
-                )
+                assert snapshot is not None
+                index = snap_future.result()
                 indexed = snapshot.rows
-            state = StoreState(kind, manifest.dimension, self.distance, self.params, index=index)
-            if state.index is not None:
+            state = StoreState(kind, dim, self.distance, self.params, index=index)
+            if slots is None and state.index is not None:
                 state.index.reserve(sum(ref.rows for ref in segments) - indexed)
             for i in range(len(segments)):
-                ref, futures = pending.popleft()
-                blobs = {f.path: fut.result() for f, fut in zip(ref.files(), futures, strict=True)}
+                ref, future = pending.popleft()
+                seg = future.result()
                 waiting -= _size(ref)
                 prefetch()
-                seg = decode_segment(ref, blobs, manifest.dimension, lazy=lazy)
-                state.apply(seg, ref.name, indexed_rows=indexed if i == 0 else 0)
-                del blobs, seg  # the file's bytes go as soon as its vectors are copied
+                in_index = len(seg) if slots is not None else indexed if i == 0 else 0
+                state.apply(seg, ref.name, indexed_rows=in_index)
+                del seg
         _check_live(state, manifest)
         return state
+
+    def _with_file(self, ref: FileRef, use: Callable[[IO[bytes]], T]) -> T:
+        """``use(stream)`` on a stored file; a cached copy that fails its checksum is dropped
+        and the original read once more."""
+        storage = self.storage
+        assert storage is not None
+        try:
+            with storage.open(ref.path, ref.bytes) as stream:
+                return use(stream)
+        except IntegrityError:
+            evict = getattr(storage, "evict", None)
+            if evict is None:
+                raise
+            evict(ref.path)
+            with storage.open(ref.path, ref.bytes) as stream:
+                return use(stream)
+
+    def _read_segment(
+        self, ref: SegmentRef, dim: int | None, sink: VectorSink | None, lazy: bool
+    ) -> SegmentData:
+        return self._with_file(ref.file, lambda f: read_segment(ref, f, dim, sink, lazy=lazy))
+
+    def _read_snapshot(self, snapshot: SnapshotRef, kind: str, dim: int) -> VectorIndex:
+        def load(stream: IO[bytes]) -> VectorIndex:
+            # verified before FAISS parses it: damaged bytes never reach FAISS's reader
+            HashingReader(stream, snapshot.file).finish()
+            stream.seek(0)
+            return VectorIndex.from_snapshot(
+                stream,
+                kind=kind,
+                dim=dim,
+                distance=self.distance,
+                params=self.params,
+                rows=snapshot.rows,
+            )
+
+        return self._with_file(snapshot.file, load)
 
     def refresh(self) -> bool:
         """Pick up commits made by other writers; ``True`` if anything changed."""
@@ -368,13 +399,16 @@ class Engine:
         n = len(current.segments)
         if latest.segments[:n] == current.segments and latest.snapshot == current.snapshot:
             added = latest.segments[n:]
+            dim = latest.dimension or self.dimension
             try:
-                blobs = self._fetch([f for s in added for f in s.files()])
+                with ThreadPoolExecutor(max(1, min(_IO_THREADS, len(added)))) as pool:
+                    futures = [
+                        pool.submit(self._read_segment, ref, dim, None, True) for ref in added
+                    ]
+                    segs = [f.result() for f in futures]
             except ObjectNotFound:
                 self._load(self._read_latest())
                 return True
-            dim = latest.dimension or self.dimension
-            segs = [decode_segment(ref, blobs, dim, lazy=True) for ref in added]
             with self._rw.write():
                 for ref, seg in zip(added, segs, strict=True):
                     self._state.apply(seg, ref.name)

@@ -11,10 +11,13 @@ import builtins
 import hashlib
 import io
 import json
+import mmap
+import os
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -83,18 +86,18 @@ class FileRef:
     def of(cls, path: str, data: builtins.bytes) -> FileRef:
         return cls(path, len(data), sha256(data))
 
-    def check(self, data: builtins.bytes) -> builtins.bytes:
-        if len(data) != self.bytes:
+    def check_digest(self, size: int, digest: str) -> None:
+        """Raise `IntegrityError` unless ``size`` and ``digest`` are this file's."""
+        if size != self.bytes:
             raise IntegrityError(
-                f"{self.path} is {len(data)} bytes but the manifest says {self.bytes}; "
+                f"{self.path} is {size} bytes but the manifest says {self.bytes}; "
                 "the file is truncated or replaced. Restore it from a backup."
             )
-        if sha256(data) != self.sha256:
+        if digest != self.sha256:
             raise IntegrityError(
                 f"{self.path} does not match its SHA-256 checksum in the manifest; "
                 "the file is damaged. Restore it from a backup."
             )
-        return data
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "bytes": self.bytes, "sha256": self.sha256}
@@ -279,31 +282,33 @@ class SegmentData:
 
 @dataclass(frozen=True)
 class RawRecords:
-    """A records file kept as bytes, with each line's span, for decoding rows on demand."""
+    """A records section kept undecoded (bytes, or a read-only map of the verified file), with
+    where each line ends, for decoding rows on demand."""
 
     blob: bytes | memoryview
-    starts: np.ndarray[Any, np.dtype[np.int64]]
-    ends: np.ndarray[Any, np.dtype[np.int64]]
+    ends: np.ndarray[Any, np.dtype[np.int64]]  # the position of each line's newline
     path: str
 
     @classmethod
     def split(cls, blob: bytes | memoryview, path: str) -> RawRecords:
-        ends = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == 10)
-        starts = np.empty_like(ends)
-        if len(ends):
-            starts[0] = 0
-            starts[1:] = ends[:-1] + 1
-        return cls(blob, starts, ends, path)
+        return cls(blob, _newlines(blob), path)
 
     def row(self, i: int) -> tuple[str, dict[str, Any], str, str, str]:
         """Decode line ``i`` into (text, metadata, hash, created_at, updated_at)."""
-        return _record_tuple(_loads(self.blob[self.starts[i] : self.ends[i]]), self.path)
+        start = int(self.ends[i - 1]) + 1 if i else 0
+        return _record_tuple(_loads(self.blob[start : int(self.ends[i])]), self.path)
 
     def rows(self) -> list[tuple[str, dict[str, Any], str, str, str]]:
         try:
             return [_record_tuple(r, self.path) for r in _decode_records(self.blob)]
         except ValueError as exc:
             raise IntegrityError(f"{self.path} holds malformed records: {exc!r}") from exc
+
+
+def _newlines(data: bytes | memoryview, offset: int = 0) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The positions (plus ``offset``) of the newline bytes in ``data``."""
+    found = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    return found + offset if offset else found
 
 
 def _record_tuple(r: Any, path: str) -> tuple[str, dict[str, Any], str, str, str]:
@@ -410,36 +415,40 @@ def _dumps(ids: list[str]) -> bytes:
     return json.dumps(ids).encode("ascii")
 
 
-def _id_list(data: memoryview, path: str) -> list[str]:
+def _id_list(data: bytes | memoryview, path: str) -> list[str]:
     ids = _loads(data)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise IntegrityError(f"{path} does not hold a JSON list of ids")
     return ids
 
 
-def decode_segment(
-    ref: SegmentRef, blobs: dict[str, bytes], dimension: int | None, *, lazy: bool = False
+def _segment(
+    ref: SegmentRef,
+    sections: Mapping[str, bytes | memoryview],
+    vectors: Vectors | None,
+    dimension: int | None,
+    *,
+    lazy: bool,
+    shape: tuple[int, ...] | None = None,
+    raw: RawRecords | None = None,
 ) -> SegmentData:
-    """Decode an (already checksum-verified) segment file; raises `IntegrityError` if malformed.
-
-    ``lazy``: keep the records undecoded (``SegmentData.raw``) and decode rows on demand.
-    """
+    """A segment from its sections (``shape``: the stored vectors' shape, when ``vectors``
+    holds fewer rows because the reader did not keep them; ``raw``: the records' lines, when
+    the reader already found them)."""
     path = ref.file.path
-    sections = unpack_sections(blobs[path], path)
     ids: list[str] = []
     texts: list[str] = []
     metas: list[dict[str, Any]] = []
     hashes: list[str] = []
     created: list[str] = []
     updated: list[str] = []
-    raw = None
-    vectors: Vectors = np.zeros((0, dimension or 0), dtype=np.float32)
     if ref.rows:
-        if not all(k in sections for k in ("ids", "records", "vectors")):
+        if not all(k in sections for k in ("ids", "records")) or vectors is None:
             raise IntegrityError(f"{path} lacks the ids, records or vectors of its rows")
         ids = _id_list(sections["ids"], path)
-        # a copy: a view would keep the whole file (vectors included) alive
-        raw = RawRecords.split(bytes(sections["records"]), path)
+        if raw is None:
+            # a copy: a view would keep the whole file (vectors included) alive
+            raw = RawRecords.split(bytes(sections["records"]), path)
         if len(raw.ends) != len(ids):
             raise IntegrityError(f"{path} has {len(raw.ends)} records for {len(ids)} ids")
         if not lazy:
@@ -453,13 +462,13 @@ def decode_segment(
                 created.append(c)
                 updated.append(u)
             raw = None
-        vectors = load_npy(sections["vectors"], path)
-        if vectors.shape[0] != len(ids) or (
-            dimension is not None and vectors.shape[1] != dimension
-        ):
+        shape = shape or vectors.shape
+        if shape[0] != len(ids) or (dimension is not None and shape[1] != dimension):
             raise IntegrityError(
-                f"{path} holds vectors of shape {vectors.shape}, expected ({len(ids)}, {dimension})"
+                f"{path} holds vectors of shape {shape}, expected ({len(ids)}, {dimension})"
             )
+    else:
+        vectors = np.zeros((0, dimension or 0), dtype=np.float32)
     if len(ids) != ref.rows:
         raise IntegrityError(f"{path} has {len(ids)} rows; the manifest says {ref.rows}")
     deletes = _id_list(sections["deletes"], path) if "deletes" in sections else []
@@ -468,9 +477,184 @@ def decode_segment(
     return SegmentData(ids, texts, metas, hashes, created, updated, vectors, deletes, raw)
 
 
-def load_npy(data: bytes | memoryview, path: str) -> Vectors:
-    """Read a float32 ``.npy`` array without copying it; object arrays (pickles) are refused."""
-    stream = io.BytesIO(bytes(data[:4096]))  # the header; the data is read in place
+# Where `read_segment` puts a segment's vectors: given (rows, dimension), a C-contiguous float32
+# array of that shape to fill, or ``None`` to check them and let them go.
+VectorSink = Callable[[int, int], "Vectors | None"]
+
+
+class HashingReader:
+    """Reads one file front to back, in chunks, checking its size and SHA-256 at the end."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, stream: IO[builtins.bytes], ref: FileRef) -> None:
+        self.stream = stream
+        self.ref = ref
+        self.pos = 0
+        self._hash = hashlib.sha256()
+
+    def _short(self) -> IntegrityError:
+        return IntegrityError(
+            f"{self.ref.path} ends after {self.pos} bytes but the manifest says "
+            f"{self.ref.bytes}; the file is truncated. Restore it from a backup."
+        )
+
+    def read(self, n: int) -> builtins.bytes:
+        """Exactly ``n`` bytes (`IntegrityError` if the file ends first)."""
+        if self.pos + n > self.ref.bytes:
+            raise self._short()
+        parts = []
+        left = n
+        while left:
+            data = self.stream.read(min(left, self.CHUNK))
+            if not data:
+                raise self._short()
+            self._hash.update(data)
+            parts.append(data)
+            left -= len(data)
+            self.pos += len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readinto(self, target: memoryview | None, n: int) -> None:
+        """Read ``n`` bytes into ``target`` (``None``: read, hash and let them go)."""
+        if self.pos + n > self.ref.bytes:
+            raise self._short()
+        scratch = memoryview(bytearray(min(n, self.CHUNK))) if target is None else None
+        done = 0
+        while done < n:
+            size = min(n - done, self.CHUNK)
+            chunk = scratch[:size] if scratch is not None else target[done : done + size]  # type: ignore[index]
+            got = self.stream.readinto(chunk)  # type: ignore[attr-defined]
+            if not got:
+                raise self._short()
+            self._hash.update(chunk[:got])
+            done += got
+            self.pos += got
+
+    def read_lines(self, n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """Read ``n`` bytes of JSON lines without keeping them: where each line ends."""
+        if self.pos + n > self.ref.bytes:
+            raise self._short()
+        scratch = memoryview(bytearray(min(n, self.CHUNK)))
+        found = []
+        done = 0
+        while done < n:
+            chunk = scratch[: min(n - done, self.CHUNK)]
+            got = self.stream.readinto(chunk)  # type: ignore[attr-defined]
+            if not got:
+                raise self._short()
+            self._hash.update(chunk[:got])
+            found.append(_newlines(chunk[:got], done))
+            done += got
+            self.pos += got
+        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+    def finish(self) -> None:
+        """Read what is left and check the whole file's size and checksum."""
+        self.readinto(None, self.ref.bytes - self.pos)
+        extra = len(self.stream.read(1))
+        self.ref.check_digest(self.pos + extra, self._hash.hexdigest())
+
+
+def read_segment(
+    ref: SegmentRef,
+    stream: IO[builtins.bytes],
+    dimension: int | None,
+    sink: VectorSink | None = None,
+    *,
+    lazy: bool = True,
+) -> SegmentData:
+    """Read, verify and decode a segment file from a stream, front to back.
+
+    The vectors go straight to where ``sink`` says (an index's storage, say), so the file is
+    never held whole in memory. With ``lazy`` and a stream over a local file, the records are
+    not kept either: they are decoded on demand from a read-only map of the (immutable,
+    verified) file, which costs memory only for the pages a search touches. Nothing is decoded
+    before the checksum has been verified; if it fails, what was written to the sink must be
+    discarded by the caller.
+    """
+    path = ref.file.path
+    fileno = _fileno(stream) if lazy and _CAN_MAP else None
+    mapped: tuple[int, int, np.ndarray[Any, np.dtype[np.int64]]] | None = None
+    reader = HashingReader(stream, ref.file)
+    head = reader.read(16)
+    if head[:8] != SEGMENT_MAGIC:
+        raise IntegrityError(f"{path} is not a vectordb-manager segment file")
+    size = int.from_bytes(head[8:16], "little")
+    if size > ref.file.bytes - 16:
+        raise IntegrityError(f"{path} has a malformed header: header length {size}")
+    try:
+        table = json.loads(reader.read(size))["sections"]
+        order = sorted((int(at), int(length), key) for key, (at, length) in table.items())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{path} has a malformed header: {exc}") from exc
+    sections: dict[str, builtins.bytes] = {}
+    vectors: Vectors | None = None
+    shape: tuple[int, ...] | None = None
+    for at, length, key in order:
+        if key not in SECTIONS or at < reader.pos or length < 0 or at + length > ref.file.bytes:
+            raise IntegrityError(f"{path} has a malformed header: bad section {key!r}")
+        reader.readinto(None, at - reader.pos)
+        if key == "records" and fileno is not None and length:
+            mapped = (at, length, reader.read_lines(length))
+            continue
+        if key != "vectors":
+            sections[key] = reader.read(length)
+            continue
+        prefix = reader.read(min(length, 12))
+        header_size = _npy_header_size(prefix, path)
+        header = prefix + reader.read(header_size - len(prefix))
+        shape = _npy_shape(header, path)
+        rows, dim = int(shape[0]), int(shape[1])
+        if length - header_size != rows * dim * 4:
+            raise IntegrityError(
+                f"{path} has {length - header_size} bytes of vectors; shape {shape} needs "
+                f"{rows * dim * 4}"
+            )
+        if rows != ref.rows or (dimension is not None and dim != dimension):
+            raise IntegrityError(
+                f"{path} holds vectors of shape {shape}, expected ({ref.rows}, {dimension})"
+            )
+        target = sink(rows, dim) if sink is not None else np.empty((rows, dim), np.float32)
+        if target is not None and target.shape != (rows, dim):
+            raise ValueError(f"the sink gave an array of shape {target.shape}")
+        reader.readinto(None if target is None else target.data.cast("B"), rows * dim * 4)
+        vectors = target if target is not None else np.zeros((0, dim), dtype=np.float32)
+    reader.finish()
+    raw = None
+    if mapped is not None and fileno is not None:
+        at, length, ends = mapped
+        view = memoryview(mmap.mmap(fileno, 0, access=mmap.ACCESS_READ))[at : at + length]
+        raw = RawRecords(view, ends, path)
+        sections["records"] = b""  # present (its lines are in ``raw``)
+    return _segment(ref, sections, vectors, dimension, lazy=lazy, shape=shape, raw=raw)
+
+
+_CAN_MAP = os.name == "posix"  # elsewhere a mapped file could not be removed by compaction
+
+
+def _fileno(stream: IO[builtins.bytes]) -> int | None:
+    """The descriptor of a stream over a real file, or ``None``."""
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+
+
+def _npy_header_size(prefix: builtins.bytes, path: str) -> int:
+    """The size of a ``.npy`` header (magic to the start of the data) from its first bytes."""
+    if len(prefix) < 10 or prefix[:6] != b"\x93NUMPY" or prefix[6] not in (1, 2):
+        raise IntegrityError(f"{path} does not hold a valid .npy array")
+    if prefix[6] == 1:
+        return 10 + int.from_bytes(prefix[8:10], "little")
+    if len(prefix) < 12:
+        raise IntegrityError(f"{path} does not hold a valid .npy array")
+    return 12 + int.from_bytes(prefix[8:12], "little")
+
+
+def _npy_shape(header: builtins.bytes, path: str) -> tuple[int, ...]:
+    """The shape in a whole ``.npy`` header, which must describe a C-order float32 matrix."""
+    stream = io.BytesIO(header)
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
@@ -486,14 +670,9 @@ def load_npy(data: bytes | memoryview, path: str) -> Vectors:
             f"{path} holds {dtype} with shape {shape}; expected a C-order float32 matrix. "
             "Anything else (such as a pickled object array) is refused, never loaded."
         )
-    count = int(shape[0]) * int(shape[1])
-    offset = stream.tell()
-    if len(data) - offset != count * 4:
-        raise IntegrityError(
-            f"{path} has {len(data) - offset} bytes of vectors; shape {shape} needs {count * 4}"
-        )
-    array: Vectors = np.frombuffer(data, dtype=np.float32, count=count, offset=offset)
-    return array.reshape(shape)
+    if stream.tell() != len(header):
+        raise IntegrityError(f"{path} does not hold a valid .npy array: bad header length")
+    return tuple(int(v) for v in shape)
 
 
 def _encode_records(seg: SegmentData) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import IO, Any
 
 import faiss
 import numpy as np
@@ -83,7 +83,7 @@ class VectorIndex:
     @classmethod
     def from_snapshot(
         cls,
-        data: bytes,
+        data: bytes | IO[bytes],
         *,
         kind: IndexKind,
         dim: int,
@@ -91,9 +91,14 @@ class VectorIndex:
         params: IndexParams,
         rows: int,
     ) -> VectorIndex:
-        """Load a serialized FAISS index (FAISS's own binary format; nothing is executed)."""
+        """Load a serialized FAISS index (FAISS's own binary format; nothing is executed) from
+        its bytes or, without holding them whole, from a stream of them."""
         try:
-            loaded = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            if isinstance(data, bytes):
+                loaded = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            else:
+                reader = faiss.PyCallbackIOReader(data.read)  # type: ignore[attr-defined]
+                loaded = faiss.read_index(reader)
         except Exception as exc:
             raise IntegrityError(f"the index snapshot cannot be read: {exc}") from exc
         if loaded.d != dim or loaded.ntotal != rows or loaded.metric_type != faiss_metric(distance):
@@ -142,6 +147,16 @@ class VectorIndex:
                 self._train()
         else:
             self._index.add(vectors)
+
+    def extend(self, rows: int) -> Vectors:
+        """Append ``rows`` zero vectors as the next slots of a flat index and return them as a
+        writable view, to be filled in place (reading a file straight into the index)."""
+        if self.kind != "flat":
+            raise ValueError(f"extend() is for flat indexes, not {self.kind!r}")
+        n = self.ntotal
+        self._store.codes.resize((n + rows) * self.dim * 4)
+        self._store.ntotal = n + rows
+        return self.vectors()[n:]
 
     def reserve(self, rows: int) -> None:
         """Allocate room for ``rows`` more vectors at once, so that adding them segment by

@@ -8,6 +8,8 @@ store therefore decodes only ids and vectors.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
 from array import array
 from collections.abc import Iterable
@@ -20,7 +22,7 @@ from vectordb_manager.engine.format import RawRecords, SegmentData, Vectors
 from vectordb_manager.engine.index import IndexParams, VectorIndex
 
 Record = tuple[str, dict[str, Any], str, str, str]  # text, metadata, hash, created, updated
-_SHIFT = 32
+LAZY: Any = object()  # the slot's record is still undecoded, in its segment's raw lines
 
 
 class StoreState:
@@ -38,9 +40,12 @@ class StoreState:
         self.distance = distance
         self.params = params
         self.ids: list[str | None] = []
-        # per slot: a Record, an int pointing at an undecoded line, or None (tombstone)
+        # per slot: a Record, LAZY (undecoded: in the raw lines of the block holding the slot;
+        # one shared object, so a million undecoded records cost one pointer each) or None
+        # (tombstone)
         self.recs: list[Any] = []
         self._raw: list[tuple[RawRecords, int] | None] = []  # (lines, first slot)
+        self._raw_starts: list[int] = []  # first slot of each raw block, ascending
         self._lazy = 0  # how many raw blocks are still undecoded
         self.slot: dict[str, int] = {}
         self.dead = 0
@@ -70,12 +75,12 @@ class StoreState:
     def record(self, slot: int) -> Record:
         """The record at a live slot, decoding it on first use."""
         r = self.recs[slot]
-        if type(r) is int:
-            entry = self._raw[r >> _SHIFT]
+        if r is LAZY:
+            entry = self._raw[bisect.bisect_right(self._raw_starts, slot) - 1]
             if entry is None:  # decoded meanwhile by materialize()
                 r = self.recs[slot]
             else:
-                r = entry[0].row(r & ((1 << _SHIFT) - 1))
+                r = entry[0].row(slot - entry[1])
                 self.recs[slot] = r
         assert r is not None, "record() of a tombstone"
         return r  # type: ignore[no-any-return]
@@ -91,7 +96,7 @@ class StoreState:
                 raw, first = entry
                 recs = self.recs
                 for i, row in enumerate(raw.rows()):
-                    if type(recs[first + i]) is int:
+                    if recs[first + i] is LAZY:
                         recs[first + i] = row
                 self._raw[block] = None
                 self._lazy -= 1
@@ -118,11 +123,10 @@ class StoreState:
                 self.slot[doc_id] = start + offset
             self.ids.extend(seg.ids)
             if seg.raw is not None:
-                block = len(self._raw)
                 self._raw.append((seg.raw, start))
+                self._raw_starts.append(start)
                 self._lazy += 1
-                base = block << _SHIFT
-                self.recs.extend(range(base, base + len(seg)))
+                self.recs.extend(itertools.repeat(LAZY, len(seg)))
             else:
                 self.recs.extend(
                     zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)

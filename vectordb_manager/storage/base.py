@@ -9,7 +9,7 @@ if no object of that name exists, atomically with respect to every other writer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import IO, Protocol, runtime_checkable
 
 
 class ObjectNotFound(LookupError):
@@ -34,6 +34,11 @@ class Storage(Protocol):
 
         ``size``, when known (from a manifest), lets large objects use a parallel download.
         """
+        ...
+
+    def open(self, name: str, size: int | None = None) -> IO[bytes]:
+        """A binary stream of the object, to read front to back and close; raises
+        `ObjectNotFound` when absent. Lets large files be read without holding them whole."""
         ...
 
     def write(self, name: str, data: bytes) -> None:

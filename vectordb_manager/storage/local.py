@@ -14,6 +14,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
+from typing import IO
 
 from vectordb_manager.errors import StorageError
 from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound
@@ -41,6 +42,15 @@ class LocalStorage:
         path = self._path(name)
         try:
             return path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(name) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    def open(self, name: str, size: int | None = None) -> IO[bytes]:
+        path = self._path(name)
+        try:
+            return builtins.open(path, "rb")
         except FileNotFoundError:
             raise ObjectNotFound(name) from None
         except OSError as exc:

@@ -28,7 +28,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from vectordb_manager.errors import StorageError
 from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound
@@ -106,6 +106,12 @@ class S3Storage:
         logger.debug("GET %s (%d bytes)", key, len(data))
         self._cache(name, data)
         return data
+
+    def open(self, name: str, size: int | None = None) -> IO[bytes]:
+        if self.cache_dir is not None and name.startswith(_CACHED_PREFIXES):
+            with contextlib.suppress(OSError):
+                return builtins.open(self.cache_dir / name, "rb")
+        return io.BytesIO(self.read(name, size))
 
     def write(self, name: str, data: bytes) -> None:
         key = self._key(name)
