@@ -14,7 +14,7 @@ import json
 import mmap
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -515,8 +515,9 @@ class HashingReader:
             self.pos += len(data)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def readinto(self, target: memoryview | None, n: int) -> None:
-        """Read ``n`` bytes into ``target`` (``None``: read, hash and let them go)."""
+    def chunks(self, n: int, target: memoryview | None = None) -> Iterator[tuple[int, memoryview]]:
+        """Read ``n`` bytes in chunks, hashing them, into ``target`` or else a scratch buffer
+        that each chunk reuses; yields (offset within the ``n`` bytes, chunk)."""
         if self.pos + n > self.ref.bytes:
             raise self._short()
         scratch = memoryview(bytearray(min(n, self.CHUNK))) if target is None else None
@@ -528,25 +529,18 @@ class HashingReader:
             if not got:
                 raise self._short()
             self._hash.update(chunk[:got])
+            yield done, chunk[:got]
             done += got
             self.pos += got
 
+    def readinto(self, target: memoryview | None, n: int) -> None:
+        """Read ``n`` bytes into ``target`` (``None``: read, hash and let them go)."""
+        for _ in self.chunks(n, target):
+            pass
+
     def read_lines(self, n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
         """Read ``n`` bytes of JSON lines without keeping them: where each line ends."""
-        if self.pos + n > self.ref.bytes:
-            raise self._short()
-        scratch = memoryview(bytearray(min(n, self.CHUNK)))
-        found = []
-        done = 0
-        while done < n:
-            chunk = scratch[: min(n - done, self.CHUNK)]
-            got = self.stream.readinto(chunk)  # type: ignore[attr-defined]
-            if not got:
-                raise self._short()
-            self._hash.update(chunk[:got])
-            found.append(_newlines(chunk[:got], done))
-            done += got
-            self.pos += got
+        found = [_newlines(chunk, at) for at, chunk in self.chunks(n)]
         return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
     def finish(self) -> None:
