@@ -1,1 +1,1 @@
-"""Benchmarks for vectordb-manager (run ``python benchmarks/bench_store.py --help``)."""
+"""Benchmarks for vectordb-manager: ``make bench`` runs ``benchmarks/suite.py`` (see its --help)."""

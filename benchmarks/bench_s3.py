@@ -1,4 +1,4 @@
-"""Benchmark `S3VectorStore` on moto's S3 server: request economy, open time, concurrent commits.
+"""S3 part: `S3VectorStore` on moto's S3 server: request economy, open time, concurrent commits.
 
     .venv/bin/python benchmarks/bench_s3.py --n 100000     # about a minute
     .venv/bin/python benchmarks/bench_s3.py --n 20000      # quick
@@ -15,17 +15,13 @@ waits ~40 ms for the client's delayed ACK.
    documents to an empty store in one call, (b) adding 10 documents to a store that holds
    5,000 (added in one call before the log is reset). Uploaded bytes are the request bodies of
    the PUTs as they crossed the wire.
-2. Open time: N x 384 clustered synthetic unit vectors (1000 gaussian centres + noise,
-   normalised, float32), short texts, metadata ``{"i": i}``, written through ``add_embeddings``
-   in batches of 10,000 to a `LocalVectorStore` in a temp dir and to an `S3VectorStore` (moto's
-   endpoint directly, no proxy). Opening = constructor + one ``similarity_search_by_vector``;
-   median of 3 in this process (all variants take turns), then once in a fresh child process
-   each, then once through the proxy to count the requests an open makes. Besides the defaults,
-   S3 opens with public options: ``transfer_config`` with an unreachable multipart threshold
-   (one GET per object instead of boto3's ranged parallel download for objects >= 64 MiB), and
-   ``client=`` (no boto3 client built in the constructor).
-   Caveat: moto serves from threads of *this* process, so in-process S3 opens share the GIL
-   with the server; child-process opens do not (the server keeps the parent's GIL).
+2. Open time: N x 384 clustered synthetic unit vectors (the local part's data), written
+   through ``add_embeddings`` in batches of 10,000 to a `LocalVectorStore` in a temp dir and
+   to an `S3VectorStore` (moto's endpoint directly, no proxy). Opening = constructor + one
+   ``similarity_search_by_vector``. The target compares fresh child processes (median of 3
+   each; moto stays in this process); in-process opens (median of 3) are shown too, but there
+   moto's threads share the GIL with the store. Then once through the proxy, to count the
+   requests of an open.
 3. Commit throughput: 4 threads, each with its own `S3VectorStore` (own boto3 client), on the
    same bucket/prefix through the proxy, each making 25 commits of 10 documents (``add_texts``
    with ``HashingEmbeddings(64)``, ``commit_attempts=1000``), against 1 writer making 100
@@ -35,7 +31,7 @@ waits ~40 ms for the client's delayed ACK.
 
 ``--profile`` adds a timeline of the S3 open's storage calls, cProfile of the opens and of the
 concurrent commits (calling thread) plus an all-thread stack sampler (the work happens in pool,
-server and writer threads), and the storage calls of the commits summed by kind.
+server and writer threads), and the storage calls of the commits summed by kind (on stderr).
 """
 
 from __future__ import annotations
@@ -44,35 +40,34 @@ import argparse
 import collections
 import cProfile
 import gc
-import io
 import json
 import os
-import platform
-import pstats
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-DIM = 384
-K = 4
-CENTRES = 1000
-NOISE = 0.05
+from benchmarks import common
+from benchmarks.common import (
+    DIM,
+    REPO_ROOT,
+    WORDS,
+    K,
+    Row,
+    Target,
+)
+
 ADD_BATCH = 10_000
 OPEN_REPEATS = 3
 BUCKET = "bench-s3"
@@ -90,105 +85,19 @@ DOCS_PER_COMMIT = 10
 HASH_DIM = 64
 COMMIT_ATTEMPTS = 1000
 TARGET_OPEN_RATIO = 2.0
-WORDS: tuple[str, ...] = (
-    "vector", "store", "index", "query", "search", "filter", "segment", "manifest", "durable",
-    "commit", "faiss", "cosine", "distance", "embedding", "retrieval", "chain", "document",
-    "metadata", "bucket", "cluster", "centre", "noise", "random", "python", "langchain",
-    "object", "latency", "memory", "request", "load", "persist", "exact", "writer", "race",
-)  # fmt: skip
-
-Matrix = np.ndarray[Any, np.dtype[np.float32]]
+TARGET_ADD_REQUESTS = 5
+COLUMNS = [("value", "value"), ("detail", "detail")]
 
 
-class VectorsOnly(Embeddings):
-    """Embeddings for stores filled through ``add_embeddings`` and searched by vector."""
-
-    def __init__(self, dim: int) -> None:
-        self.size = dim  # the stores learn the dimension without embedding anything
-        self.model_name = f"precomputed-{dim}"
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        raise NotImplementedError("this benchmark passes vectors directly")
-
-    def embed_query(self, text: str) -> list[float]:
-        raise NotImplementedError("this benchmark searches by vector")
+def row(
+    key: str, measure: str, value: str, detail: str = "", targets: Sequence[Target] = ()
+) -> Row:
+    return Row(key, measure, {"value": value, "detail": detail}, targets=list(targets))
 
 
-# -- data ------------------------------------------------------------------------------------
-def _unit(x: np.ndarray[Any, Any]) -> Matrix:
-    x = x.astype(np.float32, copy=False)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
-
-
-@dataclass
-class Data:
-    vectors: Matrix
-    texts: list[str]
-    metadatas: list[dict[str, Any]]
-    ids: list[str]
-
-    def pairs(self, a: int, b: int) -> list[tuple[str, Matrix]]:
-        return list(zip(self.texts[a:b], self.vectors[a:b], strict=True))
-
-
-def make_data(n: int, seed: int, prefix: str = "id") -> Data:
-    rng = np.random.default_rng(seed)
-    centres = _unit(rng.standard_normal((CENTRES, DIM), dtype=np.float32))
-    vectors = np.empty((n, DIM), dtype=np.float32)
-    for start in range(0, n, 50_000):
-        m = min(50_000, n - start)
-        noise = rng.standard_normal((m, DIM), dtype=np.float32) * NOISE
-        vectors[start : start + m] = _unit(centres[rng.integers(0, CENTRES, size=m)] + noise)
-    words = np.asarray(WORDS)[rng.integers(0, len(WORDS), size=(n, 8))].tolist()
-    texts = [f"doc {i} " + " ".join(row) for i, row in enumerate(words)]
-    return Data(vectors, texts, [{"i": i} for i in range(n)], [f"{prefix}{i}" for i in range(n)])
-
-
-def query_vector(seed: int) -> list[float]:
-    rng = np.random.default_rng(seed + 12345)
-    return [float(x) for x in _unit(rng.standard_normal((1, DIM), dtype=np.float32))[0]]
-
-
-# -- formatting ------------------------------------------------------------------------------
-def fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} us"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def fmt_bytes(n: float) -> str:
-    if n < 10_000:
-        return f"{n:,.0f} B"
-    if n < 10 * 2**20:
-        return f"{n / 2**10:,.1f} KiB"
-    return f"{n / 2**20:,.1f} MiB"
-
-
-@dataclass
-class Row:
-    section: str
-    measure: str
-    value: str
-    detail: str = ""
-
-
-def print_table(title: str, rows: list[Row]) -> None:
-    print(f"\n### {title}\n")
-    print("| # | measure | value | detail |")
-    print("|---|---|---|---|")
-    for r in rows:
-        print(f"| {r.section} | {r.measure} | {r.value} | {r.detail} |")
-    sys.stdout.flush()
-
-
-def note(msg: str) -> None:
-    print(f"- {msg}")
-    sys.stdout.flush()
+def out(msg: str = "") -> None:
+    """Profiles and timelines: on stderr, next to the progress."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 # -- the proxy log ---------------------------------------------------------------------------
@@ -234,49 +143,30 @@ def s3_store(emb: Embeddings, endpoint: str, prefix: str, **kwargs: Any) -> Any:
     return S3VectorStore(emb, BUCKET, prefix, endpoint_url=endpoint, **CREDS, **kwargs)
 
 
-def fill(store: Any, data: Data, a: int, b: int, batch: int = ADD_BATCH) -> None:
+def fill(store: Any, data: common.Dataset, a: int, b: int, batch: int = ADD_BATCH) -> None:
     for lo in range(a, b, batch):
         hi = min(lo + batch, b)
         store.add_embeddings(data.pairs(lo, hi), data.metadatas[lo:hi], ids=data.ids[lo:hi])
 
 
-OPEN_VARIANTS: dict[str, str] = {
-    "local": "local",
-    "s3": "S3, defaults",
-    "s3-single": "S3, one GET per object (transfer_config multipart_threshold=1 TiB)",
-    "s3-client": "S3, ready client (client=...; no client built in the constructor)",
-    "s3-single-client": "S3, one GET per object + ready client",
-}
-
-
-def s3_open_options(variant: str, client: Any = None) -> dict[str, Any]:
-    """Constructor options of an S3 open variant (see `OPEN_VARIANTS`)."""
-    from boto3.s3.transfer import TransferConfig
-
-    options: dict[str, Any] = {}
-    if "single" in variant:
-        options["transfer_config"] = TransferConfig(multipart_threshold=1 << 40, max_concurrency=8)
-    if "client" in variant:
-        options["client"] = client
-    return options
-
-
-def open_and_query(
-    kind: str, emb: Embeddings, where: str, q: list[float], **options: Any
-) -> tuple[float, float]:
+def open_and_query(kind: str, where: str, q: list[float]) -> tuple[float, float]:
     """Open a store and run one query; (seconds to construct, seconds for both)."""
     from vectordb_manager import LocalVectorStore
 
+    emb = common.PrecomputedEmbeddings()
     t0 = time.perf_counter()
-    store: Any = (
-        LocalVectorStore(emb, where) if kind == "local" else s3_store(emb, where, "open", **options)
-    )
+    store: Any = LocalVectorStore(emb, where) if kind == "local" else s3_store(emb, where, "open")
     t1 = time.perf_counter()
     hits = store.similarity_search_by_vector(q, K)
     t2 = time.perf_counter()
     if len(hits) != K:
         raise RuntimeError(f"{kind} open: {len(hits)} hits for k={K}")
     return t1 - t0, t2 - t0
+
+
+def query_vector(seed: int) -> list[float]:
+    rng = np.random.default_rng(seed + 12345)
+    return [float(x) for x in rng.standard_normal(DIM) / np.sqrt(DIM)]
 
 
 def child_main(kind: str, where: str, seed: int) -> None:
@@ -287,125 +177,8 @@ def child_main(kind: str, where: str, seed: int) -> None:
 
     if kind != "local":
         import boto3  # noqa: F401
-    q = query_vector(seed)
-    options = s3_open_options(kind) if kind != "local" else {}
-    construct, total = open_and_query(kind, VectorsOnly(DIM), where, q, **options)
+    construct, total = open_and_query(kind, where, query_vector(seed))
     print(json.dumps({"construct": construct, "total": total}))
-
-
-def run_child(kind: str, where: str, seed: int) -> dict[str, float]:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--child",
-            kind,
-            "--where",
-            where,
-            "--seed",
-            str(seed),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {kind} failed:\n{proc.stderr}")
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
-
-
-# -- machine ---------------------------------------------------------------------------------
-def machine_info() -> list[str]:
-    import boto3
-    import botocore
-    import faiss
-    import moto
-
-    import vectordb_manager
-
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    git = "?"
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "vectordb_manager"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        git = rev + (" + uncommitted package changes" if dirty else " (package clean)")
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return [
-        f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {cpu}, "
-        f"{platform.system()} {platform.release()}",
-        f"python {platform.python_version()}, numpy {np.__version__}, faiss {faiss.__version__} "
-        f"({faiss.omp_get_max_threads()} OpenMP threads), boto3 {boto3.__version__}, "
-        f"botocore {botocore.__version__}, moto {moto.__version__}",
-        f"vectordb-manager {vectordb_manager.__version__}, git {git}",
-        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-    ]
-
-
-class CpuWatch:
-    """CPU time other processes used since creation (from /proc/stat; Linux only)."""
-
-    def __init__(self) -> None:
-        self.start = self.sample()
-
-    @staticmethod
-    def sample() -> tuple[float, float, float] | None:
-        try:
-            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        except (OSError, IndexError):
-            return None
-        ticks = [int(f) for f in fields]
-        busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-        t = os.times()
-        return busy, t.user + t.system + t.children_user + t.children_system, time.monotonic()
-
-    def share(self) -> tuple[float, float] | None:
-        """(CPU seconds other processes used, their share of the machine)."""
-        end = self.sample()
-        if self.start is None or end is None:
-            return None
-        others = max(0.0, (end[0] - self.start[0]) - (end[1] - self.start[1]))
-        return others, others / (max(end[2] - self.start[2], 1e-9) * (os.cpu_count() or 1))
-
-    def report(self) -> str:
-        got = self.share()
-        if got is None:
-            return "CPU used by other processes during the run: unknown"
-        others, share = got
-        warn = "; WARNING: the machine was shared, timings are inflated" if share > 0.1 else ""
-        return f"CPU used by other processes during the run: {others:.1f} CPU-s ({share:.0%}){warn}"
-
-
-def wait_quiet(max_wait: float, threshold: float = 0.1) -> str:
-    """Wait (up to ``max_wait`` s) until other processes use < ``threshold`` of the machine."""
-    deadline = time.monotonic() + max_wait
-    share = 1.0
-    while True:
-        watch = CpuWatch()
-        time.sleep(2.0)
-        got = watch.share()
-        share = got[1] if got else 0.0
-        if share < threshold or time.monotonic() >= deadline:
-            break
-    return f"waited for a quiet machine; others used {share:.0%} when we started"
 
 
 # -- profiling -------------------------------------------------------------------------------
@@ -521,7 +294,7 @@ class Recorder:
             (storage_s3.S3Storage, "delete", "delete"),
             (fmt.FileRef, "check", "sha256 check"),
             (index.VectorIndex, "reserve", "index reserve"),
-            (core, "decode_segment", "decode"),
+            (core, "read_segment", "read"),
             (state.StoreState, "apply", "apply"),
             (core.Engine, "_refresh_locked", "refresh (total)"),
             (core.Engine, "_maybe_compact_locked", "compaction (total)"),
@@ -541,15 +314,22 @@ class Recorder:
                 detail = a[1] if label == "read" and len(a) > 1 else ""
                 with self._lock:
                     self.events.append(
-                        (label, threading.current_thread().name, t - self._t0, end - self._t0,
-                         str(detail))
-                    )  # fmt: skip
+                        (
+                            label,
+                            threading.current_thread().name,
+                            t - self._t0,
+                            end - self._t0,
+                            str(detail),
+                        )
+                    )
 
         return timed
 
     def __enter__(self) -> Recorder:
         for obj, attr, label in self.targets:
-            fn = obj.__dict__[attr]
+            fn = obj.__dict__.get(attr)
+            if fn is None:  # renamed or removed in the package: time the others
+                continue
             self._saved.append((obj, attr, fn))
             setattr(obj, attr, self._wrap(label, fn))
         self._t0 = time.perf_counter()
@@ -583,14 +363,6 @@ class Recorder:
         return "\n".join(out)
 
 
-def stats_text(prof: cProfile.Profile, key: str, top: int) -> str:
-    out = io.StringIO()
-    pstats.Stats(prof, stream=out).strip_dirs().sort_stats(key).print_stats(top)
-    body = out.getvalue()
-    start = body.find("   ncalls")
-    return (body[start:] if start >= 0 else body).rstrip()
-
-
 def profiled(title: str, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` under cProfile (this thread) and the all-thread sampler; print both."""
     gc.collect()
@@ -599,22 +371,21 @@ def profiled(title: str, fn: Callable[[], Any]) -> Any:
         t0 = time.perf_counter()
         result = prof.runcall(fn)
         wall = time.perf_counter() - t0
-    print(f"\n#### profile: {title} ({wall:.3f} s under the profilers)\n")
-    print("```")
-    print("-- cProfile, calling thread, by cumulative time:")
-    print(stats_text(prof, "cumulative", 25))
-    print("-- cProfile, calling thread, by own time:")
-    print(stats_text(prof, "tottime", 12))
-    print("-- all threads, sampled every 4 ms:")
-    print(sampler.report())
-    print("```")
-    sys.stdout.flush()
+    out(f"\n#### profile: {title} ({wall:.3f} s under the profilers)\n")
+    out("```")
+    out("-- cProfile, calling thread, by cumulative time:")
+    out(common.stats_text(prof, "cumulative", 25))
+    out("-- cProfile, calling thread, by own time:")
+    out(common.stats_text(prof, "tottime", 12))
+    out("-- all threads, sampled every 4 ms:")
+    out(sampler.report())
+    out("```")
     return result
 
 
 # -- the sections ----------------------------------------------------------------------------
-def bench_economy(proxy: Any, direct: Any, data: Data, rows: list[Row]) -> None:
-    emb = VectorsOnly(DIM)
+def bench_economy(proxy: Any, direct: Any, data: common.Dataset, rows: list[Row]) -> None:
+    emb = common.PrecomputedEmbeddings()
     # (a) 500 documents into an empty store
     store = s3_store(emb, proxy.url, "econ-a")
     proxy.reset_log()
@@ -622,19 +393,20 @@ def bench_economy(proxy: Any, direct: Any, data: Data, rows: list[Row]) -> None:
     by_method, by_kind, total, put_bytes = summarize(proxy.records())
     stored, objects, _ = stored_bytes(direct, "econ-a/")
     rows.append(
-        Row(
-            "1a",
+        row(
+            "s3.add500",
             f"add {ECON_FIRST} docs to an empty store (1 call): requests",
             f"{total}",
             f"{by_method} ({by_kind})",
+            [Target("s3", "requests", total, TARGET_ADD_REQUESTS, "n")],
         )
     )
     rows.append(
-        Row(
-            "1a",
+        row(
+            "s3.add500.bytes",
             "  bytes uploaded (PUT bodies)",
-            fmt_bytes(put_bytes),
-            f"stored after: {fmt_bytes(stored)} in {objects} objects",
+            common.fmt_bytes(put_bytes),
+            f"stored after: {common.fmt_bytes(stored)} in {objects} objects",
         )
     )
     # (b) 10 documents into a store holding 5,000
@@ -643,41 +415,35 @@ def bench_economy(proxy: Any, direct: Any, data: Data, rows: list[Row]) -> None:
     base_stored, _, _ = stored_bytes(direct, "econ-b/")
     proxy.reset_log()
     fill(store, data, ECON_BASE, ECON_BASE + ECON_SMALL)
-    by_method, by_kind, total, put_bytes = summarize(proxy.records())
+    by_method, by_kind, total_b, put_bytes = summarize(proxy.records())
     stored, objects, segments = stored_bytes(direct, "econ-b/")
     rows.append(
-        Row(
-            "1b",
+        row(
+            "s3.add10",
             f"add {ECON_SMALL} docs to a store of {ECON_BASE:,}: requests",
-            f"{total}",
+            f"{total_b}",
             f"{by_method} ({by_kind})",
         )
     )
     rows.append(
-        Row(
-            "1b",
+        row(
+            "s3.add10.bytes",
             "  bytes uploaded (PUT bodies)",
-            fmt_bytes(put_bytes),
-            f"stored before: {fmt_bytes(base_stored)}; after: {fmt_bytes(stored)} in "
+            common.fmt_bytes(put_bytes),
+            f"stored before: {common.fmt_bytes(base_stored)}; after: {common.fmt_bytes(stored)} in "
             f"{objects} objects ({segments} segments)",
         )
     )
-    note(
-        f"1 done: (a) {rows[-4].value} requests, {rows[-3].value}; "
-        f"(b) {rows[-2].value} requests, {rows[-1].value}"
-    )
+    common.log(f"- s3 economy: {ECON_FIRST} docs: {total} requests; {ECON_SMALL} docs: {total_b}")
 
 
 def bench_open(
     args: argparse.Namespace, moto_url: str, proxy: Any, direct: Any, *, work: Path, rows: list[Row]
 ) -> None:
-    from tests.s3_support import s3_client
     from vectordb_manager import LocalVectorStore
 
-    emb = VectorsOnly(DIM)
-    t = time.perf_counter()
-    data = make_data(args.n, args.seed)
-    note(f"data: {args.n:,} x {DIM} generated in {time.perf_counter() - t:.1f} s")
+    emb = common.PrecomputedEmbeddings()
+    data = common.make_dataset(args.n, 1, args.seed)
     q = query_vector(args.seed)
     local_dir = work / "local"
 
@@ -696,96 +462,58 @@ def bench_open(
     gc.collect()
     stored, objects, segments = stored_bytes(direct, "open/")
     local_bytes = sum(p.stat().st_size for p in local_dir.rglob("*") if p.is_file())
-    note(
-        f"2 built: local {fmt_s(t_local_build)} ({local_segments} segments), S3 "
-        f"{fmt_s(t_s3_build)} ({s3_segments} segments, {fmt_bytes(stored)} in {objects} "
-        f"objects)"
-    )
+    common.log(f"- s3 built: local {common.fmt_s(t_local_build)}, S3 {common.fmt_s(t_s3_build)}")
     rows.append(
-        Row(
-            "2",
+        row(
+            "s3.build",
             f"build N={args.n:,} in batches of {ADD_BATCH:,} (add_embeddings)",
-            f"local {fmt_s(t_local_build)}, S3 {fmt_s(t_s3_build)}",
+            f"local {common.fmt_s(t_local_build)}, S3 {common.fmt_s(t_s3_build)}",
             f"segments: local {local_segments}, S3 {s3_segments}; stored: local "
-            f"{fmt_bytes(local_bytes)}, S3 {fmt_bytes(stored)} in {objects} objects",
+            f"{common.fmt_bytes(local_bytes)}, S3 {common.fmt_bytes(stored)} in {objects} objects",
         )
     )
 
-    # in-process opens, alternating, median of OPEN_REPEATS (after one warm-up of each)
-    ready = s3_client(moto_url)  # for the variants given a client
-    where = {k: str(local_dir) if k == "local" else moto_url for k in OPEN_VARIANTS}
-    opts = {k: s3_open_options(k, ready) for k in OPEN_VARIANTS if k != "local"}
-    for kind in OPEN_VARIANTS:
-        open_and_query(kind, emb, where[kind], q, **opts.get(kind, {}))
-    times: dict[str, list[tuple[float, float]]] = {k: [] for k in OPEN_VARIANTS}
+    where = {"local": str(local_dir), "s3": moto_url}
+    for kind, path in where.items():  # warm up
+        open_and_query(kind, path, q)
+    inproc: dict[str, list[float]] = {k: [] for k in where}
+    kids: dict[str, list[float]] = {k: [] for k in where}
     for _ in range(OPEN_REPEATS):
-        for kind in OPEN_VARIANTS:
+        for kind, path in where.items():
             gc.collect()
-            times[kind].append(open_and_query(kind, emb, where[kind], q, **opts.get(kind, {})))
-    med = {k: statistics.median(t for _, t in v) for k, v in times.items()}
-    med_c = {k: statistics.median(c for c, _ in v) for k, v in times.items()}
-    spread = {
-        k: f"{min(t for _, t in v) * 1e3:.0f}-{max(t for _, t in v) * 1e3:.0f} ms"
-        for k, v in times.items()
-    }
-    ratio = med["s3"] / med["local"]
-    verdict = "PASS" if ratio <= TARGET_OPEN_RATIO else "FAIL"
-    for kind, label in OPEN_VARIANTS.items():
-        extra = ""
-        if kind != "local":
-            r = med[kind] / med["local"]
-            extra = f"; {r:.2f}x local"
-        rows.append(
-            Row(
-                "2",
-                f"open {label}: ctor + 1 query, median of {OPEN_REPEATS}, in-process",
-                fmt_s(med[kind]),
-                f"ctor {fmt_s(med_c[kind])}; range {spread[kind]}{extra}",
-            )
-        )
+            inproc[kind].append(open_and_query(kind, path, q)[1])
+    for _ in range(OPEN_REPEATS):
+        for kind, path in where.items():
+            got = common.run_child(
+                Path(__file__), ["--child", kind, "--where", path, "--seed", str(args.seed)]
+            ).json()
+            kids[kind].append(float(got["total"]))
+    med = {k: statistics.median(v) for k, v in inproc.items()}
+    kmed = {k: statistics.median(v) for k, v in kids.items()}
+    ratio_in, ratio_kids = med["s3"] / med["local"], kmed["s3"] / kmed["local"]
+    reps = f"median of {OPEN_REPEATS}"
     rows.append(
-        Row(
-            "2",
-            "open S3 / local, in-process, defaults",
-            f"{ratio:.2f}x",
-            f"target <= {TARGET_OPEN_RATIO:.0f}x: {verdict} (moto serves from this process and "
-            "shares its GIL)",
+        row(
+            "s3.open.local",
+            f"open local + 1 query, fresh process ({reps})",
+            common.fmt_s(kmed["local"]),
+            f"in-process: {common.fmt_s(med['local'])}",
         )
     )
-    note(f"2 in-process opens: local {fmt_s(med['local'])}, S3 {fmt_s(med['s3'])} ({ratio:.2f}x)")
-
-    if not args.no_child:
-        child = {
-            kind: run_child(kind, where[kind], args.seed) for kind in ("local", "s3", "s3-single")
-        }
-        for kind in ("local", "s3", "s3-single"):
-            extra = "" if kind == "local" else "; moto in the parent process"
-            if kind != "local":
-                r = child[kind]["total"] / child["local"]["total"]
-                extra += f"; {r:.2f}x local"
-            rows.append(
-                Row(
-                    "2",
-                    f"open {OPEN_VARIANTS[kind]}: fresh child process (after imports)",
-                    fmt_s(child[kind]["total"]),
-                    f"ctor {fmt_s(child[kind]['construct'])}{extra}",
-                )
-            )
-        c_ratio = child["s3"]["total"] / child["local"]["total"]
-        rows.append(
-            Row(
-                "2",
-                "open S3 / local, child processes, defaults",
-                f"{c_ratio:.2f}x",
-                f"target <= {TARGET_OPEN_RATIO:.0f}x: "
-                f"{'PASS' if c_ratio <= TARGET_OPEN_RATIO else 'FAIL'}",
-            )
+    rows.append(
+        row(
+            "s3.open.s3",
+            f"open S3 + 1 query, fresh process ({reps})",
+            common.fmt_s(kmed["s3"]),
+            f"{ratio_kids:.2f}x local; in-process: "
+            f"{common.fmt_s(med['s3'])}, {ratio_in:.2f}x local (moto shares that process)",
+            [Target("s3", "S3/local", ratio_kids, TARGET_OPEN_RATIO)],
         )
-        note(
-            f"2 child opens: local {fmt_s(child['local']['total'])}, "
-            f"S3 {fmt_s(child['s3']['total'])} ({c_ratio:.2f}x), "
-            f"S3 one GET per object {fmt_s(child['s3-single']['total'])}"
-        )
+    )
+    common.log(
+        f"- s3 open: local {common.fmt_s(kmed['local'])}, S3 {common.fmt_s(kmed['s3'])} "
+        f"({ratio_kids:.2f}x)"
+    )
 
     # the requests of one open, through the proxy
     proxy.reset_log()
@@ -796,30 +524,28 @@ def bench_open(
     t_proxy = time.perf_counter() - t0
     recs = proxy.records()
     by_method, by_kind, total, _ = summarize(recs)
-    got = sum(1 for r in recs if r.method == "GET")
+    gets = sum(1 for r in recs if r.method == "GET")
     rows.append(
-        Row(
-            "2",
-            "requests of one S3 open (via proxy)",
-            f"{got} GETs",
+        row(
+            "s3.open.requests",
+            "requests of one S3 open (via the proxy)",
+            f"{gets} GETs",
             f"{total} requests: {by_method} ({by_kind}); {segments} segments stored; "
-            f"took {fmt_s(t_proxy)} via the proxy",
+            f"took {common.fmt_s(t_proxy)} via the proxy",
         )
     )
     del opened
     gc.collect()
 
     if args.profile:
-        for kind in ("s3", "s3-single"):
-            gc.collect()
-            with Recorder() as recorder:
-                took = open_and_query(kind, emb, moto_url, q, **opts.get(kind, {}))[1]
-            print(f"\n#### timeline: open {OPEN_VARIANTS[kind]} ({fmt_s(took)}, in-process)\n")
-            print("```")
-            print(recorder.timeline())
-            print("```")
-        profiled("S3 open + 1 query (moto direct)", lambda: open_and_query("s3", emb, moto_url, q))
-        profiled("local open + 1 query", lambda: open_and_query("local", emb, str(local_dir), q))
+        with Recorder() as recorder:
+            took = open_and_query("s3", moto_url, q)[1]
+        out(f"\n#### timeline: open S3 ({common.fmt_s(took)}, in-process)\n")
+        out("```")
+        out(recorder.timeline())
+        out("```")
+        profiled("S3 open + 1 query (moto direct)", lambda: open_and_query("s3", moto_url, q))
+        profiled("local open + 1 query", lambda: open_and_query("local", str(local_dir), q))
 
 
 def bench_commits(args: argparse.Namespace, proxy: Any, moto_url: str, rows: list[Row]) -> None:
@@ -903,10 +629,10 @@ def bench_commits(args: argparse.Namespace, proxy: Any, moto_url: str, rows: lis
     lost4, mputs4 = lost("concurrent")
     if args.profile:
         for title, rec in (("1 writer", rec1), (f"{WRITERS} writers", rec4)):
-            print(f"\n#### storage calls of the commits, {title} (summed over threads)\n")
-            print("```")
-            print(rec.totals())
-            print("```")
+            out(f"\n#### storage calls of the commits, {title} (summed over threads)\n")
+            out("```")
+            out(rec.totals())
+            out("```")
 
     fresh = s3_store(emb, moto_url, "concurrent")
     present = set(fresh.engine.ids())
@@ -915,47 +641,49 @@ def bench_commits(args: argparse.Namespace, proxy: Any, moto_url: str, rows: lis
     ok = not missing and len(present) == total_commits * DOCS_PER_COMMIT
 
     def p(lat: list[float], q: float) -> str:
-        return fmt_s(float(np.percentile(lat, q)))
+        return common.fmt_s(float(np.percentile(lat, q)))
 
     rows.append(
-        Row(
-            "3",
+        row(
+            "s3.commits.1",
             f"1 writer, {total_commits} commits of {DOCS_PER_COMMIT} docs",
             f"{total_commits / wall1:.1f} commits/s",
-            f"{fmt_s(wall1)}, process CPU {cpu1 / wall1:.2f} cores; latency p50 {p(lat1, 50)}, "
+            f"{common.fmt_s(wall1)}, process CPU {cpu1 / wall1:.2f} cores; "
+            f"latency p50 {p(lat1, 50)}, "
             f"p95 {p(lat1, 95)}; {req1} requests ({req1 / total_commits:.1f}/commit, "
             f"{req1 / wall1:.0f}/s): {kinds1}",
         )
     )
     rows.append(
-        Row(
-            "3",
+        row(
+            "s3.commits.4",
             f"{WRITERS} writers x {COMMITS_PER_WRITER} commits, own client each",
             f"{total_commits / wall4:.1f} commits/s",
-            f"{fmt_s(wall4)}, process CPU {cpu4 / wall4:.2f} cores; latency p50 {p(lat4, 50)}, "
+            f"{common.fmt_s(wall4)}, process CPU {cpu4 / wall4:.2f} cores; "
+            f"latency p50 {p(lat4, 50)}, "
             f"p95 {p(lat4, 95)}; {req4} requests ({req4 / total_commits:.1f}/commit, "
             f"{req4 / wall4:.0f}/s): {kinds4}",
         )
     )
     rows.append(
-        Row(
-            "3",
+        row(
+            "s3.commits.ratio",
             f"  {WRITERS} writers / 1 writer throughput",
             f"{wall1 / wall4:.2f}x",
             "same total commits",
         )
     )
     rows.append(
-        Row(
-            "3",
+        row(
+            "s3.commits.lost",
             "  manifest PUTs that lost the race (412)",
             f"{lost4} of {mputs4}",
             f"1 writer: {lost1} of {mputs1}; includes compaction commits",
         )
     )
     rows.append(
-        Row(
-            "3",
+        row(
+            "s3.commits.present",
             "  all documents present in a freshly opened store",
             "yes" if ok else "NO",
             f"{len(present)} of {total_commits * DOCS_PER_COMMIT} ids "
@@ -963,14 +691,14 @@ def bench_commits(args: argparse.Namespace, proxy: Any, moto_url: str, rows: lis
             f"{report.get('segments')} segments",
         )
     )
-    note(
-        f"3 done: 1 writer {total_commits / wall1:.1f} commits/s, {WRITERS} writers "
+    common.log(
+        f"- s3 commits: 1 writer {total_commits / wall1:.1f} commits/s, {WRITERS} writers "
         f"{total_commits / wall4:.1f} commits/s, lost races {lost4}/{mputs4}, "
         f"all present: {ok}"
     )
 
 
-def bench(args: argparse.Namespace) -> None:
+def bench(args: argparse.Namespace) -> common.PartResult:
     import tests.s3_support
     from tests.s3_support import FaultProxy, moto_server, s3_client
 
@@ -980,56 +708,36 @@ def bench(args: argparse.Namespace) -> None:
         # that has a body (GET, LIST), which would dominate the commit timings.
         tests.s3_support._ProxyHandler.disable_nagle_algorithm = True
 
-    quiet = wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else None
-    watch = CpuWatch()
     work = Path(tempfile.mkdtemp(prefix="bench_s3_"))
-    print(f"## bench_s3: N={args.n:,}, dim={DIM}, k={K}, seed={args.seed}\n")
-    for line in machine_info():
-        note(line)
-    if quiet:
-        note(quiet)
-    t_start = time.perf_counter()
     rows: list[Row] = []
     try:
         with moto_server() as moto_url, FaultProxy(moto_url) as proxy:
             proxy.faults_enabled = False  # a counting proxy only
             direct = s3_client(moto_url)
             direct.create_bucket(Bucket=BUCKET)
-            note(
-                f"moto at {moto_url}, counting proxy at {proxy.url} (TCP_NODELAY "
-                f"{'off: GET/LIST answers stall ~40 ms' if args.proxy_nagle else 'on'})"
-            )
             if "1" in args.sections:
-                bench_economy(proxy, direct, make_data(ECON_BASE + ECON_SMALL, args.seed + 1), rows)
+                bench_economy(
+                    proxy,
+                    direct,
+                    common.make_dataset(ECON_BASE + ECON_SMALL, 1, args.seed + 1),
+                    rows,
+                )
             if "2" in args.sections:
                 bench_open(args, moto_url, proxy, direct, work=work, rows=rows)
             if "3" in args.sections:
                 bench_commits(args, proxy, moto_url, rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print_table(
-        f"S3VectorStore on moto, N = {args.n:,} ({time.perf_counter() - t_start:.0f} s in all)",
-        rows,
-    )
-    print()
-    note(watch.report())
+    title = f"S3VectorStore on moto's server (same machine), N = {args.n:,}"
+    return common.PartResult("s3", title, [common.Table(title, COLUMNS, rows)], facts={"n": args.n})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = common.part_parser(__doc__)
     parser.add_argument("--n", type=int, default=100_000, help="documents for the open test")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sections", default="123", help="which sections to run (default 123)")
-    parser.add_argument("--no-child", action="store_true", help="skip the child-process opens")
     parser.add_argument(
         "--profile", action="store_true", help="profile the S3 open and the concurrent commits"
-    )
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="first wait up to this long for other processes to go idle",
     )
     parser.add_argument(
         "--proxy-nagle",
@@ -1037,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="leave Nagle's algorithm on in the proxy (as tests/s3_support.py does): every "
         "answer with a body then waits ~40 ms for a delayed ACK",
     )
-    parser.add_argument("--child", choices=("local", "s3", "s3-single"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("local", "s3"), help=argparse.SUPPRESS)
     parser.add_argument("--where", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -1045,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.n < 1000:
         parser.error("--n must be at least 1000")
-    bench(args)
+    common.run_part(args, bench)
 
 
 if __name__ == "__main__":
