@@ -16,6 +16,7 @@ measured too: it is what a search costs before the store is asked anything.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -122,15 +123,7 @@ def bench(args: argparse.Namespace) -> PartResult:
             f"{t_embed:.1f} s ({len(texts) / t_embed:.0f} texts/s)"
         )
         questions = list(QUESTIONS[: args.queries])
-        embed_times: list[float] = []
-        qvecs: list[list[float]] = []
-        for q in questions * 2:  # twice: the first pass warms the tokenizer's caches
-            t0 = time.perf_counter()
-            vec = model.embed_query(q)
-            embed_times.append(time.perf_counter() - t0)
-            qvecs.append(vec)
-        embed_p50 = statistics.median(embed_times[len(questions) :])
-        qvecs = qvecs[len(questions) :]
+        qvecs = [model.embed_query(q) for q in questions]
         truth = common.exact_top_k(vectors, np.asarray(qvecs, dtype=np.float32))
 
         pairs = list(zip(texts, vectors, strict=True))
@@ -161,12 +154,15 @@ def bench(args: argparse.Namespace) -> PartResult:
             )
             for k, v in res.items()
         }
+        # the query's own cost, and the whole of similarity_search(text), alternating; after
+        # the searches, so that the model's threads have settled since embedding the chunks
+        embed_times: list[float] = []
         e2e: list[float] = []
-        for q in questions:
-            t0 = time.perf_counter()
-            flat.similarity_search(q, K)
-            e2e.append(time.perf_counter() - t0)
-        by_text = statistics.median(e2e)
+        for _ in range(args.repeats):
+            for q in questions:
+                embed_times.append(common.timed(functools.partial(model.embed_query, q))[0])
+                e2e.append(common.timed(functools.partial(flat.similarity_search, q, K))[0])
+        embed_p50, by_text = statistics.median(embed_times), statistics.median(e2e)
         common.log(
             f"- text: p50 {', '.join(f'{k} {common.fmt_s(v)}' for k, v in p50.items())}; "
             f"query embedding {common.fmt_s(embed_p50)}"
