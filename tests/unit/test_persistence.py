@@ -494,3 +494,25 @@ def test_records_stay_readable_after_their_file_is_compacted_away(tmp_path: Path
     ]
     assert reader.similarity_search("text 5", k=1, filter={"n": 5})[0].metadata == {"n": 5}
     assert reader.engine.refresh() and len(reader) == 21
+
+
+def test_value_index_is_built_without_decoding_every_record(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    n = 300
+    store.add_texts(
+        [f"text {i}" for i in range(n)],
+        [{"bucket": i % 7, "name": f"n{i}"} for i in range(n)],
+        ids=[str(i) for i in range(n)],
+    )
+    store.delete(["0", "7"])
+    again = open_store(tmp_path)
+    got = again.similarity_search("text", k=50, filter={"bucket": 0})
+    assert sorted(int(d.id or -1) for d in got) == [i for i in range(14, n, 7)]
+    recs = again.engine._state.recs
+    assert sum(type(r) is tuple for r in recs) == len(got), "only the results were decoded"
+    assert sorted(again.get_ids({"bucket": {"$in": [1, 2]}}), key=int) == [
+        str(i) for i in range(n) if i % 7 in (1, 2)
+    ]
+    scanned = list(open_store(tmp_path).engine._state.scan_metas(chunk=16))
+    assert scanned == list(open_store(tmp_path).engine._state.metas())
+    assert len(scanned) == n - 2

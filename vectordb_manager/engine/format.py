@@ -298,6 +298,24 @@ class RawRecords:
         start = int(self.ends[i - 1]) + 1 if i else 0
         return _record_tuple(_loads(self.blob[start : int(self.ends[i])]), self.path)
 
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def metadatas(self, start: int, stop: int) -> list[dict[str, Any]]:
+        """The metadata of lines ``start``..``stop`` (decoded in bulk, nothing kept)."""
+        stop = min(stop, len(self.ends))
+        if start >= stop:
+            return []
+        begin = int(self.ends[start - 1]) + 1 if start else 0
+        try:
+            rows = _decode_records(self.blob[begin : int(self.ends[stop - 1]) + 1])
+            metas = [r["metadata"] for r in rows]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"{self.path} holds malformed records: {exc!r}") from exc
+        if len(metas) != stop - start or not all(type(m) is dict for m in metas):
+            raise IntegrityError(f"{self.path} holds a record with bad metadata")
+        return metas
+
     def rows(self) -> list[tuple[str, dict[str, Any], str, str, str]]:
         try:
             return [_record_tuple(r, self.path) for r in _decode_records(self.blob)]

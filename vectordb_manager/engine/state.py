@@ -12,7 +12,7 @@ import bisect
 import itertools
 import threading
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -102,9 +102,29 @@ class StoreState:
                 self._lazy -= 1
 
     def metas(self) -> Iterable[tuple[int, dict[str, Any]]]:
-        """(slot, metadata) of every live record."""
+        """(slot, metadata) of every live record, decoding them all (and keeping them: for
+        filters that test every record on every search)."""
         self.materialize()
         return ((s, r[1]) for s, r in enumerate(self.recs) if r is not None)
+
+    def scan_metas(self, chunk: int = 20_000) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(slot, metadata) of every live record, in slot order, parsing undecoded records a
+        chunk at a time without keeping them (to build a value index in bounded memory)."""
+        recs = self.recs
+        blocks = sorted((e[1], e[0]) for e in self._raw if e is not None)
+        slot = 0
+        for first, raw in [*blocks, (len(recs), None)]:
+            for s in range(slot, first):  # decoded records and tombstones
+                r = recs[s]
+                if r is not None:
+                    yield s, r[1]
+            if raw is None:
+                break
+            for start in range(0, len(raw), chunk):
+                for s, meta in enumerate(raw.metadatas(start, start + chunk), first + start):
+                    if recs[s] is not None:
+                        yield s, meta
+            slot = first + len(raw)
 
     # -- changes ---------------------------------------------------------------------------
     def apply(self, seg: SegmentData, name: str | None, *, indexed_rows: int = 0) -> None:
@@ -153,12 +173,11 @@ class StoreState:
         """The value index of one metadata key, built on first use."""
         table = self.key_indexes.get(key)
         if table is None:
-            metas = list(self.metas())
             with self._lock:
                 table = self.key_indexes.get(key)
                 if table is None:
                     table = {}
-                    _index_values(table, key, metas)
+                    _index_values(table, key, self.scan_metas())
                     self.key_indexes[key] = table
         return table
 
