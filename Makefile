@@ -28,7 +28,7 @@ $(VENV)/.bench: $(STAMP)
 	$(PY) -m pip install -q langchain-community psutil
 	touch $@
 
-# the whole suite, ~25 min on 2 cores; it rewrites the tables in docs/performance.md.
+# the whole suite, ~20 min on 2 cores; it rewrites the tables in docs/performance.md.
 # To try it out: make bench BENCH_ARGS=--quick (a few minutes, docs untouched)
 BENCH_ARGS ?= --hnsw-1m --wait-quiet 60 --write-docs
 bench: $(VENV)/.bench

@@ -505,7 +505,6 @@ def _bench(args: argparse.Namespace, work: Path) -> PartResult:
     rows += search_rows(data, queries, store, peer, raw)
     rows += filter_rows(data, queries, store, peer, raw)
     rows += persist_rows(args, data, {"ours": store, "peer": peer, "raw": raw}, paths)
-    disk_end = {name: dir_bytes(p) for name, p in paths.items()}
     added = args.persist_rounds * UPDATE_DOCS
     if args.peer_persist_rounds != args.persist_rounds:  # same content everywhere to reopen
         for r in range(args.peer_persist_rounds, args.persist_rounds):
@@ -514,6 +513,7 @@ def _bench(args: argparse.Namespace, work: Path) -> PartResult:
             raw.add(np.asarray([v for _, v in pairs], dtype=np.float32))
         peer.save_local(str(peer_dir))
         faiss.write_index(raw, str(raw_file))
+    disk_end = {name: dir_bytes(p) for name, p in paths.items()}
     for label, disk in (
         (f"after the build of {data.n:,}", disk_built),
         (f"after {added} more", disk_end),
