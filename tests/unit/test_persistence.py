@@ -516,3 +516,45 @@ def test_value_index_is_built_without_decoding_every_record(tmp_path: Path) -> N
     scanned = list(open_store(tmp_path).engine._state.scan_metas(chunk=16))
     assert scanned == list(open_store(tmp_path).engine._state.metas())
     assert len(scanned) == n - 2
+
+
+def test_compaction_copies_records_as_stored_and_keeps_them_undecoded(tmp_path: Path) -> None:
+    odd = {"s": "é\n\u2028", "big": 2**70, "f": 1.5, "l": [None, True]}
+    expected = {}
+    store = open_store(tmp_path)
+    for batch in range(3):
+        docs = [
+            Document(page_content=f"text {batch}-{i}", metadata={**odd, "n": i}, id=f"{batch}-{i}")
+            for i in range(20)
+        ]
+        store.add_documents(docs)
+        expected.update({d.id: d for d in docs})
+    reader = open_store(tmp_path)
+    reader.get_by_ids(["0-3", "2-19"])  # some records decoded, the rest not
+    reader.delete(["1-5", "0-0"])
+    for gone in ("1-5", "0-0"):
+        del expected[gone]
+    assert reader.compact()
+    recs = reader.engine._state.recs
+    assert len(recs) == 58 and all(r is LAZY for r in recs)
+    reader.verify()
+    again = open_store(tmp_path)
+    ids = list(expected)
+    assert again.get_by_ids(ids) == [expected[i] for i in ids]
+    assert reader.get_by_ids(ids) == [expected[i] for i in ids]
+
+
+@pytest.mark.parametrize("big", [2**64, -(2**63) - 1, 2**70, 10**30])
+def test_integers_beyond_64_bits_round_trip_exactly(tmp_path: Path, big: int) -> None:
+    """orjson reads such integers as floats; records holding them must still come back exact."""
+    meta = {"big": big, "nested": [big, {"x": big}], "note": "id 1234567890123456789012"}
+    open_store(tmp_path).add_documents(
+        [Document(page_content="t", metadata=meta, id="a"), Document(page_content="u", id="b")]
+    )
+    fresh = open_store(tmp_path)
+    assert fresh.get_by_ids(["a"])[0].metadata == meta  # one record decoded alone
+    scanned = open_store(tmp_path)
+    assert scanned.get_ids({"big": big}) == ["a"]  # the value index parses records in bulk
+    assert scanned.get_ids({"big": {"$gte": big}}) == ["a"]  # a scan decodes them all
+    assert type(scanned.get_by_ids(["a"])[0].metadata["big"]) is int
+    scanned.verify()

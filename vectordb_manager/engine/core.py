@@ -679,11 +679,11 @@ class Engine:
         if start == 0:
             if st.dead or kind != st.kind:
                 new_state = st.compacted(kind)
-            seg = new_state.rows(range(new_state.slots))
+            seg = new_state.encoded_rows(range(new_state.slots))
         else:
             run = segments[start:]
             added = dict.fromkeys(i for r in run for i in st.segment_ids[r.name][0] if i in st.slot)
-            seg = st.rows(sorted(st.slot[i] for i in added))
+            seg = st.encoded_rows(sorted(st.slot[i] for i in added))
             seg.deletes = [
                 d
                 for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])

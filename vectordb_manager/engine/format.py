@@ -13,6 +13,7 @@ import io
 import json
 import mmap
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -301,6 +302,11 @@ class RawRecords:
     def __len__(self) -> int:
         return len(self.ends)
 
+    def span(self, start: int, stop: int) -> memoryview:
+        """Lines ``start``..``stop``, newlines included, as they are stored."""
+        begin = int(self.ends[start - 1]) + 1 if start else 0
+        return memoryview(self.blob)[begin : int(self.ends[stop - 1]) + 1]
+
     def metadatas(self, start: int, stop: int) -> list[dict[str, Any]]:
         """The metadata of lines ``start``..``stop`` (decoded in bulk, nothing kept)."""
         stop = min(stop, len(self.ends))
@@ -340,7 +346,7 @@ def _record_tuple(r: Any, path: str) -> tuple[str, dict[str, Any], str, str, str
 
 
 def _loads(line: bytes | memoryview) -> Any:
-    if orjson is not None:
+    if orjson is not None and not _may_hold_big_int(line):
         try:
             return orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -349,6 +355,29 @@ def _loads(line: bytes | memoryview) -> Any:
         return json.loads(bytes(line).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntegrityError(f"a record is not valid JSON: {exc}") from exc
+
+
+_LONG = 19  # digits: an integer this long may not fit in 64 bits
+_LONG_RUN = re.compile(rb"\d{%d}" % _LONG)
+_BEFORE_NUMBER = frozenset(b":[, \t\r\n-")
+
+
+def _may_hold_big_int(data: bytes | memoryview) -> bool:
+    """Whether JSON text may hold an integer beyond 64 bits, which orjson would silently read
+    as a float (``json`` keeps it exact). A false alarm (digits inside a string that follow
+    one of ``:[,``) only costs the slower parser."""
+    view = memoryview(data).cast("B")
+    if len(view) < 4096:
+        starts = [m.start() for m in _LONG_RUN.finditer(view)]
+    else:  # runs of 19 digits, found in a few vectorised passes over cache-sized pieces
+        starts = []
+        for begin in range(0, len(view), 1 << 20):
+            piece = np.frombuffer(view[begin : begin + (1 << 20) + _LONG - 1], dtype=np.uint8)
+            run = (piece >= 48) & (piece <= 57)
+            for shift in (1, 2, 4, 8, _LONG - 16):  # runs of 2, 4, 8, 16, then 19
+                run = run[:-shift] & run[shift:]
+            starts += (np.flatnonzero(run) + begin).tolist()
+    return any(at == 0 or view[at - 1] in _BEFORE_NUMBER for at in starts)
 
 
 def new_segment_name() -> str:
@@ -372,7 +401,8 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, b
     parts: dict[str, bytes] = {}
     if len(seg):
         parts["ids"] = _dumps(seg.ids)
-        parts["records"] = _encode_records(seg)
+        # undecoded records (a merge of segments) are written as they were read
+        parts["records"] = bytes(seg.raw.blob) if seg.raw is not None else _encode_records(seg)
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(seg.vectors, dtype=np.float32), allow_pickle=False)
         parts["vectors"] = buf.getvalue()
@@ -689,25 +719,33 @@ def _npy_shape(header: builtins.bytes, path: str) -> tuple[int, ...]:
 
 def _encode_records(seg: SegmentData) -> bytes:
     """One JSON object per line (JSON escapes newlines inside strings)."""
-    rows = [
-        {"id": i, "text": t, "metadata": m, "hash": h, "created_at": c, "updated_at": u}
-        for i, t, m, h, c, u in zip(
-            seg.ids, seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True
-        )
-    ]
+    records = zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
+    return b"".join(encode_record(i, r) + b"\n" for i, r in zip(seg.ids, records, strict=True))
+
+
+def encode_record(doc_id: str, record: tuple[str, dict[str, Any], str, str, str]) -> bytes:
+    """A record's line (without its newline): text, metadata, hash, created and updated."""
+    text, meta, digest, created, updated = record
+    row = {
+        "id": doc_id,
+        "text": text,
+        "metadata": meta,
+        "hash": digest,
+        "created_at": created,
+        "updated_at": updated,
+    }
     if orjson is not None:
         try:
-            return b"\n".join(orjson.dumps(r) for r in rows) + b"\n"
+            return orjson.dumps(row)
         except (TypeError, orjson.JSONEncodeError):
             pass  # integers beyond 64 bits or lone surrogates: the standard library copes
-    lines = [json.dumps(r, ensure_ascii=True, allow_nan=False) for r in rows]
-    return ("\n".join(lines) + "\n").encode("ascii")
+    return json.dumps(row, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def _decode_records(data: bytes | memoryview) -> list[Any]:
     # the file's newlines separate records, so joining lines with commas makes one JSON array
     array = b"[" + bytes(data).rstrip(b"\n").replace(b"\n", b",") + b"]"
-    if orjson is not None:
+    if orjson is not None and not _may_hold_big_int(array):
         try:
             rows: list[Any] = orjson.loads(array)
             return rows

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vectordb_manager.engine.filters import Plan, value_key
-from vectordb_manager.engine.format import RawRecords, SegmentData, Vectors
+from vectordb_manager.engine.format import RawRecords, SegmentData, Vectors, encode_record
 from vectordb_manager.engine.index import IndexParams, VectorIndex
 
 Record = tuple[str, dict[str, Any], str, str, str]  # text, metadata, hash, created, updated
@@ -212,11 +212,6 @@ class StoreState:
         slot_list = list(slots)
         if len(slot_list) > 1000:
             self.materialize()
-        vectors: Vectors
-        if self.index is None or not slot_list:
-            vectors = np.zeros((0, self.dim or 0), dtype=np.float32)
-        else:
-            vectors = self.index.vectors()[np.asarray(slot_list, dtype=np.int64)]
         records = [self.record(s) for s in slot_list]
         return SegmentData(
             [self.ids[s] for s in slot_list],  # type: ignore[misc]
@@ -225,12 +220,55 @@ class StoreState:
             [r[2] for r in records],
             [r[3] for r in records],
             [r[4] for r in records],
-            vectors,
+            self._vectors(slot_list),
         )
+
+    def encoded_rows(self, slots: Iterable[int]) -> SegmentData:
+        """The same rows with their records left encoded (``SegmentData.raw``): undecoded
+        records are copied as stored, a run of neighbours at a time, so merging segments
+        neither decodes records nor keeps them decoded."""
+        slot_list = list(slots)
+        pieces: list[bytes | memoryview] = []
+        run: list[Any] = []  # [raw block, first line, end line] of consecutive undecoded rows
+        bounds = (0, 0)  # the slots of the block in ``run``
+        with self._lock:  # no materialize() while reading the raw blocks
+            for s in slot_list:
+                r = self.recs[s]
+                if r is not LAZY:
+                    if run:
+                        pieces.append(run[0].span(run[1], run[2]))
+                        run = []
+                    pieces.append(encode_record(self.ids[s], r) + b"\n")  # type: ignore[arg-type]
+                    continue
+                if run and bounds[0] <= s < bounds[1] and s - bounds[0] == run[2]:
+                    run[2] += 1
+                    continue
+                if run:
+                    pieces.append(run[0].span(run[1], run[2]))
+                raw, first = self._raw[bisect.bisect_right(self._raw_starts, s) - 1]  # type: ignore[misc]
+                run, bounds = [raw, s - first, s - first + 1], (first, first + len(raw))
+            if run:
+                pieces.append(run[0].span(run[1], run[2]))
+            blob = b"".join(pieces)
+        return SegmentData(
+            [self.ids[s] for s in slot_list],  # type: ignore[misc]
+            [],
+            [],
+            [],
+            [],
+            [],
+            self._vectors(slot_list),
+            raw=RawRecords.split(blob, "merged records") if slot_list else None,
+        )
+
+    def _vectors(self, slots: list[int]) -> Vectors:
+        if self.index is None or not slots:
+            return np.zeros((0, self.dim or 0), dtype=np.float32)
+        return self.index.vectors()[np.asarray(slots, dtype=np.int64)]
 
     def compacted(self, kind: str) -> StoreState:
         """A new state holding only the live records, in slot order, with a fresh index."""
-        seg = self.rows(self.live_slots())
+        seg = self.encoded_rows(self.live_slots())
         new = StoreState(kind, self.dim, self.distance, self.params)
         new.apply(seg, None)
         return new
