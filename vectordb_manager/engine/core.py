@@ -800,7 +800,9 @@ class Engine:
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         assert st.index is not None
         want = min(k, int(allowed.size))
-        if allowed.size > max(4096, st.slots // 8) and st.index.trained:
+        # a bitmap search costs a bit test per slot; gathering the allowed vectors costs a copy
+        # of each: past an eighth of the slots, the bitmap is cheaper (measured)
+        if allowed.size > st.slots // 8 and st.index.trained:
             bits = np.zeros(st.slots, dtype=bool)
             bits[allowed] = True
             packed = np.packbits(bits, bitorder="little")
