@@ -34,11 +34,12 @@ class IndexParams:
     ivf_nprobe: int = 16
     ivf_min_train: int = 20_000
     # "auto" switches from flat to HNSW at this many documents. Measured here (2 cores, 384
-    # dimensions): exact search takes 0.8 ms at 10k, 5 ms at 50k and 15 ms at 100k documents,
-    # about what embedding the query with all-MiniLM-L6-v2 costs, while HNSW answers in 0.4 ms
-    # but is approximate and costs ~0.1 ms per vector to build. Below 100k exact search is
-    # cheaper than the query's own embedding, so "auto" stays exact until then.
-    auto_threshold: int = 100_000
+    # dimensions, `make bench`): exact search takes 1.7 ms at 20k and 15.7 ms at 100k documents
+    # (about 0.16 ms per 1,000), embedding a query with all-MiniLM-L6-v2 takes 6.4 ms, and
+    # HNSW answers in under 1 ms but is approximate and costs ~0.1 ms per vector to build. The
+    # two costs cross near 40k-50k: below that, exact search costs less than the query's own
+    # embedding, so "auto" stays exact until then.
+    auto_threshold: int = 50_000
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
