@@ -155,17 +155,21 @@ class VectorIndex:
         if self.kind != "flat":
             raise ValueError(f"extend() is for flat indexes, not {self.kind!r}")
         n = self.ntotal
+        self.reserve(rows)
         self._store.codes.resize((n + rows) * self.dim * 4)
         self._store.ntotal = n + rows
         return self.vectors()[n:]
 
     def reserve(self, rows: int) -> None:
-        """Allocate room for ``rows`` more vectors at once, so that adding them segment by
-        segment does not copy the whole storage each time (HNSW: no effect)."""
+        """Allocate room for ``rows`` more vectors at once, plus a sixteenth for later adds, so
+        that neither adding them segment by segment nor the next few commits copy the whole
+        storage (which at 1M x 384 would take seconds and double the memory for a moment).
+        HNSW: no effect."""
         if self.kind == "hnsw" or rows <= 0:
             return
         size = self._store.codes.size()
-        self._store.codes.resize(size + rows * self.dim * 4)
+        spare = max(1024, (self.ntotal + rows) // 16)
+        self._store.codes.resize(size + (rows + spare) * self.dim * 4)
         self._store.codes.resize(size)  # keeps the capacity
 
     def _train_size(self) -> int:
