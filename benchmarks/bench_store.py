@@ -300,6 +300,9 @@ def persist_rows(
         batch = common.extra_batch(data, r, args.seed)
         for name, save in saves.items():
             if name == "ours" or r < args.peer_persist_rounds:
+                # flush what the systems before wrote (the peer and raw faiss write the whole
+                # index, GBs at 1M), so that nobody's fsync waits on another's writeback
+                os.sync()
                 times[name].append(common.timed(functools.partial(save, *batch))[0])
     common.log(
         f"- persist {UPDATE_DOCS}: ours {[common.fmt_s(t) for t in times['ours']]}, "
@@ -635,8 +638,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--persist-rounds",
         type=int,
-        default=5,
-        help=f"times ours persists {UPDATE_DOCS} more (default 5, at most 10)",
+        default=9,
+        help=f"times ours persists {UPDATE_DOCS} more (default 9, at most 10)",
     )
     parser.add_argument(
         "--peer-persist-rounds",
