@@ -294,27 +294,27 @@ class RawRecords:
     def split(cls, blob: bytes | memoryview, path: str) -> RawRecords:
         return cls(blob, _newlines(blob), path)
 
+    def _start(self, i: int) -> int:
+        return int(self.ends[i - 1]) + 1 if i else 0
+
     def row(self, i: int) -> tuple[str, dict[str, Any], str, str, str]:
         """Decode line ``i`` into (text, metadata, hash, created_at, updated_at)."""
-        start = int(self.ends[i - 1]) + 1 if i else 0
-        return _record_tuple(_loads(self.blob[start : int(self.ends[i])]), self.path)
+        return _record_tuple(_loads(self.blob[self._start(i) : int(self.ends[i])]), self.path)
 
     def __len__(self) -> int:
         return len(self.ends)
 
     def span(self, start: int, stop: int) -> memoryview:
         """Lines ``start``..``stop``, newlines included, as they are stored."""
-        begin = int(self.ends[start - 1]) + 1 if start else 0
-        return memoryview(self.blob)[begin : int(self.ends[stop - 1]) + 1]
+        return memoryview(self.blob)[self._start(start) : int(self.ends[stop - 1]) + 1]
 
     def metadatas(self, start: int, stop: int) -> list[dict[str, Any]]:
         """The metadata of lines ``start``..``stop`` (decoded in bulk, nothing kept)."""
         stop = min(stop, len(self.ends))
         if start >= stop:
             return []
-        begin = int(self.ends[start - 1]) + 1 if start else 0
         try:
-            rows = _decode_records(self.blob[begin : int(self.ends[stop - 1]) + 1])
+            rows = _decode_records(self.span(start, stop))
             metas = [r["metadata"] for r in rows]
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"{self.path} holds malformed records: {exc!r}") from exc
