@@ -62,7 +62,7 @@ RESULTS = BENCH_DIR / "results"
 PART_TIMEOUT = 3 * 3600.0
 TARGET_PERSIST_SAME = 1.5  # "the same at 1M as at 100k": within this factor
 TARGET_AUTO_FACTOR = 2.0  # auto_threshold within this factor of the measured crossover
-MEMORY_MARGIN = 2 * 2**30  # leave this much of the available memory free
+MEMORY_MARGIN = 2**30  # leave this much of the available memory free (the estimate is generous)
 
 
 @dataclass

@@ -579,3 +579,33 @@ def test_writing_after_open_does_not_copy_the_whole_index(tmp_path: Path) -> Non
         again.add_embeddings([(f"d:{i}", vectors[i].tolist()) for i in range(start, start + 100)])
     assert address() == before
     assert len(again) == n + 300
+
+
+def test_compactions_list_the_manifests_only_when_one_can_have_expired(tmp_path: Path) -> None:
+    """Each compaction removes expired manifests; listing them all (a LIST on S3) is skipped
+    while none of those kept can have expired yet."""
+    store = open_store(tmp_path)
+    engine = store.engine
+    listings: list[str | None] = []
+    compactions: list[bool] = []
+    real_list, real_compact = engine.storage.list, engine._compact_locked  # type: ignore[union-attr]
+
+    def list_spy(prefix: str, start_after: str | None = None):  # type: ignore[no-untyped-def]
+        if start_after is None:
+            listings.append(prefix)
+        return real_list(prefix, start_after)
+
+    def compact_spy(start: int, kind: str) -> bool:
+        compactions.append(real_compact(start, kind))
+        return compactions[-1]
+
+    engine.storage.list = list_spy  # type: ignore[union-attr,method-assign]
+    engine._compact_locked = compact_spy  # type: ignore[method-assign]
+    for i in range(60):
+        store.add_texts([f"text {i}"], ids=[str(i)])
+    assert sum(compactions) >= 3
+    assert listings == ["manifests/"], "listed once, then not until a manifest can expire"
+    engine._clock = lambda: time.time() + 3600
+    assert store.compact()
+    assert listings == ["manifests/", "manifests/"]
+    assert len(files(tmp_path, "manifests/*.json")) <= 10

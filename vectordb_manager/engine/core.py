@@ -134,6 +134,7 @@ class Engine:
         self._manifest: Manifest | None = None
         self._listed_at = time.monotonic()
         self._clock = time.time
+        self._manifests_expire_at = 0.0  # no old manifest can expire before then
         self._state = StoreState(self._kind_for(0), dimension, distance, self.params)
         if storage is not None:
             self._open(dimension)
@@ -718,14 +719,24 @@ class Engine:
         garbage = [f.path for r in segments[start:] for f in r.files()]
         if start == 0 and current.snapshot is not None:
             garbage.append(current.snapshot.file.path)
-        expired = self._clock() - MANIFEST_RETENTION_SECONDS
-        garbage += [
-            manifest_name(v)
-            for v, modified in self._manifest_infos()
-            if v <= proposed.version - KEEP_MANIFESTS and modified < expired
-        ]
+        garbage += self._expired_manifests(proposed.version)
         self._discard(garbage)
         return True
+
+    def _expired_manifests(self, version: int) -> list[str]:
+        """Old manifests that may go: more than `KEEP_MANIFESTS` versions behind ``version``
+        and older than the retention time. Listing them costs a LIST (and locally a stat per
+        manifest), so it is skipped until the oldest one kept last time can have expired."""
+        now = self._clock()
+        if now < self._manifests_expire_at:
+            return []
+        expired = now - MANIFEST_RETENTION_SECONDS
+        infos = self._manifest_infos()
+        gone = {v for v, t in infos if v <= version - KEEP_MANIFESTS and t < expired}
+        # any manifest that can go later is one of those kept now, or newer than all of them
+        kept = [t for v, t in infos if v not in gone]
+        self._manifests_expire_at = min(kept, default=now) + MANIFEST_RETENTION_SECONDS
+        return [manifest_name(v) for v in sorted(gone)]
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, ids: Sequence[str]) -> list[Document]:
