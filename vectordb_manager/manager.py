@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -224,22 +224,17 @@ class VectorDatabaseManager:
     def _remove_missing(self, roots: list[Path], seen: set[str], report: IngestReport) -> None:
         resolved = [r.absolute() for r in roots]
         by_source: dict[str, list[str]] = {}
-        for doc in self._documents():
-            source = doc.metadata.get("source")
+        # the value index of "source": no document is decoded to find the sources
+        for source, ids in self._store.engine.ids_by_value("source"):
             if not isinstance(source, str) or source in seen:
                 continue
             path = Path(source)
             if any(path == r or r in path.parents for r in resolved) and not path.exists():
-                by_source.setdefault(source, []).append(str(doc.id))
+                by_source[source] = ids
         for source, ids in sorted(by_source.items()):
             self._store.delete(ids)
             report.files_removed.append(source)
             report.chunks_removed += len(ids)
-
-    def _documents(self, batch: int = 1000) -> Iterator[Document]:
-        ids = self._store.get_ids()
-        for start in range(0, len(ids), batch):
-            yield from self._store.get_by_ids(ids[start : start + batch])
 
     # -- documents -------------------------------------------------------------------------------
     def add_documents(self, docs: list[Document]) -> list[str]:

@@ -148,3 +148,25 @@ def test_value_index_plan_equals_full_scan() -> None:
         add([str(i) for i in range(start, start + 60)], metas[start : start + 60],
             deletes=[str(rng.randrange(0, start)) for _ in range(20)])
         add([str(rng.randrange(0, start)) for _ in range(1)], [metas[0]])
+
+
+def test_ids_by_value_groups_live_documents_by_a_metadata_value(tmp_path: Any) -> None:
+    from vectordb_manager import LocalVectorStore
+    from vectordb_manager.embeddings import HashingEmbeddings
+
+    store = LocalVectorStore(HashingEmbeddings(16), tmp_path)
+    store.add_texts(
+        [d["name"] for d in DOCS], [dict(d) for d in DOCS], ids=[d["name"] for d in DOCS]
+    )
+    store.delete(["b"])
+    reopened = LocalVectorStore(HashingEmbeddings(16), tmp_path)
+    for engine in (store.engine, reopened.engine):
+        groups = engine.ids_by_value("flag")
+        # True and 1 are different values to a filter; False's only document is deleted
+        assert sorted(groups, key=repr) == [(1, ["c"]), (True, ["a"])]
+        assert all(type(v) is bool for v, ids in groups if ids == ["a"])
+        assert sorted(engine.ids_by_value("year"), key=repr) == sorted(
+            [(1999, ["a"]), (2010, ["c"]), ("2010", ["d"])], key=repr
+        )
+        assert engine.ids_by_value("tags") == []  # lists are not grouped
+        assert engine.ids_by_value("missing") == []

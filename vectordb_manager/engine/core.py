@@ -790,6 +790,19 @@ class Engine:
             plan, complete = plan_filter(filter)
             return [st.ids[s] for s in _passing(st, predicate, plan, complete).tolist()]
 
+    def ids_by_value(self, key: str) -> list[tuple[Any, list[str]]]:
+        """The live ids grouped by their value of metadata ``key`` (from the key's value index,
+        without decoding the records); documents without the key, or with a list or dict
+        there, are left out."""
+        with self._rw.read():
+            st = self._state
+            ids = st.ids
+            groups = [
+                (vk[1], [ids[s] for s in slots if ids[s] is not None])
+                for vk, slots in st.key_index(key).items()
+            ]
+        return [(value, names) for value, names in groups if names]  # type: ignore[misc]
+
     def _search_all(
         self, st: StoreState, q: Vectors, k: int
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
