@@ -437,20 +437,32 @@ def pack_sections(parts: dict[str, bytes]) -> bytes:
 def unpack_sections(data: bytes, path: str) -> dict[str, memoryview]:
     """The sections of a segment file, as views into its bytes."""
     view = memoryview(data)
-    if bytes(view[:8]) != SEGMENT_MAGIC or len(data) < 16:
+    table = _section_table(bytes(view[:16]), lambda n: bytes(view[16 : 16 + n]), len(data), path)
+    return {key: view[at : at + length] for at, length, key in table}
+
+
+def _section_table(
+    head: bytes, read_header: Callable[[int], bytes], size: int, path: str
+) -> list[tuple[int, int, str]]:
+    """The sections (offset, length, name) of a segment file of ``size`` bytes, in file order,
+    from its first 16 bytes and a reader of the header that follows; `IntegrityError` unless
+    they lie after the header, inside the file and without overlapping."""
+    if len(head) < 16 or head[:8] != SEGMENT_MAGIC:
         raise IntegrityError(f"{path} is not a vectordb-manager segment file")
-    size = int.from_bytes(view[8:16], "little")
+    header_size = int.from_bytes(head[8:16], "little")
+    if header_size > size - 16:
+        raise IntegrityError(f"{path} has a malformed header: header length {header_size}")
     try:
-        header = json.loads(bytes(view[16 : 16 + size]))
-        table = header["sections"]
-        out = {}
-        for key, (at, length) in table.items():
-            if key not in SECTIONS or at < 16 + size or at + length > len(data):
-                raise ValueError(f"bad section {key!r}")
-            out[key] = view[at : at + length]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IntegrityError(f"{path} has a malformed header: {exc}") from exc
-    return out
+        table = json.loads(read_header(header_size))["sections"]
+        order = sorted((int(at), int(length), str(key)) for key, (at, length) in table.items())
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise IntegrityError(f"{path} has a malformed header: {exc!r}") from exc
+    end = 16 + header_size
+    for at, length, key in order:
+        if key not in SECTIONS or at < end or length < 0 or at + length > size:
+            raise IntegrityError(f"{path} has a malformed header: bad section {key!r}")
+        end = at + length
+    return order
 
 
 def _dumps(ids: list[str]) -> bytes:
@@ -619,24 +631,12 @@ def read_segment(
     fileno = _fileno(stream) if lazy and _CAN_MAP else None
     mapped: tuple[int, int, np.ndarray[Any, np.dtype[np.int64]]] | None = None
     reader = HashingReader(stream, ref.file)
-    head = reader.read(16)
-    if head[:8] != SEGMENT_MAGIC:
-        raise IntegrityError(f"{path} is not a vectordb-manager segment file")
-    size = int.from_bytes(head[8:16], "little")
-    if size > ref.file.bytes - 16:
-        raise IntegrityError(f"{path} has a malformed header: header length {size}")
-    try:
-        table = json.loads(reader.read(size))["sections"]
-        order = sorted((int(at), int(length), key) for key, (at, length) in table.items())
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IntegrityError(f"{path} has a malformed header: {exc}") from exc
+    table = _section_table(reader.read(16), reader.read, ref.file.bytes, path)
     sections: dict[str, builtins.bytes] = {}
     vectors: Vectors | None = None
     shape: tuple[int, ...] | None = None
-    for at, length, key in order:
-        if key not in SECTIONS or at < reader.pos or length < 0 or at + length > ref.file.bytes:
-            raise IntegrityError(f"{path} has a malformed header: bad section {key!r}")
-        reader.readinto(None, at - reader.pos)
+    for at, length, key in table:
+        reader.readinto(None, at - reader.pos)  # the padding before the section
         if key == "records" and fileno is not None and length:
             mapped = (at, length, reader.read_lines(length))
             continue
