@@ -88,39 +88,29 @@ class S3Storage:
 
     # -- the protocol ------------------------------------------------------------------------
     def read(self, name: str, size: int | None = None) -> bytes:
-        cached = self._cached(name)
-        if cached is not None:
-            return cached
-        got = self._get(name, size)
-        return got.getvalue() if isinstance(got, io.BytesIO) else got
+        with self.open(name, size) as stream:
+            return stream.read()
 
     def open(self, name: str, size: int | None = None) -> IO[bytes]:
         if self.cache_dir is not None and name.startswith(_CACHED_PREFIXES):
             with contextlib.suppress(OSError):
                 return builtins.open(self.cache_dir / name, "rb")
-        got = self._get(name, size)
-        return got if isinstance(got, io.BytesIO) else io.BytesIO(got)
-
-    def _get(self, name: str, size: int | None) -> bytes | io.BytesIO:
-        """Download an object: its bytes or, for a large one (a parallel, ranged download),
-        the buffer it was downloaded into, so that it is not copied once more."""
         key = self._key(name)
         try:
             if size is not None and size >= self.transfer_config.multipart_threshold:
-                buf = io.BytesIO()
+                buf = io.BytesIO()  # a parallel, ranged download
                 self.client.download_fileobj(self.bucket, key, buf, Config=self.transfer_config)
                 buf.seek(0)
-                data: bytes | io.BytesIO = buf
             else:
-                data = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                buf = io.BytesIO(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
         except Exception as exc:
             if _code(exc) in _MISSING_CODES:
                 raise ObjectNotFound(name) from None
             raise self._error("read", name, exc) from exc
-        with memoryview(data.getbuffer() if isinstance(data, io.BytesIO) else data) as view:
+        with buf.getbuffer() as view:
             logger.debug("GET %s (%d bytes)", key, len(view))
             self._cache(name, view)
-        return data
+        return buf
 
     def write(self, name: str, data: bytes) -> None:
         key = self._key(name)
@@ -197,14 +187,6 @@ class S3Storage:
             logger.warning("dropped a damaged cached copy of %s", name)
 
     # -- the cache of immutable objects ------------------------------------------------------
-    def _cached(self, name: str) -> bytes | None:
-        if self.cache_dir is None or not name.startswith(_CACHED_PREFIXES):
-            return None
-        try:
-            return (self.cache_dir / name).read_bytes()
-        except OSError:
-            return None
-
     def _cache(self, name: str, data: bytes | memoryview) -> None:
         if self.cache_dir is None or not name.startswith(_CACHED_PREFIXES):
             return
