@@ -84,7 +84,7 @@ class VectorIndex:
     @classmethod
     def from_snapshot(
         cls,
-        data: bytes | IO[bytes],
+        stream: IO[bytes],
         *,
         kind: IndexKind,
         dim: int,
@@ -93,13 +93,10 @@ class VectorIndex:
         rows: int,
     ) -> VectorIndex:
         """Load a serialized FAISS index (FAISS's own binary format; nothing is executed) from
-        its bytes or, without holding them whole, from a stream of them."""
+        a stream, without holding its bytes whole."""
         try:
-            if isinstance(data, bytes):
-                loaded = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-            else:
-                reader = faiss.PyCallbackIOReader(data.read)  # type: ignore[attr-defined]
-                loaded = faiss.read_index(reader)
+            reader = faiss.PyCallbackIOReader(stream.read)  # type: ignore[attr-defined]
+            loaded = faiss.read_index(reader)
         except Exception as exc:
             raise IntegrityError(f"the index snapshot cannot be read: {exc}") from exc
         if loaded.d != dim or loaded.ntotal != rows or loaded.metric_type != faiss_metric(distance):
