@@ -17,6 +17,7 @@ from vectordb_manager.errors import (
     IntegrityError,
     InvalidInputError,
     StorageError,
+    StoreNotFoundError,
     VectorDBError,
 )
 from vectordb_manager.manager import IngestReport, VectorDatabaseManager
@@ -42,6 +43,7 @@ __all__ = [
     "LocalVectorStore",
     "S3VectorStore",
     "StorageError",
+    "StoreNotFoundError",
     "VectorDBConfig",
     "VectorDBError",
     "VectorDatabaseManager",

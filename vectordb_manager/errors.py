@@ -47,6 +47,10 @@ class IntegrityError(StorageError):
     """The persisted store is damaged: a checksum, size or cross-reference does not match."""
 
 
+class StoreNotFoundError(StorageError):
+    """No store exists at the given location (and the caller asked not to create one)."""
+
+
 class ConcurrentModificationError(StorageError):
     """Another writer kept committing first; the change was not applied."""
 
@@ -61,5 +65,6 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "StorageError",
+    "StoreNotFoundError",
     "VectorDBError",
 ]

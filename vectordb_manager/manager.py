@@ -99,7 +99,9 @@ class VectorDatabaseManager:
         *,
         embeddings: Embeddings | None = None,
         processor: DocumentProcessor | None = None,
+        create: bool = True,
     ) -> None:
+        """``create=False``: open an existing store only (`StoreNotFoundError` if none)."""
         self.config = config or VectorDBConfig()
         if embeddings is not None:
             self.embedding_service = EmbeddingService(
@@ -108,10 +110,10 @@ class VectorDatabaseManager:
         else:
             self.embedding_service = EmbeddingService.from_config(self.config, lazy=True)
         self.processor = processor or DocumentProcessor.from_config(self.config)
-        self._store = self._open(self.config)
+        self._store = self._open(self.config, create=create)
 
-    def _open(self, config: VectorDBConfig) -> EngineVectorStore:
-        store = create_vector_store(config, self.embedding_service)
+    def _open(self, config: VectorDBConfig, *, create: bool = True) -> EngineVectorStore:
+        store = create_vector_store(config, self.embedding_service, create=create)
         assert isinstance(store, EngineVectorStore)
         return store
 

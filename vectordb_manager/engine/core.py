@@ -63,6 +63,7 @@ from vectordb_manager.errors import (
     IntegrityError,
     InvalidInputError,
     StorageError,
+    StoreNotFoundError,
 )
 from vectordb_manager.storage.base import ObjectNotFound, Storage
 
@@ -106,6 +107,7 @@ class Engine:
         compaction: CompactionPolicy | None = None,
         commit_attempts: int = 32,
         check_model: bool = True,
+        create: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -137,7 +139,7 @@ class Engine:
         self._manifests_expire_at = 0.0  # no old manifest can expire before then
         self._state = StoreState(self._kind_for(0), dimension, distance, self.params)
         if storage is not None:
-            self._open(dimension)
+            self._open(dimension, create=create)
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -165,10 +167,16 @@ class Engine:
         return self.requested_index
 
     # -- opening and refreshing -----------------------------------------------------------
-    def _open(self, dimension: int | None) -> None:
+    def _open(self, dimension: int | None, *, create: bool) -> None:
         assert self.storage is not None
         versions = self._versions()
         if not versions:
+            self._refuse_remains()
+            if not create:
+                raise StoreNotFoundError(
+                    f"no store at {self.storage.describe()}; check the location, or create "
+                    "the store by adding documents to it"
+                )
             first = Manifest(
                 version=1,
                 distance=self.distance,
@@ -211,6 +219,24 @@ class Engine:
                 "VectorDatabaseManager.reembed()"
             )
         self._load(manifest)
+
+    def _refuse_remains(self) -> None:
+        """Raise `IntegrityError` if files of a store are here without any manifest.
+
+        A store exists where any of its files do (a segment, an index snapshot or a manifest).
+        Creating a new store over the segments of one whose manifests were lost would hide
+        them, and the next vacuum would delete them.
+        """
+        assert self.storage is not None
+        for prefix in (SEGMENT_DIR, INDEX_DIR):
+            found = self.storage.list(prefix)
+            if found:
+                raise IntegrityError(
+                    f"{self.storage.describe()} holds {len(found)} file(s) of a store under "
+                    f"{prefix} (such as {found[0].name}) but no manifest: its manifests/ "
+                    "folder was removed or lost. Restore manifests/ from a backup; nothing "
+                    "was written. To start a new store, use an empty location."
+                )
 
     def _versions(self, after: int | None = None) -> list[int]:
         assert self.storage is not None

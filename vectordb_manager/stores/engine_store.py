@@ -37,6 +37,7 @@ STORE_OPTIONS = (
     "compaction",
     "commit_attempts",
     "check_embedding_model",
+    "create",
 )
 
 
@@ -84,14 +85,17 @@ class EngineVectorStore(VectorStore):
         for name, value in (("batch_size", batch_size), ("commit_attempts", attempts)):
             if not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name}={value!r} must be a positive integer")
-        check_model = options.get("check_embedding_model", True)
-        if not isinstance(check_model, bool):
-            raise ConfigurationError(f"check_embedding_model={check_model!r} must be True or False")
+        flags = {}
+        for name in ("check_embedding_model", "create"):
+            flags[name] = options.get(name, True)
+            if not isinstance(flags[name], bool):
+                raise ConfigurationError(f"{name}={flags[name]!r} must be True or False")
         return batch_size, {
             "params": params,
             "compaction": compaction,
             "commit_attempts": attempts,
-            "check_model": check_model,
+            "check_model": flags["check_embedding_model"],
+            "create": flags["create"],
         }
 
     def _start_engine(

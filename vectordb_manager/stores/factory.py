@@ -11,8 +11,12 @@ from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.errors import ConfigurationError
 
 
-def create_vector_store(config: VectorDBConfig, embedding: Embeddings) -> VectorStore:
+def create_vector_store(
+    config: VectorDBConfig, embedding: Embeddings, *, create: bool = True
+) -> VectorStore:
     """Build the store a config describes: ``local`` (a directory), ``memory`` or ``s3``.
+
+    ``create=False`` opens an existing store only (`StoreNotFoundError` where there is none).
 
     Raises:
         ConfigurationError: the configuration cannot make a store.
@@ -26,6 +30,8 @@ def create_vector_store(config: VectorDBConfig, embedding: Embeddings) -> Vector
         "index": config.index_type,
         "batch_size": config.embedding_batch_size,
     }
+    if config.storage_type != "memory":
+        common["create"] = create
     if config.storage_type in ("local", "memory"):
         path = config.local_path if config.storage_type == "local" else None
         return LocalVectorStore(embedding, path, **common)

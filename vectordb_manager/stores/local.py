@@ -125,12 +125,15 @@ class LocalVectorStore(EngineVectorStore):
 
         Keyword options: ``hnsw_m``, ``ef_construction``, ``ef_search``, ``ivf_nlist``,
         ``ivf_nprobe``, ``ivf_min_train``, ``auto_threshold``, ``batch_size``, ``compaction``,
-        ``commit_attempts``.
+        ``commit_attempts``, ``check_embedding_model``, ``create`` (``False``: raise
+        `StoreNotFoundError` instead of creating a store where none exists).
 
         Raises:
             ConfigurationError: an unknown option or value, or a distance other than the store's.
             DimensionMismatchError: the embedding's dimension differs from the store's.
-            IntegrityError: the store's files are damaged.
+            IntegrityError: the store's files are damaged, or a store's files are there
+                without its manifests.
+            StoreNotFoundError: no store is there and ``create=False``.
             StorageError: the directory cannot be used.
         """
         batch_size, engine_options = self._split_options(kwargs)
