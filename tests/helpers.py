@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,3 +95,14 @@ def write_concurrently(stores: Sequence[Any], rounds: int, delete_every: int = 4
         for i in range(rounds)
         if i % delete_every != delete_every - 2
     }
+
+
+def named_by_manifests(path: Path) -> set[str]:
+    """Every file that some manifest of the local store at ``path`` names."""
+    names: set[str] = set()
+    for manifest in (path / "manifests").glob("*.json"):
+        doc = json.loads(manifest.read_text())
+        names |= {s["file"]["path"] for s in doc["segments"]}
+        if doc.get("index_snapshot"):
+            names.add(doc["index_snapshot"]["file"]["path"])
+    return names

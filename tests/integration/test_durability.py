@@ -55,13 +55,21 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) ->
     for round_ in range(25):
         child = spawn(path, f"r{round_}", 100_000, deletes=True)
         lines: list[str] = []
+        writing = threading.Event()
 
-        def read(c: subprocess.Popen[str] = child, out: list[str] = lines) -> None:
-            out.extend(iter(c.stdout.readline, ""))  # type: ignore[union-attr]
+        def read(
+            c: subprocess.Popen[str] = child, out: list[str] = lines, ack: threading.Event = writing
+        ) -> None:
+            for line in iter(c.stdout.readline, ""):  # type: ignore[union-attr]
+                out.append(line)
+                ack.set()
+            ack.set()  # the child ended (it will fail the assertions below)
 
         reader = threading.Thread(target=read)
         reader.start()
-        time.sleep(rng.uniform(0.6, 1.6))  # the child imports for ~0.5 s, then writes
+        # kill at a random moment once the child writes (its start takes seconds when busy)
+        assert writing.wait(timeout=300), "the child never acknowledged a write"
+        time.sleep(rng.uniform(0.0, 1.0))
         child.send_signal(signal.SIGKILL)
         child.wait()
         reader.join()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
@@ -62,7 +63,33 @@ BAD_CALLS: list[tuple[str, Callable[[LocalVectorStore], Any], type[Exception], s
     ("bad filter type", lambda s: s.similarity_search("x", filter="c=red"), InvalidInputError, "filter must be a dict"),  # type: ignore[arg-type]
     ("unknown kwarg", lambda s: s.similarity_search("x", fitler={"c": "red"}), InvalidInputError, "'fitler'"),
     ("delete ids string", lambda s: s.delete("a"), InvalidInputError, "list of strings"),  # type: ignore[arg-type]
+    ("get_by_ids string", lambda s: s.get_by_ids("a"), InvalidInputError, "list of strings"),
+    ("empty id", lambda s: s.add_texts(["x"], ids=[""]), InvalidInputError, "id 0 is empty"),
+    ("huge id", lambda s: s.add_texts(["x"], ids=["i" * 5000]), InvalidInputError, "longer than 4096 bytes"),
+    ("lambda string", lambda s: s.max_marginal_relevance_search("x", lambda_mult="0.5"), InvalidInputError, "lambda_mult='0.5' must be a number"),  # type: ignore[arg-type]
+    ("query vector of strings", lambda s: s.similarity_search_by_vector(["a"] * 32), InvalidInputError, "flat list of numbers"),  # type: ignore[list-item]
+    ("deep metadata", lambda s: s.add_texts(["x"], [deep(600)]), InvalidInputError, "more than 32 levels deep"),
+    ("long key", lambda s: s.add_texts(["x"], [{"k" * 2000: 1}]), InvalidInputError, "key of more than 1024 bytes"),
+    ("huge metadata", lambda s: s.add_texts(["x"], [{"v": "x" * (1 << 20)}]), InvalidInputError, "the limit is 1,048,576"),
+    ("huge text", lambda s: s.add_texts(["x" * (33 << 20)]), InvalidInputError, "the limit is 33,554,432"),
+    ("deep filter", lambda s: s.similarity_search("x", filter=deep_filter(100)), InvalidInputError, "more than 32 levels deep"),
+    ("deep filter value", lambda s: s.similarity_search("x", filter={"c": deep(5000)}), InvalidInputError, "more than 32 levels deep"),
 ]
+
+
+def deep(levels: int) -> dict[str, Any]:
+    """Metadata nested ``levels`` dicts deep."""
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"d": value}
+    return value
+
+
+def deep_filter(levels: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {"c": "red"}
+    for _ in range(levels):
+        spec = {"$and": [spec]}
+    return spec
 
 
 @pytest.mark.parametrize(("name", "call", "error", "message"), BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
@@ -118,6 +145,7 @@ def test_embedding_failures_leave_store_unchanged(tmp_path: Path, result: Any, e
         ({"hnsw_M": 4}, "unknown option"),
         ({"ef_search": 0}, "ef_search=0"),
         ({"batch_size": -1}, "batch_size=-1"),
+        ({"create": "no"}, "create='no' must be True or False"),
     ],
 )
 def test_bad_constructor_arguments(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
@@ -129,3 +157,26 @@ def test_bad_constructor_arguments(tmp_path: Path, kwargs: dict[str, Any], messa
 def test_embedding_must_be_embeddings() -> None:
     with pytest.raises(ConfigurationError, match="LangChain Embeddings"):
         LocalVectorStore("all-MiniLM-L6-v2")  # type: ignore[arg-type]
+
+
+def test_empty_path_is_an_error_not_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="path='' names no directory"):
+        LocalVectorStore(HashingEmbeddings(8), "")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_numpy_integers_are_accepted_for_k(store: LocalVectorStore) -> None:
+    k = np.int64(2)
+    assert [d.id for d in store.similarity_search("red apple", k=k)] == ["a", "p"]
+    assert len(store.max_marginal_relevance_search("red", k=np.int32(1), fetch_k=np.int64(2))) == 1
+    assert len(store.similarity_search_by_vector(store.embeddings.embed_query("red"), k=k)) == 2
+
+
+def test_deep_but_allowed_metadata_round_trips(tmp_path: Path) -> None:
+    store = LocalVectorStore(HashingEmbeddings(8), tmp_path)
+    store.add_texts(["x"], [deep(32)], ids=["x"])
+    again = LocalVectorStore(HashingEmbeddings(8), tmp_path)
+    assert again.get_by_ids(["x"])[0].metadata == deep(32)
+    assert again.similarity_search("x", k=1, filter={"d": deep(31)})[0].id == "x"
+    again.verify()

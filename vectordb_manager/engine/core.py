@@ -14,6 +14,7 @@ wait while a committed change is being applied (a readers-writer lock).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import logging
@@ -54,7 +55,15 @@ from vectordb_manager.engine.format import (
     read_segment,
 )
 from vectordb_manager.engine.index import IndexParams, VectorIndex
+from vectordb_manager.engine.limits import MAX_VERSION, check_record_size
 from vectordb_manager.engine.locks import ReadWriteLock
+from vectordb_manager.engine.retention import (
+    MANIFEST_RETENTION_SECONDS,
+    expired_count,
+    next_due,
+    plan_collection,
+)
+from vectordb_manager.engine.retry import LOAD_POLICY, commit_policy
 from vectordb_manager.engine.state import StoreState
 from vectordb_manager.errors import (
     ConcurrentModificationError,
@@ -72,14 +81,10 @@ T = TypeVar("T")
 
 DISTANCES = ("cosine", "l2", "inner_product")
 INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
-KEEP_MANIFESTS = 8
-# Old manifests are removed only when this old. A writer re-lists before committing if more
-# than half this time passed since it last listed, so a removed version number can never be
-# created again by a stalled writer (which would commit an invisible, lost version).
-MANIFEST_RETENTION_SECONDS = 600.0
 _IO_THREADS = 8
 _PREFETCH_BYTES = 64 << 20  # fetch ahead while at most this much waits to be decoded...
 _PREFETCH_MIN = 2  # ...but always keep this many segments in flight (S3 latency)
+_UNVERIFIED_BYTES = 256 << 20  # manifest-claimed sizes trusted for allocation without a LIST
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class Engine:
         create: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if distance not in DISTANCES:
             raise ConfigurationError(
@@ -129,14 +135,14 @@ class Engine:
         self.policy = compaction or CompactionPolicy()
         self.commit_attempts = commit_attempts
         self.check_model = check_model
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._commit_policy = commit_policy(commit_attempts, sleep=sleep, rng=rng)
         self._write_lock = threading.RLock()
         self._rw = ReadWriteLock()
         self._manifest: Manifest | None = None
         self._listed_at = time.monotonic()
-        self._clock = time.time
-        self._manifests_expire_at = 0.0  # no old manifest can expire before then
+        self._clock = clock  # wall-clock time, comparable with files' modification times
+        # no collection can find anything before this time, or this version (see retention)
+        self._gc_due: tuple[float, int | None] = (0.0, None)
         self._state = StoreState(self._kind_for(0), dimension, distance, self.params)
         if storage is not None:
             self._open(dimension, create=create)
@@ -250,12 +256,20 @@ class Engine:
         listing = self.storage.list(MANIFEST_DIR, start_after=start)
         self._listed_at = listed_at
         found = [(parse_manifest_name(o.name), o.modified) for o in listing]
-        return [(v, t) for v, t in found if v is not None]
+        infos = [(v, t) for v, t in found if v is not None]
+        if after is None:
+            self._gc_due = next_due(infos, self._clock())
+        return infos
 
     def _read_latest(self, versions: list[int] | None = None) -> Manifest:
-        """The newest manifest (``versions``: a listing just made, to save listing again)."""
+        """The newest manifest (``versions``: a listing just made, to save listing again).
+
+        The newest manifest is never removed, so a listed one that cannot be read was removed
+        while the listing got old; listing again then shows a newer one (progress), and the
+        same one missing twice means it is gone: `IntegrityError`."""
         assert self.storage is not None
-        for _ in range(10):
+        missing: int | None = None
+        for _ in LOAD_POLICY.attempts():
             versions = versions or self._versions()
             if not versions:
                 raise IntegrityError(
@@ -266,13 +280,28 @@ class Engine:
             try:
                 return Manifest.from_bytes(self.storage.read(name), name)
             except ObjectNotFound:
-                versions = None  # removed by a concurrent compaction: list again
+                if missing == versions[-1]:
+                    raise IntegrityError(
+                        f"{name} is listed but cannot be read in {self.storage.describe()}"
+                    ) from None
+                missing, versions = versions[-1], None
         raise StorageError(f"the manifests at {self.storage.describe()} keep changing; try again")
 
     def _load(self, manifest: Manifest) -> None:
-        for _ in range(10):
+        state, manifest = self._build_newest(manifest)
+        with self._rw.write():
+            self._state = state
+            self._manifest = manifest
+
+    def _build_newest(
+        self, manifest: Manifest, *, lazy: bool = True
+    ) -> tuple[StoreState, Manifest]:
+        """`_build_state` of ``manifest``, or of a newer version if the store moved on while
+        its files were read (a file the manifest names is gone only once a newer version has
+        replaced it and the retention time has passed; else it is missing: `IntegrityError`)."""
+        for _ in LOAD_POLICY.attempts():
             try:
-                state = self._build_state(manifest)
+                return self._build_state(manifest, lazy=lazy), manifest
             except ObjectNotFound as missing:
                 newer = self._read_latest()
                 if newer.version == manifest.version:
@@ -282,12 +311,10 @@ class Engine:
                         "restore it from a backup"
                     ) from None
                 manifest = newer
-                continue
-            with self._rw.write():
-                self._state = state
-                self._manifest = manifest
-            return
-        raise StorageError("the store keeps being compacted while opening; try again")
+        raise StorageError(
+            f"the store at {self.storage.describe() if self.storage else 'memory'} kept "
+            "changing faster than it could be read; try again"
+        )
 
     def _build_state(self, manifest: Manifest, *, lazy: bool = True) -> StoreState:
         """Read, verify and replay a manifest's files.
@@ -312,6 +339,7 @@ class Engine:
                 f"the index snapshot covers {snapshot.rows} rows but its segment has "
                 f"{segments[0].rows}"
             )
+        self._check_sizes(segments)
         index: VectorIndex | None = None
         slots: Vectors | None = None
         if kind == "flat" and dim is not None:
@@ -368,6 +396,29 @@ class Engine:
                 del seg
         _check_live(state, manifest)
         return state
+
+    def _check_sizes(self, segments: Sequence[SegmentRef]) -> None:
+        """Check that each segment is stored with exactly the size its manifest claims.
+
+        A manifest carries no checksum of its own, and the rows it claims size the index
+        before any file is read; the manifest's parser bounds rows by the files' claimed
+        sizes, and, when those add up to more than `_UNVERIFIED_BYTES`, one listing here
+        bounds them by what is really stored (each sized read checks its file's length too).
+        """
+        claimed = sum(ref.file.bytes for ref in segments)
+        if claimed <= _UNVERIFIED_BYTES:
+            return  # the most a lying manifest can make us allocate before reading fails
+        assert self.storage is not None
+        stored = {o.name: o.size for o in self.storage.list(SEGMENT_DIR)}
+        for ref in segments:
+            size = stored.get(ref.file.path)
+            if size is None:
+                raise ObjectNotFound(ref.file.path)
+            if size != ref.file.bytes:
+                raise IntegrityError(
+                    f"{ref.file.path} is {size} bytes but the manifest says {ref.file.bytes}; "
+                    "the file is truncated or replaced. Restore it from a backup."
+                )
 
     def _with_file(self, ref: FileRef, use: Callable[[IO[bytes]], T]) -> T:
         """``use(stream)`` on a stored file; a cached copy that fails its checksum is dropped
@@ -459,6 +510,8 @@ class Engine:
         """
         vectors = self._prepare(vectors)
         meta_json = [canonical_json(m) for m in metadatas]
+        for i, (text, mj) in enumerate(zip(texts, meta_json, strict=True)):
+            check_record_size(i, text, mj)
         hashes = [content_hash(t, mj) for t, mj in zip(texts, meta_json, strict=True)]
         with self._write_lock:
             self._refresh_locked()
@@ -526,7 +579,13 @@ class Engine:
 
     def prepare_query(self, vector: Sequence[float] | Vectors) -> Vectors | None:
         """Validate a query vector into shape (1, d); ``None`` if the store has no dimension yet."""
-        q = np.asarray(vector, dtype=np.float32)
+        try:
+            q = np.asarray(vector, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"a query vector must be a flat list of numbers ({exc}); embed the query "
+                "with the store's embedding model"
+            ) from None
         if q.ndim != 1 or q.size == 0:
             raise InvalidInputError(
                 f"a query vector must be a flat list of floats, got shape {q.shape}"
@@ -558,48 +617,96 @@ class Engine:
             return
         name = new_segment_name()
         ref, blobs = encode_segment(name, seg)
-        self._put(blobs)
-        for attempt in range(self.commit_attempts):
-            if time.monotonic() - self._listed_at > MANIFEST_RETENTION_SECONDS / 2:
-                self._refresh_locked()
-            current = self._manifest
-            assert current is not None
-            dim = current.dimension or (int(seg.vectors.shape[1]) if len(seg) else None)
-            proposed = current.next(
-                segments=(*current.segments, ref),
-                live_count=_live_after(self._state, seg),
-                dimension=dim,
-                embedding_model=current.embedding_model or self.embedding_model,
-                index=self.requested_index,
-                index_params=self.params.to_json(),
-            )
-            if self.storage.write_if_absent(manifest_name(proposed.version), proposed.to_bytes()):
-                with self._rw.write():
-                    self._state.apply(seg, name)
-                    self._manifest = proposed
-                logger.debug(
-                    "committed version %d: +%d rows, -%d ids",
-                    proposed.version,
-                    len(seg),
-                    len(seg.deletes),
+        with self._uncommitted(blobs):
+            for _ in self._commit_policy.attempts():
+                if time.monotonic() - self._listed_at > MANIFEST_RETENTION_SECONDS / 2:
+                    self._refresh_locked()
+                current = self._manifest
+                assert current is not None
+                dim = current.dimension or (int(seg.vectors.shape[1]) if len(seg) else None)
+                proposed = current.next(
+                    segments=(*current.segments, ref),
+                    live_count=_live_after(self._state, seg),
+                    dimension=dim,
+                    embedding_model=current.embedding_model or self.embedding_model,
+                    index=self.requested_index,
+                    index_params=self.params.to_json(),
                 )
-                break
-            logger.debug("version %d was taken by another writer; retrying", proposed.version)
-            self._refresh_locked()
-            if len(seg) and self.dimension not in (None, seg.vectors.shape[1]):
-                self._discard(blobs)
-                self._check_dimension(int(seg.vectors.shape[1]))
-            self._sleep(min(0.2, 0.002 * 2**attempt) * self._rng.random())
-        else:
-            self._discard(blobs)
-            raise ConcurrentModificationError(
-                f"gave up after {self.commit_attempts} attempts: other writers kept committing "
-                f"to {self.storage.describe()} first; the change was not applied, retry it"
-            )
+                if self._propose(proposed):
+                    with self._rw.write():
+                        self._state.apply(seg, name)
+                        self._manifest = proposed
+                    logger.debug(
+                        "committed version %d: +%d rows, -%d ids",
+                        proposed.version,
+                        len(seg),
+                        len(seg.deletes),
+                    )
+                    break
+                logger.debug("version %d was taken by another writer; retrying", proposed.version)
+                self._refresh_locked()
+                if len(seg) and self.dimension not in (None, seg.vectors.shape[1]):
+                    self._check_dimension(int(seg.vectors.shape[1]))
+            else:
+                raise ConcurrentModificationError(
+                    f"gave up after {self.commit_attempts} attempts: other writers kept "
+                    f"committing to {self.storage.describe()} first; the change was not "
+                    "applied, retry it"
+                )
+        self._after_commit()
+
+    def _after_commit(self) -> None:
+        """Merge segments and collect garbage; the change is committed, so neither may fail
+        the call (what they leave undone, a later commit does)."""
         try:
             self._maybe_compact_locked()
-        except StorageError as exc:  # the change is committed: compaction can wait
-            logger.warning("compaction after version %d failed: %s", self.version, exc)
+            self._collect_garbage_locked()
+        except StorageError as exc:
+            logger.warning("maintenance after version %d failed: %s", self.version, exc)
+
+    def _propose(self, proposed: Manifest) -> bool:
+        """Create the manifest of the next version; ``True`` if it is ours.
+
+        When the storage fails, the write may still have landed (its answer lost), so the
+        version is read back: our bytes mean committed, other bytes mean another writer won.
+        If that cannot be told either, `_CommitUnknown` keeps the change's files in place.
+        """
+        assert self.storage is not None
+        if proposed.version > MAX_VERSION:
+            raise StorageError(
+                f"{self.storage.describe()} has reached the highest version number "
+                f"{MAX_VERSION}; copy its documents to a new store"
+            )
+        name, data = manifest_name(proposed.version), proposed.to_bytes()
+        try:
+            return self.storage.write_if_absent(name, data)
+        except StorageError as failed:
+            try:
+                there = self.storage.read(name)
+            except ObjectNotFound:
+                raise failed from None  # it did not land: nothing was committed
+            except StorageError:
+                raise _CommitUnknown(
+                    f"{failed}; whether version {proposed.version} was committed is unknown "
+                    "(refresh() tells)"
+                ) from failed
+            if there != data:
+                return False
+            logger.warning("committed version %d despite an error: %s", proposed.version, failed)
+            return True
+
+    @contextlib.contextmanager
+    def _uncommitted(self, blobs: Mapping[str, bytes]) -> Iterator[None]:
+        """Write a change's files; if the block fails (the change was not committed), remove
+        them again, so that a failed write or compaction leaves nothing behind."""
+        try:
+            self._put(blobs)
+            yield
+        except _CommitUnknown:
+            raise  # the files may be named by a committed manifest: vacuum() decides later
+        except BaseException:
+            self._discard(blobs)
+            raise
 
     def _put(self, blobs: Mapping[str, bytes]) -> None:
         assert self.storage is not None
@@ -627,20 +734,29 @@ class Engine:
             if self.storage is None:
                 self._cleanup_memory(force=True)
                 return True
-            return self._compact_locked(0, self._kind_for(self._state.live))
+            try:
+                done = self._compact_locked(0, self._kind_for(self._state.live))
+            except _LostRace:
+                self._refresh_locked()
+                done = False
+            self._collect_garbage_locked()
+            return done
 
     def vacuum(self, older_than: float = MANIFEST_RETENTION_SECONDS) -> list[str]:
-        """Remove files no manifest references (left by crashes or lost races) once they are
-        ``older_than`` seconds old, so that no writer still in progress owns them."""
+        """Remove files left by crashes or lost races (named by no manifest) once they are
+        ``older_than`` seconds old, so that no writer still in progress owns them, and files
+        that newer versions replaced more than ``older_than`` seconds ago (by default they are
+        kept for the retention time, for readers still loading an old version; a smaller
+        value frees their space sooner, say on a full disk)."""
         if self.storage is None:
             return []
         with self._write_lock:
             self._refresh_locked()
-            assert self._manifest is not None
-            m = self._manifest
-            keep = {f.path for s in m.segments for f in s.files()}
-            if m.snapshot is not None:
-                keep.add(m.snapshot.file.path)
+            self._collect_garbage_locked(older_than)
+            # the files of the manifests replaced less than older_than ago are kept
+            listing = self._manifest_infos()
+            recent = [v for v, _ in listing[expired_count(listing, self._clock(), older_than) :]]
+            keep = set().union(*(_files(m) for m in self._read_manifests(recent)))
             cutoff = self._clock() - older_than
             garbage = [
                 o.name
@@ -682,7 +798,13 @@ class Engine:
                     self._manifest.segments, st.slots, st.dead, snapshots=snapshots
                 )
             )
-            if start is None or not self._compact_locked(start, kind):
+            if start is None:
+                return
+            try:
+                if not self._compact_locked(start, kind):
+                    return
+            except _LostRace:
+                self._refresh_locked()  # another writer committed first: it may compact
                 return
 
     def _compact_locked(self, start: int, kind: str) -> bool:
@@ -724,14 +846,12 @@ class Engine:
                 file = FileRef.of(f"{INDEX_DIR}{name}.faiss", data)
                 blobs[file.path] = data
                 snapshot = SnapshotRef(file, name, len(seg), new_state.kind)
-        self._put(blobs)
         proposed = current.next(
             segments=(*segments[:start], ref), snapshot=snapshot, live_count=st.live
         )
-        if not self.storage.write_if_absent(manifest_name(proposed.version), proposed.to_bytes()):
-            self._discard(blobs)
-            self._refresh_locked()
-            return False
+        with self._uncommitted(blobs):
+            if not self._propose(proposed):
+                raise _LostRace
         with self._rw.write():
             if start == 0:
                 new_state.segment_ids = {name: (seg.ids, [])}
@@ -742,27 +862,55 @@ class Engine:
                 st.segment_ids[name] = (seg.ids, seg.deletes)
             self._manifest = proposed
         logger.debug("compacted segments %d.. into %s (version %d)", start, name, proposed.version)
-        garbage = [f.path for r in segments[start:] for f in r.files()]
-        if start == 0 and current.snapshot is not None:
-            garbage.append(current.snapshot.file.path)
-        garbage += self._expired_manifests(proposed.version)
-        self._discard(garbage)
         return True
 
-    def _expired_manifests(self, version: int) -> list[str]:
-        """Old manifests that may go: more than `KEEP_MANIFESTS` versions behind ``version``
-        and older than the retention time. Listing them costs a LIST (and locally a stat per
-        manifest), so it is skipped until the oldest one kept last time can have expired."""
-        now = self._clock()
-        if now < self._manifests_expire_at:
-            return []
-        expired = now - MANIFEST_RETENTION_SECONDS
-        infos = self._manifest_infos()
-        gone = {v for v, t in infos if v <= version - KEEP_MANIFESTS and t < expired}
-        # any manifest that can go later is one of those kept now, or newer than all of them
-        kept = [t for v, t in infos if v not in gone]
-        self._manifests_expire_at = min(kept, default=now) + MANIFEST_RETENTION_SECONDS
-        return [manifest_name(v) for v in sorted(gone)]
+    def _collect_garbage_locked(self, file_retention: float | None = None) -> None:
+        """Remove expired manifests and the files only they name (see `retention`); with
+        ``file_retention``, now, and files replaced more than that many seconds ago.
+
+        Listing the manifests costs a LIST (locally a stat per manifest), so it is skipped
+        until a manifest can have expired, or an expired one is old enough to go."""
+        if self.storage is None or self._manifest is None:
+            return
+        due_time, due_version = self._gc_due
+        if (
+            file_retention is None
+            and self._clock() < due_time
+            and (due_version is None or self.version < due_version)
+        ):
+            return
+        plan = plan_collection(
+            self._manifest_infos(),
+            self.version,
+            self._clock(),
+            MANIFEST_RETENTION_SECONDS if file_retention is None else file_retention,
+        )
+        if plan is None:
+            return
+        manifests = self._read_manifests([*plan.scan, plan.boundary])
+        named = set().union(*(_files(m) for m in manifests[:-1]))
+        garbage = sorted(named - _files(manifests[-1]))
+        self._discard(garbage + [manifest_name(v) for v in plan.remove])
+        logger.debug(
+            "removed %d replaced files and %d expired manifests", len(garbage), len(plan.remove)
+        )
+
+    def _read_manifests(self, versions: Sequence[int]) -> list[Manifest]:
+        """The manifests of these versions (the current one from memory), read in parallel."""
+        assert self.storage is not None and self._manifest is not None
+        storage, current = self.storage, self._manifest
+
+        def read(version: int) -> Manifest:
+            if version == current.version:
+                return current
+            name = manifest_name(version)
+            return Manifest.from_bytes(storage.read(name), name)
+
+        try:
+            with ThreadPoolExecutor(max(1, min(_IO_THREADS, len(versions)))) as pool:
+                return list(pool.map(read, versions))
+        except ObjectNotFound as gone:  # another writer collected them meanwhile
+            raise StorageError(f"{gone.args[0]} was removed meanwhile; try again") from None
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, ids: Sequence[str]) -> list[Document]:
@@ -779,7 +927,7 @@ class Engine:
         with_vectors: bool = False,
     ) -> list[Hit]:
         """The k nearest live records passing the filter, closest first."""
-        require_k(k)
+        k = require_k(k)
         predicate = compile_filter(filter)
         plan, complete = plan_filter(filter) if predicate is not None else (None, True)
         q = self.prepare_query(query)
@@ -836,7 +984,11 @@ class Engine:
         if not st.dead:
             scores, slots = st.index.search(q, k)
             valid = slots[0] >= 0
-            return scores[0][valid], slots[0][valid]
+            if int(valid.sum()) >= min(k, st.live):
+                return scores[0][valid], slots[0][valid]
+            # an approximate index can come back short (HNSW among many equal vectors, IVF
+            # probing too few lists): fewer than k only when fewer exist, so search exactly
+            return self._exact(st, q, min(k, st.live), st.live_slots())
         if st.dead <= 4096:
             scores, slots = st.index.search(q, k + st.dead)
             ids = st.ids
@@ -897,7 +1049,8 @@ class Engine:
 
     # -- checking ----------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:
-        """Re-read and check every file against the newest manifest, then compare with memory.
+        """Pick up other writers' commits, re-read and check every file of that version, and
+        compare them with memory.
 
         Raises:
             IntegrityError: on any mismatch.
@@ -907,19 +1060,23 @@ class Engine:
             st = self._state
             report: dict[str, Any] = {"documents": st.live, "tombstones": st.dead}
             if self.storage is not None:
+                # the files of the version in memory: kept for the retention time even when
+                # other writers commit newer versions meanwhile
                 assert self._manifest is not None
-                latest = self._read_latest()
-                if latest.version != self._manifest.version:
-                    raise IntegrityError(
-                        "the store changed while it was being verified; run it again"
-                    )
-                fresh = self._build_state(latest, lazy=False)
-                _compare(fresh, st)
+                fresh, checked = self._build_newest(self._manifest, lazy=False)
+                if checked is self._manifest:
+                    _compare(fresh, st)
+                else:  # its files expired while being read: the newest was checked instead
+                    st = fresh
+                    with self._rw.write():
+                        self._state, self._manifest = fresh, checked
                 report.update(
-                    version=latest.version,
-                    segments=len(latest.segments),
-                    bytes=sum(f.bytes for s in latest.segments for f in s.files())
-                    + (latest.snapshot.file.bytes if latest.snapshot else 0),
+                    documents=st.live,
+                    tombstones=st.dead,
+                    version=checked.version,
+                    segments=len(checked.segments),
+                    bytes=sum(f.bytes for s in checked.segments for f in s.files())
+                    + (checked.snapshot.file.bytes if checked.snapshot else 0),
                 )
             st.materialize()
             for slot, doc_id in enumerate(st.ids):
@@ -969,6 +1126,22 @@ def _passing(
     )
 
 
+class _LostRace(Exception):
+    """Another writer committed the version a compaction proposed."""
+
+
+class _CommitUnknown(StorageError):
+    """Committing failed, and whether the manifest landed could not be told."""
+
+
+def _files(manifest: Manifest) -> set[str]:
+    """Every file a manifest names."""
+    names = {f.path for s in manifest.segments for f in s.files()}
+    if manifest.snapshot is not None:
+        names.add(manifest.snapshot.file.path)
+    return names
+
+
 def _check_live(state: StoreState, manifest: Manifest) -> None:
     if state.live != manifest.live_count:
         raise IntegrityError(
@@ -1008,10 +1181,12 @@ def _top(keys: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
     return np.argsort(keys, kind="stable")
 
 
-def require_k(k: object, name: str = "k") -> None:
-    """Raise `InvalidInputError` unless ``k`` is a positive integer."""
+def require_k(k: object, name: str = "k") -> int:
+    """``k`` as an int (NumPy integers included); `InvalidInputError` unless it is a positive
+    integer."""
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise InvalidInputError(f"{name}={k!r} must be a positive integer")
+    return int(k)
 
 
 def _compare(fresh: StoreState, mem: StoreState) -> None:

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from vectordb_manager.engine.limits import MAX_FILTER_DEPTH, MAX_METADATA_DEPTH, deeper_than
 from vectordb_manager.errors import InvalidInputError
 
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -32,18 +33,23 @@ def compile_filter(spec: Mapping[str, Any] | None) -> Predicate | None:
         )
     if not spec:
         return None
-    return _compile_mapping(spec, path="filter")
+    return _compile_mapping(spec, path="filter", depth=1)
 
 
-def _compile_mapping(spec: Mapping[str, Any], path: str) -> Predicate:
+def _compile_mapping(spec: Mapping[str, Any], path: str, depth: int) -> Predicate:
     if not isinstance(spec, Mapping) or not spec:
-        raise InvalidInputError(f"{path} must be a non-empty dict, got {spec!r}")
+        raise InvalidInputError(f"{path} must be a non-empty dict, got {spec!r:.200}")
+    if depth > MAX_FILTER_DEPTH:
+        raise InvalidInputError(
+            f"the filter nests $and/$or more than {MAX_FILTER_DEPTH} levels deep (at "
+            f"{path[:120]}...); flatten it"
+        )
     parts: list[Predicate] = []
     for key, value in spec.items():
         if not isinstance(key, str):
             raise InvalidInputError(f"{path} has a non-string key {key!r}")
         if key.startswith("$"):
-            parts.append(_compile_logical(key, value, path))
+            parts.append(_compile_logical(key, value, path, depth))
         else:
             parts.append(_compile_field(key, value, f"{path}[{key!r}]"))
     if len(parts) == 1:
@@ -51,7 +57,7 @@ def _compile_mapping(spec: Mapping[str, Any], path: str) -> Predicate:
     return lambda meta: all(p(meta) for p in parts)
 
 
-def _compile_logical(op: str, value: Any, path: str) -> Predicate:
+def _compile_logical(op: str, value: Any, path: str, depth: int) -> Predicate:
     if op not in LOGICAL_OPERATORS:
         raise InvalidInputError(
             f"unknown operator {op!r} in {path}; use {', '.join(LOGICAL_OPERATORS)} to combine "
@@ -59,7 +65,7 @@ def _compile_logical(op: str, value: Any, path: str) -> Predicate:
         )
     if not isinstance(value, list) or not value:
         raise InvalidInputError(f"{op} in {path} takes a non-empty list of filters, got {value!r}")
-    subs = [_compile_mapping(v, f"{path}.{op}[{i}]") for i, v in enumerate(value)]
+    subs = [_compile_mapping(v, f"{path}.{op}[{i}]", depth + 1) for i, v in enumerate(value)]
     if op == "$and":
         return lambda meta: all(p(meta) for p in subs)
     return lambda meta: any(p(meta) for p in subs)
@@ -143,6 +149,11 @@ def _equal(a: Any, b: Any) -> bool:
 
 
 def _require_json(value: Any, path: str) -> None:
+    if deeper_than(value, MAX_METADATA_DEPTH):
+        raise InvalidInputError(
+            f"{path} compares with a value nested more than {MAX_METADATA_DEPTH} levels deep, "
+            "which no stored metadata can hold"
+        )
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):

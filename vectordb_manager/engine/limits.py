@@ -9,6 +9,8 @@ single record, filter or manifest can hurt the process reading it.
 
 from __future__ import annotations
 
+from vectordb_manager.errors import InvalidInputError
+
 MAX_METADATA_DEPTH = 32
 """Nesting levels in one record's metadata: the metadata dict itself is level 1."""
 
@@ -36,3 +38,41 @@ able to name the next version (a version past the width would commit an invisibl
 
 MAX_DIMENSION = 65536
 """The most dimensions a store's vectors may have."""
+
+
+def check_record_size(i: int, text: str, metadata_json: str) -> None:
+    """`InvalidInputError` if record ``i`` (its text and canonical metadata JSON) is too large."""
+    if len(metadata_json) * 4 > MAX_METADATA_BYTES:
+        size = len(metadata_json.encode("utf-8", "surrogatepass"))
+        if size > MAX_METADATA_BYTES:
+            raise InvalidInputError(
+                f"metadata {i} is {size:,} bytes as JSON; the limit is {MAX_METADATA_BYTES:,}. "
+                "Keep large content in the text or outside the store"
+            )
+    if (len(text) + len(metadata_json)) * 4 > MAX_RECORD_BYTES:
+        size = len(text.encode("utf-8", "surrogatepass")) + len(
+            metadata_json.encode("utf-8", "surrogatepass")
+        )
+        if size > MAX_RECORD_BYTES:
+            raise InvalidInputError(
+                f"text {i} with its metadata is {size:,} bytes; the limit is "
+                f"{MAX_RECORD_BYTES:,}. Split it into chunks (DocumentProcessor does)"
+            )
+
+
+def deeper_than(value: object, limit: int) -> bool:
+    """Whether a JSON-like value nests dicts and lists more than ``limit`` levels (a scalar is
+    level 0, ``{}`` level 1). Iterative, so no value is too deep to check."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: object = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)  # type: ignore[attr-defined]
+    return False

@@ -27,6 +27,7 @@ from vectordb_manager.embeddings import (
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.core import Engine, Hit, require_k
 from vectordb_manager.engine.index import IndexParams
+from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
 from vectordb_manager.errors import ConfigurationError, InvalidInputError
 from vectordb_manager.storage.base import Storage
 
@@ -169,11 +170,7 @@ class EngineVectorStore(VectorStore):
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete by id; unknown ids are ignored. ``ids=None`` deletes every document."""
         _no_extra(kwargs, "delete")
-        if ids is None:
-            ids = self._engine.ids()
-        elif isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
-            raise InvalidInputError("ids must be a list of strings")
-        self._engine.delete(list(ids))
+        self._engine.delete(self._engine.ids() if ids is None else _id_list(ids))
         return True
 
     # -- reading -----------------------------------------------------------------------------
@@ -183,7 +180,7 @@ class EngineVectorStore(VectorStore):
 
     @override
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        return self._engine.get(list(ids))
+        return self._engine.get(_id_list(ids))
 
     @override
     def similarity_search(
@@ -197,7 +194,7 @@ class EngineVectorStore(VectorStore):
     ) -> list[tuple[Document, float]]:
         """Documents with their distance to the query: lower is closer (see the class doc)."""
         _no_extra(kwargs, "similarity_search")
-        require_k(k)
+        k = require_k(k)
         return self.similarity_search_with_score_by_vector(
             self._service.embed_query(query), k, filter
         )
@@ -240,7 +237,7 @@ class EngineVectorStore(VectorStore):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        require_k(k)
+        k = require_k(k)
         return self.max_marginal_relevance_search_by_vector(
             self._service.embed_query(query), k, fetch_k, lambda_mult, filter, **kwargs
         )
@@ -256,10 +253,18 @@ class EngineVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         _no_extra(kwargs, "max_marginal_relevance_search")
-        require_k(k)
-        require_k(fetch_k, "fetch_k")
-        if not 0.0 <= lambda_mult <= 1.0:
-            raise InvalidInputError(f"lambda_mult={lambda_mult!r} must be between 0 and 1")
+        k = require_k(k)
+        fetch_k = require_k(fetch_k, "fetch_k")
+        if (
+            isinstance(lambda_mult, bool)
+            or not isinstance(lambda_mult, int | float | np.floating | np.integer)
+            or not 0.0 <= lambda_mult <= 1.0
+        ):
+            raise InvalidInputError(
+                f"lambda_mult={lambda_mult!r} must be a number between 0 (most diverse) and 1 "
+                "(most relevant)"
+            )
+        lambda_mult = float(lambda_mult)
         hits: list[Hit] = self._engine.search(
             embedding, max(k, fetch_k), filter, with_vectors=True
         )
@@ -334,6 +339,15 @@ RELEVANCE: dict[str, Callable[[float], float]] = {
 }
 
 
+def _id_list(ids: Sequence[str]) -> list[str]:
+    """A list of ids as given, or `InvalidInputError` (one string is not a list of ids)."""
+    if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+        raise InvalidInputError(
+            f"ids must be a list of strings, got {ids!r:.80}; for one id, pass [id]"
+        )
+    return list(ids)
+
+
 def _no_extra(kwargs: Mapping[str, Any], method: str) -> None:
     if kwargs:
         raise InvalidInputError(
@@ -362,10 +376,19 @@ def _validate_rows(
     metas = [_clean_metadata(m, i) for i, m in enumerate(metadatas or [None] * n)]
     id_list: list[str] = []
     for i, doc_id in enumerate(ids or [None] * n):
-        if doc_id is None or doc_id == "":
+        if doc_id is None:
             id_list.append(str(uuid.uuid4()))
         elif not isinstance(doc_id, str):
             raise InvalidInputError(f"id {i} is {type(doc_id).__name__}; ids must be strings")
+        elif not doc_id:
+            raise InvalidInputError(
+                f"id {i} is empty; give each document a non-empty id, or None to have one made"
+            )
+        elif len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+            raise InvalidInputError(
+                f"id {i} is longer than {MAX_ID_BYTES} bytes; use a shorter id (such as a hash "
+                "of a long key)"
+            )
         else:
             id_list.append(doc_id)
     if len(set(id_list)) != n:
@@ -384,7 +407,7 @@ def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
     if not isinstance(meta, Mapping):
         raise InvalidInputError(f"metadata {i} is {type(meta).__name__}, not a dict")
     try:
-        return _json_copy(dict(meta))  # type: ignore[no-any-return]
+        return _json_copy(dict(meta), 1)  # type: ignore[no-any-return]
     except _NotJSON as exc:
         raise InvalidInputError(f"metadata {i} {exc}") from None
 
@@ -393,7 +416,8 @@ class _NotJSON(Exception):
     pass
 
 
-def _json_copy(value: Any) -> Any:
+def _json_copy(value: Any, depth: int) -> Any:
+    """A copy of a JSON value; ``depth``: its nesting level (the metadata dict is level 1)."""
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -404,6 +428,11 @@ def _json_copy(value: Any) -> Any:
         if not math.isfinite(value):
             raise _NotJSON(f"is not JSON: {value!r} is not a JSON number; use None or a string")
         return float(value)
+    if isinstance(value, dict | list) and depth > MAX_METADATA_DEPTH:
+        raise _NotJSON(
+            f"nests dicts and lists more than {MAX_METADATA_DEPTH} levels deep; flatten it "
+            "(or store the structure as a JSON string)"
+        )
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
@@ -412,10 +441,17 @@ def _json_copy(value: Any) -> Any:
                     f"has the key {k!r}: non-string keys become strings in JSON, "
                     "so it would not come back unchanged; convert those keys first"
                 )
-            out[str(k)] = _json_copy(v)
+            if len(k) * 4 > MAX_KEY_BYTES and len(k.encode("utf-8", "surrogatepass")) > (
+                MAX_KEY_BYTES
+            ):
+                raise _NotJSON(
+                    f"has a key of more than {MAX_KEY_BYTES} bytes ({k[:40]!r}...); keys name "
+                    "fields: put long text in values"
+                )
+            out[str(k)] = _json_copy(v, depth + 1)
         return out
     if isinstance(value, list):
-        return [_json_copy(v) for v in value]
+        return [_json_copy(v, depth + 1) for v in value]
     if isinstance(value, tuple):
         raise _NotJSON(
             f"holds the tuple {value!r}: tuples become lists in JSON, so it would not come "

@@ -8,7 +8,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from vectordb_manager.errors import StorageError
+from vectordb_manager.errors import ConfigurationError, StorageError
 from vectordb_manager.storage.local import LocalStorage
 from vectordb_manager.stores.engine_store import EngineVectorStore
 
@@ -138,6 +138,11 @@ class LocalVectorStore(EngineVectorStore):
         """
         batch_size, engine_options = self._split_options(kwargs)
         super().__init__(embedding, batch_size=batch_size)
+        if path is not None and not os.fspath(path):
+            raise ConfigurationError(
+                "path='' names no directory; give the store's directory, or path=None for a "
+                "store in memory"
+            )
         self.path = Path(path).expanduser() if path is not None else None
         storage = None
         if self.path is not None:
@@ -154,10 +159,18 @@ class LocalVectorStore(EngineVectorStore):
 
 
 def _check_directory(path: Path) -> None:
-    if path.exists() and not path.is_dir():
-        raise StorageError(f"{path} is a file; give a directory for the store")
-    legacy = (path / "index.pkl").exists() or (path / "index.faiss").exists()
-    if path.is_dir() and not (path / "manifests").exists() and legacy:
+    try:
+        if path.exists() and not path.is_dir():
+            raise StorageError(f"{path} is a file; give a directory for the store")
+        legacy = path.is_dir() and not (path / "manifests").exists() and (
+            (path / "index.pkl").exists() or (path / "index.faiss").exists()
+        )
+    except OSError as exc:
+        raise StorageError(
+            f"cannot read the store directory {path}: {exc.strerror or exc}; give the user "
+            "running this access to it (or run as its owner)"
+        ) from None
+    if legacy:
         raise StorageError(
             f"{path} holds a LangChain FAISS store (index.faiss + index.pkl); it is not "
             "opened here because loading it would unpickle code. Re-add its documents "
