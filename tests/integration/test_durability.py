@@ -83,7 +83,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) ->
         store.verify()
     assert len(present) > 200, "the children should have acknowledged many writes"
     # clean what the crashes left behind: the store must not change
-    LocalVectorStore(EMB, path).vacuum(older_than=-1)
+    LocalVectorStore(EMB, path).vacuum(older_than=0)
     after = LocalVectorStore(EMB, path)
     assert set(after.engine.ids()) == ids
     assert not list(path.rglob(".tmp-*"))
@@ -176,9 +176,9 @@ def test_a_stalled_writer_never_reuses_a_removed_version(tmp_path: Path) -> None
             stalled[0] = True
             for i in range(40):
                 a.add_texts([f"a text {i}"], ids=[f"a{i}"])
-            a.engine._clock = lambda: time.time() + 3600  # every old manifest has expired
+            a.engine.log.clock = lambda: time.time() + 3600  # every old manifest has expired
             a.compact()
-            b.engine._listed_at -= 3600  # B was stalled for an hour
+            b.engine.log.monotonic = lambda: time.monotonic() + 3600  # B stalled for an hour
 
     storage.write = slow_write  # type: ignore[union-attr,method-assign]
     b.add_texts(["b text"], ids=["b"])

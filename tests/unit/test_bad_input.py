@@ -63,6 +63,7 @@ BAD_CALLS: list[tuple[str, Callable[[LocalVectorStore], Any], type[Exception], s
     ("bad filter type", lambda s: s.similarity_search("x", filter="c=red"), InvalidInputError, "filter must be a dict"),  # type: ignore[arg-type]
     ("unknown kwarg", lambda s: s.similarity_search("x", fitler={"c": "red"}), InvalidInputError, "'fitler'"),
     ("delete ids string", lambda s: s.delete("a"), InvalidInputError, "list of strings"),  # type: ignore[arg-type]
+    ("vacuum negative", lambda s: s.vacuum(older_than=-1), InvalidInputError, "older_than=-1 must be a number of seconds"),
     ("get_by_ids string", lambda s: s.get_by_ids("a"), InvalidInputError, "list of strings"),
     ("empty id", lambda s: s.add_texts(["x"], ids=[""]), InvalidInputError, "id 0 is empty"),
     ("huge id", lambda s: s.add_texts(["x"], ids=["i" * 5000]), InvalidInputError, "longer than 4096 bytes"),

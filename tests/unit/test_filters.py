@@ -116,9 +116,9 @@ def _random_filter(rng: random.Random, depth: int = 0) -> dict[str, Any]:
 
 
 def test_value_index_plan_equals_full_scan() -> None:
-    from vectordb_manager.engine.core import _passing
     from vectordb_manager.engine.format import SegmentData
     from vectordb_manager.engine.index import IndexParams
+    from vectordb_manager.engine.search import CompiledFilter, passing
     from vectordb_manager.engine.state import StoreState
 
     rng = random.Random(7)
@@ -140,7 +140,7 @@ def test_value_index_plan_equals_full_scan() -> None:
             pred = compile_filter(spec)
             assert pred is not None
             plan, complete = plan_filter(spec)
-            got = _passing(st, pred, plan, complete).tolist()
+            got = passing(st, CompiledFilter(pred, plan, complete)).tolist()
             want = [s for s, m in st.metas() if pred(m)]
             assert got == want, spec
         # change the store between rounds: indexes built so far must follow

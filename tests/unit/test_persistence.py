@@ -96,7 +96,7 @@ def test_compaction_bounds_segments_and_keeps_everything(tmp_path: Path) -> None
     assert segs <= 12, segs
     # old manifests stay for MANIFEST_RETENTION_SECONDS, then compaction removes them
     assert len(files(tmp_path, "manifests/*.json")) > 100
-    store.engine._clock = lambda: time.time() + 3600
+    store.engine.log.clock = lambda: time.time() + 3600
     store.compact()
     assert len(files(tmp_path, "manifests/*.json")) <= 10
     again = open_store(tmp_path)
@@ -317,7 +317,7 @@ def test_vacuum_removes_crash_leftovers_only_when_old(tmp_path: Path) -> None:
     temp.write_text("partial")
     assert store.vacuum() == []  # too young: a writer may still own them
     assert orphan.exists() and temp.exists()
-    removed = store.vacuum(older_than=-1)
+    removed = store.vacuum(older_than=0)
     assert sorted(removed) == sorted(["segments/" + orphan.name, "manifests/.tmp-deadbeef"])
     assert not orphan.exists() and not temp.exists()
     again = open_store(tmp_path)
@@ -352,11 +352,11 @@ def test_records_decode_lazily_after_open(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     store.add_texts([f"text {i}" for i in range(50)], [{"n": i} for i in range(50)], ids=[str(i) for i in range(50)])
     again = open_store(tmp_path)
-    assert all(r is LAZY for r in again.engine._state.recs)  # nothing decoded yet
+    assert all(r is LAZY for r in again.engine.state.recs)  # nothing decoded yet
     assert again.get_by_ids(["7"])[0].metadata == {"n": 7}
-    assert sum(type(r) is tuple for r in again.engine._state.recs) == 1
+    assert sum(type(r) is tuple for r in again.engine.state.recs) == 1
     assert len(again.similarity_search("text", k=5, filter={"n": {"$lt": 10}})) == 5
-    assert all(type(r) is tuple for r in again.engine._state.recs)  # a scan decodes in bulk
+    assert all(type(r) is tuple for r in again.engine.state.recs)  # a scan decodes in bulk
 
 
 def test_other_model_of_same_dimension_is_refused_naming_both(tmp_path: Path) -> None:
@@ -508,13 +508,13 @@ def test_value_index_is_built_without_decoding_every_record(tmp_path: Path) -> N
     again = open_store(tmp_path)
     got = again.similarity_search("text", k=50, filter={"bucket": 0})
     assert sorted(int(d.id or -1) for d in got) == [i for i in range(14, n, 7)]
-    recs = again.engine._state.recs
+    recs = again.engine.state.recs
     assert sum(type(r) is tuple for r in recs) == len(got), "only the results were decoded"
     assert sorted(again.get_ids({"bucket": {"$in": [1, 2]}}), key=int) == [
         str(i) for i in range(n) if i % 7 in (1, 2)
     ]
-    scanned = list(open_store(tmp_path).engine._state.scan_metas(chunk=16))
-    assert scanned == list(open_store(tmp_path).engine._state.metas())
+    scanned = list(open_store(tmp_path).engine.state.scan_metas(chunk=16))
+    assert scanned == list(open_store(tmp_path).engine.state.metas())
     assert len(scanned) == n - 2
 
 
@@ -535,7 +535,7 @@ def test_compaction_copies_records_as_stored_and_keeps_them_undecoded(tmp_path: 
     for gone in ("1-5", "0-0"):
         del expected[gone]
     assert reader.compact()
-    recs = reader.engine._state.recs
+    recs = reader.engine.state.recs
     assert len(recs) == 58 and all(r is LAZY for r in recs)
     reader.verify()
     again = open_store(tmp_path)
@@ -570,7 +570,7 @@ def test_writing_after_open_does_not_copy_the_whole_index(tmp_path: Path) -> Non
     again = LocalVectorStore(VectorTable(vectors), tmp_path, index="flat")
 
     def address() -> int:
-        index = again.engine._state.index
+        index = again.engine.state.index
         assert index is not None
         return int(index.vectors().__array_interface__["data"][0])
 
@@ -588,24 +588,27 @@ def test_compactions_list_the_manifests_only_when_one_can_have_expired(tmp_path:
     engine = store.engine
     listings: list[str | None] = []
     compactions: list[bool] = []
-    real_list, real_compact = engine.storage.list, engine._compact_locked  # type: ignore[union-attr]
+    assert engine.log is not None
+    real_list, real_propose = engine.log.storage.list, engine.log.propose
 
     def list_spy(prefix: str, start_after: str | None = None):  # type: ignore[no-untyped-def]
         if start_after is None:
             listings.append(prefix)
         return real_list(prefix, start_after)
 
-    def compact_spy(start: int, kind: str) -> bool:
-        compactions.append(real_compact(start, kind))
-        return compactions[-1]
+    def propose_spy(proposed):  # type: ignore[no-untyped-def]
+        merged = len(proposed.segments) <= store.stats()["segments"]  # a merge, not an add
+        committed = real_propose(proposed)
+        compactions.append(merged and committed)
+        return committed
 
-    engine.storage.list = list_spy  # type: ignore[union-attr,method-assign]
-    engine._compact_locked = compact_spy  # type: ignore[method-assign]
+    engine.log.storage.list = list_spy  # type: ignore[method-assign]
+    engine.log.propose = propose_spy  # type: ignore[method-assign]
     for i in range(60):
         store.add_texts([f"text {i}"], ids=[str(i)])
     assert sum(compactions) >= 3
     assert listings == [], "opening listed them: not again until a manifest can expire"
-    engine._clock = lambda: time.time() + 3600
+    engine.log.clock = lambda: time.time() + 3600
     assert store.compact()
     assert listings == ["manifests/"]
     assert len(files(tmp_path, "manifests/*.json")) <= 10

@@ -1,4 +1,4 @@
-"""When to merge segments: a size-tiered policy with a periodic full compaction.
+"""Compaction: when to merge segments (a size-tiered policy), and the merge itself.
 
 Each commit appends one segment, so without merging a store would open by reading one file
 per commit ever made. The policy keeps the segment count logarithmic in the store's size while
@@ -12,6 +12,10 @@ each row is rewritten only a few times:
   saved) the tail outweighs ``full_ratio`` of the base, everything merges into a new base (a
   *full compaction*), which also drops tombstones, rebuilds the index and saves an index
   snapshot for HNSW/IVF, so that opening a store rarely has to rebuild much of a graph.
+
+`prepare_merge` builds the merged segment (records copied as stored, never re-encoded) and the
+manifest that lists it in place of the run; the engine commits that manifest like any other
+and then installs the merged state. Replaced files are removed later (see `retention`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vectordb_manager.engine.format import SegmentRef
+from vectordb_manager.engine.format import (
+    INDEX_DIR,
+    FileRef,
+    Manifest,
+    SegmentData,
+    SegmentRef,
+    SnapshotRef,
+    encode_segment,
+    new_segment_name,
+)
+from vectordb_manager.engine.state import StoreState
 
 
 @dataclass(frozen=True)
@@ -69,3 +83,69 @@ class CompactionPolicy:
             if len(set(last)) == 1:
                 return len(segments) - self.fan_in
         return None
+
+
+@dataclass
+class Merge:
+    """A merge ready to commit: the files to write and the manifest that names them."""
+
+    start: int  # the first merged segment (0: a full compaction)
+    name: str
+    segment: SegmentData
+    blobs: dict[str, bytes]
+    proposed: Manifest
+    state: StoreState  # the state after the merge (a new one for a full compaction)
+
+    def install(self, replaced: Sequence[SegmentRef]) -> StoreState:
+        """Update the state for the committed merge of ``replaced``; returns it."""
+        if self.start == 0:
+            self.state.segment_ids = {self.name: (self.segment.ids, [])}
+        else:
+            for ref in replaced:
+                del self.state.segment_ids[ref.name]
+            self.state.segment_ids[self.name] = (self.segment.ids, self.segment.deletes)
+        return self.state
+
+
+def prepare_merge(current: Manifest, st: StoreState, start: int, kind: str) -> Merge | None:
+    """Merge the segments from ``start`` on (0: everything, dropping tombstones, rebuilding the
+    index as ``kind`` and saving its snapshot); ``None`` if there is nothing to gain."""
+    segments = current.segments
+    if not segments:
+        return None
+    if (
+        start == 0
+        and len(segments) == 1
+        and not st.dead
+        and kind == st.kind
+        and (current.snapshot is not None or st.index is None or not st.index.snapshotable)
+    ):
+        return None  # already one segment with its index saved
+    name = new_segment_name()
+    snapshot = current.snapshot
+    new_state = st
+    if start == 0:
+        if st.dead or kind != st.kind:
+            new_state = st.compacted(kind)
+        seg = new_state.encoded_rows(range(new_state.slots))
+    else:
+        run = segments[start:]
+        added = dict.fromkeys(i for r in run for i in st.segment_ids[r.name][0] if i in st.slot)
+        seg = st.encoded_rows(sorted(st.slot[i] for i in added))
+        seg.deletes = [
+            d
+            for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])
+            if d not in st.slot
+        ]
+    ref, blobs = encode_segment(name, seg)
+    if start == 0:
+        snapshot = None
+        data = new_state.index.serialize() if new_state.index is not None else None
+        if data is not None:
+            file = FileRef.of(f"{INDEX_DIR}{name}.faiss", data)
+            blobs[file.path] = data
+            snapshot = SnapshotRef(file, name, len(seg), new_state.kind)
+    proposed = current.next(
+        segments=(*segments[:start], ref), snapshot=snapshot, live_count=st.live
+    )
+    return Merge(start, name, seg, blobs, proposed, new_state)

@@ -1,0 +1,26 @@
+"""The store engine: records, vectors, search and the commit protocol, over any `Storage`.
+
+Where each concern lives:
+
+=====================  ========================================================================
+``core``               `Engine`, the facade: locks, the public operations, the write path
+``commit_log``         `CommitLog`: list manifests, read the newest, propose the next version
+                       (create-if-absent, the ambiguous failure), write and remove files,
+                       collect what old versions leave behind
+``retention``          when old manifests and replaced files may be removed
+``retry``              `RetryPolicy`: what to retry, the backoff, the budget (clock injected)
+``loading``            `Loader`: a manifest's files in, a verified `StoreState` out (open,
+                       refresh), streamed and read ahead
+``state``              `StoreState`: records by slot, the id map, value indexes, the index
+``index``              `VectorIndex`: FAISS flat / HNSW / IVF over the slots, snapshots
+``search``             nearest neighbours on a state, exact under filters
+``filters``            the metadata filter language, compiled to predicates and index plans
+``compaction``         when to merge segments (the policy) and the merge itself
+``verification``       files against memory, records against their hashes
+``format``             the bytes: manifests, segment files, records, checksummed reading
+``limits``             the sizes and depths a store accepts and a reader believes
+``locks``              the readers-writer lock
+=====================  ========================================================================
+
+``docs/architecture.md`` follows an add, an ingested file and a filtered query through these.
+"""

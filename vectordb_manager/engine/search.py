@@ -1,0 +1,207 @@
+"""Search over one `StoreState`: nearest neighbours, exact under filters.
+
+A filter is compiled once (`filters`); the slots that pass it are found from per-key value
+indexes where the filter allows, else by testing each record. Then the k nearest among exactly
+those slots are found, so a filtered search returns the true top k of the passing documents:
+
+* past an eighth of the slots, FAISS searches with a bitmap of the passing slots
+  (``IDSelectorBitmap``: a bit test per slot is cheaper than copying the vectors);
+* otherwise, or when an approximate index comes back short, the passing vectors are compared
+  with the query exactly in NumPy.
+
+An unfiltered search asks FAISS for k (plus the tombstones, when there are few) and falls back
+to the same exact search when an approximate index returns fewer than k live results.
+Scores are returned as distances: lower is closer, for every metric.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+from langchain_core.documents import Document
+
+from vectordb_manager.engine.filters import Plan, Predicate, compile_filter, plan_filter
+from vectordb_manager.engine.format import Vectors
+from vectordb_manager.engine.state import StoreState
+from vectordb_manager.errors import InvalidInputError
+
+Scores = np.ndarray[Any, Any]
+Slots = np.ndarray[Any, Any]
+_FEW_TOMBSTONES = 4096  # up to this many, an unfiltered search asks FAISS for k + tombstones
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: the document, its distance (lower is closer) and, when asked for,
+    its stored vector (normalised for cosine)."""
+
+    document: Document
+    distance: float
+    vector: Vectors | None = None
+
+
+@dataclass(frozen=True)
+class CompiledFilter:
+    """A filter ready to run: its predicate, its index plan and whether the plan is the
+    whole filter (then no record needs testing with the predicate)."""
+
+    predicate: Predicate
+    plan: Plan | None
+    complete: bool
+
+
+def require_k(k: object, name: str = "k") -> int:
+    """``k`` as an int (NumPy integers included); `InvalidInputError` unless it is a positive
+    integer."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+        raise InvalidInputError(f"{name}={k!r} must be a positive integer")
+    return int(k)
+
+
+def search(
+    st: StoreState,
+    q: Vectors,
+    k: int,
+    where: CompiledFilter | None,
+    *,
+    with_vectors: bool = False,
+) -> list[Hit]:
+    """The k nearest live records of ``st`` passing ``where``, closest first."""
+    if st.index is None or not st.live:
+        return []
+    if where is None:
+        scores, slots = _search_all(st, q, k)
+    else:
+        allowed = passing(st, where)
+        if not allowed.size:
+            return []
+        scores, slots = _search_subset(st, q, k, allowed)
+    stored = st.index.vectors() if with_vectors else None
+    return [
+        Hit(
+            document(st, int(s)),
+            to_distance(st.distance, float(d)),
+            np.array(stored[int(s)]) if stored is not None else None,
+        )
+        for d, s in zip(scores, slots, strict=True)
+    ]
+
+
+def passing(st: StoreState, where: CompiledFilter) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The live slots whose metadata passes the filter, ascending."""
+    predicate = where.predicate
+    if where.plan is None:
+        return np.fromiter((s for s, m in st.metas() if predicate(m)), dtype=np.int64)
+    candidates = st.plan_slots(where.plan)
+    ids = st.ids
+    if where.complete:
+        if not st.dead:
+            return candidates
+        return np.fromiter((s for s in candidates.tolist() if ids[s] is not None), np.int64)
+    return np.fromiter(
+        (s for s in candidates.tolist() if ids[s] is not None and predicate(st.record(s)[1])),
+        dtype=np.int64,
+    )
+
+
+def _search_all(st: StoreState, q: Vectors, k: int) -> tuple[Scores, Slots]:
+    assert st.index is not None
+    if not st.dead:
+        scores, slots = st.index.search(q, k)
+        valid = slots[0] >= 0
+        if int(valid.sum()) >= min(k, st.live):
+            return scores[0][valid], slots[0][valid]
+        # an approximate index can come back short (HNSW among many equal vectors, IVF
+        # probing too few lists): fewer than k only when fewer exist, so search exactly
+        return _exact(st, q, min(k, st.live), st.live_slots())
+    if st.dead <= _FEW_TOMBSTONES:
+        scores, slots = st.index.search(q, k + st.dead)
+        ids = st.ids
+        keep = [j for j, s in enumerate(slots[0]) if s >= 0 and ids[s] is not None][:k]
+        if len(keep) >= min(k, st.live):
+            return scores[0][keep], slots[0][keep]
+    return _search_subset(st, q, k, st.live_slots())
+
+
+def _search_subset(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[Scores, Slots]:
+    assert st.index is not None
+    want = min(k, int(allowed.size))
+    # a bitmap search costs a bit test per slot; gathering the allowed vectors costs a copy
+    # of each: past an eighth of the slots, the bitmap is cheaper (measured)
+    if allowed.size > st.slots // 8 and st.index.trained:
+        bits = np.zeros(st.slots, dtype=bool)
+        bits[allowed] = True
+        packed = np.packbits(bits, bitorder="little")
+        selector = faiss.IDSelectorBitmap(st.slots, faiss.swig_ptr(packed))
+        scores, slots = st.index.search(q, k, selector)
+        valid = slots[0] >= 0
+        if int(valid.sum()) >= want:
+            return scores[0][valid][:want], slots[0][valid][:want]
+    return _exact(st, q, want, allowed)
+
+
+def _exact(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[Scores, Slots]:
+    assert st.index is not None
+    vecs = st.index.vectors()[allowed]
+    if st.distance == "l2":
+        scores = ((vecs - q) ** 2).sum(axis=1)
+        order = _top(scores, k)
+    else:
+        scores = vecs @ q[0]
+        order = _top(-scores, k)
+    return scores[order], allowed[order]
+
+
+def _top(keys: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
+    if k < len(keys):
+        part = np.argpartition(keys, k - 1)[:k]
+        return part[np.argsort(keys[part], kind="stable")]
+    return np.argsort(keys, kind="stable")
+
+
+def to_distance(distance: str, raw: float) -> float:
+    """FAISS's raw score as a distance: lower is closer, for every metric."""
+    if distance == "l2":
+        return float(np.sqrt(max(raw, 0.0)))
+    if distance == "cosine":
+        return 1.0 - raw
+    return -raw
+
+
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+
+
+def document(st: StoreState, slot: int) -> Document:
+    """The live record at ``slot`` as a new `Document` (callers cannot change the store
+    through it; flat metadata needs no deep copy)."""
+    text, meta = st.record(slot)[:2]
+    flat = all(type(v) in _SCALAR_TYPES for v in meta.values())
+    return Document(
+        id=st.ids[slot],
+        page_content=text,
+        metadata=dict(meta) if flat else copy.deepcopy(meta),
+    )
+
+
+def ids_by_value(st: StoreState, key: str) -> list[tuple[Any, list[str]]]:
+    """The live ids grouped by their value of metadata ``key`` (see `Engine.ids_by_value`)."""
+    ids = st.ids
+    groups = [
+        (vk[1], [ids[s] for s in slots if ids[s] is not None])
+        for vk, slots in st.key_index(key).items()
+    ]
+    return [(value, names) for value, names in groups if names]  # type: ignore[misc]
+
+
+def compile_where(spec: Mapping[str, Any] | None) -> CompiledFilter | None:
+    """A filter dict compiled once for a call (`None`: no filter)."""
+    predicate = compile_filter(spec)
+    if predicate is None:
+        return None
+    plan, complete = plan_filter(spec)
+    return CompiledFilter(predicate, plan, complete)
