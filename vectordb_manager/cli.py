@@ -4,12 +4,17 @@ Each command parses its arguments, calls one library method, and turns the packa
 into a one-line message and a non-zero exit code (set ``VECTORDB_DEBUG=1`` for tracebacks).
 Configuration comes from, in rising precedence: defaults, ``--config FILE`` (JSON, TOML or
 YAML), ``VECTORDB_*`` environment variables, and flags.
+
+Only ``ingest`` creates a store (and ``migrate`` its target); every other command opens an
+existing one and fails with "no store at ..." where there is none, writing nothing.
+``--verbose`` logs the package (and botocore) at DEBUG level on stderr, credentials redacted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -49,10 +54,12 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     return VectorDBConfig.from_dict(values)
 
 
-def _manager(args: argparse.Namespace) -> Any:
+def _manager(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The manager of the configured store; without ``create``, an existing store only
+    (`StoreNotFoundError`, and nothing is written, where there is none)."""
     from vectordb_manager.manager import VectorDatabaseManager
 
-    return VectorDatabaseManager(build_config(args))
+    return VectorDatabaseManager(build_config(args), create=create)
 
 
 def _print_json(value: Any) -> None:
@@ -68,7 +75,9 @@ def _doc_json(doc: Any, score: float | None = None) -> dict[str, Any]:
 
 # -- commands --------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
-    report = _manager(args).ingest(args.paths, cleanup=args.cleanup, progress=not args.quiet)
+    report = _manager(args, create=True).ingest(
+        args.paths, cleanup=args.cleanup, progress=not args.quiet
+    )
     print(report)
     return 0 if report.ok else 1
 
@@ -130,17 +139,38 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    removed = _manager(args).vacuum(older_than=args.older_than)
+    for name in removed:
+        print(f"removed {name}")
+    print(
+        f"removed {len(removed)} unreferenced file{'' if len(removed) == 1 else 's'} "
+        f"(files younger than {args.older_than:g} s are kept)"
+    )
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    manager = _manager(args)
+    before = manager.stats()
+    if manager.compact():
+        after = manager.stats()
+        print(
+            f"compacted: {before['segments']} segments merged into {after['segments']}, "
+            f"{before['tombstones']} deleted records dropped (version {after['version']})"
+        )
+    else:
+        print("nothing to compact: the store is one segment with no deleted records")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     manager = _manager(args)
     target = VectorDBConfig.from_dict(
         {**manager.config.to_dict(include_secrets=True), **load_config_file(args.to)}
     )
     copied = manager.switch_backend(target, migrate=not args.no_copy, progress=not args.quiet)
-    where = (
-        f"s3://{target.s3_bucket}/{target.s3_prefix}"
-        if target.storage_type == "s3"
-        else target.local_path
-    )
+    where = manager.vector_store.stats()["location"] or "memory"
     print(f"copied {copied} documents to the {target.storage_type} store {where}")
     return 0
 
@@ -173,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-overlap", dest="chunk_overlap", type=int, help="overlap between chunks"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log what the package (and botocore, for S3) does on stderr; credentials redacted",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
@@ -206,14 +242,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("migrate", cmd_migrate, "copy the store (documents and vectors) to another backend")
     p.add_argument("--to", required=True, metavar="CONFIG", help="config file of the target store")
     p.add_argument("--no-copy", action="store_true", help="switch without copying documents")
+    p = command(
+        "vacuum",
+        cmd_vacuum,
+        "remove files that crashes or interrupted writes left behind (no manifest uses them)",
+    )
+    p.add_argument(
+        "--older-than",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="only files at least this old, so no running writer owns them (default 600)",
+    )
+    command(
+        "compact",
+        cmd_compact,
+        "merge all segments into one and drop deleted records (faster opening, less space)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    _tolerate_unencodable_text()
     parser = build_parser()
     args = parser.parse_args(argv)
+    handler: logging.Handler | None = None
+    levels = {name: logging.getLogger(name).level for name in _DEBUG_LOGGERS}
     try:
+        if args.verbose:
+            from vectordb_manager.storage.redact import configure_debug_logging
+
+            handler = configure_debug_logging()
         return int(args.func(args))
     except VectorDBError as exc:
         return _fail(exc)
@@ -224,6 +284,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("VECTORDB_DEBUG"):
             raise
         return _fail(exc, unexpected=True)
+    finally:
+        if handler is not None:  # main may run again in this process (tests, notebooks)
+            for name, level in levels.items():
+                logging.getLogger(name).removeHandler(handler)
+                logging.getLogger(name).setLevel(level)
+            handler.close()
+
+
+# the loggers ``configure_debug_logging`` turns to DEBUG
+_DEBUG_LOGGERS = ("vectordb_manager", "botocore", "boto3", "s3transfer", "urllib3")
+
+
+def _tolerate_unencodable_text() -> None:
+    """Print what cannot be encoded as backslash escapes instead of failing.
+
+    File names that are not valid UTF-8 reach sources, reports and errors as lone
+    surrogates (``"caf\\udce9.txt"``), which a strict UTF-8 stream refuses to write.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
+            reconfigure(errors="backslashreplace")
 
 
 def _fail(exc: BaseException, *, unexpected: bool = False) -> int:

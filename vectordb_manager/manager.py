@@ -10,6 +10,7 @@ re-embedding); ``reembed`` rebuilds a store for a new model.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -24,8 +25,20 @@ from langchain_core.vectorstores import VectorStoreRetriever
 from tqdm.std import tqdm
 
 from vectordb_manager.config import VectorDBConfig
-from vectordb_manager.embeddings import EmbeddingService
-from vectordb_manager.errors import ConfigurationError, DocumentNotFoundError, InvalidInputError
+from vectordb_manager.embeddings import (
+    EmbeddingService,
+    build_embeddings,
+    embedding_model_name,
+    known_dimension,
+)
+from vectordb_manager.engine.core import Engine
+from vectordb_manager.errors import (
+    ConfigurationError,
+    DimensionMismatchError,
+    DocumentNotFoundError,
+    InvalidInputError,
+    StoreNotFoundError,
+)
 from vectordb_manager.processing import DocumentProcessor, FileResult
 from vectordb_manager.stores.engine_store import EngineVectorStore
 from vectordb_manager.stores.factory import create_vector_store
@@ -299,6 +312,32 @@ class VectorDatabaseManager:
         """A LangChain retriever over the store (``search_kwargs={"k": 4, "filter": ...}``)."""
         return self._store.as_retriever(**kwargs)
 
+    # -- maintenance -------------------------------------------------------------------------
+    def vacuum(self, older_than: float = 600.0) -> list[str]:
+        """Remove the files crashes and lost races left behind (files no manifest references
+        and interrupted temporary writes) once they are ``older_than`` seconds old, so that
+        no writer still running owns them. Returns the removed files' names.
+
+        Raises:
+            InvalidInputError: ``older_than`` is negative or not a finite number.
+        """
+        if (
+            isinstance(older_than, bool)
+            or not isinstance(older_than, int | float)
+            or not math.isfinite(older_than)
+            or older_than < 0
+        ):
+            raise InvalidInputError(
+                f"older_than={older_than!r} must be a finite number of seconds, zero or more "
+                "(files younger than that are kept: a running writer may still own them)"
+            )
+        return self._store.vacuum(float(older_than))
+
+    def compact(self) -> bool:
+        """Merge every segment into one and drop deleted records; ``False`` if there was
+        nothing to gain (already one segment with nothing deleted)."""
+        return self._store.compact()
+
     # -- moving between stores -------------------------------------------------------------------
     def switch_backend(
         self,
@@ -309,17 +348,34 @@ class VectorDatabaseManager:
         batch_size: int = 1000,
     ) -> int:
         """Use the store ``config`` describes from now on; with ``migrate``, first copy every
-        document and its vector there (no re-embedding). Returns how many were copied."""
-        if config.embedding_provider != self.config.embedding_provider or (
-            config.embedding_model != self.config.embedding_model
-        ):
+        document and its vector there (no re-embedding). Returns how many were copied.
+
+        Everything a copy depends on is checked before anything is written: the target must
+        use the same embedding model, dimension and distance as this store, must not be this
+        store, and, if a store already exists there, it must hold vectors of the same model,
+        dimension and distance. A refused switch leaves the target as it was (a target that
+        did not exist is not created).
+
+        Raises:
+            ConfigurationError: another embedding model or distance (use `reembed` to change
+                them), or the target is this store.
+            DimensionMismatchError: the target's vectors would have another dimension.
+        """
+        if batch_size <= 0:
+            raise InvalidInputError(f"batch_size={batch_size} must be positive")
+        source = self._store.engine
+        self._require_same_vectors(config)
+        if migrate and _same_location(config, self.config):
             raise ConfigurationError(
-                "switch_backend keeps the embedding model; to change models use reembed()"
+                f"the migration target {_describe(config)} is this store itself; give a "
+                "configuration with another local_path, s3_bucket or s3_prefix"
             )
-        target = self._open(config)
+        target = self._open_target(config)
+        if target is None:  # nothing there: checked all there is to check, now create it
+            target = self._open_target(config, create=True)
+            assert target is not None
         copied = 0
         if migrate:
-            source = self._store.engine
             total = source.count()
             with tqdm(total=total, unit="doc", disable=not progress, desc="migrate") as bar:
                 for rows in source.iter_rows(batch_size):
@@ -329,6 +385,70 @@ class VectorDatabaseManager:
         self.config = config
         self._store = target
         return copied
+
+    def _require_same_vectors(self, config: VectorDBConfig) -> None:
+        """Refuse a target configuration whose embeddings or distance differ from this
+        store's: the copied vectors would not be comparable with its queries."""
+        source = self._store.engine
+        model, dimension = _recorded_model(source), source.dimension
+        fields = ("embedding_provider", "embedding_model", "embedding_dimensions")
+        if any(getattr(config, f) != getattr(self.config, f) for f in fields):
+            # another description of the model: it must still resolve to the same one
+            wanted = build_embeddings(config, lazy=True)
+            new_model, new_dimension = embedding_model_name(wanted), known_dimension(wanted)
+            if dimension is not None and new_dimension not in (None, dimension):
+                raise DimensionMismatchError(
+                    f"the target configuration's embedding model {new_model!r} gives "
+                    f"{new_dimension}-dimensional vectors but this store holds "
+                    f"{dimension}-dimensional ones (model {model!r}); a migration copies the "
+                    "vectors as they are, so keep embedding_provider, embedding_model and "
+                    "embedding_dimensions, or use reembed() to rebuild for another model"
+                )
+            if model is not None and new_model != model:
+                raise ConfigurationError(
+                    f"the target configuration names embedding model {new_model!r} but this "
+                    f"store was built with {model!r}; switch_backend keeps the embedding "
+                    "model, so keep embedding_provider and embedding_model, or use reembed() "
+                    "to rebuild for another model"
+                )
+        if config.distance_metric != source.distance:
+            raise ConfigurationError(
+                f"the target configuration says distance_metric={config.distance_metric!r} "
+                f"but this store uses {source.distance!r}; a migration copies the vectors as "
+                f"they are, so set distance_metric={source.distance!r}, or use reembed() to "
+                "build a store with another distance"
+            )
+
+    def _open_target(
+        self, config: VectorDBConfig, *, create: bool = False
+    ) -> EngineVectorStore | None:
+        """The store at ``config``'s location if it can take this store's vectors (``None``
+        if there is none and not ``create``); refuses one that cannot, writing nothing."""
+        source = self._store.engine
+        where = _describe(config)
+        try:
+            target = self._open(config, create=create)
+        except StoreNotFoundError:
+            return None
+        except (ConfigurationError, DimensionMismatchError) as exc:
+            raise type(exc)(
+                f"cannot migrate to {where}: a store is there already and does not match "
+                f"this one: {exc}. Migrate to an empty location instead"
+            ) from exc
+        engine = target.engine
+        if engine.dimension is not None and source.dimension not in (None, engine.dimension):
+            raise DimensionMismatchError(
+                f"cannot migrate to {where}: the store there holds {engine.dimension}-"
+                f"dimensional vectors but this one holds {source.dimension}-dimensional ones; "
+                "migrate to an empty location instead"
+            )
+        theirs, ours = _recorded_model(engine), _recorded_model(source)
+        if theirs is not None and ours is not None and theirs != ours:
+            raise ConfigurationError(
+                f"cannot migrate to {where}: the store there was built with embedding model "
+                f"{theirs!r} but this one with {ours!r}; migrate to an empty location instead"
+            )
+        return target
 
     def reembed(
         self,
@@ -340,7 +460,7 @@ class VectorDatabaseManager:
     ) -> int:
         """Rebuild the store for a new embedding model at the location ``config`` describes
         (which must differ from the current one), then switch to it. Returns the count."""
-        if config.storage_type != "memory" and _location(config) == _location(self.config):
+        if _same_location(config, self.config):
             raise ConfigurationError(
                 "reembed writes a new store: give a config with another local_path or s3_prefix"
             )
@@ -373,7 +493,27 @@ def _source_of(result: FileResult) -> str:
     return str(Path(result.path).absolute())
 
 
+def _recorded_model(engine: Engine) -> str | None:
+    """The embedding model a store records (or, before its first commit, was opened with)."""
+    manifest = engine.manifest
+    return (manifest.embedding_model if manifest else None) or engine.embedding_model
+
+
+def _describe(config: VectorDBConfig) -> str:
+    if config.storage_type == "s3":
+        return f"s3://{config.s3_bucket}/{config.s3_prefix}"
+    return "memory" if config.storage_type == "memory" else config.local_path
+
+
+def _same_location(a: VectorDBConfig, b: VectorDBConfig) -> bool:
+    """Whether two configurations name the same persisted store (memory stores never do)."""
+    if "memory" in (a.storage_type, b.storage_type):
+        return False
+    return _location(a) == _location(b)
+
+
 def _location(config: VectorDBConfig) -> tuple[str, ...]:
     if config.storage_type == "s3":
-        return ("s3", str(config.s3_bucket), config.s3_prefix.strip("/"))
+        endpoint = (config.s3_endpoint_url or "").rstrip("/")
+        return ("s3", endpoint, str(config.s3_bucket), config.s3_prefix.strip("/"))
     return ("local", str(Path(config.local_path).resolve()))

@@ -1,4 +1,5 @@
-"""The `vectordb` command end to end, through subprocesses, plus its help texts."""
+"""The `vectordb` command end to end, through subprocesses, plus its help texts (the
+in-process tests of single commands are in test_cli_commands.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from vectordb_manager import LocalVectorStore
 from vectordb_manager.cli import build_parser
+from vectordb_manager.embeddings import HashingEmbeddings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "documents"
@@ -28,7 +31,9 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
 def test_every_command_has_help() -> None:
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subparsers.choices) >= {"ingest", "search", "stats", "get", "delete", "verify", "migrate"}
+    assert set(subparsers.choices) >= {
+        "ingest", "search", "stats", "get", "delete", "verify", "migrate", "vacuum", "compact"
+    }
     helps = {c.dest: c.help for c in subparsers._choices_actions}
     for name, sub in subparsers.choices.items():
         assert helps.get(name), f"{name} has no help text"
@@ -110,6 +115,7 @@ def test_config_file_environment_and_flags(tmp_path: Path) -> None:
     ],
 )
 def test_failures_are_one_line_without_traceback(tmp_path: Path, args: list[str], message: str) -> None:
+    LocalVectorStore(HashingEmbeddings(), tmp_path / "s")  # an empty store to fail on
     result = run("--path", str(tmp_path / "s"), *args)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -123,3 +129,11 @@ def test_bad_config_file_names_the_field(tmp_path: Path) -> None:
     result = run("--config", str(config), "stats")
     assert result.returncode == 1
     assert "index_type='annoy'" in result.stderr and "chunk_size=-1" in result.stderr
+
+
+def test_vacuum_without_a_store_exits_non_zero_and_creates_nothing(tmp_path: Path) -> None:
+    result = run("--provider", "fake", "--path", str(tmp_path / "none"), "vacuum", "--older-than", "0")
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"vectordb: error: no store at {tmp_path / 'none'}")
+    assert list(tmp_path.iterdir()) == []

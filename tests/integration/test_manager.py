@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from vectordb_manager import (
     ConfigurationError,
     DimensionMismatchError,
     DocumentNotFoundError,
+    InvalidInputError,
     VectorDatabaseManager,
     VectorDBConfig,
 )
@@ -182,3 +185,24 @@ def test_a_file_that_becomes_empty_loses_its_chunks(tmp_path: Path, corpus: Path
     report = db.ingest(corpus)
     assert str(corpus / "cats.txt") in report.files_updated
     assert not db.vector_store.get_ids({"source": str((corpus / "cats.txt").absolute())})
+
+
+def test_vacuum_and_compact(tmp_path: Path) -> None:
+    db = manager(tmp_path)
+    ids = db.add_texts(["alpha text"])
+    db.add_texts(["beta text"])
+    db.delete(ids)
+    leftover = tmp_path / "store" / "segments" / f"{'0' * 32}.seg"  # a crashed writer's
+    leftover.write_bytes(b"unreferenced")
+    os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+    for bad in (-1, float("nan"), float("inf"), "600", True):
+        with pytest.raises(InvalidInputError, match=r"older_than=.* must be a finite number"):
+            db.vacuum(bad)  # type: ignore[arg-type]
+    assert leftover.exists()
+    assert db.vacuum(older_than=7200) == []
+    assert db.vacuum() == [f"segments/{leftover.name}"] and not leftover.exists()
+    assert db.stats()["segments"] == 3
+    assert db.compact() is True
+    assert db.stats()["segments"] == 1 and db.stats()["tombstones"] == 0 and db.count() == 1
+    assert db.compact() is False
+    assert db.verify()["documents"] == 1
