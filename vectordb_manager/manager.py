@@ -495,8 +495,8 @@ def _source_of(result: FileResult) -> str:
 
 def _recorded_model(engine: Engine) -> str | None:
     """The embedding model a store records (or, before its first commit, was opened with)."""
-    manifest = engine.manifest
-    return (manifest.embedding_model if manifest else None) or engine.embedding_model
+    model = engine.stats()["embedding_model"]
+    return str(model) if model is not None else None
 
 
 def _describe(config: VectorDBConfig) -> str:
