@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vectordb_manager.config import VectorDBConfig, load_config_file
+from vectordb_manager.engine.options import DISTANCES, INDEX_TYPES
 from vectordb_manager.errors import InvalidInputError, VectorDBError
 
 # flag -> config field, for the options every command takes
@@ -195,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", help="embedding model name")
     parser.add_argument(
-        "--distance", choices=["cosine", "l2", "inner_product"], help="distance (new stores)"
+        "--distance", choices=DISTANCES, help="distance (new stores)"
     )
-    parser.add_argument("--index", choices=["flat", "hnsw", "ivf", "auto"], help="index type")
+    parser.add_argument("--index", choices=INDEX_TYPES, help="index type")
     parser.add_argument("--chunk-size", dest="chunk_size", type=int, help="characters per chunk")
     parser.add_argument(
         "--chunk-overlap", dest="chunk_overlap", type=int, help="overlap between chunks"

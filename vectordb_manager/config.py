@@ -19,17 +19,22 @@ from typing import Any, Literal
 
 import yaml
 
+from vectordb_manager.engine.options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DISTANCE,
+    DEFAULT_INDEX,
+    DISTANCES,
+    INDEX_TYPES,
+    Distance,
+    IndexType,
+)
 from vectordb_manager.errors import ConfigurationError
 
 StorageType = Literal["local", "s3", "memory"]
 EmbeddingProvider = Literal["huggingface", "openai", "fake"]
-Distance = Literal["cosine", "l2", "inner_product"]
-IndexType = Literal["flat", "hnsw", "ivf", "auto"]
 
 STORAGE_TYPES = ("local", "s3", "memory")
 EMBEDDING_PROVIDERS = ("huggingface", "openai", "fake")
-DISTANCES = ("cosine", "l2", "inner_product")
-INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
 RETRY_MODES = ("standard", "adaptive")
 SSE_MODES = ("AES256", "aws:kms")
 
@@ -58,15 +63,15 @@ class VectorDBConfig:
     embedding_provider: EmbeddingProvider = "huggingface"
     embedding_model: str | None = None
     embedding_dimensions: int | None = None
-    embedding_batch_size: int = 64
+    embedding_batch_size: int = DEFAULT_BATCH_SIZE
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     openai_timeout: float | None = 60.0
     openai_max_retries: int = 2
     chunk_size: int = 1000
     chunk_overlap: int = 200
-    distance_metric: Distance = "cosine"
-    index_type: IndexType = "flat"
+    distance_metric: Distance = DEFAULT_DISTANCE
+    index_type: IndexType = DEFAULT_INDEX
 
     def __post_init__(self) -> None:
         problems = [*_type_problems(self), *_value_problems(self)]

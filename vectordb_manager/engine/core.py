@@ -48,6 +48,13 @@ from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import check_record_size
 from vectordb_manager.engine.loading import Loader, check_live
 from vectordb_manager.engine.locks import ReadWriteLock
+from vectordb_manager.engine.options import (
+    DEFAULT_COMMIT_ATTEMPTS,
+    DEFAULT_DISTANCE,
+    DEFAULT_INDEX,
+    DISTANCES,
+    INDEX_TYPES,
+)
 from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS
 from vectordb_manager.engine.retry import commit_policy
 from vectordb_manager.engine.search import Hit, require_k
@@ -65,11 +72,9 @@ from vectordb_manager.storage.base import ObjectNotFound, Storage
 
 logger = logging.getLogger(__name__)
 
-DISTANCES = ("cosine", "l2", "inner_product")
-INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
 _MAX_MERGES = 16  # merges in a row after one commit (each makes the next plan smaller)
 
-__all__ = ["DISTANCES", "INDEX_TYPES", "Engine", "Hit", "require_k"]
+__all__ = ["Engine", "Hit", "require_k"]
 
 
 class Engine:
@@ -83,13 +88,13 @@ class Engine:
         self,
         storage: Storage | None,
         *,
-        distance: str = "cosine",
-        index: str = "flat",
+        distance: str = DEFAULT_DISTANCE,
+        index: str = DEFAULT_INDEX,
         params: IndexParams | None = None,
         dimension: int | None = None,
         embedding_model: str | None = None,
         compaction: CompactionPolicy | None = None,
-        commit_attempts: int = 32,
+        commit_attempts: int = DEFAULT_COMMIT_ATTEMPTS,
         check_model: bool = True,
         create: bool = True,
         sleep: Callable[[float], None] = time.sleep,

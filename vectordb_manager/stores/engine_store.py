@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,39 +29,28 @@ from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.core import Engine, Hit, require_k
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
+from vectordb_manager.engine.options import DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_ATTEMPTS
 from vectordb_manager.errors import ConfigurationError, InvalidInputError
 from vectordb_manager.storage.base import Storage
 
 _INDEX_OPTIONS = tuple(IndexParams.__dataclass_fields__)
-STORE_OPTIONS = (
-    *_INDEX_OPTIONS,
-    "batch_size",
-    "compaction",
-    "commit_attempts",
-    "check_embedding_model",
-    "create",
-)
 
 
-class EngineVectorStore(VectorStore):
-    """A LangChain vector store backed by the vectordb-manager engine."""
+@dataclass(frozen=True)
+class StoreOptions:
+    """The keyword options every store takes besides ``distance`` and ``index``, checked once
+    (`from_kwargs`); the index's tuning (`IndexParams`) is given by its field names."""
 
-    _engine: Engine
+    batch_size: int = DEFAULT_BATCH_SIZE
+    commit_attempts: int = DEFAULT_COMMIT_ATTEMPTS
+    check_embedding_model: bool = True
+    create: bool = True
+    compaction: CompactionPolicy | None = None
+    params: IndexParams = field(default_factory=IndexParams)
 
-    def __init__(self, embedding: Embeddings, *, batch_size: int = 64) -> None:
-        if not isinstance(embedding, Embeddings):
-            raise ConfigurationError(
-                f"embedding must be a LangChain Embeddings object, got {type(embedding).__name__}"
-            )
-        self._embedding = embedding
-        self._service = EmbeddingService(embedding, batch_size=batch_size)
-
-    # -- construction helpers ----------------------------------------------------------------
-    @staticmethod
-    def _split_options(
-        options: Mapping[str, Any],
-    ) -> tuple[int, dict[str, Any]]:
-        """Check store options; returns the batch size and the engine's keyword arguments."""
+    @classmethod
+    def from_kwargs(cls, options: Mapping[str, Any]) -> StoreOptions:
+        """Options from a store's keyword arguments; `ConfigurationError` names a bad one."""
         unknown = sorted(set(options) - set(STORE_OPTIONS))
         if unknown:
             raise ConfigurationError(
@@ -81,26 +71,47 @@ class EngineVectorStore(VectorStore):
             raise ConfigurationError(
                 "compaction must be a CompactionPolicy or a dict of its fields"
             )
-        batch_size = options.get("batch_size", 64)
-        attempts = options.get("commit_attempts", 32)
-        for name, value in (("batch_size", batch_size), ("commit_attempts", attempts)):
-            if not isinstance(value, int) or value <= 0:
+        plain = {k: options[k] for k in _PLAIN_OPTIONS if k in options}
+        for name, value in plain.items():
+            default = getattr(cls, name)
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ConfigurationError(f"{name}={value!r} must be True or False")
+            elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name}={value!r} must be a positive integer")
-        flags = {}
-        for name in ("check_embedding_model", "create"):
-            flags[name] = options.get(name, True)
-            if not isinstance(flags[name], bool):
-                raise ConfigurationError(f"{name}={flags[name]!r} must be True or False")
-        return batch_size, {
-            "params": params,
-            "compaction": compaction,
-            "commit_attempts": attempts,
-            "check_model": flags["check_embedding_model"],
-            "create": flags["create"],
+        return cls(compaction=compaction, params=params, **plain)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """The `Engine`'s keyword arguments for these options."""
+        return {
+            "params": self.params,
+            "compaction": self.compaction,
+            "commit_attempts": self.commit_attempts,
+            "check_model": self.check_embedding_model,
+            "create": self.create,
         }
 
+
+_PLAIN_OPTIONS = ("batch_size", "commit_attempts", "check_embedding_model", "create")
+STORE_OPTIONS = (*_INDEX_OPTIONS, *_PLAIN_OPTIONS, "compaction")
+
+
+class EngineVectorStore(VectorStore):
+    """A LangChain vector store backed by the vectordb-manager engine."""
+
+    _engine: Engine
+
+    def __init__(self, embedding: Embeddings, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        if not isinstance(embedding, Embeddings):
+            raise ConfigurationError(
+                f"embedding must be a LangChain Embeddings object, got {type(embedding).__name__}"
+            )
+        self._embedding = embedding
+        self._service = EmbeddingService(embedding, batch_size=batch_size)
+
+    # -- construction helpers ----------------------------------------------------------------
     def _start_engine(
-        self, storage: Storage | None, *, distance: str, index: str, options: dict[str, Any]
+        self, storage: Storage | None, *, distance: str, index: str, options: StoreOptions
     ) -> None:
         self._engine = Engine(
             storage,
@@ -108,7 +119,7 @@ class EngineVectorStore(VectorStore):
             index=index,
             dimension=known_dimension(self._embedding),
             embedding_model=embedding_model_name(self._embedding),
-            **options,
+            **options.engine_kwargs(),
         )
 
     # -- properties --------------------------------------------------------------------------

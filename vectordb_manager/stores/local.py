@@ -8,9 +8,10 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
+from vectordb_manager.engine.options import DEFAULT_DISTANCE, DEFAULT_INDEX
 from vectordb_manager.errors import ConfigurationError, StorageError
 from vectordb_manager.storage.local import LocalStorage
-from vectordb_manager.stores.engine_store import EngineVectorStore
+from vectordb_manager.stores.engine_store import EngineVectorStore, StoreOptions
 
 
 class LocalVectorStore(EngineVectorStore):
@@ -117,8 +118,8 @@ class LocalVectorStore(EngineVectorStore):
         embedding: Embeddings,
         path: str | os.PathLike[str] | None = None,
         *,
-        distance: str = "cosine",
-        index: str = "flat",
+        distance: str = DEFAULT_DISTANCE,
+        index: str = DEFAULT_INDEX,
         **kwargs: Any,
     ) -> None:
         """Open the store at ``path``, creating it if absent; ``path=None`` keeps it in memory.
@@ -136,8 +137,8 @@ class LocalVectorStore(EngineVectorStore):
             StoreNotFoundError: no store is there and ``create=False``.
             StorageError: the directory cannot be used.
         """
-        batch_size, engine_options = self._split_options(kwargs)
-        super().__init__(embedding, batch_size=batch_size)
+        options = StoreOptions.from_kwargs(kwargs)
+        super().__init__(embedding, batch_size=options.batch_size)
         if path is not None and not os.fspath(path):
             raise ConfigurationError(
                 "path='' names no directory; give the store's directory, or path=None for a "
@@ -148,7 +149,7 @@ class LocalVectorStore(EngineVectorStore):
         if self.path is not None:
             _check_directory(self.path)
             storage = LocalStorage(self.path)
-        self._start_engine(storage, distance=distance, index=index, options=engine_options)
+        self._start_engine(storage, distance=distance, index=index, options=options)
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path is not None else "memory"

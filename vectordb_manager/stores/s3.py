@@ -8,8 +8,9 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
+from vectordb_manager.engine.options import DEFAULT_DISTANCE, DEFAULT_INDEX
 from vectordb_manager.errors import ConfigurationError
-from vectordb_manager.stores.engine_store import EngineVectorStore
+from vectordb_manager.stores.engine_store import EngineVectorStore, StoreOptions
 
 S3_OPTIONS = (
     "profile_name",
@@ -75,8 +76,8 @@ class S3VectorStore(EngineVectorStore):
         client: Any = None,
         region_name: str | None = None,
         endpoint_url: str | None = None,
-        distance: str = "cosine",
-        index: str = "flat",
+        distance: str = DEFAULT_DISTANCE,
+        index: str = DEFAULT_INDEX,
         **kwargs: Any,
     ) -> None:
         """Open the store at ``s3://bucket/prefix/``, creating it if absent.
@@ -90,8 +91,8 @@ class S3VectorStore(EngineVectorStore):
         from vectordb_manager.storage.s3 import S3Storage
 
         s3_opts = {k: kwargs.pop(k) for k in list(kwargs) if k in S3_OPTIONS}
-        batch_size, engine_options = self._split_options(kwargs)
-        super().__init__(embedding, batch_size=batch_size)
+        options = StoreOptions.from_kwargs(kwargs)
+        super().__init__(embedding, batch_size=options.batch_size)
         if not isinstance(bucket, str) or not _BUCKET.match(bucket):
             raise ConfigurationError(
                 f"bucket={bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, "
@@ -124,7 +125,7 @@ class S3VectorStore(EngineVectorStore):
             cache_dir=s3_opts.get("cache_dir"),
         )
         self.prefix = storage.prefix
-        self._start_engine(storage, distance=distance, index=index, options=engine_options)
+        self._start_engine(storage, distance=distance, index=index, options=options)
 
     def __repr__(self) -> str:
         return (
