@@ -57,7 +57,7 @@ from vectordb_manager.engine.options import (
 )
 from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS
 from vectordb_manager.engine.retry import commit_policy
-from vectordb_manager.engine.search import Hit, require_k
+from vectordb_manager.engine.search import CompiledFilter, Hit, require_k
 from vectordb_manager.engine.state import StoreState
 from vectordb_manager.engine.verification import check_records, compare
 from vectordb_manager.errors import (
@@ -532,13 +532,14 @@ class Engine:
         self,
         query: Sequence[float] | Vectors,
         k: int,
-        filter: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | CompiledFilter | None = None,
         *,
         with_vectors: bool = False,
     ) -> list[Hit]:
-        """The k nearest live records passing the filter, closest first."""
+        """The k nearest live records passing the filter (a dict, or one compiled once for
+        the call), closest first."""
         k = require_k(k)
-        where = searching.compile_where(filter)
+        where = filter if isinstance(filter, CompiledFilter) else searching.compile_where(filter)
         q = self.prepare_query(query)
         if q is None:
             return []

@@ -26,10 +26,11 @@ from vectordb_manager.embeddings import (
     known_dimension,
 )
 from vectordb_manager.engine.compaction import CompactionPolicy
-from vectordb_manager.engine.core import Engine, Hit, require_k
+from vectordb_manager.engine.core import Engine, Hit
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
 from vectordb_manager.engine.options import DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_ATTEMPTS
+from vectordb_manager.engine.search import CompiledFilter, compile_where, require_k
 from vectordb_manager.errors import ConfigurationError, InvalidInputError
 from vectordb_manager.storage.base import Storage
 
@@ -205,10 +206,9 @@ class EngineVectorStore(VectorStore):
     ) -> list[tuple[Document, float]]:
         """Documents with their distance to the query: lower is closer (see the class doc)."""
         _no_extra(kwargs, "similarity_search")
-        k = require_k(k)
-        return self.similarity_search_with_score_by_vector(
-            self._service.embed_query(query), k, filter
-        )
+        k, where = _request(k, filter)  # checked before the query costs an embedding
+        hits = self._engine.search(self._service.embed_query(query), k, where)
+        return [(h.document, h.distance) for h in hits]
 
     def similarity_search_with_score_by_vector(
         self,
@@ -248,10 +248,9 @@ class EngineVectorStore(VectorStore):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        k = require_k(k)
-        return self.max_marginal_relevance_search_by_vector(
-            self._service.embed_query(query), k, fetch_k, lambda_mult, filter, **kwargs
-        )
+        _no_extra(kwargs, "max_marginal_relevance_search")
+        request = _mmr_request(k, fetch_k, lambda_mult, filter)  # before embedding the query
+        return self._mmr(self._service.embed_query(query), *request)
 
     @override
     def max_marginal_relevance_search_by_vector(
@@ -264,21 +263,17 @@ class EngineVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         _no_extra(kwargs, "max_marginal_relevance_search")
-        k = require_k(k)
-        fetch_k = require_k(fetch_k, "fetch_k")
-        if (
-            isinstance(lambda_mult, bool)
-            or not isinstance(lambda_mult, int | float | np.floating | np.integer)
-            or not 0.0 <= lambda_mult <= 1.0
-        ):
-            raise InvalidInputError(
-                f"lambda_mult={lambda_mult!r} must be a number between 0 (most diverse) and 1 "
-                "(most relevant)"
-            )
-        lambda_mult = float(lambda_mult)
-        hits: list[Hit] = self._engine.search(
-            embedding, max(k, fetch_k), filter, with_vectors=True
-        )
+        return self._mmr(embedding, *_mmr_request(k, fetch_k, lambda_mult, filter))
+
+    def _mmr(
+        self,
+        embedding: Sequence[float],
+        k: int,
+        fetch_k: int,
+        lambda_mult: float,
+        where: CompiledFilter | None,
+    ) -> list[Document]:
+        hits: list[Hit] = self._engine.search(embedding, max(k, fetch_k), where, with_vectors=True)
         if not hits:
             return []
         candidates = [h.vector.tolist() for h in hits if h.vector is not None]
@@ -348,6 +343,29 @@ RELEVANCE: dict[str, Callable[[float], float]] = {
     "l2": _relevance_l2,
     "inner_product": _relevance_inner_product,
 }
+
+
+def _request(k: object, filter: Mapping[str, Any] | None) -> tuple[int, CompiledFilter | None]:
+    """A search's ``k`` and filter, checked (and the filter compiled) once."""
+    return require_k(k), compile_where(filter)
+
+
+def _mmr_request(
+    k: object, fetch_k: object, lambda_mult: object, filter: Mapping[str, Any] | None
+) -> tuple[int, int, float, CompiledFilter | None]:
+    """An MMR search's arguments, checked once."""
+    fetch = require_k(fetch_k, "fetch_k")
+    if (
+        isinstance(lambda_mult, bool)
+        or not isinstance(lambda_mult, int | float | np.floating | np.integer)
+        or not 0.0 <= lambda_mult <= 1.0
+    ):
+        raise InvalidInputError(
+            f"lambda_mult={lambda_mult!r} must be a number between 0 (most diverse) and 1 "
+            "(most relevant)"
+        )
+    k, where = _request(k, filter)
+    return k, fetch, float(lambda_mult), where
 
 
 def _id_list(ids: Sequence[str]) -> list[str]:
