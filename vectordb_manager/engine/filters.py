@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from vectordb_manager.engine.limits import MAX_FILTER_DEPTH, MAX_METADATA_DEPTH, deeper_than
@@ -164,8 +165,32 @@ def _require_json(value: Any, path: str) -> None:
 
 # -- index plans --------------------------------------------------------------------------
 # A plan answers the equality parts of a filter from per-key value indexes instead of testing
-# every record. ("eq", key, values) | ("and", [plans]) | ("or", [plans]).
-Plan = tuple[Any, ...]
+# every record.
+
+
+@dataclass(frozen=True)
+class Equals:
+    """The records whose ``key`` equals one of ``values``."""
+
+    key: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """The records every part selects."""
+
+    parts: tuple[Plan, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """The records some part selects."""
+
+    parts: tuple[Plan, ...]
+
+
+Plan = Equals | AllOf | AnyOf
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -202,7 +227,7 @@ def _plan_mapping(spec: Mapping[str, Any]) -> tuple[Plan | None, bool]:
         elif key == "$or":
             subs = [_plan_mapping(s) for s in cond]
             if all(p is not None for p, _ in subs):
-                terms.append(("or", [p for p, _ in subs]))
+                terms.append(AnyOf(tuple(p for p, _ in subs if p is not None)))
                 complete = complete and all(c for _, c in subs)
             else:
                 complete = False
@@ -211,10 +236,10 @@ def _plan_mapping(spec: Mapping[str, Any]) -> tuple[Plan | None, bool]:
             if values is None:
                 complete = False
             else:
-                terms.append(("eq", key, values))
+                terms.append(Equals(key, tuple(values)))
     if not terms:
         return None, False
-    return (terms[0] if len(terms) == 1 else ("and", terms)), complete
+    return (terms[0] if len(terms) == 1 else AllOf(tuple(terms))), complete
 
 
 def _equality_values(cond: Any) -> list[Any] | None:

@@ -74,14 +74,6 @@ class VectorIndex:
 
     # -- construction --------------------------------------------------------------------
     @classmethod
-    def build(
-        cls, kind: IndexKind, dim: int, distance: str, params: IndexParams, vectors: Vectors
-    ) -> VectorIndex:
-        index = cls(kind, dim, distance, params)
-        index.add(vectors)
-        return index
-
-    @classmethod
     def from_snapshot(
         cls,
         stream: IO[bytes],

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vectordb_manager.engine.filters import Plan, value_key
+from vectordb_manager.engine.filters import AllOf, Equals, Plan, value_key
 from vectordb_manager.engine.format import RawRecords, SegmentData, Vectors, encode_record
 from vectordb_manager.engine.index import IndexParams, VectorIndex
 
@@ -183,10 +183,9 @@ class StoreState:
 
     def plan_slots(self, plan: Plan) -> np.ndarray[Any, np.dtype[np.int64]]:
         """Sorted slots that can pass the equality terms of a filter plan."""
-        op = plan[0]
-        if op == "eq":
-            table = self.key_index(plan[1])
-            keys = dict.fromkeys(k for k in map(value_key, plan[2]) if k is not None)
+        if isinstance(plan, Equals):
+            table = self.key_index(plan.key)
+            keys = dict.fromkeys(k for k in map(value_key, plan.values) if k is not None)
             # each list is ascending and a slot has one value per key: no dedup needed
             parts = [np.frombuffer(table[k], dtype=np.int64) for k in keys if k in table]
             if not parts:
@@ -194,8 +193,8 @@ class StoreState:
             if len(parts) == 1:
                 return parts[0].copy()  # a copy: the array may grow on the next commit
             return np.sort(np.concatenate(parts))
-        parts = [self.plan_slots(p) for p in plan[1]]
-        combine = np.intersect1d if op == "and" else np.union1d
+        parts = [self.plan_slots(p) for p in plan.parts]
+        combine = np.intersect1d if isinstance(plan, AllOf) else np.union1d
         result = parts[0]
         for part in parts[1:]:
             result = combine(result, part)
