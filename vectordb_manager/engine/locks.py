@@ -16,6 +16,12 @@ class ReadWriteLock:
         self._writer = False
         self._waiting_writers = 0
 
+    @property
+    def writers_waiting(self) -> int:
+        """How many writers wait for the lock (new readers wait behind them)."""
+        with self._cond:
+            return self._waiting_writers
+
     @contextmanager
     def read(self) -> Iterator[None]:
         with self._cond:
