@@ -105,3 +105,49 @@ def test_writing_while_iterating_rows_does_not_deadlock(tmp_path: Path) -> None:
         seen += len(rows)
         store.add_texts([f"copy of {rows.ids[0]}"], ids=[f"copy-{rows.ids[0]}"])
     assert seen == 30 and len(store) == 33
+
+
+def test_apply_adds_and_deletes_in_one_commit(tmp_path: Path) -> None:
+    store = LocalVectorStore(EMB, tmp_path, compaction={"enabled": False})
+    store.add_texts(["old chunk one", "old chunk two", "other"], ids=["o1", "o2", "x"])
+    version = store.stats()["version"]
+    ids = store.apply(
+        [Document(page_content="new chunk", id="n1"), Document(page_content="no id yet")],
+        delete=["o1", "o2", "not-there"],
+    )
+    assert ids[0] == "n1" and len(ids) == 2
+    assert store.stats()["version"] == version + 1, "one commit"
+    again = LocalVectorStore(EMB, tmp_path)
+    assert sorted(again.engine.ids()) == sorted(["x", *ids])
+    # an id deleted and given a document in the same call keeps the document
+    store.apply([Document(page_content="replaced", id="x")], delete=["x"])
+    assert store.get_by_ids(["x"])[0].page_content == "replaced"
+    assert store.apply(delete=["n1"]) == [] and "n1" not in store.engine.ids()
+
+
+def test_ids_by_value_groups_without_decoding(tmp_path: Path) -> None:
+    store = LocalVectorStore(EMB, tmp_path)
+    store.add_texts(["a", "b", "c", "d"], [{"s": "x"}, {"s": "y"}, {"s": "x"}, {}], ids=["1", "2", "3", "4"])
+    again = LocalVectorStore(EMB, tmp_path)
+    assert sorted(again.ids_by_value("s")) == [("x", ["1", "3"]), ("y", ["2"])]
+    assert again.ids_by_value("missing") == []
+
+
+def test_copy_to_moves_vectors_without_embedding(tmp_path: Path) -> None:
+    source = LocalVectorStore(EMB, tmp_path / "a", distance="l2")
+    source.add_texts([f"text {i}" for i in range(25)], [{"i": i} for i in range(25)], ids=[str(i) for i in range(25)])
+
+    class NoEmbedding(HashingEmbeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            raise AssertionError("copy_to must not embed")
+
+    target = LocalVectorStore(NoEmbedding(32), tmp_path / "b", distance="l2")
+    batches: list[int] = []
+    assert source.copy_to(target, batch_size=10, progress=batches.append) == 25
+    assert batches == [10, 10, 5]
+    ids = [str(i) for i in range(25)]
+    assert target.get_by_ids(ids) == source.get_by_ids(ids)
+    vector = EMB.embed_query("text 7")
+    assert [d.id for d in target.similarity_search_by_vector(vector, k=3)] == [
+        d.id for d in source.similarity_search_by_vector(vector, k=3)
+    ]

@@ -178,6 +178,58 @@ class EngineVectorStore(VectorStore):
         self._engine.upsert(id_list, text_list, metas, vectors)
         return id_list
 
+    def apply(
+        self, documents: Sequence[Document] = (), delete: Sequence[str] = ()
+    ) -> list[str]:
+        """Add or replace ``documents`` (by `Document.id`; a new id where it is ``None``) and
+        delete the ids in ``delete``, all in one commit: a crash leaves all of it or none.
+        An id both deleted and given a document ends up with the document. Returns the
+        documents' ids.
+
+        Raises:
+            InvalidInputError, EmbeddingError, StorageError: as `add_texts`.
+        """
+        docs = list(documents)
+        texts, metas, ids = _validate_rows(
+            [d.page_content for d in docs], [d.metadata for d in docs], [d.id for d in docs]
+        )
+        deletes = _id_list(delete)
+        vectors = (
+            self._service.embed_array(texts) if texts else np.zeros((0, 0), dtype=np.float32)
+        )
+        self._engine.apply(ids, texts, metas, vectors, deletes)
+        return ids
+
+    def ids_by_value(self, key: str) -> list[tuple[Any, list[str]]]:
+        """The ids of the documents grouped by their value of metadata ``key``, answered from
+        the key's value index (no record is decoded); documents without the key, or with a
+        list or dict there, are left out."""
+        return self._engine.ids_by_value(key)
+
+    def copy_to(
+        self,
+        target: EngineVectorStore,
+        *,
+        batch_size: int = 1000,
+        progress: Callable[[int], object] | None = None,
+    ) -> int:
+        """Copy every document with its vector to ``target`` (nothing is embedded again), in
+        batches, each one commit there; ``progress`` is called with each batch's size.
+        Returns how many were copied.
+
+        Raises:
+            DimensionMismatchError: the target holds vectors of another dimension.
+        """
+        copied = 0
+        for rows in self._engine.iter_rows(require_k(batch_size, "batch_size")):
+            target.add_embeddings(
+                zip(rows.texts, rows.vectors, strict=True), rows.metadatas, ids=rows.ids
+            )
+            copied += len(rows)
+            if progress is not None:
+                progress(len(rows))
+        return copied
+
     @override
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete by id; unknown ids are ignored. ``ids=None`` deletes every document."""
