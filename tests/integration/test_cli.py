@@ -1,31 +1,50 @@
-"""The `vectordb` command end to end, through subprocesses, plus its help texts (the
-in-process tests of single commands are in test_cli_commands.py)."""
+"""The `vectordb` command end to end, in process through ``main(argv)``, plus its help texts
+and a few true subprocesses (``python -m``, the console script, exit codes); the tests of
+single commands are in test_cli_commands.py."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from vectordb_manager import LocalVectorStore
-from vectordb_manager.cli import build_parser
+from vectordb_manager.cli import build_parser, main
 from vectordb_manager.embeddings import HashingEmbeddings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "documents"
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def subprocess_run(*args: str, exe: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "vectordb_manager", *args],
-        capture_output=True, text=True, timeout=300, cwd=cwd or ROOT, check=False,
-        env={**os.environ, **(env or {})},
+        [*(exe or [sys.executable, "-m", "vectordb_manager"]), *args],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, check=False,
     )
+
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
+    """``vectordb ARGS`` in this process (``env``: extra environment variables)."""
+
+    def call(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        with monkeypatch.context() as patch:
+            for key, value in (env or {}).items():
+                patch.setenv(key, value)
+            code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["vectordb", *args], code, out, err)
+
+    return call
 
 
 def test_every_command_has_help() -> None:
@@ -45,12 +64,15 @@ def test_every_command_has_help() -> None:
             assert action.help, f"--{action.dest} has no help text"
 
 
-def test_help_runs() -> None:
-    result = run("search", "--help")
+def test_help_runs_as_a_module_and_as_the_console_script() -> None:
+    result = subprocess_run("search", "--help")
     assert result.returncode == 0 and "--filter" in result.stdout
+    script = Path(sys.executable).with_name("vectordb")
+    result = subprocess_run("--help", exe=[str(script)])
+    assert result.returncode == 0 and "vacuum" in result.stdout
 
 
-def test_end_to_end(tmp_path: Path) -> None:
+def test_end_to_end(tmp_path: Path, run: Run) -> None:
     store = tmp_path / "store"
     common = ["--provider", "fake", "--path", str(store), "-q"]
     ingest = run(*common, "ingest", str(EXAMPLES))
@@ -91,7 +113,7 @@ def test_end_to_end(tmp_path: Path) -> None:
     assert json.loads(moved.stdout)["documents"] == data["documents"] - 1
 
 
-def test_config_file_environment_and_flags(tmp_path: Path) -> None:
+def test_config_file_environment_and_flags(tmp_path: Path, run: Run) -> None:
     config = tmp_path / "vectordb.toml"
     config.write_text(f'embedding_provider = "fake"\nlocal_path = "{tmp_path / "from-file"}"\n')
     run("--config", str(config), "-q", "ingest", str(EXAMPLES / "rag.txt"))
@@ -114,7 +136,7 @@ def test_config_file_environment_and_flags(tmp_path: Path) -> None:
         (["--provider", "fake", "search", "x", "-k", "0"], "k=0"),
     ],
 )
-def test_failures_are_one_line_without_traceback(tmp_path: Path, args: list[str], message: str) -> None:
+def test_failures_are_one_line_without_traceback(tmp_path: Path, run: Run, args: list[str], message: str) -> None:
     LocalVectorStore(HashingEmbeddings(), tmp_path / "s")  # an empty store to fail on
     result = run("--path", str(tmp_path / "s"), *args)
     assert result.returncode == 1
@@ -123,7 +145,7 @@ def test_failures_are_one_line_without_traceback(tmp_path: Path, args: list[str]
     assert "Traceback" not in result.stderr
 
 
-def test_bad_config_file_names_the_field(tmp_path: Path) -> None:
+def test_bad_config_file_names_the_field(tmp_path: Path, run: Run) -> None:
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"index_type": "annoy", "chunk_size": -1}))
     result = run("--config", str(config), "stats")
@@ -132,7 +154,7 @@ def test_bad_config_file_names_the_field(tmp_path: Path) -> None:
 
 
 def test_vacuum_without_a_store_exits_non_zero_and_creates_nothing(tmp_path: Path) -> None:
-    result = run("--provider", "fake", "--path", str(tmp_path / "none"), "vacuum", "--older-than", "0")
+    result = subprocess_run("--provider", "fake", "--path", str(tmp_path / "none"), "vacuum", "--older-than", "0")
     assert result.returncode == 1 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"vectordb: error: no store at {tmp_path / 'none'}")
