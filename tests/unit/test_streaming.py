@@ -297,6 +297,28 @@ def test_markdown_code_fence_longer_than_a_block(tmp_path: Path) -> None:
     assert whole_after.page_content == "## After\n\nDone."
 
 
+def test_markdown_blocks_put_every_chunk_where_its_start_index_says(tmp_path: Path) -> None:
+    table = "\n".join(f"| `call_{i}()` | does thing {i} |" for i in range(12))
+    long_line = " ".join(f"word{i}" + " " * (i % 3) for i in range(150))  # longer than a block
+    fence = "```\n" + "\n\n".join(f"# code {i}" for i in range(10)) + "\n```"
+    parts = ["# Title", "Intro text here.", "## Table", "| Method | Does |\n|---|---|", table,
+             "Text after the table.", long_line, "### Deeper", fence, "Closing words.",
+             "## Last", table, "The end."]
+    text = "\n\n".join(parts) + "\n"
+    path = tmp_path / "cuts.md"
+    path.write_text(text)
+    sections: dict[tuple[object, object], str] = {
+        (d.metadata.get("headers"), d.metadata.get("title")): d.page_content
+        for d in DocumentProcessor(120, 0).load_file(path)
+    }
+    for block_size in range(150, 600):  # cuts land on every kind of line, at every offset
+        for chunk in DocumentProcessor(120, 0, block_size=block_size).process(path):
+            section = sections[(chunk.metadata.get("headers"), chunk.metadata.get("title"))]
+            start = chunk.metadata["start_index"]
+            assert section[start : start + len(chunk.page_content)] == chunk.page_content, (
+                block_size, start, chunk.page_content[:40])
+
+
 # -- JSON Lines and CSV, a line at a time --------------------------------------------------
 
 

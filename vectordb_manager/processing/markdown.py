@@ -125,7 +125,8 @@ def _cut(buffer: str, size: int, fence: str) -> tuple[int, int, str, int]:
     a code fence that does not follow a header (a paragraph break), at any line outside a
     fence, at any line. The block ends before the newline that ends its last line. The
     joiner is what the whole text's section holds between the two parts: a paragraph break
-    (2) or a newline (1). A single line longer than the block is cut at ``size`` (joiner 0).
+    (2: a blank line outside a fence next to the cut) or a newline (1). A single line longer
+    than the block is cut within it (`_cut_line`).
     """
     starts, states = _fence_states(buffer, size, fence)
     fallback: tuple[int, str] | None = None
@@ -146,10 +147,27 @@ def _cut(buffer: str, size: int, fence: str) -> tuple[int, int, str, int]:
         end = buffer.rfind("\n", 0, end)
     if fallback is not None:
         at, state = fallback
-        previous = buffer.rfind("\n", 0, at - 1) + 1
-        blank = not state and _is_blank(buffer[previous : at - 1])
+        line_end = buffer.find("\n", at)
+        before = buffer[buffer.rfind("\n", 0, at - 1) + 1 : at - 1]
+        after = buffer[at : line_end if line_end >= 0 else len(buffer)]
+        # a blank line on either side of the cut puts a paragraph break between the parts
+        blank = not state and (_is_blank(before) or _is_blank(after))
         return at - 1, at, state, 2 if blank else 1
-    return size, size, states[-1], 0  # one very long line: as if it were two
+    return _cut_line(buffer, size, states[-1])
+
+
+def _cut_line(buffer: str, size: int, fence: str) -> tuple[int, int, str, int]:
+    """A line longer than the block, cut as `_cut` says: at a space if it has one (the
+    splitter strips the spaces around the cut from both parts: the joiner counts them)."""
+    at = buffer.rfind(" ", size // 2, size)
+    if at < 0:
+        return size, size, fence, 0
+    start, end = at, at + 1
+    while start > 0 and buffer[start - 1] == " ":
+        start -= 1
+    while end < len(buffer) and buffer[end] == " ":
+        end += 1
+    return at, at, fence, 0 if fence else end - start
 
 
 def _fence_states(buffer: str, size: int, fence: str) -> tuple[list[int], list[str]]:
