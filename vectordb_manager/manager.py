@@ -9,12 +9,15 @@ re-embedding); ``reembed`` rebuilds a store for a new model.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -36,6 +39,7 @@ from vectordb_manager.errors import (
     ConfigurationError,
     DimensionMismatchError,
     DocumentNotFoundError,
+    DocumentProcessingError,
     InvalidInputError,
     StoreNotFoundError,
 )
@@ -79,7 +83,7 @@ class IngestReport:
         ]
         lines += [f"  failed  {path}: {why}" for path, why in self.files_failed.items()]
         lines += [f"  skipped {path}: {why}" for path, why in self.files_skipped.items()]
-        return "\n".join(lines)
+        return _printable("\n".join(lines))
 
     def __repr__(self) -> str:
         failed = ", ".join(f"{p!r}: {w!r}" for p, w in self.files_failed.items())
@@ -90,6 +94,87 @@ class IngestReport:
             f"chunks_added={self.chunks_added}, chunks_removed={self.chunks_removed}, "
             f"texts_embedded={self.texts_embedded}, failed={{{failed}}})"
         )
+
+
+def _printable(text: str) -> str:
+    """``text`` writable to any UTF-8 stream: lone surrogates escaped. A file name that is not
+    UTF-8 shows its bytes (``caf\\xe9.txt``: Python holds byte 0xE9 as U+DCE9); any other
+    surrogate shows its code point (``\\ud800``)."""
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _IngestRun:
+    """The writes of one ingest call.
+
+    Chunks are batched across files into ``add_documents`` calls of ``batch_size``; a file's
+    stale chunks are deleted once all its new ones are in. When the store refuses a batch
+    (`InvalidInputError`: a metadata value it cannot keep, say), its files are added one at a
+    time, so that only the guilty files fail; a failed file's writes in this run are undone, so
+    the store keeps what it held for it before. Other errors (storage, the model) propagate:
+    they are not a file's fault.
+    """
+
+    def __init__(self, store: EngineVectorStore, report: IngestReport, batch_size: int) -> None:
+        self.store, self.report, self.batch_size = store, report, batch_size
+        self.pending: list[tuple[str, Document]] = []  # (file, chunk), files in order
+        self.added: dict[str, list[str]] = {}  # per file, the ids this run added for it
+        self.stale: dict[str, list[str]] = {}  # per finished file, the ids to delete
+
+    def add(self, path: str, chunk: Document) -> None:
+        self.pending.append((path, chunk))
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def finish(self, path: str, stale: list[str]) -> None:
+        """``path`` gave all its chunks; delete ``stale`` once they are in."""
+        self.stale[path] = stale
+
+    def fail(self, path: str, reason: str) -> None:
+        """Record the file's failure and undo what this run wrote for it."""
+        self.report.files_failed[path] = reason
+        for done in (self.report.files_added, self.report.files_updated):
+            if path in done:
+                done.remove(path)
+        self.pending = [item for item in self.pending if item[0] != path]
+        self.stale.pop(path, None)
+        added = self.added.pop(path, [])
+        if added:
+            self.store.delete(added)
+            self.report.chunks_added -= len(added)
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if batch:
+            try:
+                self._write(batch)
+            except InvalidInputError:
+                for path, group in itertools.groupby(batch, key=itemgetter(0)):
+                    try:
+                        self._write(list(group))
+                    except InvalidInputError as exc:
+                        self.fail(path, f"the store refused its chunks: {exc}")
+        stale = [doc_id for ids in self.stale.values() for doc_id in ids]
+        if stale:
+            self.store.delete(stale)
+            self.report.chunks_removed += len(stale)
+        for path in self.stale:
+            self.added.pop(path, None)
+        self.stale.clear()
+
+    def _write(self, batch: list[tuple[str, Document]]) -> None:
+        self.store.add_documents([chunk for _, chunk in batch])
+        self.report.texts_embedded += len(batch)
+        self.report.chunks_added += len(batch)
+        for path, chunk in batch:
+            self.added.setdefault(path, []).append(str(chunk.id))
 
 
 class VectorDatabaseManager:
@@ -165,7 +250,13 @@ class VectorDatabaseManager:
         Unchanged files embed and write nothing; a changed file's new chunks are embedded and
         its stale chunks removed. ``cleanup="full"`` also removes the chunks of files that are
         gone from the given directories (or were given as files and no longer exist).
-        Failures are reported per file in the returned `IngestReport`; they never stop the run.
+
+        Files are read, split and stored as they stream (a large text file a block at a time,
+        ``batch_size`` chunks per write), so memory does not grow with a file's size. A file
+        that cannot be read, split or stored (the store refuses its chunks) is reported in the
+        returned `IngestReport` with the reason, the store keeping what it held for it, and
+        the other files are ingested. Errors of the store itself (`StorageError`) or of the
+        embedding model propagate; running the ingest again completes it.
         """
         if cleanup not in (None, "incremental", "full"):
             raise InvalidInputError(f"cleanup={cleanup!r} must be None, 'incremental' or 'full'")
@@ -174,67 +265,57 @@ class VectorDatabaseManager:
         roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
         report = IngestReport()
         start = time.perf_counter()
-        pending: list[Document] = []
-        stale: list[str] = []
+        run = _IngestRun(self._store, report, batch_size)
         seen: set[str] = set()
-
-        def flush() -> None:
-            if pending:
-                self._store.add_documents(list(pending))
-                report.texts_embedded += len(pending)
-                report.chunks_added += len(pending)
-                pending.clear()
-            if stale:
-                self._store.delete(list(stale))
-                report.chunks_removed += len(stale)
-                stale.clear()
-
-        for result in self.processor.iter_files(roots, progress=progress):
-            self._ingest_file(result, report, pending, stale, seen)
-            if len(pending) >= batch_size:
-                flush()
-        flush()
+        for result in self.processor.iter_files(roots, progress=progress, lazy=True):
+            self._ingest_file(result, run, seen)
+        run.flush()
         if cleanup == "full":
             self._remove_missing(roots, seen, report)
         report.seconds = time.perf_counter() - start
         logger.info("ingest: %s", str(report).splitlines()[0])
         return report
 
-    def _ingest_file(
-        self,
-        result: FileResult,
-        report: IngestReport,
-        pending: list[Document],
-        stale: list[str],
-        seen: set[str],
-    ) -> None:
+    def _ingest_file(self, result: FileResult, run: _IngestRun, seen: set[str]) -> None:
+        report = run.report
         path = str(result.path)
-        if result.skipped is not None:
-            report.files_skipped[path] = result.skipped
-            if result.file_hash is not None:  # read but empty now: drop what it used to hold
-                source = _source_of(result)
-                seen.add(source)
-                previous = self._store.get_ids({"source": source})
-                if previous:
-                    report.files_updated.append(path)
-                    stale.extend(previous)
-            return
-        report.files_seen += 1
         if result.error is not None:
+            report.files_seen += 1
             report.files_failed[path] = result.error
             return
         source = _source_of(result)
+        if result.skipped is not None and result.file_hash is None:  # never read
+            report.files_skipped[path] = result.skipped
+            return
         seen.add(source)
-        existing = set(self._store.get_ids({"source": source}))
-        wanted = [c for c in result.chunks if c.id is not None]
-        new = [c for c in wanted if c.id not in existing]
-        gone = existing - {c.id for c in wanted}
-        if not new and not gone:
+        try:
+            existing = set(self._store.get_ids({"source": source}))
+            had_chunks, new = bool(existing), 0
+            for chunk in result.iter_chunks():
+                if chunk.id in existing:
+                    existing.discard(chunk.id)  # what stays in ``existing`` is stale
+                    continue
+                new += 1
+                run.add(path, chunk)
+                if path in report.files_failed:  # the store refused its chunks
+                    report.files_seen += 1
+                    return
+        except (DocumentProcessingError, InvalidInputError) as exc:
+            report.files_seen += 1
+            run.fail(path, result.error or str(exc))
+            return
+        if result.skipped is not None:  # read, but no text (now): drop what it used to hold
+            report.files_skipped[path] = result.skipped
+            if had_chunks:
+                report.files_updated.append(path)
+                run.finish(path, sorted(existing))
+            return
+        report.files_seen += 1
+        if not new and not existing:
             report.files_unchanged.append(path)
             return
-        (report.files_updated if existing else report.files_added).append(path)
-        pending.extend(new)
-        stale.extend(sorted(gone))
+        (report.files_updated if had_chunks else report.files_added).append(path)
+        run.finish(path, sorted(existing))
 
     def _remove_missing(self, roots: list[Path], seen: set[str], report: IngestReport) -> None:
         resolved = [r.absolute() for r in roots]
@@ -486,11 +567,7 @@ class VectorDatabaseManager:
 
 def _source_of(result: FileResult) -> str:
     """The ``source`` the processor records for this file's chunks."""
-    if result.chunks:
-        source = result.chunks[0].metadata.get("source")
-        if isinstance(source, str):
-            return source
-    return str(Path(result.path).absolute())
+    return result.source
 
 
 def _recorded_model(engine: Engine) -> str | None:

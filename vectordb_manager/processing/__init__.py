@@ -4,10 +4,7 @@
 :data:`SUPPORTED_EXTENSIONS` lists the formats read.
 """
 
-from vectordb_manager.processing.processor import (
-    SUPPORTED_EXTENSIONS,
-    DocumentProcessor,
-    FileResult,
-)
+from vectordb_manager.processing.files import FileResult
+from vectordb_manager.processing.processor import SUPPORTED_EXTENSIONS, DocumentProcessor
 
 __all__ = ["SUPPORTED_EXTENSIONS", "DocumentProcessor", "FileResult"]

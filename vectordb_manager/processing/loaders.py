@@ -1,38 +1,39 @@
-"""One small loader per file format: bytes in, unsplit LangChain documents out.
+"""One small loader per file format, and what they share.
 
-Every loader has the signature ``(data: bytes, options: LoadOptions) -> list[Document]``. It
-turns the raw bytes of one file into documents carrying only what the format itself knows
-(``title``, ``page``, ``headers``, ``line``, ``row``, ``record``, ``encoding`` and, for JSON,
-the record's other scalar fields). The processor adds the file-level metadata (``source``,
-``file_type``, hashes, ``modified``) and splits.
+Formats read whole have a *loader* ``(data: bytes, options: LoadOptions) -> list[Document]``:
+HTML, PDF and Word here, JSON in :mod:`~vectordb_manager.processing.structured`. Text formats
+have a *streamer* ``(source: TextInput, options: LoadOptions) -> Iterator[Section]`` that reads
+the decoded text a piece at a time and yields sections in file order as it goes, so a large
+file never sits in memory whole: plain text here (blocks cut at paragraph breaks), markdown in
+:mod:`~vectordb_manager.processing.markdown`, JSON Lines and CSV in
+:mod:`~vectordb_manager.processing.structured`.
 
-A loader signals a problem with the file by raising :class:`DocumentProcessingError` whose
-message is the reason alone (no path): the processor adds the path. Documents whose text is
-blank are dropped by the processor, so loaders need not filter them.
+Both carry only what the format itself knows (``title``, ``page``, ``headers``, ``line``,
+``row``, ``record``, ``encoding`` and, for JSON, the record's other scalar fields). The
+processor adds the file-level metadata (``source``, ``file_type``, hashes, ``modified``) and
+splits. Either signals a problem with the file by raising :class:`DocumentProcessingError`
+whose message is the reason alone (no path): the processor adds the path. Blank documents and
+sections are dropped by the processor, so neither needs to filter them.
 
-Text formats share :func:`decode_text`: UTF-8 with or without BOM, UTF-16 with a BOM, then the
-configured legacy encodings in order; bytes never crash it. A NUL byte in the first 8 KB means
-the file is binary, not text. The structured formats (JSON, JSON Lines, CSV) live in
-:mod:`vectordb_manager.processing.structured`.
+Text is decoded by :mod:`~vectordb_manager.processing.reading`: UTF-8 with or without BOM,
+UTF-16 with a BOM, then the configured legacy encodings in order; bytes never crash it. A NUL
+byte in the first 8 KB means the file is binary, not text.
 """
 
 from __future__ import annotations
 
-import codecs
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.documents import Document
-from langchain_text_splitters import MarkdownHeaderTextSplitter
 
 from vectordb_manager.errors import DocumentProcessingError
+from vectordb_manager.processing.reading import cut_at_paragraph, decode_text, iter_blocks
 
-BINARY_SNIFF_BYTES = 8192
-_HEADER_LEVELS = 6
 _WHITESPACE = re.compile(r"\s+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -51,92 +52,40 @@ class LoadOptions:
 Loader = Callable[[bytes, LoadOptions], list[Document]]
 
 
-# -- text decoding ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextInput:
+    """A text file for a streamer: its decoded text, as many times as the streamer asks."""
+
+    read: Callable[[], Generator[str, None, None]]  # a new pass over the text, in pieces
+    encoding: str  # as recorded in metadata
+    block_size: int | None  # characters split at a time; None: the whole text at once
 
 
-def decode_text(data: bytes, fallbacks: Sequence[str] = ("cp1252", "latin-1")) -> tuple[str, str]:
-    """Decode a text file's bytes; returns ``(text, encoding)`` with newlines normalised to ``\\n``.
+class Section(NamedTuple):
+    """A piece of a file's text with its format metadata.
 
-    Raises `DocumentProcessingError` ("binary file, not text") when a NUL byte appears in the
-    first 8 KB of a file without a UTF-16 byte-order mark.
+    ``offset`` is where ``text`` starts in the document that ``start_index`` counts in (the
+    whole text for plain text, the header section for markdown, the record for JSON Lines and
+    CSV): a document read in several blocks continues its offsets across them.
     """
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        candidates: list[str] = ["utf-16"]
-    else:
-        if b"\x00" in data[:BINARY_SNIFF_BYTES]:
-            raise DocumentProcessingError(
-                "binary file, not text (it contains NUL bytes); remove it, or if it is "
-                "UTF-16 text without a byte-order mark, save it as UTF-8"
-            )
-        candidates = ["utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"]
-        candidates += fallbacks
-    for encoding in candidates:
-        try:
-            text = data.decode(encoding)
-        except (UnicodeDecodeError, LookupError):
-            continue
-        return _normalise_newlines(text), _canonical_encoding(encoding)
-    # Every candidate failed (only strict fallbacks were configured): keep what is readable.
-    return _normalise_newlines(data.decode("utf-8", errors="replace")), "utf-8 (with replacements)"
+
+    text: str
+    metadata: dict[str, Any]
+    offset: int = 0
 
 
-def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _canonical_encoding(encoding: str) -> str:
-    if encoding == "utf-8-sig":
-        return "utf-8"
-    try:
-        return codecs.lookup(encoding).name
-    except LookupError:  # pragma: no cover - validated by the processor
-        return encoding
+Streamer = Callable[[TextInput, LoadOptions], Iterator[Section]]
 
 
 # -- plain text ---------------------------------------------------------------------------
 
 
-def load_text(data: bytes, options: LoadOptions) -> list[Document]:
-    """A ``.txt`` file: one document with the whole text."""
-    text, encoding = decode_text(data, options.encoding_fallbacks)
-    return [Document(page_content=text, metadata={"encoding": encoding})]
-
-
-# -- markdown -----------------------------------------------------------------------------
-
-
-def load_markdown(data: bytes, options: LoadOptions) -> list[Document]:
-    """A ``.md`` file: one document per header section.
-
-    Sections come from LangChain's `MarkdownHeaderTextSplitter` (headers inside code fences
-    are ignored); each keeps its header line in the text. Metadata: ``headers`` is the header
-    path (``"Intro > Setup"``), ``title`` the section's h1, or the file's first h1 for text
-    before it.
-    """
-    text, encoding = decode_text(data, options.encoding_fallbacks)
-    names = [("#" * level, f"h{level}") for level in range(1, _HEADER_LEVELS + 1)]
-    splitter = MarkdownHeaderTextSplitter(names, strip_headers=False)
-    # The splitter drops non-printable characters (tabs), so expand them first.
-    sections = splitter.split_text(text.replace("\t", "    "))
-    first_h1 = next((s.metadata["h1"] for s in sections if "h1" in s.metadata), None)
-    docs = []
-    for section in sections:
-        path = [
-            str(section.metadata[f"h{level}"])
-            for level in range(1, _HEADER_LEVELS + 1)
-            if f"h{level}" in section.metadata
-        ]
-        metadata: dict[str, Any] = {"encoding": encoding}
-        title = section.metadata.get("h1", first_h1)
-        if title is not None:
-            metadata["title"] = str(title)
-        if path:
-            metadata["headers"] = " > ".join(path)
-        # The splitter joins blank-line separated blocks with "  \n" (its lines are stripped,
-        # so the sequence appears nowhere else): restore the paragraph breaks.
-        content = section.page_content.replace("  \n", "\n\n")
-        docs.append(Document(page_content=content, metadata=metadata))
-    return docs
+def stream_text(source: TextInput, options: LoadOptions) -> Iterator[Section]:
+    """A ``.txt`` file: its text, in blocks cut at paragraph breaks (one block when small)."""
+    offset = 0
+    for block in iter_blocks(source.read(), source.block_size, cut_at_paragraph):
+        yield Section(block, {"encoding": source.encoding}, offset)
+        offset += len(block)
 
 
 # -- HTML ---------------------------------------------------------------------------------

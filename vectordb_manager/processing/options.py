@@ -82,3 +82,13 @@ def require_encodings(value: object) -> tuple[str, ...]:
             ) from None
         result.append(name)
     return tuple(result)
+
+
+def require_block_size(value: object, chunk_size: int) -> int:
+    """Characters of text split at a time: an integer at least ``chunk_size``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < chunk_size:
+        raise ConfigurationError(
+            f"block_size={value!r} must be an integer of at least chunk_size={chunk_size}; "
+            "a few million characters (the default) suits most files"
+        )
+    return value

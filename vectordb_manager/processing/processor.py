@@ -1,12 +1,19 @@
 """`DocumentProcessor`: files and directories in, annotated LangChain chunks out.
 
-Processing one file is: read its bytes once (hashed), hand them to the loader for its
+Processing one file is: open it (regular files only, never blocking:
+:mod:`~vectordb_manager.processing.reading`), hand it to the loader or streamer for its
 extension (:mod:`~vectordb_manager.processing.loaders`,
-:mod:`~vectordb_manager.processing.structured`), stamp file-level metadata on the documents,
-then split each with LangChain's `RecursiveCharacterTextSplitter` and stamp chunk-level
-metadata and a deterministic id. :meth:`DocumentProcessor.iter_files` does this one file at a
-time and reports every file as a :class:`FileResult` (chunks, or why it failed or was skipped),
-so a large tree is processed in bounded memory and one bad file never stops the rest.
+:mod:`~vectordb_manager.processing.markdown`, :mod:`~vectordb_manager.processing.structured`),
+stamp file-level metadata on what comes out, then split each piece with LangChain's
+`RecursiveCharacterTextSplitter` and stamp chunk-level metadata and a deterministic id.
+
+Text formats (plain text, markdown, JSON Lines, CSV) are streamed: a first pass hashes the
+file and settles its encoding, a second decodes and splits it a block (``block_size``
+characters, cut at a paragraph or line boundary) or a row at a time, so memory does not grow
+with the file. :meth:`DocumentProcessor.iter_files` does this one file at a time and reports
+every file as a :class:`FileResult` (chunks, or why it failed or was skipped), so one bad file
+never stops the rest; with ``lazy=True`` a file's chunks are produced only as the caller takes
+them from :meth:`FileResult.iter_chunks`.
 
 Every chunk's metadata holds JSON values only:
 
@@ -19,11 +26,13 @@ Every chunk's metadata holds JSON values only:
                   ``row`` (CSV), ``record`` (JSON list) — all 1-based
 ``chunk_index``   0-based position of the chunk within its file
 ``start_index``   offset of the chunk in the loaded document's text (the page for a PDF,
-                  the section for markdown, the record for JSON/CSV)
+                  the section for markdown, the record for JSON/CSV), across blocks
 ``content_hash``  SHA-256 (hex) of the chunk's text
 
-``Document.id`` is ``sha256(f"{source}\\0{chunk_index}\\0{text}")`` in hex, first 32 characters:
-processing an unchanged file again gives the same ids.
+``Document.id`` is ``sha256(f"{source}\\0{chunk_index}\\0{text}")`` in hex, first 32 characters
+(strings encoded as UTF-8, lone surrogates, as a file name that is not UTF-8 holds them, with
+``surrogatepass``): processing an unchanged file again gives the same ids. A file that fits in
+one block gives the chunks its whole text would.
 """
 
 from __future__ import annotations
@@ -31,9 +40,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,84 +50,83 @@ from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from vectordb_manager.errors import ConfigurationError, DocumentProcessingError
+from vectordb_manager.processing.files import (
+    FileResult,
+    PathInput,
+    Target,
+    absolute,
+    expand,
+    raise_failures,
+    walk,
+)
 from vectordb_manager.processing.loaders import (
     Loader,
     LoadOptions,
+    Section,
+    Streamer,
+    TextInput,
     load_docx,
     load_html,
-    load_markdown,
     load_pdf,
-    load_text,
+    stream_text,
 )
+from vectordb_manager.processing.markdown import stream_markdown
 from vectordb_manager.processing.options import (
+    require_block_size,
     require_chunking,
     require_columns,
     require_delimiter,
     require_encodings,
     require_json_field,
 )
-from vectordb_manager.processing.structured import load_csv, load_json, load_jsonl
+from vectordb_manager.processing.reading import (
+    iter_text,
+    open_regular,
+    scan_text,
+)
+from vectordb_manager.processing.structured import load_json, stream_csv, stream_jsonl
 
 if TYPE_CHECKING:
     from vectordb_manager.config import VectorDBConfig
 
 logger = logging.getLogger(__name__)
 
-PathInput = str | os.PathLike[str]
-
 LOADERS: dict[str, Loader] = {
-    ".csv": load_csv,
     ".docx": load_docx,
     ".htm": load_html,
     ".html": load_html,
     ".json": load_json,
-    ".jsonl": load_jsonl,
-    ".markdown": load_markdown,
-    ".md": load_markdown,
     ".pdf": load_pdf,
-    ".txt": load_text,
 }
-SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(LOADERS)
+"""Formats read whole."""
+STREAMERS: dict[str, Streamer] = {
+    ".csv": stream_csv,
+    ".jsonl": stream_jsonl,
+    ".markdown": stream_markdown,
+    ".md": stream_markdown,
+    ".txt": stream_text,
+}
+"""Text formats, streamed."""
+SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted({*LOADERS, *STREAMERS}))
 """The file extensions the processor reads (lower-case, with the dot)."""
+
+DEFAULT_BLOCK_SIZE = 2 << 20
+"""Characters of a text file read and split at a time (about 2 MB of ASCII text)."""
 
 EMPTY_FILE = "empty file"
 NO_TEXT = "no text found"
 NO_PDF_TEXT = "no extractable text (a scanned PDF needs OCR before it can be indexed)"
 
-
-@dataclass
-class FileResult:
-    """What processing one file gave: its chunks, or why it failed or was skipped.
-
-    ``ok`` is true unless the file failed; a skipped file (empty, or an unsupported type found
-    while walking a directory) is ok, with no chunks and ``skipped`` saying why.
-    """
-
-    path: Path
-    chunks: list[Document] = field(default_factory=list)
-    error: str | None = None
-    skipped: str | None = None
-    file_hash: str | None = None  # SHA-256 (hex) of the file's bytes, when it was read
-
-    @property
-    def ok(self) -> bool:
-        """True unless the file failed."""
-        return self.error is None
+Sections = Generator[Section, None, None]
 
 
 @dataclass
 class _Loaded:
-    docs: list[Document]
+    sections: Sections | None = None  # stamped with file metadata, blank ones left out
     file_hash: str | None = None
     skipped: str | None = None
     error: str | None = None
     cause: Exception | None = None  # what made it fail, chained by load_file
-
-
-@dataclass(frozen=True)
-class _Target:
-    path: Path
-    in_directory: bool  # found by walking a directory rather than named by the caller
 
 
 class DocumentProcessor:
@@ -145,6 +152,9 @@ class DocumentProcessor:
             chunks = processor.process(["docs/", "notes.md"])    # raises if any file failed
             for result in processor.iter_files("docs/", progress=True):  # never raises
                 print(result.path, len(result.chunks), result.error or result.skipped or "")
+            for result in processor.iter_files("big/", lazy=True):  # a block at a time
+                for chunk in result.iter_chunks():  # DocumentProcessingError if it fails
+                    ...
 
     Args:
         chunk_size: the most characters in one chunk (positive).
@@ -157,6 +167,9 @@ class DocumentProcessor:
         csv_metadata_columns: CSV columns copied into metadata.
         encoding_fallbacks: encodings tried in order when a text file is not UTF-8.
         csv_delimiter: the CSV field separator.
+        block_size: characters of a text file split at a time (at least ``chunk_size``);
+            a larger file is read and split one block at a time, cut at a paragraph or line
+            boundary.
         **kwargs: passed to `RecursiveCharacterTextSplitter` (``separators``,
             ``keep_separator``, ``length_function``, ...).
 
@@ -174,9 +187,11 @@ class DocumentProcessor:
         csv_metadata_columns: Sequence[str] | None = None,
         encoding_fallbacks: Sequence[str] = ("cp1252", "latin-1"),
         csv_delimiter: str = ",",
+        block_size: int = DEFAULT_BLOCK_SIZE,
         **kwargs: Any,
     ) -> None:
         self.chunk_size, self.chunk_overlap = require_chunking(chunk_size, chunk_overlap)
+        self.block_size = require_block_size(block_size, self.chunk_size)
         self.options = LoadOptions(
             json_text_field=require_json_field(json_text_field),
             csv_text_columns=require_columns("csv_text_columns", csv_text_columns) or None,
@@ -218,43 +233,58 @@ class DocumentProcessor:
     def load_file(self, path: PathInput) -> list[Document]:
         """Load one file into unsplit documents carrying file-level metadata.
 
-        An empty file (or one with no text) gives ``[]``.
+        An empty file (or one with no text) gives ``[]``. A text file is one document (a
+        markdown file one per section), however large.
 
         Raises:
-            DocumentProcessingError: the file is missing, unreadable, of an unsupported type
-                (the message lists the supported extensions) or damaged.
+            DocumentProcessingError: the file is missing, not a regular file, unreadable, of
+                an unsupported type (the message lists the supported extensions) or damaged.
         """
-        target = _Target(_absolute(path), in_directory=False)
-        loaded = self._load(target)
-        if loaded.error is not None:
-            raise DocumentProcessingError(
-                f"cannot load {target.path}: {loaded.error}"
-            ) from loaded.cause
-        return loaded.docs
+        target = Target(absolute(path), in_directory=False)
+        docs, error, cause = self._documents(target)
+        if error is not None:
+            raise DocumentProcessingError(f"cannot load {target.path}: {error}") from cause
+        return docs
 
     def load_directory(self, path: PathInput, glob: str = "**/*") -> list[Document]:
         """Load every supported file under a directory (sorted), unsplit.
 
-        Hidden files and directories are left out; unsupported extensions are skipped.
+        Hidden files and directories are left out; unsupported extensions and anything that
+        is not a regular file are skipped.
 
         Raises:
             DocumentProcessingError: ``path`` is not a directory, or files failed (all of them
                 are named, after every other file was loaded).
         """
-        root = _absolute(path)
+        root = absolute(path)
         if not root.is_dir():
             raise DocumentProcessingError(
                 f"{root} is not a directory; check the path, or use load_file for a file"
             )
         docs: list[Document] = []
         failed: list[FileResult] = []
-        for target in _walk(root, glob):
-            result, loaded = self._outcome(target)
-            if result.error is not None:
-                failed.append(result)
+        for target in walk(root, glob):
+            if _unsupported(target) is not None:
+                continue
+            loaded, error, _ = self._documents(target)
+            if error is not None:
+                failed.append(FileResult(target.path, error=error))
             docs.extend(loaded)
-        _raise_failures(failed)
+        raise_failures(failed)
         return docs
+
+    def _documents(self, target: Target) -> tuple[list[Document], str | None, Exception | None]:
+        """A file's documents, whole (not in blocks), or why it failed."""
+        loaded = self._load(target, block_size=None)
+        if loaded.sections is None:
+            return [], loaded.error, loaded.cause
+        try:
+            docs = [Document(page_content=s.text, metadata=s.metadata) for s in loaded.sections]
+        except DocumentProcessingError as exc:
+            return [], str(exc), exc
+        except Exception as exc:  # a parser bug must not stop the other files
+            return [], _unexpected(exc, "reading"), exc
+        return docs, None, None
 
     # -- splitting -------------------------------------------------------------------------
 
@@ -271,13 +301,7 @@ class DocumentProcessor:
             for text, start in self._split_text(doc.page_content):
                 index = counters.get(source, 0)
                 counters[source] = index + 1
-                metadata = copy.deepcopy(doc.metadata)
-                metadata.update(
-                    chunk_index=index, start_index=start, content_hash=_sha256(text.encode())
-                )
-                chunks.append(
-                    Document(id=chunk_id(source, index, text), page_content=text, metadata=metadata)
-                )
+                chunks.append(_chunk(source, index, text, start, copy.deepcopy(doc.metadata)))
         return chunks
 
     def _split_text(self, text: str) -> Iterator[tuple[str, int]]:
@@ -308,7 +332,7 @@ class DocumentProcessor:
             if result.error is not None:
                 failed.append(result)
             chunks.extend(result.chunks)
-        _raise_failures(failed)
+        raise_failures(failed)
         return chunks
 
     def iter_files(
@@ -317,91 +341,159 @@ class DocumentProcessor:
         *,
         progress: bool = False,
         glob: str = "**/*",
+        lazy: bool = False,
     ) -> Iterator[FileResult]:
         """Process files one at a time, yielding a `FileResult` for each; never raises for a file.
 
-        Directories are walked (``glob``, sorted, hidden entries left out); unsupported
-        extensions found there are yielded as skipped, while a file named directly with one
-        is an error, as is a path that does not exist. ``progress=True`` shows a tqdm bar.
+        Directories are walked (``glob``, sorted, hidden entries and anything that is not a
+        regular file left out); unsupported extensions found there are yielded as skipped,
+        while a file named directly with one is an error, as is a path that does not exist or
+        is not a regular file (a FIFO, socket or device is never opened for reading).
+        ``progress=True`` shows a tqdm bar.
+
+        ``lazy=True``: each result's chunks are produced as they are taken from
+        `FileResult.iter_chunks` (a large text file a block at a time: the file is read again
+        then, and fails if it changed since); ``chunks`` stays empty.
         """
-        targets = list(_expand(paths, glob))
+        targets = list(expand(paths, glob))
         from tqdm.auto import tqdm
 
         bar = tqdm(targets, desc="Processing files", unit="file", disable=not progress)
         try:
             for target in bar:
-                result, docs = self._outcome(target)
-                if docs:
-                    result.chunks = self.split_documents(docs)
+                result, stream = self._start(target)
+                if stream is not None and not lazy:
+                    try:
+                        result.chunks = list(stream)
+                    except DocumentProcessingError:
+                        result.chunks = []
+                elif stream is not None:
+                    result._stream = stream
                 yield result
         finally:
             bar.close()
 
     # -- one file --------------------------------------------------------------------------
 
-    def _outcome(self, target: _Target) -> tuple[FileResult, list[Document]]:
-        """A file's result (without chunks) and loaded documents; problems go in the result."""
-        if target.in_directory and target.path.suffix.lower() not in LOADERS:
-            skipped = f"unsupported file type {target.path.suffix.lower() or '(no extension)'}"
-            return FileResult(target.path, skipped=skipped), []
-        loaded = self._load(target)
+    def _start(self, target: Target) -> tuple[FileResult, Generator[Document, None, None] | None]:
+        """A file's result and the generator of its chunks (None when it has none to give)."""
+        skipped = _unsupported(target)
+        if skipped is not None:
+            return FileResult(target.path, skipped=skipped), None
+        loaded = self._load(target, self.block_size)
         if loaded.error is not None:
-            logger.debug("cannot process %s: %s", target.path, loaded.error)
+            logger.debug("cannot process %r: %s", target.path, loaded.error)
         result = FileResult(
             target.path, error=loaded.error, skipped=loaded.skipped, file_hash=loaded.file_hash
         )
-        return result, loaded.docs
+        if loaded.sections is None:
+            return result, None
+        return result, self._chunks(result, loaded.sections)
 
-    def _load(self, target: _Target) -> _Loaded:
-        """Read and parse one file; a problem is returned as the bare reason, never raised."""
+    def _chunks(self, result: FileResult, sections: Sections) -> Generator[Document, None, None]:
+        """Split a file's sections as they come; a failure is recorded on ``result``."""
+        source = result.source
+        index = 0
+        try:
+            for section in sections:
+                for text, start in self._split_text(section.text):
+                    metadata = dict(section.metadata)
+                    yield _chunk(source, index, text, section.offset + start, metadata)
+                    index += 1
+        except DocumentProcessingError as exc:
+            result.error = str(exc)
+            raise
+        except Exception as exc:  # a parser bug must not stop the other files
+            logger.debug("unexpected error while processing %r", result.path, exc_info=True)
+            result.error = _unexpected(exc, "processing")
+            raise DocumentProcessingError(result.error) from exc
+        finally:
+            sections.close()
+        if not index:
+            result.skipped = NO_TEXT
+
+    def _load(self, target: Target, block_size: int | None) -> _Loaded:
+        """Open one file and start reading it; a problem is returned as the bare reason.
+
+        A text file is scanned (hashed, its encoding settled) and its sections come lazily,
+        ``block_size`` characters at a time; other formats are read and parsed whole here.
+        """
         path = target.path
         suffix = path.suffix.lower()
         try:
-            data, mtime = _read(path, suffix)
+            with open_regular(path, lambda: _require_supported(suffix)) as file:
+                if suffix not in STREAMERS:
+                    return self._parse(path, suffix, file.read_all(), file.mtime)
+                scan, mtime = scan_text(file, self.options.encoding_fallbacks), file.mtime
         except DocumentProcessingError as exc:
-            return _Loaded([], error=str(exc), cause=exc)
+            return _Loaded(error=str(exc), cause=exc)
+        if scan.error is not None:
+            return _Loaded(file_hash=scan.file_hash, error=scan.error)
+        if not scan.size:
+            return _Loaded(file_hash=scan.file_hash, skipped=EMPTY_FILE)
+        source = TextInput(lambda: iter_text(path, scan), scan.label, block_size)
+        sections = STREAMERS[suffix](source, self.options)
+        stamp = _file_metadata(path, scan.file_hash, mtime)
+        return _Loaded(_stamped(sections, stamp), scan.file_hash)
+
+    def _parse(self, path: Path, suffix: str, data: bytes, mtime: float) -> _Loaded:
+        """A whole-file format: its documents, parsed now."""
         file_hash = _sha256(data)
         if not data:
-            return _Loaded([], file_hash, skipped=EMPTY_FILE)
+            return _Loaded(file_hash=file_hash, skipped=EMPTY_FILE)
         try:
             docs = LOADERS[suffix](data, self.options)
         except DocumentProcessingError as exc:
-            return _Loaded([], file_hash, error=str(exc), cause=exc)
+            return _Loaded(file_hash=file_hash, error=str(exc), cause=exc)
         except Exception as exc:  # a parser bug must not stop the other files
-            logger.debug("unexpected error while loading %s", path, exc_info=True)
-            error = f"unexpected {type(exc).__name__} while reading the file: {exc}"
-            return _Loaded([], file_hash, error=error, cause=exc)
-        file_metadata = {
-            "source": str(path),
-            "file_type": suffix[1:],
-            "file_hash": file_hash,
-            "modified": datetime.fromtimestamp(mtime, UTC).isoformat(),
-        }
-        kept = [
-            Document(page_content=doc.page_content, metadata={**doc.metadata, **file_metadata})
-            for doc in docs
-            if doc.page_content.strip()
-        ]
-        if not kept:
-            return _Loaded([], file_hash, skipped=NO_PDF_TEXT if suffix == ".pdf" else NO_TEXT)
-        return _Loaded(kept, file_hash)
+            logger.debug("unexpected error while loading %r", path, exc_info=True)
+            return _Loaded(file_hash=file_hash, error=_unexpected(exc, "reading"), cause=exc)
+        sections = [Section(doc.page_content, doc.metadata) for doc in docs]
+        if not any(_has_text(section) for section in sections):
+            skipped = NO_PDF_TEXT if suffix == ".pdf" else NO_TEXT
+            return _Loaded(file_hash=file_hash, skipped=skipped)
+        stamp = _file_metadata(path, file_hash, mtime)
+        return _Loaded(_stamped(iter(sections), stamp), file_hash)
 
 
-def _read(path: Path, suffix: str) -> tuple[bytes, float]:
-    """A supported file's bytes and modification time; raises with the bare reason."""
-    if not path.exists():
-        raise DocumentProcessingError("no such file or directory; check the path")
-    if path.is_dir():
-        raise DocumentProcessingError("is a directory; use load_directory or process")
-    if suffix not in LOADERS:
+def _require_supported(suffix: str) -> None:
+    if suffix not in LOADERS and suffix not in STREAMERS:
         raise DocumentProcessingError(
             f"unsupported file type {suffix or '(no extension)'}; supported extensions: "
             f"{', '.join(SUPPORTED_EXTENSIONS)}; convert the file or leave it out"
         )
-    try:
-        return path.read_bytes(), path.stat().st_mtime
-    except OSError as exc:
-        raise DocumentProcessingError(f"cannot read the file: {exc.strerror or exc}") from exc
+
+
+def _unsupported(target: Target) -> str | None:
+    """Why a file found in a directory walk is skipped without being opened, if it is."""
+    suffix = target.path.suffix.lower()
+    if target.in_directory and suffix not in LOADERS and suffix not in STREAMERS:
+        return f"unsupported file type {suffix or '(no extension)'}"
+    return None
+
+
+def _file_metadata(path: Path, file_hash: str, mtime: float) -> dict[str, Any]:
+    return {
+        "source": str(path),
+        "file_type": path.suffix.lower()[1:],
+        "file_hash": file_hash,
+        "modified": datetime.fromtimestamp(mtime, UTC).isoformat(),
+    }
+
+
+def _stamped(sections: Iterator[Section], stamp: dict[str, Any]) -> Sections:
+    """The sections with text, file metadata added."""
+    for section in sections:
+        if _has_text(section):
+            yield Section(section.text, {**section.metadata, **stamp}, section.offset)
+
+
+def _has_text(section: Section) -> bool:
+    return bool(section.text) and not section.text.isspace()
+
+
+def _unexpected(exc: Exception, doing: str) -> str:
+    return f"unexpected {type(exc).__name__} while {doing} the file: {exc}"
 
 
 # -- ids and hashes -----------------------------------------------------------------------
@@ -409,54 +501,19 @@ def _read(path: Path, suffix: str) -> tuple[bytes, float]:
 
 def chunk_id(source: str, chunk_index: int, text: str) -> str:
     """The deterministic id of a chunk: SHA-256 of source, index and text, 32 hex digits."""
-    return _sha256(f"{source}\0{chunk_index}\0{text}".encode())[:32]
+    return _sha256(_utf8(f"{source}\0{chunk_index}\0{text}"))[:32]
+
+
+def _chunk(source: str, index: int, text: str, start: int, metadata: dict[str, Any]) -> Document:
+    """A chunk: ``metadata`` (the caller's copy) gets its chunk-level fields."""
+    metadata.update(chunk_index=index, start_index=start, content_hash=_sha256(_utf8(text)))
+    return Document(id=chunk_id(source, index, text), page_content=text, metadata=metadata)
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8, with lone surrogates (a non-UTF-8 file name, a JSON escape) encoded as is."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-# -- paths --------------------------------------------------------------------------------
-
-
-def _absolute(path: PathInput) -> Path:
-    return Path(os.path.abspath(os.fspath(path)))
-
-
-def _expand(paths: PathInput | Iterable[PathInput], glob: str) -> Iterator[_Target]:
-    """The files to process, in order: directories walked, duplicates dropped."""
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    seen: set[Path] = set()
-    for item in items:
-        root = _absolute(item)
-        targets = _walk(root, glob) if root.is_dir() else iter([_Target(root, False)])
-        for target in targets:
-            if target.path not in seen:
-                seen.add(target.path)
-                yield target
-
-
-def _walk(root: Path, glob: str) -> Iterator[_Target]:
-    """Regular files under ``root`` matching ``glob``, sorted, hidden entries left out."""
-    try:
-        paths = sorted(root.glob(glob))
-    except (ValueError, NotImplementedError) as exc:
-        raise ConfigurationError(
-            f"glob={glob!r} is not a usable pattern ({exc}); use a relative pattern such as "
-            "'**/*' or '**/*.md'"
-        ) from exc
-    for path in paths:
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
-        if path.is_file():
-            yield _Target(path, in_directory=True)
-
-
-def _raise_failures(failed: list[FileResult]) -> None:
-    if not failed:
-        return
-    lines = "\n".join(f"  {result.path}: {result.error}" for result in failed)
-    raise DocumentProcessingError(
-        f"{len(failed)} file(s) could not be processed:\n{lines}\n"
-        "fix or remove them, or use DocumentProcessor.iter_files to keep the files that worked"
-    )

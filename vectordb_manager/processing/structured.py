@@ -12,21 +12,22 @@ JSON and JSON Lines records follow one rule set (:func:`record_document`):
 A top-level JSON list gives one document per element (``record``, 1-based). A JSON Lines file
 gives one document per non-blank line (``line``, 1-based); one malformed line fails the file
 with its line number. A CSV file gives one document per row (``row``, 1-based, header
-excluded).
+excluded). JSON is read whole; JSON Lines and CSV are streamed a line (a row) at a time.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.documents import Document
 
 from vectordb_manager.errors import DocumentProcessingError
-from vectordb_manager.processing.loaders import LoadOptions, decode_text
+from vectordb_manager.processing.loaders import LoadOptions, Section, TextInput
+from vectordb_manager.processing.reading import decode_text, iter_lines
 
 DEFAULT_TEXT_KEYS = ("text", "content", "page_content", "body")
 
@@ -54,11 +55,9 @@ def load_json(data: bytes, options: LoadOptions) -> list[Document]:
     return [record_document(value, options.json_text_field, "the JSON value")]
 
 
-def load_jsonl(data: bytes, options: LoadOptions) -> list[Document]:
+def stream_jsonl(source: TextInput, options: LoadOptions) -> Iterator[Section]:
     """A ``.jsonl`` file: one document per non-blank line, ``line`` 1-based in metadata."""
-    text, _ = decode_text(data, options.encoding_fallbacks)
-    docs = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(iter_lines(source.read()), start=1):
         if not line.strip():
             continue
         try:
@@ -71,9 +70,7 @@ def load_jsonl(data: bytes, options: LoadOptions) -> list[Document]:
         items = value if isinstance(value, list) else [value]
         for item in items:
             doc = record_document(item, options.json_text_field, f"line {number}")
-            doc.metadata["line"] = number
-            docs.append(doc)
-    return docs
+            yield Section(doc.page_content, {**doc.metadata, "line": number})
 
 
 def record_document(value: Any, text_field: str | None, where: str) -> Document:
@@ -134,21 +131,20 @@ def _is_json_scalar(value: Any) -> bool:
 # -- CSV ----------------------------------------------------------------------------------
 
 
-def load_csv(data: bytes, options: LoadOptions) -> list[Document]:
+def stream_csv(source: TextInput, options: LoadOptions) -> Iterator[Section]:
     """A ``.csv`` file: one document per row.
 
     The text is the configured text columns' non-empty values, one per line, or else every
-    non-empty column as a ``"column: value"`` line. The configured metadata columns are copied
+    non-empty column as a ``"column: value"`` lines. The configured metadata columns are copied
     into metadata (as strings). The first row is the header.
     """
-    text, _ = decode_text(data, options.encoding_fallbacks)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=options.csv_delimiter)
+    reader = csv.reader(iter_lines(source.read()), delimiter=options.csv_delimiter)
     try:
         header = [name.strip() for name in next(reader, [])]
     except csv.Error as exc:
         raise DocumentProcessingError(f"cannot read the CSV header: {exc}") from exc
     if not header:
-        return []
+        return
     wanted = [*(options.csv_text_columns or ()), *options.csv_metadata_columns]
     missing = [name for name in wanted if name not in header]
     if missing:
@@ -156,7 +152,6 @@ def load_csv(data: bytes, options: LoadOptions) -> list[Document]:
             f"column(s) {', '.join(map(repr, missing))} not in the CSV header; its columns "
             f"are: {', '.join(map(repr, header))}; fix csv_text_columns / csv_metadata_columns"
         )
-    docs: list[Document] = []
     number = 0
     while True:
         try:
@@ -164,7 +159,7 @@ def load_csv(data: bytes, options: LoadOptions) -> list[Document]:
         except csv.Error as exc:
             raise DocumentProcessingError(f"row {number + 1} is not valid CSV: {exc}") from exc
         if row is None:
-            return docs
+            return
         number += 1
         values = dict(zip(header, row, strict=False))
         if options.csv_text_columns:
@@ -180,4 +175,4 @@ def load_csv(data: bytes, options: LoadOptions) -> list[Document]:
             name: values.get(name, "") for name in options.csv_metadata_columns
         }
         metadata["row"] = number
-        docs.append(Document(page_content=content, metadata=metadata))
+        yield Section(content, metadata)

@@ -1,0 +1,114 @@
+"""Which files to process, and what came of each.
+
+:func:`expand` turns the paths a caller names into targets: directories walked (sorted, hidden
+entries and anything that is not a regular file left out), duplicates dropped. A
+:class:`FileResult` reports one file's outcome.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from langchain_core.documents import Document
+
+from vectordb_manager.errors import ConfigurationError, DocumentProcessingError
+
+PathInput = str | os.PathLike[str]
+
+
+@dataclass
+class FileResult:
+    """What processing one file gave: its chunks, or why it failed or was skipped.
+
+    ``ok`` is true unless the file failed; a skipped file (empty, or an unsupported type found
+    while walking a directory) is ok, with no chunks and ``skipped`` saying why.
+
+    A result from ``iter_files(..., lazy=True)`` leaves ``chunks`` empty: its chunks come from
+    `iter_chunks`, read from the file as they are taken, and ``error`` or ``skipped`` may be
+    set only once they have all been taken.
+    """
+
+    path: Path
+    chunks: list[Document] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+    file_hash: str | None = None  # SHA-256 (hex) of the file's bytes, when it was read
+    _stream: Iterator[Document] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """True unless the file failed."""
+        return self.error is None
+
+    @property
+    def source(self) -> str:
+        """The ``source`` metadata of the file's chunks: its absolute path."""
+        return str(self.path)
+
+    def iter_chunks(self) -> Iterator[Document]:
+        """The file's chunks, in order; a lazy result's can be taken once.
+
+        Raises:
+            DocumentProcessingError: a lazy result's file failed while being read (``error``
+                says why; drop the chunks already taken, they are not the whole file).
+        """
+        stream, self._stream = self._stream, None
+        yield from self.chunks if stream is None else stream
+
+
+@dataclass(frozen=True)
+class Target:
+    path: Path
+    in_directory: bool  # found by walking a directory rather than named by the caller
+
+
+# -- paths --------------------------------------------------------------------------------
+
+
+def absolute(path: PathInput) -> Path:
+    return Path(os.path.abspath(os.fspath(path)))
+
+
+def expand(paths: PathInput | Iterable[PathInput], glob: str) -> Iterator[Target]:
+    """The files to process, in order: directories walked, duplicates dropped."""
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    seen: set[Path] = set()
+    for item in items:
+        root = absolute(item)
+        targets = walk(root, glob) if root.is_dir() else iter([Target(root, False)])
+        for target in targets:
+            if target.path not in seen:
+                seen.add(target.path)
+                yield target
+
+
+def walk(root: Path, glob: str) -> Iterator[Target]:
+    """Regular files under ``root`` matching ``glob``, sorted, hidden entries left out.
+
+    FIFOs, sockets, devices and links to them are not regular files: they are left out.
+    """
+    try:
+        paths = sorted(root.glob(glob))
+    except (ValueError, NotImplementedError) as exc:
+        raise ConfigurationError(
+            f"glob={glob!r} is not a usable pattern ({exc}); use a relative pattern such as "
+            "'**/*' or '**/*.md'"
+        ) from exc
+    for path in paths:
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        if path.is_file():
+            yield Target(path, in_directory=True)
+
+
+def raise_failures(failed: list[FileResult]) -> None:
+    if not failed:
+        return
+    lines = "\n".join(f"  {result.path}: {result.error}" for result in failed)
+    raise DocumentProcessingError(
+        f"{len(failed)} file(s) could not be processed:\n{lines}\n"
+        "fix or remove them, or use DocumentProcessor.iter_files to keep the files that worked"
+    )
