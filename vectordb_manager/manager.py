@@ -9,18 +9,13 @@ re-embedding); ``reembed`` rebuilds a store for a new model.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import os
-import re
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -34,147 +29,21 @@ from vectordb_manager.embeddings import (
     embedding_model_name,
     known_dimension,
 )
-from vectordb_manager.engine.core import Engine
 from vectordb_manager.errors import (
     ConfigurationError,
     DimensionMismatchError,
     DocumentNotFoundError,
-    DocumentProcessingError,
     InvalidInputError,
     StoreNotFoundError,
 )
-from vectordb_manager.processing import DocumentProcessor, FileResult
+from vectordb_manager.ingestion import Cleanup, IngestReport
+from vectordb_manager.ingestion import ingest as ingest_files
+from vectordb_manager.processing import DocumentProcessor
 from vectordb_manager.stores.engine_store import EngineVectorStore
 from vectordb_manager.stores.factory import create_vector_store
 
 logger = logging.getLogger(__name__)
-Cleanup = Literal["incremental", "full"]
-
-
-@dataclass
-class IngestReport:
-    """What one `VectorDatabaseManager.ingest` call did, file by file."""
-
-    files_seen: int = 0
-    files_added: list[str] = field(default_factory=list)
-    files_updated: list[str] = field(default_factory=list)
-    files_unchanged: list[str] = field(default_factory=list)
-    files_removed: list[str] = field(default_factory=list)
-    files_skipped: dict[str, str] = field(default_factory=dict)
-    files_failed: dict[str, str] = field(default_factory=dict)
-    chunks_added: int = 0
-    chunks_removed: int = 0
-    texts_embedded: int = 0
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when no file failed."""
-        return not self.files_failed
-
-    def __str__(self) -> str:
-        lines = [
-            f"{self.files_seen} files: {len(self.files_added)} added, "
-            f"{len(self.files_updated)} updated, {len(self.files_unchanged)} unchanged, "
-            f"{len(self.files_removed)} removed, {len(self.files_skipped)} skipped, "
-            f"{len(self.files_failed)} failed; {self.chunks_added} chunks added, "
-            f"{self.chunks_removed} removed, {self.texts_embedded} texts embedded "
-            f"in {self.seconds:.1f} s"
-        ]
-        lines += [f"  failed  {path}: {why}" for path, why in self.files_failed.items()]
-        lines += [f"  skipped {path}: {why}" for path, why in self.files_skipped.items()]
-        return _printable("\n".join(lines))
-
-    def __repr__(self) -> str:
-        failed = ", ".join(f"{p!r}: {w!r}" for p, w in self.files_failed.items())
-        return (
-            f"IngestReport(files_seen={self.files_seen}, added={len(self.files_added)}, "
-            f"updated={len(self.files_updated)}, unchanged={len(self.files_unchanged)}, "
-            f"removed={len(self.files_removed)}, skipped={len(self.files_skipped)}, "
-            f"chunks_added={self.chunks_added}, chunks_removed={self.chunks_removed}, "
-            f"texts_embedded={self.texts_embedded}, failed={{{failed}}})"
-        )
-
-
-def _printable(text: str) -> str:
-    """``text`` writable to any UTF-8 stream: lone surrogates escaped. A file name that is not
-    UTF-8 shows its bytes (``caf\\xe9.txt``: Python holds byte 0xE9 as U+DCE9); any other
-    surrogate shows its code point (``\\ud800``)."""
-    return _SURROGATE.sub(_escape_surrogate, text)
-
-
-def _escape_surrogate(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class _IngestRun:
-    """The writes of one ingest call.
-
-    Chunks are batched across files into ``add_documents`` calls of ``batch_size``; a file's
-    stale chunks are deleted once all its new ones are in. When the store refuses a batch
-    (`InvalidInputError`: a metadata value it cannot keep, say), its files are added one at a
-    time, so that only the guilty files fail; a failed file's writes in this run are undone, so
-    the store keeps what it held for it before. Other errors (storage, the model) propagate:
-    they are not a file's fault.
-    """
-
-    def __init__(self, store: EngineVectorStore, report: IngestReport, batch_size: int) -> None:
-        self.store, self.report, self.batch_size = store, report, batch_size
-        self.pending: list[tuple[str, Document]] = []  # (file, chunk), files in order
-        self.added: dict[str, list[str]] = {}  # per file, the ids this run added for it
-        self.stale: dict[str, list[str]] = {}  # per finished file, the ids to delete
-
-    def add(self, path: str, chunk: Document) -> None:
-        self.pending.append((path, chunk))
-        if len(self.pending) >= self.batch_size:
-            self.flush()
-
-    def finish(self, path: str, stale: list[str]) -> None:
-        """``path`` gave all its chunks; delete ``stale`` once they are in."""
-        self.stale[path] = stale
-
-    def fail(self, path: str, reason: str) -> None:
-        """Record the file's failure and undo what this run wrote for it."""
-        self.report.files_failed[path] = reason
-        for done in (self.report.files_added, self.report.files_updated):
-            if path in done:
-                done.remove(path)
-        self.pending = [item for item in self.pending if item[0] != path]
-        self.stale.pop(path, None)
-        added = self.added.pop(path, [])
-        if added:
-            self.store.delete(added)
-            self.report.chunks_added -= len(added)
-
-    def flush(self) -> None:
-        batch, self.pending = self.pending, []
-        if batch:
-            try:
-                self._write(batch)
-            except InvalidInputError:
-                for path, group in itertools.groupby(batch, key=itemgetter(0)):
-                    try:
-                        self._write(list(group))
-                    except InvalidInputError as exc:
-                        self.fail(path, f"the store refused its chunks: {exc}")
-        stale = [doc_id for ids in self.stale.values() for doc_id in ids]
-        if stale:
-            self.store.delete(stale)
-            self.report.chunks_removed += len(stale)
-        for path in self.stale:
-            self.added.pop(path, None)
-        self.stale.clear()
-
-    def _write(self, batch: list[tuple[str, Document]]) -> None:
-        self.store.add_documents([chunk for _, chunk in batch])
-        self.report.texts_embedded += len(batch)
-        self.report.chunks_added += len(batch)
-        for path, chunk in batch:
-            self.added.setdefault(path, []).append(str(chunk.id))
+__all__ = ["IngestReport", "VectorDatabaseManager"]
 
 
 class VectorDatabaseManager:
@@ -258,79 +127,15 @@ class VectorDatabaseManager:
         the other files are ingested. Errors of the store itself (`StorageError`) or of the
         embedding model propagate; running the ingest again completes it.
         """
-        if cleanup not in (None, "incremental", "full"):
-            raise InvalidInputError(f"cleanup={cleanup!r} must be None, 'incremental' or 'full'")
-        if batch_size <= 0:
-            raise InvalidInputError(f"batch_size={batch_size} must be positive")
         roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
-        report = IngestReport()
-        start = time.perf_counter()
-        run = _IngestRun(self._store, report, batch_size)
-        seen: set[str] = set()
-        for result in self.processor.iter_files(roots, progress=progress, lazy=True):
-            self._ingest_file(result, run, seen)
-        run.flush()
-        if cleanup == "full":
-            self._remove_missing(roots, seen, report)
-        report.seconds = time.perf_counter() - start
-        logger.info("ingest: %s", str(report).splitlines()[0])
-        return report
-
-    def _ingest_file(self, result: FileResult, run: _IngestRun, seen: set[str]) -> None:
-        report = run.report
-        path = str(result.path)
-        if result.error is not None:
-            report.files_seen += 1
-            report.files_failed[path] = result.error
-            return
-        source = _source_of(result)
-        if result.skipped is not None and result.file_hash is None:  # never read
-            report.files_skipped[path] = result.skipped
-            return
-        seen.add(source)
-        try:
-            existing = set(self._store.get_ids({"source": source}))
-            had_chunks, new = bool(existing), 0
-            for chunk in result.iter_chunks():
-                if chunk.id in existing:
-                    existing.discard(chunk.id)  # what stays in ``existing`` is stale
-                    continue
-                new += 1
-                run.add(path, chunk)
-                if path in report.files_failed:  # the store refused its chunks
-                    report.files_seen += 1
-                    return
-        except (DocumentProcessingError, InvalidInputError) as exc:
-            report.files_seen += 1
-            run.fail(path, result.error or str(exc))
-            return
-        if result.skipped is not None:  # read, but no text (now): drop what it used to hold
-            report.files_skipped[path] = result.skipped
-            if had_chunks:
-                report.files_updated.append(path)
-                run.finish(path, sorted(existing))
-            return
-        report.files_seen += 1
-        if not new and not existing:
-            report.files_unchanged.append(path)
-            return
-        (report.files_updated if had_chunks else report.files_added).append(path)
-        run.finish(path, sorted(existing))
-
-    def _remove_missing(self, roots: list[Path], seen: set[str], report: IngestReport) -> None:
-        resolved = [r.absolute() for r in roots]
-        by_source: dict[str, list[str]] = {}
-        # the value index of "source": no document is decoded to find the sources
-        for source, ids in self._store.engine.ids_by_value("source"):
-            if not isinstance(source, str) or source in seen:
-                continue
-            path = Path(source)
-            if any(path == r or r in path.parents for r in resolved) and not path.exists():
-                by_source[source] = ids
-        for source, ids in sorted(by_source.items()):
-            self._store.delete(ids)
-            report.files_removed.append(source)
-            report.chunks_removed += len(ids)
+        return ingest_files(
+            self._store,
+            self.processor,
+            roots,
+            cleanup=cleanup,
+            batch_size=batch_size,
+            progress=progress,
+        )
 
     # -- documents -------------------------------------------------------------------------------
     def add_documents(self, docs: list[Document]) -> list[str]:
@@ -375,7 +180,7 @@ class VectorDatabaseManager:
         """Delete documents by id; returns how many existed."""
         if isinstance(ids, str):
             raise InvalidInputError("ids must be a list of strings, not one string")
-        return self._store.engine.delete(list(ids))
+        return self._store.delete_ids(list(ids))
 
     def count(self) -> int:
         """How many documents the store holds."""
@@ -444,7 +249,6 @@ class VectorDatabaseManager:
         """
         if batch_size <= 0:
             raise InvalidInputError(f"batch_size={batch_size} must be positive")
-        source = self._store.engine
         self._require_same_vectors(config)
         if migrate and _same_location(config, self.config):
             raise ConfigurationError(
@@ -457,12 +261,9 @@ class VectorDatabaseManager:
             assert target is not None
         copied = 0
         if migrate:
-            total = source.count()
+            total = len(self._store)
             with tqdm(total=total, unit="doc", disable=not progress, desc="migrate") as bar:
-                for rows in source.iter_rows(batch_size):
-                    target.engine.upsert(rows.ids, rows.texts, rows.metadatas, rows.vectors)
-                    copied += len(rows)
-                    bar.update(len(rows))
+                copied = self._store.copy_to(target, batch_size=batch_size, progress=bar.update)
         self.config = config
         self._store = target
         return copied
@@ -470,8 +271,8 @@ class VectorDatabaseManager:
     def _require_same_vectors(self, config: VectorDBConfig) -> None:
         """Refuse a target configuration whose embeddings or distance differ from this
         store's: the copied vectors would not be comparable with its queries."""
-        source = self._store.engine
-        model, dimension = _recorded_model(source), source.dimension
+        stats = self._store.stats()
+        model, dimension, distance = stats["embedding_model"], stats["dimension"], stats["distance"]
         fields = ("embedding_provider", "embedding_model", "embedding_dimensions")
         if any(getattr(config, f) != getattr(self.config, f) for f in fields):
             # another description of the model: it must still resolve to the same one
@@ -492,12 +293,12 @@ class VectorDatabaseManager:
                     "model, so keep embedding_provider and embedding_model, or use reembed() "
                     "to rebuild for another model"
                 )
-        if config.distance_metric != source.distance:
+        if config.distance_metric != distance:
             raise ConfigurationError(
                 f"the target configuration says distance_metric={config.distance_metric!r} "
-                f"but this store uses {source.distance!r}; a migration copies the vectors as "
-                f"they are, so set distance_metric={source.distance!r}, or use reembed() to "
-                "build a store with another distance"
+                f"but this store uses {distance!r}; a migration copies the vectors as they "
+                f"are, so set distance_metric={distance!r}, or use reembed() to build a store "
+                "with another distance"
             )
 
     def _open_target(
@@ -505,7 +306,7 @@ class VectorDatabaseManager:
     ) -> EngineVectorStore | None:
         """The store at ``config``'s location if it can take this store's vectors (``None``
         if there is none and not ``create``); refuses one that cannot, writing nothing."""
-        source = self._store.engine
+        ours = self._store.stats()
         where = _describe(config)
         try:
             target = self._open(config, create=create)
@@ -516,18 +317,22 @@ class VectorDatabaseManager:
                 f"cannot migrate to {where}: a store is there already and does not match "
                 f"this one: {exc}. Migrate to an empty location instead"
             ) from exc
-        engine = target.engine
-        if engine.dimension is not None and source.dimension not in (None, engine.dimension):
+        theirs = target.stats()
+        if theirs["dimension"] is not None and ours["dimension"] not in (
+            None,
+            theirs["dimension"],
+        ):
             raise DimensionMismatchError(
-                f"cannot migrate to {where}: the store there holds {engine.dimension}-"
-                f"dimensional vectors but this one holds {source.dimension}-dimensional ones; "
+                f"cannot migrate to {where}: the store there holds {theirs['dimension']}-"
+                f"dimensional vectors but this one holds {ours['dimension']}-dimensional ones; "
                 "migrate to an empty location instead"
             )
-        theirs, ours = _recorded_model(engine), _recorded_model(source)
-        if theirs is not None and ours is not None and theirs != ours:
+        models = (theirs["embedding_model"], ours["embedding_model"])
+        if None not in models and models[0] != models[1]:
             raise ConfigurationError(
                 f"cannot migrate to {where}: the store there was built with embedding model "
-                f"{theirs!r} but this one with {ours!r}; migrate to an empty location instead"
+                f"{models[0]!r} but this one with {models[1]!r}; migrate to an empty location "
+                "instead"
             )
         return target
 
@@ -553,27 +358,15 @@ class VectorDatabaseManager:
         target = create_vector_store(config, service)
         assert isinstance(target, EngineVectorStore)
         done = 0
-        source = self._store.engine
-        with tqdm(total=source.count(), unit="doc", disable=not progress, desc="reembed") as bar:
-            for rows in source.iter_rows(batch_size):
-                target.add_texts(rows.texts, rows.metadatas, ids=rows.ids)
-                done += len(rows)
-                bar.update(len(rows))
+        with tqdm(total=len(self._store), unit="doc", disable=not progress, desc="reembed") as bar:
+            for docs in self._store.iter_documents(batch_size):
+                target.add_documents(docs)
+                done += len(docs)
+                bar.update(len(docs))
         self.config = config
         self.embedding_service = service
         self._store = target
         return done
-
-
-def _source_of(result: FileResult) -> str:
-    """The ``source`` the processor records for this file's chunks."""
-    return result.source
-
-
-def _recorded_model(engine: Engine) -> str | None:
-    """The embedding model a store records (or, before its first commit, was opened with)."""
-    model = engine.stats()["embedding_model"]
-    return str(model) if model is not None else None
 
 
 def _describe(config: VectorDBConfig) -> str:

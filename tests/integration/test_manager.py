@@ -206,3 +206,47 @@ def test_vacuum_and_compact(tmp_path: Path) -> None:
     assert db.stats()["segments"] == 1 and db.stats()["tombstones"] == 0 and db.count() == 1
     assert db.compact() is False
     assert db.verify()["documents"] == 1
+
+
+
+def recorded_applies(db: VectorDatabaseManager, monkeypatch: pytest.MonkeyPatch) -> list[tuple[set[str], set[str]]]:
+    """(ids written, ids deleted) of each commit the manager asks of its store."""
+    calls: list[tuple[set[str], set[str]]] = []
+    real = db.vector_store.apply
+
+    def apply(documents: Any = (), delete: Any = ()) -> list[str]:
+        ids = real(documents, delete)
+        calls.append((set(ids), set(delete)))
+        return ids
+
+    monkeypatch.setattr(db.vector_store, "apply", apply)
+    return calls
+
+
+def test_a_changed_file_is_replaced_in_one_commit(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its new chunks and the removal of its stale ones are one commit, so no version holds
+    both: a crash cannot leave the old and the new text searchable together."""
+    db = manager(tmp_path)
+    db.ingest(corpus)
+    cats = str((corpus / "cats.txt").absolute())
+    old = set(db.vector_store.get_ids({"source": cats}))
+    write(corpus / "cats.txt", "Cats sleep sixteen hours a day. " * 5)
+    calls = recorded_applies(db, monkeypatch)
+    report = db.ingest(corpus)
+    assert report.files_updated == [str(corpus / "cats.txt")]
+    new = set(db.vector_store.get_ids({"source": cats}))
+    assert new and not new & old
+    assert calls == [(new, old)]
+
+
+def test_full_cleanup_removes_every_vanished_file_in_one_commit(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = manager(tmp_path)
+    db.ingest(corpus)
+    gone = [corpus / "cats.txt", corpus / "sub" / "birds.txt"]
+    ids = {i for p in gone for i in db.vector_store.get_ids({"source": str(p.absolute())})}
+    for path in gone:
+        path.unlink()
+    calls = recorded_applies(db, monkeypatch)
+    report = db.ingest(corpus, cleanup="full")
+    assert sorted(report.files_removed) == sorted(str(p.absolute()) for p in gone)
+    assert calls == [(set(), ids)] and len(ids) == report.chunks_removed > 2

@@ -6,9 +6,10 @@ LangChain method lives here once.
 
 from __future__ import annotations
 
+import copy
 import math
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,6 +200,20 @@ class EngineVectorStore(VectorStore):
         )
         self._engine.apply(ids, texts, metas, vectors, deletes)
         return ids
+
+    def delete_ids(self, ids: Sequence[str]) -> int:
+        """Delete by id in one commit, like `delete`; returns how many of the ids existed
+        (unknown ones are ignored)."""
+        return self._engine.delete(_id_list(ids))
+
+    def iter_documents(self, batch_size: int = 1000) -> Iterator[list[Document]]:
+        """Every document, in batches of ``batch_size`` (each batch read consistently; writes
+        in between may be seen by later batches)."""
+        for rows in self._engine.iter_rows(require_k(batch_size, "batch_size")):
+            yield [  # copies: changing them must not change the store
+                Document(id=i, page_content=t, metadata=copy.deepcopy(m))
+                for i, t, m in zip(rows.ids, rows.texts, rows.metadatas, strict=True)
+            ]
 
     def ids_by_value(self, key: str) -> list[tuple[Any, list[str]]]:
         """The ids of the documents grouped by their value of metadata ``key``, answered from

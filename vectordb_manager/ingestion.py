@@ -1,0 +1,246 @@
+"""Incremental ingestion: files in, a store's chunks kept in step with them.
+
+`ingest` walks the files with a `DocumentProcessor` (one file at a time, large text files a
+block at a time) and compares each file's chunk ids, which are derived from the file and the
+chunk's content, with those the store holds for its ``source``: an unchanged file embeds and
+writes nothing; a changed file's new chunks are added and its stale ones deleted.
+
+Writes go through the store's public `apply`, ``batch_size`` chunks at a time across files;
+a file's stale chunks are deleted in the same commit as its last new chunks, so a crash never
+leaves both versions of a file that fits in one batch. When the store refuses a batch
+(`InvalidInputError`: a metadata value it cannot keep, say), its files are written one at a
+time so that only the guilty ones fail, and a failed file's writes of this run are undone.
+Other errors (storage, the model) propagate: they are not a file's fault, and running the
+ingest again completes it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from pathlib import Path
+from typing import Literal
+
+from langchain_core.documents import Document
+
+from vectordb_manager.errors import DocumentProcessingError, InvalidInputError
+from vectordb_manager.processing import DocumentProcessor, FileResult
+from vectordb_manager.stores.engine_store import EngineVectorStore
+
+logger = logging.getLogger(__name__)
+Cleanup = Literal["incremental", "full"]
+
+
+@dataclass
+class IngestReport:
+    """What one `VectorDatabaseManager.ingest` call did, file by file."""
+
+    files_seen: int = 0
+    files_added: list[str] = field(default_factory=list)
+    files_updated: list[str] = field(default_factory=list)
+    files_unchanged: list[str] = field(default_factory=list)
+    files_removed: list[str] = field(default_factory=list)
+    files_skipped: dict[str, str] = field(default_factory=dict)
+    files_failed: dict[str, str] = field(default_factory=dict)
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    texts_embedded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.files_failed
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.files_seen} files: {len(self.files_added)} added, "
+            f"{len(self.files_updated)} updated, {len(self.files_unchanged)} unchanged, "
+            f"{len(self.files_removed)} removed, {len(self.files_skipped)} skipped, "
+            f"{len(self.files_failed)} failed; {self.chunks_added} chunks added, "
+            f"{self.chunks_removed} removed, {self.texts_embedded} texts embedded "
+            f"in {self.seconds:.1f} s"
+        ]
+        lines += [f"  failed  {path}: {why}" for path, why in self.files_failed.items()]
+        lines += [f"  skipped {path}: {why}" for path, why in self.files_skipped.items()]
+        return _printable("\n".join(lines))
+
+    def __repr__(self) -> str:
+        failed = ", ".join(f"{p!r}: {w!r}" for p, w in self.files_failed.items())
+        return (
+            f"IngestReport(files_seen={self.files_seen}, added={len(self.files_added)}, "
+            f"updated={len(self.files_updated)}, unchanged={len(self.files_unchanged)}, "
+            f"removed={len(self.files_removed)}, skipped={len(self.files_skipped)}, "
+            f"chunks_added={self.chunks_added}, chunks_removed={self.chunks_removed}, "
+            f"texts_embedded={self.texts_embedded}, failed={{{failed}}})"
+        )
+
+
+def _printable(text: str) -> str:
+    """``text`` writable to any UTF-8 stream: lone surrogates escaped. A file name that is not
+    UTF-8 shows its bytes (``caf\\xe9.txt``: Python holds byte 0xE9 as U+DCE9); any other
+    surrogate shows its code point (``\\ud800``)."""
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def ingest(
+    store: EngineVectorStore,
+    processor: DocumentProcessor,
+    roots: Sequence[Path],
+    *,
+    cleanup: Cleanup | None = None,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> IngestReport:
+    """Bring ``store`` in step with the files under ``roots`` (see the module docstring)."""
+    if cleanup not in (None, "incremental", "full"):
+        raise InvalidInputError(f"cleanup={cleanup!r} must be None, 'incremental' or 'full'")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise InvalidInputError(f"batch_size={batch_size!r} must be a positive integer")
+    report = IngestReport()
+    start = time.perf_counter()
+    run = _IngestRun(store, report, batch_size)
+    seen: set[str] = set()
+    for result in processor.iter_files(roots, progress=progress, lazy=True):
+        _ingest_file(result, run, seen)
+    run.flush()
+    if cleanup == "full":
+        _remove_missing(store, roots, seen, report)
+    report.seconds = time.perf_counter() - start
+    logger.info("ingest: %s", str(report).splitlines()[0])
+    return report
+
+
+class _IngestRun:
+    """The writes of one ingest call (see the module docstring)."""
+
+    def __init__(self, store: EngineVectorStore, report: IngestReport, batch_size: int) -> None:
+        self.store, self.report, self.batch_size = store, report, batch_size
+        self.pending: list[tuple[str, Document]] = []  # (file, chunk), files in order
+        self.added: dict[str, list[str]] = {}  # per file, the ids this run added for it
+        self.stale: dict[str, list[str]] = {}  # per finished file, the ids to delete
+
+    def add(self, path: str, chunk: Document) -> None:
+        self.pending.append((path, chunk))
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def finish(self, path: str, stale: list[str]) -> None:
+        """``path`` gave all its chunks; delete ``stale`` with the last of them."""
+        self.stale[path] = stale
+
+    def fail(self, path: str, reason: str) -> None:
+        """Record the file's failure and undo what this run wrote for it."""
+        self.report.files_failed[path] = reason
+        for done in (self.report.files_added, self.report.files_updated):
+            if path in done:
+                done.remove(path)
+        self.pending = [item for item in self.pending if item[0] != path]
+        self.stale.pop(path, None)
+        added = self.added.pop(path, [])
+        if added:
+            self.store.delete(added)
+            self.report.chunks_added -= len(added)
+
+    def flush(self) -> None:
+        """Write the pending chunks and the stale ids of finished files: one commit."""
+        batch, self.pending = self.pending, []
+        finished, self.stale = self.stale, {}
+        try:
+            self._write(batch, finished)
+        except InvalidInputError:
+            # one file at a time, each with its own stale ids; then the other finished files
+            for path, group in itertools.groupby(batch, key=itemgetter(0)):
+                try:
+                    self._write(list(group), {path: finished.pop(path, [])})
+                except InvalidInputError as exc:
+                    self.fail(path, f"the store refused its chunks: {exc}")
+            self._write([], finished)
+
+    def _write(self, batch: list[tuple[str, Document]], finished: dict[str, list[str]]) -> None:
+        stale = [doc_id for ids in finished.values() for doc_id in ids]
+        if not batch and not stale:
+            return
+        self.store.apply([chunk for _, chunk in batch], delete=stale)
+        self.report.texts_embedded += len(batch)
+        self.report.chunks_added += len(batch)
+        self.report.chunks_removed += len(stale)
+        for path, chunk in batch:
+            self.added.setdefault(path, []).append(str(chunk.id))
+        for path in finished:
+            self.added.pop(path, None)  # done: no longer undone if another file fails
+
+
+def _ingest_file(result: FileResult, run: _IngestRun, seen: set[str]) -> None:
+    report = run.report
+    path = str(result.path)
+    if result.error is not None:
+        report.files_seen += 1
+        report.files_failed[path] = result.error
+        return
+    source = result.source
+    if result.skipped is not None and result.file_hash is None:  # never read
+        report.files_skipped[path] = result.skipped
+        return
+    seen.add(source)
+    try:
+        existing = set(run.store.get_ids({"source": source}))
+        had_chunks, new = bool(existing), 0
+        for chunk in result.iter_chunks():
+            if chunk.id in existing:
+                existing.discard(chunk.id)  # what stays in ``existing`` is stale
+                continue
+            new += 1
+            run.add(path, chunk)
+            if path in report.files_failed:  # the store refused its chunks
+                report.files_seen += 1
+                return
+    except (DocumentProcessingError, InvalidInputError) as exc:
+        report.files_seen += 1
+        run.fail(path, result.error or str(exc))
+        return
+    if result.skipped is not None:  # read, but no text (now): drop what it used to hold
+        report.files_skipped[path] = result.skipped
+        if had_chunks:
+            report.files_updated.append(path)
+            run.finish(path, sorted(existing))
+        return
+    report.files_seen += 1
+    if not new and not existing:
+        report.files_unchanged.append(path)
+        return
+    (report.files_updated if had_chunks else report.files_added).append(path)
+    run.finish(path, sorted(existing))
+
+
+def _remove_missing(
+    store: EngineVectorStore, roots: Sequence[Path], seen: set[str], report: IngestReport
+) -> None:
+    """Delete, in one commit, the chunks of every file under ``roots`` that no longer exists
+    (the sources come from the value index of ``source``: no record is decoded)."""
+    resolved = [r.absolute() for r in roots]
+    gone: dict[str, list[str]] = {}
+    for source, ids in store.ids_by_value("source"):
+        if not isinstance(source, str) or source in seen:
+            continue
+        path = Path(source)
+        if any(path == r or r in path.parents for r in resolved) and not path.exists():
+            gone[source] = ids
+    if gone:
+        store.apply(delete=[doc_id for ids in gone.values() for doc_id in ids])
+    for source, ids in sorted(gone.items()):
+        report.files_removed.append(source)
+        report.chunks_removed += len(ids)
