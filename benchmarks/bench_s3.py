@@ -282,7 +282,7 @@ class Recorder:
     def __init__(self) -> None:
         import vectordb_manager.engine.format as fmt
         import vectordb_manager.storage.s3 as storage_s3
-        import vectordb_manager.stores.s3 as stores_s3
+        import vectordb_manager.vectorstores.s3 as stores_s3
         from vectordb_manager.engine import core, index, state
 
         self.targets: list[tuple[Any, str, str]] = [

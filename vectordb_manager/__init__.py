@@ -22,7 +22,7 @@ from vectordb_manager.errors import (
 )
 from vectordb_manager.manager import IngestReport, VectorDatabaseManager
 from vectordb_manager.processing import DocumentProcessor, FileResult
-from vectordb_manager.stores import LocalVectorStore, S3VectorStore, create_vector_store
+from vectordb_manager.vectorstores import LocalVectorStore, S3VectorStore, create_vector_store
 
 __version__ = "0.1.0"
 

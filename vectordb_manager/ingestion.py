@@ -30,7 +30,7 @@ from langchain_core.documents import Document
 
 from vectordb_manager.errors import DocumentProcessingError, InvalidInputError
 from vectordb_manager.processing import DocumentProcessor, FileResult
-from vectordb_manager.stores.engine_store import EngineVectorStore
+from vectordb_manager.vectorstores.engine_store import EngineVectorStore
 
 logger = logging.getLogger(__name__)
 Cleanup = Literal["incremental", "full"]

@@ -39,8 +39,8 @@ from vectordb_manager.errors import (
 from vectordb_manager.ingestion import Cleanup, IngestReport
 from vectordb_manager.ingestion import ingest as ingest_files
 from vectordb_manager.processing import DocumentProcessor
-from vectordb_manager.stores.engine_store import EngineVectorStore
-from vectordb_manager.stores.factory import create_vector_store
+from vectordb_manager.vectorstores.engine_store import EngineVectorStore
+from vectordb_manager.vectorstores.factory import create_vector_store
 
 logger = logging.getLogger(__name__)
 __all__ = ["IngestReport", "VectorDatabaseManager"]

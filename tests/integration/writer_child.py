@@ -13,7 +13,7 @@ import sys
 
 from vectordb_manager import LocalVectorStore, S3VectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
-from vectordb_manager.stores.engine_store import EngineVectorStore
+from vectordb_manager.vectorstores.engine_store import EngineVectorStore
 
 
 def open_store(spec: str) -> EngineVectorStore:

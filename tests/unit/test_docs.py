@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from vectordb_manager import VectorDBConfig
-from vectordb_manager.stores.engine_store import STORE_OPTIONS
-from vectordb_manager.stores.s3 import S3_OPTIONS
+from vectordb_manager.vectorstores.engine_store import STORE_OPTIONS
+from vectordb_manager.vectorstores.s3 import S3_OPTIONS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

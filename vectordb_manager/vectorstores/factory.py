@@ -22,8 +22,8 @@ def create_vector_store(
         ConfigurationError: the configuration cannot make a store.
         StorageError: the store's location cannot be used (missing bucket, access denied...).
     """
-    from vectordb_manager.stores.local import LocalVectorStore
-    from vectordb_manager.stores.s3 import S3VectorStore
+    from vectordb_manager.vectorstores.local import LocalVectorStore
+    from vectordb_manager.vectorstores.s3 import S3VectorStore
 
     common: dict[str, Any] = {
         "distance": config.distance_metric,

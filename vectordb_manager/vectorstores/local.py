@@ -11,7 +11,7 @@ from langchain_core.embeddings import Embeddings
 from vectordb_manager.engine.options import DEFAULT_DISTANCE, DEFAULT_INDEX
 from vectordb_manager.errors import ConfigurationError, StorageError
 from vectordb_manager.storage.local import LocalStorage
-from vectordb_manager.stores.engine_store import EngineVectorStore, StoreOptions
+from vectordb_manager.vectorstores.engine_store import EngineVectorStore, StoreOptions
 
 
 class LocalVectorStore(EngineVectorStore):

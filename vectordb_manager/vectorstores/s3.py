@@ -10,7 +10,7 @@ from langchain_core.embeddings import Embeddings
 
 from vectordb_manager.engine.options import DEFAULT_DISTANCE, DEFAULT_INDEX
 from vectordb_manager.errors import ConfigurationError
-from vectordb_manager.stores.engine_store import EngineVectorStore, StoreOptions
+from vectordb_manager.vectorstores.engine_store import EngineVectorStore, StoreOptions
 
 S3_OPTIONS = (
     "profile_name",
