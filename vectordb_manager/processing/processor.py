@@ -305,13 +305,17 @@ class DocumentProcessor:
         return chunks
 
     def _split_text(self, text: str) -> Iterator[tuple[str, int]]:
-        """The splitter's chunks with their offsets in ``text`` (LangChain's search, made safe)."""
-        start, previous_length = 0, 0
-        for number, chunk in enumerate(self._splitter.split_text(text)):
-            found = text.find(chunk, max(0, start + previous_length - self.chunk_overlap))
-            if found < 0:  # a length_function other than len can overshoot the estimate
-                found = text.find(chunk, start + 1 if number else 0)
-            start, previous_length = (found if found >= 0 else text.find(chunk)), len(chunk)
+        """The splitter's chunks with their offsets in ``text``: LangChain's own
+        ``create_documents`` with ``add_start_index``; where it finds no offset (-1, possible
+        with a ``length_function`` other than ``len``), the chunk is looked for after the
+        previous one."""
+        previous = 0
+        for doc in self._splitter.create_documents([text]):
+            chunk, start = doc.page_content, int(doc.metadata["start_index"])
+            if start < 0:
+                start = text.find(chunk, previous)
+                start = start if start >= 0 else text.find(chunk)
+            previous = max(start, 0)
             yield chunk, start
 
     # -- processing ------------------------------------------------------------------------
