@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.unit.test_persistence import _rewrite_section
-from vectordb_manager import IntegrityError, LocalVectorStore, StorageError
+from vectordb_manager import IntegrityError, InvalidInputError, LocalVectorStore, StorageError
 from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.engine.format import (
     FileRef,
@@ -719,3 +719,16 @@ def test_a_lazily_decoded_record_must_carry_the_id_the_id_list_gives_it(tmp_path
     assert [d.page_content for d in store.get_by_ids(["a"])] == ["alpha"]
     with pytest.raises(IntegrityError, match="disagree on the ids"):
         store.get_by_ids(["x"])  # once gave beta's text under the id "x"
+
+
+def test_a_writer_refuses_records_that_readers_would_refuse(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.add_texts(["alpha"], ids=["a"])
+    manifests = sorted(p.name for p in tmp_path.glob("manifests/*"))
+    with pytest.raises(InvalidInputError, match="nests deeper than 32 levels"):
+        store.add_texts(["deep"], [_nested(MAX_METADATA_DEPTH + 1)], ids=["d"])
+    store.add_texts(["at the limit"], [_nested(MAX_METADATA_DEPTH)], ids=["ok"])
+    assert sorted(p.name for p in tmp_path.glob("manifests/*")) == [*manifests, manifest_name(3)[10:]]
+    again = _store(tmp_path)
+    assert again.get_by_ids(["ok"])[0].metadata == _nested(MAX_METADATA_DEPTH)
+    assert sorted(again.get_ids()) == ["a", "ok"]

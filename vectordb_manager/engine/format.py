@@ -29,7 +29,7 @@ from typing import IO, Any
 import numpy as np
 
 from vectordb_manager.engine import npy
-from vectordb_manager.engine.limits import MAX_DIMENSION
+from vectordb_manager.engine.limits import MAX_DIMENSION, MAX_METADATA_DEPTH
 from vectordb_manager.engine.manifest import (
     INDEX_DIR,
     MANIFEST_DIR,
@@ -43,15 +43,18 @@ from vectordb_manager.engine.manifest import (
     parse_manifest_name,
 )
 from vectordb_manager.engine.records import (
+    MAX_RECORD_LINE_BYTES,
     RawRecords,
+    check_depths,
     check_lines,
     damaged,
     dump_ids,
     encode_record,
     id_list,
+    nests,
     newlines,
 )
-from vectordb_manager.errors import IntegrityError
+from vectordb_manager.errors import IntegrityError, InvalidInputError
 
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -254,6 +257,7 @@ def _segment(
     ref: SegmentRef,
     sections: Mapping[str, bytes | memoryview],
     vectors: Vectors | None,
+    dimension: int | None,
     *,
     lazy: bool,
     raw: RawRecords | None = None,
@@ -286,7 +290,7 @@ def _segment(
                 updated.append(u)
             raw = None
     else:
-        vectors = np.zeros((0, 0), dtype=np.float32)
+        vectors = np.zeros((0, dimension or 0), dtype=np.float32)
     if len(ids) != ref.rows:
         raise damaged(path, f"has {len(ids)} rows; the manifest says {ref.rows}")
     deletes = id_list(sections["deletes"], path) if "deletes" in sections else []
@@ -426,7 +430,7 @@ def read_segment(
             raise IntegrityError(f"{path} changed while it was being read; open the store again")
         raw = RawRecords(view, ends, path)
         sections["records"] = b""  # present (its lines are in ``raw``)
-    return _segment(ref, sections, vectors, lazy=lazy, raw=raw)
+    return _segment(ref, sections, vectors, dimension, lazy=lazy, raw=raw)
 
 
 _CAN_MAP = os.name == "posix"  # elsewhere a mapped file could not be removed by compaction
@@ -441,9 +445,27 @@ def _fileno(stream: IO[builtins.bytes]) -> int | None:
 
 
 def _encode_records(seg: SegmentData) -> bytes:
-    """One JSON object per line (JSON escapes newlines inside strings)."""
+    """One JSON object per line (JSON escapes newlines inside strings); `InvalidInputError`
+    for a record that readers would refuse (metadata nested too deeply, a line too long), so
+    a writer never commits what no reader opens."""
     records = zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
-    return b"".join(encode_record(i, r) + b"\n" for i, r in zip(seg.ids, records, strict=True))
+    lines = [encode_record(i, r) + b"\n" for i, r in zip(seg.ids, records, strict=True)]
+    for doc_id, meta, line in zip(seg.ids, seg.metadatas, lines, strict=True):
+        if len(line) > MAX_RECORD_LINE_BYTES + 1:
+            raise InvalidInputError(
+                f"document {doc_id[:80]!r} takes {len(line)} bytes as stored, more than "
+                f"readers accept ({MAX_RECORD_LINE_BYTES}); split it. Nothing was written."
+            )
+        if nests(meta):
+            try:
+                check_depths([meta], "")
+            except IntegrityError:
+                raise InvalidInputError(
+                    f"the metadata of document {doc_id[:80]!r} nests deeper than "
+                    f"{MAX_METADATA_DEPTH} levels, which readers refuse; flatten it. Nothing "
+                    "was written."
+                ) from None
+    return b"".join(lines)
 
 
 __all__ = [

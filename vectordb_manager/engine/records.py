@@ -40,7 +40,7 @@ _FIXED_FIELDS_ROOM = 6 * MAX_ID_BYTES + 4096
 MAX_RECORD_LINE_BYTES = MAX_RECORD_BYTES + _FIXED_FIELDS_ROOM
 """The longest record line a reader accepts (text and metadata plus the fixed fields)."""
 
-_CONTAINERS = frozenset((dict, list))
+_CONTAINERS = frozenset((dict, list))  # the JSON values that nest
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,11 @@ def _record(r: Any, path: str) -> Record:
     if not (type(text) is str and type(digest) is str and type(created) is type(updated) is str):
         raise damaged(path, "holds a record with a text, hash or time that is no string")
     return record
+
+
+def nests(meta: dict[str, Any]) -> bool:
+    """Whether metadata holds an object or a list (only then can it be too deep)."""
+    return not _CONTAINERS.isdisjoint(map(type, meta.values()))
 
 
 def check_depths(metas: list[dict[str, Any]], path: str) -> None:
@@ -322,6 +327,7 @@ __all__ = [
     "encode_record",
     "id_list",
     "loads",
+    "nests",
     "newlines",
     "record_tuple",
     "records",
