@@ -725,10 +725,13 @@ def test_a_writer_refuses_records_that_readers_would_refuse(tmp_path: Path) -> N
     store = _store(tmp_path)
     store.add_texts(["alpha"], ids=["a"])
     manifests = sorted(p.name for p in tmp_path.glob("manifests/*"))
-    with pytest.raises(InvalidInputError, match="nests deeper than 32 levels"):
+    with pytest.raises(InvalidInputError, match=r"nests .*32 levels"):
         store.add_texts(["deep"], [_nested(MAX_METADATA_DEPTH + 1)], ids=["d"])
     store.add_texts(["at the limit"], [_nested(MAX_METADATA_DEPTH)], ids=["ok"])
-    assert sorted(p.name for p in tmp_path.glob("manifests/*")) == [*manifests, manifest_name(3)[10:]]
+    assert sorted(p.name for p in tmp_path.glob("manifests/*")) == [
+        *manifests,
+        manifest_name(3)[10:],
+    ]
     again = _store(tmp_path)
     assert again.get_by_ids(["ok"])[0].metadata == _nested(MAX_METADATA_DEPTH)
     assert sorted(again.get_ids()) == ["a", "ok"]

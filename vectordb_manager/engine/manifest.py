@@ -244,9 +244,9 @@ class Manifest:
         manifest name can hold (`MAX_VERSION`), so nothing more can be committed."""
         if self.version >= MAX_VERSION:
             raise StorageError(
-                f"the store is at version {self.version}, the last a manifest name can hold; "
-                "no further change can be committed to it. Copy its documents into a new "
-                "store (VectorDatabaseManager.switch_backend)."
+                f"the store is at version {self.version}, the highest version number a "
+                "manifest name can hold; no further change can be committed to it. Copy its "
+                "documents into a new store (VectorDatabaseManager.switch_backend)."
             )
         return replace(self, version=self.version + 1, created_at=now_iso(), **changes)
 
