@@ -273,9 +273,10 @@ class Manifest:
         try:
             _parse(doc, f"manifest version {self.version}")
         except IntegrityError as exc:
+            problem = str(exc).removesuffix(" " + _DAMAGED).rstrip(".")
             raise StorageError(
-                f"{str(exc).removesuffix(' ' + _DAMAGED)}; refusing to commit it (nothing was "
-                "written): this is a bug, or an input that was not checked"
+                f"{problem}; refusing to commit it (nothing was written): this is a bug, or an "
+                "input that was not checked"
             ) from None
         data = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8")
         if len(data) > MAX_MANIFEST_BYTES:
