@@ -1,8 +1,16 @@
-"""The persistence format: manifests, segments and index snapshots (see docs/format.md).
+"""The persistence format: segment files, and the names of every part of it (docs/format.md).
 
 A store is a set of immutable files plus a sequence of manifests. Each manifest names every
-live segment with its size and SHA-256; the newest manifest is the store. Nothing here knows
-where bytes live: the engine passes them to a `Storage`.
+live segment with its size and SHA-256; the newest manifest is the store. This module reads and
+writes segment files; `engine.manifest` parses manifests, `engine.records` the records' JSON
+lines and `engine.npy` the vectors' ``.npy`` header (their names are importable from here too).
+Nothing here knows where bytes live: the engine passes them to a `Storage`.
+
+Reading never trusts a file beyond its checksum: the section table, the ids, the records and
+the ``.npy`` header are each checked, and anything malformed raises `IntegrityError`. While a
+segment streams in, only the fixed binary prefixes are read to find where things are; the
+vectors go straight to their destination in the shape the manifest implies; the JSON parts
+and the ``.npy`` header are parsed only after the whole file's checksum has been verified.
 """
 
 from __future__ import annotations
@@ -13,40 +21,42 @@ import io
 import json
 import mmap
 import os
-import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import numpy as np
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson is a dependency; json is the fallback
-    orjson = None  # type: ignore[assignment]
-
-from vectordb_manager.errors import IntegrityError
-
-FORMAT_NAME = "vectordb-manager"
-FORMAT_VERSION = 1
-SUPPORTED_FEATURES: frozenset[str] = frozenset()
-MANIFEST_DIR = "manifests/"
-SEGMENT_DIR = "segments/"
-INDEX_DIR = "indexes/"
-_MANIFEST_DIGITS = 20
+from vectordb_manager.engine import npy
+from vectordb_manager.engine.limits import MAX_DIMENSION, MAX_METADATA_DEPTH
+from vectordb_manager.engine.manifest import (
+    INDEX_DIR,
+    MANIFEST_DIR,
+    SEGMENT_DIR,
+    FileRef,
+    Manifest,
+    SegmentRef,
+    SnapshotRef,
+    manifest_name,
+    now_iso,
+    parse_manifest_name,
+)
+from vectordb_manager.engine.records import (
+    MAX_RECORD_LINE_BYTES,
+    RawRecords,
+    check_depths,
+    check_lines,
+    damaged,
+    dump_ids,
+    encode_record,
+    id_list,
+    nests,
+    newlines,
+)
+from vectordb_manager.errors import IntegrityError, InvalidInputError
 
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
-
-
-def now_iso() -> str:
-    """The current UTC time as ISO 8601 with microseconds."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def content_hash(text: str, metadata_json: str) -> str:
@@ -61,206 +71,6 @@ def canonical_json(value: Any) -> str:
     return json.dumps(
         value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")
     )
-
-
-def manifest_name(version: int) -> str:
-    return f"{MANIFEST_DIR}{version:0{_MANIFEST_DIGITS}d}.json"
-
-
-def parse_manifest_name(name: str) -> int | None:
-    stem = name[len(MANIFEST_DIR) :]
-    if not name.startswith(MANIFEST_DIR) or not stem.endswith(".json"):
-        return None
-    digits = stem[: -len(".json")]
-    return int(digits) if digits.isdigit() and len(digits) == _MANIFEST_DIGITS else None
-
-
-@dataclass(frozen=True)
-class FileRef:
-    """One immutable file: its relative path, size and checksum."""
-
-    path: str
-    bytes: int
-    sha256: str
-
-    @classmethod
-    def of(cls, path: str, data: builtins.bytes) -> FileRef:
-        return cls(path, len(data), sha256(data))
-
-    def check_digest(self, size: int, digest: str) -> None:
-        """Raise `IntegrityError` unless ``size`` and ``digest`` are this file's."""
-        if size != self.bytes:
-            raise IntegrityError(
-                f"{self.path} is {size} bytes but the manifest says {self.bytes}; "
-                "the file is truncated or replaced. Restore it from a backup."
-            )
-        if digest != self.sha256:
-            raise IntegrityError(
-                f"{self.path} does not match its SHA-256 checksum in the manifest; "
-                "the file is damaged. Restore it from a backup."
-            )
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "bytes": self.bytes, "sha256": self.sha256}
-
-    @classmethod
-    def from_json(cls, d: Any) -> FileRef:
-        try:
-            ref = cls(str(d["path"]), int(d["bytes"]), str(d["sha256"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(f"manifest has a malformed file entry {d!r}") from exc
-        if ref.path.startswith("/") or ".." in ref.path.split("/"):
-            raise IntegrityError(f"manifest names a file outside the store: {ref.path!r}")
-        return ref
-
-
-@dataclass(frozen=True)
-class SegmentRef:
-    """A segment in a manifest: one file holding the rows it adds and the ids it deletes."""
-
-    name: str
-    rows: int
-    deletes: int
-    file: FileRef
-
-    @property
-    def weight(self) -> int:
-        return self.rows + self.deletes
-
-    def files(self) -> list[FileRef]:
-        return [self.file]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "rows": self.rows,
-            "deletes": self.deletes,
-            "file": self.file.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, d: Any) -> SegmentRef:
-        try:
-            return cls(
-                name=str(d["name"]),
-                rows=int(d["rows"]),
-                deletes=int(d["deletes"]),
-                file=FileRef.from_json(d["file"]),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise IntegrityError(f"manifest has a malformed segment entry {d!r}") from exc
-
-
-@dataclass(frozen=True)
-class SnapshotRef:
-    """A serialized FAISS index covering exactly the rows of the first segment."""
-
-    file: FileRef
-    segment: str
-    rows: int
-    kind: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file.to_json(),
-            "segment": self.segment,
-            "rows": self.rows,
-            "kind": self.kind,
-        }
-
-    @classmethod
-    def from_json(cls, d: Any) -> SnapshotRef:
-        try:
-            return cls(
-                FileRef.from_json(d["file"]), str(d["segment"]), int(d["rows"]), str(d["kind"])
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(f"manifest has a malformed index snapshot entry {d!r}") from exc
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """One committed version of the store."""
-
-    version: int
-    distance: str
-    index: str
-    index_params: dict[str, Any] = field(default_factory=dict)
-    dimension: int | None = None
-    embedding_model: str | None = None
-    segments: tuple[SegmentRef, ...] = ()
-    snapshot: SnapshotRef | None = None
-    live_count: int = 0
-    created_at: str = field(default_factory=now_iso)
-    features: tuple[str, ...] = ()
-
-    def next(self, **changes: Any) -> Manifest:
-        return replace(self, version=self.version + 1, created_at=now_iso(), **changes)
-
-    def to_bytes(self) -> bytes:
-        doc = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "features": list(self.features),
-            "version": self.version,
-            "created_at": self.created_at,
-            "dimension": self.dimension,
-            "distance": self.distance,
-            "index": {"type": self.index, "params": self.index_params},
-            "embedding_model": self.embedding_model,
-            "live_count": self.live_count,
-            "segments": [s.to_json() for s in self.segments],
-            "index_snapshot": self.snapshot.to_json() if self.snapshot else None,
-        }
-        return json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
-
-    @classmethod
-    def from_bytes(cls, data: bytes, name: str) -> Manifest:
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IntegrityError(f"{name} is not a valid manifest (not JSON): {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
-            raise IntegrityError(f"{name} is not a vectordb-manager manifest")
-        fv = doc.get("format_version")
-        if not isinstance(fv, int) or fv > FORMAT_VERSION:
-            raise IntegrityError(
-                f"{name} has format version {fv!r}; this release reads up to {FORMAT_VERSION}. "
-                "Upgrade vectordb-manager to open this store."
-            )
-        features = doc.get("features", [])
-        unknown = (
-            sorted(set(features) - SUPPORTED_FEATURES) if isinstance(features, list) else [features]
-        )
-        if unknown:
-            raise IntegrityError(
-                f"{name} uses features this release does not know: {unknown}. "
-                "Upgrade vectordb-manager to open this store."
-            )
-        try:
-            index = doc["index"]
-            snap = doc.get("index_snapshot")
-            dim = doc.get("dimension")
-            manifest = cls(
-                version=int(doc["version"]),
-                distance=str(doc["distance"]),
-                index=str(index["type"]),
-                index_params=dict(index.get("params") or {}),
-                dimension=int(dim) if dim is not None else None,
-                embedding_model=doc.get("embedding_model"),
-                segments=tuple(SegmentRef.from_json(s) for s in doc["segments"]),
-                snapshot=SnapshotRef.from_json(snap) if snap else None,
-                live_count=int(doc.get("live_count", 0)),
-                created_at=str(doc.get("created_at", "")),
-                features=tuple(features),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(f"{name} is a malformed manifest: {exc!r}") from exc
-        if parse_manifest_name(name) not in (None, manifest.version):
-            raise IntegrityError(
-                f"{name} holds version {manifest.version}; the file was renamed or replaced"
-            )
-        return manifest
 
 
 @dataclass
@@ -281,105 +91,6 @@ class SegmentData:
         return len(self.ids)
 
 
-@dataclass(frozen=True)
-class RawRecords:
-    """A records section kept undecoded (bytes, or a read-only map of the verified file), with
-    where each line ends, for decoding rows on demand."""
-
-    blob: bytes | memoryview
-    ends: np.ndarray[Any, np.dtype[np.int64]]  # the position of each line's newline
-    path: str
-
-    @classmethod
-    def split(cls, blob: bytes | memoryview, path: str) -> RawRecords:
-        return cls(blob, _newlines(blob), path)
-
-    def _start(self, i: int) -> int:
-        return int(self.ends[i - 1]) + 1 if i else 0
-
-    def row(self, i: int) -> tuple[str, dict[str, Any], str, str, str]:
-        """Decode line ``i`` into (text, metadata, hash, created_at, updated_at)."""
-        return _record_tuple(_loads(self.blob[self._start(i) : int(self.ends[i])]), self.path)
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
-    def span(self, start: int, stop: int) -> memoryview:
-        """Lines ``start``..``stop``, newlines included, as they are stored."""
-        return memoryview(self.blob)[self._start(start) : int(self.ends[stop - 1]) + 1]
-
-    def metadatas(self, start: int, stop: int) -> list[dict[str, Any]]:
-        """The metadata of lines ``start``..``stop`` (decoded in bulk, nothing kept)."""
-        stop = min(stop, len(self.ends))
-        if start >= stop:
-            return []
-        try:
-            rows = _decode_records(self.span(start, stop))
-            metas = [r["metadata"] for r in rows]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(f"{self.path} holds malformed records: {exc!r}") from exc
-        if len(metas) != stop - start or not all(type(m) is dict for m in metas):
-            raise IntegrityError(f"{self.path} holds a record with bad metadata")
-        return metas
-
-    def rows(self) -> list[tuple[str, dict[str, Any], str, str, str]]:
-        try:
-            return [_record_tuple(r, self.path) for r in _decode_records(self.blob)]
-        except ValueError as exc:
-            raise IntegrityError(f"{self.path} holds malformed records: {exc!r}") from exc
-
-
-def _newlines(data: bytes | memoryview, offset: int = 0) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """The positions (plus ``offset``) of the newline bytes in ``data``."""
-    found = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-    return found + offset if offset else found
-
-
-def _record_tuple(r: Any, path: str) -> tuple[str, dict[str, Any], str, str, str]:
-    try:
-        record = (r["text"], r["metadata"], r["hash"], r["created_at"], r["updated_at"])
-    except (KeyError, TypeError) as exc:
-        raise IntegrityError(f"{path} holds a malformed record: {exc!r}") from exc
-    if not isinstance(record[0], str) or not isinstance(record[1], dict):
-        raise IntegrityError(f"{path} holds a record with a bad text or metadata")
-    return record
-
-
-def _loads(line: bytes | memoryview) -> Any:
-    if orjson is not None and not _may_hold_big_int(line):
-        try:
-            return orjson.loads(line)
-        except orjson.JSONDecodeError:
-            pass
-    try:
-        return json.loads(bytes(line).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"a record is not valid JSON: {exc}") from exc
-
-
-_LONG = 19  # digits: an integer this long may not fit in 64 bits
-_LONG_RUN = re.compile(rb"\d{%d}" % _LONG)
-_BEFORE_NUMBER = frozenset(b":[, \t\r\n-")
-
-
-def _may_hold_big_int(data: bytes | memoryview) -> bool:
-    """Whether JSON text may hold an integer beyond 64 bits, which orjson would silently read
-    as a float (``json`` keeps it exact). A false alarm (digits inside a string that follow
-    one of ``:[,``) only costs the slower parser."""
-    view = memoryview(data).cast("B")
-    if len(view) < 4096:
-        starts = [m.start() for m in _LONG_RUN.finditer(view)]
-    else:  # runs of 19 digits, found in a few vectorised passes over cache-sized pieces
-        starts = []
-        for begin in range(0, len(view), 1 << 20):
-            piece = np.frombuffer(view[begin : begin + (1 << 20) + _LONG - 1], dtype=np.uint8)
-            run = (piece >= 48) & (piece <= 57)
-            for shift in (1, 2, 4, 8, _LONG - 16):  # runs of 2, 4, 8, 16, then 19
-                run = run[:-shift] & run[shift:]
-            starts += (np.flatnonzero(run) + begin).tolist()
-    return any(at == 0 or view[at - 1] in _BEFORE_NUMBER for at in starts)
-
-
 def new_segment_name() -> str:
     """A random name: segments spread evenly over an object store's key space."""
     return uuid.uuid4().hex
@@ -387,7 +98,10 @@ def new_segment_name() -> str:
 
 SEGMENT_MAGIC = b"VDBSEG01"
 SECTIONS = ("ids", "records", "vectors", "deletes")
+MAX_SEGMENT_HEADER_BYTES = 1 << 16
+"""The longest section table a reader accepts (a writer's is under 200 bytes)."""
 _ALIGN = 64
+_ROW_SECTIONS = frozenset(("ids", "records", "vectors"))
 
 
 def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, bytes]]:
@@ -400,14 +114,14 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, b
     """
     parts: dict[str, bytes] = {}
     if len(seg):
-        parts["ids"] = _dumps(seg.ids)
+        parts["ids"] = dump_ids(seg.ids)
         # undecoded records (a merge of segments) are written as they were read
         parts["records"] = bytes(seg.raw.blob) if seg.raw is not None else _encode_records(seg)
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(seg.vectors, dtype=np.float32), allow_pickle=False)
         parts["vectors"] = buf.getvalue()
     if seg.deletes:
-        parts["deletes"] = _dumps(seg.deletes)
+        parts["deletes"] = dump_ids(seg.deletes)
     data = pack_sections(parts)
     file = FileRef.of(f"{SEGMENT_DIR}{name}.seg", data)
     return SegmentRef(name, len(seg), len(seg.deletes), file), {file.path: data}
@@ -446,40 +160,97 @@ def _section_table(
 ) -> list[tuple[int, int, str]]:
     """The sections (offset, length, name) of a segment file of ``size`` bytes, in file order,
     from its first 16 bytes and a reader of the header that follows; `IntegrityError` unless
-    they lie after the header, inside the file and without overlapping."""
+    the header is a JSON object ``{"sections": {name: [offset, length], ...}}`` of known
+    names and integers, and the sections lie after it, inside the file, each at a multiple of
+    64 bytes, none empty and none overlapping another."""
     if len(head) < 16 or head[:8] != SEGMENT_MAGIC:
-        raise IntegrityError(f"{path} is not a vectordb-manager segment file")
+        raise damaged(path, "is not a vectordb-manager segment file")
     header_size = int.from_bytes(head[8:16], "little")
-    if header_size > size - 16:
-        raise IntegrityError(f"{path} has a malformed header: header length {header_size}")
-    try:
-        table = json.loads(read_header(header_size))["sections"]
-        order = sorted((int(at), int(length), str(key)) for key, (at, length) in table.items())
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise IntegrityError(f"{path} has a malformed header: {exc!r}") from exc
+    if header_size > min(size - 16, MAX_SEGMENT_HEADER_BYTES):
+        raise damaged(path, f"has a malformed header: header length {header_size}")
+    doc = _header_json(read_header(header_size), path)
+    table = doc.get("sections") if type(doc) is dict and len(doc) == 1 else None
+    if type(table) is not dict:
+        raise damaged(path, 'has a malformed header: not {"sections": {...}}')
+    order = []
+    for key, entry in table.items():
+        if key not in SECTIONS:
+            raise damaged(path, f"has a malformed header: unknown section {key[:40]!r}")
+        if type(entry) is not list or len(entry) != 2 or any(type(v) is not int for v in entry):
+            raise damaged(path, f"has a malformed header: section {key!r} is not [offset, length]")
+        order.append((entry[0], entry[1], key))
+    order.sort()
     end = 16 + header_size
     for at, length, key in order:
-        if key not in SECTIONS or at < end or length < 0 or at + length > size:
-            raise IntegrityError(f"{path} has a malformed header: bad section {key!r}")
+        if at < end or at % _ALIGN or length <= 0 or at + length > size:
+            raise damaged(path, f"has a malformed header: bad section {key!r}")
         end = at + length
     return order
 
 
-def _dumps(ids: list[str]) -> bytes:
-    """A JSON list of strings."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(ids)
-        except TypeError:
-            pass  # lone surrogates
-    return json.dumps(ids).encode("ascii")
+def _header_json(data: bytes, path: str) -> Any:
+    try:
+        return json.loads(data.decode("ascii"), parse_constant=_refuse)
+    except RecursionError:
+        raise damaged(path, "has a malformed header: nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise damaged(path, f"has a malformed header: {exc}") from None
 
 
-def _id_list(data: bytes | memoryview, path: str) -> list[str]:
-    ids = _loads(data)
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise IntegrityError(f"{path} does not hold a JSON list of ids")
-    return ids
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_sections(ref: SegmentRef, table: list[tuple[int, int, str]]) -> None:
+    """A segment with rows has ids, records and vectors, one without has none of them; one
+    that deletes has deletes (the writer leaves out every section that would be empty)."""
+    names = {key for _, _, key in table}
+    rows_ok = names >= _ROW_SECTIONS if ref.rows else not names & _ROW_SECTIONS
+    if not rows_ok or ("deletes" in names) != bool(ref.deletes):
+        raise damaged(
+            ref.file.path,
+            f"has sections {sorted(names)}, which do not fit the manifest's {ref.rows} rows "
+            f"and {ref.deletes} deletes",
+        )
+
+
+def _stream_vectors(
+    reader: HashingReader,
+    ref: SegmentRef,
+    dimension: int | None,
+    length: int,
+    sink: VectorSink | None,
+) -> tuple[Vectors, builtins.bytes, tuple[int, int] | None]:
+    """Read a ``vectors`` section of ``length`` bytes: its ``.npy`` header, kept whole (it is
+    parsed once the file is verified), and its data, into the sink in the shape the manifest
+    implies. Returns the vectors, the header and that shape, or ``None`` for the shape when
+    the data do not fit it (then nothing went to the sink; the header may say why)."""
+    path = ref.file.path
+    prefix = reader.read(min(length, npy.PREFIX_BYTES))
+    size = npy.header_size(prefix, length, path)
+    header = prefix + reader.read(size - len(prefix))
+    shape = _vector_shape(ref.rows, dimension, length - size)
+    if shape is None:
+        reader.readinto(None, length - size)
+        return np.zeros((0, 0), dtype=np.float32), header, None
+    target = sink(*shape) if sink is not None else np.empty(shape, np.float32)
+    if target is not None and target.shape != shape:
+        raise ValueError(f"the sink gave an array of shape {target.shape}")
+    reader.readinto(None if target is None else target.data.cast("B"), length - size)
+    vectors = target if target is not None else np.zeros((0, shape[1]), dtype=np.float32)
+    return vectors, header, shape
+
+
+def _vector_shape(rows: int, dimension: int | None, data: int) -> tuple[int, int] | None:
+    """(rows, dimension) if ``data`` bytes are that many float32 vectors; a store's first
+    segment may come before its dimension is known, which then follows from ``data``."""
+    if dimension is None:
+        if data <= 0 or data % (rows * 4):
+            return None
+        dimension = data // (rows * 4)
+    if dimension > MAX_DIMENSION or data != rows * dimension * 4:
+        return None
+    return rows, dimension
 
 
 def _segment(
@@ -489,12 +260,10 @@ def _segment(
     dimension: int | None,
     *,
     lazy: bool,
-    shape: tuple[int, ...] | None = None,
     raw: RawRecords | None = None,
 ) -> SegmentData:
-    """A segment from its sections (``shape``: the stored vectors' shape, when ``vectors``
-    holds fewer rows because the reader did not keep them; ``raw``: the records' lines, when
-    the reader already found them)."""
+    """A segment from its verified sections (``raw``: the records' lines, when the reader
+    already found them)."""
     path = ref.file.path
     ids: list[str] = []
     texts: list[str] = []
@@ -503,37 +272,30 @@ def _segment(
     created: list[str] = []
     updated: list[str] = []
     if ref.rows:
-        if not all(k in sections for k in ("ids", "records")) or vectors is None:
-            raise IntegrityError(f"{path} lacks the ids, records or vectors of its rows")
-        ids = _id_list(sections["ids"], path)
+        assert vectors is not None, "a segment with rows has vectors (checked with its table)"
+        ids = id_list(sections["ids"], path)
         if raw is None:
             # a copy: a view would keep the whole file (vectors included) alive
             raw = RawRecords.split(bytes(sections["records"]), path)
+        check_lines(raw.ends, len(raw.blob), path)
         if len(raw.ends) != len(ids):
-            raise IntegrityError(f"{path} has {len(raw.ends)} records for {len(ids)} ids")
+            raise damaged(path, f"has {len(raw.ends)} records for {len(ids)} ids")
+        raw = replace(raw, ids=ids)
         if not lazy:
-            rows = _decode_records(sections["records"])
-            if [r.get("id") if isinstance(r, dict) else None for r in rows] != ids:
-                raise IntegrityError(f"{path}: the records and the id list disagree on the ids")
-            for text, meta, h, c, u in (_record_tuple(r, path) for r in rows):
+            for text, meta, h, c, u in raw.rows():
                 texts.append(text)
                 metas.append(meta)
                 hashes.append(h)
                 created.append(c)
                 updated.append(u)
             raw = None
-        shape = shape or vectors.shape
-        if shape[0] != len(ids) or (dimension is not None and shape[1] != dimension):
-            raise IntegrityError(
-                f"{path} holds vectors of shape {shape}, expected ({len(ids)}, {dimension})"
-            )
     else:
         vectors = np.zeros((0, dimension or 0), dtype=np.float32)
     if len(ids) != ref.rows:
-        raise IntegrityError(f"{path} has {len(ids)} rows; the manifest says {ref.rows}")
-    deletes = _id_list(sections["deletes"], path) if "deletes" in sections else []
+        raise damaged(path, f"has {len(ids)} rows; the manifest says {ref.rows}")
+    deletes = id_list(sections["deletes"], path) if "deletes" in sections else []
     if len(deletes) != ref.deletes:
-        raise IntegrityError(f"{path} deletes {len(deletes)} ids; the manifest says {ref.deletes}")
+        raise damaged(path, f"deletes {len(deletes)} ids; the manifest says {ref.deletes}")
     return SegmentData(ids, texts, metas, hashes, created, updated, vectors, deletes, raw)
 
 
@@ -600,7 +362,7 @@ class HashingReader:
 
     def read_lines(self, n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
         """Read ``n`` bytes of JSON lines without keeping them: where each line ends."""
-        found = [_newlines(chunk, at) for at, chunk in self.chunks(n)]
+        found = [newlines(chunk, at) for at, chunk in self.chunks(n)]
         return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
     def finish(self) -> None:
@@ -621,55 +383,54 @@ def read_segment(
     """Read, verify and decode a segment file from a stream, front to back.
 
     The vectors go straight to where ``sink`` says (an index's storage, say), so the file is
-    never held whole in memory. With ``lazy`` and a stream over a local file, the records are
-    not kept either: they are decoded on demand from a read-only map of the (immutable,
-    verified) file, which costs memory only for the pages a search touches. Nothing is decoded
-    before the checksum has been verified; if it fails, what was written to the sink must be
-    discarded by the caller.
+    never held whole in memory; the sink is asked for the shape the manifest implies,
+    ``(ref.rows, dimension)`` (with ``dimension`` ``None``, for a store's first segment, it
+    follows from the section's length), never for one the file claims. With ``lazy`` and a
+    stream over a local file, the records are not kept either: they are decoded on demand
+    from a read-only map of the (immutable, verified) file, which costs memory only for the
+    pages a search touches.
+
+    Only the fixed binary prefixes are read before the checksum is verified; the ids, the
+    deletes, the ``.npy`` header and the records are parsed after. If anything fails
+    (`IntegrityError`), whatever was written to the sink is garbage the caller must discard.
     """
     path = ref.file.path
     fileno = _fileno(stream) if lazy and _CAN_MAP else None
     mapped: tuple[int, int, np.ndarray[Any, np.dtype[np.int64]]] | None = None
     reader = HashingReader(stream, ref.file)
     table = _section_table(reader.read(16), reader.read, ref.file.bytes, path)
+    _check_sections(ref, table)
     sections: dict[str, builtins.bytes] = {}
     vectors: Vectors | None = None
-    shape: tuple[int, ...] | None = None
+    npy_header: tuple[builtins.bytes, tuple[int, int] | None] | None = None
     for at, length, key in table:
         reader.readinto(None, at - reader.pos)  # the padding before the section
-        if key == "records" and fileno is not None and length:
+        if key == "records" and fileno is not None:
             mapped = (at, length, reader.read_lines(length))
-            continue
-        if key != "vectors":
+        elif key == "vectors":
+            vectors, header, shape = _stream_vectors(reader, ref, dimension, length, sink)
+            npy_header = (header, shape)
+        else:
             sections[key] = reader.read(length)
-            continue
-        prefix = reader.read(min(length, 12))
-        header_size = _npy_header_size(prefix, path)
-        header = prefix + reader.read(header_size - len(prefix))
-        shape = _npy_shape(header, path)
-        rows, dim = int(shape[0]), int(shape[1])
-        if length - header_size != rows * dim * 4:
-            raise IntegrityError(
-                f"{path} has {length - header_size} bytes of vectors; shape {shape} needs "
-                f"{rows * dim * 4}"
-            )
-        if rows != ref.rows or (dimension is not None and dim != dimension):
-            raise IntegrityError(
-                f"{path} holds vectors of shape {shape}, expected ({ref.rows}, {dimension})"
-            )
-        target = sink(rows, dim) if sink is not None else np.empty((rows, dim), np.float32)
-        if target is not None and target.shape != (rows, dim):
-            raise ValueError(f"the sink gave an array of shape {target.shape}")
-        reader.readinto(None if target is None else target.data.cast("B"), rows * dim * 4)
-        vectors = target if target is not None else np.zeros((0, dim), dtype=np.float32)
     reader.finish()
+    if npy_header is not None:
+        header, shape = npy_header
+        npy.check_header(header, shape, path)
+        if shape is None:
+            raise damaged(
+                path,
+                f"holds vectors whose size fits neither {ref.rows} rows of the store's "
+                f"dimension ({dimension}) nor any dimension up to {MAX_DIMENSION}",
+            )
     raw = None
     if mapped is not None and fileno is not None:
         at, length, ends = mapped
         view = memoryview(mmap.mmap(fileno, 0, access=mmap.ACCESS_READ))[at : at + length]
+        if len(view) != length:
+            raise IntegrityError(f"{path} changed while it was being read; open the store again")
         raw = RawRecords(view, ends, path)
         sections["records"] = b""  # present (its lines are in ``raw``)
-    return _segment(ref, sections, vectors, dimension, lazy=lazy, shape=shape, raw=raw)
+    return _segment(ref, sections, vectors, dimension, lazy=lazy, raw=raw)
 
 
 _CAN_MAP = os.name == "posix"  # elsewhere a mapped file could not be removed by compaction
@@ -683,76 +444,55 @@ def _fileno(stream: IO[builtins.bytes]) -> int | None:
         return None
 
 
-def _npy_header_size(prefix: builtins.bytes, path: str) -> int:
-    """The size of a ``.npy`` header (magic to the start of the data) from its first bytes."""
-    if len(prefix) < 10 or prefix[:6] != b"\x93NUMPY" or prefix[6] not in (1, 2):
-        raise IntegrityError(f"{path} does not hold a valid .npy array")
-    if prefix[6] == 1:
-        return 10 + int.from_bytes(prefix[8:10], "little")
-    if len(prefix) < 12:
-        raise IntegrityError(f"{path} does not hold a valid .npy array")
-    return 12 + int.from_bytes(prefix[8:12], "little")
-
-
-def _npy_shape(header: builtins.bytes, path: str) -> tuple[int, ...]:
-    """The shape in a whole ``.npy`` header, which must describe a C-order float32 matrix."""
-    stream = io.BytesIO(header)
-    try:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
-    except ValueError as exc:
-        raise IntegrityError(f"{path} does not hold a valid .npy array: {exc}") from exc
-    if dtype != np.dtype("<f4") or fortran or len(shape) != 2:
-        raise IntegrityError(
-            f"{path} holds {dtype} with shape {shape}; expected a C-order float32 matrix. "
-            "Anything else (such as a pickled object array) is refused, never loaded."
-        )
-    if stream.tell() != len(header):
-        raise IntegrityError(f"{path} does not hold a valid .npy array: bad header length")
-    return tuple(int(v) for v in shape)
-
-
 def _encode_records(seg: SegmentData) -> bytes:
-    """One JSON object per line (JSON escapes newlines inside strings)."""
+    """One JSON object per line (JSON escapes newlines inside strings); `InvalidInputError`
+    for a record that readers would refuse (metadata nested too deeply, a line too long), so
+    a writer never commits what no reader opens."""
     records = zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
-    return b"".join(encode_record(i, r) + b"\n" for i, r in zip(seg.ids, records, strict=True))
+    lines = [encode_record(i, r) + b"\n" for i, r in zip(seg.ids, records, strict=True)]
+    for doc_id, meta, line in zip(seg.ids, seg.metadatas, lines, strict=True):
+        if len(line) > MAX_RECORD_LINE_BYTES + 1:
+            raise InvalidInputError(
+                f"document {doc_id[:80]!r} takes {len(line)} bytes as stored, more than "
+                f"readers accept ({MAX_RECORD_LINE_BYTES}); split it. Nothing was written."
+            )
+        if nests(meta):
+            try:
+                check_depths([meta], "")
+            except IntegrityError:
+                raise InvalidInputError(
+                    f"the metadata of document {doc_id[:80]!r} nests deeper than "
+                    f"{MAX_METADATA_DEPTH} levels, which readers refuse; flatten it. Nothing "
+                    "was written."
+                ) from None
+    return b"".join(lines)
 
 
-def encode_record(doc_id: str, record: tuple[str, dict[str, Any], str, str, str]) -> bytes:
-    """A record's line (without its newline): text, metadata, hash, created and updated."""
-    text, meta, digest, created, updated = record
-    row = {
-        "id": doc_id,
-        "text": text,
-        "metadata": meta,
-        "hash": digest,
-        "created_at": created,
-        "updated_at": updated,
-    }
-    if orjson is not None:
-        try:
-            return orjson.dumps(row)
-        except (TypeError, orjson.JSONEncodeError):
-            pass  # integers beyond 64 bits or lone surrogates: the standard library copes
-    return json.dumps(row, ensure_ascii=True, allow_nan=False).encode("ascii")
-
-
-def _decode_records(data: bytes | memoryview) -> list[Any]:
-    # the file's newlines separate records, so joining lines with commas makes one JSON array
-    array = b"[" + bytes(data).rstrip(b"\n").replace(b"\n", b",") + b"]"
-    if orjson is not None and not _may_hold_big_int(array):
-        try:
-            rows: list[Any] = orjson.loads(array)
-            return rows
-        except orjson.JSONDecodeError:
-            pass  # what orjson does not read (lone surrogates, huge integers), json does
-    try:
-        result: list[Any] = json.loads(array.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"records are not valid JSON lines: {exc}") from exc
-    return result
+__all__ = [
+    "INDEX_DIR",
+    "MANIFEST_DIR",
+    "MAX_SEGMENT_HEADER_BYTES",
+    "SECTIONS",
+    "SEGMENT_DIR",
+    "SEGMENT_MAGIC",
+    "FileRef",
+    "HashingReader",
+    "Manifest",
+    "RawRecords",
+    "SegmentData",
+    "SegmentRef",
+    "SnapshotRef",
+    "VectorSink",
+    "Vectors",
+    "canonical_json",
+    "content_hash",
+    "encode_record",
+    "encode_segment",
+    "manifest_name",
+    "new_segment_name",
+    "now_iso",
+    "pack_sections",
+    "parse_manifest_name",
+    "read_segment",
+    "unpack_sections",
+]
