@@ -30,6 +30,7 @@ from vectordb_manager.engine.limits import (
     MAX_MANIFEST_BYTES,
     MAX_VERSION,
 )
+from vectordb_manager.engine.options import DISTANCES, INDEX_TYPES
 from vectordb_manager.errors import IntegrityError, StorageError
 
 FORMAT_NAME = "vectordb-manager"
@@ -38,8 +39,6 @@ SUPPORTED_FEATURES: frozenset[str] = frozenset()
 MANIFEST_DIR = "manifests/"
 SEGMENT_DIR = "segments/"
 INDEX_DIR = "indexes/"
-DISTANCES = ("cosine", "l2", "inner_product")
-INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
 SNAPSHOT_KINDS = ("hnsw", "ivf")
 MAX_FILE_BYTES = 2**63 - 1
 """The largest size a manifest may give a file (and the most deletes a segment may claim)."""
@@ -476,11 +475,9 @@ def _show_strings(values: list[str]) -> str:
 
 
 __all__ = [
-    "DISTANCES",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "INDEX_DIR",
-    "INDEX_TYPES",
     "MANIFEST_DIR",
     "SEGMENT_DIR",
     "SNAPSHOT_KINDS",

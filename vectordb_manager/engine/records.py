@@ -20,14 +20,10 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson is a dependency; json is the fallback
-    orjson = None  # type: ignore[assignment]
+import orjson
 
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_METADATA_DEPTH, MAX_RECORD_BYTES
 from vectordb_manager.errors import IntegrityError
@@ -88,12 +84,12 @@ class RawRecords:
         careful = frozenset(  # lines that may hold integers beyond 64 bits
             np.searchsorted(ends, big_int_starts(view[first : int(ends[-1])]) + first).tolist()
         )
-        fast = orjson.loads if orjson is not None else None
+        fast = orjson.loads
         out: list[Any] = []
         at = first
         for i, end in enumerate(ends.tolist()):
             line = view[at:end]
-            if fast is None or i in careful:
+            if i in careful:
                 out.append(loads(line, self.path))
             else:
                 try:
@@ -105,11 +101,12 @@ class RawRecords:
 
     def metadatas(self, start: int, stop: int) -> list[dict[str, Any]]:
         """The metadata of lines ``start``..``stop`` (decoded in bulk, nothing kept)."""
-        metas = [r.get("metadata") if type(r) is dict else None for r in self.decode(start, stop)]
-        if not all(type(m) is dict for m in metas):
+        found = [r.get("metadata") if type(r) is dict else None for r in self.decode(start, stop)]
+        if not all(type(m) is dict for m in found):
             raise damaged(self.path, "holds a record with bad metadata")
+        metas = cast(list[dict[str, Any]], found)
         check_depths(metas, self.path)
-        return metas  # type: ignore[return-value]
+        return metas
 
     def rows(self) -> list[Record]:
         """Every line decoded into (text, metadata, hash, created_at, updated_at)."""
@@ -213,7 +210,7 @@ def check_depths(metas: list[dict[str, Any]], path: str) -> None:
 def loads(data: bytes | memoryview, path: str) -> Any:
     """One JSON value (integers beyond 64 bits exact, lone surrogates kept), or
     `IntegrityError`."""
-    if orjson is not None and not may_hold_big_int(data):
+    if not may_hold_big_int(data):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -291,21 +288,19 @@ def encode_record(doc_id: str, record: Record) -> bytes:
         "created_at": created,
         "updated_at": updated,
     }
-    if orjson is not None:
-        try:
-            return orjson.dumps(row)
-        except (TypeError, orjson.JSONEncodeError):
-            pass  # integers beyond 64 bits or lone surrogates: the standard library copes
+    try:
+        return orjson.dumps(row)
+    except (TypeError, orjson.JSONEncodeError):
+        pass  # integers beyond 64 bits or lone surrogates: the standard library copes
     return json.dumps(row, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def dump_ids(ids: list[str]) -> bytes:
     """A JSON list of strings."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(ids)
-        except TypeError:
-            pass  # lone surrogates
+    try:
+        return orjson.dumps(ids)
+    except TypeError:
+        pass  # lone surrogates
     return json.dumps(ids).encode("ascii")
 
 
