@@ -64,6 +64,7 @@ BAD_CALLS: list[tuple[str, Callable[[LocalVectorStore], Any], type[Exception], s
     ("unknown kwarg", lambda s: s.similarity_search("x", fitler={"c": "red"}), InvalidInputError, "'fitler'"),
     ("delete ids string", lambda s: s.delete("a"), InvalidInputError, "list of strings"),  # type: ignore[arg-type]
     ("vacuum negative", lambda s: s.vacuum(older_than=-1), InvalidInputError, "older_than=-1 must be a number of seconds"),
+    ("too many dimensions", lambda s: s.add_embeddings([("x", [1.0] * 70_000)]), DimensionMismatchError, "at most 65536 dimensions"),
     ("get_by_ids string", lambda s: s.get_by_ids("a"), InvalidInputError, "list of strings"),
     ("empty id", lambda s: s.add_texts(["x"], ids=[""]), InvalidInputError, "id 0 is empty"),
     ("huge id", lambda s: s.add_texts(["x"], ids=["i" * 5000]), InvalidInputError, "longer than 4096 bytes"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 import boto3
+import numpy as np
 import pytest
 from moto import mock_aws
 
@@ -210,3 +212,28 @@ def test_on_s3_segments_without_a_manifest_are_refused(monkeypatch: pytest.Monke
         with pytest.raises(IntegrityError, match="no manifest"):
             S3VectorStore(EMB, "remains", "kb", client=client)
         assert [o["Key"] for o in client.list_objects_v2(Bucket="remains")["Contents"]] == left
+
+
+def test_an_altered_index_snapshot_cannot_change_the_stored_vectors(tmp_path: Path) -> None:
+    """Someone changes vectors inside an HNSW snapshot and re-signs it in the manifest: the
+    segment's vectors still count, and verify() reports the snapshot."""
+    store = LocalVectorStore(EMB, tmp_path, index="hnsw")
+    store.add_texts([f"document number {i}" for i in range(40)], ids=[str(i) for i in range(40)])
+    assert store.compact()
+    original = store.engine.state.index.vectors().copy()  # type: ignore[union-attr]
+    manifest = sorted((tmp_path / "manifests").glob("*.json"))[-1]
+    doc = json.loads(manifest.read_text())
+    snapshot = tmp_path / doc["index_snapshot"]["file"]["path"]
+    data = bytearray(snapshot.read_bytes())
+    at = bytes(data).find(original[7].tobytes())
+    assert at > 0, "the snapshot holds the vectors"
+    altered = np.full(16, 0.25, dtype=np.float32).tobytes()  # document 7 points elsewhere
+    data[at : at + len(altered)] = altered
+    snapshot.write_bytes(bytes(data))
+    doc["index_snapshot"]["file"]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest.write_text(json.dumps(doc))
+
+    again = LocalVectorStore(EMB, tmp_path, index="hnsw")
+    assert np.array_equal(again.engine.state.index.vectors(), original)  # type: ignore[union-attr]
+    with pytest.raises(IntegrityError, match="snapshot's vectors differ from its segment's"):
+        again.verify()

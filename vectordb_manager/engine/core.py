@@ -45,7 +45,7 @@ from vectordb_manager.engine.format import (
     now_iso,
 )
 from vectordb_manager.engine.index import IndexParams
-from vectordb_manager.engine.limits import check_record_size
+from vectordb_manager.engine.limits import MAX_DIMENSION, check_record_size
 from vectordb_manager.engine.loading import Loader, check_live
 from vectordb_manager.engine.locks import ReadWriteLock
 from vectordb_manager.engine.options import (
@@ -339,6 +339,11 @@ class Engine:
         return vectors
 
     def _check_dimension(self, dim: int) -> None:
+        if dim > MAX_DIMENSION:
+            raise DimensionMismatchError(
+                f"vectors have dimension {dim}; a store holds at most {MAX_DIMENSION} "
+                "dimensions. Use an embedding model with fewer dimensions"
+            )
         known = self.dimension
         if known is not None and dim != known:
             raise DimensionMismatchError(

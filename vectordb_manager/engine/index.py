@@ -114,6 +114,21 @@ class VectorIndex:
             raise IntegrityError(f"no snapshot is used for {kind!r} indexes")
         return index
 
+    def check_snapshot(self, vectors: Vectors) -> None:
+        """`IntegrityError` unless this index, loaded from a snapshot, holds exactly
+        ``vectors`` (its segment's, in row order) as its first rows."""
+        n = len(vectors)
+        if self.kind == "ivf" and self._ivf is not None:
+            self._ivf.make_direct_map()
+            held = self._ivf.reconstruct_n(0, n)
+        else:
+            held = self.vectors()[:n]
+        if held.shape != vectors.shape or not np.array_equal(held, vectors):
+            raise IntegrityError(
+                "the index snapshot's vectors differ from its segment's; the snapshot is "
+                "damaged. Run compact() to rebuild it from the segments, or restore a backup."
+            )
+
     def snapshot_needs_vectors(self) -> bool:
         """Whether the base segment's vectors must be added after loading a snapshot."""
         return self.kind == "ivf"

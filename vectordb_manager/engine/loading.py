@@ -88,7 +88,11 @@ class Loader:
         )
 
     def build(self, manifest: Manifest, *, lazy: bool = True) -> StoreState:
-        """Read, verify and replay a manifest's files (``lazy``: leave records undecoded)."""
+        """Read, verify and replay a manifest's files (``lazy``: leave records undecoded).
+
+        An index snapshot never decides the stored vectors: its segment's are read over the
+        snapshot's copy, or, when not ``lazy`` (`verify`), compared with it, so that a snapshot
+        altered together with its checksum is found instead of changing them."""
         snapshot = manifest.snapshot
         kind = self.kind_for(manifest.live_count)
         segments = manifest.segments
@@ -112,19 +116,22 @@ class Loader:
             index = VectorIndex(kind, dim, self.distance, self.params)
             slots = index.extend(sum(ref.rows for ref in segments))
         starts = np.cumsum([0, *(ref.rows for ref in segments)]).tolist()
+        loaded: list[Future[VectorIndex]] = []  # the snapshot being read
 
         def sink(i: int) -> VectorSink | None:
             if slots is not None:
                 view = slots[starts[i] : starts[i + 1]]
                 return lambda rows, d: view
-            if use_snapshot and i == 0 and kind == "hnsw":
-                return lambda rows, d: None  # the snapshot holds them
-            return None  # into a new array, added to the index below
+            if use_snapshot and i == 0 and kind == "hnsw" and lazy:
+                # over the snapshot's copy: the segment's vectors are the ones that count
+                return lambda rows, d: loaded[0].result().vectors()[:rows]
+            return None  # into a new array, added to the index below (or compared)
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
             if use_snapshot:
                 assert snapshot is not None and dim is not None
-                snap_future = pool.submit(self._read_snapshot, snapshot, kind, dim)
+                loaded.append(pool.submit(self._read_snapshot, snapshot, kind, dim))
+                snap_future = loaded[0]
             # read ahead, bounded in bytes (memory) but never serial (latency)
             pending: deque[tuple[SegmentRef, Future[SegmentData]]] = deque()
             waiting = 0
@@ -158,6 +165,8 @@ class Loader:
                 waiting -= _size(ref)
                 prefetch()
                 in_index = len(seg) if slots is not None else indexed if i == 0 else 0
+                if i == 0 and indexed and not lazy and state.index is not None:
+                    state.index.check_snapshot(seg.vectors)
                 state.apply(seg, ref.name, indexed_rows=in_index)
                 del seg
         check_live(state, manifest)
