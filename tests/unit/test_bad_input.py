@@ -64,7 +64,6 @@ BAD_CALLS: list[tuple[str, Callable[[LocalVectorStore], Any], type[Exception], s
     ("unknown kwarg", lambda s: s.similarity_search("x", fitler={"c": "red"}), InvalidInputError, "'fitler'"),
     ("delete ids string", lambda s: s.delete("a"), InvalidInputError, "list of strings"),  # type: ignore[arg-type]
     ("vacuum negative", lambda s: s.vacuum(older_than=-1), InvalidInputError, "older_than=-1 must be a number of seconds"),
-    ("too many dimensions", lambda s: s.add_embeddings([("x", [1.0] * 70_000)]), DimensionMismatchError, "at most 65536 dimensions"),
     ("get_by_ids string", lambda s: s.get_by_ids("a"), InvalidInputError, "list of strings"),
     ("empty id", lambda s: s.add_texts(["x"], ids=[""]), InvalidInputError, "id 0 is empty"),
     ("huge id", lambda s: s.add_texts(["x"], ids=["i" * 5000]), InvalidInputError, "longer than 4096 bytes"),
@@ -182,3 +181,11 @@ def test_deep_but_allowed_metadata_round_trips(tmp_path: Path) -> None:
     assert again.get_by_ids(["x"])[0].metadata == deep(32)
     assert again.similarity_search("x", k=1, filter={"d": deep(31)})[0].id == "x"
     again.verify()
+
+
+def test_too_many_dimensions_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    store = LocalVectorStore(HashingEmbeddings(8), tmp_path)
+    with pytest.raises(DimensionMismatchError, match="at most 65536 dimensions"):
+        store.add_embeddings([("x", [1.0] * 70_000)])
+    assert len(LocalVectorStore(HashingEmbeddings(8), tmp_path)) == 0
+    assert list((tmp_path / "segments").glob("*")) == []
