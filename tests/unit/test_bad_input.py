@@ -184,8 +184,9 @@ def test_deep_but_allowed_metadata_round_trips(tmp_path: Path) -> None:
 
 
 def test_too_many_dimensions_are_refused_before_anything_is_written(tmp_path: Path) -> None:
-    store = LocalVectorStore(HashingEmbeddings(8), tmp_path)
+    wide = Broken([[1.0] * 70_000])  # a model that does not say its dimension
+    store = LocalVectorStore(wide, tmp_path)
     with pytest.raises(DimensionMismatchError, match="at most 65536 dimensions"):
-        store.add_embeddings([("x", [1.0] * 70_000)])
-    assert len(LocalVectorStore(HashingEmbeddings(8), tmp_path)) == 0
+        store.add_texts(["x"])
+    assert len(LocalVectorStore(wide, tmp_path)) == 0
     assert list((tmp_path / "segments").glob("*")) == []
