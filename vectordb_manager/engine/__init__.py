@@ -17,7 +17,11 @@ Where each concern lives:
 ``filters``            the metadata filter language, compiled to predicates and index plans
 ``compaction``         when to merge segments (the policy) and the merge itself
 ``verification``       files against memory, records against their hashes
-``format``             the bytes: manifests, segment files, records, checksummed reading
+``format``             segment files: sections, encoding, checksummed streaming reads
+``manifest``           manifests: `Manifest` and its file references, the strict parser
+``records``            records as JSON lines, kept undecoded and decoded on demand
+``npy``                the vectors' ``.npy`` prefix and header grammar (no ``ast``)
+``options``            distances, index types and defaults, named once
 ``limits``             the sizes and depths a store accepts and a reader believes
 ``locks``              the readers-writer lock
 =====================  ========================================================================
