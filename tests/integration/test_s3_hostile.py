@@ -1,4 +1,4 @@
-"""S3 against hostile buckets and caches.
+"""S3 against hostile buckets and caches, and debug logs that never show credentials.
 
 A bucket may hold objects of another size than their manifest says, or a manifest far too
 large; the local segment cache may hold links and FIFOs. S3 runs in moto (``mock_aws`` where
@@ -7,20 +7,32 @@ requests only need counting; moto's real HTTP server where the log of real reque
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import urllib3
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from moto import mock_aws
 
+from tests.s3_support import moto_server, s3_client
 from vectordb_manager import IntegrityError, S3VectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.storage import base
+from vectordb_manager.storage.redact import (
+    DEBUG_LOGGERS,
+    RedactingFilter,
+    configure_debug_logging,
+    redact,
+)
 from vectordb_manager.storage.s3 import S3Storage
 
 BUCKET = "vdbm-hostile"
@@ -202,3 +214,99 @@ def test_write_if_absent_reads_back_no_more_than_its_own_length(s3: Any) -> None
     assert storage.write_if_absent("manifests/n.json", b"ours") is True
     assert storage.write_if_absent("manifests/n.json", b"ours") is True  # our lost answer
     assert storage.write_if_absent("manifests/n.json", b"yours") is False
+
+
+# -- debug logging without credentials ---------------------------------------------------------
+
+
+@pytest.fixture
+def debug_log() -> Iterator[io.StringIO]:
+    """`configure_debug_logging` into a buffer, undone afterwards."""
+    loggers = [logging.getLogger(name) for name in DEBUG_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    out = io.StringIO()
+    handler = configure_debug_logging(stream=out)
+    yield out
+    for lg, level in zip(loggers, levels, strict=True):
+        lg.removeHandler(handler)
+        lg.setLevel(level)
+
+
+def test_debug_logging_never_shows_credentials(debug_log: io.StringIO) -> None:
+    secret_core, token_core = uuid.uuid4().hex, uuid.uuid4().hex  # found however encoded
+    secret, token = f"Sec/{secret_core}+Key", f"IQoJb3JpZ2luX2Vj/{token_core}+AbC=="
+    signatures: list[str] = []
+
+    def keep_signature(request: Any, **_: Any) -> None:
+        signatures.append(request.headers["Authorization"].decode().rpartition("Signature=")[2])
+
+    with moto_server() as url:
+        keys = {"access_key_id": "AKIAHOSTILETEST12345", "secret_access_key": secret}
+        client = s3_client(url, session_token=token, **keys)
+        client.meta.events.register("before-send.s3.*", keep_signature)
+        client.create_bucket(Bucket=BUCKET)
+        client.put_object(Bucket=BUCKET, Key="doc.txt", Body=b"hello")
+        assert client.get_object(Bucket=BUCKET, Key="doc.txt")["Body"].read() == b"hello"
+        assert [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["doc.txt"]
+        v4 = boto3.session.Session(aws_session_token=token, **{f"aws_{k}": v for k, v in keys.items()}).client(
+            "s3", endpoint_url=url, region_name="us-east-1",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+        presigned = [  # SigV2 (botocore's default for S3 presigning) and SigV4 query strings
+            c.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "doc.txt"})
+            for c in (client, v4)
+        ]
+        with urllib3.PoolManager() as http:
+            assert [http.request("GET", u).data for u in presigned] == [b"hello", b"hello"]
+    text = debug_log.getvalue()
+    query_signatures = [u.split("Signature=")[1].partition("&")[0] for u in presigned]
+    assert len(signatures) == 4 and all(len(s) == 64 for s in signatures)
+    for hidden in (secret_core, token_core, *query_signatures, *signatures, "AKIAHOSTILETEST12345"):
+        assert hidden not in text
+    # the requests are there, with their secrets masked (so the test cannot pass by logging nothing)
+    assert f'"PUT /{BUCKET}/doc.txt HTTP/1.1" 200' in text
+    assert f'"GET /{BUCKET}/doc.txt?AWSAccessKeyId=***&Signature=***&x-amz-security-token=***' in text
+    assert f'"GET /{BUCKET}/doc.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***' in text
+    assert "X-Amz-Security-Token=***" in text and "X-Amz-Signature=***" in text
+    assert "'X-Amz-Security-Token': b'***'" in text and "Signature=***" in text
+    assert "x-amz-security-token:***" in text  # in the canonical request botocore logs
+
+
+@pytest.mark.parametrize(
+    ("message", "args", "shown"),
+    [
+        (  # an STS answer, as botocore.parsers logs it
+            "Response body:\n%r",
+            (b"<Credentials><AccessKeyId>ASIAX</AccessKeyId><SecretAccessKey>s3cr3t/k+y</SecretAccessKey>"
+             b"<SessionToken>t0k3n/=</SessionToken></Credentials>",),
+            "<SecretAccessKey>***</SecretAccessKey><SessionToken>***</SessionToken>",
+        ),
+        (  # the instance metadata service's JSON
+            "Response body: %s",
+            ('{"AccessKeyId": "ASIAX", "SecretAccessKey": "s3cr3t/k+y", "Token": "t0k3n/="}',),
+            '"SecretAccessKey": "***", "Token": "***"',
+        ),
+        (  # headers as a dict argument
+            "Response headers: %(h)s",
+            ({"h": {"x-amz-security-token": "t0k3n/=", "x-amz-request-id": "R1"}},),
+            "'x-amz-security-token': '***', 'x-amz-request-id': 'R1'",
+        ),
+        (
+            "Signature:\n%s",
+            ("0123456789abcdef" * 4,),
+            "Signature:\n***",
+        ),
+        (
+            "kwargs %s",
+            ("aws_secret_access_key='s3cr3t/k+y', aws_session_token='t0k3n/='",),
+            "aws_secret_access_key='***', aws_session_token='***'",
+        ),
+    ],
+)
+def test_the_filter_redacts_what_botocore_logs(message: str, args: Any, shown: str) -> None:
+    record = logging.LogRecord("botocore.parsers", logging.DEBUG, __file__, 1, message, args, None)
+    assert RedactingFilter().filter(record)
+    text = record.getMessage()
+    assert shown in text
+    assert "s3cr3t" not in text and "t0k3n" not in text and "0123456789abcdef" not in text
+    assert redact("nothing secret here, ContinuationToken-free") == "nothing secret here, ContinuationToken-free"
