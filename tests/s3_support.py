@@ -596,18 +596,28 @@ class FaultProxy:
 # ---------------------------------------------------------------------------------------------
 
 
-def s3_client(endpoint_url: str, *, max_attempts: int = 10, region: str = "us-east-1") -> Any:
+def s3_client(
+    endpoint_url: str,
+    *,
+    max_attempts: int = 10,
+    region: str = "us-east-1",
+    access_key_id: str = "testing",
+    secret_access_key: str = "testing",
+    session_token: str | None = None,
+) -> Any:
     """A boto3 S3 client for ``endpoint_url`` with dummy credentials and path-style addressing.
 
     Retries: botocore ``standard`` mode with ``total_max_attempts=max_attempts``; timeouts:
     connect 2 s, read 10 s. A fresh session is used, so this is safe to call from any thread.
+    The credentials (a session token too, if given) are only sent to ``endpoint_url``.
     """
     import boto3
     from botocore.config import Config
 
     session = boto3.session.Session(
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
         region_name=region,
     )
     config = Config(

@@ -49,19 +49,7 @@ HEADROOM = 3 << 29  # 1.5 GB of address space above what the child uses when it 
 # Cases of the default seed that fail for reasons rooted outside the format layer, by their
 # stable description: empty it as the fixes land. The test fails if one of these starts
 # passing, so that the list stays exact.
-KNOWN_FAILURES: frozenset[str] = frozenset(
-    {
-        # MemoryError: Engine._read_latest (core.py) reads the newest manifest with
-        # storage.read(name), and LocalStorage.read reads a file of any size whole, before
-        # Manifest.from_bytes can refuse one over MAX_MANIFEST_BYTES. Fix: the storage layer
-        # refuses to read a manifest over MAX_MANIFEST_BYTES (or core reads it with a bound).
-        *(
-            f"{s} manifest grown to {n} bytes (a sparse file)"
-            for s in ("flat", "hnsw")
-            for n in (2**31, 2**33)
-        ),
-    }
-)
+KNOWN_FAILURES: frozenset[str] = frozenset()
 
 MISSING = "<missing>"
 INF = "<1e999>"

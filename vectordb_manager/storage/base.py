@@ -1,15 +1,35 @@
-"""The storage protocol: the five operations the engine needs from a directory or a bucket.
+"""The storage protocol: the operations the engine needs from a directory or a bucket.
 
 Names are relative POSIX paths chosen by the engine (``manifests/…``, ``segments/…``); they never
-contain user input. Every ``write`` is atomic (a reader sees the whole object or none of it) and
-durable when it returns. ``write_if_absent`` is the commit primitive: it creates the object only
-if no object of that name exists, atomically with respect to every other writer.
+contain user input, but a manifest read from a store names its files, so a back end checks
+every name (`split_name`). Every ``write`` is atomic (a reader sees the whole object or none of
+it) and durable when it returns. ``write_if_absent`` is the commit primitive: it creates the
+object only if no object of that name exists, atomically with respect to every other writer.
+
+What a reader may rely on, whatever the store holds (a store may come from someone else's
+archive or bucket):
+
+* **A sized read is exact.** ``read(name, size)`` and ``open(name, size)`` raise
+  `IntegrityError` unless the object is exactly ``size`` bytes, before any byte is read. So a
+  size taken from a manifest can bound an allocation: no object is ever read past it.
+* **An unsized read is bounded.** Without ``size`` (manifests are read that way) the object must
+  be at most `MAX_MANIFEST_BYTES`, else `IntegrityError` before it is read.
+* **Only regular files, never links.** A local back end never follows a symbolic link beneath
+  its root and never opens anything but a regular file (a FIFO, device, socket or folder
+  where a file should be is an `IntegrityError`); nothing it does can block on a FIFO or reach
+  outside its directory.
+* **Sized opens are of immutable objects** (segments and index snapshots, whose manifest
+  records their size and checksum); an unsized read may be of a mutable one. A back end may
+  cache what it is asked for with a size, never what it is asked for without one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import IO, Protocol, runtime_checkable
+
+from vectordb_manager.engine.limits import MAX_MANIFEST_BYTES
+from vectordb_manager.errors import IntegrityError
 
 
 class ObjectNotFound(LookupError):
@@ -32,13 +52,22 @@ class Storage(Protocol):
     def read(self, name: str, size: int | None = None) -> bytes:
         """The object's bytes; raises `ObjectNotFound` when absent, `StorageError` on failure.
 
-        ``size``, when known (from a manifest), lets large objects use a parallel download.
+        With ``size`` (from a manifest: the object is immutable) the object must be exactly
+        that long and large objects may use a parallel download; without it the object must
+        be at most `MAX_MANIFEST_BYTES`. Either check fails with `IntegrityError` before
+        anything is read.
         """
         ...
 
     def open(self, name: str, size: int | None = None) -> IO[bytes]:
         """A binary stream of the object, to read front to back and close; raises
-        `ObjectNotFound` when absent. Lets large files be read without holding them whole."""
+        `ObjectNotFound` when absent. Lets large files be read without holding them whole.
+
+        The same guarantees as `read`: a sized open guarantees the object's actual length (so
+        a manifest's claimed size can bound allocations), an unsized one is bounded by
+        `MAX_MANIFEST_BYTES`, and a local stream is always of a regular file reached without
+        following links.
+        """
         ...
 
     def write(self, name: str, data: bytes) -> None:
@@ -51,7 +80,8 @@ class Storage(Protocol):
 
     def list(self, prefix: str, start_after: str | None = None) -> list[ObjectInfo]:
         """Every object whose name starts with ``prefix`` (and sorts after ``start_after``),
-        sorted by name."""
+        sorted by name. A local back end raises `IntegrityError` on a link or on anything
+        that is neither a regular file nor a folder."""
         ...
 
     def delete(self, name: str) -> None:
@@ -61,3 +91,30 @@ class Storage(Protocol):
     def describe(self) -> str:
         """Where this storage points, for messages (never credentials)."""
         ...
+
+
+def split_name(name: str) -> list[str]:
+    """The parts of an object name; `IntegrityError` unless it is a relative path without
+    empty, ``.`` or ``..`` parts (names come from manifests, which a store may have forged)."""
+    parts = name.split("/")
+    if not name or any(p in ("", ".", "..") for p in parts):
+        raise IntegrityError(
+            f"invalid file name {name!r} in the store: names are relative paths without "
+            "empty, '.' or '..' parts; the manifest naming it is damaged or forged"
+        )
+    return parts
+
+
+def check_length(where: str, length: int, size: int | None) -> None:
+    """`IntegrityError` unless an object of ``length`` bytes may be read for ``size``: exactly
+    ``size`` when given, else at most `MAX_MANIFEST_BYTES`."""
+    if size is not None and length != size:
+        raise IntegrityError(
+            f"{where} is {length} bytes but the manifest says {size}; the file is truncated "
+            "or replaced. Restore it from a backup."
+        )
+    if size is None and length > MAX_MANIFEST_BYTES:
+        raise IntegrityError(
+            f"{where} is {length} bytes, more than the {MAX_MANIFEST_BYTES} a manifest may "
+            "have; it is not a manifest of this store. Restore it from a backup."
+        )

@@ -1,4 +1,16 @@
-"""`LocalStorage`: the storage protocol over a local directory.
+"""`LocalStorage`: the storage protocol over a local directory, never following a link in it.
+
+A store may come from someone else's archive, so nothing here trusts the directory's contents.
+The root is resolved once, when the storage is made (a user may name their store through a
+link). Everything beneath it is reached one component at a time from an open directory file
+descriptor, with ``O_NOFOLLOW`` (and ``O_DIRECTORY`` for folders), and every other call
+(``stat``, ``unlink``, ``link``, ``rename``, ``mkdir``, ``scandir``) is made relative to such a
+descriptor. A check and its use are then one system call, so no race between them can
+redirect it: a link met anywhere beneath the root is an `IntegrityError`, never followed.
+
+Files are opened with ``O_NONBLOCK`` (a FIFO cannot block the open) and checked with ``fstat``:
+only regular files are read, and their length is checked against the size the caller expects
+before any byte is read (see `vectordb_manager.storage.base`).
 
 Writes go to a temporary file in the target's directory, are fsynced, then renamed into place,
 and the directory is fsynced so the rename itself survives a crash. ``write_if_absent`` links the
@@ -10,145 +22,330 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import logging
 import os
+import stat
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from vectordb_manager.errors import StorageError
-from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound
+from vectordb_manager.errors import IntegrityError, StorageError
+from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound, check_length, split_name
 
 logger = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
 
 
 class LocalStorage:
     """A store directory on a local file system."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).expanduser().absolute()
+        self.root = Path(root).expanduser().resolve()
 
     def describe(self) -> str:
         return str(self.root)
 
-    def _path(self, name: str) -> Path:
-        parts = name.split("/")
-        if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise ValueError(f"invalid object name {name!r}")
-        return self.root.joinpath(*parts)
-
+    # -- the protocol ------------------------------------------------------------------------
     def read(self, name: str, size: int | None = None) -> bytes:
-        path = self._path(name)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise ObjectNotFound(name) from None
-        except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        fd, length = self._open_file(name, size)
+        with os.fdopen(fd, "rb") as stream:
+            data = stream.read(length)
+        if len(data) != length:  # shrunk after it was checked
+            raise IntegrityError(
+                f"{self.root / name} ended after {len(data)} of its {length} bytes; the file "
+                "is truncated. Restore it from a backup."
+            )
+        return data
 
     def open(self, name: str, size: int | None = None) -> IO[bytes]:
-        path = self._path(name)
+        fd, _ = self._open_file(name, size)
         try:
-            return builtins.open(path, "rb")
-        except FileNotFoundError:
-            raise ObjectNotFound(name) from None
-        except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-    def _write_temp(self, path: Path, data: bytes) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
+            return os.fdopen(fd, "rb")
         except BaseException:
             os.close(fd)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise
-        os.close(fd)
-        return tmp
 
-    def write(self, name: str, data: bytes) -> None:
-        path = self._path(name)
-        try:
-            tmp = self._write_temp(path, data)
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
-        except OSError as exc:
-            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        logger.debug("wrote %s (%d bytes)", path, len(data))
+    def write(self, name: str, data: bytes | memoryview) -> None:
+        *folder, file = split_name(name)
+        with self._folder(folder, create=True) as fd:
+            tmp = self._write_temp(fd, folder, data)
+            try:
+                os.rename(tmp, file, src_dir_fd=fd, dst_dir_fd=fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=fd)
+                raise self._failed("write", [*folder, file], exc) from exc
+            self._sync(fd, folder)
+        logger.debug("wrote %s (%d bytes)", name, len(data))
 
     def write_if_absent(self, name: str, data: bytes) -> bool:
-        path = self._path(name)
-        try:
-            tmp = self._write_temp(path, data)
+        *folder, file = split_name(name)
+        with self._folder(folder, create=True) as fd:
+            tmp = self._write_temp(fd, folder, data)
             try:
-                os.link(tmp, path)
+                os.link(tmp, file, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
             except FileExistsError:
                 return False
+            except OSError as exc:
+                raise self._failed("write", [*folder, file], exc) from exc
             finally:
-                tmp.unlink()
-            _fsync_dir(path.parent)
-        except OSError as exc:
-            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        logger.debug("created %s (%d bytes)", path, len(data))
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=fd)
+            self._sync(fd, folder)
+        logger.debug("created %s (%d bytes)", name, len(data))
         return True
 
     def list(self, prefix: str, start_after: str | None = None) -> builtins.list[ObjectInfo]:
-        names: builtins.list[ObjectInfo] = []
-        if not self.root.is_dir():
-            return names
-        # walk only the directory the prefix points into
+        # walk only the folder the prefix points into
         head, _, _ = prefix.rpartition("/")
-        start = self.root.joinpath(*head.split("/")) if head else self.root
-        if not start.is_dir():
-            return names
+        folder = split_name(head) if head else []
+        found: builtins.list[ObjectInfo] = []
         try:
-            for dirpath, _dirs, files in os.walk(start):
-                rel_dir = Path(dirpath).relative_to(self.root).as_posix()
-                for f in files:
-                    if f.startswith(TMP_PREFIX):
-                        continue
-                    rel = f if rel_dir == "." else f"{rel_dir}/{f}"
-                    if rel.startswith(prefix) and (start_after is None or rel > start_after):
-                        try:
-                            st = os.stat(os.path.join(dirpath, f))
-                        except FileNotFoundError:
-                            continue  # removed while listing
-                        names.append(ObjectInfo(rel, st.st_size, st.st_mtime))
-        except OSError as exc:
-            raise StorageError(f"cannot list {start}: {exc.strerror or exc}") from exc
-        return sorted(names, key=lambda o: o.name)
+            with self._folder(folder) as fd:
+                for _, rel, info in self._walk(fd, folder):
+                    if (
+                        rel.startswith(prefix)
+                        and (start_after is None or rel > start_after)
+                        and not rel.rpartition("/")[2].startswith(TMP_PREFIX)
+                    ):
+                        found.append(ObjectInfo(rel, info.st_size, info.st_mtime))
+        except FileNotFoundError:
+            return []
+        return sorted(found, key=lambda o: o.name)
 
     def delete(self, name: str) -> None:
-        path = self._path(name)
+        *folder, file = split_name(name)
         try:
-            path.unlink(missing_ok=True)
+            with self._folder(folder) as fd:
+                os.unlink(file, dir_fd=fd)  # a link is removed itself, never its target
+        except FileNotFoundError:
+            return
+        except IsADirectoryError:
+            raise self._not_regular([*folder, file], stat.S_IFDIR) from None
         except OSError as exc:
-            raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+            raise self._failed("delete", [*folder, file], exc) from exc
 
     def remove_temporary(self, older_than: float) -> builtins.list[str]:
         """Remove temporary files of interrupted writes last modified before ``older_than``."""
         removed: builtins.list[str] = []
-        if not self.root.is_dir():
-            return removed
-        for p in self.root.rglob(f"{TMP_PREFIX}*"):
-            with contextlib.suppress(OSError):
-                if p.is_file() and p.stat().st_mtime < older_than:
-                    p.unlink()
-                    removed.append(p.relative_to(self.root).as_posix())
+        try:
+            with self._folder([]) as root:
+                for fd, rel, info in self._walk(root, []):
+                    file = rel.rpartition("/")[2]
+                    if file.startswith(TMP_PREFIX) and info.st_mtime < older_than:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(file, dir_fd=fd)
+                            removed.append(rel)
+        except FileNotFoundError:
+            return []
         return removed
 
+    def entries(self) -> set[str]:
+        """The names in the store directory (empty if it does not exist yet), links included."""
+        try:
+            with self._folder([]) as fd:
+                return set(os.listdir(fd))
+        except FileNotFoundError:
+            return set()
+        except OSError as exc:
+            raise self._failed("read the folder", [], exc) from exc
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # -- reaching files without following links ------------------------------------------------
+    def _where(self, parts: builtins.list[str]) -> Path:
+        return self.root.joinpath(*parts)
+
+    @contextlib.contextmanager
+    def _folder(self, parts: builtins.list[str], *, create: bool = False) -> Iterator[int]:
+        """A descriptor of the folder ``parts`` beneath the root, reached component by component
+        without following links; raises `FileNotFoundError` if it is absent and not ``create``.
+        """
+        fd = self._open_root(create)
+        try:
+            for i, part in enumerate(parts):
+                child = self._open_folder(fd, part, parts[: i + 1], create)
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _open_root(self, create: bool) -> int:
+        try:
+            return os.open(self.root, _FOLDER)
+        except FileNotFoundError:
+            if not create:
+                raise
+        except OSError as exc:
+            raise self._bad_folder(None, [], exc) from exc
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise self._failed("create the folder", [], exc) from exc
+        try:
+            return os.open(self.root, _FOLDER)
+        except OSError as exc:
+            raise self._bad_folder(None, [], exc) from exc
+
+    def _open_folder(self, parent: int, name: str, parts: builtins.list[str], create: bool) -> int:
+        try:
+            return os.open(name, _FOLDER, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+        except OSError as exc:
+            raise self._bad_folder(parent, parts, exc) from exc
+        try:
+            os.mkdir(name, 0o777, dir_fd=parent)
+            os.fsync(parent)  # the new folder survives a crash like the file put in it
+        except FileExistsError:
+            pass  # made meanwhile by another writer: open it (still never through a link)
+        except OSError as exc:
+            raise self._failed("create the folder", parts, exc) from exc
+        try:
+            return os.open(name, _FOLDER, dir_fd=parent)
+        except OSError as exc:
+            raise self._bad_folder(parent, parts, exc) from exc
+
+    def _open_file(self, name: str, size: int | None) -> tuple[int, int]:
+        """A descriptor and the length of a regular file, checked against ``size`` (see
+        `check_length`) before any byte of it is read."""
+        *folder, file = split_name(name)
+        parts = [*folder, file]
+        try:
+            with self._folder(folder) as dir_fd:
+                fd = os.open(file, _FILE, dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise ObjectNotFound(name) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link
+                raise self._link(parts, "file") from None
+            if exc.errno == errno.ENXIO:  # a socket cannot be opened
+                raise self._not_regular(parts, stat.S_IFSOCK) from None
+            raise self._failed("read", parts, exc) from exc
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise self._not_regular(parts, stat.S_IFMT(info.st_mode))
+            check_length(str(self._where(parts)), info.st_size, size)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, info.st_size
+
+    def _walk(
+        self, fd: int, parts: builtins.list[str]
+    ) -> Iterator[tuple[int, str, os.stat_result]]:
+        """(folder descriptor, name, stat) of every regular file below the folder ``fd``;
+        `IntegrityError` on a link or on anything that is neither a file nor a folder."""
+        try:
+            entries = builtins.list(os.scandir(fd))
+        except OSError as exc:
+            raise self._failed("read the folder", parts, exc) from exc
+        for entry in entries:
+            here = [*parts, entry.name]
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed while listing
+            if stat.S_ISLNK(info.st_mode):
+                raise self._link(here, "folder or file")
+            if stat.S_ISDIR(info.st_mode):
+                try:
+                    child = self._open_folder(fd, entry.name, here, create=False)
+                except FileNotFoundError:
+                    continue
+                try:
+                    yield from self._walk(child, here)
+                finally:
+                    os.close(child)
+            elif stat.S_ISREG(info.st_mode):
+                yield fd, "/".join(here), info
+            else:
+                raise self._not_regular(here, stat.S_IFMT(info.st_mode))
+
+    def _write_temp(self, fd: int, folder: builtins.list[str], data: bytes | memoryview) -> str:
+        tmp = f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            out = os.open(tmp, _NEW_FILE, 0o644, dir_fd=fd)
+        except OSError as exc:
+            raise self._failed("write in", folder, exc) from exc
+        done = False
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view) :]
+            os.fsync(out)
+            done = True
+        except OSError as exc:
+            raise self._failed("write in", folder, exc) from exc
+        finally:
+            os.close(out)
+            if not done:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=fd)
+        return tmp
+
+    def _sync(self, fd: int, folder: builtins.list[str]) -> None:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise self._failed("write in", folder, exc) from exc
+
+    # -- errors ----------------------------------------------------------------------------
+    def _link(self, parts: builtins.list[str], real: str) -> IntegrityError:
+        return IntegrityError(
+            f"{self._where(parts)} is a symbolic link; a store never follows links out of its "
+            f"directory; replace it with the real {real}"
+        )
+
+    def _not_regular(self, parts: builtins.list[str], kind: int) -> IntegrityError:
+        what = _KINDS.get(kind, "not a file")
+        return IntegrityError(
+            f"{self._where(parts)} is {what}, not a regular file; a store holds only files "
+            "and folders: remove it, and restore the real file from a backup"
+        )
+
+    def _bad_folder(
+        self, parent: int | None, parts: builtins.list[str], exc: OSError
+    ) -> StorageError:
+        """The error for a folder that could not be opened: a link, a file, or unreadable."""
+        if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+            try:
+                if parent is None:
+                    mode = os.stat(self.root, follow_symlinks=False).st_mode
+                else:
+                    mode = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False).st_mode
+            except OSError:
+                mode = 0
+            if stat.S_ISLNK(mode):
+                return self._link(parts, "folder")
+            if parent is None:
+                return StorageError(f"{self.root} is a file; give a directory for the store")
+            return IntegrityError(
+                f"{self._where(parts)} is {_KINDS.get(stat.S_IFMT(mode), 'a file')} where the "
+                "store has a folder; move it away, and restore the folder from a backup"
+            )
+        return self._failed("read the folder", parts, exc)
+
+    def _failed(self, action: str, parts: builtins.list[str], exc: OSError) -> StorageError:
+        where = self._where(parts)
+        if isinstance(exc, PermissionError):
+            return StorageError(
+                f"cannot {action} {where}: permission denied; fix its permissions (the user "
+                "running this needs read, write and search rights: chmod u+rwX) or run as the "
+                "user that owns it"
+            )
+        return StorageError(f"cannot {action} {where}: {exc.strerror or exc}")

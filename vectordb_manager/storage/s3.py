@@ -11,9 +11,16 @@ module adds only what botocore cannot know:
   never byte-identical.)
 * Objects above ``transfer_config.multipart_threshold`` go through boto3's managed transfer
   (multipart upload, parallel ranged download); smaller ones take one request.
-* An optional local cache directory keeps downloaded segments and index snapshots: they are
-  immutable, so a cached copy never goes stale (and is checked against the manifest's
-  checksum like any download).
+* Reads are bounded before any byte of a body is read: a sized read checks the GetObject
+  response's ``ContentLength`` (or, for a managed download, that of the ``HeadObject`` it is
+  given, so s3transfer makes none of its own and its ranged GETs carry that object's ETag), an
+  unsized one is refused above `MAX_MANIFEST_BYTES`; a body is never read past its bound.
+* An optional local cache directory keeps what is opened with a size: by the storage protocol
+  those objects are immutable (segments and index snapshots), so a cached copy never goes
+  stale; objects written are cached too. A copy is only ever served to a sized open, which
+  checks its length, and the engine checks its checksum like any download. The cache is a
+  `LocalStorage`: it follows no link and reads only regular files; a cached copy that fails
+  is dropped and downloaded again.
 
 Errors become `StorageError` naming the bucket, the key and S3's error code. Credentials are
 never logged.
@@ -22,22 +29,20 @@ never logged.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import io
 import logging
 import os
-import uuid
-from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
-from vectordb_manager.errors import StorageError
-from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound
+from vectordb_manager.engine.limits import MAX_MANIFEST_BYTES
+from vectordb_manager.errors import IntegrityError, StorageError
+from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound, check_length, split_name
+from vectordb_manager.storage.local import LocalStorage
 
 logger = logging.getLogger(__name__)
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 _CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
-_CACHED_PREFIXES = ("segments/", "indexes/")
 
 
 class S3Storage:
@@ -67,24 +72,29 @@ class S3Storage:
             self._put_args["ServerSideEncryption"] = sse
         if kms_key_id:
             self._put_args["SSEKMSKeyId"] = kms_key_id
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
+        self.cache = LocalStorage(cache_dir) if cache_dir is not None else None
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
 
     def _key(self, name: str) -> str:
-        parts = name.split("/")
-        if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise ValueError(f"invalid object name {name!r}")
+        split_name(name)
         return self.prefix + name
+
+    def _where(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{name}"
 
     def _error(self, action: str, name: str, exc: Exception) -> StorageError:
         code, message = _code(exc), _message(exc)
         hint = _HINTS.get(code, "")
-        where = f"s3://{self.bucket}/{self.prefix}{name}"
         return StorageError(
-            f"cannot {action} {where}: {code or type(exc).__name__}: {message}{hint}"
+            f"cannot {action} {self._where(name)}: {code or type(exc).__name__}: {message}{hint}"
         )
+
+    def _raise_read(self, name: str, exc: Exception) -> NoReturn:
+        if _code(exc) in _MISSING_CODES:
+            raise ObjectNotFound(name) from None
+        raise self._error("read", name, exc) from exc
 
     # -- the protocol ------------------------------------------------------------------------
     def read(self, name: str, size: int | None = None) -> bytes:
@@ -92,24 +102,73 @@ class S3Storage:
             return stream.read()
 
     def open(self, name: str, size: int | None = None) -> IO[bytes]:
-        if self.cache_dir is not None and name.startswith(_CACHED_PREFIXES):
-            with contextlib.suppress(OSError):
-                return builtins.open(self.cache_dir / name, "rb")
         key = self._key(name)
-        try:
-            if size is not None and size >= self.transfer_config.multipart_threshold:
-                buf = io.BytesIO()  # a parallel, ranged download
-                self.client.download_fileobj(self.bucket, key, buf, Config=self.transfer_config)
-                buf.seek(0)
-            else:
-                buf = io.BytesIO(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except Exception as exc:
-            if _code(exc) in _MISSING_CODES:
-                raise ObjectNotFound(name) from None
-            raise self._error("read", name, exc) from exc
+        if size is None:
+            return self._get(name, key, None)
+        cached = self._cached(name, size)
+        if cached is not None:
+            return cached
+        if size >= self.transfer_config.multipart_threshold:
+            buf = self._managed_download(name, key, size)
+        else:
+            buf = self._get(name, key, size)
         with buf.getbuffer() as view:
-            logger.debug("GET %s (%d bytes)", key, len(view))
-            self._cache(name, view)
+            self._remember(name, view)
+        return buf
+
+    def _get(self, name: str, key: str, size: int | None) -> io.BytesIO:
+        """One GetObject, its length checked (`check_length`) before the body is read."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            self._raise_read(name, exc)
+        body = response["Body"]
+        try:
+            length = response.get("ContentLength")
+            if length is not None:
+                check_length(self._where(name), int(length), size)
+                want = int(length)
+            else:  # no length announced: read one byte past the bound to see it is exceeded
+                want = (size if size is not None else MAX_MANIFEST_BYTES) + 1
+            data = _read_up_to(body, want)
+        except IntegrityError:
+            raise
+        except Exception as exc:
+            raise self._error("read", name, exc) from exc
+        finally:
+            body.close()
+        if length is None:
+            check_length(self._where(name), len(data), size)
+        elif len(data) != length:
+            raise StorageError(
+                f"cannot read {self._where(name)}: the connection ended after {len(data)} of "
+                f"{length} bytes; try again"
+            )
+        logger.debug("GET %s (%d bytes)", key, len(data))
+        return io.BytesIO(data)
+
+    def _managed_download(self, name: str, key: str, size: int) -> io.BytesIO:
+        """A parallel, ranged download of exactly ``size`` bytes: our HeadObject checks the
+        length first and is handed to s3transfer, so the ranged GETs ask for that object."""
+        from boto3.s3.transfer import create_transfer_manager
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            self._raise_read(name, exc)
+        check_length(self._where(name), int(head["ContentLength"]), size)
+        buf = _BoundedBuffer(size, self._where(name))
+        try:
+            with create_transfer_manager(self.client, self.transfer_config) as manager:
+                known = _KnownObject(size, head.get("ETag"))
+                manager.download(self.bucket, key, buf, subscribers=[known]).result()
+        except IntegrityError:
+            raise
+        except Exception as exc:
+            self._raise_read(name, exc)
+        check_length(self._where(name), buf.seek(0, io.SEEK_END), size)
+        logger.debug("GET %s (%d bytes, managed)", key, size)
+        buf.seek(0)
         return buf
 
     def write(self, name: str, data: bytes) -> None:
@@ -128,7 +187,7 @@ class S3Storage:
         except Exception as exc:
             raise self._error("write", name, exc) from exc
         logger.debug("PUT %s (%d bytes)", key, len(data))
-        self._cache(name, data)
+        self._remember(name, data)
 
     def write_if_absent(self, name: str, data: bytes) -> bool:
         key = self._key(name)
@@ -140,12 +199,12 @@ class S3Storage:
             if _code(exc) not in _CONFLICT_CODES:
                 raise self._error("write", name, exc) from exc
             # taken: by another writer, or by an earlier attempt of ours whose answer was lost
-            try:
-                there = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            except Exception as read_exc:
-                if _code(read_exc) in _MISSING_CODES:
-                    return False  # a conflicting write in flight that did not land
-                raise self._error("read", name, read_exc) from read_exc
+            try:  # read back no more than our own bytes' length
+                there = self._get(name, key, len(data)).getvalue()
+            except ObjectNotFound:
+                return False  # a conflicting write in flight that did not land
+            except IntegrityError:
+                there = None  # another length: another writer's
             if there == data:
                 logger.debug("PUT-if-absent %s: already ours (an answer was lost)", key)
                 return True
@@ -175,29 +234,88 @@ class S3Storage:
         except Exception as exc:
             if _code(exc) not in _MISSING_CODES:
                 raise self._error("delete", name, exc) from exc
-        if self.cache_dir is not None:
-            with contextlib.suppress(OSError):
-                (self.cache_dir / name).unlink()
+        self._drop_cached(name)
 
     def evict(self, name: str) -> None:
         """Forget the cached copy of an object (it failed its checksum)."""
-        if self.cache_dir is not None:
-            with contextlib.suppress(OSError):
-                (self.cache_dir / name).unlink()
+        if self.cache is not None:
+            self._drop_cached(name)
             logger.warning("dropped a damaged cached copy of %s", name)
 
     # -- the cache of immutable objects ------------------------------------------------------
-    def _cache(self, name: str, data: bytes | memoryview) -> None:
-        if self.cache_dir is None or not name.startswith(_CACHED_PREFIXES):
-            return
-        path = self.cache_dir / name
+    def _cached(self, name: str, size: int) -> IO[bytes] | None:
+        """The cached copy of an immutable object; None when there is none or it is unusable
+        (a wrong size, a link, not a regular file, unreadable), which is then dropped."""
+        if self.cache is None:
+            return None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.parent / f".tmp-{uuid.uuid4().hex}"
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError as exc:  # a cache that cannot be written is only slower
-            logger.warning("cannot cache %s in %s: %s", name, self.cache_dir, exc)
+            return self.cache.open(name, size)
+        except ObjectNotFound:
+            return None
+        except StorageError as exc:
+            logger.warning("not using the cached copy of %s: %s", name, exc)
+            self._drop_cached(name)
+            return None
+
+    def _remember(self, name: str, data: bytes | memoryview) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.write(name, data)
+        except StorageError as exc:  # a cache that cannot be written is only slower
+            logger.warning("cannot cache %s: %s", name, exc)
+
+    def _drop_cached(self, name: str) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.delete(name)
+        except StorageError as exc:
+            logger.warning("cannot drop the cached copy of %s: %s", name, exc)
+
+
+class _BoundedBuffer(io.BytesIO):
+    """The managed download's target: refuses any byte past ``limit``, so an object that grows
+    after its length was checked can never make the download hold more."""
+
+    def __init__(self, limit: int, where: str) -> None:
+        super().__init__()
+        self.limit = limit
+        self.where = where
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > self.limit:
+            raise IntegrityError(
+                f"{self.where} sent more than the {self.limit} bytes the manifest says; it was "
+                "replaced. Restore it from a backup."
+            )
+        return super().write(data)
+
+
+class _KnownObject:
+    """An s3transfer subscriber that gives the transfer the size and ETag of the HeadObject
+    already made, so the transfer makes none and its ranged GETs carry ``If-Match``."""
+
+    def __init__(self, size: int, etag: str | None) -> None:
+        self.size = size
+        self.etag = etag
+
+    def on_queued(self, future: Any, **_: Any) -> None:
+        future.meta.provide_transfer_size(self.size)
+        if self.etag:
+            future.meta.provide_object_etag(self.etag)
+
+
+def _read_up_to(body: Any, want: int) -> bytes:
+    """Up to ``want`` bytes of a response body (fewer only if it ends first)."""
+    parts: builtins.list[bytes] = []
+    while want > 0:
+        chunk = body.read(want)
+        if not chunk:
+            break
+        parts.append(chunk)
+        want -= len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def normalize_prefix(prefix: str) -> str:
