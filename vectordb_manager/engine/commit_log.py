@@ -25,6 +25,7 @@ from vectordb_manager.engine.format import (
     INDEX_DIR,
     MANIFEST_DIR,
     SEGMENT_DIR,
+    Blob,
     Manifest,
     manifest_name,
     parse_manifest_name,
@@ -190,7 +191,7 @@ class CommitLog:
             return True
 
     @contextlib.contextmanager
-    def uncommitted(self, blobs: Mapping[str, bytes]) -> Iterator[None]:
+    def uncommitted(self, blobs: Mapping[str, Blob]) -> Iterator[None]:
         """Write a change's files; if the block fails (the change was not committed), remove
         them again, so that a failed write or compaction leaves nothing behind."""
         try:
@@ -202,7 +203,7 @@ class CommitLog:
             self.discard(blobs)
             raise
 
-    def put(self, blobs: Mapping[str, bytes]) -> None:
+    def put(self, blobs: Mapping[str, Blob]) -> None:
         """Write files (in parallel when there are several)."""
         storage = self.storage
         if len(blobs) <= 1:
@@ -212,7 +213,7 @@ class CommitLog:
         with ThreadPoolExecutor(min(IO_THREADS, len(blobs))) as pool:
             list(pool.map(lambda item: storage.write(*item), blobs.items()))
 
-    def discard(self, paths: Mapping[str, bytes] | Sequence[str]) -> None:
+    def discard(self, paths: Mapping[str, Blob] | Sequence[str]) -> None:
         """Remove files that are garbage; a failure is logged, never raised."""
         for path in paths:
             try:

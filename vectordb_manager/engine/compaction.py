@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from vectordb_manager.engine.format import (
     INDEX_DIR,
+    Blob,
     FileRef,
     Manifest,
     SegmentData,
@@ -92,7 +93,7 @@ class Merge:
     start: int  # the first merged segment (0: a full compaction)
     name: str
     segment: SegmentData
-    blobs: dict[str, bytes]
+    blobs: dict[str, Blob]
     proposed: Manifest
     state: StoreState  # the state after the merge (a new one for a full compaction)
 

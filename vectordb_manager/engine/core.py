@@ -26,6 +26,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -35,11 +36,14 @@ from vectordb_manager.engine import search as searching
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy, prepare_merge
 from vectordb_manager.engine.format import (
+    SEGMENT_DIR,
     Manifest,
+    RawRecords,
     SegmentData,
     Vectors,
     canonical_json,
     content_hash,
+    encode_records,
     encode_segment,
     new_segment_name,
     now_iso,
@@ -385,12 +389,16 @@ class Engine:
 
     def _commit_locked(self, seg: SegmentData) -> None:
         log = self.log
+        name = new_segment_name()
+        if len(seg) and seg.raw is None:
+            # kept as the encoded lines, as an opened store keeps them: decoded on demand
+            lines = RawRecords.split(encode_records(seg), f"{SEGMENT_DIR}{name}.seg")
+            seg = replace(seg, texts=[], metadatas=[], hashes=[], created=[], updated=[], raw=lines)
         if log is None:
             with self._rw.write():
                 self._state.apply(seg, None)
             self._maybe_compact_locked()
             return
-        name = new_segment_name()
         ref, blobs = encode_segment(name, seg)
         with log.uncommitted(blobs):
             for _ in self._commit_policy.attempts():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import io
 import json
 import mmap
 import os
@@ -55,6 +54,9 @@ from vectordb_manager.engine.records import (
     newlines,
 )
 from vectordb_manager.errors import IntegrityError, InvalidInputError
+
+Buffer = bytes | bytearray | memoryview
+Blob = bytes | bytearray  # a file's whole contents, as written
 
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -104,7 +106,7 @@ _ALIGN = 64
 _ROW_SECTIONS = frozenset(("ids", "records", "vectors"))
 
 
-def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, bytes]]:
+def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, Blob]]:
     """Serialize a segment into its one file; returns the manifest entry and path -> bytes.
 
     Layout: ``VDBSEG01``, the header's length (uint64, little-endian), a JSON header mapping
@@ -112,14 +114,16 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, b
     multiple of 64 bytes: ``ids`` (JSON list), ``records`` (JSON lines), ``vectors`` (.npy,
     float32) and ``deletes`` (JSON list). Sections with nothing in them are left out.
     """
-    parts: dict[str, bytes] = {}
+    parts: dict[str, Buffer | list[Buffer]] = {}
     if len(seg):
         parts["ids"] = dump_ids(seg.ids)
-        # undecoded records (a merge of segments) are written as they were read
-        parts["records"] = bytes(seg.raw.blob) if seg.raw is not None else _encode_records(seg)
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(seg.vectors, dtype=np.float32), allow_pickle=False)
-        parts["vectors"] = buf.getvalue()
+        # undecoded records (a merge, or a write encoded ahead) are written as they are
+        parts["records"] = seg.raw.blob if seg.raw is not None else encode_records(seg)
+        vectors = np.ascontiguousarray(seg.vectors, dtype=np.float32)
+        # the .npy header, then the vectors' own bytes (no copy until the file is laid out)
+        rows, dim = vectors.shape
+        raw = vectors.reshape(-1).view(np.uint8).data
+        parts["vectors"] = [npy.encode_header((rows, dim)), raw]
     if seg.deletes:
         parts["deletes"] = dump_ids(seg.deletes)
     data = pack_sections(parts)
@@ -127,8 +131,11 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, b
     return SegmentRef(name, len(seg), len(seg.deletes), file), {file.path: data}
 
 
-def pack_sections(parts: dict[str, bytes]) -> bytes:
-    """Lay sections out in one segment file (see `encode_segment`)."""
+def pack_sections(parts: Mapping[str, Buffer | list[Buffer]]) -> bytearray:
+    """Lay sections out in one segment file (see `encode_segment`); a section may be given as
+    a list of pieces, copied once, straight into the file's bytes."""
+    pieces = {k: v if isinstance(v, list) else [v] for k, v in parts.items()}
+    sizes = {k: sum(memoryview(p).nbytes for p in v) for k, v in pieces.items()}
     # the header's size depends on the offsets it holds: reserve room, then fill it in
     room = 16 + len(json.dumps({"sections": {k: [10**15, 10**15] for k in parts}}))
     start = -(-room // _ALIGN) * _ALIGN
@@ -136,16 +143,20 @@ def pack_sections(parts: dict[str, bytes]) -> bytes:
     offset = start
     for key in SECTIONS:
         if key in parts:
-            table[key] = [offset, len(parts[key])]
-            offset = -(-(offset + len(parts[key])) // _ALIGN) * _ALIGN
+            table[key] = [offset, sizes[key]]
+            offset = -(-(offset + sizes[key]) // _ALIGN) * _ALIGN
     header = json.dumps({"sections": table}).encode("ascii")
     out = bytearray(offset)
     out[:8] = SEGMENT_MAGIC
     out[8:16] = len(header).to_bytes(8, "little")
     out[16 : 16 + len(header)] = header
-    for key, (at, length) in table.items():
-        out[at : at + length] = parts[key]
-    return bytes(out)
+    for key, (at, _) in table.items():
+        end = at
+        for piece in pieces[key]:
+            size = memoryview(piece).nbytes
+            out[end : end + size] = piece
+            end += size
+    return out
 
 
 def unpack_sections(data: bytes, path: str) -> dict[str, memoryview]:
@@ -444,7 +455,7 @@ def _fileno(stream: IO[builtins.bytes]) -> int | None:
         return None
 
 
-def _encode_records(seg: SegmentData) -> bytes:
+def encode_records(seg: SegmentData) -> bytes:
     """One JSON object per line (JSON escapes newlines inside strings); `InvalidInputError`
     for a record that readers would refuse (metadata nested too deeply, a line too long), so
     a writer never commits what no reader opens."""
@@ -487,6 +498,7 @@ __all__ = [
     "canonical_json",
     "content_hash",
     "encode_record",
+    "encode_records",
     "encode_segment",
     "manifest_name",
     "new_segment_name",

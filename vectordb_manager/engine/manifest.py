@@ -59,7 +59,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def sha256(data: bytes) -> str:
+def sha256(data: bytes | bytearray) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -84,7 +84,7 @@ class FileRef:
     sha256: str
 
     @classmethod
-    def of(cls, path: str, data: builtins.bytes) -> FileRef:
+    def of(cls, path: str, data: builtins.bytes | bytearray) -> FileRef:
         return cls(path, len(data), sha256(data))
 
     def check_digest(self, size: int, digest: str) -> None:

@@ -42,6 +42,16 @@ _KEYS = frozenset(("descr", "fortran_order", "shape"))
 Value = str | bool | tuple[int, ...]
 
 
+def encode_header(shape: tuple[int, int]) -> bytes:
+    """The ``.npy`` 1.0 header of a C-order little-endian float32 array of ``shape``, as
+    NumPy writes it (padded with spaces and a newline to a multiple of 64 bytes, so that
+    the data start aligned)."""
+    text = f"{{'descr': '{DTYPE}', 'fortran_order': False, 'shape': ({shape[0]}, {shape[1]}), }}"
+    size = 10 + len(text) + 1
+    padded = text + " " * (-size % 64) + "\n"
+    return MAGIC + b"\x01\x00" + len(padded).to_bytes(2, "little") + padded.encode("ascii")
+
+
 def header_size(prefix: bytes, length: int, path: str) -> int:
     """Where the data start in a ``.npy`` array of ``length`` bytes whose first bytes are
     ``prefix`` (at least `PREFIX_BYTES` of them when the array is that long)."""

@@ -151,8 +151,8 @@ class StoreState:
                 self.recs.extend(
                     zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
                 )
-            if self.key_indexes:
-                metas = [self.record(s)[1] for s in range(start, start + len(seg))]
+            if self.key_indexes:  # decoded in bulk and let go (nothing kept decoded)
+                metas = seg.raw.metadatas(0, len(seg)) if seg.raw is not None else seg.metadatas
                 for key, table in self.key_indexes.items():
                     _index_values(table, key, enumerate(metas, start))
             if indexed_rows and self.index.snapshot_needs_vectors():
@@ -225,7 +225,16 @@ class StoreState:
     def encoded_rows(self, slots: Iterable[int]) -> SegmentData:
         """The same rows with their records left encoded (``SegmentData.raw``): undecoded
         records are copied as stored, a run of neighbours at a time, so merging segments
-        neither decodes records nor keeps them decoded."""
+        neither decodes records nor keeps them decoded. Every slot, in order (``range`` of
+        all), is not copied at all: the vectors are the index's own, and one block's records
+        its own bytes (valid until the next change)."""
+        every = (
+            isinstance(slots, range)
+            and slots.step == 1
+            and slots.start == 0
+            and self.index is not None
+            and slots.stop == self.index.ntotal
+        )
         slot_list = list(slots)
         pieces: list[bytes | memoryview] = []
         run: list[Any] = []  # [raw block, first line, end line] of consecutive undecoded rows
@@ -248,7 +257,8 @@ class StoreState:
                 run, bounds = [raw, s - first, s - first + 1], (first, first + len(raw))
             if run:
                 pieces.append(run[0].span(run[1], run[2]))
-            blob = b"".join(pieces)
+            blob = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        vectors = self.index.vectors() if every and self.index is not None else None
         return SegmentData(
             [self.ids[s] for s in slot_list],  # type: ignore[misc]
             [],
@@ -256,7 +266,7 @@ class StoreState:
             [],
             [],
             [],
-            self._vectors(slot_list),
+            vectors if vectors is not None else self._vectors(slot_list),
             raw=RawRecords.split(blob, "merged records") if slot_list else None,
         )
 

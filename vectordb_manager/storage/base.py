@@ -70,7 +70,7 @@ class Storage(Protocol):
         """
         ...
 
-    def write(self, name: str, data: bytes) -> None:
+    def write(self, name: str, data: bytes | bytearray) -> None:
         """Create or replace the object atomically and durably."""
         ...
 

@@ -78,7 +78,7 @@ class LocalStorage:
             os.close(fd)
             raise
 
-    def write(self, name: str, data: bytes | memoryview) -> None:
+    def write(self, name: str, data: bytes | bytearray | memoryview) -> None:
         *folder, file = split_name(name)
         with self._folder(folder, create=True) as fd:
             tmp = self._write_temp(fd, folder, data)
@@ -276,7 +276,9 @@ class LocalStorage:
             else:
                 raise self._not_regular(here, stat.S_IFMT(info.st_mode))
 
-    def _write_temp(self, fd: int, folder: builtins.list[str], data: bytes | memoryview) -> str:
+    def _write_temp(
+        self, fd: int, folder: builtins.list[str], data: bytes | bytearray | memoryview
+    ) -> str:
         tmp = f"{TMP_PREFIX}{uuid.uuid4().hex}"
         try:
             out = os.open(tmp, _NEW_FILE, 0o644, dir_fd=fd)

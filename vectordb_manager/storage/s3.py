@@ -171,7 +171,7 @@ class S3Storage:
         buf.seek(0)
         return buf
 
-    def write(self, name: str, data: bytes) -> None:
+    def write(self, name: str, data: bytes | bytearray) -> None:
         key = self._key(name)
         try:
             if len(data) >= self.transfer_config.multipart_threshold:
@@ -257,7 +257,7 @@ class S3Storage:
             self._drop_cached(name)
             return None
 
-    def _remember(self, name: str, data: bytes | memoryview) -> None:
+    def _remember(self, name: str, data: bytes | bytearray | memoryview) -> None:
         if self.cache is None:
             return
         try:
