@@ -195,8 +195,8 @@ def test_an_unreadable_store_directory_is_named(tmp_path: Path) -> None:
         [sys.executable, "-c", CHILD, str(where)], capture_output=True, text=True, check=True,
         cwd=ROOT,
     ).stdout
-    assert out.startswith(f"StorageError: cannot read the store directory {where}"), out
-    assert "index.pkl" not in out
+    assert out.startswith("StorageError: cannot read the folder") and str(where) in out, out
+    assert "permission" in out and "index.pkl" not in out
 
 
 def test_on_s3_segments_without_a_manifest_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -147,8 +147,8 @@ class LocalVectorStore(EngineVectorStore):
         self.path = Path(path).expanduser() if path is not None else None
         storage = None
         if self.path is not None:
-            _check_directory(self.path)
             storage = LocalStorage(self.path)
+            _check_directory(self.path, storage)
         self._start_engine(storage, distance=distance, index=index, options=options)
 
     def __repr__(self) -> str:
@@ -159,19 +159,10 @@ class LocalVectorStore(EngineVectorStore):
         )
 
 
-def _check_directory(path: Path) -> None:
-    try:
-        if path.exists() and not path.is_dir():
-            raise StorageError(f"{path} is a file; give a directory for the store")
-        legacy = path.is_dir() and not (path / "manifests").exists() and (
-            (path / "index.pkl").exists() or (path / "index.faiss").exists()
-        )
-    except OSError as exc:
-        raise StorageError(
-            f"cannot read the store directory {path}: {exc.strerror or exc}; give the user "
-            "running this access to it (or run as its owner)"
-        ) from None
-    if legacy:
+def _check_directory(path: Path, storage: LocalStorage) -> None:
+    # a StorageError naming the directory if it is a file or cannot be read
+    names = storage.entries()
+    if "manifests" not in names and names & {"index.pkl", "index.faiss"}:
         raise StorageError(
             f"{path} holds a LangChain FAISS store (index.faiss + index.pkl); it is not "
             "opened here because loading it would unpickle code. Re-add its documents "
