@@ -261,9 +261,7 @@ class CommitLog:
             if o.name not in keep and o.modified < cutoff
         ]
         self.discard(garbage)
-        remove_temp = getattr(self.storage, "remove_temporary", None)
-        if callable(remove_temp):
-            garbage += remove_temp(cutoff)
+        garbage += self.storage.remove_temporary(cutoff)
         if garbage:
             logger.debug("vacuum removed %d unreferenced files", len(garbage))
         return garbage

@@ -208,10 +208,8 @@ class Loader:
             with storage.open(ref.path, ref.bytes) as stream:
                 return use(stream)
         except IntegrityError:
-            evict = getattr(storage, "evict", None)
-            if evict is None:
+            if not storage.evict(ref.path):
                 raise
-            evict(ref.path)
             with storage.open(ref.path, ref.bytes) as stream:
                 return use(stream)
 

@@ -25,6 +25,7 @@ archive or bucket):
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import IO, Protocol, runtime_checkable
 
@@ -90,6 +91,17 @@ class Storage(Protocol):
 
     def describe(self) -> str:
         """Where this storage points, for messages (never credentials)."""
+        ...
+
+    # capabilities a back end may lack answer trivially, so callers never probe for them
+    def evict(self, name: str) -> bool:
+        """Forget a local cached copy of an object (it failed its checksum); ``True`` if a
+        cache may have held one, so that reading the object again may succeed."""
+        ...
+
+    def remove_temporary(self, older_than: float) -> builtins.list[str]:
+        """Remove what interrupted writes left (temporary files, unfinished multipart
+        uploads) started before ``older_than`` (epoch seconds); returns their names."""
         ...
 
 

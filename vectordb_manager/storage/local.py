@@ -138,6 +138,10 @@ class LocalStorage:
         except OSError as exc:
             raise self._failed("delete", [*folder, file], exc) from exc
 
+    def evict(self, name: str) -> bool:
+        """A directory is not a cache: there is never a copy to forget."""
+        return False
+
     def remove_temporary(self, older_than: float) -> builtins.list[str]:
         """Remove temporary files of interrupted writes last modified before ``older_than``."""
         removed: builtins.list[str] = []

@@ -236,11 +236,33 @@ class S3Storage:
                 raise self._error("delete", name, exc) from exc
         self._drop_cached(name)
 
-    def evict(self, name: str) -> None:
+    def evict(self, name: str) -> bool:
         """Forget the cached copy of an object (it failed its checksum)."""
-        if self.cache is not None:
-            self._drop_cached(name)
-            logger.warning("dropped a damaged cached copy of %s", name)
+        if self.cache is None:
+            return False
+        self._drop_cached(name)
+        logger.warning("dropped a damaged cached copy of %s", name)
+        return True
+
+    def remove_temporary(self, older_than: float) -> builtins.list[str]:
+        """Abort the multipart uploads under the prefix that were started before
+        ``older_than`` and never completed (their parts cost storage until then)."""
+        aborted: builtins.list[str] = []
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            )
+            for page in pages:
+                for upload in page.get("Uploads", ()):
+                    if upload["Initiated"].timestamp() >= older_than:
+                        continue
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted.append(upload["Key"][len(self.prefix) :])
+        except Exception as exc:
+            raise self._error("clean up unfinished uploads under", "", exc) from exc
+        return aborted
 
     # -- the cache of immutable objects ------------------------------------------------------
     def _cached(self, name: str, size: int) -> IO[bytes] | None:
