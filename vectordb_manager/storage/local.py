@@ -27,7 +27,7 @@ import logging
 import os
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -115,13 +115,16 @@ class LocalStorage:
         found: builtins.list[ObjectInfo] = []
         try:
             with self._folder(folder) as fd:
-                for _, rel, info in self._walk(fd, folder):
-                    if (
+
+                def wanted(rel: str) -> bool:
+                    return (
                         rel.startswith(prefix)
                         and (start_after is None or rel > start_after)
                         and not rel.rpartition("/")[2].startswith(TMP_PREFIX)
-                    ):
-                        found.append(ObjectInfo(rel, info.st_size, info.st_mtime))
+                    )
+
+                for _, rel, info in self._walk(fd, folder, wanted):
+                    found.append(ObjectInfo(rel, info.st_size, info.st_mtime))
         except FileNotFoundError:
             return []
         return sorted(found, key=lambda o: o.name)
@@ -147,9 +150,9 @@ class LocalStorage:
         removed: builtins.list[str] = []
         try:
             with self._folder([]) as root:
-                for fd, rel, info in self._walk(root, []):
+                for fd, rel, info in self._walk(root, [], _is_temporary):
                     file = rel.rpartition("/")[2]
-                    if file.startswith(TMP_PREFIX) and info.st_mtime < older_than:
+                    if info.st_mtime < older_than:
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(file, dir_fd=fd)
                             removed.append(rel)
@@ -250,10 +253,12 @@ class LocalStorage:
         return fd, info.st_size
 
     def _walk(
-        self, fd: int, parts: builtins.list[str]
+        self, fd: int, parts: builtins.list[str], wanted: Callable[[str], bool] = bool
     ) -> Iterator[tuple[int, str, os.stat_result]]:
-        """(folder descriptor, name, stat) of every regular file below the folder ``fd``;
-        `IntegrityError` on a link or on anything that is neither a file nor a folder."""
+        """(folder descriptor, name, stat) of every regular file below the folder ``fd`` whose
+        name is ``wanted``; `IntegrityError` on a link or on anything that is neither a file
+        nor a folder. Kinds come from the directory entries (no system call on Linux); only
+        wanted files are stat-ed, so listing a few new manifests among many stays cheap."""
         try:
             entries = builtins.list(os.scandir(fd))
         except OSError as exc:
@@ -261,24 +266,27 @@ class LocalStorage:
         for entry in entries:
             here = [*parts, entry.name]
             try:
+                if entry.is_symlink():
+                    raise self._link(here, "folder or file")
+                if entry.is_dir(follow_symlinks=False):
+                    try:
+                        child = self._open_folder(fd, entry.name, here, create=False)
+                    except FileNotFoundError:
+                        continue
+                    try:
+                        yield from self._walk(child, here, wanted)
+                    finally:
+                        os.close(child)
+                    continue
+                rel = "/".join(here)
+                if entry.is_file(follow_symlinks=False):
+                    if wanted(rel):
+                        yield fd, rel, entry.stat(follow_symlinks=False)
+                    continue
                 info = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # removed while listing
-            if stat.S_ISLNK(info.st_mode):
-                raise self._link(here, "folder or file")
-            if stat.S_ISDIR(info.st_mode):
-                try:
-                    child = self._open_folder(fd, entry.name, here, create=False)
-                except FileNotFoundError:
-                    continue
-                try:
-                    yield from self._walk(child, here)
-                finally:
-                    os.close(child)
-            elif stat.S_ISREG(info.st_mode):
-                yield fd, "/".join(here), info
-            else:
-                raise self._not_regular(here, stat.S_IFMT(info.st_mode))
+            raise self._not_regular(here, stat.S_IFMT(info.st_mode))
 
     def _write_temp(
         self, fd: int, folder: builtins.list[str], data: bytes | bytearray | memoryview
@@ -355,3 +363,8 @@ class LocalStorage:
                 "user that owns it"
             )
         return StorageError(f"cannot {action} {where}: {exc.strerror or exc}")
+
+
+def _is_temporary(name: str) -> bool:
+    """Whether a file is the temporary file of a write (possibly an interrupted one)."""
+    return name.rpartition("/")[2].startswith(TMP_PREFIX)
