@@ -29,14 +29,13 @@ from vectordb_manager.engine.options import (
     IndexType,
 )
 from vectordb_manager.errors import ConfigurationError
+from vectordb_manager.storage.s3 import s3_problems
 
 StorageType = Literal["local", "s3", "memory"]
 EmbeddingProvider = Literal["huggingface", "openai", "fake"]
 
 STORAGE_TYPES = ("local", "s3", "memory")
 EMBEDDING_PROVIDERS = ("huggingface", "openai", "fake")
-RETRY_MODES = ("standard", "adaptive")
-SSE_MODES = ("AES256", "aws:kms")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,11 +200,14 @@ def _value_problems(c: VectorDBConfig) -> list[str]:
     one_of("embedding_provider", c.embedding_provider, EMBEDDING_PROVIDERS)
     one_of("distance_metric", c.distance_metric, DISTANCES)
     one_of("index_type", c.index_type, INDEX_TYPES)
-    one_of("s3_retry_mode", c.s3_retry_mode, RETRY_MODES)
-    if c.s3_sse is not None:
-        one_of("s3_sse", c.s3_sse, SSE_MODES)
-    if c.s3_kms_key_id is not None and c.s3_sse != "aws:kms":
-        problems.append("s3_kms_key_id is set but s3_sse is not 'aws:kms'; set s3_sse='aws:kms'")
+    problems += s3_problems(
+        bucket=c.s3_bucket if isinstance(c.s3_bucket, str) else "bucket-name",
+        sse=c.s3_sse,
+        kms_key_id=c.s3_kms_key_id,
+        retry_mode=c.s3_retry_mode,
+        max_attempts=c.s3_max_attempts if _is_int(c.s3_max_attempts) else 1,
+        prefix="s3_",
+    )
     if _is_int(c.chunk_size) and c.chunk_size <= 0:
         problems.append(f"chunk_size={c.chunk_size} must be positive")
     if _is_int(c.chunk_overlap) and c.chunk_overlap < 0:
@@ -214,7 +216,7 @@ def _value_problems(c: VectorDBConfig) -> list[str]:
         problems.append(
             f"chunk_overlap={c.chunk_overlap} must be smaller than chunk_size={c.chunk_size}"
         )
-    for name in ("embedding_batch_size", "s3_max_attempts", "embedding_dimensions"):
+    for name in ("embedding_batch_size", "embedding_dimensions"):
         value = getattr(c, name)
         if _is_int(value) and value <= 0:
             problems.append(f"{name}={value} must be positive")
@@ -224,8 +226,6 @@ def _value_problems(c: VectorDBConfig) -> list[str]:
         problems.append(f"openai_timeout={c.openai_timeout} must be positive")
     if c.storage_type == "s3" and not c.s3_bucket:
         problems.append("s3_bucket is required when storage_type='s3'")
-    if c.s3_bucket is not None and isinstance(c.s3_bucket, str) and not 3 <= len(c.s3_bucket) <= 63:
-        problems.append(f"s3_bucket={c.s3_bucket!r} must be 3 to 63 characters long")
     if c.storage_type == "local" and isinstance(c.local_path, str) and not c.local_path.strip():
         problems.append("local_path must not be empty when storage_type='local'")
     return problems

@@ -24,18 +24,24 @@ module adds only what botocore cannot know:
 
 Errors become `StorageError` naming the bucket, the key and S3's error code. Credentials are
 never logged.
+
+The S3 rules live here once: `s3_problems` (bucket names, server-side encryption, retry
+settings, asked by both `VectorDBConfig` and `S3VectorStore`) and `build_s3_client` (the
+boto3 client with the package's retry and timeout settings).
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import io
 import logging
 import os
+import re
 from typing import IO, Any, NoReturn
 
 from vectordb_manager.engine.limits import MAX_MANIFEST_BYTES
-from vectordb_manager.errors import IntegrityError, StorageError
+from vectordb_manager.errors import ConfigurationError, IntegrityError, StorageError
 from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound, check_length, split_name
 from vectordb_manager.storage.local import LocalStorage
 
@@ -340,6 +346,48 @@ def _read_up_to(body: Any, want: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+SSE_MODES = ("AES256", "aws:kms")
+RETRY_MODES = ("standard", "adaptive")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+
+
+def s3_problems(
+    *,
+    bucket: object = "bucket-name",
+    sse: object = None,
+    kms_key_id: object = None,
+    retry_mode: object = "standard",
+    max_attempts: object = 1,
+    prefix: str = "",
+) -> list[str]:
+    """What is wrong with S3 settings (nothing: ``[]``), one sentence each, naming the setting
+    as ``prefix`` + its name (the configuration's fields are ``s3_bucket``, ``s3_sse``...).
+
+    The one place the S3 rules live: `VectorDBConfig` and `S3VectorStore` both ask here."""
+    problems = []
+    if isinstance(bucket, str) and not _BUCKET.match(bucket):
+        problems.append(
+            f"{prefix}bucket={bucket!r} must be 3 to 63 characters long, of lowercase letters, "
+            "digits, dots and hyphens, beginning and ending with a letter or digit: not a "
+            "valid S3 bucket name"
+        )
+    elif not isinstance(bucket, str):
+        problems.append(f"{prefix}bucket={bucket!r} must be a bucket name (a string)")
+    if sse is not None and sse not in SSE_MODES:
+        problems.append(f"{prefix}sse={sse!r} must be one of {', '.join(SSE_MODES)}")
+    if kms_key_id is not None and sse != "aws:kms":
+        problems.append(
+            f"{prefix}kms_key_id is set but {prefix}sse is not 'aws:kms'; it needs "
+            f"{prefix}sse='aws:kms'"
+        )
+    if retry_mode not in RETRY_MODES:
+        modes = ", ".join(RETRY_MODES)
+        problems.append(f"{prefix}retry_mode={retry_mode!r} must be one of {modes}")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        problems.append(f"{prefix}max_attempts={max_attempts!r} must be positive (a count)")
+    return problems
+
+
 def normalize_prefix(prefix: str) -> str:
     """``"a/b"`` -> ``"a/b/"``; ``""`` stays empty. Rejects prefixes that escape the bucket."""
     cleaned = prefix.strip("/")
@@ -379,3 +427,56 @@ _HINTS = {
     "SignatureDoesNotMatch": "; check the AWS secret access key",
     "ExpiredToken": "; refresh the session credentials",
 }
+
+
+@functools.lru_cache(maxsize=32)
+def build_s3_client(
+    *,
+    region_name: str | None = None,
+    endpoint_url: str | None = None,
+    profile_name: str | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+    max_attempts: int = 5,
+    retry_mode: str = "standard",
+    connect_timeout: float = 5.0,
+    read_timeout: float = 60.0,
+) -> Any:
+    """A boto3 S3 client with the package's retry settings (botocore's ``standard`` mode).
+
+    Clients are thread-safe and costly to build (botocore loads its service models), so one
+    is built per distinct set of arguments and reused.
+
+    Credentials come from the arguments or the standard AWS chain (environment, profile,
+    instance role). With ``endpoint_url`` (MinIO, LocalStack, moto) path-style addressing is used.
+    """
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+    except ImportError as exc:
+        raise ConfigurationError(
+            "S3 storage needs the extra: pip install 'vectordb-manager[s3]'"
+        ) from exc
+    problems = s3_problems(retry_mode=retry_mode, max_attempts=max_attempts)
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    config = Config(
+        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_pool_connections=16,
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    try:
+        session = boto3.session.Session(
+            profile_name=profile_name,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            region_name=region_name,
+        )
+        return session.client("s3", endpoint_url=endpoint_url, config=config)
+    except BotoCoreError as exc:
+        raise ConfigurationError(f"cannot configure the S3 client: {exc}") from exc

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import re
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
 from vectordb_manager.engine.options import DEFAULT_DISTANCE, DEFAULT_INDEX
 from vectordb_manager.errors import ConfigurationError
+from vectordb_manager.storage.s3 import S3Storage, build_s3_client, s3_problems
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore, StoreOptions
 
 S3_OPTIONS = (
@@ -26,7 +25,6 @@ S3_OPTIONS = (
     "cache_dir",
     "transfer_config",
 )
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
 class S3VectorStore(EngineVectorStore):
@@ -88,21 +86,13 @@ class S3VectorStore(EngineVectorStore):
                 the endpoint cannot be reached (raised quickly; 4xx answers are not retried).
             DimensionMismatchError, IntegrityError: as for `LocalVectorStore`.
         """
-        from vectordb_manager.storage.s3 import S3Storage
-
         s3_opts = {k: kwargs.pop(k) for k in list(kwargs) if k in S3_OPTIONS}
         options = StoreOptions.from_kwargs(kwargs)
         super().__init__(embedding, batch_size=options.batch_size)
-        if not isinstance(bucket, str) or not _BUCKET.match(bucket):
-            raise ConfigurationError(
-                f"bucket={bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, "
-                "digits, dots and hyphens)"
-            )
         sse = s3_opts.get("sse")
-        if sse not in (None, "AES256", "aws:kms"):
-            raise ConfigurationError(f"sse={sse!r} must be 'AES256' or 'aws:kms'")
-        if s3_opts.get("kms_key_id") and sse != "aws:kms":
-            raise ConfigurationError("kms_key_id needs sse='aws:kms'")
+        problems = s3_problems(bucket=bucket, sse=sse, kms_key_id=s3_opts.get("kms_key_id"))
+        if problems:
+            raise ConfigurationError("; ".join(problems))
         if client is None:
             client = build_s3_client(
                 region_name=region_name,
@@ -132,57 +122,3 @@ class S3VectorStore(EngineVectorStore):
             f"S3VectorStore('s3://{self.bucket}/{self.prefix}', documents={len(self)}, "
             f"distance={self._engine.distance!r})"
         )
-
-
-@functools.lru_cache(maxsize=32)
-def build_s3_client(
-    *,
-    region_name: str | None = None,
-    endpoint_url: str | None = None,
-    profile_name: str | None = None,
-    aws_access_key_id: str | None = None,
-    aws_secret_access_key: str | None = None,
-    aws_session_token: str | None = None,
-    max_attempts: int = 5,
-    retry_mode: str = "standard",
-    connect_timeout: float = 5.0,
-    read_timeout: float = 60.0,
-) -> Any:
-    """A boto3 S3 client with the package's retry settings (botocore's ``standard`` mode).
-
-    Clients are thread-safe and costly to build (botocore loads its service models), so one
-    is built per distinct set of arguments and reused.
-
-    Credentials come from the arguments or the standard AWS chain (environment, profile,
-    instance role). With ``endpoint_url`` (MinIO, LocalStack, moto) path-style addressing is used.
-    """
-    try:
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError
-    except ImportError as exc:
-        raise ConfigurationError(
-            "S3 storage needs the extra: pip install 'vectordb-manager[s3]'"
-        ) from exc
-    if retry_mode not in ("standard", "adaptive"):
-        raise ConfigurationError(f"retry_mode={retry_mode!r} must be 'standard' or 'adaptive'")
-    if not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ConfigurationError(f"max_attempts={max_attempts!r} must be a positive integer")
-    config = Config(
-        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        max_pool_connections=16,
-        s3={"addressing_style": "path"} if endpoint_url else None,
-    )
-    try:
-        session = boto3.session.Session(
-            profile_name=profile_name,
-            aws_access_key_id=aws_access_key_id,
-            aws_secret_access_key=aws_secret_access_key,
-            aws_session_token=aws_session_token,
-            region_name=region_name,
-        )
-        return session.client("s3", endpoint_url=endpoint_url, config=config)
-    except BotoCoreError as exc:
-        raise ConfigurationError(f"cannot configure the S3 client: {exc}") from exc
