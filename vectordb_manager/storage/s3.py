@@ -399,23 +399,23 @@ def normalize_prefix(prefix: str) -> str:
 
 
 def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        if code:
-            return str(code)
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status:
-            return str(status)
-    return ""
+    """The error code S3 answered a failed request with (its HTTP status when the answer had
+    no body, as for HEAD), or ``""`` when there was no answer (a connection failure)."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return ""
+    code = exc.response.get("Error", {}).get("Code")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return str(code or status or "")
 
 
 def _message(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        message = response.get("Error", {}).get("Message")
-        if message:
-            return str(message)
+    """What S3 said about a failed request, or the exception's own text."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Message"):
+        return str(exc.response["Error"]["Message"])
     return str(exc)
 
 
