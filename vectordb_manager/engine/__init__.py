@@ -14,6 +14,7 @@ Where each concern lives:
 ``state``              `StoreState`: records by slot, the id map, value indexes, the index
 ``index``              `VectorIndex`: FAISS flat / HNSW / IVF over the slots, snapshots
 ``search``             nearest neighbours on a state, exact under filters
+``vectors``            rows and query vectors checked, normalised and shaped
 ``filters``            the metadata filter language, compiled to predicates and index plans
 ``compaction``         when to merge segments (the policy) and the merge itself
 ``verification``       files against memory, records against their hashes

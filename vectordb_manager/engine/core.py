@@ -33,6 +33,7 @@ import numpy as np
 from langchain_core.documents import Document
 
 from vectordb_manager.engine import search as searching
+from vectordb_manager.engine import vectors as vectors_module
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy, prepare_merge
 from vectordb_manager.engine.format import (
@@ -49,7 +50,7 @@ from vectordb_manager.engine.format import (
     now_iso,
 )
 from vectordb_manager.engine.index import IndexParams
-from vectordb_manager.engine.limits import MAX_DIMENSION, check_record_size
+from vectordb_manager.engine.limits import check_record_size
 from vectordb_manager.engine.loading import Loader, check_live
 from vectordb_manager.engine.locks import ReadWriteLock
 from vectordb_manager.engine.options import (
@@ -330,62 +331,14 @@ class Engine:
         return self.apply([], [], [], np.zeros((0, 0), np.float32), ids)[1]
 
     def _prepare(self, vectors: Vectors) -> Vectors:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if self.distance == "cosine" and len(vectors):
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            if not np.all(norms > 0):
-                bad = int(np.argmin(norms[:, 0]))
-                raise InvalidInputError(
-                    f"vector {bad} is all zeros, which has no direction for cosine distance; "
-                    "check the embedding model's output or use distance='l2'"
-                )
-            vectors = vectors / norms
-        return vectors
+        return vectors_module.prepare_rows(vectors, self.distance)
 
     def _check_dimension(self, dim: int) -> None:
-        if dim > MAX_DIMENSION:
-            raise DimensionMismatchError(
-                f"vectors have dimension {dim}; a store holds at most {MAX_DIMENSION} "
-                "dimensions. Use an embedding model with fewer dimensions"
-            )
-        known = self.dimension
-        if known is not None and dim != known:
-            raise DimensionMismatchError(
-                f"vectors have dimension {dim} but the store's is {known}; "
-                "use the embedding model the store was built with"
-            )
+        vectors_module.check_dimension(dim, self.dimension)
 
     def prepare_query(self, vector: Sequence[float] | Vectors) -> Vectors | None:
         """Validate a query vector into shape (1, d); ``None`` if the store has no dimension yet."""
-        try:
-            q = np.asarray(vector, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(
-                f"a query vector must be a flat list of numbers ({exc}); embed the query "
-                "with the store's embedding model"
-            ) from None
-        if q.ndim != 1 or q.size == 0:
-            raise InvalidInputError(
-                f"a query vector must be a flat list of floats, got shape {q.shape}"
-            )
-        if not np.isfinite(q).all():
-            raise InvalidInputError("the query vector contains NaN or infinite values")
-        known = self.dimension
-        if known is None:
-            return None
-        if q.shape[0] != known:
-            raise DimensionMismatchError(
-                f"the query vector has dimension {q.shape[0]} but the store's is {known}; "
-                "embed the query with the model the store was built with"
-            )
-        if self.distance == "cosine":
-            norm = float(np.linalg.norm(q))
-            if norm == 0.0:
-                raise InvalidInputError(
-                    "the query vector is all zeros; cosine distance needs a direction"
-                )
-            q = q / norm
-        return q.reshape(1, -1)
+        return vectors_module.prepare_query(vector, self.distance, self.dimension)
 
     def _commit_locked(self, seg: SegmentData) -> None:
         log = self.log
