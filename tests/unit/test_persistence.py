@@ -25,6 +25,7 @@ from vectordb_manager import (
 from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.format import pack_sections, unpack_sections
+from vectordb_manager.engine.records import Record
 from vectordb_manager.engine.state import LAZY
 
 EMB = HashingEmbeddings(64)
@@ -354,9 +355,9 @@ def test_records_decode_lazily_after_open(tmp_path: Path) -> None:
     again = open_store(tmp_path)
     assert all(r is LAZY for r in again.engine.state.recs)  # nothing decoded yet
     assert again.get_by_ids(["7"])[0].metadata == {"n": 7}
-    assert sum(type(r) is tuple for r in again.engine.state.recs) == 1
+    assert sum(isinstance(r, Record) for r in again.engine.state.recs) == 1
     assert len(again.similarity_search("text", k=5, filter={"n": {"$lt": 10}})) == 5
-    assert all(type(r) is tuple for r in again.engine.state.recs)  # a scan decodes in bulk
+    assert all(isinstance(r, Record) for r in again.engine.state.recs)  # a scan decodes in bulk
 
 
 def test_other_model_of_same_dimension_is_refused_naming_both(tmp_path: Path) -> None:
@@ -509,7 +510,7 @@ def test_value_index_is_built_without_decoding_every_record(tmp_path: Path) -> N
     got = again.similarity_search("text", k=50, filter={"bucket": 0})
     assert sorted(int(d.id or -1) for d in got) == [i for i in range(14, n, 7)]
     recs = again.engine.state.recs
-    assert sum(type(r) is tuple for r in recs) == len(got), "only the results were decoded"
+    assert sum(isinstance(r, Record) for r in recs) == len(got), "only the results were decoded"
     assert sorted(again.get_ids({"bucket": {"$in": [1, 2]}}), key=int) == [
         str(i) for i in range(n) if i % 7 in (1, 2)
     ]

@@ -291,7 +291,7 @@ class Engine:
                 if (slot := st.slot.get(doc_id)) is None
                 or stored is None
                 or doc_id in deleted
-                or st.record(slot)[2] != hashes[i]
+                or st.record(slot).hash != hashes[i]
                 or not np.array_equal(stored[slot], vectors[i])
             ]
             if not keep and not present:
@@ -302,7 +302,10 @@ class Engine:
                 texts=[texts[i] for i in keep],
                 metadatas=[dict(metadatas[i]) for i in keep],
                 hashes=[hashes[i] for i in keep],
-                created=[st.record(st.slot[ids[i]])[3] if ids[i] in st.slot else now for i in keep],
+                created=[
+                    st.record(st.slot[ids[i]]).created_at if ids[i] in st.slot else now
+                    for i in keep
+                ],
                 updated=[now] * len(keep),
                 vectors=(
                     vectors[keep]

@@ -20,7 +20,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import orjson
@@ -28,7 +28,16 @@ import orjson
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_METADATA_DEPTH, MAX_RECORD_BYTES
 from vectordb_manager.errors import IntegrityError
 
-Record = tuple[str, dict[str, Any], str, str, str]  # text, metadata, hash, created, updated
+
+class Record(NamedTuple):
+    """One document as stored: its text, metadata, content hash and times (ISO 8601)."""
+
+    text: str
+    metadata: dict[str, Any]
+    hash: str
+    created_at: str
+    updated_at: str
+
 Ends = np.ndarray[Any, np.dtype[np.int64]]
 
 # the id (JSON-escaped, up to 6 bytes a UTF-8 byte), hash, timestamps and keys of a line
@@ -146,8 +155,8 @@ def check_lines(ends: Ends, size: int, path: str) -> None:
 def record_tuple(r: Any, path: str) -> Record:
     """A decoded line as a record, or `IntegrityError` if it is not a well-formed one."""
     record = _record(r, path)
-    if not _CONTAINERS.isdisjoint(map(type, record[1].values())):  # flat: nothing to walk
-        check_depths([record[1]], path)
+    if not _CONTAINERS.isdisjoint(map(type, record.metadata.values())):  # flat: no walk
+        check_depths([record.metadata], path)
     return record
 
 
@@ -155,7 +164,7 @@ def records(decoded: list[Any], path: str, ids: list[str] | None = None) -> list
     """Decoded lines as records (`record_tuple` of each, the depths checked in one pass),
     carrying the given ids if any."""
     rows = [_record(r, path) for r in decoded]
-    check_depths([r[1] for r in rows], path)
+    check_depths([r.metadata for r in rows], path)
     if ids is not None and [r.get("id") for r in decoded] != ids:
         raise damaged(path, "holds records and an id list that disagree on the ids")
     return rows
@@ -165,7 +174,7 @@ def _record(r: Any, path: str) -> Record:
     if type(r) is not dict:
         raise damaged(path, "holds a record that is not a JSON object")
     try:
-        record = (r["text"], r["metadata"], r["hash"], r["created_at"], r["updated_at"])
+        record = Record(r["text"], r["metadata"], r["hash"], r["created_at"], r["updated_at"])
     except KeyError as exc:
         raise damaged(path, f"holds a record without {exc}") from None
     text, meta, digest, created, updated = record
@@ -277,7 +286,7 @@ def may_hold_big_int(data: bytes | memoryview) -> bool:
     )
 
 
-def encode_record(doc_id: str, record: Record) -> bytes:
+def encode_record(doc_id: str, record: tuple[str, dict[str, Any], str, str, str]) -> bytes:
     """A record's line (without its newline): text, metadata, hash, created and updated."""
     text, meta, digest, created, updated = record
     row = {

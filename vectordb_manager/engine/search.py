@@ -104,7 +104,7 @@ def passing(st: StoreState, where: CompiledFilter) -> np.ndarray[Any, np.dtype[n
             return candidates
         return np.fromiter((s for s in candidates.tolist() if ids[s] is not None), np.int64)
     return np.fromiter(
-        (s for s in candidates.tolist() if ids[s] is not None and predicate(st.record(s)[1])),
+        (s for s in candidates.tolist() if ids[s] is not None and predicate(st.record(s).metadata)),
         dtype=np.int64,
     )
 
@@ -179,7 +179,7 @@ _SCALAR_TYPES = (str, int, float, bool, type(None))
 def document(st: StoreState, slot: int) -> Document:
     """The live record at ``slot`` as a new `Document` (callers cannot change the store
     through it; flat metadata needs no deep copy)."""
-    text, meta = st.record(slot)[:2]
+    text, meta = st.record(slot)[:2]  # text, metadata
     flat = all(type(v) in _SCALAR_TYPES for v in meta.values())
     return Document(
         id=st.ids[slot],

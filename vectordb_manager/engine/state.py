@@ -20,8 +20,8 @@ import numpy as np
 from vectordb_manager.engine.filters import AllOf, Equals, Plan, value_key
 from vectordb_manager.engine.format import RawRecords, SegmentData, Vectors, encode_record
 from vectordb_manager.engine.index import IndexParams, VectorIndex
+from vectordb_manager.engine.records import Record
 
-Record = tuple[str, dict[str, Any], str, str, str]  # text, metadata, hash, created, updated
 LAZY: Any = object()  # the slot's record is still undecoded, in its segment's raw lines
 
 
@@ -148,9 +148,8 @@ class StoreState:
                 self._lazy += 1
                 self.recs.extend(itertools.repeat(LAZY, len(seg)))
             else:
-                self.recs.extend(
-                    zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
-                )
+                columns = (seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated)
+                self.recs.extend(map(Record._make, zip(*columns, strict=True)))
             if self.key_indexes:  # decoded in bulk and let go (nothing kept decoded)
                 metas = seg.raw.metadatas(0, len(seg)) if seg.raw is not None else seg.metadatas
                 for key, table in self.key_indexes.items():

@@ -42,7 +42,7 @@ def check_records(st: StoreState) -> None:
     for slot, doc_id in enumerate(st.ids):
         if doc_id is None:
             continue
-        text, meta, digest = st.record(slot)[:3]
+        text, meta, digest = st.record(slot)[:3]  # text, metadata, hash
         if digest != content_hash(text, canonical_json(meta)):
             raise IntegrityError(f"record {doc_id!r} does not match its content hash")
     if st.index is not None and st.index.ntotal != st.slots:
