@@ -132,7 +132,7 @@ def prepare_merge(current: Manifest, st: StoreState, start: int, kind: str) -> M
     else:
         run = segments[start:]
         added = dict.fromkeys(i for r in run for i in st.segment_ids[r.name][0] if i in st.slot)
-        seg = st.encoded_rows(sorted(st.slot[i] for i in added))
+        seg = st.merged_rows(sorted(st.slot[i] for i in added))
         seg.deletes = [
             d
             for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])

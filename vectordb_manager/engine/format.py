@@ -21,7 +21,7 @@ import json
 import mmap
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
@@ -88,9 +88,35 @@ class SegmentData:
     vectors: Vectors
     deletes: list[str] = field(default_factory=list)
     raw: RawRecords | None = None  # set when texts..updated are left undecoded
+    # a merge's rows, taken where they are when the file is laid out (no copy before):
+    record_pieces: Sequence[Buffer] | None = None  # the records' lines, in pieces
+    vector_rows: tuple[Vectors, np.ndarray[Any, Any]] | None = None  # (vectors, which rows)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Fill:
+    """A piece of a section written in place when the file is laid out: ``size`` bytes that
+    ``write`` puts into the memory it is given."""
+
+    size: int
+    write: Callable[[memoryview], None]
+
+
+Piece = Buffer | Fill  # a part of a section, as `pack_sections` lays it out
+
+
+def _gather(vectors: Vectors, rows: np.ndarray[Any, Any]) -> Fill:
+    """The rows of ``vectors``, copied once, straight into the file."""
+    dim = vectors.shape[1]
+
+    def write(target: memoryview) -> None:
+        out = np.frombuffer(target, dtype=np.float32).reshape(len(rows), dim)
+        np.take(vectors, rows, axis=0, out=out)
+
+    return Fill(len(rows) * dim * 4, write)
 
 
 def new_segment_name() -> str:
@@ -114,16 +140,24 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, B
     multiple of 64 bytes: ``ids`` (JSON list), ``records`` (JSON lines), ``vectors`` (.npy,
     float32) and ``deletes`` (JSON list). Sections with nothing in them are left out.
     """
-    parts: dict[str, Buffer | list[Buffer]] = {}
+    parts: dict[str, Piece | list[Piece]] = {}
     if len(seg):
         parts["ids"] = dump_ids(seg.ids)
         # undecoded records (a merge, or a write encoded ahead) are written as they are
-        parts["records"] = seg.raw.blob if seg.raw is not None else encode_records(seg)
-        vectors = np.ascontiguousarray(seg.vectors, dtype=np.float32)
-        # the .npy header, then the vectors' own bytes (no copy until the file is laid out)
-        rows, dim = vectors.shape
-        raw = vectors.reshape(-1).view(np.uint8).data
-        parts["vectors"] = [npy.encode_header((rows, dim)), raw]
+        if seg.record_pieces is not None:
+            parts["records"] = list(seg.record_pieces)
+        else:
+            parts["records"] = seg.raw.blob if seg.raw is not None else encode_records(seg)
+        # the .npy header, then the vectors' bytes (copied once, when the file is laid out)
+        if seg.vector_rows is not None:
+            source, rows_at = seg.vector_rows
+            header = npy.encode_header((len(rows_at), int(source.shape[1])))
+            parts["vectors"] = [header, _gather(source, rows_at)]
+        else:
+            vectors = np.ascontiguousarray(seg.vectors, dtype=np.float32)
+            rows, dim = vectors.shape
+            raw = vectors.reshape(-1).view(np.uint8).data
+            parts["vectors"] = [npy.encode_header((rows, dim)), raw]
     if seg.deletes:
         parts["deletes"] = dump_ids(seg.deletes)
     data = pack_sections(parts)
@@ -131,11 +165,11 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, B
     return SegmentRef(name, len(seg), len(seg.deletes), file), {file.path: data}
 
 
-def pack_sections(parts: Mapping[str, Buffer | list[Buffer]]) -> bytearray:
+def pack_sections(parts: Mapping[str, Piece | list[Piece]]) -> bytearray:
     """Lay sections out in one segment file (see `encode_segment`); a section may be given as
-    a list of pieces, copied once, straight into the file's bytes."""
+    a list of pieces (bytes, or a `Fill`), each copied once, straight into the file's bytes."""
     pieces = {k: v if isinstance(v, list) else [v] for k, v in parts.items()}
-    sizes = {k: sum(memoryview(p).nbytes for p in v) for k, v in pieces.items()}
+    sizes = {k: sum(_size(p) for p in v) for k, v in pieces.items()}
     # the header's size depends on the offsets it holds: reserve room, then fill it in
     room = 16 + len(json.dumps({"sections": {k: [10**15, 10**15] for k in parts}}))
     start = -(-room // _ALIGN) * _ALIGN
@@ -150,13 +184,22 @@ def pack_sections(parts: Mapping[str, Buffer | list[Buffer]]) -> bytearray:
     out[:8] = SEGMENT_MAGIC
     out[8:16] = len(header).to_bytes(8, "little")
     out[16 : 16 + len(header)] = header
+    view = memoryview(out)
     for key, (at, _) in table.items():
         end = at
         for piece in pieces[key]:
-            size = memoryview(piece).nbytes
-            out[end : end + size] = piece
+            size = _size(piece)
+            if isinstance(piece, Fill):
+                piece.write(view[end : end + size])
+            else:
+                view[end : end + size] = memoryview(piece).cast("B")
             end += size
+    view.release()
     return out
+
+
+def _size(piece: Piece) -> int:
+    return piece.size if isinstance(piece, Fill) else memoryview(piece).nbytes
 
 
 def unpack_sections(data: bytes, path: str) -> dict[str, memoryview]:

@@ -12,7 +12,7 @@ import bisect
 import itertools
 import threading
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -221,6 +221,26 @@ class StoreState:
             self._vectors(slot_list),
         )
 
+    def merged_rows(self, slots: Sequence[int]) -> SegmentData:
+        """Rows to write into a merged segment, copying nothing now: the records' stored
+        lines as pieces, and the vectors as the index's own rows to gather, both copied once
+        when the file is laid out (valid until the next change of this state)."""
+        pieces = self._record_pieces(slots)
+        rows = np.asarray(slots, dtype=np.int64)
+        empty = np.zeros((0, self.dim or 0), dtype=np.float32)
+        vectors = self.index.vectors() if self.index is not None else empty
+        return SegmentData(
+            [self.ids[s] for s in slots],  # type: ignore[misc]
+            [],
+            [],
+            [],
+            [],
+            [],
+            empty,
+            record_pieces=pieces,
+            vector_rows=(vectors, rows),
+        )
+
     def encoded_rows(self, slots: Iterable[int]) -> SegmentData:
         """The same rows with their records left encoded (``SegmentData.raw``): undecoded
         records are copied as stored, a run of neighbours at a time, so merging segments
@@ -235,11 +255,28 @@ class StoreState:
             and slots.stop == self.index.ntotal
         )
         slot_list = list(slots)
+        pieces = self._record_pieces(slot_list)
+        blob = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        vectors = self.index.vectors() if every and self.index is not None else None
+        return SegmentData(
+            [self.ids[s] for s in slot_list],  # type: ignore[misc]
+            [],
+            [],
+            [],
+            [],
+            [],
+            vectors if vectors is not None else self._vectors(slot_list),
+            raw=RawRecords.split(blob, "merged records") if slot_list else None,
+        )
+
+    def _record_pieces(self, slots: Sequence[int]) -> list[bytes | memoryview]:
+        """The stored lines of these records, in order: undecoded ones as views of their
+        blocks, a run of neighbours at a time; decoded ones encoded again."""
         pieces: list[bytes | memoryview] = []
         run: list[Any] = []  # [raw block, first line, end line] of consecutive undecoded rows
         bounds = (0, 0)  # the slots of the block in ``run``
         with self._lock:  # no materialize() while reading the raw blocks
-            for s in slot_list:
+            for s in slots:
                 r = self.recs[s]
                 if r is not LAZY:
                     if run:
@@ -256,18 +293,7 @@ class StoreState:
                 run, bounds = [raw, s - first, s - first + 1], (first, first + len(raw))
             if run:
                 pieces.append(run[0].span(run[1], run[2]))
-            blob = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        vectors = self.index.vectors() if every and self.index is not None else None
-        return SegmentData(
-            [self.ids[s] for s in slot_list],  # type: ignore[misc]
-            [],
-            [],
-            [],
-            [],
-            [],
-            vectors if vectors is not None else self._vectors(slot_list),
-            raw=RawRecords.split(blob, "merged records") if slot_list else None,
-        )
+        return pieces
 
     def _vectors(self, slots: list[int]) -> Vectors:
         if self.index is None or not slots:
