@@ -156,11 +156,16 @@ class EmbeddingService(Embeddings):
         return self.embed_array(texts).tolist()  # type: ignore[no-any-return]
 
     def embed_query(self, text: str) -> list[float]:
+        return self.embed_query_array(text).tolist()  # type: ignore[no-any-return]
+
+    def embed_query_array(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """The query's vector as a float32 array, checked (finite, of the model's dimension)."""
         try:
             vector = self.embeddings.embed_query(text)
         except Exception as exc:
             raise EmbeddingError(_failure(self.model_name, exc)) from exc
-        return self._check([vector], 1)[0].tolist()  # type: ignore[no-any-return]
+        checked: np.ndarray[Any, np.dtype[np.float32]] = self._check([vector], 1)[0]
+        return checked
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         out: list[list[float]] = []

@@ -339,9 +339,12 @@ class Engine:
     def _check_dimension(self, dim: int) -> None:
         vectors_module.check_dimension(dim, self.dimension)
 
-    def prepare_query(self, vector: Sequence[float] | Vectors) -> Vectors | None:
-        """Validate a query vector into shape (1, d); ``None`` if the store has no dimension yet."""
-        return vectors_module.prepare_query(vector, self.distance, self.dimension)
+    def prepare_query(
+        self, vector: Sequence[float] | Vectors, *, checked: bool = False
+    ) -> Vectors | None:
+        """Validate a query vector into shape (1, d); ``None`` if the store has no dimension
+        yet (``checked``: its values were checked by the embedding service)."""
+        return vectors_module.prepare_query(vector, self.distance, self.dimension, checked=checked)
 
     def _commit_locked(self, seg: SegmentData) -> None:
         log = self.log
@@ -504,12 +507,14 @@ class Engine:
         filter: Mapping[str, Any] | CompiledFilter | None = None,
         *,
         with_vectors: bool = False,
+        checked: bool = False,
     ) -> list[Hit]:
         """The k nearest live records passing the filter (a dict, or one compiled once for
-        the call), closest first."""
+        the call), closest first. ``checked``: the query comes from the embedding service,
+        which has checked its values already."""
         k = require_k(k)
         where = filter if isinstance(filter, CompiledFilter) else searching.compile_where(filter)
-        q = self.prepare_query(query)
+        q = self.prepare_query(query, checked=checked)
         if q is None:
             return []
         with self._rw.read():

@@ -46,10 +46,11 @@ def check_dimension(dim: int, known: int | None) -> None:
 
 
 def prepare_query(
-    vector: Sequence[float] | Vectors, distance: str, known: int | None
+    vector: Sequence[float] | Vectors, distance: str, known: int | None, *, checked: bool = False
 ) -> Vectors | None:
     """A query vector as shape (1, d), normalised for ``cosine``; ``None`` if the store has no
-    dimension yet (it is empty)."""
+    dimension yet (it is empty). ``checked``: it comes from the embedding service, which has
+    already checked that it is a finite float32 vector."""
     try:
         q = np.asarray(vector, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -61,7 +62,7 @@ def prepare_query(
         raise InvalidInputError(
             f"a query vector must be a flat list of floats, got shape {q.shape}"
         )
-    if not np.isfinite(q).all():
+    if not checked and not np.isfinite(q).all():
         raise InvalidInputError("the query vector contains NaN or infinite values")
     if known is None:
         return None

@@ -27,7 +27,7 @@ from vectordb_manager.embeddings import (
     known_dimension,
 )
 from vectordb_manager.engine.compaction import CompactionPolicy
-from vectordb_manager.engine.core import Engine, Hit
+from vectordb_manager.engine.core import Engine
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
 from vectordb_manager.engine.options import DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_ATTEMPTS
@@ -274,7 +274,8 @@ class EngineVectorStore(VectorStore):
         """Documents with their distance to the query: lower is closer (see the class doc)."""
         _no_extra(kwargs, "similarity_search")
         k, where = _request(k, filter)  # checked before the query costs an embedding
-        hits = self._engine.search(self._service.embed_query(query), k, where)
+        vector = self._service.embed_query_array(query)
+        hits = self._engine.search(vector, k, where, checked=True)
         return [(h.document, h.distance) for h in hits]
 
     def similarity_search_with_score_by_vector(
@@ -317,7 +318,7 @@ class EngineVectorStore(VectorStore):
     ) -> list[Document]:
         _no_extra(kwargs, "max_marginal_relevance_search")
         request = _mmr_request(k, fetch_k, lambda_mult, filter)  # before embedding the query
-        return self._mmr(self._service.embed_query(query), *request)
+        return self._mmr(self._service.embed_query_array(query), *request, checked=True)
 
     @override
     def max_marginal_relevance_search_by_vector(
@@ -334,13 +335,16 @@ class EngineVectorStore(VectorStore):
 
     def _mmr(
         self,
-        embedding: Sequence[float],
+        embedding: Sequence[float] | np.ndarray[Any, Any],
         k: int,
         fetch_k: int,
         lambda_mult: float,
         where: CompiledFilter | None,
+        *,
+        checked: bool = False,
     ) -> list[Document]:
-        hits: list[Hit] = self._engine.search(embedding, max(k, fetch_k), where, with_vectors=True)
+        fetch = max(k, fetch_k)
+        hits = self._engine.search(embedding, fetch, where, with_vectors=True, checked=checked)
         if not hits:
             return []
         candidates = [h.vector.tolist() for h in hits if h.vector is not None]
