@@ -116,9 +116,10 @@ def _random_filter(rng: random.Random, depth: int = 0) -> dict[str, Any]:
 
 
 def test_value_index_plan_equals_full_scan() -> None:
+    from vectordb_manager.engine.filters import CompiledFilter
     from vectordb_manager.engine.format import SegmentData
     from vectordb_manager.engine.index import IndexParams
-    from vectordb_manager.engine.search import CompiledFilter, passing
+    from vectordb_manager.engine.search import passing
     from vectordb_manager.engine.state import StoreState
 
     rng = random.Random(7)

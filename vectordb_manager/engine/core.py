@@ -36,6 +36,7 @@ from vectordb_manager.engine import search as searching
 from vectordb_manager.engine import vectors as vectors_module
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy, prepare_merge
+from vectordb_manager.engine.filters import CompiledFilter, compile_where
 from vectordb_manager.engine.format import (
     SEGMENT_DIR,
     Manifest,
@@ -62,7 +63,7 @@ from vectordb_manager.engine.options import (
 )
 from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS
 from vectordb_manager.engine.retry import commit_policy
-from vectordb_manager.engine.search import CompiledFilter, Hit, require_k
+from vectordb_manager.engine.search import Hit, require_k
 from vectordb_manager.engine.state import StoreState
 from vectordb_manager.engine.verification import check_records, compare
 from vectordb_manager.errors import (
@@ -513,7 +514,7 @@ class Engine:
         the call), closest first. ``checked``: the query comes from the embedding service,
         which has checked its values already."""
         k = require_k(k)
-        where = filter if isinstance(filter, CompiledFilter) else searching.compile_where(filter)
+        where = filter if isinstance(filter, CompiledFilter) else compile_where(filter)
         q = self.prepare_query(query, checked=checked)
         if q is None:
             return []
@@ -522,7 +523,7 @@ class Engine:
 
     def ids(self, filter: Mapping[str, Any] | None = None) -> list[str]:
         """The live ids (passing ``filter``, if given), in insertion order."""
-        where = searching.compile_where(filter)
+        where = compile_where(filter)
         with self._rw.read():
             st = self._state
             if where is None:

@@ -24,8 +24,19 @@ LOGICAL_OPERATORS = ("$and", "$or")
 _MISSING = object()
 
 
-def compile_filter(spec: Mapping[str, Any] | None) -> Predicate | None:
-    """Turn a filter dict into a predicate over metadata; ``None`` or ``{}`` match everything."""
+@dataclass(frozen=True)
+class CompiledFilter:
+    """A filter compiled in one walk: its predicate, a plan of its equality terms for the
+    value indexes (``None``: none), and whether the plan is the whole filter (then no record
+    needs testing with the predicate)."""
+
+    predicate: Predicate
+    plan: Plan | None
+    complete: bool
+
+
+def compile_where(spec: Mapping[str, Any] | None) -> CompiledFilter | None:
+    """Compile a filter dict (checked, in one walk); ``None`` or ``{}`` match everything."""
     if spec is None:
         return None
     if not isinstance(spec, Mapping):
@@ -37,7 +48,20 @@ def compile_filter(spec: Mapping[str, Any] | None) -> Predicate | None:
     return _compile_mapping(spec, path="filter", depth=1)
 
 
-def _compile_mapping(spec: Mapping[str, Any], path: str, depth: int) -> Predicate:
+def compile_filter(spec: Mapping[str, Any] | None) -> Predicate | None:
+    """A filter dict's predicate over metadata; ``None`` or ``{}`` match everything."""
+    compiled = compile_where(spec)
+    return compiled.predicate if compiled is not None else None
+
+
+def plan_filter(spec: Mapping[str, Any] | None) -> tuple[Plan | None, bool]:
+    """A plan for the indexable parts of a (valid) filter, and whether it covers the whole
+    filter (then no record needs testing with the predicate)."""
+    compiled = compile_where(spec)
+    return (compiled.plan, compiled.complete) if compiled is not None else (None, True)
+
+
+def _compile_mapping(spec: Mapping[str, Any], path: str, depth: int) -> CompiledFilter:
     if not isinstance(spec, Mapping) or not spec:
         raise InvalidInputError(f"{path} must be a non-empty dict, got {spec!r:.200}")
     if depth > MAX_FILTER_DEPTH:
@@ -46,19 +70,33 @@ def _compile_mapping(spec: Mapping[str, Any], path: str, depth: int) -> Predicat
             f"{path[:120]}...); flatten it"
         )
     parts: list[Predicate] = []
+    terms: list[Plan] = []
+    complete = True
     for key, value in spec.items():
         if not isinstance(key, str):
             raise InvalidInputError(f"{path} has a non-string key {key!r}")
         if key.startswith("$"):
-            parts.append(_compile_logical(key, value, path, depth))
+            sub = _compile_logical(key, value, path, depth)
+            parts.append(sub.predicate)
+            if isinstance(sub.plan, AllOf):  # an $and: its terms join ours
+                terms.extend(sub.plan.parts)
+            elif sub.plan is not None:
+                terms.append(sub.plan)
+            complete = complete and sub.complete
         else:
             parts.append(_compile_field(key, value, f"{path}[{key!r}]"))
-    if len(parts) == 1:
-        return parts[0]
-    return lambda meta: all(p(meta) for p in parts)
+            values = _equality_values(value)
+            if values is None:
+                complete = False
+            else:
+                terms.append(Equals(key, tuple(values)))
+    predicate = parts[0] if len(parts) == 1 else (lambda meta: all(p(meta) for p in parts))
+    if not terms:
+        return CompiledFilter(predicate, None, False)
+    return CompiledFilter(predicate, terms[0] if len(terms) == 1 else AllOf(tuple(terms)), complete)
 
 
-def _compile_logical(op: str, value: Any, path: str, depth: int) -> Predicate:
+def _compile_logical(op: str, value: Any, path: str, depth: int) -> CompiledFilter:
     if op not in LOGICAL_OPERATORS:
         raise InvalidInputError(
             f"unknown operator {op!r} in {path}; use {', '.join(LOGICAL_OPERATORS)} to combine "
@@ -67,9 +105,21 @@ def _compile_logical(op: str, value: Any, path: str, depth: int) -> Predicate:
     if not isinstance(value, list) or not value:
         raise InvalidInputError(f"{op} in {path} takes a non-empty list of filters, got {value!r}")
     subs = [_compile_mapping(v, f"{path}.{op}[{i}]", depth + 1) for i, v in enumerate(value)]
+    predicates = [s.predicate for s in subs]
     if op == "$and":
-        return lambda meta: all(p(meta) for p in subs)
-    return lambda meta: any(p(meta) for p in subs)
+        plans = [s.plan for s in subs if s.plan is not None]
+        flat = [t for p in plans for t in (p.parts if isinstance(p, AllOf) else (p,))]
+        return CompiledFilter(
+            lambda meta: all(p(meta) for p in predicates),
+            AllOf(tuple(flat)) if flat else None,
+            all(s.plan is not None and s.complete for s in subs),
+        )
+    anyof = [s.plan for s in subs if s.plan is not None]
+    return CompiledFilter(
+        lambda meta: any(p(meta) for p in predicates),
+        AnyOf(tuple(anyof)) if len(anyof) == len(subs) else None,
+        len(anyof) == len(subs) and all(s.complete for s in subs),
+    )
 
 
 def _compile_field(key: str, cond: Any, path: str) -> Predicate:
@@ -206,40 +256,6 @@ def value_key(value: Any) -> tuple[str, Any] | None:
     if value is None:
         return ("z", None)
     return None
-
-
-def plan_filter(spec: Mapping[str, Any] | None) -> tuple[Plan | None, bool]:
-    """A plan for the indexable parts of a (valid) filter, and whether it covers the whole
-    filter (then no record needs testing with the predicate)."""
-    if not spec:
-        return None, True
-    return _plan_mapping(spec)
-
-
-def _plan_mapping(spec: Mapping[str, Any]) -> tuple[Plan | None, bool]:
-    terms: list[Plan] = []
-    complete = True
-    for key, cond in spec.items():
-        if key == "$and":
-            subs = [_plan_mapping(s) for s in cond]
-            terms.extend(p for p, _ in subs if p is not None)
-            complete = complete and all(p is not None and c for p, c in subs)
-        elif key == "$or":
-            subs = [_plan_mapping(s) for s in cond]
-            if all(p is not None for p, _ in subs):
-                terms.append(AnyOf(tuple(p for p, _ in subs if p is not None)))
-                complete = complete and all(c for _, c in subs)
-            else:
-                complete = False
-        else:
-            values = _equality_values(cond)
-            if values is None:
-                complete = False
-            else:
-                terms.append(Equals(key, tuple(values)))
-    if not terms:
-        return None, False
-    return (terms[0] if len(terms) == 1 else AllOf(tuple(terms))), complete
 
 
 def _equality_values(cond: Any) -> list[Any] | None:

@@ -17,7 +17,6 @@ Scores are returned as distances: lower is closer, for every metric.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,7 @@ import faiss
 import numpy as np
 from langchain_core.documents import Document
 
-from vectordb_manager.engine.filters import Plan, Predicate, compile_filter, plan_filter
+from vectordb_manager.engine.filters import CompiledFilter
 from vectordb_manager.engine.format import Vectors
 from vectordb_manager.engine.state import StoreState
 from vectordb_manager.errors import InvalidInputError
@@ -43,16 +42,6 @@ class Hit:
     document: Document
     distance: float
     vector: Vectors | None = None
-
-
-@dataclass(frozen=True)
-class CompiledFilter:
-    """A filter ready to run: its predicate, its index plan and whether the plan is the
-    whole filter (then no record needs testing with the predicate)."""
-
-    predicate: Predicate
-    plan: Plan | None
-    complete: bool
 
 
 def require_k(k: object, name: str = "k") -> int:
@@ -196,12 +185,3 @@ def ids_by_value(st: StoreState, key: str) -> list[tuple[Any, list[str]]]:
         for vk, slots in st.key_index(key).items()
     ]
     return [(value, names) for value, names in groups if names]  # type: ignore[misc]
-
-
-def compile_where(spec: Mapping[str, Any] | None) -> CompiledFilter | None:
-    """A filter dict compiled once for a call (`None`: no filter)."""
-    predicate = compile_filter(spec)
-    if predicate is None:
-        return None
-    plan, complete = plan_filter(spec)
-    return CompiledFilter(predicate, plan, complete)

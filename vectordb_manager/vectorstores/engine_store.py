@@ -28,10 +28,11 @@ from vectordb_manager.embeddings import (
 )
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.core import Engine
+from vectordb_manager.engine.filters import CompiledFilter, compile_where
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
 from vectordb_manager.engine.options import DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_ATTEMPTS
-from vectordb_manager.engine.search import CompiledFilter, compile_where, require_k
+from vectordb_manager.engine.search import require_k
 from vectordb_manager.errors import ConfigurationError, InvalidInputError
 from vectordb_manager.storage.base import Storage
 
