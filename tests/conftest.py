@@ -1,4 +1,11 @@
-"""Shared fixtures: the offline model is loaded once per test session."""
+"""Shared fixtures (the offline model is loaded once per test process) and the test order.
+
+``make test`` runs the suite in two processes (pytest-xdist, ``-n 2 --dist loadscope``, see
+pyproject.toml): each module, or test class, runs whole in one process, so module-scoped
+fixtures (a moto server, an embedded corpus) are built once. The modules holding tests marked
+``slow`` are handed out first, longest work first, so that the two processes finish together
+instead of one starting a long module when the other is nearly done.
+"""
 
 from __future__ import annotations
 
@@ -18,3 +25,8 @@ def minilm() -> Iterator[Embeddings]:
     from vectordb_manager import EmbeddingService, VectorDBConfig
 
     yield EmbeddingService.from_config(VectorDBConfig()).embeddings
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort: otherwise in collection order)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -13,6 +13,8 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from vectordb_manager import LocalVectorStore
 
+pytestmark = pytest.mark.slow  # embedding the corpus with the real model takes half a minute
+
 
 @pytest.fixture(scope="module")
 def chunks() -> list[Document]:

@@ -543,6 +543,7 @@ def _child(workdir: str, seed: str, count: str) -> None:
 # -- the test --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_damaged_stores_give_the_original_data_or_integrity_error(tmp_path: Path) -> None:
     env = {
