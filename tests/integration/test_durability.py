@@ -47,40 +47,60 @@ def acknowledged(lines: list[str]) -> tuple[set[str], set[str]]:
     return present, deleted
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> None:
     rng = random.Random(1234)
     path = tmp_path / "store"
     present: set[str] = set()
     deleted: set[str] = set()
-    for round_ in range(25):
-        child = spawn(path, f"r{round_}", 100_000, deletes=True)
-        lines: list[str] = []
-        writing = threading.Event()
+    # each round's writer is forked by a server that imported the package once, so a round
+    # costs its writing, not an interpreter's start-up (see writer_child)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.writer_child", "--fork-server"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},  # one thread: safe to fork
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        for round_ in range(25):
+            lines: list[str] = []
+            writing = threading.Event()
 
-        def read(
-            c: subprocess.Popen[str] = child, out: list[str] = lines, ack: threading.Event = writing
-        ) -> None:
-            for line in iter(c.stdout.readline, ""):  # type: ignore[union-attr]
-                out.append(line)
-                ack.set()
-            ack.set()  # the child ended (it will fail the assertions below)
+            def read(out: list[str] = lines, ack: threading.Event = writing) -> None:
+                for line in iter(server.stdout.readline, ""):  # type: ignore[union-attr]
+                    if line.startswith("EXIT "):
+                        out.append(line)
+                        break
+                    out.append(line)
+                    ack.set()
+                ack.set()  # the writer or the server ended (the assertions below fail)
 
-        reader = threading.Thread(target=read)
-        reader.start()
-        # kill at a random moment once the child writes (its start takes seconds when busy)
-        assert writing.wait(timeout=300), "the child never acknowledged a write"
-        time.sleep(rng.uniform(0.0, 1.0))
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        reader.join()
-        p, d = acknowledged(lines)
-        present |= p
-        deleted |= d
-        store = LocalVectorStore(EMB, path)
-        ids = set(store.engine.ids())
-        assert present <= ids, f"round {round_}: lost {sorted(present - ids)[:5]}"
-        assert not (deleted & ids), f"round {round_}: resurrected {sorted(deleted & ids)[:5]}"
-        store.verify()
+            reader = threading.Thread(target=read)
+            reader.start()
+            server.stdin.write(f"fork {path} r{round_} 100000 --deletes\n")
+            # kill at a random moment once the writer writes
+            writing.wait()
+            time.sleep(rng.uniform(0.0, 1.0))
+            server.stdin.write("kill\n")
+            reader.join()
+            assert lines and lines[-1].startswith("EXIT "), f"round {round_}: {lines[-3:]}"
+            status = int(lines.pop().split()[1])
+            assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL, (
+                f"round {round_}: the writer ended on its own (wait status {status})"
+            )
+            p, d = acknowledged(lines)
+            assert p, f"round {round_}: no write was acknowledged"
+            present |= p
+            deleted |= d
+            store = LocalVectorStore(EMB, path)
+            ids = set(store.engine.ids())
+            assert present <= ids, f"round {round_}: lost {sorted(present - ids)[:5]}"
+            assert not (deleted & ids), f"round {round_}: resurrected {sorted(deleted & ids)[:5]}"
+            store.verify()
+    finally:
+        server.stdin.close()
+        server.wait()
+    assert server.returncode == 0
     assert len(present) > 200, "the children should have acknowledged many writes"
     # clean what the crashes left behind: the store must not change
     LocalVectorStore(EMB, path).vacuum(older_than=0)
@@ -113,6 +133,7 @@ def test_store_objects_in_threads_share_a_directory(tmp_path: Path) -> None:
     LocalVectorStore(EMB, path).verify()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", ["flat", "hnsw"])
 def test_searches_run_while_another_thread_writes(tmp_path: Path, index: str) -> None:
     store = LocalVectorStore(EMB, tmp_path / "store", index=index)

@@ -4,12 +4,26 @@ Usage: python -m tests.integration.writer_child STORE PREFIX COUNT [--deletes]
 STORE is a directory, or s3://bucket/prefix with the endpoint in $VDBM_S3_ENDPOINT.
 Prints "ADD <id>" after each add returns, "DELETING <id>" before a delete starts and
 "DEL <id>" after it returns.
+
+Or: python -m tests.integration.writer_child --fork-server
+A writer factory for tests that start many writers one after another: it imports the package
+once, then for each command read from stdin it acts and answers on stdout:
+
+* ``fork STORE PREFIX COUNT [--deletes]``: forks a writer, which opens the store itself and
+  prints what a writer above prints (to this process's stdout), then ``FAILED`` if it raises;
+* ``kill``: SIGKILLs that writer, reaps it and prints ``EXIT <wait status>``, so that nothing
+  the writer printed can follow that line.
+
+A forked writer is a process of its own like any other (only the interpreter's start-up and
+imports, about a second, are shared), so killing it is a real crash.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import traceback
 
 from vectordb_manager import LocalVectorStore, S3VectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
@@ -28,9 +42,10 @@ def open_store(spec: str) -> EngineVectorStore:
     return LocalVectorStore(emb, spec, commit_attempts=1000)
 
 
-def main() -> None:
-    spec, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    deletes = "--deletes" in sys.argv
+def write(args: list[str]) -> None:
+    """Write as ``STORE PREFIX COUNT [--deletes]`` says, acknowledging on stdout."""
+    spec, prefix, count = args[0], args[1], int(args[2])
+    deletes = "--deletes" in args
     store = open_store(spec)
     for i in range(count):
         doc_id = f"{prefix}-{i}"
@@ -42,6 +57,41 @@ def main() -> None:
             print(f"DELETING {victim}", flush=True)
             store.delete([victim])
             print(f"DEL {victim}", flush=True)
+
+
+def serve() -> None:
+    """The ``--fork-server`` loop (see the module docstring)."""
+    writer: int | None = None
+    for line in sys.stdin:
+        command, *args = line.split()
+        if command == "fork" and writer is None:
+            sys.stdout.flush()
+            writer = os.fork()
+            if writer == 0:  # the writer: never returns into this loop
+                code = 0
+                try:
+                    write(args)
+                except BaseException:
+                    traceback.print_exc()
+                    print("FAILED", flush=True)  # wakes a test waiting for acknowledgements
+                    code = 1
+                finally:
+                    sys.stdout.flush()
+                    os._exit(code)
+        elif command == "kill" and writer is not None:
+            os.kill(writer, signal.SIGKILL)  # a writer that ended already is a zombie: no-op
+            _, status = os.waitpid(writer, 0)
+            writer = None
+            print(f"EXIT {status}", flush=True)
+        else:
+            raise SystemExit(f"unexpected command {line!r}")
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--fork-server"]:
+        serve()
+    else:
+        write(sys.argv[1:])
 
 
 if __name__ == "__main__":
