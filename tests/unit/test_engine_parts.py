@@ -83,12 +83,12 @@ def test_readers_share_and_a_writer_waits_for_them() -> None:
     readers = [threading.Thread(target=reader, args=(n,)) for n in ("r1", "r2")]
     for t in readers:
         t.start()
-    both_reading.wait(timeout=30)
+    both_reading.wait()
     w = threading.Thread(target=writer)
     w.start()
     for t in [*readers, w]:
-        t.join(timeout=30)
-    assert sorted(order[:2]) == ["r1", "r2"] and order[2] == "writer"
+        t.join()
+    assert sorted(order[:2]) == ["r1", "r2"] and order[2:] == ["writer"]
 
 
 def test_a_waiting_writer_goes_before_new_readers() -> None:
@@ -109,15 +109,27 @@ def test_a_waiting_writer_goes_before_new_readers() -> None:
 
     w = threading.Thread(target=writer)
     w.start()
-    writer_started.wait(timeout=30)
+    writer_started.wait()
     while not lock.writers_waiting:  # the writer is queued (a state, not a time)
         threading.Event().wait(0.001)
     r = threading.Thread(target=late_reader)
     r.start()
-    first.__exit__(None, None, None)
-    w.join(timeout=30)
-    r.join(timeout=30)
+    try:
+        # the late reader has come to the lock and waits (behind the writer) before the first
+        # reader leaves: else it could simply come after the writer, proving nothing
+        while _waiting_on(lock) < 2 and not order:
+            threading.Event().wait(0.001)
+        assert order == [], "a new reader went before the waiting writer"
+    finally:
+        first.__exit__(None, None, None)
+        w.join()
+        r.join()
     assert order == ["writer", "reader"]
+
+
+def _waiting_on(lock: ReadWriteLock) -> int:
+    """How many threads wait in the lock (blocked in its condition's ``wait``)."""
+    return len(lock._cond._waiters)  # type: ignore[attr-defined]
 
 
 # -- retention -------------------------------------------------------------------------------
