@@ -11,6 +11,8 @@ Everything binds to 127.0.0.1 only; nothing here talks to real AWS.
   botocore's ``standard`` retry mode.
 * `fast_retries()` scales botocore's ``standard``-mode backoff delays down (SlowDown is a
   throttling error, so botocore waits ``rand(0, 1) * 2**i`` seconds between attempts).
+* `recorded_backoffs()` lists the delays botocore chose, so that a test can say a call failed
+  without waiting (or how long it may wait) without measuring time.
 
 Typical use::
 
@@ -53,6 +55,7 @@ __all__ = [
     "ProxyRecord",
     "fast_retries",
     "moto_server",
+    "recorded_backoffs",
     "reset_moto",
     "s3_client",
 ]
@@ -648,5 +651,28 @@ def fast_retries(scale: float = 0.01) -> Iterator[None]:
     backoff_cls.delay_amount = delay_amount
     try:
         yield
+    finally:
+        backoff_cls.delay_amount = original
+
+
+@contextlib.contextmanager
+def recorded_backoffs() -> Iterator[list[float]]:
+    """Yield a list that receives every delay, in seconds, that botocore's ``standard`` or
+    ``adaptive`` retries choose before a retry while inside (process-wide, every client; the
+    waits still happen). An empty list means no call was retried after a wait."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    backoff_cls: Any = ExponentialBackoff
+    original = backoff_cls.delay_amount
+    delays: list[float] = []
+
+    def delay_amount(self: Any, context: Any) -> float:
+        delay = float(original(self, context))
+        delays.append(delay)
+        return delay
+
+    backoff_cls.delay_amount = delay_amount
+    try:
+        yield delays
     finally:
         backoff_cls.delay_amount = original

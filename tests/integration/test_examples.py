@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -265,14 +265,17 @@ def test_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
     client = nbclient.NotebookClient(
         nb, km=km, timeout=120, startup_timeout=60, resources={"metadata": {"path": str(EXAMPLES)}}
     )
-    start = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         client.execute(cleanup_kc=True, env=example_env(work))
     finally:
         if km.has_kernel:
             km.shutdown_kernel(now=True)
-    elapsed = time.monotonic() - start
-    assert elapsed < 60, f"the notebook took {elapsed:.0f} s"
+    # the work of the kernel, ended and reaped by now, in CPU seconds: unlike the time it
+    # took, it does not grow when other processes share the machine
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    assert 0 < cpu < 60, f"the notebook took {cpu:.0f} s of CPU"
 
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code)

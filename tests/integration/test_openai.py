@@ -489,16 +489,25 @@ def test_server_error_is_retried_then_succeeds(server: FakeOpenAI) -> None:
     assert server.requests[1].headers.get("x-stainless-retry-count") == "1"
 
 
-def test_rate_limit_with_retry_after_zero_is_retried(server: FakeOpenAI) -> None:
+def test_rate_limit_with_retry_after_zero_is_retried(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     service = EmbeddingService.from_config(make_config(server))
     server.fail(429, message="rate limited", headers={"Retry-After": "0"})
-    start = time.monotonic()
+    waits: list[float] = []  # what this thread slept (the client sleeps before a retry)
+    caller, real_sleep = threading.get_ident(), time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() == caller:
+            waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
     vectors = service.embed_documents(TEXTS[:2])
-    elapsed = time.monotonic() - start
     assert_vectors(vectors, TEXTS[:2])
     assert len(server.requests) == 2
     # Retry-After: 0 falls back to the client's own backoff (0.5 s less up to 25% jitter)
-    assert elapsed < 3.0
+    assert len(waits) == 1 and 0.375 <= waits[0] <= 0.5, waits
 
 
 async def test_async_server_error_is_retried(server: FakeOpenAI) -> None:

@@ -3,7 +3,6 @@ stores, request economy, clear errors, odd ids, the segment cache and the factor
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from langchain_core.vectorstores import VectorStore
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
 from moto import mock_aws
 
+from tests.s3_support import recorded_backoffs
 from vectordb_manager import (
     LocalVectorStore,
     S3VectorStore,
@@ -165,19 +165,35 @@ def test_segment_cache_avoids_downloads(aws: Any, tmp_path: Path) -> None:
 
 
 def test_no_such_bucket_is_clear_and_fast(aws: Any) -> None:
-    start = time.monotonic()
-    with pytest.raises(StorageError, match=r"s3://no-such-bucket-here/.*NoSuchBucket.*create the bucket"):
+    rec = Recorder(aws)
+    with recorded_backoffs() as waits, pytest.raises(
+        StorageError, match=r"s3://no-such-bucket-here/.*NoSuchBucket.*create the bucket"
+    ):
         S3VectorStore(EMB, "no-such-bucket-here", client=aws)
-    assert time.monotonic() - start < 2
+    # fast: one request, not retried, and nothing waited for a retry
+    assert [method for method, _, _ in rec.requests] == ["GET"]
+    assert waits == []
 
 
 def test_unreachable_endpoint_is_clear_and_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib3.util.connection
+
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    start = time.monotonic()
-    with pytest.raises(StorageError, match="s3://some-bucket/"):
+    connects: list[tuple[str, int]] = []
+    real_connect = urllib3.util.connection.create_connection
+
+    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        connects.append(address)
+        return real_connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", connect)
+    with recorded_backoffs() as waits, pytest.raises(StorageError, match="s3://some-bucket/"):
         S3VectorStore(EMB, "some-bucket", endpoint_url="http://127.0.0.1:9", max_attempts=2, region_name="us-east-1")
-    assert time.monotonic() - start < 10
+    # fast: max_attempts=2 is two connection attempts in all (the store adds no retries of
+    # its own), with one wait between them, which botocore bounds by a second
+    assert connects == [("127.0.0.1", 9)] * 2
+    assert len(waits) == 1 and 0 <= waits[0] <= 1
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
