@@ -146,7 +146,9 @@ def test_searches_run_while_another_thread_writes(tmp_path: Path, index: str) ->
     def search() -> None:
         try:
             while not stop.is_set():
-                for doc in store.similarity_search("seed text", k=10, filter={"n": {"$gte": 0}}):
+                docs = store.similarity_search("seed text", k=10, filter={"n": {"$gte": 0}})
+                assert len(docs) == 10
+                for doc in docs:
                     assert doc.page_content.endswith(str(doc.metadata["n"]))
                 assert len(store.similarity_search("text", k=10)) == 10
                 searches[0] += 1

@@ -222,9 +222,10 @@ def test_migrate_local_to_s3_copies_vectors_without_embedding(tmp_path: Path) ->
 def test_notebook_is_committed_without_outputs() -> None:
     nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     assert nb["nbformat"] == 4 and nb["metadata"]["kernelspec"]["name"] == "python3"
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None
+    code = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
+    assert code
+    for cell in code:
+        assert cell["outputs"] == [] and cell["execution_count"] is None
 
 
 def _cell_text(cell: dict[str, object]) -> str:
@@ -278,7 +279,7 @@ def test_notebook_runs_top_to_bottom(tmp_path: Path) -> None:
     assert 0 < cpu < 60, f"the notebook took {cpu:.0f} s of CPU"
 
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.execution_count for c in code)
+    assert code and all(c.execution_count for c in code)
     texts = [_cell_text(c) for c in code]
     everything = "\n".join(texts)
     assert "Traceback" not in everything and "Error" not in everything

@@ -88,7 +88,7 @@ def test_modified_file_replaces_its_chunks(tmp_path: Path, corpus: Path) -> None
     assert after and not after & before
     assert report.chunks_removed == len(before)
     texts = [d.page_content for d in db.get(sorted(after))]
-    assert all("sleep" in t for t in texts)
+    assert len(texts) == len(after) and all("sleep" in t for t in texts)
 
 
 def test_full_cleanup_removes_deleted_files(tmp_path: Path, corpus: Path) -> None:

@@ -83,7 +83,8 @@ def test_round_trip_and_verify(aws: Any) -> None:
     again = S3VectorStore(EMB, BUCKET, "docs/", client=aws)
     assert [d.id for d in again.similarity_search("apples", k=5)] == ["a"]
     assert again.verify()["documents"] == 1
-    assert all(k.startswith("docs/") for k in keys(aws))
+    stored = keys(aws)
+    assert stored and all(k.startswith("docs/") for k in stored)
 
 
 def test_local_store_copied_to_s3_opens_and_back(aws: Any, tmp_path: Path) -> None:
@@ -153,6 +154,7 @@ def test_segment_cache_avoids_downloads(aws: Any, tmp_path: Path) -> None:
     assert list((tmp_path / "cache").rglob("*.seg"))
     rec = Recorder(aws)
     second = S3VectorStore(EMB, BUCKET, "cached", client=aws, cache_dir=tmp_path / "cache")
+    assert [u for m, u, _ in rec.requests if m == "GET" and "/manifests/" in u]  # recorded
     assert not [u for m, u, _ in rec.requests if m == "GET" and "/segments/" in u]
     assert second.get_by_ids(first.engine.ids()) == first.get_by_ids(first.engine.ids())
     # a damaged cached copy fails the manifest's checksum and is fetched again
@@ -215,14 +217,17 @@ def test_odd_ids_never_leave_the_prefix(aws: Any) -> None:
     store = S3VectorStore(EMB, BUCKET, "odd", client=aws)
     store.add_texts([f"text {i}" for i in range(len(odd))], ids=odd)
     store.delete(odd[:2])
-    assert all(k.startswith("odd/manifests/") or k.startswith("odd/segments/") for k in keys(aws))
+    stored = keys(aws)
+    assert stored and all(k.startswith(("odd/manifests/", "odd/segments/")) for k in stored)
     assert sorted(S3VectorStore(EMB, BUCKET, "odd", client=aws).engine.ids()) == sorted(odd[2:])
 
 
 def test_server_side_encryption_is_requested(aws: Any) -> None:
     store = S3VectorStore(EMB, BUCKET, "sse", client=aws, sse="AES256")
     store.add_texts(["secret text"])
-    for key in keys(aws, "sse/"):
+    stored = keys(aws, "sse/")
+    assert {k.split("/")[1] for k in stored} == {"manifests", "segments"}
+    for key in stored:
         assert aws.head_object(Bucket=BUCKET, Key=key).get("ServerSideEncryption") == "AES256"
 
 

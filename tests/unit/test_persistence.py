@@ -80,6 +80,7 @@ def test_persisting_costs_in_proportion_to_the_change(tmp_path: Path) -> None:
     store = open_store(tmp_path, compaction=CompactionPolicy(enabled=False))
     store.add_texts([f"text number {i}" for i in range(2000)])
     before = {p: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()}
+    assert before
     store.add_texts(["one more"])
     after = {p: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()}
     assert all(after[p] == size for p, size in before.items()), "old files must never change"
@@ -485,6 +486,7 @@ def test_records_stay_readable_after_their_file_is_compacted_away(tmp_path: Path
     writer.add_texts([f"text {i}" for i in range(20)], [{"n": i} for i in range(20)], ids=[str(i) for i in range(20)])
     reader = open_store(tmp_path)
     first = list(tmp_path.glob("segments/*.seg"))
+    assert first
     writer.add_texts(["more"], ids=["m"])
     assert writer.compact()
     writer.engine.vacuum(older_than=0)  # replaced files are kept for a while, unless told

@@ -807,6 +807,7 @@ def test_directory_with_good_and_bad_files(tmp_path: Path) -> None:
     }
     assert [r.path.name for r in results if not r.ok] == ["bad.jsonl", "broken.pdf", "image.txt"]
     read = [r for r in results if r.skipped is None or r.skipped == "empty file"]
+    assert len(read) == len(status) - 2  # all but the two of unsupported types
     assert all(r.file_hash == sha256(r.path.read_bytes()) for r in read)
     assert one(results, "notes.xyz").file_hash is None
 

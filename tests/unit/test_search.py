@@ -122,7 +122,7 @@ def test_scores_are_distances_and_relevance_in_unit_interval() -> None:
         assert raw == sorted(raw), f"{distance}: raw scores must be ascending distances"
         rel = store.similarity_search_with_relevance_scores("q:0", k=20)
         scores = [s for _, s in rel]
-        assert all(0.0 <= s <= 1.0 for s in scores)
+        assert len(scores) == 20 and all(0.0 <= s <= 1.0 for s in scores)
         assert scores == sorted(scores, reverse=True), f"{distance}: relevance must descend"
         q = queries[0].astype(np.float64)
         v = vectors[int(with_score[0][0].id)].astype(np.float64)  # type: ignore[arg-type]
@@ -161,9 +161,9 @@ def test_search_by_vector_and_with_score_by_vector() -> None:
     store, _, queries, _ = make_store("cosine", n=400)
     by_text = store.similarity_search("q:5", k=5)
     by_vec = store.similarity_search_by_vector(queries[5].tolist(), k=5)
-    assert [d.id for d in by_text] == [d.id for d in by_vec]
+    assert len(by_text) == 5 and [d.id for d in by_text] == [d.id for d in by_vec]
     pairs = store.similarity_search_with_score_by_vector(queries[5].tolist(), k=5, filter={"half": 0})
-    assert all(int(d.id) % 2 == 0 for d, _ in pairs)  # type: ignore[arg-type]
+    assert len(pairs) == 5 and all(int(d.id) % 2 == 0 for d, _ in pairs)  # type: ignore[arg-type]
 
 
 def test_auto_switches_to_hnsw_at_threshold() -> None:

@@ -312,7 +312,11 @@ def test_markdown_blocks_put_every_chunk_where_its_start_index_says(tmp_path: Pa
         for d in DocumentProcessor(120, 0).load_file(path)
     }
     for block_size in range(150, 600):  # cuts land on every kind of line, at every offset
-        for chunk in DocumentProcessor(120, 0, block_size=block_size).process(path):
+        chunks = DocumentProcessor(120, 0, block_size=block_size).process(path)
+        assert {(c.metadata.get("headers"), c.metadata.get("title")) for c in chunks} == set(
+            sections
+        ), block_size
+        for chunk in chunks:
             section = sections[(chunk.metadata.get("headers"), chunk.metadata.get("title"))]
             start = chunk.metadata["start_index"]
             assert section[start : start + len(chunk.page_content)] == chunk.page_content, (
