@@ -3,7 +3,8 @@
 Usage: python -m tests.integration.writer_child STORE PREFIX COUNT [--deletes]
 STORE is a directory, or s3://bucket/prefix with the endpoint in $VDBM_S3_ENDPOINT.
 Prints "ADD <id>" after each add returns, "DELETING <id>" before a delete starts and
-"DEL <id>" after it returns.
+"DEL <id>" after it returns, each line in one write(2) (`say`), so that a kill never leaves
+half a line (``print`` makes two writes of a line when $PYTHONUNBUFFERED is set).
 
 Or: python -m tests.integration.writer_child --fork-server
 A writer factory for tests that start many writers one after another: it imports the package
@@ -13,6 +14,8 @@ once, then for each command read from stdin it acts and answers on stdout:
   prints what a writer above prints (to this process's stdout), then ``FAILED`` if it raises;
 * ``kill``: SIGKILLs that writer, reaps it and prints ``EXIT <wait status>``, so that nothing
   the writer printed can follow that line.
+
+At the end of its input it kills a writer still running, and exits.
 
 A forked writer is a process of its own like any other (only the interpreter's start-up and
 imports, about a second, are shared), so killing it is a real crash.
@@ -42,6 +45,11 @@ def open_store(spec: str) -> EngineVectorStore:
     return LocalVectorStore(emb, spec, commit_attempts=1000)
 
 
+def say(line: str) -> None:
+    """Write ``line`` and its newline to stdout at once (a pipe takes a short write whole)."""
+    os.write(sys.stdout.fileno(), f"{line}\n".encode())
+
+
 def write(args: list[str]) -> None:
     """Write as ``STORE PREFIX COUNT [--deletes]`` says, acknowledging on stdout."""
     spec, prefix, count = args[0], args[1], int(args[2])
@@ -51,12 +59,12 @@ def write(args: list[str]) -> None:
         doc_id = f"{prefix}-{i}"
         store.add_texts([f"text {prefix} number {i}", f"extra {prefix} {i}"],
                         [{"i": i}, {"i": i, "extra": True}], ids=[doc_id, doc_id + "-x"])
-        print(f"ADD {doc_id}", flush=True)
+        say(f"ADD {doc_id}")
         if deletes and i % 3 == 2:
             victim = f"{prefix}-{i - 1}"
-            print(f"DELETING {victim}", flush=True)
+            say(f"DELETING {victim}")
             store.delete([victim])
-            print(f"DEL {victim}", flush=True)
+            say(f"DEL {victim}")
 
 
 def serve() -> None:
@@ -65,7 +73,6 @@ def serve() -> None:
     for line in sys.stdin:
         command, *args = line.split()
         if command == "fork" and writer is None:
-            sys.stdout.flush()
             writer = os.fork()
             if writer == 0:  # the writer: never returns into this loop
                 code = 0
@@ -73,18 +80,20 @@ def serve() -> None:
                     write(args)
                 except BaseException:
                     traceback.print_exc()
-                    print("FAILED", flush=True)  # wakes a test waiting for acknowledgements
+                    say("FAILED")  # wakes a test waiting for acknowledgements
                     code = 1
                 finally:
-                    sys.stdout.flush()
                     os._exit(code)
         elif command == "kill" and writer is not None:
             os.kill(writer, signal.SIGKILL)  # a writer that ended already is a zombie: no-op
             _, status = os.waitpid(writer, 0)
             writer = None
-            print(f"EXIT {status}", flush=True)
+            say(f"EXIT {status}")
         else:
             raise SystemExit(f"unexpected command {line!r}")
+    if writer is not None:  # the test ended early: its writer goes with this server
+        os.kill(writer, signal.SIGKILL)
+        os.waitpid(writer, 0)
 
 
 def main() -> None:
