@@ -141,6 +141,8 @@ def test_searches_run_while_another_thread_writes(tmp_path: Path, index: str) ->
     stop = threading.Event()
     errors: list[BaseException] = []
     searches = [0]
+    commits = [0]  # writes the writer has finished
+    seen: set[int] = set()  # the values of ``commits`` when searches finished
 
     def search() -> None:
         try:
@@ -151,6 +153,10 @@ def test_searches_run_while_another_thread_writes(tmp_path: Path, index: str) ->
                     assert doc.page_content.endswith(str(doc.metadata["n"]))
                 assert len(store.similarity_search("text", k=10)) == 10
                 searches[0] += 1
+                seen.add(commits[0])
+                # let the writer have the GIL: otherwise, after each of its system calls, it
+                # waits behind three spinning readers, and writing took most of the test
+                time.sleep(0)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -161,11 +167,15 @@ def test_searches_run_while_another_thread_writes(tmp_path: Path, index: str) ->
         store.add_texts([f"new text {i}"], [{"n": 1000 + i}], ids=[f"new-{i}"])
         if i % 5 == 0:
             store.delete([f"new-{i // 2}"])
+        commits[0] += 1
     stop.set()
     for r in readers:
         r.join()
     assert not errors, errors[0]
     assert searches[0] > 10
+    # the searches ran between the writes, not only before or after them (each of the 150
+    # gaps between writes saw searches when this was written)
+    assert len(seen) > 50, sorted(seen)
     store.verify()
 
 
