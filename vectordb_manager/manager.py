@@ -15,11 +15,10 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_core.vectorstores import VectorStoreRetriever
 from tqdm.std import tqdm
 
 from vectordb_manager.config import VectorDBConfig
@@ -41,6 +40,9 @@ from vectordb_manager.ingestion import ingest as ingest_files
 from vectordb_manager.processing import DocumentProcessor
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore
 from vectordb_manager.vectorstores.factory import create_vector_store
+
+if TYPE_CHECKING:  # imported when used: it pulls in LangChain's tracing (a third of startup)
+    from langchain_core.vectorstores import VectorStoreRetriever
 
 logger = logging.getLogger(__name__)
 __all__ = ["IngestReport", "VectorDatabaseManager"]
