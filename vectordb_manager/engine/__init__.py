@@ -22,6 +22,7 @@ Where each concern lives:
 ``manifest``           manifests: `Manifest` and its file references, the strict parser
 ``records``            records as JSON lines, kept undecoded and decoded on demand
 ``npy``                the vectors' ``.npy`` prefix and header grammar (no ``ast``)
+``hashing``            content hashes, and reading a file while checking its SHA-256
 ``options``            distances, index types and defaults, named once
 ``limits``             the sizes and depths a store accepts and a reader believes
 ``locks``              the readers-writer lock

@@ -1,0 +1,104 @@
+"""Hashing: what identifies a record's content, and reading a file while checking its checksum.
+
+Every file a manifest names carries its size and SHA-256; `HashingReader` reads such a file
+front to back in bounded chunks, hashing as it goes, and checks both at the end, so a file is
+never held whole to be verified. A record's content hash covers its text and its metadata as
+canonical JSON (`canonical_json`), so that equal content always hashes the same.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import IO, Any
+
+import numpy as np
+
+from vectordb_manager.engine.manifest import FileRef
+from vectordb_manager.engine.records import newlines
+from vectordb_manager.errors import IntegrityError
+
+
+def content_hash(text: str, metadata_json: str) -> str:
+    """The hash that identifies a record's content (text and canonical metadata)."""
+    h = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+    h.update(b"\x00")
+    h.update(metadata_json.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    )
+
+
+
+class HashingReader:
+    """Reads one file front to back, in chunks, checking its size and SHA-256 at the end."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, stream: IO[builtins.bytes], ref: FileRef) -> None:
+        self.stream = stream
+        self.ref = ref
+        self.pos = 0
+        self._hash = hashlib.sha256()
+
+    def _short(self) -> IntegrityError:
+        return IntegrityError(
+            f"{self.ref.path} ends after {self.pos} bytes but the manifest says "
+            f"{self.ref.bytes}; the file is truncated. Restore it from a backup."
+        )
+
+    def read(self, n: int) -> builtins.bytes:
+        """Exactly ``n`` bytes (`IntegrityError` if the file ends first)."""
+        if self.pos + n > self.ref.bytes:
+            raise self._short()
+        parts = []
+        left = n
+        while left:
+            data = self.stream.read(min(left, self.CHUNK))
+            if not data:
+                raise self._short()
+            self._hash.update(data)
+            parts.append(data)
+            left -= len(data)
+            self.pos += len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def chunks(self, n: int, target: memoryview | None = None) -> Iterator[tuple[int, memoryview]]:
+        """Read ``n`` bytes in chunks, hashing them, into ``target`` or else a scratch buffer
+        that each chunk reuses; yields (offset within the ``n`` bytes, chunk)."""
+        if self.pos + n > self.ref.bytes:
+            raise self._short()
+        scratch = memoryview(bytearray(min(n, self.CHUNK))) if target is None else None
+        done = 0
+        while done < n:
+            size = min(n - done, self.CHUNK)
+            chunk = scratch[:size] if scratch is not None else target[done : done + size]  # type: ignore[index]
+            got = self.stream.readinto(chunk)  # type: ignore[attr-defined]
+            if not got:
+                raise self._short()
+            self._hash.update(chunk[:got])
+            yield done, chunk[:got]
+            done += got
+            self.pos += got
+
+    def readinto(self, target: memoryview | None, n: int) -> None:
+        """Read ``n`` bytes into ``target`` (``None``: read, hash and let them go)."""
+        for _ in self.chunks(n, target):
+            pass
+
+    def read_lines(self, n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """Read ``n`` bytes of JSON lines without keeping them: where each line ends."""
+        found = [newlines(chunk, at) for at, chunk in self.chunks(n)]
+        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+    def finish(self) -> None:
+        """Read what is left and check the whole file's size and checksum."""
+        self.readinto(None, self.ref.bytes - self.pos)
+        extra = len(self.stream.read(1))
+        self.ref.check_digest(self.pos + extra, self._hash.hexdigest())
