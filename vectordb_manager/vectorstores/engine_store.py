@@ -11,11 +11,13 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Self
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
+from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from typing_extensions import override
@@ -28,13 +30,23 @@ from vectordb_manager.embeddings import (
 )
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.core import Engine
-from vectordb_manager.engine.filters import CompiledFilter, compile_where
+from vectordb_manager.engine.format import Vectors
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
 from vectordb_manager.engine.options import DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_ATTEMPTS
 from vectordb_manager.engine.search import require_k
 from vectordb_manager.errors import ConfigurationError, InvalidInputError
 from vectordb_manager.storage.base import Storage
+from vectordb_manager.vectorstores.compat import (
+    ADD_KWARGS,
+    FaissCompatMixin,
+    MetadataFilter,
+    MMRRequest,
+    SearchRequest,
+    mmr_request,
+    refuse_unknown,
+    similarity_request,
+)
 
 _INDEX_OPTIONS = tuple(IndexParams.__dataclass_fields__)
 
@@ -50,6 +62,7 @@ class StoreOptions:
     create: bool = True
     compaction: CompactionPolicy | None = None
     params: IndexParams = field(default_factory=IndexParams)
+    relevance_score_fn: Callable[[float], float] | None = None
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> StoreOptions:
@@ -74,6 +87,12 @@ class StoreOptions:
             raise ConfigurationError(
                 "compaction must be a CompactionPolicy or a dict of its fields"
             )
+        relevance = options.get("relevance_score_fn")
+        if relevance is not None and not callable(relevance):
+            raise ConfigurationError(
+                f"relevance_score_fn={relevance!r} must be a function from a distance (as "
+                "similarity_search_with_score returns it) to a relevance in [0, 1]"
+            )
         plain = {k: options[k] for k in _PLAIN_OPTIONS if k in options}
         for name, value in plain.items():
             default = getattr(cls, name)
@@ -82,7 +101,9 @@ class StoreOptions:
                     raise ConfigurationError(f"{name}={value!r} must be True or False")
             elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name}={value!r} must be a positive integer")
-        return cls(compaction=compaction, params=params, **plain)
+        return cls(
+            compaction=compaction, params=params, relevance_score_fn=relevance, **plain
+        )
 
     def engine_kwargs(self) -> dict[str, Any]:
         """The `Engine`'s keyword arguments for these options."""
@@ -96,11 +117,19 @@ class StoreOptions:
 
 
 _PLAIN_OPTIONS = ("batch_size", "commit_attempts", "check_embedding_model", "create")
-STORE_OPTIONS = (*_INDEX_OPTIONS, *_PLAIN_OPTIONS, "compaction")
+STORE_OPTIONS = (*_INDEX_OPTIONS, *_PLAIN_OPTIONS, "compaction", "relevance_score_fn")
 
 
-class EngineVectorStore(VectorStore):
-    """A LangChain vector store backed by the vectordb-manager engine."""
+class EngineVectorStore(FaissCompatMixin, VectorStore):
+    """A LangChain vector store backed by the vectordb-manager engine.
+
+    Scores: ``similarity_search_with_score`` and the other ``..._with_score...`` methods
+    return a **distance, lower is closer**, for every metric (see `RELEVANCE` for what it is
+    per distance and how ``similarity_search_with_relevance_scores`` maps it into [0, 1]).
+    Every keyword argument LangChain's FAISS store takes is accepted with its meaning
+    (``fetch_k``, ``score_threshold``, callable filters, ``relevance_score_fn=``; see
+    docs/langchain-faiss.md); anything else is refused, so a misspelt option is an error.
+    """
 
     _engine: Engine
 
@@ -111,11 +140,13 @@ class EngineVectorStore(VectorStore):
             )
         self._embedding = embedding
         self._service = EmbeddingService(embedding, batch_size=batch_size)
+        self._relevance_score_fn: Callable[[float], float] | None = None
 
     # -- construction helpers ----------------------------------------------------------------
     def _start_engine(
         self, storage: Storage | None, *, distance: str, index: str, options: StoreOptions
     ) -> None:
+        self._relevance_score_fn = options.relevance_score_fn
         self._engine = Engine(
             storage,
             distance=distance,
@@ -145,35 +176,66 @@ class EngineVectorStore(VectorStore):
         self,
         texts: Iterable[str],
         metadatas: list[dict[str, Any]] | None = None,
-        *,
         ids: list[str] | None = None,
+        *,
+        batch_size: int | None = None,
         **kwargs: Any,
     ) -> list[str]:
         """Embed and add texts; an existing id is replaced. Durable on return when persisted.
 
+        ``batch_size`` (what LangChain's ``index()`` passes): at most that many texts go to the
+        model per call; all of them are still committed at once.
+
         Raises:
-            InvalidInputError: lengths differ, duplicate ids, metadata that is not JSON.
+            InvalidInputError: lengths differ, duplicate ids, metadata that is not JSON, an
+                unknown keyword argument.
             EmbeddingError, DimensionMismatchError: the model failed or changed dimension.
             StorageError: the change could not be persisted (the store is unchanged).
         """
-        _no_extra(kwargs, "add_texts")
-        text_list, metas, id_list = _validate_rows(texts, metadatas, ids)
+        text_list, metas, id_list = self._rows(texts, metadatas, ids, batch_size, kwargs)
         if not text_list:
             return []
-        vectors = self._service.embed_array(text_list)
+        vectors = self._embed(text_list, batch_size)
         self._engine.upsert(id_list, text_list, metas, vectors)
         return id_list
+
+    def _rows(
+        self,
+        texts: Iterable[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None,
+        ids: Sequence[str | None] | None,
+        batch_size: object,
+        kwargs: Mapping[str, Any],
+    ) -> tuple[list[str], list[dict[str, Any]], list[str]]:
+        """An add's rows and options, checked before anything is embedded."""
+        refuse_unknown("add_texts", kwargs, ADD_KWARGS)
+        if batch_size is not None:
+            require_k(batch_size, "batch_size")
+        return _validate_rows(texts, metadatas, ids)
+
+    def _embed(self, texts: Sequence[str], batch_size: int | None) -> Vectors:
+        if batch_size is None or batch_size >= len(texts):
+            return self._service.embed_array(texts)
+        return np.concatenate(
+            [
+                self._service.embed_array(texts[i : i + batch_size])
+                for i in range(0, len(texts), batch_size)
+            ]
+        )
 
     def add_embeddings(
         self,
         text_embeddings: Iterable[tuple[str, Sequence[float]]],
         metadatas: list[dict[str, Any]] | None = None,
-        *,
         ids: list[str] | None = None,
+        **kwargs: Any,
     ) -> list[str]:
-        """Add texts with vectors computed elsewhere (no embedding call)."""
+        """Add texts with vectors computed elsewhere (no embedding call); otherwise as
+        `add_texts` (``batch_size`` is accepted and has nothing to batch)."""
         pairs = list(text_embeddings)
-        text_list, metas, id_list = _validate_rows([t for t, _ in pairs], metadatas, ids)
+        text_list, metas, id_list = self._rows(
+            [t for t, _ in pairs], metadatas, ids, kwargs.pop("batch_size", None), kwargs
+        )
         if not text_list:
             return []
         vectors = check_vectors([v for _, v in pairs], len(pairs), self._engine.dimension)
@@ -254,9 +316,9 @@ class EngineVectorStore(VectorStore):
         return True
 
     # -- reading -----------------------------------------------------------------------------
-    def get_ids(self, filter: dict[str, Any] | None = None) -> list[str]:
+    def get_ids(self, filter: MetadataFilter | None = None) -> list[str]:
         """The ids of every document (passing ``filter``, if given), oldest first."""
-        return self._engine.ids(filter)
+        return self._engine.ids(filter)  # type: ignore[arg-type]
 
     @override
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
@@ -264,48 +326,66 @@ class EngineVectorStore(VectorStore):
 
     @override
     def similarity_search(
-        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        filter: MetadataFilter | None = None,
+        fetch_k: int = 20,
+        **kwargs: Any,
     ) -> list[Document]:
-        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
+        """The k documents closest to the query (passing ``filter``); ``score_threshold``
+        keeps only those within that distance. ``fetch_k`` is accepted for FAISS's sake and
+        changes nothing: a filtered search here is exact, never limited to fetch_k
+        candidates."""
+        pairs = self.similarity_search_with_score(query, k, filter, fetch_k, **kwargs)
+        return [doc for doc, _ in pairs]
 
     @override
     def similarity_search_with_score(
-        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        filter: MetadataFilter | None = None,
+        fetch_k: int = 20,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """Documents with their distance to the query: lower is closer (see the class doc)."""
-        _no_extra(kwargs, "similarity_search")
-        k, where = _request(k, filter)  # checked before the query costs an embedding
-        vector = self._service.embed_query_array(query)
-        hits = self._engine.search(vector, k, where, checked=True)
-        return [(h.document, h.distance) for h in hits]
+        """Documents with their distance to the query: lower is closer (see `RELEVANCE`);
+        ``score_threshold``: keep those with distance <= it."""
+        request = similarity_request(k, filter, fetch_k, kwargs)  # before embedding the query
+        return self._scored(self._service.embed_query_array(query), request, checked=True)
 
     def similarity_search_with_score_by_vector(
         self,
         embedding: Sequence[float],
         k: int = 4,
-        filter: dict[str, Any] | None = None,
+        filter: MetadataFilter | None = None,
+        fetch_k: int = 20,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Like `similarity_search_with_score`, for a vector."""
-        _no_extra(kwargs, "similarity_search_by_vector")
-        return [(h.document, h.distance) for h in self._engine.search(embedding, k, filter)]
+        return self._scored(embedding, similarity_request(k, filter, fetch_k, kwargs))
 
     @override
     def similarity_search_by_vector(
         self,
         embedding: list[float],
         k: int = 4,
-        filter: dict[str, Any] | None = None,
+        filter: MetadataFilter | None = None,
+        fetch_k: int = 20,
         **kwargs: Any,
     ) -> list[Document]:
-        return [
-            d
-            for d, _ in self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
-        ]
+        pairs = self.similarity_search_with_score_by_vector(embedding, k, filter, fetch_k, **kwargs)
+        return [d for d, _ in pairs]
+
+    def _scored(
+        self, vector: Sequence[float] | Vectors, request: SearchRequest, *, checked: bool = False
+    ) -> list[tuple[Document, float]]:
+        hits = self._engine.search(vector, request.k, request.where, checked=checked)
+        return request.keep([(h.document, h.distance) for h in hits])
 
     @override
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        return RELEVANCE[self._engine.distance]
+        return self._relevance_score_fn or RELEVANCE[self._engine.distance]
 
     @override
     def max_marginal_relevance_search(
@@ -314,12 +394,12 @@ class EngineVectorStore(VectorStore):
         k: int = 4,
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
-        filter: dict[str, Any] | None = None,
+        filter: MetadataFilter | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        _no_extra(kwargs, "max_marginal_relevance_search")
-        request = _mmr_request(k, fetch_k, lambda_mult, filter)  # before embedding the query
-        return self._mmr(self._service.embed_query_array(query), *request, checked=True)
+        request = mmr_request(k, fetch_k, lambda_mult, filter, kwargs)  # before embedding
+        hits = self._mmr(self._service.embed_query_array(query), request, checked=True)
+        return [doc for doc, _ in hits]
 
     @override
     def max_marginal_relevance_search_by_vector(
@@ -328,30 +408,29 @@ class EngineVectorStore(VectorStore):
         k: int = 4,
         fetch_k: int = 20,
         lambda_mult: float = 0.5,
-        filter: dict[str, Any] | None = None,
+        filter: MetadataFilter | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        _no_extra(kwargs, "max_marginal_relevance_search")
-        return self._mmr(embedding, *_mmr_request(k, fetch_k, lambda_mult, filter))
+        request = mmr_request(k, fetch_k, lambda_mult, filter, kwargs)
+        return [doc for doc, _ in self._mmr(embedding, request)]
 
     def _mmr(
-        self,
-        embedding: Sequence[float] | np.ndarray[Any, Any],
-        k: int,
-        fetch_k: int,
-        lambda_mult: float,
-        where: CompiledFilter | None,
-        *,
-        checked: bool = False,
-    ) -> list[Document]:
-        fetch = max(k, fetch_k)
-        hits = self._engine.search(embedding, fetch, where, with_vectors=True, checked=checked)
+        self, embedding: Sequence[float] | Vectors, request: MMRRequest, *, checked: bool = False
+    ) -> list[tuple[Document, float]]:
+        """The documents maximal marginal relevance picks among the ``fetch_k`` closest that
+        pass the filter, with their distances."""
+        fetch = max(request.k, request.fetch_k)
+        hits = self._engine.search(
+            embedding, fetch, request.where, with_vectors=True, checked=checked
+        )
         if not hits:
             return []
         candidates = [h.vector.tolist() for h in hits if h.vector is not None]
         query = np.asarray(embedding, dtype=np.float32)
-        chosen = maximal_marginal_relevance(query, candidates, lambda_mult=lambda_mult, k=k)
-        return [hits[i].document for i in chosen]
+        chosen = maximal_marginal_relevance(
+            query, candidates, lambda_mult=request.lambda_mult, k=request.k
+        )
+        return [(hits[i].document, hits[i].distance) for i in chosen]
 
     # -- constructors ------------------------------------------------------------------------
     @classmethod
@@ -361,13 +440,54 @@ class EngineVectorStore(VectorStore):
         texts: list[str],
         embedding: Embeddings,
         metadatas: list[dict[str, Any]] | None = None,
-        *,
         ids: list[str] | None = None,
         **kwargs: Any,
-    ) -> EngineVectorStore:
+    ) -> Self:
         store = cls(embedding, **kwargs)
         store.add_texts(texts, metadatas, ids=ids)
         return store
+
+    @classmethod
+    @override
+    async def afrom_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        store = await run_in_executor(None, partial(cls, embedding, **kwargs))
+        await store.aadd_texts(texts, metadatas, ids=ids)
+        return store
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        text_embeddings: Iterable[tuple[str, Sequence[float]]],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A store holding texts with vectors computed elsewhere (nothing is embedded);
+        ``kwargs`` go to the constructor (``path``, ``distance``, ``index``, ...)."""
+        store = cls(embedding, **kwargs)
+        store.add_embeddings(text_embeddings, metadatas, ids=ids)
+        return store
+
+    @classmethod
+    async def afrom_embeddings(
+        cls,
+        text_embeddings: Iterable[tuple[str, Sequence[float]]],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """`from_embeddings`, run in an executor."""
+        build = partial(cls.from_embeddings, text_embeddings, embedding, metadatas, ids, **kwargs)
+        return await run_in_executor(None, build)
 
     # -- maintenance -------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:
@@ -396,18 +516,18 @@ class EngineVectorStore(VectorStore):
 
 
 def _relevance_cosine(distance: float) -> float:
+    # distance is 1 - cosine similarity (0 to 2)
     return min(1.0, max(0.0, 1.0 - distance / 2.0))
 
 
 def _relevance_l2(distance: float) -> float:
+    # distance is the Euclidean distance (0 to infinity)
     return 1.0 / (1.0 + max(distance, 0.0))
 
 
 def _relevance_inner_product(distance: float) -> float:
-    # distance is -(inner product); the logistic function maps it into (0, 1)
-    if distance > 0:
-        return math.exp(-distance) / (1.0 + math.exp(-distance))
-    return 1.0 / (1.0 + math.exp(distance))
+    # distance is -(inner product); (1 + ip) / 2 is cosine's mapping for normalised vectors
+    return min(1.0, max(0.0, (1.0 - distance) / 2.0))
 
 
 RELEVANCE: dict[str, Callable[[float], float]] = {
@@ -415,29 +535,17 @@ RELEVANCE: dict[str, Callable[[float], float]] = {
     "l2": _relevance_l2,
     "inner_product": _relevance_inner_product,
 }
+"""Each distance's map from the score ``similarity_search_with_score`` returns (a distance,
+lower is closer) to the relevance ``similarity_search_with_relevance_scores`` returns (in
+[0, 1], higher is closer); ``relevance_score_fn=`` on the constructor replaces it.
 
-
-def _request(k: object, filter: Mapping[str, Any] | None) -> tuple[int, CompiledFilter | None]:
-    """A search's ``k`` and filter, checked (and the filter compiled) once."""
-    return require_k(k), compile_where(filter)
-
-
-def _mmr_request(
-    k: object, fetch_k: object, lambda_mult: object, filter: Mapping[str, Any] | None
-) -> tuple[int, int, float, CompiledFilter | None]:
-    """An MMR search's arguments, checked once."""
-    fetch = require_k(fetch_k, "fetch_k")
-    if (
-        isinstance(lambda_mult, bool)
-        or not isinstance(lambda_mult, int | float | np.floating | np.integer)
-        or not 0.0 <= lambda_mult <= 1.0
-    ):
-        raise InvalidInputError(
-            f"lambda_mult={lambda_mult!r} must be a number between 0 (most diverse) and 1 "
-            "(most relevant)"
-        )
-    k, where = _request(k, filter)
-    return k, fetch, float(lambda_mult), where
+* ``"cosine"``: the distance is ``1 - cos`` (0 to 2); relevance ``1 - d / 2`` = ``(1 + cos) / 2``.
+* ``"l2"``: the distance is the Euclidean distance ``|a - b|`` (not squared; 0 to infinity);
+  relevance ``1 / (1 + d)``.
+* ``"inner_product"``: the distance is ``-(a . b)``; relevance ``(1 + a . b) / 2`` clamped to
+  [0, 1]: the cosine mapping when the vectors are normalised (as most models' are), so an
+  identical text scores 1 under every distance.
+"""
 
 
 def _id_list(ids: Sequence[str]) -> list[str]:
