@@ -337,3 +337,39 @@ def test_merge_from_refuses_other_distances_dimensions_and_types() -> None:
     with pytest.raises(TypeError, match="from_langchain_faiss"):
         ours.merge_from(object())  # type: ignore[arg-type]
     assert ours.get_by_ids(ours.get_ids())[0].page_content == "a" and len(ours) == 1
+
+
+# -- LangChain's retrievers that call a store --------------------------------------------------
+
+async def test_parent_document_and_multi_vector_retrievers() -> None:
+    from langchain_classic.retrievers import ParentDocumentRetriever
+    from langchain_classic.retrievers.multi_vector import MultiVectorRetriever, SearchType
+    from langchain_core.stores import InMemoryStore
+    from langchain_text_splitters import CharacterTextSplitter
+
+    store = LocalVectorStore(HashingEmbeddings(512))
+    parents = InMemoryStore()
+    retriever = ParentDocumentRetriever(
+        vectorstore=store, docstore=parents,
+        child_splitter=CharacterTextSplitter(separator=". ", chunk_size=30, chunk_overlap=0),
+        search_kwargs={"k": 2, "fetch_k": 10, "score_threshold": 0.8},
+    )
+    docs = [Document(page_content="Cats purr when happy. Cats sleep all day. Cats chase mice."),
+            Document(page_content="Markets fell sharply. Bonds rallied. Oil prices rose.")]
+    retriever.add_documents(docs, ids=["cats", "markets"], batch_size=2)
+    assert len(store) > 2  # the children
+    assert [d.page_content for d in retriever.invoke("do cats sleep")] == [docs[0].page_content]
+    await retriever.aadd_documents([Document(page_content="Owls hunt at night. Owls hoot.")], ids=["owls"])
+    assert [d.page_content for d in await retriever.ainvoke("owls hunt")] == ["Owls hunt at night. Owls hoot."]
+
+    for search_type, kwargs in [
+        (SearchType.mmr, {"k": 2, "fetch_k": 6, "lambda_mult": 0.5}),
+        (SearchType.similarity_score_threshold, {"k": 3, "fetch_k": 6, "score_threshold": 0.6}),
+        (SearchType.similarity, {"k": 1, "fetch_k": 6, "filter": {"doc_id": "markets"}}),
+    ]:
+        multi = MultiVectorRetriever(vectorstore=store, docstore=parents, search_type=search_type,
+                                     search_kwargs=kwargs)
+        query = "bonds and oil prices" if search_type is SearchType.similarity else "cats sleep"
+        expected = docs[1] if search_type is SearchType.similarity else docs[0]
+        assert multi.invoke(query)[0].page_content == expected.page_content
+        assert (await multi.ainvoke(query))[0].page_content == expected.page_content
