@@ -22,8 +22,9 @@ MMR with scores, ``merge_from``). This module holds that surface once for every 
   ``sqrt(t)`` for ``"l2"`` and ``-t`` for ``"inner_product"`` here.
   ``similarity_search_with_relevance_scores(score_threshold=...)`` keeps LangChain's meaning
   (a minimum relevance in [0, 1]).
-* `FaissCompatMixin`: the async variants (queries embedded with the model's async methods,
-  the engine's work run in an executor), MMR with scores, and ``merge_from``.
+* `FaissCompatMixin`: the async variants (texts and queries embedded with the model's async
+  methods, the engine's work run in an executor), MMR with scores, ``from_embeddings``
+  (vectors computed elsewhere) and ``merge_from``.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
 from typing_extensions import override
@@ -161,6 +164,16 @@ class FaissCompatMixin(VectorStore):
     if TYPE_CHECKING:
         _engine: Engine
         _service: EmbeddingService
+
+        def __init__(self, embedding: Embeddings, **kwargs: Any) -> None: ...
+
+        def add_embeddings(
+            self,
+            text_embeddings: Iterable[tuple[str, Sequence[float]]],
+            metadatas: list[dict[str, Any]] | None = None,
+            ids: list[str] | None = None,
+            **kwargs: Any,
+        ) -> list[str]: ...
 
         def _rows(
             self,
@@ -313,6 +326,49 @@ class FaissCompatMixin(VectorStore):
     ) -> list[Document]:
         request = mmr_request(k, fetch_k, lambda_mult, filter, kwargs)
         return [doc for doc, _ in await run_in_executor(None, self._mmr, embedding, request)]
+
+    # -- constructors ------------------------------------------------------------------------
+    @classmethod
+    @override
+    async def afrom_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        store = await run_in_executor(None, partial(cls, embedding, **kwargs))
+        await store.aadd_texts(texts, metadatas, ids=ids)
+        return store
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        text_embeddings: Iterable[tuple[str, Sequence[float]]],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A store holding texts with vectors computed elsewhere (nothing is embedded);
+        ``kwargs`` go to the constructor (``path``, ``distance``, ``index``, ...)."""
+        store = cls(embedding, **kwargs)
+        store.add_embeddings(text_embeddings, metadatas, ids=ids)
+        return store
+
+    @classmethod
+    async def afrom_embeddings(
+        cls,
+        text_embeddings: Iterable[tuple[str, Sequence[float]]],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """`from_embeddings`, run in an executor."""
+        build = partial(cls.from_embeddings, text_embeddings, embedding, metadatas, ids, **kwargs)
+        return await run_in_executor(None, build)
 
     # -- merging -----------------------------------------------------------------------------
     def merge_from(self, other: FaissCompatMixin, *, on_conflict: str = "error") -> list[str]:

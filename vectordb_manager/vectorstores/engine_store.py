@@ -11,13 +11,11 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Self
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from typing_extensions import override
@@ -453,48 +451,6 @@ class EngineVectorStore(FaissCompatMixin, VectorStore):
         store = cls(embedding, **kwargs)
         store.add_texts(texts, metadatas, ids=ids)
         return store
-
-    @classmethod
-    @override
-    async def afrom_texts(
-        cls,
-        texts: list[str],
-        embedding: Embeddings,
-        metadatas: list[dict[str, Any]] | None = None,
-        ids: list[str] | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        store = await run_in_executor(None, partial(cls, embedding, **kwargs))
-        await store.aadd_texts(texts, metadatas, ids=ids)
-        return store
-
-    @classmethod
-    def from_embeddings(
-        cls,
-        text_embeddings: Iterable[tuple[str, Sequence[float]]],
-        embedding: Embeddings,
-        metadatas: list[dict[str, Any]] | None = None,
-        ids: list[str] | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """A store holding texts with vectors computed elsewhere (nothing is embedded);
-        ``kwargs`` go to the constructor (``path``, ``distance``, ``index``, ...)."""
-        store = cls(embedding, **kwargs)
-        store.add_embeddings(text_embeddings, metadatas, ids=ids)
-        return store
-
-    @classmethod
-    async def afrom_embeddings(
-        cls,
-        text_embeddings: Iterable[tuple[str, Sequence[float]]],
-        embedding: Embeddings,
-        metadatas: list[dict[str, Any]] | None = None,
-        ids: list[str] | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """`from_embeddings`, run in an executor."""
-        build = partial(cls.from_embeddings, text_embeddings, embedding, metadatas, ids, **kwargs)
-        return await run_in_executor(None, build)
 
     # -- maintenance -------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:
