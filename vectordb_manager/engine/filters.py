@@ -36,7 +36,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 from vectordb_manager.engine.filter_ops import (
@@ -100,7 +99,7 @@ def plan_filter(spec: Filter | None) -> tuple[Plan | None, bool]:
 
 
 # -- callables ------------------------------------------------------------------------------
-_IMMUTABLE = frozenset((str, int, float, bool, type(None), date, datetime))
+_CONTAINERS = frozenset((list, dict))
 
 
 def _user_predicate(fn: Callable[[dict[str, Any]], Any]) -> Predicate:
@@ -110,9 +109,10 @@ def _user_predicate(fn: Callable[[dict[str, Any]], Any]) -> Predicate:
     name = getattr(fn, "__qualname__", None) or repr(fn)
 
     def predicate(meta: Mapping[str, Any]) -> bool:
+        # stored metadata holds JSON values and dates: only lists and dicts can change
         mine = (
             dict(meta)
-            if all(type(v) in _IMMUTABLE for v in meta.values())
+            if _CONTAINERS.isdisjoint(map(type, meta.values()))
             else copy.deepcopy(dict(meta))
         )
         try:
