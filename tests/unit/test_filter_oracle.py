@@ -139,7 +139,6 @@ def oracle(spec: dict[str, Any], md: dict[str, Any]) -> bool:
             results.append(not oracle(cond, md))
         elif (
             type(cond) is dict
-            and cond
             and all(k.startswith("$") for k in cond)
             and list(cond) not in (["$date"], ["$datetime"])
         ):
@@ -265,7 +264,9 @@ def r_filter(rng: random.Random, depth: int = 0) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     for key in rng.sample(KEYS, rng.choice([1, 1, 2])):
         kind = rng.random()
-        if key == "s" and kind < 0.3:
+        if kind < 0.02:
+            spec[key] = {}
+        elif key == "s" and kind < 0.3:
             spec[key] = {rng.choice(["$like", "$ilike"]): r_pattern(rng)}
         elif kind < 0.4:
             spec[key] = r_literal(rng, key)
@@ -414,6 +415,8 @@ def test_faiss_compatible_filters_select_what_faiss_selects() -> None:
         if key == "page" and rng.random() < 0.4:
             return {rng.choice(["$gt", "$gte", "$lt", "$lte"]): rng.randint(0, 5)}
         roll = rng.random()
+        if roll < 0.03:
+            return {}
         if roll < 0.3:
             return rng.choice(scalars)
         if roll < 0.45:

@@ -212,6 +212,8 @@ def pages(spec: Any) -> list[str]:
         ({"$not": {"page": 1}}, ["0", "2", "3", "x"]),
         ({"$not": {"page": {"$lt": 1}}}, ["1", "2", "3", "x"]),
         ({"$not": {}}, []),
+        ({"page": {}}, ["0", "1", "2", "3", "x"]),  # no operators, no condition (FAISS)
+        ({"page": {"$eq": {}}}, []),  # an empty dict value
         ({"$not": {"$not": {"page": 2}}}, ["2"]),
         ({"page": {"$not": {"$gt": 1}}}, ["0", "1", "x"]),  # MongoDB: missing passes $not
         ({"page": {"$not": {"$gt": 0, "$lt": 3}}}, ["0", "3", "x"]),

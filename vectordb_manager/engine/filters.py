@@ -8,7 +8,7 @@ whether the document passes. ``None`` and ``{}`` match everything. In a dict:
     equality; several keys must all hold. A list means any of: ``{"page": [0, 1]}`` is
     ``{"page": {"$in": [0, 1]}}`` (FAISS's meaning); ``{"$eq": [0, 1]}`` compares a list.
 ``{"key": {"$op": operand, ...}}``
-    field operators, all of which must hold:
+    field operators, all of which must hold (``{"key": {}}`` has none: it passes all, as in FAISS):
     ``$eq``, ``$ne`` (also ``$neq``), ``$gt $gte $lt $lte``, ``$in $nin`` (a list),
     ``$between`` (``[low, high]``, both ends included), ``$exists`` (true or false),
     ``$contains`` (a substring of a string, or an item of a list), ``$like`` / ``$ilike``
@@ -182,9 +182,11 @@ def _compile_logical(op: str, value: Any, path: str, depth: int) -> CompiledFilt
 
 
 def _compile_field(key: str, cond: Any, path: str, depth: int) -> CompiledFilter:
+    if isinstance(cond, Mapping) and not cond:  # no operators: no condition (FAISS)
+        return ALWAYS
     values: list[Any] | None = None  # the values an index lookup may select by
     complete = False
-    if isinstance(cond, Mapping) and typed_literal(cond, path) is None and cond:
+    if isinstance(cond, Mapping) and typed_literal(cond, path) is None:
         ops = [isinstance(k, str) and k.startswith("$") for k in cond]
         if all(ops):
             test = field_tests(cond, path, depth + 1)
