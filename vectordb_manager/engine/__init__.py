@@ -16,6 +16,7 @@ Where each concern lives:
 ``search``             nearest neighbours on a state, exact under filters
 ``vectors``            rows and query vectors checked, normalised and shaped
 ``filters``            the metadata filter language, compiled to predicates and index plans
+``filter_ops``         the filters' values (kinds, equality, date literals) and field operators
 ``compaction``         when to merge segments (the policy) and the merge itself
 ``verification``       files against memory, records against their hashes
 ``format``             segment files: sections, encoding, checksummed streaming reads
