@@ -2,9 +2,10 @@
 embedded or written.
 
 `_validate_rows` checks the lengths and the ids (given, or new UUID4s) and copies each metadata
-dict with `_json_copy`: a deep copy holding only what comes back from JSON exactly as given,
-within the limits of `engine.limits`. Anything else is an `InvalidInputError` naming the
-metadata and the fix.
+dict with `_json_copy`: a deep copy holding only what comes back from the store exactly as
+given (strings, numbers, booleans, ``None``, lists, dicts with string keys, and dates and
+datetimes, which the records keep in a tagged form, `engine.records`), within the limits of
+`engine.limits`. Anything else is an `InvalidInputError` naming the metadata and the fix.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
@@ -73,7 +75,7 @@ def _validate_rows(
 
 
 def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
-    """A deep copy of the metadata that round-trips through JSON exactly, or an error."""
+    """A deep copy of the metadata that the store gives back exactly, or an error."""
     if meta is None:
         return {}
     if not isinstance(meta, Mapping):
@@ -89,9 +91,15 @@ class _NotJSON(Exception):
 
 
 def _json_copy(value: Any, depth: int) -> Any:
-    """A copy of a JSON value; ``depth``: its nesting level (the metadata dict is level 1)."""
+    """A copy of a JSON value, or of a date or datetime (as the exact type, the datetime's
+    time zone as its fixed UTC offset); ``depth``: its nesting level (the metadata dict is
+    level 1)."""
     if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, datetime):  # before date: a datetime is a date
+        return _copy_datetime(value)
+    if isinstance(value, date):
+        return date(value.year, value.month, value.day)
     if isinstance(value, str):
         return str(value)
     if isinstance(value, int):
@@ -129,7 +137,41 @@ def _json_copy(value: Any, depth: int) -> Any:
             f"holds the tuple {value!r}: tuples become lists in JSON, so it would not come "
             "back unchanged; convert those values first"
         )
-    raise _NotJSON(
-        f"is not JSON: {type(value).__name__} values are not allowed; use strings, numbers, "
-        "booleans, None, lists and dicts with string keys"
+    if isinstance(value, time | timedelta):
+        raise _NotJSON(
+            f"is not JSON: {type(value).__name__} values are not allowed (of dates and "
+            "times, only date and datetime are kept); store it as a string or a number, or "
+            f"use {_ALLOWED}"
+        )
+    raise _NotJSON(f"is not JSON: {type(value).__name__} values are not allowed; use {_ALLOWED}")
+
+
+_ALLOWED = "strings, numbers, booleans, None, dates, datetimes, lists and dicts with string keys"
+
+
+def _copy_datetime(value: datetime) -> datetime:
+    """A plain `datetime` equal to ``value``: naive stays naive, an aware one keeps its UTC
+    offset (a zone's name and rules are not kept: ISO 8601 has only the offset)."""
+    try:
+        offset = value.utcoffset()
+    except Exception as exc:  # a tzinfo of the caller's that fails
+        raise _NotJSON(
+            f"holds the datetime {value!r:.80}, whose time zone fails to give its UTC offset "
+            f"({exc}); give it a fixed offset (datetime.timezone)"
+        ) from None
+    if offset is None:
+        tz = None
+    elif not offset:
+        tz = UTC
+    else:
+        tz = timezone(offset)
+    return datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        tz,
     )
