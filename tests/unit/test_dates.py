@@ -150,6 +150,15 @@ def test_dates_round_trip_through_reopening_and_compaction(tmp_path: Path, index
     assert features(tmp_path) == [TYPED_VALUES]
 
 
+def test_a_store_in_memory_gives_dates_back_too() -> None:
+    store = LocalVectorStore(EMB)
+    store.add_texts(["t", "u"], [META, {"n": 1}], ids=["a", "b"])
+    store.delete(["b"])
+    store.compact()
+    assert same(store.get_by_ids(["a"])[0].metadata, META)
+    assert same(store.similarity_search("t", k=1)[0].metadata, META)
+
+
 def test_a_date_stays_a_date_and_naive_stays_naive(tmp_path: Path) -> None:
     open_store(tmp_path).add_texts(["t"], [{"d": date(2020, 5, 17), "n": datetime(2020, 5, 17)}], ids=["a"])
     meta = open_store(tmp_path).get_by_ids(["a"])[0].metadata
