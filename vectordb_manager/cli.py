@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
 from vectordb_manager.config import VectorDBConfig, load_config_file
@@ -64,7 +65,12 @@ def _manager(args: argparse.Namespace, *, create: bool = False) -> Any:
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    """What JSON has no type for: dates and datetimes as ISO 8601, anything else as text."""
+    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 def _doc_json(doc: Any, score: float | None = None) -> dict[str, Any]:
@@ -120,7 +126,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         _print_json([_doc_json(d) for d in docs])
     else:
         for doc in docs:
-            meta = json.dumps(doc.metadata, ensure_ascii=False)
+            meta = json.dumps(doc.metadata, ensure_ascii=False, default=_json_default)
             print(f"{doc.id}\n  metadata: {meta}\n  {doc.page_content}")
     if missing:
         print(f"vectordb: not found: {', '.join(missing)}", file=sys.stderr)

@@ -59,7 +59,7 @@ BAD_CALLS: list[tuple[str, Callable[[LocalVectorStore], Any], type[Exception], s
     ("vector dimension", lambda s: s.add_embeddings([("x", [1.0] * 5)]), DimensionMismatchError, "dimension 5"),
     ("ragged vectors", lambda s: s.add_embeddings([("x", [1.0] * 32), ("y", [1.0] * 31)]), DimensionMismatchError, "different lengths"),
     ("zero vector", lambda s: s.add_embeddings([("x", [0.0] * 32)]), InvalidInputError, "all zeros"),
-    ("unknown operator", lambda s: s.similarity_search("x", filter={"c": {"$like": "r"}}), InvalidInputError, "unknown operator"),
+    ("unknown operator", lambda s: s.similarity_search("x", filter={"c": {"$regex": "r"}}), InvalidInputError, "unknown operator"),
     ("bad filter type", lambda s: s.similarity_search("x", filter="c=red"), InvalidInputError, "filter must be a dict"),  # type: ignore[arg-type]
     ("unknown kwarg", lambda s: s.similarity_search("x", fitler={"c": "red"}), InvalidInputError, "'fitler'"),
     ("delete ids string", lambda s: s.delete("a"), InvalidInputError, "list of strings"),  # type: ignore[arg-type]

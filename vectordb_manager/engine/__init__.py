@@ -16,11 +16,13 @@ Where each concern lives:
 ``search``             nearest neighbours on a state, exact under filters
 ``vectors``            rows and query vectors checked, normalised and shaped
 ``filters``            the metadata filter language, compiled to predicates and index plans
+``filter_ops``         the filters' values (kinds, equality, date literals) and field operators
 ``compaction``         when to merge segments (the policy) and the merge itself
 ``verification``       files against memory, records against their hashes
 ``format``             segment files: sections, encoding, checksummed streaming reads
 ``manifest``           manifests: `Manifest` and its file references, the strict parser
-``records``            records as JSON lines, kept undecoded and decoded on demand
+``records``            records as JSON lines, kept undecoded and decoded on demand; dates and
+                       datetimes in metadata, tagged in records flagged typed
 ``npy``                the vectors' ``.npy`` prefix and header grammar (no ``ast``)
 ``hashing``            content hashes, and reading a file while checking its SHA-256
 ``options``            distances, index types and defaults, named once

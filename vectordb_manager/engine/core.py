@@ -54,6 +54,7 @@ from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import check_record_size
 from vectordb_manager.engine.loading import Loader, check_live
 from vectordb_manager.engine.locks import ReadWriteLock
+from vectordb_manager.engine.manifest import TYPED_VALUES
 from vectordb_manager.engine.options import (
     DEFAULT_COMMIT_ATTEMPTS,
     DEFAULT_DISTANCE,
@@ -62,6 +63,7 @@ from vectordb_manager.engine.options import (
     INDEX_TYPES,
     chosen,
 )
+from vectordb_manager.engine.records import is_typed
 from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS
 from vectordb_manager.engine.retry import commit_policy
 from vectordb_manager.engine.search import Hit, require_k
@@ -385,6 +387,7 @@ class Engine:
     def _commit_locked(self, seg: SegmentData) -> None:
         log = self.log
         name = new_segment_name()
+        typed = seg.raw is None and any(map(is_typed, seg.metadatas))  # dates: a feature
         if len(seg) and seg.raw is None:
             # kept as the encoded lines, as an opened store keeps them: decoded on demand
             lines = RawRecords.split(encode_records(seg), f"{SEGMENT_DIR}{name}.seg")
@@ -409,6 +412,7 @@ class Engine:
                     embedding_model=current.embedding_model or self.embedding_model,
                     index=self.requested_index,
                     index_params=self.params.to_json(),
+                    features=current.with_feature(TYPED_VALUES) if typed else current.features,
                 )
                 if log.propose(proposed):
                     with self._rw.write():

@@ -1,27 +1,61 @@
-"""Metadata filters: a small MongoDB-style language compiled to a Python predicate.
+"""Metadata filters: a MongoDB-style language (LangChain FAISS's, and more), compiled once.
 
-A filter is a dict. ``{"key": value}`` means equality; several keys must all hold. A key may
-instead map to operators: ``{"year": {"$gte": 2000, "$lt": 2010}}``. Supported operators:
-``$eq $ne $gt $gte $lt $lte $in $nin`` on fields and ``$and $or`` (lists of filters) at any
-level. Comparisons never cross types: ``True`` does not equal ``1``, numbers compare with
-numbers and strings with strings; a missing key fails every test except ``$ne`` and ``$nin``.
-Malformed filters raise :class:`InvalidInputError` when compiled, before any search runs.
+A filter is a dict on metadata, or a callable (``filter=lambda md: md["page"] > 1``, as
+LangChain's FAISS store takes) that gets a copy of each document's metadata and returns
+whether the document passes. ``None`` and ``{}`` match everything. In a dict:
+
+``{"key": value}``
+    equality; several keys must all hold. A list means any of: ``{"page": [0, 1]}`` is
+    ``{"page": {"$in": [0, 1]}}`` (FAISS's meaning); ``{"$eq": [0, 1]}`` compares a list.
+``{"key": {"$op": operand, ...}}``
+    field operators, all of which must hold (``{"key": {}}`` has none: it passes all, as in FAISS):
+    ``$eq``, ``$ne`` (also ``$neq``), ``$gt $gte $lt $lte``, ``$in $nin`` (a list),
+    ``$between`` (``[low, high]``, both ends included), ``$exists`` (true or false),
+    ``$contains`` (a substring of a string, or an item of a list), ``$like`` / ``$ilike``
+    (SQL patterns: ``%`` any run, ``_`` one character, ``\\`` escapes; ilike ignores case),
+    ``$not`` (operators, negated: ``{"page": {"$not": {"$gt": 3}}}``).
+``{"$and": [f, ...]}``, ``{"$or": [f, ...]}``, ``{"$not": f}``
+    combine filters, at any level; ``$and: []`` matches everything, ``$or: []`` nothing.
+
+Values compare only within one kind (`filter_ops`): ``True`` is not ``1``; numbers with
+numbers, strings with strings, dates with dates, naive datetimes with naive ones and aware
+with aware (by instant); a mismatch fails the test and never raises. Metadata may hold
+``datetime.date``/``datetime.datetime`` values; JSON callers write them as
+``{"$date": "2024-05-01"}`` or ``{"$datetime": "2024-05-01T12:00:00+00:00"}``. A missing key
+equals ``None`` (as in FAISS and MongoDB) and fails every other test but ``$ne``, ``$nin``,
+``$not`` and ``$exists: false``. Malformed filters raise :class:`InvalidInputError` when
+compiled, before any search runs; so does a callable that raises (its error chained).
+docs/filters.md is the full reference.
+
+Compiling gives a predicate and a plan of the equality terms (`Equals`, `AllOf`, `AnyOf`),
+which the value indexes answer without testing records (`StoreState.plan_slots`).
 """
 
 from __future__ import annotations
 
-import json
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vectordb_manager.engine.limits import MAX_FILTER_DEPTH, MAX_METADATA_DEPTH, deeper_than
+from vectordb_manager.engine.filter_ops import (
+    FIELD_OPERATORS,
+    MISSING,
+    collection,
+    equals_test,
+    field_tests,
+    in_test,
+    keyable,
+    literal,
+    typed_literal,
+    value_key,
+)
+from vectordb_manager.engine.limits import MAX_FILTER_DEPTH
 from vectordb_manager.errors import InvalidInputError
 
 Predicate = Callable[[Mapping[str, Any]], bool]
-FIELD_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin")
-LOGICAL_OPERATORS = ("$and", "$or")
-_MISSING = object()
+Filter = Mapping[str, Any] | Callable[[dict[str, Any]], Any]
+LOGICAL_OPERATORS = ("$and", "$or", "$not")
 
 
 @dataclass(frozen=True)
@@ -35,185 +69,218 @@ class CompiledFilter:
     complete: bool
 
 
-def compile_where(spec: Mapping[str, Any] | None) -> CompiledFilter | None:
-    """Compile a filter dict (checked, in one walk); ``None`` or ``{}`` match everything."""
-    if spec is None:
-        return None
-    if not isinstance(spec, Mapping):
-        raise InvalidInputError(
-            f"filter must be a dict such as {{'source': 'a.txt'}}, got {type(spec).__name__}"
-        )
-    if not spec:
-        return None
-    return _compile_mapping(spec, path="filter", depth=1)
+def compile_where(spec: Filter | CompiledFilter | None) -> CompiledFilter | None:
+    """Compile a filter dict (checked, in one walk) or a callable; ``None`` when it matches
+    everything (``None``, ``{}``, ``{"$and": []}``)."""
+    if spec is None or isinstance(spec, CompiledFilter):
+        return spec
+    if isinstance(spec, Mapping):
+        compiled = _compile_mapping(spec, path="filter", depth=1)
+        return None if compiled is ALWAYS else compiled
+    if callable(spec):
+        return CompiledFilter(_user_predicate(spec), None, False)
+    raise InvalidInputError(
+        f"filter must be a dict such as {{'source': 'a.txt'}} or a function of the metadata "
+        f"such as lambda md: md.get('page', 0) > 1, got {type(spec).__name__}"
+    )
 
 
-def compile_filter(spec: Mapping[str, Any] | None) -> Predicate | None:
-    """A filter dict's predicate over metadata; ``None`` or ``{}`` match everything."""
+def compile_filter(spec: Filter | None) -> Predicate | None:
+    """A filter's predicate over metadata; ``None`` when it matches everything."""
     compiled = compile_where(spec)
     return compiled.predicate if compiled is not None else None
 
 
-def plan_filter(spec: Mapping[str, Any] | None) -> tuple[Plan | None, bool]:
+def plan_filter(spec: Filter | None) -> tuple[Plan | None, bool]:
     """A plan for the indexable parts of a (valid) filter, and whether it covers the whole
     filter (then no record needs testing with the predicate)."""
     compiled = compile_where(spec)
     return (compiled.plan, compiled.complete) if compiled is not None else (None, True)
 
 
-def _compile_mapping(spec: Mapping[str, Any], path: str, depth: int) -> CompiledFilter:
-    if not isinstance(spec, Mapping) or not spec:
-        raise InvalidInputError(f"{path} must be a non-empty dict, got {spec!r:.200}")
+# -- callables ------------------------------------------------------------------------------
+_CONTAINERS = frozenset((list, dict))
+
+
+def _user_predicate(fn: Callable[[dict[str, Any]], Any]) -> Predicate:
+    """``fn`` on a private copy of each metadata dict (the store's own are shared with its
+    records: a function that changes its argument must not change the store), its result
+    taken as true or false, its errors raised as `InvalidInputError` naming it."""
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+
+    def predicate(meta: Mapping[str, Any]) -> bool:
+        # stored metadata holds JSON values and dates: only lists and dicts can change
+        mine = (
+            dict(meta)
+            if _CONTAINERS.isdisjoint(map(type, meta.values()))
+            else copy.deepcopy(dict(meta))
+        )
+        try:
+            return bool(fn(mine))
+        except Exception as exc:
+            hint = (
+                f"; use md.get({exc.args[0]!r}) for documents without that key"
+                if isinstance(exc, KeyError) and exc.args
+                else ""
+            )
+            raise InvalidInputError(
+                f"the filter function {name} raised {type(exc).__name__}: {exc} on the "
+                f"metadata {dict(meta)!r:.200}{hint}"
+            ) from exc
+
+    return predicate
+
+
+# -- dicts ----------------------------------------------------------------------------------
+def _always(meta: Mapping[str, Any]) -> bool:
+    return True
+
+
+def _never(meta: Mapping[str, Any]) -> bool:
+    return False
+
+
+def _compile_mapping(spec: Any, path: str, depth: int) -> CompiledFilter:
+    if not isinstance(spec, Mapping):
+        raise InvalidInputError(f"{path} must be a filter dict, got {spec!r:.200}")
     if depth > MAX_FILTER_DEPTH:
         raise InvalidInputError(
-            f"the filter nests $and/$or more than {MAX_FILTER_DEPTH} levels deep (at "
+            f"the filter nests $and/$or/$not more than {MAX_FILTER_DEPTH} levels deep (at "
             f"{path[:120]}...); flatten it"
         )
-    parts: list[Predicate] = []
-    terms: list[Plan] = []
-    complete = True
+    parts: list[CompiledFilter] = []
     for key, value in spec.items():
         if not isinstance(key, str):
             raise InvalidInputError(f"{path} has a non-string key {key!r}")
         if key.startswith("$"):
-            sub = _compile_logical(key, value, path, depth)
-            parts.append(sub.predicate)
-            if isinstance(sub.plan, AllOf):  # an $and: its terms join ours
-                terms.extend(sub.plan.parts)
-            elif sub.plan is not None:
-                terms.append(sub.plan)
-            complete = complete and sub.complete
+            parts.append(_compile_logical(key, value, path, depth))
         else:
-            parts.append(_compile_field(key, value, f"{path}[{key!r}]"))
-            values = _equality_values(value)
-            if values is None:
-                complete = False
-            else:
-                terms.append(Equals(key, tuple(values)))
-    predicate = parts[0] if len(parts) == 1 else (lambda meta: all(p(meta) for p in parts))
-    if not terms:
-        return CompiledFilter(predicate, None, False)
-    return CompiledFilter(predicate, terms[0] if len(terms) == 1 else AllOf(tuple(terms)), complete)
+            parts.append(_compile_field(key, value, f"{path}[{key!r}]", depth))
+    return _all_of(parts)
 
 
 def _compile_logical(op: str, value: Any, path: str, depth: int) -> CompiledFilter:
+    if op == "$not":
+        if not isinstance(value, Mapping):
+            raise InvalidInputError(
+                f"$not in {path} takes one filter dict, such as {{'$not': {{'page': 1}}}}, "
+                f"got {value!r:.200}"
+            )
+        return _negation(_compile_mapping(value, f"{path}.$not", depth + 1))
     if op not in LOGICAL_OPERATORS:
         raise InvalidInputError(
             f"unknown operator {op!r} in {path}; use {', '.join(LOGICAL_OPERATORS)} to combine "
             f"filters, or one of {', '.join(FIELD_OPERATORS)} inside a field"
         )
-    if not isinstance(value, list) or not value:
-        raise InvalidInputError(f"{op} in {path} takes a non-empty list of filters, got {value!r}")
+    if not isinstance(value, list | tuple):
+        raise InvalidInputError(
+            f"{op} in {path} takes a list of filters, such as {{{op!r}: [{{'a': 1}}, "
+            f"{{'b': 2}}]}}, got {value!r:.200}"
+        )
     subs = [_compile_mapping(v, f"{path}.{op}[{i}]", depth + 1) for i, v in enumerate(value)]
-    predicates = [s.predicate for s in subs]
-    if op == "$and":
-        plans = [s.plan for s in subs if s.plan is not None]
-        flat = [t for p in plans for t in (p.parts if isinstance(p, AllOf) else (p,))]
-        return CompiledFilter(
-            lambda meta: all(p(meta) for p in predicates),
-            AllOf(tuple(flat)) if flat else None,
-            all(s.plan is not None and s.complete for s in subs),
-        )
-    anyof = [s.plan for s in subs if s.plan is not None]
-    return CompiledFilter(
-        lambda meta: any(p(meta) for p in predicates),
-        AnyOf(tuple(anyof)) if len(anyof) == len(subs) else None,
-        len(anyof) == len(subs) and all(s.complete for s in subs),
-    )
+    return _all_of(subs) if op == "$and" else _any_of(subs)
 
 
-def _compile_field(key: str, cond: Any, path: str) -> Predicate:
-    if (
-        isinstance(cond, Mapping)
-        and cond
-        and all(isinstance(k, str) and k.startswith("$") for k in cond)
-    ):
-        tests = [_field_test(op, arg, path) for op, arg in cond.items()]
-        if len(tests) == 1:
-            (test,) = tests
-            return lambda meta: test(meta.get(key, _MISSING))
-        return lambda meta: all(t(meta.get(key, _MISSING)) for t in tests)
-    if isinstance(cond, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in cond):
-        raise InvalidInputError(f"{path} mixes operators and plain keys: {cond!r}")
-    _require_json(cond, path)
-    return lambda meta: _equal(meta.get(key, _MISSING), cond)
+def _compile_field(key: str, cond: Any, path: str, depth: int) -> CompiledFilter:
+    if isinstance(cond, Mapping) and not cond:  # no operators: no condition (FAISS)
+        return ALWAYS
+    values: list[Any] | None = None  # the values an index lookup may select by
+    complete = False
+    if isinstance(cond, Mapping) and typed_literal(cond, path) is None:
+        ops = [isinstance(k, str) and k.startswith("$") for k in cond]
+        if all(ops):
+            test = field_tests(cond, path, depth + 1)
+            values, complete = _indexable_terms(cond, path)
+        elif any(ops):
+            raise InvalidInputError(
+                f"{path} mixes operators and plain keys: {cond!r:.200}; put the plain keys "
+                "in an operator such as $eq"
+            )
+        else:
+            test = equals_test(literal(cond, path))
+    elif isinstance(cond, list):  # any of (FAISS)
+        items = collection(cond, "$in", path)
+        test = in_test(items)
+        values, complete = (items, True) if all(map(keyable, items)) else (None, False)
+    else:
+        x = literal(cond, path)
+        test = equals_test(x)
+        values, complete = ([x], True) if keyable(x) else (None, False)
+    if not values and values is not None:  # $in: [] or []: nothing passes
+        return NEVER
+
+    def predicate(meta: Mapping[str, Any]) -> bool:
+        return test(meta.get(key, MISSING))
+
+    plan = Equals(key, tuple(values)) if values is not None else None
+    return CompiledFilter(predicate, plan, complete and plan is not None)
 
 
-def _field_test(op: str, arg: Any, path: str) -> Callable[[Any], bool]:
-    if op in ("$eq", "$ne"):
-        _require_json(arg, f"{path}.{op}")
+def _indexable_terms(cond: Mapping[str, Any], path: str) -> tuple[list[Any] | None, bool]:
+    """The values one ``$eq``/``$in`` of an operator dict selects (if they are all keyable),
+    and whether that operator is the whole dict."""
+    for op, arg in cond.items():
         if op == "$eq":
-            return lambda v: _equal(v, arg)
-        return lambda v: not _equal(v, arg)
-    if op in ("$gt", "$gte", "$lt", "$lte"):
-        if not _is_comparable(arg):
-            raise InvalidInputError(f"{op} in {path} needs a number or a string, got {arg!r}")
-        compare = _COMPARE[op]
-        return lambda v: _same_kind(v, arg) and compare(v, arg)
-    if op in ("$in", "$nin"):
-        if not isinstance(arg, list):
-            raise InvalidInputError(f"{op} in {path} takes a list of values, got {arg!r}")
-        for item in arg:
-            _require_json(item, f"{path}.{op}")
-        if op == "$in":
-            return lambda v: any(_equal(v, a) for a in arg)
-        return lambda v: not any(_equal(v, a) for a in arg)
-    if op in LOGICAL_OPERATORS:
-        raise InvalidInputError(
-            f"{op} in {path} must be used at the top of a filter, not inside a field"
-        )
-    raise InvalidInputError(
-        f"unknown operator {op!r} in {path}; supported: {', '.join(FIELD_OPERATORS)}"
+            items = [literal(arg, path)]
+        elif op == "$in":
+            items = collection(arg, op, path)
+        else:
+            continue
+        if all(map(keyable, items)):
+            return items, len(cond) == 1
+    return None, False
+
+
+def _all_of(subs: list[CompiledFilter]) -> CompiledFilter:
+    subs = [s for s in subs if s is not ALWAYS]
+    if not subs:
+        return ALWAYS
+    if any(s is NEVER for s in subs):
+        return NEVER
+    if len(subs) == 1:
+        return subs[0]
+    terms = tuple(
+        t for s in subs if s.plan is not None
+        for t in (s.plan.parts if isinstance(s.plan, AllOf) else (s.plan,))
+    )  # fmt: skip
+    plan = None if not terms else terms[0] if len(terms) == 1 else AllOf(terms)
+    preds = [s.predicate for s in subs]
+    if len(preds) == 2:
+        first, second = preds
+        predicate: Predicate = lambda meta: first(meta) and second(meta)  # noqa: E731
+    else:
+        predicate = lambda meta: all(p(meta) for p in preds)  # noqa: E731
+    return CompiledFilter(predicate, plan, plan is not None and all(s.complete for s in subs))
+
+
+def _any_of(subs: list[CompiledFilter]) -> CompiledFilter:
+    if any(s is ALWAYS for s in subs):
+        return ALWAYS
+    subs = [s for s in subs if s is not NEVER]
+    if not subs:
+        return NEVER
+    if len(subs) == 1:
+        return subs[0]
+    plans = [s.plan for s in subs if s.plan is not None]
+    plan = AnyOf(tuple(plans)) if len(plans) == len(subs) else None
+    preds = [s.predicate for s in subs]
+    return CompiledFilter(
+        lambda meta: any(p(meta) for p in preds),
+        plan,
+        plan is not None and all(s.complete for s in subs),
     )
 
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "$gt": lambda a, b: bool(a > b),
-    "$gte": lambda a, b: bool(a >= b),
-    "$lt": lambda a, b: bool(a < b),
-    "$lte": lambda a, b: bool(a <= b),
-}
+def _negation(sub: CompiledFilter) -> CompiledFilter:
+    if sub is ALWAYS:
+        return NEVER
+    if sub is NEVER:
+        return ALWAYS
+    inner = sub.predicate
+    return CompiledFilter(lambda meta: not inner(meta), None, False)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _is_comparable(v: Any) -> bool:
-    return _is_number(v) or isinstance(v, str)
-
-
-def _same_kind(a: Any, b: Any) -> bool:
-    return (_is_number(a) and _is_number(b)) or (isinstance(a, str) and isinstance(b, str))
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if a is _MISSING:
-        return False
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if _is_number(a) and _is_number(b):
-        return bool(a == b)
-    if type(a) is not type(b):
-        return False
-    return bool(a == b)
-
-
-def _require_json(value: Any, path: str) -> None:
-    if deeper_than(value, MAX_METADATA_DEPTH):
-        raise InvalidInputError(
-            f"{path} compares with a value nested more than {MAX_METADATA_DEPTH} levels deep, "
-            "which no stored metadata can hold"
-        )
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"{path} compares with {value!r}, which is not a JSON value"
-        ) from None
-
-
-# -- index plans --------------------------------------------------------------------------
+# -- index plans ----------------------------------------------------------------------------
 # A plan answers the equality parts of a filter from per-key value indexes instead of testing
 # every record.
 
@@ -235,37 +302,29 @@ class AllOf:
 
 @dataclass(frozen=True)
 class AnyOf:
-    """The records some part selects."""
+    """The records some part selects (none when there are no parts)."""
 
     parts: tuple[Plan, ...]
 
 
 Plan = Equals | AllOf | AnyOf
-_SCALARS = (str, int, float, bool, type(None))
 
+ALWAYS = CompiledFilter(_always, None, True)
+"""A filter that passes everything (``{}``, ``{"$and": []}``)."""
+NEVER = CompiledFilter(_never, AnyOf(()), True)
+"""A filter that passes nothing (``{"$or": []}``, ``{"k": {"$in": []}}``)."""
 
-def value_key(value: Any) -> tuple[str, Any] | None:
-    """The index key of a metadata value; equal keys exactly when `_equal` holds. Lists and
-    dicts are not indexed (``None``)."""
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, int | float):
-        return ("n", value)  # 1 and 1.0 compare (and hash) equal, as in `_equal`
-    if isinstance(value, str):
-        return ("s", value)
-    if value is None:
-        return ("z", None)
-    return None
-
-
-def _equality_values(cond: Any) -> list[Any] | None:
-    if isinstance(cond, Mapping):
-        if len(cond) != 1:
-            return None
-        ((op, arg),) = cond.items()
-        if op == "$eq" and isinstance(arg, _SCALARS):
-            return [arg]
-        if op == "$in" and isinstance(arg, list) and all(isinstance(a, _SCALARS) for a in arg):
-            return list(arg)
-        return None
-    return [cond] if isinstance(cond, _SCALARS) else None
+__all__ = [
+    "ALWAYS",
+    "NEVER",
+    "AllOf",
+    "AnyOf",
+    "CompiledFilter",
+    "Equals",
+    "Plan",
+    "Predicate",
+    "compile_filter",
+    "compile_where",
+    "plan_filter",
+    "value_key",
+]

@@ -419,14 +419,7 @@ def encode_records(seg: SegmentData) -> bytes:
     """One JSON object per line (JSON escapes newlines inside strings); `InvalidInputError`
     for a record that readers would refuse (metadata nested too deeply, a line too long), so
     a writer never commits what no reader opens."""
-    records = zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
-    lines = [encode_record(i, r) + b"\n" for i, r in zip(seg.ids, records, strict=True)]
-    for doc_id, meta, line in zip(seg.ids, seg.metadatas, lines, strict=True):
-        if len(line) > MAX_RECORD_LINE_BYTES + 1:
-            raise InvalidInputError(
-                f"document {doc_id[:80]!r} takes {len(line)} bytes as stored, more than "
-                f"readers accept ({MAX_RECORD_LINE_BYTES}); split it. Nothing was written."
-            )
+    for doc_id, meta in zip(seg.ids, seg.metadatas, strict=True):  # before encoding them
         if nests(meta):
             try:
                 check_depths([meta], "")
@@ -436,6 +429,14 @@ def encode_records(seg: SegmentData) -> bytes:
                     f"{MAX_METADATA_DEPTH} levels, which readers refuse; flatten it. Nothing "
                     "was written."
                 ) from None
+    records = zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
+    lines = [encode_record(i, r) + b"\n" for i, r in zip(seg.ids, records, strict=True)]
+    for doc_id, line in zip(seg.ids, lines, strict=True):
+        if len(line) > MAX_RECORD_LINE_BYTES + 1:
+            raise InvalidInputError(
+                f"document {doc_id[:80]!r} takes {len(line)} bytes as stored, more than "
+                f"readers accept ({MAX_RECORD_LINE_BYTES}); split it. Nothing was written."
+            )
     return b"".join(lines)
 
 

@@ -3,7 +3,8 @@
 Every file a manifest names carries its size and SHA-256; `HashingReader` reads such a file
 front to back in bounded chunks, hashing as it goes, and checks both at the end, so a file is
 never held whole to be verified. A record's content hash covers its text and its metadata as
-canonical JSON (`canonical_json`), so that equal content always hashes the same.
+canonical JSON (`canonical_json`, dates and datetimes tagged), so that equal content always
+hashes the same.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import IO, Any
 import numpy as np
 
 from vectordb_manager.engine.manifest import FileRef
-from vectordb_manager.engine.records import newlines
+from vectordb_manager.engine.records import is_typed, newlines, tag_metadata
 from vectordb_manager.errors import IntegrityError
 
 
@@ -30,6 +31,12 @@ def content_hash(text: str, metadata_json: str) -> str:
 
 
 def canonical_json(value: Any) -> str:
+    """A record's metadata as canonical JSON: what its content hash and its size limit
+    cover. Metadata holding dates or datetimes is given in its tagged form (see `records`)
+    as the one item of a list, so that it never reads the same as metadata without them
+    (whose tag-like dicts are stored as they are)."""
+    if type(value) is dict and is_typed(value):
+        value = [tag_metadata(value)]
     return json.dumps(
         value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")
     )

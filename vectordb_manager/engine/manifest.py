@@ -35,7 +35,12 @@ from vectordb_manager.errors import IntegrityError, StorageError
 
 FORMAT_NAME = "vectordb-manager"
 FORMAT_VERSION = 1
-SUPPORTED_FEATURES: frozenset[str] = frozenset()
+TYPED_VALUES = "typed-values"
+"""The feature of a store whose segments may hold typed records (dates and datetimes in the
+metadata, tagged; see `records`): set by the first commit that writes one, and kept by every
+later version, so that a reader that cannot untag them refuses the store instead of
+returning the tags as metadata."""
+SUPPORTED_FEATURES: frozenset[str] = frozenset((TYPED_VALUES,))
 MANIFEST_DIR = "manifests/"
 SEGMENT_DIR = "segments/"
 INDEX_DIR = "indexes/"
@@ -248,6 +253,10 @@ class Manifest:
                 "documents into a new store (VectorDatabaseManager.switch_backend)."
             )
         return replace(self, version=self.version + 1, created_at=now_iso(), **changes)
+
+    def with_feature(self, name: str) -> tuple[str, ...]:
+        """The features of this version plus ``name`` (for the next version's ``features``)."""
+        return self.features if name in self.features else (*self.features, name)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -482,6 +491,7 @@ __all__ = [
     "SEGMENT_DIR",
     "SNAPSHOT_KINDS",
     "SUPPORTED_FEATURES",
+    "TYPED_VALUES",
     "FileRef",
     "Manifest",
     "SegmentRef",

@@ -6,11 +6,20 @@ verified file, plus where each line ends) and decodes a line when a search retur
 run of lines in bulk for a filter. Every line is decoded on its own, so a line never spills
 into its neighbour whatever its bytes are.
 
+Dates and datetimes, which JSON cannot carry, are written in a tagged form, and only in the
+records whose metadata holds one (flagged ``"typed": 1`` on their line, so an ordinary record
+costs its decoder one dictionary lookup): in the metadata of such a record, a dict with one key
+that starts with ``$`` is a tag: ``{"$datetime": "<ISO 8601>"}`` (with the UTC offset when the
+datetime has one), ``{"$date": "YYYY-MM-DD"}``, or ``{"$dict": {...}}`` for a user's own dict
+of one ``$`` key, which would otherwise read as a tag (`tag_metadata`, `untag_metadata`).
+Stores holding such records carry the manifest feature ``typed-values``.
+
 Decoding never trusts the bytes: a record that is not an object with a string text, a dict
 metadata and string hash and timestamps, whose metadata nests deeper than
-`MAX_METADATA_DEPTH`, or whose line is longer than `MAX_RECORD_LINE_BYTES` raises
-`IntegrityError` (never `RecursionError`: deeply nested values once broke every later search
-that returned them).
+`MAX_METADATA_DEPTH`, whose tags are malformed (an unknown tag, or a date or datetime not
+written exactly as a writer writes it), or whose line is longer than `MAX_RECORD_LINE_BYTES`
+raises `IntegrityError` (never `RecursionError`: deeply nested values once broke every later
+search that returned them).
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ import itertools
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -46,6 +57,14 @@ MAX_RECORD_LINE_BYTES = MAX_RECORD_BYTES + _FIXED_FIELDS_ROOM
 """The longest record line a reader accepts (text and metadata plus the fixed fields)."""
 
 _CONTAINERS = frozenset((dict, list))  # the JSON values that nest
+_SCALARS = frozenset((str, int, float, bool, type(None)))  # JSON's other values
+
+TYPED_FIELD = "typed"
+"""The field (value ``1``) of a record line whose metadata is in the tagged form."""
+DATETIME_TAG, DATE_TAG, DICT_TAG = "$datetime", "$date", "$dict"
+# a typed record's metadata, tagged, nests one level deeper for a date and for each escaped
+# dict: at most twice as deep (checked before it is untagged, then the untagged one as usual)
+_TAGGED_DEPTH = 2 * MAX_METADATA_DEPTH
 
 
 @dataclass(frozen=True)
@@ -109,8 +128,15 @@ class RawRecords:
         return out
 
     def metadatas(self, start: int, stop: int) -> list[dict[str, Any]]:
-        """The metadata of lines ``start``..``stop`` (decoded in bulk, nothing kept)."""
-        found = [r.get("metadata") if type(r) is dict else None for r in self.decode(start, stop)]
+        """The metadata of lines ``start``..``stop`` (decoded in bulk, nothing kept; dates
+        and datetimes as themselves)."""
+        path, typed = self.path, TYPED_FIELD
+        found = [
+            (r.get("metadata") if typed not in r else _typed_metadata(r, path))
+            if type(r) is dict
+            else None
+            for r in self.decode(start, stop)
+        ]
         if not all(type(m) is dict for m in found):
             raise damaged(self.path, "holds a record with bad metadata")
         metas = cast(list[dict[str, Any]], found)
@@ -182,7 +208,105 @@ def _record(r: Any, path: str) -> Record:
         raise damaged(path, "holds a record whose metadata is not an object")
     if not (type(text) is str and type(digest) is str and type(created) is type(updated) is str):
         raise damaged(path, "holds a record with a text, hash or time that is no string")
+    if TYPED_FIELD in r:
+        return record._replace(metadata=_typed_metadata(r, path))
     return record
+
+
+def _typed_metadata(r: dict[str, Any], path: str) -> Any:
+    """The metadata of a decoded line flagged typed, untagged (a line that is no record, or
+    whose metadata is no object, is left for the caller to refuse)."""
+    flag, meta = r[TYPED_FIELD], r.get("metadata")
+    if type(flag) is not int or flag != 1:
+        raise damaged(path, f'holds a record whose "{TYPED_FIELD}" is not 1')
+    if type(meta) is not dict:
+        return meta
+    check_depths([meta], path, _TAGGED_DEPTH)  # bounds the walk below
+    return untag_metadata(meta, path)
+
+
+def is_typed(meta: dict[str, Any]) -> bool:
+    """Whether metadata holds a date or a datetime at any depth (only then is its record
+    written in the tagged form). Flat metadata of JSON scalars, the common case, is one pass
+    over the types of its values, in C."""
+    if _SCALARS.issuperset(map(type, meta.values())):
+        return False
+    stack = list(meta.values())
+    while stack:
+        value = stack.pop()
+        if isinstance(value, date):  # a datetime is a date
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
+def tag_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """Metadata in the tagged form, as JSON can carry it (see the module docstring)."""
+    return {k: _tag(v) for k, v in meta.items()}
+
+
+def _tag(value: Any) -> Any:
+    if isinstance(value, datetime):  # the base class's isoformat: a subclass's may differ
+        return {DATETIME_TAG: datetime.isoformat(value)}
+    if isinstance(value, date):
+        return {DATE_TAG: date.isoformat(value)}
+    if isinstance(value, dict):
+        out = {k: _tag(v) for k, v in value.items()}
+        return {DICT_TAG: out} if len(out) == 1 and next(iter(out)).startswith("$") else out
+    if isinstance(value, list):
+        return [_tag(v) for v in value]
+    return value
+
+
+class _BadTag(Exception):
+    pass
+
+
+def untag_metadata(meta: dict[str, Any], path: str) -> dict[str, Any]:
+    """Tagged metadata (decoded JSON, nesting bounded) with its dates and datetimes as
+    themselves; `IntegrityError` for a tag that no writer writes."""
+    try:
+        return {k: _untag(v) for k, v in meta.items()}
+    except _BadTag as exc:
+        raise damaged(path, f"holds a typed record with {exc}") from None
+
+
+def _untag(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        if len(value) == 1:
+            ((key, inner),) = value.items()
+            if key.startswith("$"):
+                return _from_tag(key, inner)
+        return {k: _untag(v) for k, v in value.items()}
+    if kind is list:
+        return [_untag(v) for v in value]
+    return value
+
+
+def _from_tag(key: str, inner: Any) -> Any:
+    if key == DICT_TAG:
+        if type(inner) is dict and len(inner) == 1 and next(iter(inner)).startswith("$"):
+            return {k: _untag(v) for k, v in inner.items()}
+        raise _BadTag(f"a {DICT_TAG} tag that holds no dict of one $ key")
+    if key == DATETIME_TAG:
+        parse: Callable[[str], date] = datetime.fromisoformat
+    elif key == DATE_TAG:
+        parse = date.fromisoformat
+    else:
+        raise _BadTag(f"the unknown tag {key[:40]!r}")
+    if type(inner) is str:
+        try:
+            value = parse(inner)
+        except (ValueError, OverflowError):
+            pass
+        else:
+            if value.isoformat() == inner:  # exactly as a writer writes it
+                return value
+    raise _BadTag(f"a {key} tag holding {inner!r:.40}, not an ISO 8601 {key[1:]} as written")
 
 
 def nests(meta: dict[str, Any]) -> bool:
@@ -190,10 +314,12 @@ def nests(meta: dict[str, Any]) -> bool:
     return not _CONTAINERS.isdisjoint(map(type, meta.values()))
 
 
-def check_depths(metas: list[dict[str, Any]], path: str) -> None:
-    """Raise `IntegrityError` if any metadata nests deeper than `MAX_METADATA_DEPTH` (the
-    dict itself is level 1). When all are flat, the common case, this is one pass over the
-    types of their values, in C; only a dict or list value makes it walk that metadata."""
+def check_depths(
+    metas: list[dict[str, Any]], path: str, limit: int = MAX_METADATA_DEPTH
+) -> None:
+    """Raise `IntegrityError` if any metadata nests deeper than ``limit`` levels (the dict
+    itself is level 1). When all are flat, the common case, this is one pass over the types
+    of their values, in C; only a dict or list value makes it walk that metadata."""
     values = itertools.chain.from_iterable(map(dict.values, metas))
     if _CONTAINERS.isdisjoint(map(type, values)):
         return
@@ -201,7 +327,7 @@ def check_depths(metas: list[dict[str, Any]], path: str) -> None:
         level = [v for v in meta.values() if type(v) in _CONTAINERS]
         depth = 2
         while level:
-            if depth > MAX_METADATA_DEPTH:
+            if depth > limit:
                 raise IntegrityError(
                     f"{path} holds a record whose metadata nests deeper than "
                     f"{MAX_METADATA_DEPTH} levels, which no vectordb-manager writer accepts; "
@@ -287,18 +413,22 @@ def may_hold_big_int(data: bytes | memoryview) -> bool:
 
 
 def encode_record(doc_id: str, record: tuple[str, dict[str, Any], str, str, str]) -> bytes:
-    """A record's line (without its newline): text, metadata, hash, created and updated."""
+    """A record's line (without its newline): text, metadata, hash, created and updated; the
+    metadata tagged and the line flagged typed when it holds dates or datetimes."""
     text, meta, digest, created, updated = record
-    row = {
+    typed = is_typed(meta)
+    row: dict[str, Any] = {
         "id": doc_id,
         "text": text,
-        "metadata": meta,
+        "metadata": tag_metadata(meta) if typed else meta,
         "hash": digest,
         "created_at": created,
         "updated_at": updated,
     }
-    try:
-        return orjson.dumps(row)
+    if typed:
+        row[TYPED_FIELD] = 1
+    try:  # (never orjson's own text for a datetime: that would come back as a string)
+        return orjson.dumps(row, option=orjson.OPT_PASSTHROUGH_DATETIME)
     except (TypeError, orjson.JSONEncodeError):
         pass  # integers beyond 64 bits or lone surrogates: the standard library copes
     return json.dumps(row, ensure_ascii=True, allow_nan=False).encode("ascii")
@@ -322,7 +452,11 @@ def id_list(data: bytes | memoryview, path: str) -> list[str]:
 
 
 __all__ = [
+    "DATETIME_TAG",
+    "DATE_TAG",
+    "DICT_TAG",
     "MAX_RECORD_LINE_BYTES",
+    "TYPED_FIELD",
     "RawRecords",
     "Record",
     "check_depths",
@@ -330,9 +464,12 @@ __all__ = [
     "dump_ids",
     "encode_record",
     "id_list",
+    "is_typed",
     "loads",
     "nests",
     "newlines",
     "record_tuple",
     "records",
+    "tag_metadata",
+    "untag_metadata",
 ]

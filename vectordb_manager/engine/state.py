@@ -193,6 +193,8 @@ class StoreState:
                 return parts[0].copy()  # a copy: the array may grow on the next commit
             return np.sort(np.concatenate(parts))
         parts = [self.plan_slots(p) for p in plan.parts]
+        if not parts:  # AnyOf(()): a filter nothing passes ({"$or": []})
+            return np.zeros(0, dtype=np.int64)
         combine = np.intersect1d if isinstance(plan, AllOf) else np.union1d
         result = parts[0]
         for part in parts[1:]:

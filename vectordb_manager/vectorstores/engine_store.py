@@ -7,8 +7,6 @@ LangChain method lives here once.
 from __future__ import annotations
 
 import copy
-import math
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -30,10 +28,9 @@ from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.core import Engine
 from vectordb_manager.engine.format import Vectors
 from vectordb_manager.engine.index import IndexParams
-from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
 from vectordb_manager.engine.options import DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_ATTEMPTS
 from vectordb_manager.engine.search import require_k
-from vectordb_manager.errors import ConfigurationError, InvalidInputError
+from vectordb_manager.errors import ConfigurationError
 from vectordb_manager.storage.base import Storage
 from vectordb_manager.vectorstores.compat import (
     ADD_KWARGS,
@@ -45,6 +42,7 @@ from vectordb_manager.vectorstores.compat import (
     refuse_unknown,
     similarity_request,
 )
+from vectordb_manager.vectorstores.rows import _id_list, _validate_rows
 
 _INDEX_OPTIONS = tuple(IndexParams.__dataclass_fields__)
 
@@ -316,7 +314,7 @@ class EngineVectorStore(FaissCompatMixin, VectorStore):
     @override
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete by id; unknown ids are ignored. ``ids=None`` deletes every document."""
-        _no_extra(kwargs, "delete")
+        refuse_unknown("delete", kwargs, ("ids",))
         self._engine.delete(self._engine.ids() if ids is None else _id_list(ids))
         return True
 
@@ -509,127 +507,3 @@ lower is closer) to the relevance ``similarity_search_with_relevance_scores`` re
   [0, 1]: the cosine mapping when the vectors are normalised (as most models' are), so an
   identical text scores 1 under every distance.
 """
-
-
-def _id_list(ids: Sequence[str]) -> list[str]:
-    """A list of ids as given, or `InvalidInputError` (one string is not a list of ids)."""
-    if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
-        raise InvalidInputError(
-            f"ids must be a list of strings, got {ids!r:.80}; for one id, pass [id]"
-        )
-    return list(ids)
-
-
-def _no_extra(kwargs: Mapping[str, Any], method: str) -> None:
-    if kwargs:
-        raise InvalidInputError(
-            f"{method}() got unexpected keyword argument(s) {', '.join(map(repr, sorted(kwargs)))}"
-        )
-
-
-def _validate_rows(
-    texts: Iterable[str],
-    metadatas: Sequence[Mapping[str, Any] | None] | None,
-    ids: Sequence[str | None] | None,
-) -> tuple[list[str], list[dict[str, Any]], list[str]]:
-    if isinstance(texts, str):
-        raise InvalidInputError("texts must be a list of strings, not one string")
-    text_list = list(texts)
-    n = len(text_list)
-    for i, t in enumerate(text_list):
-        if not isinstance(t, str):
-            raise InvalidInputError(f"text {i} is {type(t).__name__}, not a string")
-    if metadatas is not None and len(metadatas) != n:
-        raise InvalidInputError(
-            f"got {len(metadatas)} metadatas for {n} texts; pass one metadata dict per text"
-        )
-    if ids is not None and len(ids) != n:
-        raise InvalidInputError(f"got {len(ids)} ids for {n} texts; pass one id per text")
-    metas = [_clean_metadata(m, i) for i, m in enumerate(metadatas or [None] * n)]
-    id_list: list[str] = []
-    for i, doc_id in enumerate(ids or [None] * n):
-        if doc_id is None:
-            id_list.append(str(uuid.uuid4()))
-        elif not isinstance(doc_id, str):
-            raise InvalidInputError(f"id {i} is {type(doc_id).__name__}; ids must be strings")
-        elif not doc_id:
-            raise InvalidInputError(
-                f"id {i} is empty; give each document a non-empty id, or None to have one made"
-            )
-        elif len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
-            raise InvalidInputError(
-                f"id {i} is longer than {MAX_ID_BYTES} bytes; use a shorter id (such as a hash "
-                "of a long key)"
-            )
-        else:
-            id_list.append(doc_id)
-    if len(set(id_list)) != n:
-        seen: set[str] = set()
-        dupes = sorted({i for i in id_list if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
-        raise InvalidInputError(
-            f"duplicate ids in one call: {dupes[:5]}; each id may appear once per call"
-        )
-    return text_list, metas, id_list
-
-
-def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
-    """A deep copy of the metadata that round-trips through JSON exactly, or an error."""
-    if meta is None:
-        return {}
-    if not isinstance(meta, Mapping):
-        raise InvalidInputError(f"metadata {i} is {type(meta).__name__}, not a dict")
-    try:
-        return _json_copy(dict(meta), 1)  # type: ignore[no-any-return]
-    except _NotJSON as exc:
-        raise InvalidInputError(f"metadata {i} {exc}") from None
-
-
-class _NotJSON(Exception):
-    pass
-
-
-def _json_copy(value: Any, depth: int) -> Any:
-    """A copy of a JSON value; ``depth``: its nesting level (the metadata dict is level 1)."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _NotJSON(f"is not JSON: {value!r} is not a JSON number; use None or a string")
-        return float(value)
-    if isinstance(value, dict | list) and depth > MAX_METADATA_DEPTH:
-        raise _NotJSON(
-            f"nests dicts and lists more than {MAX_METADATA_DEPTH} levels deep; flatten it "
-            "(or store the structure as a JSON string)"
-        )
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise _NotJSON(
-                    f"has the key {k!r}: non-string keys become strings in JSON, "
-                    "so it would not come back unchanged; convert those keys first"
-                )
-            if len(k) * 4 > MAX_KEY_BYTES and len(k.encode("utf-8", "surrogatepass")) > (
-                MAX_KEY_BYTES
-            ):
-                raise _NotJSON(
-                    f"has a key of more than {MAX_KEY_BYTES} bytes ({k[:40]!r}...); keys name "
-                    "fields: put long text in values"
-                )
-            out[str(k)] = _json_copy(v, depth + 1)
-        return out
-    if isinstance(value, list):
-        return [_json_copy(v, depth + 1) for v in value]
-    if isinstance(value, tuple):
-        raise _NotJSON(
-            f"holds the tuple {value!r}: tuples become lists in JSON, so it would not come "
-            "back unchanged; convert those values first"
-        )
-    raise _NotJSON(
-        f"is not JSON: {type(value).__name__} values are not allowed; use strings, numbers, "
-        "booleans, None, lists and dicts with string keys"
-    )
