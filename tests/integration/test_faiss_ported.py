@@ -34,8 +34,8 @@ Tally of the 86 upstream tests:
   (``test_faiss_search_not_found``, ``test_faiss_add_texts_not_supported`` and their async
   twins); our records and index are one engine, with no docstore to swap.
 
-The filter tests need callable filters, list values, ``$not``, ``$neq`` and empty
-``$and``/``$or`` from the filter language (engine/filters.py).
+The filter tests exercise callable filters, list values, ``$not``, ``$neq`` and empty
+``$and``/``$or`` of the filter language (engine/filters.py, docs/filters.md).
 """
 
 from __future__ import annotations
