@@ -123,8 +123,7 @@ class VectorDBTranslator(Visitor):
         elif comparator is Comparator.LIKE:
             if not isinstance(value, str):
                 raise ValueError(
-                    f"like({comparison.attribute!r}, {comparison.value!r}) needs a string "
-                    "pattern"
+                    f"like({comparison.attribute!r}, {comparison.value!r}) needs a string pattern"
                 )
             if "%" not in value:
                 value = f"%{value}%"

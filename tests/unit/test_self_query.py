@@ -135,10 +135,12 @@ def test_nested_operations_translate_all_the_way_down() -> None:
     assert translate(directive) == {
         "filter": {
             "$and": [
-                {"$or": [
-                    {"director": {"$eq": "Greta Gerwig"}},
-                    {"director": {"$eq": "Hayao Miyazaki"}},
-                ]},
+                {
+                    "$or": [
+                        {"director": {"$eq": "Greta Gerwig"}},
+                        {"director": {"$eq": "Hayao Miyazaki"}},
+                    ]
+                },
                 {"$not": {"rating": {"$lt": 7}}},
                 {"year": {"$gte": 1990}},
             ]
@@ -162,13 +164,9 @@ def test_date_times_become_datetime_objects_aware_when_the_text_says_so() -> Non
     utc = parse('gt("seen", "2024-03-01T09:30:00Z")')
     naive = parse('gt("seen", "2024-03-01T09:30:00")')
     assert translate(utc) == {
-        "filter": {
-            "seen": {"$gt": datetime.datetime(2024, 3, 1, 9, 30, tzinfo=datetime.UTC)}
-        }
+        "filter": {"seen": {"$gt": datetime.datetime(2024, 3, 1, 9, 30, tzinfo=datetime.UTC)}}
     }
-    assert translate(naive) == {
-        "filter": {"seen": {"$gt": datetime.datetime(2024, 3, 1, 9, 30)}}
-    }
+    assert translate(naive) == {"filter": {"seen": {"$gt": datetime.datetime(2024, 3, 1, 9, 30)}}}
 
 
 def test_dates_in_a_list_are_converted_too() -> None:
