@@ -68,8 +68,36 @@ class HashingEmbeddings(Embeddings):
         return self._embed(text)
 
 
+# attributes through which wrappers (LangChain's CacheBackedEmbeddings and the like) hold the
+# model that does the work
+_WRAPPED = ("underlying_embeddings", "base_embeddings", "wrapped_embeddings", "embeddings")
+
+
+def underlying_model(embeddings: Embeddings) -> Embeddings:
+    """The model that does the work behind wrappers such as ``CacheBackedEmbeddings``: a
+    cache in front of a model records, and is compared as, that model."""
+    for _ in range(16):  # wrappers of wrappers, but never a loop
+        if isinstance(embeddings, EmbeddingService):
+            inner: object = embeddings.inner
+        else:
+            inner = next(
+                (
+                    found
+                    for found in (getattr(embeddings, a, None) for a in _WRAPPED)
+                    if isinstance(found, Embeddings)
+                ),
+                None,
+            )
+        if not isinstance(inner, Embeddings) or inner is embeddings:
+            return embeddings
+        embeddings = inner
+    return embeddings
+
+
 def known_dimension(embeddings: Embeddings) -> int | None:
     """The dimension the model produces, when it can be known without embedding anything."""
+    if not isinstance(embeddings, EmbeddingService):
+        embeddings = underlying_model(embeddings)
     if isinstance(embeddings, EmbeddingService):
         return embeddings.known_dimension
     size = getattr(embeddings, "size", None)  # HashingEmbeddings, langchain_core fakes
@@ -93,7 +121,10 @@ def known_dimension(embeddings: Embeddings) -> int | None:
 
 
 def embedding_model_name(embeddings: Embeddings) -> str | None:
-    """A stable name for the model, recorded in a store's manifest."""
+    """A stable name for the model, recorded in a store's manifest (of the model behind any
+    wrapper: see `underlying_model`)."""
+    if not isinstance(embeddings, EmbeddingService):
+        embeddings = underlying_model(embeddings)
     if isinstance(embeddings, EmbeddingService):
         return embeddings.model_name
     for attr in ("model_name", "model"):

@@ -9,6 +9,7 @@ re-embedding); ``reembed`` rebuilds a store for a new model.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ from vectordb_manager.embeddings import (
     embedding_model_name,
     known_dimension,
 )
+from vectordb_manager.engine.options import chosen
 from vectordb_manager.errors import (
     ConfigurationError,
     DimensionMismatchError,
@@ -251,6 +253,7 @@ class VectorDatabaseManager:
         """
         if batch_size <= 0:
             raise InvalidInputError(f"batch_size={batch_size} must be positive")
+        config = self._with_our_settings(config)
         self._require_same_vectors(config)
         if migrate and _same_location(config, self.config):
             raise ConfigurationError(
@@ -269,6 +272,17 @@ class VectorDatabaseManager:
         self.config = config
         self._store = target
         return copied
+
+    def _with_our_settings(self, config: VectorDBConfig) -> VectorDBConfig:
+        """``config`` with this store's distance and index type where it leaves them at their
+        defaults (a target store then matches this one)."""
+        stats = self._store.stats()
+        changes: dict[str, Any] = {}
+        if not chosen(config.distance_metric):
+            changes["distance_metric"] = stats["distance"]
+        if not chosen(config.index_type):
+            changes["index_type"] = stats["requested_index"]
+        return dataclasses.replace(config, **changes) if changes else config
 
     def _require_same_vectors(self, config: VectorDBConfig) -> None:
         """Refuse a target configuration whose embeddings or distance differ from this

@@ -205,3 +205,27 @@ def test_verbose_logs_requests_without_credentials(
     before = len(captured.err)
     logging.getLogger("botocore").debug("after main")  # main removed its handler
     assert len(capsys.readouterr().err) == 0 and before > 0
+
+
+def test_commands_take_the_stores_recorded_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "l2"
+    built = LocalVectorStore(HashingEmbeddings(), path, distance="l2", index="hnsw")
+    built.add_texts(["red apples", "green pears"], ids=["a", "p"])
+    args = [*FAKE, "--path", str(path)]
+    assert main([*args, "stats", "--json"]) == 0  # no --distance: the store's is used
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["distance"], stats["requested_index"], stats["documents"]) == ("l2", "hnsw", 2)
+    assert main([*args, "search", "red apples", "-k", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["id"] == "a"
+    # a distance the caller chose must still match the store's
+    assert main([*args, "--distance", "cosine", "stats"]) == 1
+    assert "distance='l2'" in one_error_line(capsys.readouterr().err)
+    # a migration target that names no distance or index gets this store's
+    config = tmp_path / "target.json"
+    config.write_text(json.dumps({"local_path": str(tmp_path / "target")}))
+    assert main([*args, "migrate", "--to", str(config)]) == 0
+    capsys.readouterr()
+    target = LocalVectorStore(HashingEmbeddings(), tmp_path / "target").stats()
+    assert (target["distance"], target["requested_index"], target["documents"]) == ("l2", "hnsw", 2)

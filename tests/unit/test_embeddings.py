@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -689,3 +690,35 @@ def test_real_offline_minilm_model(hf_model: Embeddings) -> None:
     query = np.asarray(service.embed_query("a cat sat on the mat"))
     assert math.isclose(float(np.linalg.norm(query)), 1.0, abs_tol=1e-4)
     np.testing.assert_allclose(query, cat, atol=1e-4)
+
+
+def test_a_cache_in_front_of_the_model_is_recorded_and_compared_as_the_model(
+    tmp_path: Path,
+) -> None:
+    from langchain_classic.embeddings import CacheBackedEmbeddings
+    from langchain_core.stores import InMemoryByteStore
+
+    from vectordb_manager import ConfigurationError, LocalVectorStore
+
+    def cached(model: Embeddings, namespace: str) -> Embeddings:
+        return CacheBackedEmbeddings.from_bytes_store(
+            model, InMemoryByteStore(), namespace=namespace, key_encoder="sha256"
+        )
+
+    plain = HashingEmbeddings(64)
+    built = LocalVectorStore(plain, tmp_path / "s")
+    built.add_texts(["red apples"], ids=["a"])
+    assert embedding_model_name(cached(plain, "x")) == "hashing-bow-64"
+    assert known_dimension(cached(cached(plain, "x"), "y")) == 64  # wrappers of wrappers
+    # built with the plain model, opened through a cache of it: the same model
+    through_cache = LocalVectorStore(cached(HashingEmbeddings(64), "ns"), tmp_path / "s")
+    assert through_cache.similarity_search("red apples", k=1)[0].id == "a"
+    assert through_cache.stats()["embedding_model"] == "hashing-bow-64"
+    # another model behind the cache is another model
+    with pytest.raises(ConfigurationError, match="DeterministicFakeEmbedding"):
+        LocalVectorStore(cached(DeterministicFakeEmbedding(size=64), "ns"), tmp_path / "s")
+    # and a store built through a cache records the model, not the cache
+    LocalVectorStore(cached(HashingEmbeddings(48), "ns"), tmp_path / "t").add_texts(["x"])
+    assert LocalVectorStore(HashingEmbeddings(48), tmp_path / "t").stats()["embedding_model"] == (
+        "hashing-bow-48"
+    )

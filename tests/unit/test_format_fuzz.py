@@ -587,5 +587,6 @@ def test_damaged_stores_give_the_original_data_or_integrity_error(tmp_path: Path
     assert not fixed, f"these known failures pass now; remove them from KNOWN_FAILURES: {fixed}"
     tally = result["tally"]
     assert len(result["cases"]) == CASES, tally
-    # not vacuous: both outcomes happen often (the mix of mutations is fixed by the seed)
-    assert tally["original data"] >= CASES // 20 and tally["IntegrityError"] >= CASES // 2, tally
+    # not vacuous: both outcomes happen often (the mix of mutations is fixed by the seed;
+    # damaged index tuning is refused since opening adopts the store's tuning)
+    assert tally["original data"] >= CASES // 32 and tally["IntegrityError"] >= CASES // 2, tally

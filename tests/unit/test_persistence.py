@@ -163,8 +163,40 @@ def test_dimension_learned_from_first_add_when_model_cannot_say(tmp_path: Path) 
 def test_distance_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     open_store(tmp_path, distance="l2").add_texts(["x"])
     with pytest.raises(ConfigurationError, match="distance='l2'"):
-        open_store(tmp_path)
+        open_store(tmp_path, distance="cosine")  # chosen, and not the store's
     assert len(open_store(tmp_path, distance="l2")) == 1
+
+
+@pytest.mark.parametrize("distance", ["l2", "inner_product", "cosine"])
+@pytest.mark.parametrize("index", ["hnsw", "ivf", "auto", "flat"])
+def test_opening_adopts_the_recorded_distance_index_and_tuning(
+    tmp_path: Path, distance: str, index: str
+) -> None:
+    built = open_store(tmp_path, distance=distance, index=index, hnsw_m=12, ivf_nprobe=3)
+    built.add_texts(["red apples", "green pears", "blue sky"], ids=["a", "p", "s"])
+    expected = built.similarity_search_with_score("red apples", k=3)
+    reopened = open_store(tmp_path)  # nothing chosen: everything as recorded
+    stats = reopened.stats()
+    assert (stats["distance"], stats["requested_index"]) == (distance, index)
+    assert (reopened.engine.params.hnsw_m, reopened.engine.params.ivf_nprobe) == (12, 3)
+    assert reopened.similarity_search_with_score("red apples", k=3) == expected
+    # a chosen tuning value replaces the recorded one; the others stay as recorded
+    tuned = open_store(tmp_path, ef_search=77)
+    assert (tuned.engine.params.hnsw_m, tuned.engine.params.ef_search) == (12, 77)
+    # the same for the distance given explicitly; a new store still gets the defaults
+    assert open_store(tmp_path, distance=distance).stats()["distance"] == distance
+    fresh = open_store(tmp_path / "new").stats()
+    assert (fresh["distance"], fresh["requested_index"]) == ("cosine", "flat")
+
+
+def test_damaged_recorded_tuning_is_an_integrity_error(tmp_path: Path) -> None:
+    open_store(tmp_path, index="hnsw").add_texts(["x"])
+    manifest = files(tmp_path, "manifests/*.json")[-1]  # the newest
+    doc = json.loads(manifest.read_text())
+    doc["index"]["params"]["hnsw_m"] = 10**9  # FAISS would try to allocate it
+    manifest.write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError, match="hnsw_m"):
+        open_store(tmp_path)
 
 
 def _segment_file(path: Path) -> Path:

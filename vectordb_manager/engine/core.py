@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from langchain_core.documents import Document
@@ -60,6 +60,7 @@ from vectordb_manager.engine.options import (
     DEFAULT_INDEX,
     DISTANCES,
     INDEX_TYPES,
+    chosen,
 )
 from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS
 from vectordb_manager.engine.retry import commit_policy
@@ -70,6 +71,7 @@ from vectordb_manager.errors import (
     ConcurrentModificationError,
     ConfigurationError,
     DimensionMismatchError,
+    IntegrityError,
     InvalidInputError,
     StorageError,
     StoreNotFoundError,
@@ -96,7 +98,7 @@ class Engine:
         *,
         distance: str = DEFAULT_DISTANCE,
         index: str = DEFAULT_INDEX,
-        params: IndexParams | None = None,
+        params: IndexParams | Mapping[str, Any] | None = None,
         dimension: int | None = None,
         embedding_model: str | None = None,
         compaction: CompactionPolicy | None = None,
@@ -107,6 +109,10 @@ class Engine:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``distance``, ``index`` and ``params`` (an `IndexParams`, or a mapping of the fields
+        the caller chose) the caller left at their defaults (`options.chosen`) are taken from
+        the store when one exists; chosen ones must agree with its distance, and replace its
+        index type and tuning from the next commit on."""
         if distance not in DISTANCES:
             raise ConfigurationError(
                 f"distance={distance!r} is not supported; use one of {', '.join(DISTANCES)}"
@@ -117,10 +123,15 @@ class Engine:
             )
         if commit_attempts < 1:
             raise ConfigurationError(f"commit_attempts={commit_attempts} must be at least 1")
+        self._chosen = _Choices(
+            distance if chosen(distance) else None,
+            index if chosen(index) else None,
+            params,
+        )
         self.storage = storage
-        self.distance = distance
-        self.requested_index = index
-        self.params = params or IndexParams()
+        self.distance = str(distance)
+        self.requested_index = str(index)
+        self.params = params if isinstance(params, IndexParams) else IndexParams(**params or {})
         self.embedding_model = embedding_model
         self.policy = compaction or CompactionPolicy()
         self.commit_attempts = commit_attempts
@@ -129,14 +140,11 @@ class Engine:
         self._write_lock = threading.RLock()
         self._rw = ReadWriteLock()
         self._manifest: Manifest | None = None
-        self._state = StoreState(self._kind_for(0), dimension, distance, self.params)
+        self._state = StoreState(self._kind_for(0), dimension, self.distance, self.params)
         self.log: CommitLog | None = None
         self._loader: Loader | None = None
         if storage is not None:
             self.log = CommitLog(storage, clock=clock)
-            self._loader = Loader(
-                self.log, distance=distance, params=self.params, kind_for=self._kind_for
-            )
             self._open(self.log, dimension, create=create)
 
     # -- properties ------------------------------------------------------------------------
@@ -187,18 +195,45 @@ class Engine:
             )
             if log.propose(first):
                 self._manifest = first
+                self._loader = self._new_loader(log)
                 logger.debug("created store at %s", log.describe())
                 return
         manifest = log.read_latest(versions)
         self._check_settings(manifest, dimension)
+        self._adopt_settings(manifest)
+        self._loader = self._new_loader(log)
         self._load(manifest)
+
+    def _new_loader(self, log: CommitLog) -> Loader:
+        return Loader(log, distance=self.distance, params=self.params, kind_for=self._kind_for)
+
+    def _adopt_settings(self, manifest: Manifest) -> None:
+        """Take the store's distance, index type and tuning where the caller chose none."""
+        self.distance = manifest.distance
+        if self._chosen.index_type is None:
+            self.requested_index = manifest.index
+        given = self._chosen.params
+        if not isinstance(given, IndexParams):
+            try:
+                self.params = IndexParams.from_json({**manifest.index_params, **(given or {})})
+                self.params.check()
+            except (TypeError, ValueError) as exc:
+                where = self.log.describe() if self.log else "memory"
+                raise IntegrityError(
+                    f"the store at {where} records index tuning that is not valid ({exc}); the "
+                    "manifest is damaged or was not written by vectordb-manager"
+                ) from None
+        self._state = StoreState(
+            self._kind_for(0), self._state.dim, self.distance, self.params
+        )
 
     def _check_settings(self, manifest: Manifest, dimension: int | None) -> None:
         where = self.log.describe() if self.log else "memory"
-        if manifest.distance != self.distance:
+        if self._chosen.distance is not None and manifest.distance != self.distance:
             raise ConfigurationError(
                 f"the store at {where} uses distance={manifest.distance!r}; open it with "
-                f"distance={manifest.distance!r} (it was given {self.distance!r})"
+                f"distance={manifest.distance!r}, or without a distance (it was given "
+                f"{self.distance!r})"
             )
         if (
             dimension is not None
@@ -597,6 +632,14 @@ class Engine:
             "embedding_model": (m.embedding_model if m else None) or self.embedding_model,
             "location": self.storage.describe() if self.storage else None,
         }
+
+
+class _Choices(NamedTuple):
+    """The settings the caller chose (``None``: left at the default, the store's is taken)."""
+
+    distance: str | None
+    index_type: str | None
+    params: IndexParams | Mapping[str, Any] | None
 
 
 class _LostRace(Exception):

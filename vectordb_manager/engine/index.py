@@ -44,10 +44,24 @@ class IndexParams:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def check(self) -> None:
+        """Raise `ValueError` naming a field that is not a positive integer within its bound
+        (``ivf_nlist`` may be ``None``): a damaged manifest's tuning must not make FAISS
+        allocate without limit."""
+        for name, value in self.to_json().items():
+            if value is None and name == "ivf_nlist":
+                continue
+            most = _MOST.get(name, 2**31 - 1)
+            if type(value) is not int or not 0 < value <= most:
+                raise ValueError(f"{name}={value!r} must be a whole number from 1 to {most}")
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> IndexParams:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+_MOST = {"hnsw_m": 1024, "ef_construction": 1 << 20, "ef_search": 1 << 20}
 
 
 def faiss_metric(distance: str) -> int:

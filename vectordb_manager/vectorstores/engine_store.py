@@ -50,6 +50,7 @@ class StoreOptions:
     create: bool = True
     compaction: CompactionPolicy | None = None
     params: IndexParams = field(default_factory=IndexParams)
+    index_options: Mapping[str, Any] = field(default_factory=dict)  # those the caller chose
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> StoreOptions:
@@ -60,13 +61,15 @@ class StoreOptions:
                 f"unknown option(s) {', '.join(map(repr, unknown))}; valid options are: "
                 f"{', '.join(STORE_OPTIONS)}"
             )
+        index_options = {k: v for k, v in options.items() if k in _INDEX_OPTIONS}
         try:
-            params = IndexParams(**{k: v for k, v in options.items() if k in _INDEX_OPTIONS})
+            params = IndexParams(**index_options)
         except TypeError as exc:
             raise ConfigurationError(str(exc)) from exc
-        for name, value in params.to_json().items():
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ConfigurationError(f"{name}={value!r} must be a positive integer")
+        try:
+            params.check()
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         compaction = options.get("compaction")
         if isinstance(compaction, Mapping):
             compaction = CompactionPolicy(**compaction)
@@ -82,12 +85,12 @@ class StoreOptions:
                     raise ConfigurationError(f"{name}={value!r} must be True or False")
             elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name}={value!r} must be a positive integer")
-        return cls(compaction=compaction, params=params, **plain)
+        return cls(compaction=compaction, params=params, index_options=index_options, **plain)
 
     def engine_kwargs(self) -> dict[str, Any]:
         """The `Engine`'s keyword arguments for these options."""
         return {
-            "params": self.params,
+            "params": self.index_options,  # the rest from the store, or the defaults
             "compaction": self.compaction,
             "commit_attempts": self.commit_attempts,
             "check_model": self.check_embedding_model,

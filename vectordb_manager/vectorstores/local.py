@@ -124,13 +124,19 @@ class LocalVectorStore(EngineVectorStore):
     ) -> None:
         """Open the store at ``path``, creating it if absent; ``path=None`` keeps it in memory.
 
+        An existing store keeps the ``distance``, ``index`` and index tuning it records where
+        the caller does not choose them (a chosen ``distance`` must be the store's; a chosen
+        ``index`` or tuning value applies from the next commit on). A new store gets
+        ``cosine`` and ``flat`` unless told otherwise.
+
         Keyword options: ``hnsw_m``, ``ef_construction``, ``ef_search``, ``ivf_nlist``,
         ``ivf_nprobe``, ``ivf_min_train``, ``auto_threshold``, ``batch_size``, ``compaction``,
         ``commit_attempts``, ``check_embedding_model``, ``create`` (``False``: raise
         `StoreNotFoundError` instead of creating a store where none exists).
 
         Raises:
-            ConfigurationError: an unknown option or value, or a distance other than the store's.
+            ConfigurationError: an unknown option or value, or a chosen distance other than
+                the store's.
             DimensionMismatchError: the embedding's dimension differs from the store's.
             IntegrityError: the store's files are damaged, or a store's files are there
                 without its manifests.

@@ -78,7 +78,9 @@ class S3VectorStore(EngineVectorStore):
         index: str = DEFAULT_INDEX,
         **kwargs: Any,
     ) -> None:
-        """Open the store at ``s3://bucket/prefix/``, creating it if absent.
+        """Open the store at ``s3://bucket/prefix/``, creating it if absent. As with
+        `LocalVectorStore`, an existing store keeps the distance, index type and tuning it
+        records where the caller does not choose them.
 
         Raises:
             ConfigurationError: a bad option, bucket name or profile.
