@@ -150,16 +150,16 @@ def answer(query: str, filter_text: str | None, limit: int | None = None) -> str
 
 
 def self_query(
-    corpus: Corpus, llm_answer: str, *, k: int | None = None, **kwargs: Any
+    corpus: Corpus, llm_answer: str, *, fields: list[AttributeInfo] = FIELDS, **kwargs: Any
 ) -> tuple[SelfQueryRetriever, RecordingLLM]:
     llm = RecordingLLM(responses=[llm_answer])
     retriever = SelfQueryRetriever.from_llm(
         llm,
         corpus.store,
         "Brief summary of a movie",
-        FIELDS,
+        fields,
         structured_query_translator=VectorDBTranslator(),
-        search_kwargs={"k": k or len(corpus.docs)},
+        search_kwargs={"k": len(corpus.docs)},
         **kwargs,
     )
     return retriever, llm
@@ -240,21 +240,39 @@ def test_the_llm_is_offered_every_comparator_and_operator(movies: Corpus) -> Non
     assert {o.strip() for o in allowed.split("|")} == {o.value for o in Operator}
 
 
-def test_self_query_compares_dates(minilm: Embeddings, tmp_path: Path) -> None:
+def test_self_query_compares_dates_and_datetimes(minilm: Embeddings, tmp_path: Path) -> None:
+    utc = datetime.UTC
     rows = [
-        (text, {**meta, "released": datetime.date(meta["year"], 1 + i % 12, 1 + i)})
+        (
+            text,
+            {
+                **meta,
+                "released": datetime.date(meta["year"], 1 + i % 12, 1 + i),
+                "seen": datetime.datetime(2024, 1 + i % 12, 1, 12, tzinfo=utc),
+            },
+        )
         for i, (text, meta) in enumerate(MOVIES)
     ]
     corpus = _build(tmp_path / "dated", minilm, rows)
-    retriever, _ = self_query(
-        corpus, answer("family", 'and(gte("released", "2001-03-01"), lt("released", "2017-07-07"))')
+    fields = [
+        *FIELDS,
+        AttributeInfo(name="released", description="The release date", type="date"),
+        AttributeInfo(name="seen", description="When we watched it", type="datetime"),
+    ]
+    filter_text = (
+        'and(gte("released", "2001-03-01"), lt("released", "2017-07-07"), '
+        'lt("seen", "2024-06-01T12:00:00Z"))'
     )
+    retriever, _ = self_query(corpus, answer("family", filter_text), fields=fields)
     start, end = datetime.date(2001, 3, 1), datetime.date(2017, 7, 7)
-    expected = corpus.ranked("family", lambda m: start <= m["released"] < end)
-    assert 0 < len(expected) < len(rows)
-    found = retriever.invoke("family films from spring 2001 to mid 2017")
+    seen_before = datetime.datetime(2024, 6, 1, 12, tzinfo=utc)
+    expected = corpus.ranked(
+        "family", lambda m: start <= m["released"] < end and m["seen"] < seen_before
+    )
+    assert 0 < len(expected) < len([r for r in rows if start <= r[1]["released"] < end])
+    found = retriever.invoke("family films from spring 2001 to mid 2017 we saw before June")
     assert ids(found) == expected
-    assert all(isinstance(d.metadata["released"], datetime.date) for d in found)
+    assert all(type(d.metadata["released"]) is datetime.date for d in found)
 
 
 # -- ParentDocumentRetriever and MultiVectorRetriever -------------------------------------
