@@ -33,9 +33,13 @@ does):
 Dates: the query constructor writes a date as ``{"date": "2024-01-01", "type": "date"}``
 and a date-time as ``{"datetime": "2024-01-01T09:30:00Z", "type": "datetime"}``. They become
 `datetime.date` and `datetime.datetime` objects (a trailing ``Z`` or offset gives an aware
-date-time, none a naive one), to compare with dates stored in metadata. Stores that keep
-their dates as ISO 8601 strings (which compare correctly as strings) use
-``VectorDBTranslator(dates="strings")``.
+date-time, none a naive one), to compare with dates stored in metadata. Filters never compare
+a date with a datetime, nor a naive datetime with an aware one, and the prompt tells the LLM to
+write plain dates. So name the fields that hold datetimes, with their time zone (``None``:
+naive): ``VectorDBTranslator(datetime_fields={"created_at": None, "seen": UTC})``; a date
+compared with such a field means midnight at the start of that day in that zone, and a
+date-time without an offset is taken in that zone. Stores that keep their dates as ISO 8601
+strings (which compare correctly as strings) use ``VectorDBTranslator(dates="strings")``.
 """
 
 from __future__ import annotations
@@ -83,6 +87,9 @@ class VectorDBTranslator(Visitor):
         dates: ``"objects"`` (the default) turns the query constructor's dates into
             `datetime.date`/`datetime.datetime`; ``"strings"`` keeps them as the ISO 8601
             strings the LLM wrote, for metadata that stores dates as strings.
+        datetime_fields: the metadata fields holding `datetime.datetime` values, each with
+            its time zone (``None``: naive datetimes). Dates compared with them become
+            datetimes at midnight in that zone; date-times without an offset get that zone.
 
     Raises:
         ValueError: from the visit methods, for a comparator or operator outside
@@ -95,10 +102,25 @@ class VectorDBTranslator(Visitor):
     allowed_operators = tuple(_LOGICAL_OPERATORS)
     """Every LangChain logical operator."""
 
-    def __init__(self, *, dates: DateMode = "objects") -> None:
+    def __init__(
+        self,
+        *,
+        dates: DateMode = "objects",
+        datetime_fields: Mapping[str, datetime.tzinfo | None] | None = None,
+    ) -> None:
         if dates not in ("objects", "strings"):
             raise ValueError(f"dates={dates!r} must be 'objects' or 'strings'")
+        fields = dict(datetime_fields or {})
+        if fields and dates == "strings":
+            raise ValueError("datetime_fields needs dates='objects'; strings are compared as given")
+        for name, zone in fields.items():
+            if not isinstance(name, str) or not (zone is None or isinstance(zone, datetime.tzinfo)):
+                raise ValueError(
+                    f"datetime_fields maps field names to a time zone (datetime.tzinfo) or None, "
+                    f"got {name!r}: {zone!r}"
+                )
         self.dates: DateMode = dates
+        self.datetime_fields: dict[str, datetime.tzinfo | None] = fields
 
     @override
     def visit_operation(self, operation: Operation) -> dict[str, Any]:
@@ -117,7 +139,7 @@ class VectorDBTranslator(Visitor):
     def visit_comparison(self, comparison: Comparison) -> dict[str, Any]:
         comparator = comparison.comparator
         self._validate_func(comparator)
-        value = self._value(comparison.value)
+        value = self._value(comparison.value, comparison.attribute)
         if comparator in (Comparator.IN, Comparator.NIN) and not isinstance(value, list):
             value = [value]
         elif comparator is Comparator.LIKE:
@@ -140,19 +162,25 @@ class VectorDBTranslator(Visitor):
             kwargs["k"] = structured_query.limit
         return structured_query.query, kwargs
 
-    def _value(self, value: Any) -> Any:
+    def _value(self, value: Any, attribute: str) -> Any:
         """A comparison's value with the query constructor's dates converted."""
         if isinstance(value, list):
-            return [self._value(v) for v in value]
-        if isinstance(value, Mapping):
-            kind = value.get("type")
-            if kind == "date" and isinstance(value.get("date"), str):
-                text: str = value["date"]
-                return text if self.dates == "strings" else _parse_date(text)
-            if kind == "datetime" and isinstance(value.get("datetime"), str):
-                text = value["datetime"]
-                return text if self.dates == "strings" else _parse_datetime(text)
-        return value
+            return [self._value(v, attribute) for v in value]
+        if not isinstance(value, Mapping):
+            return value
+        kind = value.get("type")
+        text = value.get(kind) if kind in ("date", "datetime") else None
+        if not isinstance(text, str):
+            return value
+        if self.dates == "strings":
+            return text
+        moment = _parse_date(text) if kind == "date" else _parse_datetime(text)
+        if attribute not in self.datetime_fields:
+            return moment
+        zone = self.datetime_fields[attribute]
+        if not isinstance(moment, datetime.datetime):
+            return datetime.datetime(moment.year, moment.month, moment.day, tzinfo=zone)
+        return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
 
 
 def _parse_date(text: str) -> datetime.date:

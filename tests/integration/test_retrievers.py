@@ -150,7 +150,12 @@ def answer(query: str, filter_text: str | None, limit: int | None = None) -> str
 
 
 def self_query(
-    corpus: Corpus, llm_answer: str, *, fields: list[AttributeInfo] = FIELDS, **kwargs: Any
+    corpus: Corpus,
+    llm_answer: str,
+    *,
+    fields: list[AttributeInfo] = FIELDS,
+    translator: VectorDBTranslator | None = None,
+    **kwargs: Any,
 ) -> tuple[SelfQueryRetriever, RecordingLLM]:
     llm = RecordingLLM(responses=[llm_answer])
     retriever = SelfQueryRetriever.from_llm(
@@ -158,7 +163,7 @@ def self_query(
         corpus.store,
         "Brief summary of a movie",
         fields,
-        structured_query_translator=VectorDBTranslator(),
+        structured_query_translator=translator or VectorDBTranslator(),
         search_kwargs={"k": len(corpus.docs)},
         **kwargs,
     )
@@ -273,6 +278,17 @@ def test_self_query_compares_dates_and_datetimes(minilm: Embeddings, tmp_path: P
     found = retriever.invoke("family films from spring 2001 to mid 2017 we saw before June")
     assert ids(found) == expected
     assert all(type(d.metadata["released"]) is datetime.date for d in found)
+
+    # the LLM writes plain dates, also for a field holding datetimes: name it
+    since = answer("family", 'gte("seen", "2024-06-01")')
+    plain, _ = self_query(corpus, since, fields=fields)
+    assert plain.invoke("seen since June") == []  # a date never equals or orders a datetime
+    named = VectorDBTranslator(datetime_fields={"seen": utc})
+    retriever, _ = self_query(corpus, since, fields=fields, translator=named)
+    june = datetime.datetime(2024, 6, 1, tzinfo=utc)
+    expected = corpus.ranked("family", lambda m: m["seen"] >= june)
+    assert 0 < len(expected) < len(rows)
+    assert ids(retriever.invoke("seen since June")) == expected
 
 
 # -- ParentDocumentRetriever and MultiVectorRetriever -------------------------------------

@@ -268,3 +268,44 @@ def test_every_translation_is_a_filter_our_stores_accept_and_means_the_same(
     compiled = compile_where(translate(parse(filter_text))["filter"])
     assert compiled is not None
     assert compiled.predicate(SAMPLE) is passes
+
+
+def test_dates_for_datetime_fields_become_midnight_in_the_fields_zone() -> None:
+    cet = datetime.timezone(datetime.timedelta(hours=1))
+    translator = VectorDBTranslator(datetime_fields={"created_at": None, "seen": cet})
+    directive = parse(
+        'and(gte("created_at", "2024-03-01"), lt("seen", "2024-03-02"), gt("day", "2024-03-03"))'
+    )
+    _, kwargs = translator.visit_structured_query(StructuredQuery("x", directive))
+    assert kwargs["filter"]["$and"] == [
+        {"created_at": {"$gte": datetime.datetime(2024, 3, 1)}},
+        {"seen": {"$lt": datetime.datetime(2024, 3, 2, tzinfo=cet)}},
+        {"day": {"$gt": datetime.date(2024, 3, 3)}},  # not a datetime field: a date
+    ]
+    value = [{"date": "2024-01-01", "type": "date"}]
+    _, kwargs = translator.visit_structured_query(
+        StructuredQuery("x", comparison(Comparator.IN, "seen", value))
+    )
+    assert kwargs["filter"] == {"seen": {"$in": [datetime.datetime(2024, 1, 1, tzinfo=cet)]}}
+
+
+def test_date_times_without_offset_take_the_fields_zone_and_offsets_are_kept() -> None:
+    translator = VectorDBTranslator(datetime_fields={"seen": datetime.UTC, "at": None})
+    directive = parse(
+        'and(gt("seen", "2024-03-01T09:30:00"), gt("seen", "2024-03-01T09:30:00Z"), '
+        'gt("at", "2024-03-01T09:30:00"))'
+    )
+    _, kwargs = translator.visit_structured_query(StructuredQuery("x", directive))
+    aware = datetime.datetime(2024, 3, 1, 9, 30, tzinfo=datetime.UTC)
+    assert kwargs["filter"]["$and"] == [
+        {"seen": {"$gt": aware}},
+        {"seen": {"$gt": aware}},
+        {"at": {"$gt": datetime.datetime(2024, 3, 1, 9, 30)}},
+    ]
+
+
+def test_datetime_fields_are_checked() -> None:
+    with pytest.raises(ValueError, match="needs dates='objects'"):
+        VectorDBTranslator(dates="strings", datetime_fields={"seen": None})
+    with pytest.raises(ValueError, match="time zone"):
+        VectorDBTranslator(datetime_fields={"seen": "UTC"})  # type: ignore[dict-item]
