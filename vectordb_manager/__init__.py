@@ -22,6 +22,7 @@ from vectordb_manager.errors import (
 )
 from vectordb_manager.manager import IngestReport, VectorDatabaseManager
 from vectordb_manager.processing import DocumentProcessor, FileResult
+from vectordb_manager.self_query import VectorDBTranslator
 from vectordb_manager.vectorstores import LocalVectorStore, S3VectorStore, create_vector_store
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ __all__ = [
     "StoreNotFoundError",
     "VectorDBConfig",
     "VectorDBError",
+    "VectorDBTranslator",
     "VectorDatabaseManager",
     "__version__",
     "create_vector_store",
