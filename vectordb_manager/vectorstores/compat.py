@@ -59,11 +59,20 @@ SIMILARITY_KWARGS = ("k", "filter", "fetch_k", "score_threshold")
 MMR_KWARGS = ("k", "fetch_k", "lambda_mult", "filter")
 ADD_KWARGS = ("metadatas", "ids", "batch_size")
 _IGNORED = ("verbose",)  # retriever.invoke(query, verbose=True) passes it down unpopped
+ADD_IGNORED = ("current_time",)
+"""What LangChain's retrievers pass to an add and the store has no use for:
+``TimeWeightedVectorStoreRetriever.add_documents(docs, current_time=...)`` stamps the
+documents' metadata itself and hands the keyword on."""
 _HINTS = {
     "lambda_mult": "lambda_mult is for max_marginal_relevance_search (search_type='mmr')",
     "score_threshold": "score_threshold applies to the similarity searches, not to MMR",
 }
 MERGE_CONFLICTS = ("error", "replace", "skip")
+
+
+def without(kwargs: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``kwargs`` without ``names``."""
+    return {k: v for k, v in kwargs.items() if k not in names}
 
 
 def refuse_unknown(method: str, kwargs: Mapping[str, Any], accepted: Sequence[str]) -> None:

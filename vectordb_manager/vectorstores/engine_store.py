@@ -33,6 +33,7 @@ from vectordb_manager.engine.search import require_k
 from vectordb_manager.errors import ConfigurationError
 from vectordb_manager.storage.base import Storage
 from vectordb_manager.vectorstores.compat import (
+    ADD_IGNORED,
     ADD_KWARGS,
     FaissCompatMixin,
     MetadataFilter,
@@ -41,6 +42,7 @@ from vectordb_manager.vectorstores.compat import (
     mmr_request,
     refuse_unknown,
     similarity_request,
+    without,
 )
 from vectordb_manager.vectorstores.rows import _id_list, _validate_rows
 
@@ -211,7 +213,7 @@ class EngineVectorStore(FaissCompatMixin, VectorStore):
         kwargs: Mapping[str, Any],
     ) -> tuple[list[str], list[dict[str, Any]], list[str]]:
         """An add's rows and options, checked before anything is embedded."""
-        refuse_unknown("add_texts", kwargs, ADD_KWARGS)
+        refuse_unknown("add_texts", without(kwargs, ADD_IGNORED), ADD_KWARGS)
         if batch_size is not None:
             require_k(batch_size, "batch_size")
         return _validate_rows(texts, metadatas, ids)

@@ -25,7 +25,8 @@ class LocalVectorStore(EngineVectorStore):
     ``1 - cosine similarity`` for ``distance="cosine"`` (0 to 2), the Euclidean distance for
     ``"l2"``, and ``-(inner product)`` for ``"inner_product"``.
     ``similarity_search_with_relevance_scores`` maps it into [0, 1], higher is closer:
-    ``1 - d/2``, ``1/(1 + d)`` and the logistic of the inner product respectively.
+    ``1 - d/2``, ``1/(1 + d)`` and ``(1 + inner product)/2`` (clamped) respectively, so an
+    identical text scores 1 under every distance with normalized embeddings.
 
     Setup:
         .. code-block:: bash
