@@ -232,7 +232,8 @@ def _check_directory(path: Path, storage: LocalStorage) -> None:
     if "manifests" not in names and names & {"index.pkl", "index.faiss"}:
         raise StorageError(
             f"{path} holds a LangChain FAISS store (index.faiss + index.pkl), which is not "
-            "opened as a LocalVectorStore; import it into another directory: "
+            "opened here (loading index.pkl would unpickle code); import it, safely, into "
+            "another directory: "
             f"LocalVectorStore.from_langchain_faiss({str(path)!r}, embedding, path=NEW_DIR) "
             f"or `vectordb --path NEW_DIR import-faiss {path}`"
         )
