@@ -1,22 +1,15 @@
 """Importing directories written by LangChain's real FAISS store (``FAISS.save_local``).
 
-Every document, id, metadata value and vector must come over exactly, searches must return
-the same documents in the same order (FAISS's L2 score is the square of ours, its inner
-product the negation of ours), and a pickle that names anything outside the allowlist is
-refused before it runs, with no store created or changed.
+Every document, id, metadata value and vector must come over exactly, and searches must
+return the same documents in the same order (FAISS's L2 score is the square of ours, its
+inner product the negation of ours). Hostile and damaged files: test_faiss_import_hostile.py.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
-import os
-import pickle
-import sys
-import types
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +19,22 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
+from tests.integration.faiss_dirs import (
+    DIM,
+    EMB,
+    IDS,
+    METADATAS,
+    TEXTS,
+    RunsCommand,
+    assert_same_documents,
+    compare_searches,
+    hostile_dir,
+    negated,
+    ranked,
+    saved,
+    squared,
+    vectors_of,
+)
 from tests.integration.moto_bucket import moto_bucket
 from tests.integration.test_cli_commands import one_error_line, tree
 from vectordb_manager import LocalVectorStore, S3VectorStore
@@ -37,144 +46,12 @@ from vectordb_manager.errors import (
     InvalidInputError,
     StorageError,
 )
-from vectordb_manager.vectorstores.engine_store import EngineVectorStore
-from vectordb_manager.vectorstores.faiss_import import (
-    SafeUnpickler,
-    UnsafePickleError,
-    read_langchain_faiss,
-)
 
 with warnings.catch_warnings():  # langchain-community announces its sunset on import
     warnings.simplefilter("ignore", DeprecationWarning)
     from langchain_community.docstore.in_memory import InMemoryDocstore
     from langchain_community.vectorstores import FAISS
     from langchain_community.vectorstores.utils import DistanceStrategy
-
-EMB = HashingEmbeddings()
-DIM = EMB.size
-
-TEXTS = [
-    "cats purr and sleep in the sun",
-    "dogs bark at the postman at night",
-    "birds sing at dawn in the garden",
-    "the cat chased a mouse through the garden",
-    "fish swim in the cold river",
-    "a dog and a cat share the sofa",
-    "owls hunt mice at night",
-    "the river floods the garden in spring",
-    "sun and rain make the garden grow",
-    "Grüße aus Köln: 猫は寝る 🐈",
-    "postman delivers letters at dawn",
-    "mice eat the cheese at night",
-]
-METADATAS: list[dict[str, Any]] = [
-    {
-        "source": f"doc{i}.txt",
-        "n": i,
-        "score": i / 3,
-        "ok": i % 2 == 0,
-        "none": None,
-        "tags": ["a", "ü", i, None, True],
-        "nested": {"deep": {"list": [{"x": i}], "empty": {}}, "unicode": "naïve 日本"},
-    }
-    for i in range(len(TEXTS))
-]
-IDS = [f"id-{i}-ü" for i in range(len(TEXTS))]
-QUERIES = ["cat in the garden", "night", "river water", "postman dawn", "猫は寝る", "zebra"]
-
-
-def saved(store: FAISS, folder: Path, index_name: str = "index") -> Path:
-    store.save_local(str(folder), index_name=index_name)
-    return folder
-
-
-def vectors_of(store: EngineVectorStore) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for rows in store.engine.iter_rows(5):
-        out.update(zip(rows.ids, rows.vectors, strict=True))
-    return out
-
-
-def faiss_vectors(fs: FAISS) -> dict[str, np.ndarray]:
-    """Each document's vector as the FAISS index reconstructs it, by docstore id."""
-    index = fs.index
-    if isinstance(index, faiss.IndexIDMap):
-        labels = faiss.vector_to_array(index.id_map).tolist()
-        inner = faiss.downcast_index(index.index)
-        return {fs.index_to_docstore_id[lab]: inner.reconstruct(p) for p, lab in enumerate(labels)}
-    if isinstance(index, faiss.IndexIVF):
-        index.make_direct_map()
-    return {fs.index_to_docstore_id[i]: index.reconstruct(i) for i in range(index.ntotal)}
-
-
-def assert_same_documents(
-    fs: FAISS, ours: EngineVectorStore, *, exact_vectors: bool = True
-) -> None:
-    expected_ids = [fs.index_to_docstore_id[i] for i in sorted(fs.index_to_docstore_id)]
-    if not isinstance(fs.index, faiss.IndexIDMap):
-        assert ours.get_ids() == expected_ids  # in the index's order
-    assert sorted(ours.get_ids()) == sorted(expected_ids)
-    assert len(ours) == fs.index.ntotal
-    for doc_id in expected_ids:
-        theirs = fs.docstore.search(doc_id)
-        [mine] = ours.get_by_ids([doc_id])
-        assert mine.id == doc_id
-        assert mine.page_content == theirs.page_content
-        assert mine.metadata == theirs.metadata
-        # equal is not enough: True == 1 and 1 == 1.0
-        assert repr(mine.metadata) == repr(theirs.metadata)
-    theirs_v, mine_v = faiss_vectors(fs), vectors_of(ours)
-    assert set(theirs_v) == set(mine_v)
-    for doc_id, vector in theirs_v.items():
-        if exact_vectors:
-            assert mine_v[doc_id].dtype == np.float32
-            assert np.array_equal(mine_v[doc_id], vector), doc_id
-        else:
-            np.testing.assert_allclose(mine_v[doc_id], vector, atol=1e-6)
-
-
-def ranked(fs: FAISS, query: str, k: int) -> list[tuple[str, float]]:
-    """FAISS's results as (docstore id, score): the docstore holds the very objects returned."""
-    key = {id(doc): doc_id for doc_id, doc in fs.docstore._dict.items()}
-    return [(key[id(doc)], float(s)) for doc, s in fs.similarity_search_with_score(query, k=k)]
-
-
-def assert_same_rankings(
-    theirs: Sequence[tuple[str, float]], ours: Sequence[tuple[Document, float]], to_ours: Any
-) -> None:
-    """The same documents in the same order, scores mapped by ``to_ours``; documents whose
-    scores tie may come in either order, so they are compared as a set."""
-    assert len(theirs) == len(ours) > 0
-    expected = [to_ours(s) for _, s in theirs]
-    for e, (_, got) in zip(expected, ours, strict=True):
-        assert math.isclose(got, e, rel_tol=1e-4, abs_tol=1e-5), (got, e)
-    start = 0
-    while start < len(expected):
-        stop = start + 1
-        while stop < len(expected) and abs(expected[stop] - expected[start]) < 1e-5:
-            stop += 1
-        assert {d.id for d, _ in ours[start:stop]} == {i for i, _ in theirs[start:stop]}
-        start = stop
-
-
-def squared(score: float) -> float:  # FAISS L2 score -> our distance
-    return math.sqrt(max(score, 0.0))
-
-
-def negated(score: float) -> float:  # FAISS inner product -> our distance
-    return -score
-
-
-def compare_searches(
-    fs: FAISS,
-    ours: EngineVectorStore,
-    to_ours: Any,
-    queries: Sequence[str] = QUERIES,
-    k: int | None = None,
-) -> None:
-    k = k or len(ours)  # every document: a tie can never be cut at k
-    for q in queries:
-        assert_same_rankings(ranked(fs, q, k), ours.similarity_search_with_score(q, k=k), to_ours)
 
 
 # -- real FAISS directories, imported --------------------------------------------------------------
@@ -454,230 +331,17 @@ def test_embedding_of_another_dimension_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "s").exists()
 
 
-# -- metadata ------------------------------------------------------------------------------------
-def test_metadata_the_store_refuses_names_the_document(tmp_path: Path) -> None:
-    metas = [dict(m) for m in METADATAS]
-    metas[4]["pair"] = (1, 2)  # a tuple would come back as a list
-    folder = saved(FAISS.from_texts(TEXTS, EMB, metadatas=metas, ids=IDS), tmp_path / "faiss")
-    with pytest.raises(
-        InvalidInputError,
-        match=rf"document '{IDS[4]}' cannot be stored: its metadata holds the tuple",
-    ):
-        LocalVectorStore.from_langchain_faiss(folder, EMB, path=tmp_path / "store")
-    assert not (tmp_path / "store").exists()
-
-
-def test_datetime_metadata_is_read_from_the_pickle(tmp_path: Path) -> None:
-    when = {
-        "at": datetime.datetime(2024, 5, 6, 7, 8, 9, 123456),
-        "aware": datetime.datetime(
-            2024, 5, 6, 7, 8, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
-        ),
-        "day": datetime.date(2020, 2, 29),
-    }
-    saved(FAISS.from_texts(["x"], EMB, metadatas=[when], ids=["a"]), tmp_path / "faiss")
-    with open(tmp_path / "faiss" / "index.pkl", "rb") as f:
-        docstore, mapping = SafeUnpickler(f, source="index.pkl").load()
-    assert mapping == {0: "a"}
-    assert docstore.state["_dict"]["a"].state["__dict__"]["metadata"] == when
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidInputError,
-    reason="datetime metadata becomes storable on the datetime-metadata branch; remove this mark "
-    "once both are merged",
-)
-def test_datetime_metadata_is_imported(tmp_path: Path) -> None:
-    when = {"at": datetime.datetime(2024, 5, 6, 7, 8, 9), "day": datetime.date(2020, 2, 29)}
-    fs = FAISS.from_texts(["x"], EMB, metadatas=[when], ids=["a"])
-    store = LocalVectorStore.from_langchain_faiss(saved(fs, tmp_path / "faiss"), EMB)
-    assert store.get_by_ids(["a"])[0].metadata == when
-
-
-def test_dangerous_deserialization_loads_other_classes(tmp_path: Path) -> None:
-    # numpy scalars in metadata (pandas loaders make them) are outside the allowlist
-    metas = [{"score": np.float64(i / 7)} for i in range(len(TEXTS))]
-    folder = saved(FAISS.from_texts(TEXTS, EMB, metadatas=metas, ids=IDS), tmp_path / "faiss")
-    with pytest.raises(
-        UnsafePickleError,
-        match=r"names numpy\._core\.multiarray\.scalar.*allow_dangerous_deserialization=True",
-    ):
-        LocalVectorStore.from_langchain_faiss(folder, EMB, path=tmp_path / "store")
-    assert not (tmp_path / "store").exists()
-    store = LocalVectorStore.from_langchain_faiss(folder, EMB, allow_dangerous_deserialization=True)
-    assert [d.metadata["score"] for d in store.get_by_ids(IDS)] == [
-        i / 7 for i in range(len(TEXTS))
-    ]
-
-
-def test_legacy_langchain_module_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pickles from langchain < 0.1: ``langchain.schema.Document`` (pydantic v1 state) in a
-    ``langchain.docstore.in_memory.InMemoryDocstore``."""
-
-    class Document:  # what pydantic v1 pickled: __dict__ and __fields_set__
-        def __init__(self, page_content: str, metadata: dict[str, Any]) -> None:
-            self.page_content, self.metadata = page_content, metadata
-
-        def __getstate__(self) -> dict[str, Any]:
-            return {"__dict__": dict(vars(self)), "__fields_set__": {"page_content", "metadata"}}
-
-    class InMemoryDocstore:
-        def __init__(self, docs: dict[str, Any]) -> None:
-            self._dict = docs
-
-    for module in ("langchain", "langchain.schema", "langchain.docstore"):
-        monkeypatch.setitem(sys.modules, module, types.ModuleType(module))
-    for module, cls in (
-        ("langchain.schema", Document),
-        ("langchain.docstore.in_memory", InMemoryDocstore),
-    ):
-        if module not in sys.modules or module == "langchain.docstore.in_memory":
-            monkeypatch.setitem(sys.modules, module, types.ModuleType(module))
-        setattr(sys.modules[module], cls.__name__, cls)
-        cls.__module__, cls.__qualname__ = module, cls.__name__
-    folder = tmp_path / "old"
-    folder.mkdir()
-    index = faiss.IndexFlatL2(DIM)
-    index.add(np.asarray(EMB.embed_documents(TEXTS[:3]), dtype=np.float32))
-    faiss.write_index(index, str(folder / "index.faiss"))
-    docs = {IDS[i]: Document(TEXTS[i], METADATAS[i]) for i in range(3)}
-    with open(folder / "index.pkl", "wb") as f:
-        pickle.dump((InMemoryDocstore(docs), {i: IDS[i] for i in range(3)}), f, protocol=2)
-    store = LocalVectorStore.from_langchain_faiss(folder, EMB)
-    assert [(d.id, d.page_content, d.metadata) for d in store.get_by_ids(IDS[:3])] == [
-        (IDS[i], TEXTS[i], METADATAS[i]) for i in range(3)
-    ]
-
-
-# -- hostile and damaged files --------------------------------------------------------------------
-class RunsCommand:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (os.system, (f"touch {self.marker}",))
-
-
-class Evaluates:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (eval, (f"open({str(self.marker)!r}, 'w').close()",))
-
-
-class NotAllowed:  # a harmless class, but not one a docstore needs
-    def __init__(self) -> None:
-        self.value = 1
-
-
-def hostile_dir(tmp_path: Path, payload: Any, protocol: int) -> Path:
-    """A real FAISS directory whose pickle carries ``payload`` inside a document's metadata."""
-    fs = FAISS.from_texts(TEXTS, EMB, ids=IDS)
-    folder = saved(fs, tmp_path / "faiss")
-    fs.docstore._dict[IDS[3]].metadata["x"] = payload
-    with open(folder / "index.pkl", "wb") as f:
-        pickle.dump((fs.docstore, fs.index_to_docstore_id), f, protocol=protocol)
-    return folder
-
-
-@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
-@pytest.mark.parametrize(
-    ("payload", "named"),
-    [
-        (RunsCommand, r"(posix|nt)\.system"),
-        (Evaluates, r"(builtins|__builtin__)\.eval"),
-        (NotAllowed, r"tests\.integration\.test_faiss_import\.NotAllowed"),
-    ],
-    ids=["os.system", "eval", "other-class"],
-)
-def test_hostile_pickle_is_refused_before_it_runs(
-    tmp_path: Path, payload: type, named: str, protocol: int
-) -> None:
-    marker = tmp_path / "pwned"
-    folder = hostile_dir(
-        tmp_path, payload(marker) if payload is not NotAllowed else NotAllowed(), protocol
+def test_a_faiss_store_emptied_before_saving(tmp_path: Path) -> None:
+    fs = FAISS.from_texts(
+        TEXTS[:2], EMB, ids=IDS[:2], distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT
     )
-    existing = tmp_path / "existing"
-    LocalVectorStore(EMB, existing, distance="l2").add_texts(["keep me"], ids=["k"])
-    before = tree(existing)
-    for path in (tmp_path / "new", existing, None):
-        with pytest.raises(
-            UnsafePickleError,
-            match=rf"names {named}\b.*not loaded.*allow_dangerous_deserialization=True",
-        ):
-            LocalVectorStore.from_langchain_faiss(folder, EMB, path=path)
-    assert not marker.exists()
-    assert not (tmp_path / "new").exists()
-    assert tree(existing) == before
-    assert issubclass(UnsafePickleError, InvalidInputError)
-
-
-def test_hostile_pickle_refused_by_the_command_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    marker = tmp_path / "pwned"
-    folder = hostile_dir(tmp_path, RunsCommand(marker), pickle.DEFAULT_PROTOCOL)
-    code = main(
-        ["--provider", "fake", "-q", "--path", str(tmp_path / "store"), "import-faiss", str(folder)]
+    fs.delete(IDS[:2])
+    store = LocalVectorStore.from_langchain_faiss(
+        saved(fs, tmp_path / "faiss"), EMB, path=tmp_path / "s"
     )
-    assert code == 1
-    line = one_error_line(capsys.readouterr().err)
-    assert (
-        line.startswith("vectordb: error: ")
-        and "system" in line
-        and "--allow-dangerous-deserialization" in line
-    )
-    assert not marker.exists() and not (tmp_path / "store").exists()
-
-
-def damage(folder: Path, name: str, how: str) -> None:
-    path = folder / name
-    data = path.read_bytes()
-    if how == "truncated":
-        path.write_bytes(data[: len(data) // 2])
-    elif how == "empty":
-        path.write_bytes(b"")
-    else:
-        path.write_bytes(os.urandom(len(data)))
-
-
-@pytest.mark.parametrize("how", ["truncated", "empty", "garbage"])
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        ("index.faiss", r"cannot read .*index\.faiss as a FAISS index"),
-        ("index.pkl", r"cannot read .*index\.pkl"),
-    ],
-)
-def test_damaged_files_give_a_clear_error(
-    tmp_path: Path, name: str, message: str, how: str
-) -> None:
-    folder = saved(FAISS.from_texts(TEXTS, EMB, ids=IDS), tmp_path / "faiss")
-    damage(folder, name, how)
-    with pytest.raises(InvalidInputError, match=message):
-        LocalVectorStore.from_langchain_faiss(folder, EMB, path=tmp_path / "store")
-    assert not (tmp_path / "store").exists()
-
-
-def test_files_that_do_not_belong_together(tmp_path: Path) -> None:
-    small = saved(FAISS.from_texts(TEXTS[:3], EMB), tmp_path / "small")
-    big = saved(FAISS.from_texts(TEXTS, EMB), tmp_path / "big")
-    (small / "index.pkl").write_bytes((big / "index.pkl").read_bytes())
-    with pytest.raises(
-        InvalidInputError,
-        match=r"maps 12 index positions .* holds 3 vectors.*do not belong together",
-    ):
-        read_langchain_faiss(small)
-    with open(big / "index.pkl", "wb") as f:
-        pickle.dump({"not": "a pair"}, f)
-    with pytest.raises(
-        InvalidInputError, match="not the \\(docstore, index_to_docstore_id\\) pair"
-    ):
-        read_langchain_faiss(big)
-    with pytest.raises(InvalidInputError, match="is not a directory"):
-        read_langchain_faiss(tmp_path / "nowhere")
+    assert len(store) == 0 and store.stats()["distance"] == "inner_product"
+    store.add_texts(["new"], ids=["n"])
+    assert [d.id for d in store.similarity_search("new", k=1)] == ["n"]
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -742,26 +406,6 @@ def test_command_line_import_then_search(
     )
     manifest = json.loads(sorted((tmp_path / "c" / "manifests").iterdir())[-1].read_text())
     assert manifest["index"]["type"] == "hnsw" and manifest["distance"] == "cosine"
-
-
-def test_a_faiss_store_emptied_before_saving(tmp_path: Path) -> None:
-    fs = FAISS.from_texts(
-        TEXTS[:2], EMB, ids=IDS[:2], distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT
-    )
-    fs.delete(IDS[:2])
-    store = LocalVectorStore.from_langchain_faiss(
-        saved(fs, tmp_path / "faiss"), EMB, path=tmp_path / "s"
-    )
-    assert len(store) == 0 and store.stats()["distance"] == "inner_product"
-    store.add_texts(["new"], ids=["n"])
-    assert [d.id for d in store.similarity_search("new", k=1)] == ["n"]
-
-
-def test_several_vectors_for_one_id_are_refused(tmp_path: Path) -> None:
-    fs = FAISS.from_texts(TEXTS[:3], EMB, ids=IDS[:3])
-    fs.index_to_docstore_id[2] = IDS[0]
-    with pytest.raises(InvalidInputError, match=r"several vectors map to the same document id"):
-        LocalVectorStore.from_langchain_faiss(saved(fs, tmp_path / "faiss"), EMB)
 
 
 def test_command_line_import_into_s3(
