@@ -5,8 +5,9 @@ into a one-line message and a non-zero exit code (set ``VECTORDB_DEBUG=1`` for t
 Configuration comes from, in rising precedence: defaults, ``--config FILE`` (JSON, TOML or
 YAML), ``VECTORDB_*`` environment variables, and flags.
 
-Only ``ingest`` creates a store (and ``migrate`` its target); every other command opens an
-existing one and fails with "no store at ..." where there is none, writing nothing.
+Only ``ingest`` and ``import-faiss`` create a store (and ``migrate`` its target); every
+other command opens an existing one and fails with "no store at ..." where there is none,
+writing nothing.
 ``--verbose`` logs the package (and botocore) at DEBUG level on stderr, credentials redacted.
 """
 
@@ -182,6 +183,32 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_faiss(args: argparse.Namespace) -> int:
+    from vectordb_manager.vectorstores.faiss_import import import_langchain_faiss_to
+
+    config = build_config(args)
+    store, count = import_langchain_faiss_to(
+        config,
+        args.dir,
+        distance=args.distance,
+        index=args.index,
+        index_name=args.index_name,
+        allow_dangerous_deserialization=args.allow_dangerous_deserialization,
+        progress=not args.quiet,
+    )
+    stats = store.stats()
+    print(
+        f"imported {count} documents from {args.dir} into {stats['location'] or 'memory'} "
+        f"(distance={stats['distance']}, index={stats['index']})"
+    )
+    if stats["distance"] != config.distance_metric:
+        print(
+            f"open it with --distance {stats['distance']} (or distance_metric="
+            f"{stats['distance']!r} in the configuration)"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vectordb",
@@ -260,6 +287,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=600.0,
         metavar="SECONDS",
         help="only files at least this old, so no running writer owns them (default 600)",
+    )
+    p = command(
+        "import-faiss",
+        cmd_import_faiss,
+        "copy a LangChain FAISS directory (FAISS.save_local) into the store at --path: "
+        "documents, ids, metadata and vectors (nothing is embedded); distance and index "
+        "follow the FAISS index unless --distance or --index is given",
+    )
+    p.add_argument("dir", metavar="DIR", help="the directory holding index.faiss and index.pkl")
+    p.add_argument(
+        "--index-name",
+        dest="index_name",
+        default="index",
+        help="the index_name given to save_local (default: index)",
+    )
+    p.add_argument(
+        "--allow-dangerous-deserialization",
+        dest="allow_dangerous_deserialization",
+        action="store_true",
+        help="trust index.pkl: let it load classes beyond LangChain's docstore and document "
+        "(running their code, as FAISS.load_local does); only for files you wrote yourself",
     )
     command(
         "compact",

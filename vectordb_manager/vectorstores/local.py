@@ -165,13 +165,82 @@ class LocalVectorStore(EngineVectorStore):
             f"distance={self._engine.distance!r})"
         )
 
+    @classmethod
+    def from_langchain_faiss(
+        cls,
+        folder: str | os.PathLike[str],
+        embedding: Embeddings,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        allow_dangerous_deserialization: bool = False,
+        **kwargs: Any,
+    ) -> LocalVectorStore:
+        """A store holding everything a LangChain ``FAISS.save_local(folder)`` directory holds:
+        each document with its docstore id, text and metadata, and its vector copied exactly
+        from the FAISS index (nothing is embedded).
+
+        ``index.pkl`` is read without running code: only LangChain's docstore and document
+        classes (as inert stand-ins), ``datetime`` values, sets and ``OrderedDict`` may appear
+        in it; anything else is refused before it is loaded. ``allow_dangerous_deserialization=
+        True`` means you trust the file: other classes it names are then imported and called,
+        as ``FAISS.load_local`` does. ``index.faiss`` may be ``IndexFlat`` (L2 or inner
+        product), ``IndexHNSWFlat``, ``IndexIVFFlat``, or one of them in ``IndexIDMap``.
+
+        Keyword options: ``index_name`` (as given to ``save_local``, default ``"index"``);
+        ``distance``, by default the index's metric (``METRIC_L2``: ``"l2"``,
+        ``METRIC_INNER_PRODUCT``: ``"inner_product"``), another one only if every vector has
+        unit length (as with ``normalize_L2=True``), when all three rank alike; ``index``, by
+        default the source's kind (``"flat"``, ``"hnsw"``, ``"ivf"``); ``progress=True`` for a
+        progress bar; the others go to the constructor. ``embedding`` must be the model the
+        FAISS store was built with: its name goes into the manifest, its dimension must match.
+
+        Scores: FAISS returns the squared Euclidean distance for L2, this store the distance
+        itself (``faiss_score == score ** 2``); for inner product FAISS returns the product,
+        this store its negation. Results come in the same order.
+
+        Everything is read and checked before anything is written; on an error no store is
+        created, and an existing store at ``path`` is unchanged. Importing into an existing
+        store replaces documents by id (unchanged ones are not written again), so running an
+        interrupted import again completes it.
+
+        Raises:
+            UnsafePickleError (an `InvalidInputError`): ``index.pkl`` names a class outside the
+                allowlist; nothing was loaded.
+            InvalidInputError: a file is missing or damaged, the files disagree, the index
+                type keeps no exact vectors, or a document cannot be stored (it is named).
+            DimensionMismatchError: ``embedding`` gives vectors of another dimension.
+            ConfigurationError: a bad option, or a distance that would rank differently.
+        """
+        from vectordb_manager.vectorstores.faiss_import import import_langchain_faiss
+
+        options = {
+            name: kwargs.pop(name)
+            for name in ("distance", "index", "index_name", "progress")
+            if name in kwargs
+        }
+
+        def open_store(distance: str, index: str, params: dict[str, int]) -> LocalVectorStore:
+            return cls(embedding, path, distance=distance, index=index, **{**params, **kwargs})
+
+        store, _ = import_langchain_faiss(
+            folder,
+            embedding,
+            open_store,
+            allow_dangerous_deserialization=allow_dangerous_deserialization,
+            **options,
+        )
+        assert isinstance(store, LocalVectorStore)
+        return store
+
 
 def _check_directory(path: Path, storage: LocalStorage) -> None:
     # a StorageError naming the directory if it is a file or cannot be read
     names = storage.entries()
     if "manifests" not in names and names & {"index.pkl", "index.faiss"}:
         raise StorageError(
-            f"{path} holds a LangChain FAISS store (index.faiss + index.pkl); it is not "
-            "opened here because loading it would unpickle code. Re-add its documents "
-            "to a new LocalVectorStore instead."
+            f"{path} holds a LangChain FAISS store (index.faiss + index.pkl), which is not "
+            "opened here (loading index.pkl would unpickle code); import it, safely, into "
+            "another directory: "
+            f"LocalVectorStore.from_langchain_faiss({str(path)!r}, embedding, path=NEW_DIR) "
+            f"or `vectordb --path NEW_DIR import-faiss {path}`"
         )
