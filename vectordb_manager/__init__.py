@@ -18,6 +18,7 @@ from vectordb_manager.errors import (
     InvalidInputError,
     StorageError,
     StoreNotFoundError,
+    UnsafePickleError,
     VectorDBError,
 )
 from vectordb_manager.manager import IngestReport, VectorDatabaseManager
@@ -45,6 +46,7 @@ __all__ = [
     "S3VectorStore",
     "StorageError",
     "StoreNotFoundError",
+    "UnsafePickleError",
     "VectorDBConfig",
     "VectorDBError",
     "VectorDBTranslator",

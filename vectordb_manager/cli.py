@@ -201,11 +201,6 @@ def cmd_import_faiss(args: argparse.Namespace) -> int:
         f"imported {count} documents from {args.dir} into {stats['location'] or 'memory'} "
         f"(distance={stats['distance']}, index={stats['index']})"
     )
-    if stats["distance"] != config.distance_metric:
-        print(
-            f"open it with --distance {stats['distance']} (or distance_metric="
-            f"{stats['distance']!r} in the configuration)"
-        )
     return 0
 
 

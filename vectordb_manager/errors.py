@@ -20,6 +20,11 @@ class InvalidInputError(VectorDBError, ValueError):
     """An argument to a store method is invalid (lengths, ids, metadata, k, filter)."""
 
 
+class UnsafePickleError(InvalidInputError):
+    """A pickle to import (a LangChain FAISS ``index.pkl``) names a class or function outside
+    the allowlist; nothing was loaded."""
+
+
 class EmbeddingError(VectorDBError):
     """The embedding model failed or returned vectors that cannot be stored."""
 
@@ -66,5 +71,6 @@ __all__ = [
     "InvalidInputError",
     "StorageError",
     "StoreNotFoundError",
+    "UnsafePickleError",
     "VectorDBError",
 ]

@@ -357,12 +357,8 @@ def test_command_line_import_then_search(
     assert f"imported {len(TEXTS)} documents from {folder} into {target}" in captured.out
     assert "(distance=l2, index=flat)" in captured.out
     assert "import-faiss" in captured.err  # the progress bar
-    assert_same_documents(fs, LocalVectorStore(EMB, target, distance="l2"))
-    assert "open it with --distance l2" in captured.out
-    assert (
-        main([*base, "-q", "--distance", "l2", "search", "cat in the garden", "-k", "3", "--json"])
-        == 0
-    )
+    assert_same_documents(fs, LocalVectorStore(EMB, target))  # opens with its own distance
+    assert main([*base, "-q", "search", "cat in the garden", "-k", "3", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)
     theirs = ranked(fs, "cat in the garden", 3)
     assert [h["id"] for h in hits] == [i for i, _ in theirs]

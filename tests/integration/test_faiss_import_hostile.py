@@ -73,12 +73,6 @@ def test_datetime_metadata_is_read_from_the_pickle(tmp_path: Path) -> None:
     assert docstore.state["_dict"]["a"].state["__dict__"]["metadata"] == when
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidInputError,
-    reason="datetime metadata becomes storable on the datetime-metadata branch; remove this mark "
-    "once both are merged",
-)
 def test_datetime_metadata_is_imported(tmp_path: Path) -> None:
     when = {"at": datetime.datetime(2024, 5, 6, 7, 8, 9), "day": datetime.date(2020, 2, 29)}
     fs = FAISS.from_texts(["x"], EMB, metadatas=[when], ids=["a"])

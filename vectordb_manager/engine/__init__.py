@@ -26,6 +26,7 @@ Where each concern lives:
 ``npy``                the vectors' ``.npy`` prefix and header grammar (no ``ast``)
 ``hashing``            content hashes, and reading a file while checking its SHA-256
 ``options``            distances, index types and defaults, named once
+``settings``           the settings a store is opened with, met with the recorded ones
 ``limits``             the sizes and depths a store accepts and a reader believes
 ``locks``              the readers-writer lock
 =====================  ========================================================================

@@ -27,16 +27,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
 
 from vectordb_manager.engine import search as searching
+from vectordb_manager.engine import settings
 from vectordb_manager.engine import vectors as vectors_module
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy, prepare_merge
-from vectordb_manager.engine.filters import CompiledFilter, compile_where
+from vectordb_manager.engine.filters import CompiledFilter, Filter, compile_where
 from vectordb_manager.engine.format import (
     SEGMENT_DIR,
     Manifest,
@@ -72,8 +73,6 @@ from vectordb_manager.engine.verification import check_records, compare
 from vectordb_manager.errors import (
     ConcurrentModificationError,
     ConfigurationError,
-    DimensionMismatchError,
-    IntegrityError,
     InvalidInputError,
     StorageError,
     StoreNotFoundError,
@@ -125,7 +124,7 @@ class Engine:
             )
         if commit_attempts < 1:
             raise ConfigurationError(f"commit_attempts={commit_attempts} must be at least 1")
-        self._chosen = _Choices(
+        self._chosen = settings.Choices(
             distance if chosen(distance) else None,
             index if chosen(index) else None,
             params,
@@ -201,7 +200,6 @@ class Engine:
                 logger.debug("created store at %s", log.describe())
                 return
         manifest = log.read_latest(versions)
-        self._check_settings(manifest, dimension)
         self._adopt_settings(manifest)
         self._loader = self._new_loader(log)
         self._load(manifest)
@@ -210,50 +208,22 @@ class Engine:
         return Loader(log, distance=self.distance, params=self.params, kind_for=self._kind_for)
 
     def _adopt_settings(self, manifest: Manifest) -> None:
-        """Take the store's distance, index type and tuning where the caller chose none."""
-        self.distance = manifest.distance
-        if self._chosen.index_type is None:
-            self.requested_index = manifest.index
-        given = self._chosen.params
-        if not isinstance(given, IndexParams):
-            try:
-                self.params = IndexParams.from_json({**manifest.index_params, **(given or {})})
-                self.params.check()
-            except (TypeError, ValueError) as exc:
-                where = self.log.describe() if self.log else "memory"
-                raise IntegrityError(
-                    f"the store at {where} records index tuning that is not valid ({exc}); the "
-                    "manifest is damaged or was not written by vectordb-manager"
-                ) from None
-        self._state = StoreState(
-            self._kind_for(0), self._state.dim, self.distance, self.params
-        )
-
-    def _check_settings(self, manifest: Manifest, dimension: int | None) -> None:
+        """Check the caller's settings against the store's, and take the store's where the
+        caller chose none (`settings`)."""
         where = self.log.describe() if self.log else "memory"
-        if self._chosen.distance is not None and manifest.distance != self.distance:
-            raise ConfigurationError(
-                f"the store at {where} uses distance={manifest.distance!r}; open it with "
-                f"distance={manifest.distance!r}, or without a distance (it was given "
-                f"{self.distance!r})"
-            )
-        if (
-            dimension is not None
-            and manifest.dimension is not None
-            and dimension != manifest.dimension
-        ):
-            raise DimensionMismatchError(
-                f"the embedding model gives {dimension}-dimensional vectors but the store at "
-                f"{where} holds {manifest.dimension}-dimensional ones "
-                f"(model {manifest.embedding_model!r}); open it with the model it was built with"
-            )
-        stored_model = manifest.embedding_model
-        if self.check_model and stored_model and self.embedding_model not in (None, stored_model):
-            raise ConfigurationError(
-                f"the store at {where} was built with embedding model {stored_model!r} but is "
-                f"being opened with {self.embedding_model!r}; open it with the model it was "
-                "built with, or rebuild it for the new model with VectorDatabaseManager.reembed()"
-            )
+        settings.check(
+            manifest,
+            self._chosen,
+            dimension=self._state.dim,
+            embedding_model=self.embedding_model,
+            check_model=self.check_model,
+            where=where,
+        )
+        current = settings.Settings(self.distance, self.requested_index, self.params)
+        self.distance, self.requested_index, self.params = settings.adopt(
+            manifest, self._chosen, current, where
+        )
+        self._state = StoreState(self._kind_for(0), self._state.dim, self.distance, self.params)
 
     def _load(self, manifest: Manifest) -> None:
         assert self._loader is not None
@@ -544,14 +514,14 @@ class Engine:
         self,
         query: Sequence[float] | Vectors,
         k: int,
-        filter: Mapping[str, Any] | CompiledFilter | None = None,
+        filter: Filter | CompiledFilter | None = None,
         *,
         with_vectors: bool = False,
         checked: bool = False,
     ) -> list[Hit]:
-        """The k nearest live records passing the filter (a dict, or one compiled once for
-        the call), closest first. ``checked``: the query comes from the embedding service,
-        which has checked its values already."""
+        """The k nearest live records passing the filter (a dict, a function of the metadata,
+        or one compiled once for the call), closest first. ``checked``: the query comes from
+        the embedding service, which has checked its values already."""
         k = require_k(k)
         where = filter if isinstance(filter, CompiledFilter) else compile_where(filter)
         q = self.prepare_query(query, checked=checked)
@@ -560,7 +530,7 @@ class Engine:
         with self._rw.read():
             return searching.search(self._state, q, k, where, with_vectors=with_vectors)
 
-    def ids(self, filter: Mapping[str, Any] | None = None) -> list[str]:
+    def ids(self, filter: Filter | None = None) -> list[str]:
         """The live ids (passing ``filter``, if given), in insertion order."""
         where = compile_where(filter)
         with self._rw.read():
@@ -636,14 +606,6 @@ class Engine:
             "embedding_model": (m.embedding_model if m else None) or self.embedding_model,
             "location": self.storage.describe() if self.storage else None,
         }
-
-
-class _Choices(NamedTuple):
-    """The settings the caller chose (``None``: left at the default, the store's is taken)."""
-
-    distance: str | None
-    index_type: str | None
-    params: IndexParams | Mapping[str, Any] | None
 
 
 class _LostRace(Exception):

@@ -323,7 +323,7 @@ class EngineVectorStore(FaissCompatMixin, VectorStore):
     # -- reading -----------------------------------------------------------------------------
     def get_ids(self, filter: MetadataFilter | None = None) -> list[str]:
         """The ids of every document (passing ``filter``, if given), oldest first."""
-        return self._engine.ids(filter)  # type: ignore[arg-type]
+        return self._engine.ids(filter)
 
     @override
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:

@@ -45,7 +45,7 @@ from vectordb_manager.errors import (
     DimensionMismatchError,
     InvalidInputError,
 )
-from vectordb_manager.vectorstores.engine_store import EngineVectorStore, _validate_rows
+from vectordb_manager.vectorstores.engine_store import EngineVectorStore
 from vectordb_manager.vectorstores.faiss_pickle import (
     PickledDocstore,
     PickledDocument,
@@ -53,6 +53,7 @@ from vectordb_manager.vectorstores.faiss_pickle import (
     UnsafePickleError,
     load_docstore,
 )
+from vectordb_manager.vectorstores.rows import _validate_rows
 
 if TYPE_CHECKING:
     from vectordb_manager.config import VectorDBConfig

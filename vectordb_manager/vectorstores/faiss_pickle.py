@@ -28,7 +28,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any
 
-from vectordb_manager.errors import InvalidInputError
+from vectordb_manager.errors import InvalidInputError, UnsafePickleError
 
 __all__ = [
     "ALLOWED",
@@ -44,10 +44,6 @@ _DANGEROUS_HINT = (
     "(command line: --allow-dangerous-deserialization), which lets the pickle import and run "
     "what it names, as LangChain's FAISS.load_local does"
 )
-
-
-class UnsafePickleError(InvalidInputError):
-    """The docstore pickle names a class or function outside the allowlist; it was not loaded."""
 
 
 class _Pickled:
