@@ -70,6 +70,10 @@ __all__ = [
 ]
 
 BATCH = 1000
+"""The fewest documents a commit takes; more when the vectors are small (`batch_rows`)."""
+BATCH_BYTES = 64 << 20
+"""About how many bytes of vectors one commit takes: few commits mean few merges, so a large
+import writes each vector about twice, not once per merge level."""
 """Documents per commit while importing."""
 
 UNIT_TOLERANCE = 1e-4
@@ -268,9 +272,14 @@ class FaissImport:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def batch_rows(self) -> int:
+        """Documents per commit: `BATCH_BYTES` of vectors, at least `BATCH`."""
+        return max(BATCH, BATCH_BYTES // (4 * self.dimension))
+
     def batches(
-        self, size: int = BATCH
+        self, size: int | None = None
     ) -> Iterator[tuple[slice, np.ndarray[Any, np.dtype[np.float32]]]]:
+        size = size or self.batch_rows()
         for start in range(0, len(self.ids), size):
             stop = min(start + size, len(self.ids))
             yield slice(start, stop), self.vectors.read(start, stop)
@@ -323,7 +332,7 @@ class FaissImport:
     def copy_to(
         self, store: EngineVectorStore, *, progress: Callable[[int], object] | None = None
     ) -> int:
-        """Add every document with its vector to ``store``, `BATCH` per commit (documents
+        """Add every document with its vector to ``store``, `batch_rows` per commit (documents
         already there unchanged are not written again); returns how many were imported."""
         if store.engine.dimension not in (None, self.dimension):
             raise DimensionMismatchError(
