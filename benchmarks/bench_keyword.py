@@ -72,10 +72,12 @@ COLUMNS = [
 
 # -- what has landed -------------------------------------------------------------------------
 def has_api() -> bool:
+    """Whether the store's keyword/hybrid methods and the engine's text index have landed."""
     from vectordb_manager import LocalVectorStore
+    from vectordb_manager.engine.core import Engine
 
     methods = ("keyword_search_with_score", "hybrid_search_with_score")
-    return all(hasattr(LocalVectorStore, m) for m in methods)
+    return hasattr(Engine, "keyword_search") and all(hasattr(LocalVectorStore, m) for m in methods)
 
 
 def has_option() -> bool:
