@@ -180,6 +180,8 @@ def add_rows(
             t0 = time.perf_counter()
             stores[name].add_embeddings(pairs, metas[a:b], ids=ids)
             times[name].append(time.perf_counter() - t0)
+    for s in stores.values():  # drop files compaction replaced, so that sizes compare
+        s.vacuum(older_than=0.0)
     total = {name: sum(ts) for name, ts in times.items()}
     common.log("- add: " + ", ".join(f"{name} {common.fmt_s(t)}" for name, t in total.items()))
     r = common.ratio(total.get("with"), total.get("without"))
