@@ -3,6 +3,8 @@ with concrete texts and the terms they give, and the strictness of its manifest 
 
 from __future__ import annotations
 
+import random
+import unicodedata
 from typing import Any
 
 import pytest
@@ -330,3 +332,16 @@ def _with(**changes: Any) -> dict[str, Any]:
 def test_from_json_refuses_what_this_release_did_not_write(data: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Analyzer.from_json(data)
+
+
+def test_the_fast_token_pattern_agrees_with_the_full_one() -> None:
+    # text without combining marks takes a simpler pattern and cuts CJK runs out afterwards;
+    # both must give the terms the full pattern gives
+    rng = random.Random(7)
+    alphabet = [*"aZ9_.:-/ '東京カ한é,", "ß", "İ", "\ufb01"]
+    fast, full = Analyzer(), Analyzer()
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        tokens = analyzer_module._unicode_token().findall(unicodedata.normalize("NFKC", text))
+        expected = [term for token in tokens for term in full._cache[token]]
+        assert fast.terms(text) == expected, text
