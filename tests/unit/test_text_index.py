@@ -216,6 +216,32 @@ def test_ties_go_to_the_older_document_and_k_cuts_the_ranking(tmp_path: Path) ->
     assert ids[:5] == ["t0", "t2", "t3", "t4", "t5"] and ids[-1] == "t1"
 
 
+def test_rare_terms_among_many_documents(tmp_path: Path) -> None:
+    """Queries whose postings are few next to the slots (scored sparsely) and many (scored
+    into a buffer of every slot) both equal the reference."""
+    rng = random.Random(14)
+    engine = local(tmp_path)
+    model = Model()
+    filler = [f"filler{i}" for i in range(300)]
+    for batch in range(4):
+        ids = [f"m{batch}-{i}" for i in range(150)]
+        texts = [" ".join(rng.choices(filler, k=rng.randint(3, 20))) for _ in ids]
+        for i in rng.sample(range(len(ids)), 5):
+            texts[i] += " " + rng.choice(["zircon", "quartz", "basalt"])
+        engine.apply(ids, texts, [{"n": 0, "tag": "x"}] * len(ids), vectors(rng, len(ids)))
+        for doc_id, t in zip(ids, texts, strict=True):
+            model.put(doc_id, t, {"n": 0, "tag": "x"})
+    delete(engine, model, rng.sample(sorted(model.docs), 40))
+    queries = ["zircon quartz", "zircon basalt quartz", "filler1 filler2 filler3 zircon"]
+    for query in queries:
+        want = reference(model, query, engine.analyzer, lambda m: True)
+        got = {h.document.id: h.score for h in engine.keyword_search(query, 1000)}
+        assert got.keys() == want.keys() and len(want) > 5
+        assert all(got[d] == pytest.approx(w, rel=1e-9) for d, w in want.items())
+        best = sorted(want, key=lambda d: -want[d])[:4]
+        assert [h.document.id for h in engine.keyword_search(query, 4)] == best
+
+
 def test_queries_without_terms_find_nothing(tmp_path: Path) -> None:
     engine = local(tmp_path)
     assert engine.keyword_search("alpha", 3) == []  # an empty store

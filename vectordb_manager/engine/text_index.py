@@ -85,6 +85,8 @@ class TextIndex:
         self._lengths = np.zeros(0, dtype=np.uint32)
         self._slots = 0
         self._stats: tuple[int, float] | None = None
+        self._norm = np.zeros(0)  # per slot: k1 * (1 - b + b * length / avglen), with _stats
+        self._dead = 0  # slots killed
         self._lock = threading.Lock()
         self.from_texts = False  # whether some slots came without postings (built from texts)
 
@@ -106,7 +108,9 @@ class TextIndex:
 
     def kill(self, slot: int) -> None:
         """A deleted or replaced slot: it no longer counts anywhere."""
-        self._alive[slot] = False
+        if self._alive[slot]:
+            self._alive[slot] = False
+            self._dead += 1
         self._stats = None
 
     @property
@@ -183,9 +187,11 @@ class TextIndex:
         stats = self._stats
         if stats is None:
             alive = self._alive[: self._slots]
+            lengths = self._lengths[: self._slots].astype(np.float64)
             n = int(np.count_nonzero(alive))
-            total = float(np.dot(self._lengths[: self._slots], alive.astype(np.float64)))
-            stats = self._stats = (n, total / n if n else 0.0)
+            avglen = float(np.dot(lengths, alive)) / n if n else 0.0
+            self._norm = K1 * (1.0 - B + (B / avglen) * lengths) if avglen else lengths
+            stats = self._stats = (n, avglen)
         return stats
 
     def search(
@@ -200,30 +206,37 @@ class TextIndex:
             return nothing
         self.ensure()
         tids = [i for i in map(self.vocab.get, terms) if i is not None]
-        n, avglen = self.stats()
+        n = self.stats()[0]  # (and the norms of the slots, for this mean length)
         if not tids or not n:
             return nothing
-        alive = self._alive
-        mask = alive
-        if allowed is not None:
+        alive, norm = self._alive, self._norm
+        mask = None
+        if allowed is not None:  # the passing slots are live ones
             mask = np.zeros(len(alive), dtype=bool)
             mask[allowed] = True
-            mask &= alive
         slot_parts: list[I64] = []
         weight_parts: list[F64] = []
         for tid in tids:
             slots, tfs = self._gather(tid)
-            live = alive[slots]
-            df = int(np.count_nonzero(live))
+            keep = None
+            if self._dead:  # df counts the live documents only
+                keep = alive[slots]
+                df = int(np.count_nonzero(keep))
+            else:
+                df = len(slots)
             if not df:
                 continue
-            keep = live if allowed is None else mask[slots]
-            slots = slots[keep]
-            tf = tfs[keep].astype(np.float64)
-            idf = np.log1p((n - df + 0.5) / (df + 0.5))
-            norm = K1 * (1.0 - B + (B / avglen) * self._lengths[slots])
+            if mask is not None:
+                keep = mask[slots]
+            if keep is not None:
+                slots, tfs = slots[keep], tfs[keep]
+            tf = tfs.astype(np.float64)
+            weight = norm[slots]
+            weight += tf
+            np.divide(tf, weight, out=weight)
+            weight *= np.log1p((n - df + 0.5) / (df + 0.5))  # idf
             slot_parts.append(slots)
-            weight_parts.append(idf * tf / (tf + norm))
+            weight_parts.append(weight)
         if not slot_parts:
             return nothing
         if len(slot_parts) == 1:
@@ -238,8 +251,7 @@ class TextIndex:
                 )
             else:
                 total = np.bincount(every, weights=weights, minlength=self._slots)
-                slots = np.flatnonzero(total).astype(np.int64)
-                scores = total[slots].astype(np.float64)
+                return _top_dense(total.astype(np.float64, copy=False), k)
         return _top(scores, slots, k)
 
     def _gather(self, tid: int) -> tuple[I64, U32]:
@@ -269,6 +281,22 @@ def _top(scores: F64, slots: I64, k: int) -> tuple[F64, I64]:
         scores, slots = scores[pick], slots[pick]
     order = np.lexsort((slots, -scores))
     return scores[order], slots[order]
+
+
+def _top_dense(total: F64, k: int) -> tuple[F64, I64]:
+    """`_top` of the slots with a score above 0 in ``total`` (a score per slot), without
+    listing them all first."""
+    if k < len(total):
+        kth = float(np.partition(total, len(total) - k)[len(total) - k])
+        if kth > 0:
+            above = np.flatnonzero(total > kth)
+            tied = np.flatnonzero(total == kth)[: k - len(above)]
+            slots = np.concatenate([above, tied])
+            scores = total[slots]
+            order = np.lexsort((slots, -scores))
+            return scores[order], slots[order].astype(np.int64)
+    slots = np.flatnonzero(total > 0)
+    return _top(total[slots], slots.astype(np.int64), k)
 
 
 def _merge(a: _Block, b: _Block) -> _Block:
