@@ -91,25 +91,25 @@ class Postings:
         """Postings from (term id into ``vocab``, row, frequency) entries in any order (a
         (term, row) pair may repeat: frequencies add up; ``tfs`` ``None``: each entry once)."""
         n = max(len(lengths), 1)
-        keys = term_ids * n + rows
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        if tfs is None:
-            freq = np.bincount(inverse, minlength=len(uniq))
-        else:
-            freq = np.bincount(inverse, weights=tfs, minlength=len(uniq)).astype(np.int64)
-        tids, prow = np.divmod(uniq, n)
-        used = np.unique(tids)
-        # order the used terms by their text, and the postings by (term text, row)
-        order = sorted(range(len(used)), key=[vocab[t] for t in used.tolist()].__getitem__)
-        rank = np.empty(len(vocab), dtype=np.int64)
+        used = np.flatnonzero(np.bincount(term_ids, minlength=len(vocab)))
+        names = [vocab[t] for t in used.tolist()]
+        order = sorted(range(len(used)), key=names.__getitem__)
+        rank = np.zeros(len(vocab), dtype=np.int64)
         rank[used[order]] = np.arange(len(used))
-        sort = np.lexsort((prow, rank[tids]))
-        df = np.bincount(rank[tids], minlength=len(used))
+        keys = rank[term_ids] * n + rows  # by term (its text), then row
+        if tfs is None:
+            uniq, counts = np.unique(keys, return_counts=True)
+            freq = counts.astype(np.int64)
+        else:
+            uniq, inverse = np.unique(keys, return_inverse=True)
+            freq = np.bincount(inverse, weights=tfs, minlength=len(uniq)).astype(np.int64)
+        term_rank, prow = np.divmod(uniq, n)
+        df = np.bincount(term_rank, minlength=len(used))
         return cls(
-            [vocab[t] for t in used[order].tolist()],
+            [names[i] for i in order],
             np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
-            prow[sort].astype(np.uint32),
-            freq[sort].astype(np.uint32),
+            prow.astype(np.uint32),
+            freq.astype(np.uint32),
             np.asarray(lengths, dtype=np.uint32),
         )
 
@@ -222,13 +222,15 @@ def _varints(values: np.ndarray[Any, np.dtype[np.uint64]]) -> bytes:
         size += values >= (1 << shift)
     out = np.empty(int(size.sum()), dtype=np.uint8)
     at = np.cumsum(size) - size
-    for i in range(5):
-        m = size > i
-        if not m.any():
+    rest, left = values, size
+    for i in range(5):  # byte i of the values that have one, fewer each round
+        more = left > i + 1
+        out[at + i] = ((rest & np.uint64(0x7F)) | (more.astype(np.uint64) << np.uint64(7))).astype(
+            np.uint8
+        )
+        if not more.any():
             break
-        part = (values[m] >> np.uint64(7 * i)) & np.uint64(0x7F)
-        more = (size[m] > i + 1).astype(np.uint64) << np.uint64(7)
-        out[at[m] + i] = (part | more).astype(np.uint8)
+        rest, left, at = rest[more] >> np.uint64(7), left[more], at[more]
     return out.tobytes()
 
 

@@ -55,6 +55,7 @@ class _Block:
     rows ``rows[starts[i]:ends[i]]`` (relative to ``first``, ascending) and their frequencies."""
 
     first: int
+    stop: int  # the slot after its last
     keys: I64
     starts: I64
     ends: I64
@@ -150,7 +151,15 @@ class TextIndex:
         local = np.asarray(ids, dtype=np.int64)
         order = np.argsort(local, kind="stable")
         self._blocks.append(
-            _Block(first, local[order], p.offsets[:-1][order], p.offsets[1:][order], p.rows, p.tfs)
+            _Block(
+                first,
+                first + p.row_count,
+                local[order],
+                p.offsets[:-1][order],
+                p.offsets[1:][order],
+                p.rows,
+                p.tfs,
+            )
         )
         self._lengths[first : first + p.row_count] = p.lengths
         while len(self._blocks) > 1 and 2 * self._blocks[-1].size >= self._blocks[-2].size:
@@ -166,7 +175,10 @@ class TextIndex:
         where = np.full(self._slots, -1, dtype=np.int64)
         where[wanted] = np.arange(len(wanted))
         tids, rows, tfs = [], [], []
+        low, high = (int(wanted[0]), int(wanted[-1])) if len(wanted) else (0, -1)
         for block in self._blocks:
+            if block.stop <= low or block.first > high:
+                continue  # none of its slots wanted
             t, s, f = block.flat()
             new = where[s]
             keep = new >= 0
@@ -309,7 +321,7 @@ def _merge(a: _Block, b: _Block) -> _Block:
     tfs = np.concatenate([fa, fb])[order]
     keys, counts = np.unique(tids[order], return_counts=True)
     ends = np.cumsum(counts)
-    return _Block(a.first, keys, ends - counts, ends, rows, tfs)
+    return _Block(a.first, b.stop, keys, ends - counts, ends, rows, tfs)
 
 
 def _ranges(starts: I64, lens: I64) -> I64:
