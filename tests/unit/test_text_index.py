@@ -355,6 +355,27 @@ def test_the_analyzer_is_recorded_and_a_different_one_refused(tmp_path: Path) ->
     assert local(tmp_path, analyzer=Analyzer(stem=False, stopwords=False)).count() == 1
 
 
+def test_a_store_recording_no_analyzer_takes_the_first_writers(tmp_path: Path) -> None:
+    """A store from before the keyword index records no analyzer: a writer opening it with
+    one records it; another writer that opened it meanwhile with another one is refused
+    when it commits (nothing written), and reopened it takes the recorded one."""
+    rng = random.Random(15)
+    local(tmp_path, keyword_index=False).apply(["a"], ["runs"], [{}], vectors(rng, 1))
+    for manifest in tmp_path.glob("manifests/*.json"):
+        doc = json.loads(manifest.read_text())
+        del doc["analyzer"]
+        manifest.write_text(json.dumps(doc))
+    plain = Analyzer(stem=False, stopwords=False)
+    first, second = local(tmp_path, analyzer=plain), local(tmp_path)
+    assert (first.analyzer, second.analyzer) == (plain, Analyzer())
+    first.apply(["b"], ["running"], [{}], vectors(rng, 1))
+    with pytest.raises(ConfigurationError, match="another writer recorded text analyzer"):
+        second.apply(["c"], ["ran"], [{}], vectors(rng, 1))
+    reopened = local(tmp_path)
+    assert reopened.analyzer == plain and sorted(reopened.ids()) == ["a", "b"]
+    assert [h.document.id for h in reopened.keyword_search("running", 3)] == ["b"]
+
+
 def test_a_recorded_analyzer_this_release_cannot_use_is_refused(tmp_path: Path) -> None:
     local(tmp_path).apply(["a"], ["text"], [{}], vectors(random.Random(10), 1))
     manifest = sorted(tmp_path.glob("manifests/*.json"))[-1]

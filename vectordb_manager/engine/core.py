@@ -407,7 +407,7 @@ class Engine:
                     self._refresh_locked()
                 current = self._manifest
                 assert current is not None
-                self._check_analyzer(current)
+                settings.check_unchanged_analyzer(current, self._analyzer, log.describe())
                 features = current.with_feature(TYPED_VALUES) if typed else current.features
                 if seg.postings is not None and KEYWORD_INDEX not in features:
                     features = (*features, KEYWORD_INDEX)
@@ -443,20 +443,6 @@ class Engine:
                     f"committing to {log.describe()} first; the change was not applied, retry it"
                 )
         self._after_commit()
-
-    def _check_analyzer(self, current: Manifest) -> None:
-        """`ConfigurationError` if another writer recorded another analyzer meanwhile (this
-        store recorded none when it was opened)."""
-        if current.analyzer is None:
-            return
-        where = self.log.describe() if self.log else "memory"
-        recorded = settings.adopt_analyzer(current, None, where)
-        if recorded != self._analyzer:
-            raise ConfigurationError(
-                f"another writer recorded text analyzer {current.analyzer} for the store at "
-                f"{where} while this one uses {self._analyzer.to_json()}; the change was not "
-                "applied. Open the store again (without an analyzer) and retry"
-            )
 
     def _after_commit(self) -> None:
         """Merge segments and collect garbage; the change is committed, so neither may fail

@@ -109,3 +109,17 @@ def adopt_analyzer(manifest: Manifest, chosen: Analyzer | None, where: str) -> A
             "new store)"
         )
     return recorded
+
+
+def check_unchanged_analyzer(manifest: Manifest, analyzer: Analyzer, where: str) -> None:
+    """`ConfigurationError` if ``manifest`` records an analyzer other than the one a writer
+    indexes with (another writer recorded one meanwhile, in a store that had none when this
+    one opened it)."""
+    if manifest.analyzer is None:
+        return
+    if adopt_analyzer(manifest, None, where) != analyzer:
+        raise ConfigurationError(
+            f"another writer recorded text analyzer {manifest.analyzer} for the store at "
+            f"{where} while this one uses {analyzer.to_json()}; the change was not applied. "
+            "Open the store again (without an analyzer) and retry"
+        )
