@@ -498,3 +498,25 @@ def _copy(src: Path, dst: Path) -> None:
             target = dst / f.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(f.read_bytes())
+
+
+def test_postings_round_trip_and_repeated_entries_add_up() -> None:
+    texts = ["alpha beta alpha", "", "beta " * 300, "é✓ unicode ünïcode", "gamma"]
+    p = Postings.build(texts, Analyzer())
+    assert p.terms == sorted(p.terms) and p.lengths.tolist()[:3] == [3, 0, 300]
+    again = Postings.decode(p.encode(), len(texts), "s")
+    assert again.equals(p)
+    beta = p.terms.index("beta")
+    span = slice(int(p.offsets[beta]), int(p.offsets[beta + 1]))
+    assert p.rows[span].tolist() == [0, 2] and p.tfs[span].tolist() == [1, 300]
+    merged = Postings.from_triples(
+        ["b", "a", "c"],
+        np.array([0, 1, 0, 2, 0]),
+        np.array([1, 0, 1, 2, 0]),
+        np.array([2, 3, 4, 1, 1]),
+        np.array([3, 6, 1]),
+    )
+    assert merged.terms == ["a", "b", "c"]
+    assert merged.rows.tolist() == [0, 0, 1, 2] and merged.tfs.tolist() == [3, 1, 6, 1]
+    with pytest.raises(IntegrityError, match="covers 5 rows"):
+        Postings.decode(p.encode(), 4, "s")

@@ -101,8 +101,11 @@ class Postings:
             uniq, counts = np.unique(keys, return_counts=True)
             freq = counts.astype(np.int64)
         else:
-            uniq, inverse = np.unique(keys, return_inverse=True)
-            freq = np.bincount(inverse, weights=tfs, minlength=len(uniq)).astype(np.int64)
+            by_key = np.argsort(keys)
+            uniq, freq = keys[by_key], tfs[by_key]
+            if len(uniq) > 1 and not np.all(uniq[1:] != uniq[:-1]):  # a pair repeats: add up
+                uniq, inverse = np.unique(uniq, return_inverse=True)
+                freq = np.bincount(inverse, weights=freq, minlength=len(uniq)).astype(np.int64)
         term_rank, prow = np.divmod(uniq, n)
         df = np.bincount(term_rank, minlength=len(used))
         return cls(

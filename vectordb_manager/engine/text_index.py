@@ -88,7 +88,7 @@ class TextIndex:
         self._stats: tuple[int, float] | None = None
         self._norm = np.zeros(0)  # per slot: k1 * (1 - b + b * length / avglen), with _stats
         self._dead = 0  # slots killed
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.from_texts = False  # whether some slots came without postings (built from texts)
 
     # -- changes (under the state's write lock) ----------------------------------------------
@@ -139,16 +139,20 @@ class TextIndex:
             return Postings.build(_texts(source), self.analyzer)
         return Postings.build(source, self.analyzer)
 
-    def _register(self, first: int, p: Postings) -> None:
-        vocab, terms = self.vocab, self.terms
+    def _ids(self, terms: list[str]) -> I64:
+        """The global ids of these terms (new ones get the next ids)."""
+        vocab, known = self.vocab, self.terms
         ids = []
-        for t in p.terms:
+        for t in terms:
             i = vocab.get(t)
             if i is None:
-                i = vocab[t] = len(terms)
-                terms.append(t)
+                i = vocab[t] = len(known)
+                known.append(t)
             ids.append(i)
-        local = np.asarray(ids, dtype=np.int64)
+        return np.asarray(ids, dtype=np.int64)
+
+    def _register(self, first: int, p: Postings) -> None:
+        local = self._ids(p.terms)
         order = np.argsort(local, kind="stable")
         self._blocks.append(
             _Block(
@@ -169,17 +173,27 @@ class TextIndex:
     # -- reading (under the state's read lock) -----------------------------------------------
     def select(self, slots: Sequence[int] | np.ndarray[Any, Any]) -> Postings:
         """The postings of these slots (ascending), as a segment of them in that order (for
-        compaction: slot ``slots[i]`` becomes row ``i``)."""
-        self.ensure()
+        compaction: slot ``slots[i]`` becomes row ``i``). Pending blocks are decoded or built
+        but not merged into the index's blocks: a merge needs only their postings."""
         wanted = np.asarray(slots, dtype=np.int64)
         where = np.full(self._slots, -1, dtype=np.int64)
         where[wanted] = np.arange(len(wanted))
-        tids, rows, tfs = [], [], []
         low, high = (int(wanted[0]), int(wanted[-1])) if len(wanted) else (0, -1)
-        for block in self._blocks:
-            if block.stop <= low or block.first > high:
-                continue  # none of its slots wanted
-            t, s, f = block.flat()
+        pieces: list[tuple[I64, I64, U32]] = []
+        with self._lock:  # (readers may register the pending blocks meanwhile)
+            for block in self._blocks:
+                if block.first <= high and block.stop > low:  # some of its slots wanted
+                    pieces.append(block.flat())
+            for i, (first, count, source) in enumerate(self._pending):
+                if first <= high and first + count > low:
+                    p = self._postings(count, source)
+                    self._pending[i] = (first, count, p)  # decoded or built once
+                    self._lengths[first : first + count] = p.lengths
+                    lens = np.diff(p.offsets)
+                    local = np.repeat(self._ids(p.terms), lens)
+                    pieces.append((local, p.rows.astype(np.int64) + first, p.tfs))
+        tids, rows, tfs = [], [], []
+        for t, s, f in pieces:
             new = where[s]
             keep = new >= 0
             tids.append(t[keep])
