@@ -155,6 +155,10 @@ def test_searches_run_while_another_thread_writes(tmp_path: Path, index: str) ->
                 for doc in docs:
                     assert doc.page_content.endswith(str(doc.metadata["n"]))
                 assert len(store.similarity_search("text", k=10)) == 10
+                hits = store.engine.keyword_search("seed", 10, filter={"n": {"$lt": 25}})
+                assert len(hits) == 10
+                assert all(h.document.page_content.startswith("seed") for h in hits)
+                assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
                 searches[0] += 1
                 seen.add(commits[0])
                 # let the writer have the GIL: otherwise, after each of its system calls, it

@@ -101,7 +101,7 @@ class Postings:
             uniq, counts = np.unique(keys, return_counts=True)
             freq = counts.astype(np.int64)
         else:
-            by_key = np.argsort(keys)
+            by_key = np.argsort(keys, kind="stable")  # sorted runs (pieces): merged
             uniq, freq = keys[by_key], tfs[by_key]
             if len(uniq) > 1 and not np.all(uniq[1:] != uniq[:-1]):  # a pair repeats: add up
                 uniq, inverse = np.unique(uniq, return_inverse=True)
