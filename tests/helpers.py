@@ -67,6 +67,21 @@ def passing(metas: Sequence[Mapping[str, Any]], test: Callable[[Mapping[str, Any
     return [i for i, m in enumerate(metas) if test(m)]
 
 
+def keyword_of(doc_id: str) -> str:
+    """A word that only the document ``doc_id`` holds (of the concurrency tests' writers)."""
+    return "kw" + doc_id.replace("-", "q")
+
+
+def check_keywords(engine: Any, present: set[str], deleted: set[str]) -> None:
+    """The keyword index agrees with the ids: each present document is the one match of its
+    own word; no deleted one is found by its word."""
+    for doc_id in present:
+        hits = engine.keyword_search(keyword_of(doc_id), 3)
+        assert [h.document.id for h in hits] == [doc_id], (doc_id, hits[:2])
+    for doc_id in deleted:
+        assert doc_id not in {h.document.id for h in engine.keyword_search(keyword_of(doc_id), 3)}
+
+
 def write_concurrently(stores: Sequence[Any], rounds: int, delete_every: int = 4) -> set[str]:
     """Each store, in its own thread, adds ``rounds`` documents and deletes every
     ``delete_every``-th one it wrote before; returns the ids that must remain."""
@@ -77,7 +92,8 @@ def write_concurrently(stores: Sequence[Any], rounds: int, delete_every: int = 4
     def write(n: int) -> None:
         try:
             for i in range(rounds):
-                stores[n].add_texts([f"writer {n} text {i}"], ids=[f"{n}-{i}"])
+                doc_id = f"{n}-{i}"
+                stores[n].add_texts([f"writer {n} text {i} {keyword_of(doc_id)}"], ids=[doc_id])
                 if i % delete_every == delete_every - 1:
                     stores[n].delete([f"{n}-{i - 1}"])
         except BaseException as exc:  # reported below

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_concurrently
+from tests.helpers import check_keywords, write_concurrently
 from vectordb_manager import LocalVectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
 
@@ -95,6 +95,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) ->
             ids = set(store.engine.ids())
             assert present <= ids, f"round {round_}: lost {sorted(present - ids)[:5]}"
             assert not (deleted & ids), f"round {round_}: resurrected {sorted(deleted & ids)[:5]}"
+            check_keywords(store.engine, present, deleted)
             store.verify()
     finally:
         server.stdin.close()
@@ -115,9 +116,10 @@ def test_two_processes_write_one_directory(tmp_path: Path) -> None:
     children = [spawn(path, name, 60, deletes=True) for name in ("p", "q")]
     outputs = [c.communicate(timeout=300)[0] for c in children]
     assert all(c.returncode == 0 for c in children)
-    present, _ = acknowledged([line for out in outputs for line in out.splitlines()])
+    present, deleted = acknowledged([line for out in outputs for line in out.splitlines()])
     store = LocalVectorStore(EMB, path)
     assert set(store.engine.ids()) == present
+    check_keywords(store.engine, present, deleted)
     assert len(present) == 2 * (60 * 2 - 20)
     store.verify()
 
@@ -129,6 +131,7 @@ def test_store_objects_in_threads_share_a_directory(tmp_path: Path) -> None:
     for s in [*stores, LocalVectorStore(EMB, path)]:
         s.refresh()
         assert set(s.engine.ids()) == expected
+        check_keywords(s.engine, expected, {f"{n}-{i}" for n in range(4) for i in range(40)} - expected)
     LocalVectorStore(EMB, path).verify()
 
 
@@ -152,6 +155,10 @@ def test_searches_run_while_another_thread_writes(tmp_path: Path, index: str) ->
                 for doc in docs:
                     assert doc.page_content.endswith(str(doc.metadata["n"]))
                 assert len(store.similarity_search("text", k=10)) == 10
+                hits = store.engine.keyword_search("seed", 10, filter={"n": {"$lt": 25}})
+                assert len(hits) == 10
+                assert all(h.document.page_content.startswith("seed") for h in hits)
+                assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
                 searches[0] += 1
                 seen.add(commits[0])
                 # let the writer have the GIL: otherwise, after each of its system calls, it

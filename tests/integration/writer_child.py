@@ -28,6 +28,7 @@ import signal
 import sys
 import traceback
 
+from tests.helpers import keyword_of
 from vectordb_manager import LocalVectorStore, S3VectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore
@@ -57,7 +58,9 @@ def write(args: list[str]) -> None:
     store = open_store(spec)
     for i in range(count):
         doc_id = f"{prefix}-{i}"
-        store.add_texts([f"text {prefix} number {i}", f"extra {prefix} {i}"],
+        texts = [f"text {prefix} number {i} {keyword_of(doc_id)}",
+                 f"extra {prefix} {i} {keyword_of(doc_id + '-x')}"]
+        store.add_texts(texts,
                         [{"i": i}, {"i": i, "extra": True}], ids=[doc_id, doc_id + "-x"])
         say(f"ADD {doc_id}")
         if deletes and i % 3 == 2:

@@ -42,7 +42,7 @@ from vectordb_manager.engine.format import (
     unpack_sections,
 )
 from vectordb_manager.engine.limits import MAX_METADATA_DEPTH
-from vectordb_manager.engine.manifest import TYPED_VALUES, sha256
+from vectordb_manager.engine.manifest import KEYWORD_INDEX, TYPED_VALUES, sha256
 from vectordb_manager.engine.records import RawRecords, encode_record
 
 EMB = HashingEmbeddings(32)
@@ -106,8 +106,11 @@ def open_store(path: Path, **kw: Any) -> LocalVectorStore:
 
 
 def features(path: Path) -> list[str]:
+    """The newest manifest's features but the keyword index's (which every store with
+    documents has: see test_text_index.py)."""
     latest = sorted(path.glob("manifests/*.json"))[-1]
-    return json.loads(latest.read_text())["features"]  # type: ignore[no-any-return]
+    found = json.loads(latest.read_text())["features"]
+    return [f for f in found if f != "keyword-index"]
 
 
 # -- round trips -----------------------------------------------------------------------------
@@ -310,7 +313,8 @@ def test_a_reader_without_the_feature_refuses_the_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     open_store(tmp_path).add_texts(["t"], [{"at": datetime(2020, 1, 1)}], ids=["a"])
-    monkeypatch.setattr(manifest_module, "SUPPORTED_FEATURES", frozenset())  # an older reader
+    # a reader that knows the keyword index but not dates
+    monkeypatch.setattr(manifest_module, "SUPPORTED_FEATURES", frozenset({KEYWORD_INDEX}))
     with pytest.raises(IntegrityError, match=r"features this release does not know: \['typed-values'\]"):
         open_store(tmp_path)
 
@@ -321,7 +325,7 @@ def test_a_store_without_dates_is_still_opened_by_an_older_reader(
     store = open_store(tmp_path)
     store.add_texts(["t"], [{"d": {"$date": "x"}, "n": 1}], ids=["a"])
     store.compact()
-    monkeypatch.setattr(manifest_module, "SUPPORTED_FEATURES", frozenset())
+    monkeypatch.setattr(manifest_module, "SUPPORTED_FEATURES", frozenset({KEYWORD_INDEX}))
     assert open_store(tmp_path).get_by_ids(["a"])[0].metadata == {"d": {"$date": "x"}, "n": 1}
 
 

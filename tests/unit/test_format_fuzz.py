@@ -5,14 +5,16 @@ commits, one deleting only) and an HNSW l2 store fully compacted (so an index sn
 with a commit after it. A seeded loop damages a fresh copy of one per case: single-byte flips,
 truncations and appended bytes of the newest manifest, a segment or the snapshot (as they are,
 for the checksums to catch; or segments "re-signed", the manifest given the damaged file's
-size and SHA-256, for the parsers to catch: flips then hit the prefix, the section table or
-the ``.npy`` header, where no changed byte can make a valid different store); a field of the
+size and SHA-256, for the parsers to catch: flips then hit the prefix, the section table,
+the ``.npy`` header, where no changed byte can make a valid different store, or the keyword
+postings, which `verify()` recounts from the texts); a field of the
 manifest (nested ones too), of a section table or of the ``.npy`` header dict replaced by a
 hostile value (huge, negative, float, ``1e999`` as a literal, booleans, null, NUL in strings,
 lists, objects) or removed; manifests claiming huge segments, or huge themselves.
 
 Each damaged copy is opened with the original settings, every document read with
-`get_by_ids`, every row and stored vector read back, a search run and `verify()` called. The
+`get_by_ids`, every row and stored vector read back, a search and a keyword search run and
+`verify()` called. The
 outcome must be exactly the original data or the package's `IntegrityError`; a manifest whose
 only change is a setting set to another valid value (distance, dimension, embedding model,
 index type) may give `ConfigurationError` or `DimensionMismatchError` instead. Never another
@@ -148,11 +150,13 @@ def _contents(store: Any, ids: list[str]) -> dict[str, Any]:
         for i, doc_id in enumerate(seg.ids):
             rows[doc_id] = (seg.texts[i], seg.metadatas[i], seg.vectors[i].tobytes())
     found = store.similarity_search("doc about cats", k=3)
+    keyword = store.engine.keyword_search("cats number dogs", 4)
     store.verify()
     return {
         "docs": [(d.id, d.page_content, d.metadata) for d in docs],
         "rows": rows,
         "search": [(d.id, d.page_content, d.metadata) for d in found],
+        "keyword": [(h.document.id, h.score) for h in keyword],
     }
 
 
@@ -289,9 +293,13 @@ def _target(store: Path, rng: random.Random) -> tuple[str, Path, int | None]:
 
 
 def _region(data: bytes, rng: random.Random) -> int:
-    """An offset in a segment's structure: its prefix and section table, or its .npy header."""
-    _, table_end, npy_at, npy_end = _segment_layout(data)
+    """An offset in a segment's structure: its prefix and section table, its .npy header, or
+    its keyword postings."""
+    table, table_end, npy_at, npy_end = _segment_layout(data)
     spans = [(0, table_end)] + ([(npy_at, npy_end)] if npy_at else [])
+    if "postings" in table["sections"]:
+        at, length = table["sections"]["postings"]
+        spans.append((at, at + length))
     start, end = rng.choice(spans)
     return rng.randrange(start, end)
 

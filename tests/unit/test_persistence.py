@@ -63,7 +63,7 @@ def test_layout_is_segments_plus_manifest_without_pickle(tmp_path: Path) -> None
     assert latest["live_count"] == 1 and len(latest["segments"]) == 2
     first, second = latest["segments"]
     sections = unpack_sections((tmp_path / first["file"]["path"]).read_bytes(), "seg")
-    assert sorted(sections) == ["ids", "records", "vectors"]
+    assert sorted(sections) == ["ids", "postings", "records", "vectors"]
     assert json.loads(bytes(sections["ids"])) == ["1", "2"]
     rows = [json.loads(line) for line in bytes(sections["records"]).decode().splitlines()]
     assert [r["id"] for r in rows] == ["1", "2"] and rows[0]["metadata"] == {"k": 1}

@@ -13,7 +13,10 @@ Where each concern lives:
                        refresh), streamed and read ahead
 ``state``              `StoreState`: records by slot, the id map, value indexes, the index
 ``index``              `VectorIndex`: FAISS flat / HNSW / IVF over the slots, snapshots
-``search``             nearest neighbours on a state, exact under filters
+``search``             nearest neighbours on a state, exact under filters; keyword search
+``text_index``         `TextIndex`: the keyword postings over the slots, BM25 over the live ones
+``postings``           a segment's postings: built from texts, its ``postings`` section
+``analyzer``           texts to the terms the keyword index holds and queries look up
 ``vectors``            rows and query vectors checked, normalised and shaped
 ``filters``            the metadata filter language, compiled to predicates and index plans
 ``filter_ops``         the filters' values (kinds, equality, date literals) and field operators

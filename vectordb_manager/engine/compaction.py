@@ -13,8 +13,9 @@ each row is rewritten only a few times:
   *full compaction*), which also drops tombstones, rebuilds the index and saves an index
   snapshot for HNSW/IVF, so that opening a store rarely has to rebuild much of a graph.
 
-`prepare_merge` builds the merged segment (records copied as stored, never re-encoded) and the
-manifest that lists it in place of the run; the engine commits that manifest like any other
+`prepare_merge` builds the merged segment (records copied as stored, never re-encoded; the
+keyword postings of its rows, remapped, dropping deleted rows) and the manifest that lists it
+in place of the run; the engine commits that manifest like any other
 and then installs the merged state. Replaced files are removed later (see `retention`).
 """
 
@@ -35,6 +36,7 @@ from vectordb_manager.engine.format import (
     encode_segment,
     new_segment_name,
 )
+from vectordb_manager.engine.manifest import KEYWORD_INDEX
 from vectordb_manager.engine.state import StoreState
 
 
@@ -99,6 +101,8 @@ class Merge:
 
     def install(self, replaced: Sequence[SegmentRef]) -> StoreState:
         """Update the state for the committed merge of ``replaced``; returns it."""
+        if self.segment.postings is not None and self.start == 0:
+            self.state.text.from_texts = False  # every row's postings are in the files now
         if self.start == 0:
             self.state.segment_ids = {self.name: (self.segment.ids, [])}
         else:
@@ -108,9 +112,13 @@ class Merge:
         return self.state
 
 
-def prepare_merge(current: Manifest, st: StoreState, start: int, kind: str) -> Merge | None:
+def prepare_merge(
+    current: Manifest, st: StoreState, start: int, kind: str, *, keywords: bool = True
+) -> Merge | None:
     """Merge the segments from ``start`` on (0: everything, dropping tombstones, rebuilding the
-    index as ``kind`` and saving its snapshot); ``None`` if there is nothing to gain."""
+    index as ``kind`` and saving its snapshot); ``None`` if there is nothing to gain.
+    ``keywords``: the merged segment carries the keyword postings of its rows (built from the
+    texts of segments that have none), and the manifest the analyzer and the feature."""
     segments = current.segments
     if not segments:
         return None
@@ -120,19 +128,25 @@ def prepare_merge(current: Manifest, st: StoreState, start: int, kind: str) -> M
         and not st.dead
         and kind == st.kind
         and (current.snapshot is not None or st.index is None or not st.index.snapshotable)
+        and not (keywords and st.text.from_texts)
     ):
-        return None  # already one segment with its index saved
+        return None  # already one segment with its indexes saved
     name = new_segment_name()
     snapshot = current.snapshot
     new_state = st
     if start == 0:
-        if st.dead or kind != st.kind:
-            new_state = st.compacted(kind)
+        rebuild = bool(st.dead) or kind != st.kind
+        postings = st.text.select(st.live_slots()) if keywords else None
+        if rebuild:
+            new_state = st.compacted(kind, postings)
         seg = new_state.encoded_rows(range(new_state.slots))
+        seg.postings = postings
     else:
         run = segments[start:]
         added = dict.fromkeys(i for r in run for i in st.segment_ids[r.name][0] if i in st.slot)
-        seg = st.merged_rows(sorted(st.slot[i] for i in added))
+        slots = sorted(st.slot[i] for i in added)
+        seg = st.merged_rows(slots)
+        seg.postings = st.text.select(slots) if keywords and slots else None
         seg.deletes = [
             d
             for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])
@@ -146,7 +160,14 @@ def prepare_merge(current: Manifest, st: StoreState, start: int, kind: str) -> M
             file = FileRef.of(f"{INDEX_DIR}{name}.faiss", data)
             blobs[file.path] = data
             snapshot = SnapshotRef(file, name, len(seg), new_state.kind)
+    features = current.features
+    if seg.postings is not None:
+        features = current.with_feature(KEYWORD_INDEX)
     proposed = current.next(
-        segments=(*segments[:start], ref), snapshot=snapshot, live_count=st.live
+        segments=(*segments[:start], ref),
+        snapshot=snapshot,
+        live_count=st.live,
+        features=features,
+        analyzer=st.text.analyzer.to_json() if keywords else current.analyzer,
     )
     return Merge(start, name, seg, blobs, proposed, new_state)

@@ -35,6 +35,7 @@ from langchain_core.documents import Document
 from vectordb_manager.engine import search as searching
 from vectordb_manager.engine import settings
 from vectordb_manager.engine import vectors as vectors_module
+from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy, prepare_merge
 from vectordb_manager.engine.filters import CompiledFilter, Filter, compile_where
@@ -55,7 +56,7 @@ from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import check_record_size
 from vectordb_manager.engine.loading import Loader, check_live
 from vectordb_manager.engine.locks import ReadWriteLock
-from vectordb_manager.engine.manifest import TYPED_VALUES
+from vectordb_manager.engine.manifest import KEYWORD_INDEX, TYPED_VALUES
 from vectordb_manager.engine.options import (
     DEFAULT_COMMIT_ATTEMPTS,
     DEFAULT_DISTANCE,
@@ -64,10 +65,11 @@ from vectordb_manager.engine.options import (
     INDEX_TYPES,
     chosen,
 )
+from vectordb_manager.engine.postings import Postings
 from vectordb_manager.engine.records import is_typed
 from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS
 from vectordb_manager.engine.retry import commit_policy
-from vectordb_manager.engine.search import Hit, require_k
+from vectordb_manager.engine.search import Hit, KeywordHit, require_k
 from vectordb_manager.engine.state import StoreState
 from vectordb_manager.engine.verification import check_records, compare
 from vectordb_manager.errors import (
@@ -83,7 +85,7 @@ logger = logging.getLogger(__name__)
 
 _MAX_MERGES = 16  # merges in a row after one commit (each makes the next plan smaller)
 
-__all__ = ["Engine", "Hit", "require_k"]
+__all__ = ["Engine", "Hit", "KeywordHit", "require_k"]
 
 
 class Engine:
@@ -109,11 +111,19 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        analyzer: Analyzer | None = None,
+        keyword_index: bool = True,
     ) -> None:
         """``distance``, ``index`` and ``params`` (an `IndexParams`, or a mapping of the fields
         the caller chose) the caller left at their defaults (`options.chosen`) are taken from
         the store when one exists; chosen ones must agree with its distance, and replace its
-        index type and tuning from the next commit on."""
+        index type and tuning from the next commit on.
+
+        ``analyzer``: the keyword index's text analyzer; ``None`` takes the store's (or
+        `Analyzer()` for a new store), a chosen one must equal the store's. With
+        ``keyword_index=False`` commits and compactions write no keyword postings (a keyword
+        search then builds them in memory from the texts, as for stores written before the
+        keyword index existed)."""
         if distance not in DISTANCES:
             raise ConfigurationError(
                 f"distance={distance!r} is not supported; use one of {', '.join(DISTANCES)}"
@@ -137,11 +147,14 @@ class Engine:
         self.policy = compaction or CompactionPolicy()
         self.commit_attempts = commit_attempts
         self.check_model = check_model
+        self._chosen_analyzer = analyzer
+        self._analyzer = analyzer or Analyzer()
+        self.keyword_index = keyword_index
         self._commit_policy = commit_policy(commit_attempts, sleep=sleep, rng=rng)
         self._write_lock = threading.RLock()
         self._rw = ReadWriteLock()
         self._manifest: Manifest | None = None
-        self._state = StoreState(self._kind_for(0), dimension, self.distance, self.params)
+        self._state = self._new_state(dimension)
         self.log: CommitLog | None = None
         self._loader: Loader | None = None
         if storage is not None:
@@ -168,8 +181,18 @@ class Engine:
         that compact)."""
         return self._state
 
+    @property
+    def analyzer(self) -> Analyzer:
+        """The text analyzer of the keyword index (the store's)."""
+        return self._analyzer
+
     def count(self) -> int:
         return self._state.live
+
+    def _new_state(self, dim: int | None) -> StoreState:
+        return StoreState(
+            self._kind_for(0), dim, self.distance, self.params, analyzer=self._analyzer
+        )
 
     def _kind_for(self, live: int) -> str:
         if self.requested_index == "auto":
@@ -193,6 +216,7 @@ class Engine:
                 index_params=self.params.to_json(),
                 dimension=dimension,
                 embedding_model=self.embedding_model,
+                analyzer=self._analyzer.to_json(),
             )
             if log.propose(first):
                 self._manifest = first
@@ -205,7 +229,13 @@ class Engine:
         self._load(manifest)
 
     def _new_loader(self, log: CommitLog) -> Loader:
-        return Loader(log, distance=self.distance, params=self.params, kind_for=self._kind_for)
+        return Loader(
+            log,
+            distance=self.distance,
+            params=self.params,
+            kind_for=self._kind_for,
+            analyzer=self._analyzer,
+        )
 
     def _adopt_settings(self, manifest: Manifest) -> None:
         """Check the caller's settings against the store's, and take the store's where the
@@ -223,7 +253,8 @@ class Engine:
         self.distance, self.requested_index, self.params = settings.adopt(
             manifest, self._chosen, current, where
         )
-        self._state = StoreState(self._kind_for(0), self._state.dim, self.distance, self.params)
+        self._analyzer = settings.adopt_analyzer(manifest, self._chosen_analyzer, where)
+        self._state = self._new_state(self._state.dim)
 
     def _load(self, manifest: Manifest) -> None:
         assert self._loader is not None
@@ -358,6 +389,8 @@ class Engine:
         log = self.log
         name = new_segment_name()
         typed = seg.raw is None and any(map(is_typed, seg.metadatas))  # dates: a feature
+        if self.keyword_index and len(seg) and seg.raw is None and seg.postings is None:
+            seg.postings = Postings.build(seg.texts, self._analyzer)
         if len(seg) and seg.raw is None:
             # kept as the encoded lines, as an opened store keeps them: decoded on demand
             lines = RawRecords.split(encode_records(seg), f"{SEGMENT_DIR}{name}.seg")
@@ -374,6 +407,10 @@ class Engine:
                     self._refresh_locked()
                 current = self._manifest
                 assert current is not None
+                settings.check_unchanged_analyzer(current, self._analyzer, log.describe())
+                features = current.with_feature(TYPED_VALUES) if typed else current.features
+                if seg.postings is not None and KEYWORD_INDEX not in features:
+                    features = (*features, KEYWORD_INDEX)
                 added_dim = int(seg.vectors.shape[1]) if len(seg) else None
                 proposed = current.next(
                     segments=(*current.segments, ref),
@@ -382,7 +419,8 @@ class Engine:
                     embedding_model=current.embedding_model or self.embedding_model,
                     index=self.requested_index,
                     index_params=self.params.to_json(),
-                    features=current.with_feature(TYPED_VALUES) if typed else current.features,
+                    features=features,
+                    analyzer=self._analyzer.to_json(),
                 )
                 if log.propose(proposed):
                     with self._rw.write():
@@ -454,7 +492,8 @@ class Engine:
         st = self._state
         kind = self._kind_for(st.live)
         if force or kind != st.kind or self.policy.needs_cleanup(st.slots, st.dead):
-            new = st.compacted(kind)
+            keep = st.text.ready and self.keyword_index  # else built from the texts when needed
+            new = st.compacted(kind, st.text.select(st.live_slots()) if keep else None)
             with self._rw.write():
                 self._state = new
 
@@ -483,7 +522,7 @@ class Engine:
         gain or another writer committed first (its commits are then picked up)."""
         assert self.log is not None and self._manifest is not None
         current = self._manifest
-        merge = prepare_merge(current, self._state, start, kind)
+        merge = prepare_merge(current, self._state, start, kind, keywords=self.keyword_index)
         if merge is None:
             return False
         try:
@@ -529,6 +568,21 @@ class Engine:
             return []
         with self._rw.read():
             return searching.search(self._state, q, k, where, with_vectors=with_vectors)
+
+    def keyword_search(
+        self, query: str, k: int, filter: Filter | CompiledFilter | None = None
+    ) -> list[KeywordHit]:
+        """The k live records passing the filter that best match ``query``'s terms by BM25
+        (`text_index`), best first (equal scores: the older slot first); only records holding
+        at least one of its terms. A query without terms (empty, or only stopwords, as the
+        analyzer sees it) finds nothing. The first keyword search of a store with segments
+        written without postings builds theirs from the texts (once, in memory)."""
+        k = require_k(k)
+        if not isinstance(query, str):
+            raise InvalidInputError(f"query must be a string, not {type(query).__name__}")
+        where = filter if isinstance(filter, CompiledFilter) else compile_where(filter)
+        with self._rw.read():
+            return searching.keyword_search(self._state, query, k, where)
 
     def ids(self, filter: Filter | None = None) -> list[str]:
         """The live ids (passing ``filter``, if given), in insertion order."""

@@ -27,6 +27,7 @@ from typing import IO, Any
 import numpy as np
 
 from vectordb_manager.engine import npy
+from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.hashing import HashingReader, canonical_json, content_hash
 from vectordb_manager.engine.limits import MAX_DIMENSION, MAX_METADATA_DEPTH
 from vectordb_manager.engine.manifest import (
@@ -41,6 +42,7 @@ from vectordb_manager.engine.manifest import (
     now_iso,
     parse_manifest_name,
 )
+from vectordb_manager.engine.postings import EncodedPostings, Postings, check_header
 from vectordb_manager.engine.records import (
     MAX_RECORD_LINE_BYTES,
     RawRecords,
@@ -76,6 +78,8 @@ class SegmentData:
     # a merge's rows, taken where they are when the file is laid out (no copy before):
     record_pieces: Sequence[Buffer] | None = None  # the records' lines, in pieces
     vector_rows: tuple[Vectors, np.ndarray[Any, Any]] | None = None  # (vectors, which rows)
+    # the rows' keyword postings: decoded, a verified section not decoded yet, or none
+    postings: Postings | EncodedPostings | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -110,7 +114,7 @@ def new_segment_name() -> str:
 
 
 SEGMENT_MAGIC = b"VDBSEG01"
-SECTIONS = ("ids", "records", "vectors", "deletes")
+SECTIONS = ("ids", "records", "vectors", "deletes", "postings")
 MAX_SEGMENT_HEADER_BYTES = 1 << 16
 """The longest section table a reader accepts (a writer's is under 200 bytes)."""
 _ALIGN = 64
@@ -123,7 +127,8 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, B
     Layout: ``VDBSEG01``, the header's length (uint64, little-endian), a JSON header mapping
     each section to ``[offset, length]`` in the file, then the sections, each starting at a
     multiple of 64 bytes: ``ids`` (JSON list), ``records`` (JSON lines), ``vectors`` (.npy,
-    float32) and ``deletes`` (JSON list). Sections with nothing in them are left out.
+    float32), ``deletes`` (JSON list) and ``postings`` (the rows' keyword postings, see
+    `engine.postings`). Sections with nothing in them are left out.
     """
     parts: dict[str, Piece | list[Piece]] = {}
     if len(seg):
@@ -143,6 +148,10 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, B
             rows, dim = vectors.shape
             raw = vectors.reshape(-1).view(np.uint8).data
             parts["vectors"] = [npy.encode_header((rows, dim)), raw]
+        if isinstance(seg.postings, Postings):
+            parts["postings"] = seg.postings.encode()
+        elif seg.postings is not None:
+            parts["postings"] = seg.postings.data
     if seg.deletes:
         parts["deletes"] = dump_ids(seg.deletes)
     data = pack_sections(parts)
@@ -244,7 +253,7 @@ def _check_sections(ref: SegmentRef, table: list[tuple[int, int, str]]) -> None:
     """A segment with rows has ids, records and vectors, one without has none of them; one
     that deletes has deletes (the writer leaves out every section that would be empty)."""
     names = {key for _, _, key in table}
-    rows_ok = names >= _ROW_SECTIONS if ref.rows else not names & _ROW_SECTIONS
+    rows_ok = names >= _ROW_SECTIONS if ref.rows else not names & (_ROW_SECTIONS | {"postings"})
     if not rows_ok or ("deletes" in names) != bool(ref.deletes):
         raise damaged(
             ref.file.path,
@@ -300,9 +309,11 @@ def _segment(
     *,
     lazy: bool,
     raw: RawRecords | None = None,
+    analyzer: Analyzer | None = None,
 ) -> SegmentData:
     """A segment from its verified sections (``raw``: the records' lines, when the reader
-    already found them)."""
+    already found them). Its postings are decoded unless ``lazy``, and then, given the store's
+    ``analyzer``, compared with the postings of its texts."""
     path = ref.file.path
     ids: list[str] = []
     texts: list[str] = []
@@ -335,7 +346,21 @@ def _segment(
     deletes = id_list(sections["deletes"], path) if "deletes" in sections else []
     if len(deletes) != ref.deletes:
         raise damaged(path, f"deletes {len(deletes)} ids; the manifest says {ref.deletes}")
-    return SegmentData(ids, texts, metas, hashes, created, updated, vectors, deletes, raw)
+    postings: Postings | EncodedPostings | None = None
+    if "postings" in sections:
+        data = bytes(sections["postings"])
+        if lazy:
+            check_header(data, ref.rows, path)
+            postings = EncodedPostings(data, path)
+        else:
+            postings = Postings.decode(data, ref.rows, path)
+            if analyzer is not None and not postings.equals(Postings.build(texts, analyzer)):
+                raise damaged(
+                    path, "holds keyword postings that are not those of its records' texts"
+                )
+    seg = SegmentData(ids, texts, metas, hashes, created, updated, vectors, deletes, raw)
+    seg.postings = postings
+    return seg
 
 
 # Where `read_segment` puts a segment's vectors: given (rows, dimension), a C-contiguous float32
@@ -350,6 +375,7 @@ def read_segment(
     sink: VectorSink | None = None,
     *,
     lazy: bool = True,
+    analyzer: Analyzer | None = None,
 ) -> SegmentData:
     """Read, verify and decode a segment file from a stream, front to back.
 
@@ -401,7 +427,7 @@ def read_segment(
             raise IntegrityError(f"{path} changed while it was being read; open the store again")
         raw = RawRecords(view, ends, path)
         sections["records"] = b""  # present (its lines are in ``raw``)
-    return _segment(ref, sections, vectors, dimension, lazy=lazy, raw=raw)
+    return _segment(ref, sections, vectors, dimension, lazy=lazy, raw=raw, analyzer=analyzer)
 
 
 _CAN_MAP = os.name == "posix"  # elsewhere a mapped file could not be removed by compaction

@@ -23,6 +23,7 @@ from typing import IO, TypeVar
 
 import numpy as np
 
+from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.commit_log import IO_THREADS, CommitLog
 from vectordb_manager.engine.format import (
     SEGMENT_DIR,
@@ -58,8 +59,10 @@ class Loader:
         distance: str,
         params: IndexParams,
         kind_for: Callable[[int], str],
+        analyzer: Analyzer | None = None,
     ) -> None:
         self.log = log
+        self.analyzer = analyzer
         self.storage = log.storage
         self.distance = distance
         self.params = params
@@ -156,7 +159,9 @@ class Loader:
                 assert snapshot is not None
                 index = snap_future.result()
                 indexed = snapshot.rows
-            state = StoreState(kind, dim, self.distance, self.params, index=index)
+            state = StoreState(
+                kind, dim, self.distance, self.params, index=index, analyzer=self.analyzer
+            )
             if slots is None and state.index is not None:
                 state.index.reserve(sum(ref.rows for ref in segments) - indexed)
             for i in range(len(segments)):
@@ -217,7 +222,11 @@ class Loader:
         self, ref: SegmentRef, dim: int | None, sink: VectorSink | None, lazy: bool
     ) -> SegmentData:
         """One segment, verified (see `read_segment` in `format`)."""
-        return self._with_file(ref.file, lambda f: read_segment(ref, f, dim, sink, lazy=lazy))
+        # not lazy (`verify`): the postings are decoded and recounted from the texts
+        analyzer = None if lazy else self.analyzer
+        return self._with_file(
+            ref.file, lambda f: read_segment(ref, f, dim, sink, lazy=lazy, analyzer=analyzer)
+        )
 
     def _read_snapshot(self, snapshot: SnapshotRef, kind: str, dim: int) -> VectorIndex:
         def load(stream: IO[bytes]) -> VectorIndex:

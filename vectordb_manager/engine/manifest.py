@@ -40,7 +40,10 @@ TYPED_VALUES = "typed-values"
 metadata, tagged; see `records`): set by the first commit that writes one, and kept by every
 later version, so that a reader that cannot untag them refuses the store instead of
 returning the tags as metadata."""
-SUPPORTED_FEATURES: frozenset[str] = frozenset((TYPED_VALUES,))
+KEYWORD_INDEX = "keyword-index"
+"""The feature of a store whose segments may hold a ``postings`` section (the keyword index):
+set by the first commit that writes one, and kept by every later version."""
+SUPPORTED_FEATURES: frozenset[str] = frozenset((TYPED_VALUES, KEYWORD_INDEX))
 MANIFEST_DIR = "manifests/"
 SEGMENT_DIR = "segments/"
 INDEX_DIR = "indexes/"
@@ -242,6 +245,7 @@ class Manifest:
     live_count: int = 0
     created_at: str = field(default_factory=now_iso)
     features: tuple[str, ...] = ()
+    analyzer: dict[str, Any] | None = None  # the keyword index's text analyzer, as JSON
 
     def next(self, **changes: Any) -> Manifest:
         """The next version with ``changes``; `StorageError` if this is the last version a
@@ -272,6 +276,7 @@ class Manifest:
             "live_count": self.live_count,
             "segments": [s.to_json() for s in self.segments],
             "index_snapshot": self.snapshot.to_json() if self.snapshot else None,
+            **({"analyzer": self.analyzer} if self.analyzer is not None else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -357,6 +362,11 @@ def _parse(doc: Any, name: str) -> Manifest:
     if type(listed) is not list:
         fields.bad("segments", f"is {_show(listed)}, not a list")
     segments = tuple(SegmentRef.from_json(s, name, f"segments[{i}]") for i, s in enumerate(listed))
+    analyzer = doc.get("analyzer")  # optional: stores written before keyword search lack it
+    if analyzer is not None:
+        for key, value in fields.obj(analyzer, "analyzer").items():
+            if not _scalar(value):
+                fields.bad(f"analyzer.{key}", f"is {_show(value)}, not a JSON scalar")
     snap = fields.get(doc, "index_snapshot")
     snapshot = None if snap is None else SnapshotRef.from_json(snap, name)
     _check_whole(fields, segments, snapshot, dim, live)
@@ -372,6 +382,7 @@ def _parse(doc: Any, name: str) -> Manifest:
         live_count=live,
         created_at=created_at,
         features=tuple(features),
+        analyzer=analyzer,
     )
 
 
@@ -487,6 +498,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "INDEX_DIR",
+    "KEYWORD_INDEX",
     "MANIFEST_DIR",
     "SEGMENT_DIR",
     "SNAPSHOT_KINDS",

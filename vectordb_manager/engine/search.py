@@ -12,6 +12,9 @@ those slots are found, so a filtered search returns the true top k of the passin
 An unfiltered search asks FAISS for k (plus the tombstones, when there are few) and falls back
 to the same exact search when an approximate index returns fewer than k live results.
 Scores are returned as distances: lower is closer, for every metric.
+
+Keyword search ranks the records holding a query's terms by BM25 (`text_index`), among the
+same passing slots when filtered, so it too returns the true top k of the passing documents.
 """
 
 from __future__ import annotations
@@ -42,6 +45,15 @@ class Hit:
     document: Document
     distance: float
     vector: Vectors | None = None
+
+
+@dataclass(frozen=True)
+class KeywordHit:
+    """A keyword search result: the document and its BM25 score (higher is better; see
+    `text_index` for the formula)."""
+
+    document: Document
+    score: float
 
 
 def require_k(k: object, name: str = "k") -> int:
@@ -78,6 +90,26 @@ def search(
             np.array(stored[int(s)]) if stored is not None else None,
         )
         for d, s in zip(scores, slots, strict=True)
+    ]
+
+
+def keyword_search(
+    st: StoreState, query: str, k: int, where: CompiledFilter | None
+) -> list[KeywordHit]:
+    """The k best BM25 matches of ``query`` among the live records of ``st`` passing
+    ``where`` (scores over the whole store's statistics; the filter only chooses among
+    them), best first."""
+    if not st.live:
+        return []
+    allowed = None
+    if where is not None:
+        allowed = passing(st, where)
+        if not allowed.size:
+            return []
+    scores, slots = st.text.search(query, k, allowed)
+    return [
+        KeywordHit(document(st, s), sc)
+        for sc, s in zip(scores.tolist(), slots.tolist(), strict=True)
     ]
 
 

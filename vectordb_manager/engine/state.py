@@ -17,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.filters import AllOf, Equals, Plan, value_key
 from vectordb_manager.engine.format import RawRecords, SegmentData, Vectors, encode_record
 from vectordb_manager.engine.index import IndexParams, VectorIndex
+from vectordb_manager.engine.postings import Postings
 from vectordb_manager.engine.records import Record
+from vectordb_manager.engine.text_index import Source, TextIndex
 
 LAZY: Any = object()  # the slot's record is still undecoded, in its segment's raw lines
 
@@ -35,6 +38,8 @@ class StoreState:
         distance: str,
         params: IndexParams,
         index: VectorIndex | None = None,
+        *,
+        analyzer: Analyzer | None = None,
     ) -> None:
         self.kind = kind
         self.distance = distance
@@ -57,6 +62,8 @@ class StoreState:
         # per metadata key, built on first use by a filter: value key -> slots (may include
         # tombstones, which searches skip)
         self.key_indexes: dict[str, dict[tuple[str, Any], array[int]]] = {}
+        # the keyword index over the slots (postings decoded or built on first use)
+        self.text = TextIndex(analyzer or Analyzer())
         self._lock = threading.Lock()
 
     @property
@@ -138,6 +145,12 @@ class StoreState:
                     self.kind, int(seg.vectors.shape[1]), self.distance, self.params
                 )
             start = len(self.ids)
+            source: Source = seg.texts
+            if seg.postings is not None:
+                source = seg.postings
+            elif seg.raw is not None:
+                source = seg.raw
+            self.text.add(start, len(seg), source)
             for offset, doc_id in enumerate(seg.ids):
                 self._tombstone(doc_id)
                 self.slot[doc_id] = start + offset
@@ -165,6 +178,7 @@ class StoreState:
         if old is not None:
             self.ids[old] = None
             self.recs[old] = None
+            self.text.kill(old)
             self.dead += 1
 
     # -- filters ---------------------------------------------------------------------------
@@ -302,10 +316,13 @@ class StoreState:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         return self.index.vectors()[np.asarray(slots, dtype=np.int64)]
 
-    def compacted(self, kind: str) -> StoreState:
-        """A new state holding only the live records, in slot order, with a fresh index."""
+    def compacted(self, kind: str, postings: Postings | None = None) -> StoreState:
+        """A new state holding only the live records, in slot order, with a fresh index (and
+        ``postings``, those of the live slots, if given; else built from the texts on first
+        use)."""
         seg = self.encoded_rows(self.live_slots())
-        new = StoreState(kind, self.dim, self.distance, self.params)
+        seg.postings = postings
+        new = StoreState(kind, self.dim, self.distance, self.params, analyzer=self.text.analyzer)
         new.apply(seg, None)
         return new
 

@@ -1,0 +1,270 @@
+"""A segment's keyword postings: built from its texts, and its ``postings`` section's bytes.
+
+For each term of the segment's texts (as the store's `Analyzer` gives them), the rows that
+contain it, ascending, with the term's frequency in each; and each row's length in terms.
+The section (docs/format.md) is compact, because it is stored next to the raw text:
+
+```
+4 x uint64 little-endian   rows, terms, postings, vocabulary bytes
+vocabulary                 the terms, sorted (by code point), UTF-8, separated by NUL bytes
+varints                    unsigned LEB128, in this order: each term's document frequency
+                           (terms), each row's length (rows), each posting's row as the gap
+                           from the term's previous row (the first one as itself), then each
+                           posting's term frequency (postings each)
+```
+
+`decode` believes nothing: every count is bounded by the section's size before anything is
+allocated, and the terms must be sorted and unique, every row inside the segment and ascending
+within a term, every frequency at least 1, and each row's length the sum of its frequencies;
+anything else is `IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vectordb_manager.engine.analyzer import Analyzer
+from vectordb_manager.errors import IntegrityError
+
+U32 = np.ndarray[Any, np.dtype[np.uint32]]
+I64 = np.ndarray[Any, np.dtype[np.int64]]
+
+_HEADER = 32
+_MAX_VALUE = (1 << 32) - 1
+_SEP = "\x00"
+
+
+def index_terms(analyzer: Analyzer, text: str) -> list[str]:
+    """The terms ``text`` is indexed and searched by: the analyzer's, without empty ones or
+    ones holding a NUL character (the vocabulary's separator; no analyzer makes them)."""
+    terms = analyzer.terms(text)
+    if _SEP in text or "" in terms:
+        return [t for t in terms if t and _SEP not in t]
+    return terms
+
+
+@dataclass(frozen=True)
+class Postings:
+    """One segment's postings: ``terms`` sorted; term ``i``'s postings are
+    ``rows[offsets[i]:offsets[i + 1]]`` (ascending) with frequencies ``tfs[...]``; ``lengths``
+    is each row's length in terms."""
+
+    terms: list[str]
+    offsets: I64
+    rows: U32
+    tfs: U32
+    lengths: U32
+
+    @property
+    def row_count(self) -> int:
+        return len(self.lengths)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], analyzer: Analyzer) -> Postings:
+        """The postings of ``texts`` (row ``i`` is the ``i``-th text)."""
+        flat: list[str] = []
+        lengths: list[int] = []
+        for text in texts:
+            terms = index_terms(analyzer, text)
+            lengths.append(len(terms))
+            flat.extend(terms)
+        vocab = {t: i for i, t in enumerate(dict.fromkeys(flat))}
+        term_ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+        counts = np.asarray(lengths, dtype=np.int64)
+        rows = np.repeat(np.arange(len(lengths), dtype=np.int64), counts)
+        return cls.from_triples(list(vocab), term_ids, rows, None, counts)
+
+    @classmethod
+    def from_triples(
+        cls,
+        vocab: list[str],
+        term_ids: I64,
+        rows: I64,
+        tfs: I64 | None,
+        lengths: I64,
+    ) -> Postings:
+        """Postings from (term id into ``vocab``, row, frequency) entries in any order (a
+        (term, row) pair may repeat: frequencies add up; ``tfs`` ``None``: each entry once)."""
+        n = max(len(lengths), 1)
+        used = np.flatnonzero(np.bincount(term_ids, minlength=len(vocab)))
+        names = [vocab[t] for t in used.tolist()]
+        order = sorted(range(len(used)), key=names.__getitem__)
+        rank = np.zeros(len(vocab), dtype=np.int64)
+        rank[used[order]] = np.arange(len(used))
+        keys = rank[term_ids] * n + rows  # by term (its text), then row
+        if tfs is None:
+            uniq, counts = np.unique(keys, return_counts=True)
+            freq = counts.astype(np.int64)
+        else:
+            by_key = np.argsort(keys, kind="stable")  # sorted runs (pieces): merged
+            uniq, freq = keys[by_key], tfs[by_key]
+            if len(uniq) > 1 and not np.all(uniq[1:] != uniq[:-1]):  # a pair repeats: add up
+                uniq, inverse = np.unique(uniq, return_inverse=True)
+                freq = np.bincount(inverse, weights=freq, minlength=len(uniq)).astype(np.int64)
+        term_rank, prow = np.divmod(uniq, n)
+        df = np.bincount(term_rank, minlength=len(used))
+        return cls(
+            [names[i] for i in order],
+            np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
+            prow.astype(np.uint32),
+            freq.astype(np.uint32),
+            np.asarray(lengths, dtype=np.uint32),
+        )
+
+    # -- the section -----------------------------------------------------------------------
+    def encode(self) -> bytes:
+        """The ``postings`` section (see the module docstring)."""
+        vocab = _SEP.join(self.terms).encode("utf-8", "surrogatepass")
+        df = np.diff(self.offsets)
+        rows = self.rows.astype(np.int64)
+        gaps = rows.copy()
+        if len(rows):
+            gaps[1:] -= rows[:-1]
+            firsts = self.offsets[:-1][df > 0]
+            gaps[firsts] = rows[firsts]
+        values = np.concatenate([df, self.lengths, gaps, self.tfs]).astype(np.uint64)
+        head = np.array(
+            [self.row_count, len(self.terms), len(self.rows), len(vocab)], dtype="<u8"
+        ).tobytes()
+        return head + vocab + _varints(values)
+
+    @classmethod
+    def decode(cls, data: bytes | memoryview, rows: int, path: str) -> Postings:
+        """The postings of a verified ``postings`` section of a segment of ``rows`` rows;
+        `IntegrityError` for anything a writer could not have written."""
+        view = memoryview(data).cast("B")
+        if len(view) < _HEADER:
+            raise _damaged(path, "is shorter than its header")
+        n_rows, n_terms, n_post, n_vocab = np.frombuffer(view[:_HEADER], dtype="<u8").tolist()
+        if n_rows != rows:
+            raise _damaged(path, f"covers {n_rows} rows; the segment has {rows}")
+        packed = len(view) - _HEADER - n_vocab
+        if n_vocab > len(view) - _HEADER or n_terms + n_rows + 2 * n_post > packed:
+            raise _damaged(path, "claims more terms or postings than it holds")
+        if n_terms > n_post or (n_vocab == 0) != (n_terms == 0):
+            raise _damaged(path, "has terms without postings")
+        vocab = bytes(view[_HEADER : _HEADER + n_vocab])
+        values = _read_varints(view[_HEADER + n_vocab :], n_terms + n_rows + 2 * n_post, path)
+        df = values[:n_terms]
+        lengths = values[n_terms : n_terms + n_rows]
+        gaps = values[n_terms + n_rows : n_terms + n_rows + n_post]
+        tfs = values[n_terms + n_rows + n_post :]
+        try:
+            terms = vocab.decode("utf-8", "surrogatepass").split(_SEP) if n_terms else []
+        except UnicodeDecodeError:
+            raise _damaged(path, "has a vocabulary that is not UTF-8") from None
+        if len(terms) != n_terms or "" in terms:
+            raise _damaged(path, f"has {len(terms)} terms in its vocabulary, not {n_terms}")
+        if any(a >= b for a, b in itertools.pairwise(terms)):
+            raise _damaged(path, "has a vocabulary that is not sorted and unique")
+        if (n_terms and int(df.min()) < 1) or int(df.sum()) != n_post:
+            raise _damaged(path, "has document frequencies that do not add up to its postings")
+        if n_post and (int(tfs.min()) < 1 or int(gaps.max()) >= n_rows):
+            raise _damaged(path, "has a posting outside its rows or of frequency 0")
+        offsets = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
+        firsts = offsets[:-1]
+        steps = gaps.astype(np.int64)
+        if n_post and int(np.delete(steps, firsts).min(initial=1)) < 1:
+            raise _damaged(path, "has rows that are not ascending within a term")
+        total = np.cumsum(steps)
+        before = np.where(firsts > 0, total[np.maximum(firsts - 1, 0)], 0) if n_post else firsts
+        row_of = total - np.repeat(before, df.astype(np.int64))
+        if n_post and int(row_of.max()) >= n_rows:
+            raise _damaged(path, "has a posting outside its rows")
+        counted = np.bincount(row_of, weights=tfs.astype(np.float64), minlength=n_rows)
+        if not np.array_equal(counted, lengths.astype(np.float64)):
+            raise _damaged(path, "has row lengths that are not the sums of their frequencies")
+        return cls(
+            terms,
+            offsets,
+            row_of.astype(np.uint32),
+            tfs.astype(np.uint32),
+            lengths.astype(np.uint32),
+        )
+
+    def equals(self, other: Postings) -> bool:
+        return (
+            self.terms == other.terms
+            and np.array_equal(self.offsets, other.offsets)
+            and np.array_equal(self.rows, other.rows)
+            and np.array_equal(self.tfs, other.tfs)
+            and np.array_equal(self.lengths, other.lengths)
+        )
+
+
+@dataclass(frozen=True)
+class EncodedPostings:
+    """A verified ``postings`` section, decoded on first use."""
+
+    data: bytes
+    path: str
+
+    def decode(self, rows: int) -> Postings:
+        return Postings.decode(self.data, rows, self.path)
+
+
+def check_header(data: bytes | memoryview, rows: int, path: str) -> None:
+    """The cheap checks of a verified section kept undecoded: its size and row count."""
+    view = memoryview(data).cast("B")
+    if len(view) < _HEADER:
+        raise _damaged(path, "is shorter than its header")
+    n_rows = int.from_bytes(view[:8], "little")
+    if n_rows != rows:
+        raise _damaged(path, f"covers {n_rows} rows; the segment has {rows}")
+
+
+def _varints(values: np.ndarray[Any, np.dtype[np.uint64]]) -> bytes:
+    """Unsigned LEB128 of each value (each below 2**32), concatenated."""
+    size = np.ones(len(values), dtype=np.int64)
+    for shift in (7, 14, 21, 28):
+        size += values >= (1 << shift)
+    out = np.empty(int(size.sum()), dtype=np.uint8)
+    at = np.cumsum(size) - size
+    rest, left = values, size
+    for i in range(5):  # byte i of the values that have one, fewer each round
+        more = left > i + 1
+        out[at + i] = ((rest & np.uint64(0x7F)) | (more.astype(np.uint64) << np.uint64(7))).astype(
+            np.uint8
+        )
+        if not more.any():
+            break
+        rest, left, at = rest[more] >> np.uint64(7), left[more], at[more]
+    return out.tobytes()
+
+
+def _read_varints(data: memoryview, count: int, path: str) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """``count`` values read from exactly ``data``; `IntegrityError` unless each takes at
+    most 5 bytes, is below 2**32, and they fill ``data`` exactly."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(b < 0x80)
+    if len(ends) != count or (len(b) and b[-1] >= 0x80):
+        raise _damaged(path, f"holds {len(ends)} numbers where {count} belong")
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    size = ends - starts + 1
+    if count and int(size.max()) > 5:
+        raise _damaged(path, "holds a number longer than 5 bytes")
+    values = np.zeros(count, dtype=np.uint64)
+    for i in range(5):
+        m = size > i
+        if not m.any():
+            break
+        values[m] |= (b[starts[m] + i] & 0x7F).astype(np.uint64) << np.uint64(7 * i)
+    if count and int(values.max()) > _MAX_VALUE:
+        raise _damaged(path, "holds a number above 2**32 - 1")
+    return values
+
+
+def _damaged(path: str, problem: str) -> IntegrityError:
+    return IntegrityError(
+        f"{path} has a damaged postings section: it {problem}. The file is damaged or was "
+        "not written by vectordb-manager; restore it from a backup (or compact the store "
+        "from a good copy)."
+    )
+
+
+__all__ = ["EncodedPostings", "Postings", "check_header", "index_terms"]

@@ -1,0 +1,359 @@
+"""`TextIndex`: a store's keyword index in memory, and BM25 ranking over its live slots.
+
+Each applied segment adds a block of slots and its postings, in one of three forms: decoded
+(`Postings`, a fresh commit), encoded (a ``postings`` section read from a file, decoded on
+first use) or none at all (a segment written before the index existed, or with
+``keyword_index=False``: its postings are built from its records' texts on first use). The
+first keyword search turns every pending block into postings over global slots: each term
+gets one id for the whole store, and a block keeps its terms sorted by id, each with its
+rows and frequencies. Trailing blocks are merged as they come (a block at least half the
+size of the one before joins it), so a store answers a term from a few blocks whatever the
+number of commits.
+
+Corpus statistics are those of the live documents: a deleted or replaced slot is cleared in
+``alive`` at once and counts in nothing (document count, lengths, document frequencies).
+
+Scoring is BM25 as Lucene and ``bm25s`` (method ``lucene``) compute it, with ``k1 = 1.5``
+and ``b = 0.75``::
+
+    score(d, q) = sum over the distinct terms t of q found in d of
+                  idf(t) * tf(t, d) / (tf(t, d) + k1 * (1 - b + b * len(d) / avglen))
+    idf(t)      = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))
+
+with ``N`` the live documents, ``df(t)`` the live documents holding ``t`` and ``avglen`` their
+mean length in terms. Every matching document scores above 0.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vectordb_manager.engine.analyzer import Analyzer
+from vectordb_manager.engine.postings import I64, U32, EncodedPostings, Postings, index_terms
+from vectordb_manager.engine.records import RawRecords, damaged
+
+K1 = 1.5
+"""BM25's term-frequency saturation (Lucene's and bm25s's default)."""
+B = 0.75
+"""BM25's length normalisation."""
+
+_TEXT_CHUNK = 20_000  # records decoded at a time to build an old segment's postings
+F64 = np.ndarray[Any, np.dtype[np.float64]]
+
+
+Source = Postings | EncodedPostings | RawRecords | Sequence[str]
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Postings of the slots from ``first`` on: term ``keys[i]`` (global ids, ascending) has
+    rows ``rows[starts[i]:ends[i]]`` (relative to ``first``, ascending) and their frequencies."""
+
+    first: int
+    stop: int  # the slot after its last
+    keys: I64
+    starts: I64
+    ends: I64
+    rows: U32
+    tfs: U32
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+    def flat(self) -> tuple[I64, I64, U32]:
+        """(term id, slot, frequency) of every posting, by term id then slot."""
+        lens = self.ends - self.starts
+        at = _ranges(self.starts, lens)
+        return np.repeat(self.keys, lens), self.rows[at].astype(np.int64) + self.first, self.tfs[at]
+
+
+class TextIndex:
+    """The keyword index of one `StoreState` (see the module docstring)."""
+
+    def __init__(self, analyzer: Analyzer) -> None:
+        self.analyzer = analyzer
+        self.vocab: dict[str, int] = {}  # term -> global id
+        self.terms: list[str] = []  # global id -> term
+        self._blocks: list[_Block] = []
+        self._pending: list[tuple[int, int, Source]] = []  # (first slot, rows, source)
+        self._alive = np.zeros(0, dtype=bool)
+        self._lengths = np.zeros(0, dtype=np.uint32)
+        self._slots = 0
+        self._stats: tuple[int, float] | None = None
+        self._norm = np.zeros(0)  # per slot: k1 * (1 - b + b * length / avglen), with _stats
+        self._dead = 0  # slots killed
+        self._lock = threading.RLock()
+        self.from_texts = False  # whether some slots came without postings (built from texts)
+
+    # -- changes (under the state's write lock) ----------------------------------------------
+    def add(self, first: int, rows: int, source: Source) -> None:
+        """Slots ``first`` .. ``first + rows`` (live), with their postings or where to get them."""
+        end = first + rows
+        if end > len(self._alive):
+            size = max(end, 2 * len(self._alive), 1024)
+            self._alive = np.concatenate([self._alive, np.zeros(size - len(self._alive), bool)])
+            grown = np.zeros(size - len(self._lengths), np.uint32)
+            self._lengths = np.concatenate([self._lengths, grown])
+        self._alive[first:end] = True
+        self._slots = end
+        if not isinstance(source, Postings | EncodedPostings):
+            self.from_texts = True
+        self._pending.append((first, rows, source))
+        self._stats = None
+
+    def kill(self, slot: int) -> None:
+        """A deleted or replaced slot: it no longer counts anywhere."""
+        if self._alive[slot]:
+            self._alive[slot] = False
+            self._dead += 1
+        self._stats = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether every block has its postings (no text is left to analyze)."""
+        return not self._pending
+
+    def ensure(self) -> None:
+        """Decode or build the postings of every pending block (once; thread-safe)."""
+        if not self._pending:
+            return
+        with self._lock:
+            while self._pending:
+                first, rows, source = self._pending[0]
+                self._register(first, self._postings(rows, source))
+                self._pending.pop(0)
+            self._stats = None
+
+    def _postings(self, rows: int, source: Source) -> Postings:
+        if isinstance(source, Postings):
+            return source
+        if isinstance(source, EncodedPostings):
+            return source.decode(rows)
+        if isinstance(source, RawRecords):
+            return Postings.build(_texts(source), self.analyzer)
+        return Postings.build(source, self.analyzer)
+
+    def _ids(self, terms: list[str]) -> I64:
+        """The global ids of these terms (new ones get the next ids)."""
+        vocab, known = self.vocab, self.terms
+        ids = []
+        for t in terms:
+            i = vocab.get(t)
+            if i is None:
+                i = vocab[t] = len(known)
+                known.append(t)
+            ids.append(i)
+        return np.asarray(ids, dtype=np.int64)
+
+    def _register(self, first: int, p: Postings) -> None:
+        local = self._ids(p.terms)
+        order = np.argsort(local, kind="stable")
+        self._blocks.append(
+            _Block(
+                first,
+                first + p.row_count,
+                local[order],
+                p.offsets[:-1][order],
+                p.offsets[1:][order],
+                p.rows,
+                p.tfs,
+            )
+        )
+        self._lengths[first : first + p.row_count] = p.lengths
+        while len(self._blocks) > 1 and 2 * self._blocks[-1].size >= self._blocks[-2].size:
+            last = self._blocks.pop()
+            self._blocks[-1] = _merge(self._blocks[-1], last)
+
+    # -- reading (under the state's read lock) -----------------------------------------------
+    def select(self, slots: Sequence[int] | np.ndarray[Any, Any]) -> Postings:
+        """The postings of these slots (ascending), as a segment of them in that order (for
+        compaction: slot ``slots[i]`` becomes row ``i``). Pending blocks are decoded or built
+        but not merged into the index's blocks: a merge needs only their postings."""
+        wanted = np.asarray(slots, dtype=np.int64)
+        where = np.full(self._slots, -1, dtype=np.int64)
+        where[wanted] = np.arange(len(wanted))
+        low, high = (int(wanted[0]), int(wanted[-1])) if len(wanted) else (0, -1)
+        pieces: list[tuple[I64, I64, U32]] = []
+        with self._lock:  # (readers may register the pending blocks meanwhile)
+            for block in self._blocks:
+                if block.first <= high and block.stop > low:  # some of its slots wanted
+                    pieces.append(block.flat())
+            for i, (first, count, source) in enumerate(self._pending):
+                if first <= high and first + count > low:
+                    p = self._postings(count, source)
+                    self._pending[i] = (first, count, p)  # decoded or built once
+                    self._lengths[first : first + count] = p.lengths
+                    lens = np.diff(p.offsets)
+                    local = np.repeat(self._ids(p.terms), lens)
+                    pieces.append((local, p.rows.astype(np.int64) + first, p.tfs))
+        tids, rows, tfs = [], [], []
+        for t, s, f in pieces:
+            new = where[s]
+            keep = new >= 0
+            tids.append(t[keep])
+            rows.append(new[keep])
+            tfs.append(f[keep].astype(np.int64))
+        empty = np.zeros(0, dtype=np.int64)
+        return Postings.from_triples(
+            self.terms,
+            np.concatenate(tids) if tids else empty,
+            np.concatenate(rows) if rows else empty,
+            np.concatenate(tfs) if tfs else empty,
+            self._lengths[wanted].astype(np.int64),
+        )
+
+    def stats(self) -> tuple[int, float]:
+        """(live documents, their mean length in terms)."""
+        stats = self._stats
+        if stats is None:
+            alive = self._alive[: self._slots]
+            lengths = self._lengths[: self._slots].astype(np.float64)
+            n = int(np.count_nonzero(alive))
+            avglen = float(np.dot(lengths, alive)) / n if n else 0.0
+            self._norm = K1 * (1.0 - B + (B / avglen) * lengths) if avglen else lengths
+            stats = self._stats = (n, avglen)
+        return stats
+
+    def search(
+        self, query: str, k: int, allowed: np.ndarray[Any, np.dtype[np.int64]] | None = None
+    ) -> tuple[F64, I64]:
+        """The BM25 scores and slots of the ``k`` best live documents holding a term of
+        ``query`` (among the ``allowed`` live slots, when given), best first (ties: the lower
+        slot first)."""
+        nothing = (np.zeros(0), np.zeros(0, dtype=np.int64))
+        terms = dict.fromkeys(index_terms(self.analyzer, query))
+        if not terms:
+            return nothing
+        self.ensure()
+        tids = [i for i in map(self.vocab.get, terms) if i is not None]
+        n = self.stats()[0]  # (and the norms of the slots, for this mean length)
+        if not tids or not n:
+            return nothing
+        alive, norm = self._alive, self._norm
+        mask = None
+        if allowed is not None:  # the passing slots are live ones
+            mask = np.zeros(len(alive), dtype=bool)
+            mask[allowed] = True
+        slot_parts: list[I64] = []
+        weight_parts: list[F64] = []
+        for tid in tids:
+            slots, tfs = self._gather(tid)
+            keep = None
+            if self._dead:  # df counts the live documents only
+                keep = alive[slots]
+                df = int(np.count_nonzero(keep))
+            else:
+                df = len(slots)
+            if not df:
+                continue
+            if mask is not None:
+                keep = mask[slots]
+            if keep is not None:
+                slots, tfs = slots[keep], tfs[keep]
+            tf = tfs.astype(np.float64)
+            weight = norm[slots]
+            weight += tf
+            np.divide(tf, weight, out=weight)
+            weight *= np.log1p((n - df + 0.5) / (df + 0.5))  # idf
+            slot_parts.append(slots)
+            weight_parts.append(weight)
+        if not slot_parts:
+            return nothing
+        if len(slot_parts) == 1:
+            slots, scores = slot_parts[0], weight_parts[0]
+        else:
+            every = np.concatenate(slot_parts)
+            weights = np.concatenate(weight_parts)
+            if len(every) * 8 < self._slots:
+                slots, inverse = np.unique(every, return_inverse=True)
+                scores = np.bincount(inverse, weights=weights, minlength=len(slots)).astype(
+                    np.float64
+                )
+            else:
+                total = np.bincount(every, weights=weights, minlength=self._slots)
+                return _top_dense(total.astype(np.float64, copy=False), k)
+        return _top(scores, slots, k)
+
+    def _gather(self, tid: int) -> tuple[I64, U32]:
+        """The slots (ascending) and frequencies of one term, over every block."""
+        slots: list[I64] = []
+        tfs: list[U32] = []
+        for block in self._blocks:
+            j = int(np.searchsorted(block.keys, tid))
+            if j < len(block.keys) and block.keys[j] == tid:
+                s, e = int(block.starts[j]), int(block.ends[j])
+                slots.append(block.rows[s:e].astype(np.int64) + block.first)
+                tfs.append(block.tfs[s:e])
+        if len(slots) == 1:
+            return slots[0], tfs[0]
+        if not slots:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32)
+        return np.concatenate(slots), np.concatenate(tfs)
+
+
+def _top(scores: F64, slots: I64, k: int) -> tuple[F64, I64]:
+    """The k best (score descending, then slot ascending) of ``slots`` (ascending)."""
+    if len(scores) > k:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        above = np.flatnonzero(scores > kth)
+        tied = np.flatnonzero(scores == kth)[: k - len(above)]
+        pick = np.concatenate([above, tied])
+        scores, slots = scores[pick], slots[pick]
+    order = np.lexsort((slots, -scores))
+    return scores[order], slots[order]
+
+
+def _top_dense(total: F64, k: int) -> tuple[F64, I64]:
+    """`_top` of the slots with a score above 0 in ``total`` (a score per slot), without
+    listing them all first."""
+    if k < len(total):
+        kth = float(np.partition(total, len(total) - k)[len(total) - k])
+        if kth > 0:
+            above = np.flatnonzero(total > kth)
+            tied = np.flatnonzero(total == kth)[: k - len(above)]
+            slots = np.concatenate([above, tied])
+            scores = total[slots]
+            order = np.lexsort((slots, -scores))
+            return scores[order], slots[order].astype(np.int64)
+    slots = np.flatnonzero(total > 0)
+    return _top(total[slots], slots.astype(np.int64), k)
+
+
+def _merge(a: _Block, b: _Block) -> _Block:
+    """One block holding the postings of ``a`` and of ``b`` (whose slots all follow a's)."""
+    ta, sa, fa = a.flat()
+    tb, sb, fb = b.flat()
+    tids = np.concatenate([ta, tb])
+    order = np.argsort(tids, kind="stable")  # a's rows before b's within a term: ascending
+    rows = (np.concatenate([sa, sb]) - a.first)[order].astype(np.uint32)
+    tfs = np.concatenate([fa, fb])[order]
+    keys, counts = np.unique(tids[order], return_counts=True)
+    ends = np.cumsum(counts)
+    return _Block(a.first, b.stop, keys, ends - counts, ends, rows, tfs)
+
+
+def _ranges(starts: I64, lens: I64) -> I64:
+    """``starts[i] .. starts[i] + lens[i]`` for every i, concatenated."""
+    total = int(lens.sum())
+    offsets = np.cumsum(lens) - lens
+    out: I64 = np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, lens)
+    return out
+
+
+def _texts(raw: RawRecords) -> Iterator[str]:
+    """The texts of undecoded records, a chunk at a time (nothing kept)."""
+    for start in range(0, len(raw), _TEXT_CHUNK):
+        for r in raw.decode(start, start + _TEXT_CHUNK):
+            text = r.get("text") if type(r) is dict else None
+            if type(text) is not str:
+                raise damaged(raw.path, "holds a record without a text")
+            yield text
+
+
+__all__ = ["K1", "B", "TextIndex"]
