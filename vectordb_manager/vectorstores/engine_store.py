@@ -182,6 +182,11 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
     Every keyword argument LangChain's FAISS store takes is accepted with its meaning
     (``fetch_k``, ``score_threshold``, callable filters, ``relevance_score_fn=``; see
     docs/langchain-faiss.md); anything else is refused, so a misspelt option is an error.
+
+    Keyword and hybrid search (`HybridSearchMixin`): ``keyword_search`` returns BM25 scores
+    (higher is better), ``hybrid_search`` fused scores (higher is better), both exact under
+    filters; ``as_retriever`` also takes ``search_type="keyword"`` and ``"hybrid"`` (see
+    docs/hybrid-search.md).
     """
 
     _engine: Engine
