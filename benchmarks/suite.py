@@ -18,6 +18,11 @@ Parts (each a script in this directory that can also run alone; see its --help):
                model; ours / LC FAISS / InMemoryVectorStore search p50 and top-10 agreement
   ingest       bench_ingest.py: ingestion throughput against the model alone
   s3           bench_s3.py at 100k against moto's server: requests, open time vs local
+  keyword      bench_keyword.py at 100k passages of real text: BM25 keyword search p50 vs bm25s
+               and BM25Retriever, hybrid vs vector + keyword, adding / disk / open / ingestion
+               with the text index vs keyword_index=False
+  quality      bench_quality.py: recall@10 and nDCG@10 on the judged pydoc topics set: vector,
+               keyword, hybrid, bm25s, BM25Retriever and the hand-built EnsembleRetriever
 
 Each part writes its rows as JSON; the suite merges them into one document (machine, targets,
 tables), prints it on stdout, keeps the raw JSON and the document in benchmarks/results/, and
@@ -78,6 +83,8 @@ class Sizes:
     s3: int
     ingest_files: int
     text: str = ""  # bench_text.py's options
+    keyword: str = ""  # bench_keyword.py's options (its defaults: 100k passages)
+    keyword_n: int = 100_000
 
 
 FULL = Sizes(
@@ -89,6 +96,8 @@ QUICK = Sizes(
     small=20_000, large=50_000, small_queries=50, large_queries=20, inmem_small_queries=5,
     inmem_large_queries=3, hnsw_queries=50, large_child_repeats=1, s3=20_000, ingest_files=10,
     text="--max-chunks 500 --queries 20 --repeats 3",
+    keyword="--n 20000 --queries 40 --repeats 2 --lc-queries 3 --child-repeats 1 "
+    "--ingest-chunks 128", keyword_n=20_000,
 )  # fmt: skip
 
 
@@ -124,6 +133,8 @@ def plan(args: argparse.Namespace) -> list[Part]:
         ("text", "bench_text.py", s.text, "real text", 0),
         ("ingest", "bench_ingest.py", f"--files {s.ingest_files}", "ingestion", 0),
         ("s3", "bench_s3.py", f"--n {s.s3}", f"S3, {s.s3:,}", 0),
+        ("keyword", "bench_keyword.py", s.keyword, f"keyword, {s.keyword_n:,}", 0),
+        ("quality", "bench_quality.py", "", "judged set", 0),
     ]  # fmt: skip
     parts = [Part(n, script, opts.split(), where, need) for n, script, opts, where, need in rows]
     if not args.hnsw_1m:
@@ -311,7 +322,8 @@ TARGET_PARTS: dict[str, tuple[str, ...]] = {
     "exact": ("small", "large"), "hnsw": ("hnsw-large",), "filter": ("small", "large"),
     "batched": ("small",), "persist": ("small", "large"), "open": ("small", "large"),
     "memory": ("small", "large"), "ingest": ("ingest",), "s3": ("s3",),
-    "auto": ("small", "large", "text"),
+    "auto": ("small", "large", "text"), "keyword": ("keyword",), "hybrid": ("keyword",),
+    "kwadd": ("keyword",), "kwdisk": ("keyword",), "quality": ("quality",),
 }  # fmt: skip
 
 
@@ -360,7 +372,7 @@ def sections_of(parts: list[Part], args: argparse.Namespace) -> list[tuple[str, 
     if large is not None:
         persist_same(by_name, large)
     out.append((f"{s.large:,}", large))
-    for name in ("hnsw-large", "text", "ingest", "s3"):
+    for name in ("hnsw-large", "text", "ingest", "s3", "keyword", "quality"):
         part = by_name.get(name)
         if part and part.result:
             out += [(part.where, t) for t in part.result.tables]

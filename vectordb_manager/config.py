@@ -7,7 +7,6 @@ validates every field and raises one :class:`ConfigurationError` naming every ba
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import tomllib
@@ -147,7 +146,8 @@ class VectorDBConfig:
         return dataclasses.replace(self, **changes)
 
     def text_analyzer(self) -> Analyzer | None:
-        """The keyword index's analyzer these settings choose: ``None`` when ``text_language``,
+        """The keyword index's analyzer these settings choose (`ConfigurationError` if they
+        are invalid): ``None`` when ``text_language``,
         ``text_stemming`` and ``text_stopwords`` are all unset (an existing store keeps the
         analyzer it records; a new one gets English, stemming, stopwords); otherwise those
         set, with the defaults for the others."""
@@ -266,24 +266,11 @@ def _text_problems(c: VectorDBConfig) -> list[str]:
     settings = ((c.text_language, str), (c.text_stemming, bool), (c.text_stopwords, bool))
     if not all(v is None or isinstance(v, t) for v, t in settings):
         return []
-    analyzer = c.text_analyzer()
-    problem = analyzer_problem(analyzer) if analyzer is not None else None
-    return [f"text_language={c.text_language!r}: {problem}"] if problem else []
-
-
-@functools.lru_cache(maxsize=32)
-def analyzer_problem(analyzer: Analyzer) -> str | None:
-    """Why ``analyzer`` cannot analyze text (an unknown language), or ``None``: it is tried
-    on a word."""
     try:
-        analyzer.terms("check")
-    except Exception as exc:  # the stemmer's KeyError, the stop-word list's own error, ...
-        detail = str(exc) or type(exc).__name__
-        return (
-            f"cannot analyze text ({detail}); use a Snowball language name such as "
-            "'english', 'german', 'french' or 'spanish'"
-        )
-    return None
+        c.text_analyzer()
+    except ConfigurationError as exc:  # the analyzer names the bad setting and the fix
+        return [f"text settings (language {c.text_language!r}): {exc}"]
+    return []
 
 
 def _is_int(value: object) -> bool:

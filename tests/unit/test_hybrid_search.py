@@ -167,7 +167,7 @@ def test_only_documents_holding_a_query_term_are_keyword_results() -> None:
     assert store.keyword_search("zeta", k=10) == []
 
 
-@pytest.mark.parametrize("query", ["", "   ", "the and of", "What is it?"])
+@pytest.mark.parametrize("query", ["", "   ", "the and of", "Is it?", "---"])
 def test_queries_without_terms_find_nothing_by_keyword(query: str) -> None:
     store = LocalVectorStore(HashingEmbeddings(32))
     store.add_texts(["the river and the mountain", "what it is"])
@@ -188,8 +188,9 @@ def test_an_empty_hybrid_query_finds_nothing_without_embedding() -> None:
 def test_a_stopwords_only_hybrid_query_is_ranked_by_the_vector_side() -> None:
     store = LocalVectorStore(NearlyHashing())
     store.add_texts(["what is this", "where was that", "river"], ids=["a", "b", "c"])
-    vector = [d.id for d in store.similarity_search("what is that", k=3)]
-    got = store.hybrid_search_with_score("what is that", k=3)
+    assert store.engine.analyzer.terms("is it that") == []
+    vector = [d.id for d in store.similarity_search("is it that", k=3)]
+    got = store.hybrid_search_with_score("is it that", k=3)
     assert [d.id for d, _ in got] == vector
     assert [s for _, s in got] == pytest.approx([0.5 / 61, 0.5 / 62, 0.5 / 63])
 
@@ -342,6 +343,8 @@ def test_analyzer_option_takes_an_analyzer_or_a_dict(tmp_path: Path) -> None:
     store.add_texts(["connecting connections connect"], ids=["r"])
     assert store.engine.analyzer == Analyzer("english", stem=False)
     assert store.keyword_search("connect") and not store.keyword_search("connects")
+    as_recorded = LocalVectorStore(HashingEmbeddings(32), analyzer=Analyzer("en").to_json())
+    assert as_recorded.engine.analyzer == Analyzer("english")
     stemmed = LocalVectorStore(HashingEmbeddings(32), analyzer=Analyzer("english"))
     stemmed.add_texts(["connecting connections connect"], ids=["r"])
     assert stemmed.keyword_search("connects")
@@ -351,7 +354,8 @@ def test_analyzer_option_takes_an_analyzer_or_a_dict(tmp_path: Path) -> None:
     ("value", "message"),
     [
         ({"language": "english", "stemming": True}, "is not a valid analyzer"),
-        ({"language": "klingon"}, "cannot analyze text"),
+        ({"language": "klingon"}, "unknown analyzer language 'klingon'"),
+        ({"language": "english", "stem": "yes"}, "analyzer stem must be True or False"),
         ("english", "analyzer must be an Analyzer or a dict of its fields, got str"),
     ],
 )

@@ -18,7 +18,6 @@ from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from typing_extensions import override
 
-from vectordb_manager.config import analyzer_problem
 from vectordb_manager.embeddings import (
     EmbeddingService,
     check_vectors,
@@ -134,27 +133,24 @@ class StoreOptions:
 
 
 def analyzer_option(value: object) -> Analyzer | None:
-    """The ``analyzer=`` option as an `Analyzer` (from one, or a dict of its fields), checked
-    by analyzing a word; `ConfigurationError` says what is wrong."""
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        try:
-            value = Analyzer.from_json(dict(value))
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(
-                f"analyzer={value!r} is not a valid analyzer: {exc}; give an Analyzer or a "
-                "dict of its fields, e.g. {'language': 'english', 'stem': True, "
-                "'stopwords': True}"
-            ) from None
-    if not isinstance(value, Analyzer):
+    """The ``analyzer=`` option as an `Analyzer`: one, a dict of its fields (``language``,
+    ``stem``, ``stopwords``), or the dict its ``to_json`` gives; `ConfigurationError` says
+    what is wrong."""
+    if value is None or isinstance(value, Analyzer):
+        return value
+    if not isinstance(value, Mapping):
         raise ConfigurationError(
             f"analyzer must be an Analyzer or a dict of its fields, got {type(value).__name__}"
         )
-    problem = analyzer_problem(value)
-    if problem:
-        raise ConfigurationError(f"analyzer {value!r} {problem}")
-    return value
+    if "tokenizer" in value:
+        return Analyzer.from_json(dict(value))
+    try:
+        return Analyzer(**value)
+    except TypeError:
+        raise ConfigurationError(
+            f"analyzer={dict(value)!r} is not a valid analyzer: its fields are language, stem "
+            "and stopwords, e.g. {'language': 'english', 'stem': True, 'stopwords': True}"
+        ) from None
 
 
 _PLAIN_OPTIONS = (
