@@ -269,7 +269,7 @@ def _text_problems(c: VectorDBConfig) -> list[str]:
     try:
         c.text_analyzer()
     except ConfigurationError as exc:  # the analyzer names the bad setting and the fix
-        return [f"text settings (language {c.text_language!r}): {exc}"]
+        return [f"text_language={c.text_language!r}: {exc}"]
     return []
 
 

@@ -602,7 +602,7 @@ def test_setting_one_text_field_chooses_an_analyzer_with_defaults_for_the_rest()
     ("changes", "message"),
     [
         ({"search_mode": "semantic"}, "search_mode='semantic' must be one of vector, keyword, hybrid"),
-        ({"text_language": "klingon"}, "text settings (language 'klingon'): unknown analyzer language"),
+        ({"text_language": "klingon"}, "text_language='klingon': unknown analyzer language"),
         ({"text_language": "  "}, "text_language must not be empty"),
         ({"text_stemming": "no"}, "text_stemming='no' should be true or false or null"),
         ({"text_stopwords": 1}, "text_stopwords=1 should be true or false or null"),
