@@ -22,9 +22,10 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from vectordb_manager.config import VectorDBConfig, load_config_file
+from vectordb_manager.config import SEARCH_MODES, VectorDBConfig, load_config_file
 from vectordb_manager.engine.options import DISTANCES, INDEX_TYPES
 from vectordb_manager.errors import InvalidInputError, VectorDBError
+from vectordb_manager.vectorstores.fusion import FUSIONS
 
 # flag -> config field, for the options every command takes
 _CONFIG_FLAGS = {
@@ -41,6 +42,10 @@ _CONFIG_FLAGS = {
     "index": "index_type",
     "chunk_size": "chunk_size",
     "chunk_overlap": "chunk_overlap",
+    "text_language": "text_language",
+    "text_stemming": "text_stemming",
+    "text_stopwords": "text_stopwords",
+    "mode": "search_mode",  # search's --mode
 }
 
 
@@ -97,7 +102,17 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f'--filter is not valid JSON ({exc}); e.g. \'{{"source": "a.txt"}}\''
         ) from None
-    hits = _manager(args).search_with_scores(args.query, k=args.k, filter=filter_)
+    options: dict[str, Any] = {}
+    if args.fusion is not None:
+        options["fusion"] = args.fusion
+    if args.alpha is not None:
+        options["alpha"] = args.alpha
+    manager = _manager(args)
+    if options and manager.config.search_mode != "hybrid":
+        raise InvalidInputError(
+            "--fusion and --alpha apply to hybrid search; add --mode hybrid"
+        )
+    hits = manager.search_with_scores(args.query, k=args.k, filter=filter_, **options)
     if args.json:
         _print_json([_doc_json(doc, score) for doc, score in hits])
         return 0
@@ -231,6 +246,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--chunk-overlap", dest="chunk_overlap", type=int, help="overlap between chunks"
     )
+    parser.add_argument(
+        "--text-language",
+        dest="text_language",
+        help="keyword index: the language of the texts (stopwords, stemming), e.g. english",
+    )
+    parser.add_argument(
+        "--text-stemming",
+        dest="text_stemming",
+        action=argparse.BooleanOptionalAction,
+        help="keyword index: reduce words to their stems (off for code and identifiers)",
+    )
+    parser.add_argument(
+        "--text-stopwords",
+        dest="text_stopwords",
+        action=argparse.BooleanOptionalAction,
+        help="keyword index: leave out the language's stopwords",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "-v",
@@ -259,6 +291,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", metavar="QUERY", help="the question or text to search for")
     p.add_argument("-k", type=int, default=4, help="how many results (default 4)")
     p.add_argument("--filter", metavar="JSON", help='metadata filter, e.g. \'{"file_type": "md"}\'')
+    p.add_argument(
+        "--mode",
+        choices=SEARCH_MODES,
+        help="vector: closest by meaning (scores: relevance 0-1); keyword: BM25 on the "
+        "query's words (scores: BM25); hybrid: both fused (default: the configuration's "
+        "search_mode, else vector)",
+    )
+    p.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        help="hybrid only: rrf (reciprocal rank fusion, the default) or weighted",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        help="hybrid only: the vector side's weight, 0 (keyword only) to 1 (vector only); "
+        "default 0.5",
+    )
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p = command("stats", cmd_stats, "show counts and settings of the store")
     p.add_argument("--json", action="store_true", help="print as JSON")

@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -31,11 +31,17 @@ from vectordb_manager.engine.options import (
 from vectordb_manager.errors import ConfigurationError
 from vectordb_manager.storage.s3 import s3_problems
 
+if TYPE_CHECKING:
+    from vectordb_manager.engine.analyzer import Analyzer
+
 StorageType = Literal["local", "s3", "memory"]
 EmbeddingProvider = Literal["huggingface", "openai", "fake"]
+SearchMode = Literal["vector", "keyword", "hybrid"]
 
 STORAGE_TYPES = ("local", "s3", "memory")
 EMBEDDING_PROVIDERS = ("huggingface", "openai", "fake")
+SEARCH_MODES: tuple[str, ...] = typing.get_args(SearchMode)
+"""``vector`` (similarity), ``keyword`` (BM25) and ``hybrid`` (both, fused)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +77,10 @@ class VectorDBConfig:
     chunk_overlap: int = 200
     distance_metric: Distance = DEFAULT_DISTANCE
     index_type: IndexType = DEFAULT_INDEX
+    search_mode: SearchMode = "vector"
+    text_language: str | None = None
+    text_stemming: bool | None = None
+    text_stopwords: bool | None = None
 
     def __post_init__(self) -> None:
         problems = [*_type_problems(self), *_value_problems(self)]
@@ -134,6 +144,22 @@ class VectorDBConfig:
     def replace(self, **changes: Any) -> VectorDBConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def text_analyzer(self) -> Analyzer | None:
+        """The keyword index's analyzer these settings choose (`ConfigurationError` if they
+        are invalid): ``None`` when ``text_language``,
+        ``text_stemming`` and ``text_stopwords`` are all unset (an existing store keeps the
+        analyzer it records; a new one gets English, stemming, stopwords); otherwise those
+        set, with the defaults for the others."""
+        if (self.text_language, self.text_stemming, self.text_stopwords) == (None, None, None):
+            return None
+        from vectordb_manager.engine.analyzer import Analyzer
+
+        return Analyzer(
+            language=self.text_language if self.text_language is not None else "english",
+            stem=self.text_stemming if self.text_stemming is not None else True,
+            stopwords=self.text_stopwords if self.text_stopwords is not None else True,
+        )
 
     def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
         """The fields as a plain dict; secrets are left out unless asked for."""
@@ -200,6 +226,8 @@ def _value_problems(c: VectorDBConfig) -> list[str]:
     one_of("embedding_provider", c.embedding_provider, EMBEDDING_PROVIDERS)
     one_of("distance_metric", c.distance_metric, DISTANCES)
     one_of("index_type", c.index_type, INDEX_TYPES)
+    one_of("search_mode", c.search_mode, SEARCH_MODES)
+    problems += _text_problems(c)
     problems += s3_problems(
         bucket=c.s3_bucket if isinstance(c.s3_bucket, str) else "bucket-name",
         sse=c.s3_sse,
@@ -229,6 +257,20 @@ def _value_problems(c: VectorDBConfig) -> list[str]:
     if c.storage_type == "local" and isinstance(c.local_path, str) and not c.local_path.strip():
         problems.append("local_path must not be empty when storage_type='local'")
     return problems
+
+
+def _text_problems(c: VectorDBConfig) -> list[str]:
+    """What is wrong with the analyzer settings (their types are checked elsewhere)."""
+    if isinstance(c.text_language, str) and not c.text_language.strip():
+        return ["text_language must not be empty; e.g. 'english', or leave it unset"]
+    settings = ((c.text_language, str), (c.text_stemming, bool), (c.text_stopwords, bool))
+    if not all(v is None or isinstance(v, t) for v, t in settings):
+        return []
+    try:
+        c.text_analyzer()
+    except ConfigurationError as exc:  # the analyzer names the bad setting and the fix
+        return [f"text_language={c.text_language!r}: {exc}"]
+    return []
 
 
 def _is_int(value: object) -> bool:
@@ -275,6 +317,13 @@ def _from_string(raw: str, hint: Any) -> Any:
     )
     if type(None) in args and raw.strip().lower() in ("", "none", "null"):
         return None
+    if bool in args:
+        word = raw.strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True
+        if word in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
     if int in args:
         try:
             return int(raw)

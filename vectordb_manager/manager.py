@@ -22,7 +22,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from tqdm.std import tqdm
 
-from vectordb_manager.config import VectorDBConfig
+from vectordb_manager.config import SEARCH_MODES, VectorDBConfig
 from vectordb_manager.embeddings import (
     EmbeddingService,
     build_embeddings,
@@ -40,6 +40,7 @@ from vectordb_manager.errors import (
 from vectordb_manager.ingestion import Cleanup, IngestReport
 from vectordb_manager.ingestion import ingest as ingest_files
 from vectordb_manager.processing import DocumentProcessor
+from vectordb_manager.vectorstores.compat import MetadataFilter
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore
 from vectordb_manager.vectorstores.factory import create_vector_store
 
@@ -153,16 +154,50 @@ class VectorDatabaseManager:
         return self._store.add_texts(list(texts), metadatas)
 
     def search(
-        self, query: str, k: int = 4, filter: dict[str, Any] | None = None
+        self,
+        query: str,
+        k: int = 4,
+        filter: MetadataFilter | None = None,
+        *,
+        mode: str | None = None,
+        **options: Any,
     ) -> list[Document]:
-        """The k documents closest to the query (among those passing ``filter``)."""
-        return self._store.similarity_search(query, k=k, filter=filter)
+        """The k best documents for the query (among those passing ``filter``).
+
+        ``mode`` (default: the configuration's ``search_mode``, itself ``"vector"`` by
+        default): ``"vector"``, the closest by embedding; ``"keyword"``, the best BM25
+        matches of the query's terms; ``"hybrid"``, both rankings fused (``options``:
+        ``fusion``, ``alpha``, ``rank_constant``; see docs/hybrid-search.md).
+
+        Raises:
+            InvalidInputError: an unknown mode, or a bad ``k``, filter or option.
+        """
+        return [doc for doc, _ in self.search_with_scores(query, k, filter, mode=mode, **options)]
 
     def search_with_scores(
-        self, query: str, k: int = 4, filter: dict[str, Any] | None = None
+        self,
+        query: str,
+        k: int = 4,
+        filter: MetadataFilter | None = None,
+        *,
+        mode: str | None = None,
+        **options: Any,
     ) -> list[tuple[Document, float]]:
-        """Like `search`, with relevance scores in [0, 1] (higher is closer)."""
-        return self._store.similarity_search_with_relevance_scores(query, k=k, filter=filter)
+        """Like `search`, each document with its score, higher is better: for ``"vector"`` a
+        relevance in [0, 1]; for ``"keyword"`` the BM25 score (unbounded); for ``"hybrid"``
+        the fused score."""
+        chosen_mode = self.config.search_mode if mode is None else mode
+        if chosen_mode == "vector":
+            return self._store.similarity_search_with_relevance_scores(
+                query, k=k, filter=filter, **options
+            )
+        if chosen_mode == "keyword":
+            return self._store.keyword_search_with_score(query, k, filter, **options)
+        if chosen_mode == "hybrid":
+            return self._store.hybrid_search_with_score(query, k, filter, **options)
+        raise InvalidInputError(
+            f"mode={chosen_mode!r} is not a search mode; use one of {', '.join(SEARCH_MODES)}"
+        )
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The documents with these ids (missing ids are left out)."""
@@ -199,7 +234,11 @@ class VectorDatabaseManager:
         return self._store.verify()
 
     def as_retriever(self, **kwargs: Any) -> VectorStoreRetriever:
-        """A LangChain retriever over the store (``search_kwargs={"k": 4, "filter": ...}``)."""
+        """A LangChain retriever over the store (``search_kwargs={"k": 4, "filter": ...}``);
+        ``search_type`` defaults to the configuration's ``search_mode`` (``"vector"``:
+        ``"similarity"``, else ``"keyword"`` or ``"hybrid"``)."""
+        mode = self.config.search_mode
+        kwargs.setdefault("search_type", "similarity" if mode == "vector" else mode)
         return self._store.as_retriever(**kwargs)
 
     # -- maintenance -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import re
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,10 @@ ALL_FIELDS = [
     "chunk_overlap",
     "distance_metric",
     "index_type",
+    "search_mode",
+    "text_language",
+    "text_stemming",
+    "text_stopwords",
 ]
 
 
@@ -575,3 +580,69 @@ def test_from_file_validates_values(tmp_path: Path) -> None:
 def test_load_config_file_returns_the_raw_settings(tmp_path: Path) -> None:
     path = _write(tmp_path / "c.toml", "[vectordb]\nchunk_size = 5\ncolour = 'red'\n")
     assert load_config_file(path) == {"chunk_size": 5, "colour": "red"}
+
+
+# -- keyword and hybrid search settings ------------------------------------------------------
+def test_search_mode_and_analyzer_defaults() -> None:
+    config = VectorDBConfig()
+    assert config.search_mode == "vector"
+    assert config.text_analyzer() is None  # the store's own analyzer
+
+
+def test_setting_one_text_field_chooses_an_analyzer_with_defaults_for_the_rest() -> None:
+    from vectordb_manager.engine.analyzer import Analyzer
+
+    assert VectorDBConfig(text_stemming=False).text_analyzer() == Analyzer("english", False, True)
+    assert VectorDBConfig(text_language="german", text_stopwords=False).text_analyzer() == (
+        Analyzer("german", True, False)
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"search_mode": "semantic"}, "search_mode='semantic' must be one of vector, keyword, hybrid"),
+        ({"text_language": "klingon"}, "text_language='klingon': unknown analyzer language"),
+        ({"text_language": "  "}, "text_language must not be empty"),
+        ({"text_stemming": "no"}, "text_stemming='no' should be true or false or null"),
+        ({"text_stopwords": 1}, "text_stopwords=1 should be true or false or null"),
+    ],
+)
+def test_bad_search_settings_are_refused(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        VectorDBConfig(**changes)
+
+
+def test_bad_search_settings_are_named_together() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        VectorDBConfig(search_mode="x", text_language="klingon", chunk_size=0)
+    assert all(name in str(info.value) for name in ("search_mode", "text_language", "chunk_size"))
+
+
+def test_search_settings_from_the_environment() -> None:
+    config = VectorDBConfig.from_env(
+        environ={
+            "VECTORDB_SEARCH_MODE": "hybrid",
+            "VECTORDB_TEXT_LANGUAGE": "french",
+            "VECTORDB_TEXT_STEMMING": "false",
+            "VECTORDB_TEXT_STOPWORDS": "Yes",
+        }
+    )
+    assert (config.search_mode, config.text_language) == ("hybrid", "french")
+    assert (config.text_stemming, config.text_stopwords) == (False, True)
+    assert VectorDBConfig.from_env(environ={"VECTORDB_TEXT_STEMMING": "none"}).text_stemming is None
+    with pytest.raises(ConfigurationError, match="VECTORDB_TEXT_STEMMING='maybe': expected true or false"):
+        VectorDBConfig.from_env(environ={"VECTORDB_TEXT_STEMMING": "maybe"})
+
+
+def test_search_settings_from_a_file(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "c.toml",
+        'search_mode = "keyword"\ntext_language = "spanish"\ntext_stemming = false\n',
+    )
+    config = VectorDBConfig.from_file(path)
+    assert (config.search_mode, config.text_language, config.text_stemming) == (
+        "keyword",
+        "spanish",
+        False,
+    )

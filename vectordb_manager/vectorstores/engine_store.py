@@ -24,6 +24,7 @@ from vectordb_manager.embeddings import (
     embedding_model_name,
     known_dimension,
 )
+from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.core import Engine
 from vectordb_manager.engine.format import Vectors
@@ -44,6 +45,7 @@ from vectordb_manager.vectorstores.compat import (
     similarity_request,
     without,
 )
+from vectordb_manager.vectorstores.hybrid import HybridSearchMixin
 from vectordb_manager.vectorstores.rows import _id_list, _validate_rows
 
 _INDEX_OPTIONS = tuple(IndexParams.__dataclass_fields__)
@@ -62,6 +64,8 @@ class StoreOptions:
     params: IndexParams = field(default_factory=IndexParams)
     index_options: Mapping[str, Any] = field(default_factory=dict)  # those the caller chose
     relevance_score_fn: Callable[[float], float] | None = None
+    analyzer: Analyzer | None = None  # None: the store's own (a new store's: Analyzer())
+    keyword_index: bool = True
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> StoreOptions:
@@ -94,6 +98,7 @@ class StoreOptions:
                 f"relevance_score_fn={relevance!r} must be a function from a distance (as "
                 "similarity_search_with_score returns it) to a relevance in [0, 1]"
             )
+        analyzer = analyzer_option(options.get("analyzer"))
         plain = {k: options[k] for k in _PLAIN_OPTIONS if k in options}
         for name, value in plain.items():
             default = getattr(cls, name)
@@ -107,25 +112,64 @@ class StoreOptions:
             params=params,
             index_options=index_options,
             relevance_score_fn=relevance,
+            analyzer=analyzer,
             **plain,
         )
 
     def engine_kwargs(self) -> dict[str, Any]:
-        """The `Engine`'s keyword arguments for these options."""
+        """The `Engine`'s keyword arguments for these options (the text index's only where
+        they differ from the engine's defaults)."""
+        text: dict[str, Any] = {"analyzer": self.analyzer} if self.analyzer is not None else {}
+        if not self.keyword_index:
+            text["keyword_index"] = False
         return {
             "params": self.index_options,  # the rest from the store, or the defaults
             "compaction": self.compaction,
             "commit_attempts": self.commit_attempts,
             "check_model": self.check_embedding_model,
             "create": self.create,
+            **text,
         }
 
 
-_PLAIN_OPTIONS = ("batch_size", "commit_attempts", "check_embedding_model", "create")
-STORE_OPTIONS = (*_INDEX_OPTIONS, *_PLAIN_OPTIONS, "compaction", "relevance_score_fn")
+def analyzer_option(value: object) -> Analyzer | None:
+    """The ``analyzer=`` option as an `Analyzer`: one, a dict of its fields (``language``,
+    ``stem``, ``stopwords``), or the dict its ``to_json`` gives; `ConfigurationError` says
+    what is wrong."""
+    if value is None or isinstance(value, Analyzer):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"analyzer must be an Analyzer or a dict of its fields, got {type(value).__name__}"
+        )
+    if "tokenizer" in value:
+        return Analyzer.from_json(dict(value))
+    try:
+        return Analyzer(**value)
+    except TypeError:
+        raise ConfigurationError(
+            f"analyzer={dict(value)!r} is not a valid analyzer: its fields are language, stem "
+            "and stopwords, e.g. {'language': 'english', 'stem': True, 'stopwords': True}"
+        ) from None
 
 
-class EngineVectorStore(FaissCompatMixin, VectorStore):
+_PLAIN_OPTIONS = (
+    "batch_size",
+    "commit_attempts",
+    "check_embedding_model",
+    "create",
+    "keyword_index",
+)
+STORE_OPTIONS = (
+    *_INDEX_OPTIONS,
+    *_PLAIN_OPTIONS,
+    "compaction",
+    "relevance_score_fn",
+    "analyzer",
+)
+
+
+class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
     """A LangChain vector store backed by the vectordb-manager engine.
 
     Scores: ``similarity_search_with_score`` and the other ``..._with_score...`` methods
@@ -134,6 +178,11 @@ class EngineVectorStore(FaissCompatMixin, VectorStore):
     Every keyword argument LangChain's FAISS store takes is accepted with its meaning
     (``fetch_k``, ``score_threshold``, callable filters, ``relevance_score_fn=``; see
     docs/langchain-faiss.md); anything else is refused, so a misspelt option is an error.
+
+    Keyword and hybrid search (`HybridSearchMixin`): ``keyword_search`` returns BM25 scores
+    (higher is better), ``hybrid_search`` fused scores (higher is better), both exact under
+    filters; ``as_retriever`` also takes ``search_type="keyword"`` and ``"hybrid"`` (see
+    docs/hybrid-search.md).
     """
 
     _engine: Engine

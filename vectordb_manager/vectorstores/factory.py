@@ -30,6 +30,9 @@ def create_vector_store(
         "index": config.index_type,
         "batch_size": config.embedding_batch_size,
     }
+    analyzer = config.text_analyzer()
+    if analyzer is not None:  # else: the store's own (a new store's: the default)
+        common["analyzer"] = analyzer
     if config.storage_type != "memory":
         common["create"] = create
     if config.storage_type in ("local", "memory"):
