@@ -30,6 +30,7 @@ from langchain_core.callbacks import (
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
+from langchain_core.retrievers import LangSmithRetrieverParams
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from typing_extensions import override
@@ -307,6 +308,11 @@ class HybridRetriever(VectorStoreRetriever):
     """
 
     allowed_search_types: ClassVar[Sequence[str]] = SEARCH_TYPES
+
+    @override
+    def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
+        # traced as LangChain's vector-store retriever, which it extends
+        return {**super()._get_ls_params(**kwargs), "ls_retriever_name": "vectorstore"}
 
     def _store(self) -> HybridSearchMixin:
         store = self.vectorstore
