@@ -67,11 +67,11 @@ from vectordb_manager.engine.options import (
 )
 from vectordb_manager.engine.postings import Postings
 from vectordb_manager.engine.records import is_typed
-from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS
+from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS, require_age
 from vectordb_manager.engine.retry import commit_policy
 from vectordb_manager.engine.search import Hit, KeywordHit, require_k
 from vectordb_manager.engine.state import StoreState
-from vectordb_manager.engine.verification import check_records, compare
+from vectordb_manager.engine.verification import check_records, compare, summary
 from vectordb_manager.errors import (
     ConcurrentModificationError,
     ConfigurationError,
@@ -472,15 +472,7 @@ class Engine:
         that newer versions replaced more than ``older_than`` seconds ago (by default they are
         kept for the retention time, for readers still loading an old version; a smaller
         value frees their space sooner, say on a full disk)."""
-        if (
-            isinstance(older_than, bool)
-            or not isinstance(older_than, int | float)
-            or not 0 <= older_than < float("inf")
-        ):
-            raise InvalidInputError(
-                f"older_than={older_than!r} must be a number of seconds, 0 or more (files "
-                "younger than that may belong to a write in progress)"
-            )
+        require_age(older_than)
         if self.log is None:
             return []
         with self._write_lock:
@@ -634,14 +626,7 @@ class Engine:
                     st = fresh
                     with self._rw.write():
                         self._state, self._manifest = fresh, checked
-                report.update(
-                    documents=st.live,
-                    tombstones=st.dead,
-                    version=checked.version,
-                    segments=len(checked.segments),
-                    bytes=sum(f.bytes for s in checked.segments for f in s.files())
-                    + (checked.snapshot.file.bytes if checked.snapshot else 0),
-                )
+                report.update(summary(st, checked))
             check_records(st)
             return report
 

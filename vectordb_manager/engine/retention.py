@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vectordb_manager.errors import InvalidInputError
+
 KEEP_MANIFESTS = 8
 MANIFEST_RETENTION_SECONDS = 600.0
 
@@ -82,3 +84,16 @@ def next_due(listing: Listing, now: float) -> tuple[float, int | None]:
     due_time = (following[0][1] if following else now) + MANIFEST_RETENTION_SECONDS
     due_version = listing[0][0] + KEEP_MANIFESTS if expired else None
     return due_time, due_version
+
+
+def require_age(older_than: object) -> None:
+    """`InvalidInputError` unless ``older_than`` is a finite number of seconds, 0 or more."""
+    if (
+        isinstance(older_than, bool)
+        or not isinstance(older_than, int | float)
+        or not 0 <= older_than < float("inf")
+    ):
+        raise InvalidInputError(
+            f"older_than={older_than!r} must be a number of seconds, 0 or more (files "
+            "younger than that may belong to a write in progress)"
+        )

@@ -9,9 +9,12 @@ content hash, and that the index holds one vector per slot. Any difference is an
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from vectordb_manager.engine.format import canonical_json, content_hash
+from vectordb_manager.engine.manifest import Manifest
 from vectordb_manager.engine.state import StoreState
 from vectordb_manager.errors import IntegrityError
 
@@ -47,3 +50,15 @@ def check_records(st: StoreState) -> None:
             raise IntegrityError(f"record {doc_id!r} does not match its content hash")
     if st.index is not None and st.index.ntotal != st.slots:
         raise IntegrityError(f"the index holds {st.index.ntotal} vectors for {st.slots} records")
+
+
+def summary(st: StoreState, manifest: Manifest) -> dict[str, Any]:
+    """What `Engine.verify` reports of a checked version: counts, version, segments, bytes."""
+    return {
+        "documents": st.live,
+        "tombstones": st.dead,
+        "version": manifest.version,
+        "segments": len(manifest.segments),
+        "bytes": sum(f.bytes for s in manifest.segments for f in s.files())
+        + (manifest.snapshot.file.bytes if manifest.snapshot else 0),
+    }
