@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
+from vectordb_manager.engine import hybrid as hybrid_module
 from vectordb_manager.engine import search as searching
 from vectordb_manager.engine import settings
 from vectordb_manager.engine import vectors as vectors_module
@@ -52,6 +53,7 @@ from vectordb_manager.engine.format import (
     new_segment_name,
     now_iso,
 )
+from vectordb_manager.engine.hybrid import Relevance
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import check_record_size
 from vectordb_manager.engine.loading import Loader, check_live
@@ -575,6 +577,32 @@ class Engine:
         where = filter if isinstance(filter, CompiledFilter) else compile_where(filter)
         with self._rw.read():
             return searching.keyword_search(self._state, query, k, where)
+
+    def hybrid_search(
+        self,
+        query_vector: Sequence[float] | Vectors | None,
+        query_text: str,
+        k: int,
+        filter: Filter | CompiledFilter | None = None,
+        *,
+        fusion: str = "rrf",
+        alpha: float = 0.5,
+        rank_constant: float = 60.0,
+        relevance: Relevance,
+        checked: bool = False,
+    ) -> list[tuple[Document, float]] | None:
+        """The k passing records with the best fused scores, with them (`engine.hybrid`;
+        arguments as in `vectorstores.fusion`, checked by the caller), or ``None`` where the
+        vector side is an approximate index's ranking: fuse `search` and `keyword_search`."""
+        k = require_k(k)
+        where = filter if isinstance(filter, CompiledFilter) else compile_where(filter)
+        q = None if query_vector is None else self.prepare_query(query_vector, checked=checked)
+        if q is None and alpha > 0:
+            return []
+        with self._rw.read():
+            return hybrid_module.hybrid_search(
+                self._state, q, query_text, k, where, method=fusion, alpha=alpha,
+                rank_constant=rank_constant, relevance=relevance)
 
     def ids(self, filter: Filter | None = None) -> list[str]:
         """The live ids (passing ``filter``, if given), in insertion order."""

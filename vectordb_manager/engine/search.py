@@ -152,9 +152,7 @@ def _search_all(st: StoreState, q: Vectors, k: int) -> tuple[Scores, Slots]:
 def _search_subset(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[Scores, Slots]:
     assert st.index is not None
     want = min(k, int(allowed.size))
-    # a bitmap search costs a bit test per slot; gathering the allowed vectors costs a copy
-    # of each: past an eighth of the slots, the bitmap is cheaper (measured)
-    if allowed.size > st.slots // 8 and st.index.trained:
+    if bitmap_cheaper(st, allowed):
         bits = np.zeros(st.slots, dtype=bool)
         bits[allowed] = True
         packed = np.packbits(bits, bitorder="little")
@@ -166,15 +164,28 @@ def _search_subset(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[
     return _exact(st, q, want, allowed)
 
 
-def _exact(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[Scores, Slots]:
+def bitmap_cheaper(st: StoreState, allowed: Slots) -> bool:
+    """Whether a filtered search over ``allowed`` asks FAISS with a bitmap (else it compares
+    the allowed vectors exactly in NumPy)."""
+    # a bitmap search costs a bit test per slot; gathering the allowed vectors costs a copy
+    # of each: past an eighth of the slots, the bitmap is cheaper (measured)
+    assert st.index is not None
+    return bool(allowed.size > st.slots // 8 and st.index.trained)
+
+
+def exact_raw(st: StoreState, q: Vectors, allowed: Slots) -> Scores:
+    """The raw score of each ``allowed`` slot's vector against ``q`` (FAISS's: squared L2, or
+    the inner product), computed exactly in NumPy."""
     assert st.index is not None
     vecs = st.index.vectors()[allowed]
     if st.distance == "l2":
-        scores = ((vecs - q) ** 2).sum(axis=1)
-        order = _top(scores, k)
-    else:
-        scores = vecs @ q[0]
-        order = _top(-scores, k)
+        return ((vecs - q) ** 2).sum(axis=1)  # type: ignore[no-any-return]
+    return vecs @ q[0]  # type: ignore[no-any-return]
+
+
+def _exact(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[Scores, Slots]:
+    scores = exact_raw(st, q, allowed)
+    order = _top(scores if st.distance == "l2" else -scores, k)
     return scores[order], allowed[order]
 
 

@@ -226,6 +226,27 @@ class TextIndex:
         """The BM25 scores and slots of the ``k`` best live documents holding a term of
         ``query`` (among the ``allowed`` live slots, when given), best first (ties: the lower
         slot first)."""
+        found = self._accumulate(query, allowed)
+        if isinstance(found, np.ndarray):
+            return _top_dense(found, k)
+        return _top(found[0], found[1], k)
+
+    def scores(
+        self, query: str, allowed: np.ndarray[Any, np.dtype[np.int64]] | None = None
+    ) -> tuple[F64, I64]:
+        """The BM25 scores and slots (ascending) of every live document holding a term of
+        ``query`` (among the ``allowed`` live slots, when given): `search` without its cut."""
+        found = self._accumulate(query, allowed)
+        if isinstance(found, np.ndarray):
+            slots = np.flatnonzero(found > 0)
+            return found[slots], slots.astype(np.int64)
+        return found
+
+    def _accumulate(
+        self, query: str, allowed: np.ndarray[Any, np.dtype[np.int64]] | None
+    ) -> tuple[F64, I64] | F64:
+        """Every matching slot's score: (scores, slots ascending), or a score per slot (0: no
+        match) when the matches are many."""
         nothing = (np.zeros(0), np.zeros(0, dtype=np.int64))
         terms = dict.fromkeys(index_terms(self.analyzer, query))
         if not terms:
@@ -266,19 +287,15 @@ class TextIndex:
         if not slot_parts:
             return nothing
         if len(slot_parts) == 1:
-            slots, scores = slot_parts[0], weight_parts[0]
-        else:
-            every = np.concatenate(slot_parts)
-            weights = np.concatenate(weight_parts)
-            if len(every) * 8 < self._slots:
-                slots, inverse = np.unique(every, return_inverse=True)
-                scores = np.bincount(inverse, weights=weights, minlength=len(slots)).astype(
-                    np.float64
-                )
-            else:
-                total = np.bincount(every, weights=weights, minlength=self._slots)
-                return _top_dense(total.astype(np.float64, copy=False), k)
-        return _top(scores, slots, k)
+            return weight_parts[0], slot_parts[0]
+        every = np.concatenate(slot_parts)
+        weights = np.concatenate(weight_parts)
+        if len(every) * 8 < self._slots:
+            slots, inverse = np.unique(every, return_inverse=True)
+            scores = np.bincount(inverse, weights=weights, minlength=len(slots))
+            return scores.astype(np.float64), slots
+        total = np.bincount(every, weights=weights, minlength=self._slots)
+        return total.astype(np.float64, copy=False)
 
     def _gather(self, tid: int) -> tuple[I64, U32]:
         """The slots (ascending) and frequencies of one term, over every block."""

@@ -21,10 +21,11 @@ argument is refused by name, as on the other searches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
@@ -119,6 +120,7 @@ class HybridSearchMixin(VectorStore):
     if TYPE_CHECKING:
         _engine: Engine
         _service: EmbeddingService
+        _relevance_score_fn: Callable[[float], float] | None
 
     # -- keyword -----------------------------------------------------------------------------
     def keyword_search(
@@ -249,32 +251,25 @@ class HybridSearchMixin(VectorStore):
     def _hybrid(
         self, request: HybridRequest, vector: Sequence[float] | Vectors | None
     ) -> list[tuple[Document, float]]:
-        engine = self._engine
-        relevance = self._select_relevance_score_fn()
-        where = request.where
+        fusion = request.fusion
+        fast = self._engine.hybrid_search(
+            vector, request.query, request.k, request.where, fusion=fusion.method,
+            alpha=fusion.alpha, rank_constant=fusion.rank_constant,
+            relevance=self._relevance_array(), checked=True,
+        )
+        if fast is not None:
+            return fast
+        # an approximate index's vector ranking: fused with the keyword ranking by the
+        # threshold algorithm, which asks each side for its best n only
+        return threshold_hybrid(self._engine, request, vector, self._select_relevance_score_fn())
 
-        def vector_side(n: int) -> list[Entry[Document]]:
-            assert vector is not None  # the side is searched only when its weight is not 0
-            hits = engine.search(vector, n, where, checked=True)
-            return [(_key(h.document), relevance(h.distance), h.document) for h in hits]
-
-        def keyword_side(n: int) -> list[Entry[Document]]:
-            hits = engine.keyword_search(request.query, n, filter=where)
-            return [(_key(h.document), h.score, h.document) for h in hits]
-
-        terms: set[str] | None = None
-
-        def absent(side: int, doc: Document) -> bool:
-            # a document holding none of the query's terms is on no keyword ranking
-            nonlocal terms
-            if side != KEYWORD:
-                return False
-            analyzer = engine.analyzer
-            if terms is None:
-                terms = set(analyzer.terms(request.query))
-            return terms.isdisjoint(analyzer.terms(doc.page_content))
-
-        return fused_top_k(vector_side, keyword_side, request.k, request.fusion, absent=absent)
+    def _relevance_array(self) -> Callable[[F64], F64]:
+        """The store's relevance map (`_select_relevance_score_fn`) over an array of distances:
+        NumPy twins of the built-in ones, else the function applied to each distance."""
+        custom = self._relevance_score_fn
+        if custom is None:
+            return _RELEVANCE_ARRAYS[self._engine.distance]
+        return lambda d: np.fromiter(map(custom, d.tolist()), dtype=np.float64, count=len(d))
 
     # -- retriever ---------------------------------------------------------------------------
     @override
@@ -285,6 +280,51 @@ class HybridSearchMixin(VectorStore):
         ``filter``, and for ``"hybrid"`` ``fusion``, ``alpha``, ``rank_constant``)."""
         tags = kwargs.pop("tags", None) or [*self._get_retriever_tags()]
         return HybridRetriever(vectorstore=self, tags=tags, **kwargs)
+
+
+F64 = np.ndarray[Any, np.dtype[np.float64]]
+
+_RELEVANCE_ARRAYS: dict[str, Callable[[F64], F64]] = {
+    # engine_store.RELEVANCE over arrays, the same operations in the same order
+    "cosine": lambda d: np.minimum(1.0, np.maximum(0.0, 1.0 - d / 2.0)),
+    "l2": lambda d: 1.0 / (1.0 + np.maximum(d, 0.0)),
+    "inner_product": lambda d: np.minimum(1.0, np.maximum(0.0, (1.0 - d) / 2.0)),
+}
+
+
+def threshold_hybrid(
+    engine: Engine,
+    request: HybridRequest,
+    vector: Sequence[float] | Vectors | None,
+    relevance: Callable[[float], float],
+) -> list[tuple[Document, float]]:
+    """``request``'s hybrid search by `fused_top_k` over the engine's vector and keyword
+    searches (the way for an approximate index; `Engine.hybrid_search` gives the same answer
+    where the vector side is exact)."""
+    where = request.where
+
+    def vector_side(n: int) -> list[Entry[Document]]:
+        assert vector is not None  # the side is searched only when its weight is not 0
+        hits = engine.search(vector, n, where, checked=True)
+        return [(_key(h.document), relevance(h.distance), h.document) for h in hits]
+
+    def keyword_side(n: int) -> list[Entry[Document]]:
+        hits = engine.keyword_search(request.query, n, filter=where)
+        return [(_key(h.document), h.score, h.document) for h in hits]
+
+    terms: set[str] | None = None
+
+    def absent(side: int, doc: Document) -> bool:
+        # a document holding none of the query's terms is on no keyword ranking
+        nonlocal terms
+        if side != KEYWORD:
+            return False
+        analyzer = engine.analyzer
+        if terms is None:
+            terms = set(analyzer.terms(request.query))
+        return terms.isdisjoint(analyzer.terms(doc.page_content))
+
+    return fused_top_k(vector_side, keyword_side, request.k, request.fusion, absent=absent)
 
 
 def _key(doc: Document) -> str:
