@@ -4,6 +4,7 @@ Where each concern lives:
 
 =====================  ========================================================================
 ``core``               `Engine`, the facade: locks, the public operations, the write path
+``queries``            `Queries`, the engine's read side: lookups and searches under the read lock
 ``commit_log``         `CommitLog`: list manifests, read the newest, propose the next version
                        (create-if-absent, the ambiguous failure), write and remove files,
                        collect what old versions leave behind
@@ -13,6 +14,7 @@ Where each concern lives:
                        refresh), streamed and read ahead
 ``state``              `StoreState`: records by slot, the id map, value indexes, the index
 ``index``              `VectorIndex`: FAISS flat / HNSW / IVF over the slots, snapshots
+``hybrid``             vector and keyword rankings fused exactly in NumPy over the passing slots
 ``search``             nearest neighbours on a state, exact under filters; keyword search
 ``text_index``         `TextIndex`: the keyword postings over the slots, BM25 over the live ones
 ``postings``           a segment's postings: built from texts, its ``postings`` section

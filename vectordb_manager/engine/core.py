@@ -25,21 +25,17 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from langchain_core.documents import Document
 
-from vectordb_manager.engine import hybrid as hybrid_module
-from vectordb_manager.engine import search as searching
 from vectordb_manager.engine import settings
 from vectordb_manager.engine import vectors as vectors_module
 from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy, prepare_merge
-from vectordb_manager.engine.filters import CompiledFilter, Filter, compile_where
 from vectordb_manager.engine.format import (
     SEGMENT_DIR,
     Manifest,
@@ -53,7 +49,6 @@ from vectordb_manager.engine.format import (
     new_segment_name,
     now_iso,
 )
-from vectordb_manager.engine.hybrid import Relevance
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import check_record_size
 from vectordb_manager.engine.loading import Loader, check_live
@@ -68,6 +63,7 @@ from vectordb_manager.engine.options import (
     chosen,
 )
 from vectordb_manager.engine.postings import Postings
+from vectordb_manager.engine.queries import Queries
 from vectordb_manager.engine.records import is_typed
 from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS, require_age
 from vectordb_manager.engine.retry import commit_policy
@@ -77,7 +73,6 @@ from vectordb_manager.engine.verification import check_records, compare, summary
 from vectordb_manager.errors import (
     ConcurrentModificationError,
     ConfigurationError,
-    InvalidInputError,
     StorageError,
     StoreNotFoundError,
 )
@@ -90,7 +85,7 @@ _MAX_MERGES = 16  # merges in a row after one commit (each makes the next plan s
 __all__ = ["Engine", "Hit", "KeywordHit", "require_k"]
 
 
-class Engine:
+class Engine(Queries):
     """The store engine; `LocalVectorStore` and `S3VectorStore` are thin layers over it.
 
     ``clock`` (wall-clock seconds, comparable with the storage's modification times), ``sleep``
@@ -380,13 +375,6 @@ class Engine:
     def _check_dimension(self, dim: int) -> None:
         vectors_module.check_dimension(dim, self.dimension)
 
-    def prepare_query(
-        self, vector: Sequence[float] | Vectors, *, checked: bool = False
-    ) -> Vectors | None:
-        """Validate a query vector into shape (1, d); ``None`` if the store has no dimension
-        yet (``checked``: its values were checked by the embedding service)."""
-        return vectors_module.prepare_query(vector, self.distance, self.dimension, checked=checked)
-
     def _commit_locked(self, seg: SegmentData) -> None:
         log = self.log
         name = new_segment_name()
@@ -536,101 +524,6 @@ class Engine:
             merge.proposed.version,
         )
         return True
-
-    # -- reading ---------------------------------------------------------------------------
-    def get(self, ids: Sequence[str]) -> list[Document]:
-        with self._rw.read():
-            st = self._state
-            return [searching.document(st, st.slot[i]) for i in ids if i in st.slot]
-
-    def search(
-        self,
-        query: Sequence[float] | Vectors,
-        k: int,
-        filter: Filter | CompiledFilter | None = None,
-        *,
-        with_vectors: bool = False,
-        checked: bool = False,
-    ) -> list[Hit]:
-        """The k nearest live records passing the filter (a dict, a function of the metadata,
-        or one compiled once for the call), closest first. ``checked``: the query comes from
-        the embedding service, which has checked its values already."""
-        k = require_k(k)
-        where = filter if isinstance(filter, CompiledFilter) else compile_where(filter)
-        q = self.prepare_query(query, checked=checked)
-        if q is None:
-            return []
-        with self._rw.read():
-            return searching.search(self._state, q, k, where, with_vectors=with_vectors)
-
-    def keyword_search(
-        self, query: str, k: int, filter: Filter | CompiledFilter | None = None
-    ) -> list[KeywordHit]:
-        """The k live records passing the filter that best match ``query``'s terms by BM25
-        (`text_index`), best first (equal scores: the older slot first); only records holding
-        at least one of its terms. A query without terms (empty, or only stopwords, as the
-        analyzer sees it) finds nothing. The first keyword search of a store with segments
-        written without postings builds theirs from the texts (once, in memory)."""
-        k = require_k(k)
-        if not isinstance(query, str):
-            raise InvalidInputError(f"query must be a string, not {type(query).__name__}")
-        where = filter if isinstance(filter, CompiledFilter) else compile_where(filter)
-        with self._rw.read():
-            return searching.keyword_search(self._state, query, k, where)
-
-    def hybrid_search(
-        self,
-        query_vector: Sequence[float] | Vectors | None,
-        query_text: str,
-        k: int,
-        filter: Filter | CompiledFilter | None = None,
-        *,
-        fusion: str = "rrf",
-        alpha: float = 0.5,
-        rank_constant: float = 60.0,
-        relevance: Relevance,
-        checked: bool = False,
-    ) -> list[tuple[Document, float]] | None:
-        """The k passing records with the best fused scores, with them (`engine.hybrid`;
-        arguments as in `vectorstores.fusion`, checked by the caller), or ``None`` where the
-        vector side is an approximate index's ranking: fuse `search` and `keyword_search`."""
-        k = require_k(k)
-        where = filter if isinstance(filter, CompiledFilter) else compile_where(filter)
-        q = None if query_vector is None else self.prepare_query(query_vector, checked=checked)
-        if q is None and alpha > 0:
-            return []
-        with self._rw.read():
-            return hybrid_module.hybrid_search(
-                self._state, q, query_text, k, where, method=fusion, alpha=alpha,
-                rank_constant=rank_constant, relevance=relevance)
-
-    def ids(self, filter: Filter | None = None) -> list[str]:
-        """The live ids (passing ``filter``, if given), in insertion order."""
-        where = compile_where(filter)
-        with self._rw.read():
-            st = self._state
-            if where is None:
-                return list(st.slot)
-            return [st.ids[s] for s in searching.passing(st, where).tolist()]
-
-    def ids_by_value(self, key: str) -> list[tuple[Any, list[str]]]:
-        """The live ids grouped by their value of metadata ``key`` (from the key's value index,
-        without decoding the records); documents without the key, or with a list or dict
-        there, are left out."""
-        with self._rw.read():
-            return searching.ids_by_value(self._state, key)
-
-    def iter_rows(self, batch_size: int = 1000) -> Iterator[SegmentData]:
-        """Every live record with its vector, in batches (each batch a consistent snapshot;
-        records deleted meanwhile are left out)."""
-        with self._rw.read():
-            ids = list(self._state.slot)
-        for start in range(0, len(ids), batch_size):
-            with self._rw.read():  # released before yielding: the consumer may write
-                st = self._state
-                batch = ids[start : start + batch_size]
-                rows = st.rows([st.slot[i] for i in batch if i in st.slot])
-            yield rows
 
     # -- checking ----------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:
