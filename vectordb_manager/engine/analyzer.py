@@ -60,13 +60,14 @@ language's list to extend). A stopword entry is split like text, and a piece hol
 never a stopword: numbers always stay.
 
 Speed: one regular-expression pass finds the tokens; each distinct token is analysed once and
-remembered (a bounded cache per analyzer), so a text costs a dictionary lookup per token.
+remembered (a bounded cache per analyzer, in two generations), so a text costs a dictionary
+lookup per token. `terms_batch` and `token_terms` analyse a batch's new tokens together (the
+plain words stemmed in one call).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ TOKENIZER = "unicode-words-1"
 """The tokenizer's tag in the manifest: a change to how texts are split is a new tag."""
 
 CACHE_SIZE = 100_000
-"""Distinct tokens an analyzer remembers; past this the cache starts again."""
+"""Distinct tokens an analyzer remembers in each of its cache's two generations."""
 
 _KEYS = frozenset({"tokenizer", "language", "stem", "stopwords"})
 
@@ -124,6 +125,7 @@ _CJK = (
 _JOINERS = r"[.:\-/]"
 _SPLIT = re.compile(r"[_.:\-/]+")
 _DIGIT = re.compile(r"\d")
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9][a-z0-9]*|[A-Z0-9]+")  # one word, no case boundary
 _ASCII_TOKEN = re.compile(rf"\w+(?:{_JOINERS}\w+)*", re.ASCII)
 _WORD_TOKEN = re.compile(rf"\w+(?:{_JOINERS}\w+)*")
 
@@ -241,23 +243,59 @@ class Analyzer:
     def terms(self, text: str) -> list[str]:
         """The terms of ``text``, in order, repeats kept (they are term frequencies); ``[]``
         for a text with no words or only stopwords."""
+        return list(chain.from_iterable(map(self._cache.__getitem__, self.tokens(text))))
+
+    def terms_batch(self, texts: Sequence[str]) -> list[list[str]]:
+        """`terms` of each text (the batch's new tokens are analysed together, once)."""
+        token_lists = [self.tokens(text) for text in texts]
+        self.learn(chain.from_iterable(token_lists))
+        get = self._cache.__getitem__
+        return [list(chain.from_iterable(map(get, tokens))) for tokens in token_lists]
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens of ``text`` (step 2 and 3 of the rules), before any is analysed: its
+        terms are those of each token (`token_terms`), in order."""
         if not isinstance(text, str):
             raise TypeError(f"text to analyze must be a string, not {type(text).__name__}")
         if text.isascii():
-            tokens = _ASCII_TOKEN.findall(text)
-        else:
-            text = unicodedata.normalize("NFKC", text)
-            # the full pattern only where there are combining marks (it is half as fast);
-            # CJK runs inside the simpler pattern's tokens are cut out in `_analyze_token`
-            marks = _has_mark().search(text) or max(text) > "\uffff"
-            pattern = _unicode_token() if marks else _WORD_TOKEN
-            tokens = pattern.findall(text)
-        return list(chain.from_iterable(map(self._cache.__getitem__, tokens)))
+            return _ASCII_TOKEN.findall(text)
+        text = unicodedata.normalize("NFKC", text)
+        # the full pattern only where there are combining marks (it is half as fast);
+        # CJK runs inside the simpler pattern's tokens are cut out in `_analyze_token`
+        marks = _has_mark().search(text) or max(text) > "\uffff"
+        pattern = _unicode_token() if marks else _WORD_TOKEN
+        return pattern.findall(text)
 
-    def terms_batch(self, texts: Sequence[str]) -> list[list[str]]:
-        """`terms` of each text."""
-        terms = self.terms
-        return [terms(text) for text in texts]
+    def token_terms(self, tokens: Sequence[str]) -> list[tuple[str, ...]]:
+        """The terms of each of these distinct tokens (of `tokens`), the new ones analysed
+        together."""
+        self._learn(tokens)
+        return list(map(self._cache.__getitem__, tokens))
+
+    def learn(self, tokens: Iterable[str]) -> None:
+        """Analyse the tokens not yet known, together (and remember their terms)."""
+        self._learn(list(dict.fromkeys(tokens)))
+
+    def _learn(self, distinct: Sequence[str]) -> None:
+        """`learn` of distinct tokens: plain words (ASCII letters and digits, no case
+        boundary) are case-folded, filtered and stemmed in one call; the others analysed one by
+        one."""
+        cache = self._cache
+        new = [t for t in distinct if t not in cache]
+        new = [t for t in new if not cache.revive(t)] if cache.has_old else new
+        if not new:
+            return
+        simple: list[str] = []
+        rest: list[str] = []
+        for t in new:
+            (simple if t.isascii() and _PLAIN_WORD.fullmatch(t) else rest).append(t)
+        stop = self._stop_set
+        folded = [t.lower() for t in simple]
+        kept = [f for f in folded if f not in stop]
+        stems = self._stemmer.stemWords(kept) if self._stemmer is not None else kept
+        stem_of = dict(zip(kept, stems, strict=True))
+        cache.store(simple, [(stem_of[f],) if f in stem_of else () for f in folded])
+        cache.store(rest, [self._analyze_token(t) for t in rest])
 
     # -- what one token gives (computed once per distinct token, then cached) ------------
 
@@ -301,7 +339,8 @@ class Analyzer:
 
     @cached_property
     def _stemmer(self) -> Any:
-        return Stemmer.Stemmer(self.language) if self.stem else None
+        # no cache of its own: `_cache` remembers every token's terms
+        return Stemmer.Stemmer(self.language, 0) if self.stem else None
 
     @cached_property
     def _stop_set(self) -> frozenset[str]:
@@ -364,18 +403,47 @@ class Analyzer:
 
 
 class _TermCache(dict[str, tuple[str, ...]]):
-    """Token -> its terms; a miss analyses the token. Starts again past `CACHE_SIZE`."""
+    """Token -> its terms; a miss analyses the token. Two generations: past `CACHE_SIZE`
+    tokens the cache becomes the old generation and starts again, taking back from the old
+    one the tokens still in use (so a vocabulary near the bound does not thrash)."""
 
     def __init__(self, analyze: Any) -> None:
         super().__init__()
         self._analyze = analyze
+        self._old: dict[str, tuple[str, ...]] = {}
 
     def __missing__(self, token: str) -> tuple[str, ...]:
-        terms: tuple[str, ...] = self._analyze(token)
-        if len(self) >= CACHE_SIZE:
-            self.clear()
-        self[sys.intern(token)] = terms
+        terms = self._old.get(token)
+        if terms is None:
+            terms = self._analyze(token)
+        self._put(token, terms)
         return terms
+
+    @property
+    def has_old(self) -> bool:
+        return bool(self._old)
+
+    def revive(self, token: str) -> bool:
+        """Whether the old generation knew ``token`` (it is taken back)."""
+        terms = self._old.get(token)
+        if terms is None:
+            return False
+        self._put(token, terms)
+        return True
+
+    def store(self, tokens: Sequence[str], terms: Sequence[tuple[str, ...]]) -> None:
+        """Remember the terms of these new tokens."""
+        if len(self) + len(tokens) <= CACHE_SIZE:
+            self.update(zip(tokens, terms, strict=True))
+            return
+        for token, its in zip(tokens, terms, strict=True):
+            self._put(token, its)
+
+    def _put(self, token: str, terms: tuple[str, ...]) -> None:
+        if len(self) >= CACHE_SIZE:
+            self._old = dict(self)
+            self.clear()
+        self[token] = terms
 
 
 def _camel_parts(word: str) -> list[str]:

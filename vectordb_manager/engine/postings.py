@@ -66,18 +66,36 @@ class Postings:
 
     @classmethod
     def build(cls, texts: Iterable[str], analyzer: Analyzer) -> Postings:
-        """The postings of ``texts`` (row ``i`` is the ``i``-th text)."""
+        """The postings of ``texts`` (row ``i`` is the ``i``-th text): the terms of
+        `index_terms`, found token by token (each distinct token of the texts analysed once,
+        its occurrences expanded to its terms in NumPy)."""
         flat: list[str] = []
-        lengths: list[int] = []
+        counts: list[int] = []
         for text in texts:
-            terms = index_terms(analyzer, text)
-            lengths.append(len(terms))
-            flat.extend(terms)
-        vocab = {t: i for i, t in enumerate(dict.fromkeys(flat))}
-        term_ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
-        counts = np.asarray(lengths, dtype=np.int64)
-        rows = np.repeat(np.arange(len(lengths), dtype=np.int64), counts)
-        return cls.from_triples(list(vocab), term_ids, rows, None, counts)
+            tokens = analyzer.tokens(text)
+            counts.append(len(tokens))
+            flat.extend(tokens)
+        distinct = list(dict.fromkeys(flat))
+        token_id = dict(zip(distinct, range(len(distinct)), strict=True))
+        analysed = analyzer.token_terms(distinct)
+        every = list(itertools.chain.from_iterable(analysed))
+        vocab = list(dict.fromkeys(every))
+        term_id = dict(zip(vocab, range(len(vocab)), strict=True))
+        # terms of distinct token i: term_of[first[i] : first[i] + size[i]]
+        term_of = np.fromiter(map(term_id.__getitem__, every), dtype=np.int64, count=len(every))
+        size = np.fromiter(map(len, analysed), dtype=np.int64, count=len(analysed))
+        first = np.cumsum(size) - size
+        occurs = np.fromiter(map(token_id.__getitem__, flat), dtype=np.int64, count=len(flat))
+        rows = np.repeat(np.arange(len(counts), dtype=np.int64), np.asarray(counts, np.int64))
+        n = size[occurs]
+        term_ids = term_of[_ranges(first[occurs], n)]
+        rows = np.repeat(rows, n)
+        bad = [i for i, t in enumerate(vocab) if not t or _SEP in t]  # (no analyzer makes them)
+        if bad:
+            keep = ~np.isin(term_ids, bad)
+            term_ids, rows = term_ids[keep], rows[keep]
+        lengths = np.bincount(rows, minlength=len(counts)).astype(np.int64)
+        return cls.from_triples(vocab, term_ids, rows, None, lengths)
 
     @classmethod
     def from_triples(
@@ -257,6 +275,13 @@ def _read_varints(data: memoryview, count: int, path: str) -> np.ndarray[Any, np
     if count and int(values.max()) > _MAX_VALUE:
         raise _damaged(path, "holds a number above 2**32 - 1")
     return values
+
+
+def _ranges(starts: I64, lens: I64) -> I64:
+    """``starts[i] .. starts[i] + lens[i]`` for every i, concatenated."""
+    offsets = np.cumsum(lens) - lens
+    out: I64 = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - offsets, lens)
+    return out
 
 
 def _damaged(path: str, problem: str) -> IntegrityError:

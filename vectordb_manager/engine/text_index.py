@@ -142,14 +142,12 @@ class TextIndex:
     def _ids(self, terms: list[str]) -> I64:
         """The global ids of these terms (new ones get the next ids)."""
         vocab, known = self.vocab, self.terms
-        ids = []
-        for t in terms:
-            i = vocab.get(t)
-            if i is None:
-                i = vocab[t] = len(known)
-                known.append(t)
-            ids.append(i)
-        return np.asarray(ids, dtype=np.int64)
+        new = [t for t in terms if t not in vocab]
+        if new:
+            new = list(dict.fromkeys(new))
+            vocab.update(zip(new, range(len(known), len(known) + len(new)), strict=True))
+            known.extend(new)
+        return np.fromiter(map(vocab.__getitem__, terms), dtype=np.int64, count=len(terms))
 
     def _register(self, first: int, p: Postings) -> None:
         local = self._ids(p.terms)

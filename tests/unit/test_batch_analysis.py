@@ -1,0 +1,89 @@
+"""Batch analysis (`Analyzer.terms_batch`, `Analyzer.token_terms`, `Postings.build`) gives
+exactly what analysing each text on its own gives, on seeded random texts of every kind of
+token, also when the analyzer's token cache rolls over to a new generation mid-batch."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from vectordb_manager.engine import analyzer as analyzer_module
+from vectordb_manager.engine.analyzer import Analyzer
+from vectordb_manager.engine.postings import Postings, index_terms
+
+_PIECES = [
+    *("running", "dogs", "The", "the", "NASA", "Hello", "PutObject", "iPhone", "HTTPServer"),
+    *("utf8Decode", "PDFs", "ERR_CONN_RESET", "v2.3.1", "s3:PutObject", "user-id", "a/b"),
+    *("3.14", "2024-01-15", "__init__", "___", "don't", "l'homme", "1,000", "Straße", "ﬁles"),
+    *("東京都", "東京2020", "これは本です", "서울시", "हिन्दी", "நன்றி", "Überprüfen", "café"),
+    *("\uff11\uff12\uff13", "x\x00y", "end.", "(paren)", "A", "is", "it's", "Running", "RUNNING", "mIxEd"),
+]
+
+
+def _texts(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    words = [*_PIECES, *(f"w{i}" for i in range(60)), *(f"Word{i}x" for i in range(30))]
+    return [" ".join(rng.choices(words, k=rng.randint(0, 25))) for _ in range(count)]
+
+
+def _reference(texts: list[str], analyzer: Analyzer) -> Postings:
+    """The postings of ``texts`` from each text's `index_terms`, counted in plain Python."""
+    counts = [Counter(index_terms(analyzer, t)) for t in texts]
+    terms = sorted({t for c in counts for t in c})
+    offsets, rows, tfs = [0], [], []
+    for term in terms:
+        for row, c in enumerate(counts):
+            if term in c:
+                rows.append(row)
+                tfs.append(c[term])
+        offsets.append(len(rows))
+
+    return Postings(
+        terms,
+        np.asarray(offsets, dtype=np.int64),
+        np.asarray(rows, dtype=np.uint32),
+        np.asarray(tfs, dtype=np.uint32),
+        np.asarray([sum(c.values()) for c in counts], dtype=np.uint32),
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(
+    "analyzer",
+    [Analyzer(), Analyzer(stem=False), Analyzer(stopwords=False), Analyzer("german")],
+    ids=["english", "no-stem", "no-stopwords", "german"],
+)
+def test_batch_analysis_equals_analysing_each_text(analyzer: Analyzer, seed: int) -> None:
+    texts = _texts(seed, 120)
+    fresh = Analyzer.from_json(analyzer.to_json())  # its own cache: analysed one by one
+    expected = [fresh.terms(t) for t in texts]
+    batch = Analyzer.from_json(analyzer.to_json())
+    assert batch.terms_batch(texts) == expected
+    built = Postings.build(texts, Analyzer.from_json(analyzer.to_json()))
+    assert built.equals(_reference(texts, fresh))
+    assert built.encode() == _reference(texts, fresh).encode()
+
+
+def test_batch_analysis_across_cache_generations(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analyzer_module, "CACHE_SIZE", 7)
+    texts = _texts(3, 80)
+    expected = [Analyzer().terms(t) for t in texts]
+    analyzer = Analyzer()
+    for _ in range(3):  # again and again: tokens come back from the old generation
+        assert analyzer.terms_batch(texts) == expected
+        assert [analyzer.terms(t) for t in texts] == expected
+        assert Postings.build(texts, analyzer).equals(_reference(texts, Analyzer()))
+        assert len(analyzer._cache) <= 7
+
+
+def test_token_terms_are_the_terms_of_each_token() -> None:
+    analyzer = Analyzer()
+    tokens = analyzer.tokens("The PutObject call ran ERR_CONN_RESET; 東京都 running dogs")
+    assert analyzer.token_terms(list(dict.fromkeys(tokens))) == [
+        tuple(Analyzer().terms(t)) for t in dict.fromkeys(tokens)
+    ]
+    with pytest.raises(TypeError, match="must be a string"):
+        analyzer.tokens(b"bytes")  # type: ignore[arg-type]
