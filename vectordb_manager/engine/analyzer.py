@@ -269,8 +269,12 @@ class Analyzer:
     def token_terms(self, tokens: Sequence[str]) -> list[tuple[str, ...]]:
         """The terms of each of these distinct tokens (of `tokens`), the new ones analysed
         together."""
-        self._learn(tokens)
-        return list(map(self._cache.__getitem__, tokens))
+        cache = self._cache
+        found = list(map(cache.get, tokens))
+        if None in found:
+            self._learn([t for t, terms in zip(tokens, found, strict=True) if terms is None])
+            found = list(map(cache.__getitem__, tokens))
+        return found  # type: ignore[return-value]
 
     def learn(self, tokens: Iterable[str]) -> None:
         """Analyse the tokens not yet known, together (and remember their terms)."""

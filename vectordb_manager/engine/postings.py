@@ -110,7 +110,7 @@ class Postings:
         (term, row) pair may repeat: frequencies add up; ``tfs`` ``None``: each entry once)."""
         n = max(len(lengths), 1)
         used = np.flatnonzero(np.bincount(term_ids, minlength=len(vocab)))
-        names = [vocab[t] for t in used.tolist()]
+        names = vocab if len(used) == len(vocab) else list(map(vocab.__getitem__, used.tolist()))
         order = sorted(range(len(used)), key=names.__getitem__)
         rank = np.zeros(len(vocab), dtype=np.int64)
         rank[used[order]] = np.arange(len(used))
@@ -127,7 +127,7 @@ class Postings:
         term_rank, prow = np.divmod(uniq, n)
         df = np.bincount(term_rank, minlength=len(used))
         return cls(
-            [names[i] for i in order],
+            list(map(names.__getitem__, order)),
             np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
             prow.astype(np.uint32),
             freq.astype(np.uint32),

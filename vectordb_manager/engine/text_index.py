@@ -82,6 +82,7 @@ class TextIndex:
         self.terms: list[str] = []  # global id -> term
         self._blocks: list[_Block] = []
         self._pending: list[tuple[int, int, Source]] = []  # (first slot, rows, source)
+        self._pending_ids: dict[int, I64] = {}  # first slot -> global ids of its block's terms
         self._alive = np.zeros(0, dtype=bool)
         self._lengths = np.zeros(0, dtype=np.uint32)
         self._slots = 0
@@ -150,7 +151,9 @@ class TextIndex:
         return np.fromiter(map(vocab.__getitem__, terms), dtype=np.int64, count=len(terms))
 
     def _register(self, first: int, p: Postings) -> None:
-        local = self._ids(p.terms)
+        local = self._pending_ids.pop(first, None)
+        if local is None:
+            local = self._ids(p.terms)
         order = np.argsort(local, kind="stable")
         self._blocks.append(
             _Block(
@@ -187,8 +190,10 @@ class TextIndex:
                     p = self._postings(count, source)
                     self._pending[i] = (first, count, p)  # decoded or built once
                     self._lengths[first : first + count] = p.lengths
-                    lens = np.diff(p.offsets)
-                    local = np.repeat(self._ids(p.terms), lens)
+                    ids = self._pending_ids.get(first)
+                    if ids is None:  # (once: every merge of this block reuses them)
+                        ids = self._pending_ids[first] = self._ids(p.terms)
+                    local = np.repeat(ids, np.diff(p.offsets))
                     pieces.append((local, p.rows.astype(np.int64) + first, p.tfs))
         tids, rows, tfs = [], [], []
         for t, s, f in pieces:
