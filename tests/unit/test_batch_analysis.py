@@ -1,10 +1,12 @@
 """Batch analysis (`Analyzer.terms_batch`, `Analyzer.token_terms`, `Postings.build`) gives
 exactly what analysing each text on its own gives, on seeded random texts of every kind of
-token, also when the analyzer's token cache rolls over to a new generation mid-batch."""
+token, also when the analyzer's token cache rolls over to a new generation mid-batch; and the
+tokenizer's possessive patterns find the tokens the plain greedy ones do."""
 
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import numpy as np
@@ -87,3 +89,26 @@ def test_token_terms_are_the_terms_of_each_token() -> None:
     ]
     with pytest.raises(TypeError, match="must be a string"):
         analyzer.tokens(b"bytes")  # type: ignore[arg-type]
+
+
+def test_the_possessive_token_patterns_find_what_greedy_ones_find() -> None:
+    joiners = analyzer_module._JOINERS
+    char = rf"[^\W{analyzer_module._CJK}]"
+    word = rf"{char}+(?:[{analyzer_module._mark_ranges()}]+{char}*)*"
+    greedy = [
+        (re.compile(rf"\w+(?:{joiners}\w+)*", re.ASCII), analyzer_module._ASCII_TOKEN),
+        (re.compile(rf"\w+(?:{joiners}\w+)*"), analyzer_module._WORD_TOKEN),
+        (
+            re.compile(rf"[{analyzer_module._CJK}]+|{word}(?:{joiners}{word})*"),
+            analyzer_module._unicode_token(),
+        ),
+    ]
+    rng = random.Random(5)
+    alphabet = "ab_.:-/ 1Zé東京हिन्दीநன்றி\u0301\u093f-..//::__ "
+    texts = ["".join(rng.choices(alphabet, k=rng.randint(0, 40))) for _ in range(3000)]
+    texts += _texts(7, 200)
+    for old, new in greedy:
+        for text in texts:
+            if old.flags & re.ASCII and not text.isascii():
+                continue
+            assert new.findall(text) == old.findall(text), text
