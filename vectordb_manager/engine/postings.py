@@ -88,7 +88,7 @@ class Postings:
         occurs = np.fromiter(map(token_id.__getitem__, flat), dtype=np.int64, count=len(flat))
         rows = np.repeat(np.arange(len(counts), dtype=np.int64), np.asarray(counts, np.int64))
         n = size[occurs]
-        term_ids = term_of[_ranges(first[occurs], n)]
+        term_ids = term_of[ranges(first[occurs], n)]
         rows = np.repeat(rows, n)
         bad = [i for i, t in enumerate(vocab) if not t or _SEP in t]  # (no analyzer makes them)
         if bad:
@@ -277,7 +277,7 @@ def _read_varints(data: memoryview, count: int, path: str) -> np.ndarray[Any, np
     return values
 
 
-def _ranges(starts: I64, lens: I64) -> I64:
+def ranges(starts: I64, lens: I64) -> I64:
     """``starts[i] .. starts[i] + lens[i]`` for every i, concatenated."""
     offsets = np.cumsum(lens) - lens
     out: I64 = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - offsets, lens)
@@ -292,4 +292,4 @@ def _damaged(path: str, problem: str) -> IntegrityError:
     )
 
 
-__all__ = ["EncodedPostings", "Postings", "check_header", "index_terms"]
+__all__ = ["EncodedPostings", "Postings", "check_header", "index_terms", "ranges"]

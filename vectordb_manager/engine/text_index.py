@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 
 from vectordb_manager.engine.analyzer import Analyzer
-from vectordb_manager.engine.postings import I64, U32, EncodedPostings, Postings, index_terms
+from vectordb_manager.engine.postings import (
+    I64,
+    U32,
+    EncodedPostings,
+    Postings,
+    index_terms,
+    ranges,
+)
 from vectordb_manager.engine.records import RawRecords, damaged
 
 K1 = 1.5
@@ -69,7 +76,7 @@ class _Block:
     def flat(self) -> tuple[I64, I64, U32]:
         """(term id, slot, frequency) of every posting, by term id then slot."""
         lens = self.ends - self.starts
-        at = _ranges(self.starts, lens)
+        at = ranges(self.starts, lens)
         return np.repeat(self.keys, lens), self.rows[at].astype(np.int64) + self.first, self.tfs[at]
 
 
@@ -356,14 +363,6 @@ def _merge(a: _Block, b: _Block) -> _Block:
     keys, counts = np.unique(tids[order], return_counts=True)
     ends = np.cumsum(counts)
     return _Block(a.first, b.stop, keys, ends - counts, ends, rows, tfs)
-
-
-def _ranges(starts: I64, lens: I64) -> I64:
-    """``starts[i] .. starts[i] + lens[i]`` for every i, concatenated."""
-    total = int(lens.sum())
-    offsets = np.cumsum(lens) - lens
-    out: I64 = np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, lens)
-    return out
 
 
 def _texts(raw: RawRecords) -> Iterator[str]:
