@@ -177,7 +177,11 @@ def exact_raw(st: StoreState, q: Vectors, allowed: Slots) -> Scores:
     """The raw score of each ``allowed`` slot's vector against ``q`` (FAISS's: squared L2, or
     the inner product), computed exactly in NumPy."""
     assert st.index is not None
-    vecs = st.index.vectors()[allowed]
+    stored = st.index.vectors()
+    if st.distance != "l2" and 2 * len(allowed) > len(stored):
+        # most slots: one product over the stored vectors in place, instead of copying them
+        return (stored @ q[0])[allowed]  # type: ignore[no-any-return]
+    vecs = stored[allowed]
     if st.distance == "l2":
         return ((vecs - q) ** 2).sum(axis=1)  # type: ignore[no-any-return]
     return vecs @ q[0]  # type: ignore[no-any-return]
