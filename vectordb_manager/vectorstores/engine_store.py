@@ -46,6 +46,7 @@ from vectordb_manager.vectorstores.compat import (
     without,
 )
 from vectordb_manager.vectorstores.hybrid import HybridSearchMixin
+from vectordb_manager.vectorstores.relevance import RELEVANCE
 from vectordb_manager.vectorstores.rows import _id_list, _validate_rows
 
 _INDEX_OPTIONS = tuple(IndexParams.__dataclass_fields__)
@@ -527,34 +528,4 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
         return self._engine.stats()
 
 
-def _relevance_cosine(distance: float) -> float:
-    # distance is 1 - cosine similarity (0 to 2)
-    return min(1.0, max(0.0, 1.0 - distance / 2.0))
-
-
-def _relevance_l2(distance: float) -> float:
-    # distance is the Euclidean distance (0 to infinity)
-    return 1.0 / (1.0 + max(distance, 0.0))
-
-
-def _relevance_inner_product(distance: float) -> float:
-    # distance is -(inner product); (1 + ip) / 2 is cosine's mapping for normalised vectors
-    return min(1.0, max(0.0, (1.0 - distance) / 2.0))
-
-
-RELEVANCE: dict[str, Callable[[float], float]] = {
-    "cosine": _relevance_cosine,
-    "l2": _relevance_l2,
-    "inner_product": _relevance_inner_product,
-}
-"""Each distance's map from the score ``similarity_search_with_score`` returns (a distance,
-lower is closer) to the relevance ``similarity_search_with_relevance_scores`` returns (in
-[0, 1], higher is closer); ``relevance_score_fn=`` on the constructor replaces it.
-
-* ``"cosine"``: the distance is ``1 - cos`` (0 to 2); relevance ``1 - d / 2`` = ``(1 + cos) / 2``.
-* ``"l2"``: the distance is the Euclidean distance ``|a - b|`` (not squared; 0 to infinity);
-  relevance ``1 / (1 + d)``.
-* ``"inner_product"``: the distance is ``-(a . b)``; relevance ``(1 + a . b) / 2`` clamped to
-  [0, 1]: the cosine mapping when the vectors are normalised (as most models' are), so an
-  identical text scores 1 under every distance.
-"""
+__all__ = ["RELEVANCE", "EngineVectorStore", "StoreOptions"]

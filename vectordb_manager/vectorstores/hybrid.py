@@ -48,6 +48,7 @@ from vectordb_manager.vectorstores.fusion import (
     Fusion,
     fused_top_k,
 )
+from vectordb_manager.vectorstores.relevance import F64, RELEVANCE_ARRAYS
 
 if TYPE_CHECKING:
     from vectordb_manager.embeddings import EmbeddingService
@@ -268,7 +269,7 @@ class HybridSearchMixin(VectorStore):
         NumPy twins of the built-in ones, else the function applied to each distance."""
         custom = self._relevance_score_fn
         if custom is None:
-            return _RELEVANCE_ARRAYS[self._engine.distance]
+            return RELEVANCE_ARRAYS[self._engine.distance]
         return lambda d: np.fromiter(map(custom, d.tolist()), dtype=np.float64, count=len(d))
 
     # -- retriever ---------------------------------------------------------------------------
@@ -282,14 +283,6 @@ class HybridSearchMixin(VectorStore):
         return HybridRetriever(vectorstore=self, tags=tags, **kwargs)
 
 
-F64 = np.ndarray[Any, np.dtype[np.float64]]
-
-_RELEVANCE_ARRAYS: dict[str, Callable[[F64], F64]] = {
-    # engine_store.RELEVANCE over arrays, the same operations in the same order
-    "cosine": lambda d: np.minimum(1.0, np.maximum(0.0, 1.0 - d / 2.0)),
-    "l2": lambda d: 1.0 / (1.0 + np.maximum(d, 0.0)),
-    "inner_product": lambda d: np.minimum(1.0, np.maximum(0.0, (1.0 - d) / 2.0)),
-}
 
 
 def threshold_hybrid(
