@@ -9,10 +9,9 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
+from tests.integration.moto_bucket import moto_bucket
 from tests.unit.test_text_index import Model, check, churn, scenario
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.core import Engine
@@ -25,13 +24,8 @@ BUCKET = "vdbm-text"
 
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        yield s3
+    with moto_bucket(monkeypatch, BUCKET) as client:
+        yield client
 
 
 def open_engine(client: Any, prefix: str, **kw: Any) -> Engine:
