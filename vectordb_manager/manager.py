@@ -102,7 +102,9 @@ class VectorDatabaseManager:
         self.close()
 
     def close(self) -> None:
-        """Nothing is buffered (every write is durable on return); kept for symmetry."""
+        """Wait for the segment merges earlier writes started (every write is durable on
+        return; merges run on a thread of their own, see `wait_for_compaction`)."""
+        self._store.wait_for_compaction()
 
     # -- properties ----------------------------------------------------------------------------
     @property

@@ -175,6 +175,7 @@ def test_records_merged_by_a_tail_compaction_keep_their_dates(tmp_path: Path) ->
     for i in range(6):
         store.add_texts([f"t{i}"], [{"at": datetime(2020, 1, 1, i, tzinfo=tz(i)), "i": i}], ids=[f"{i}"])
         store.get_by_ids([f"{i}"])  # some records decoded in memory, re-encoded when merged
+    store.wait_for_compaction()
     assert store.stats()["segments"] < 6
     for s in (store, open_store(tmp_path)):
         for d in s.get_by_ids([str(i) for i in range(6)]):

@@ -94,6 +94,7 @@ def test_compaction_bounds_segments_and_keeps_everything(tmp_path: Path) -> None
         store.add_texts([f"batch {i} a", f"batch {i} b"], ids=[f"{i}a", f"{i}b"])
         if i % 10 == 0:
             store.delete([f"{i}a"])
+    store.wait_for_compaction()
     segs = store.stats()["segments"]
     assert segs <= 12, segs
     # old manifests stay for MANIFEST_RETENTION_SECONDS, then compaction removes them
@@ -418,6 +419,7 @@ def test_a_failing_compaction_does_not_fail_the_committed_write(tmp_path: Path) 
 
     storage.write = write  # type: ignore[union-attr,method-assign]
     store.add_texts(["second"], ids=["2"])  # commits, then compaction fails quietly
+    store.wait_for_compaction()
     storage.write = real_write  # type: ignore[union-attr,method-assign]
     assert sorted(open_store(tmp_path).engine.ids()) == ["1", "2"]
     assert calls[0] >= 2, "compaction was not attempted"
@@ -641,6 +643,7 @@ def test_compactions_list_the_manifests_only_when_one_can_have_expired(tmp_path:
     engine.log.propose = propose_spy  # type: ignore[method-assign]
     for i in range(60):
         store.add_texts([f"text {i}"], ids=[str(i)])
+        store.wait_for_compaction()
     assert sum(compactions) >= 3
     assert listings == [], "opening listed them: not again until a manifest can expire"
     engine.log.clock = lambda: time.time() + 3600

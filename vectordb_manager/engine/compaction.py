@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from vectordb_manager.engine.format import (
     INDEX_DIR,
@@ -42,7 +44,9 @@ from vectordb_manager.engine.state import StoreState
 
 @dataclass(frozen=True)
 class CompactionPolicy:
-    """Thresholds for merging segments; see the module docstring."""
+    """Thresholds for merging segments; see the module docstring. ``background``: merges of
+    the tail run on a thread of their own after a commit, off the writer's path (full
+    compactions, which rebuild the state, still hold the writers off while they run)."""
 
     fan_in: int = 4
     min_weight: int = 64
@@ -50,6 +54,7 @@ class CompactionPolicy:
     dead_ratio: float = 0.3
     max_tail: int = 24
     enabled: bool = True
+    background: bool = True
 
     def size_class(self, weight: int) -> int:
         if weight < self.min_weight:
@@ -142,16 +147,7 @@ def prepare_merge(
         seg = new_state.encoded_rows(range(new_state.slots))
         seg.postings = postings
     else:
-        run = segments[start:]
-        added = dict.fromkeys(i for r in run for i in st.segment_ids[r.name][0] if i in st.slot)
-        slots = sorted(st.slot[i] for i in added)
-        seg = st.merged_rows(slots)
-        seg.postings = st.text.select(slots) if keywords and slots else None
-        seg.deletes = [
-            d
-            for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])
-            if d not in st.slot
-        ]
+        seg = tail_rows(st, segments[start:], keywords=keywords)
     ref, blobs = encode_segment(name, seg)
     if start == 0:
         snapshot = None
@@ -171,3 +167,77 @@ def prepare_merge(
         analyzer=st.text.analyzer.to_json() if keywords else current.analyzer,
     )
     return Merge(start, name, seg, blobs, proposed, new_state)
+
+
+def tail_rows(st: StoreState, run: Sequence[SegmentRef], *, keywords: bool) -> SegmentData:
+    """The merged segment of a trailing ``run`` of segments: the live rows they added (taken
+    where they are when the file is laid out, see `StoreState.merged_rows`), their keyword
+    postings, and the deletes they hold of rows older than the run."""
+    added = dict.fromkeys(i for r in run for i in st.segment_ids[r.name][0] if i in st.slot)
+    slots = sorted(st.slot[i] for i in added)
+    seg = st.merged_rows(slots)
+    seg.postings = st.text.select(slots) if keywords and slots else None
+    seg.deletes = [
+        d
+        for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])
+        if d not in st.slot
+    ]
+    return seg
+
+
+@dataclass(frozen=True)
+class TailMerge:
+    """A merge of a run of segments prepared under the writers' lock and encoded and written
+    after it (see `engine.maintenance`): its rows are copied, so later commits may change the
+    state meanwhile. Committing it replaces the run wherever the run then is: segments
+    committed after it stay after it and still win over its rows, which is all a trailing
+    merge relies on."""
+
+    run: tuple[SegmentRef, ...]
+    name: str
+    segment: SegmentData
+    state: StoreState  # the state the rows were taken from
+    keywords: bool
+
+    @classmethod
+    def prepare(
+        cls, current: Manifest, st: StoreState, start: int, *, keywords: bool
+    ) -> TailMerge | None:
+        """The merge of ``current``'s segments from ``start`` (> 0) on; ``None`` if there is
+        nothing to merge."""
+        run = tuple(current.segments[start:])
+        if start < 1 or len(run) < 2:
+            return None
+        seg = tail_rows(st, run, keywords=keywords)
+        if seg.vector_rows is not None:  # a copy now: the index's rows move on the next add
+            source, rows = seg.vector_rows
+            seg = replace(seg, vectors=np.take(source, rows, axis=0), vector_rows=None)
+        return cls(run, new_segment_name(), seg, st, keywords)
+
+    def rebase(self, current: Manifest, st: StoreState, ref: SegmentRef) -> Manifest | None:
+        """The manifest after ``current`` with the merged segment ``ref`` in place of the run;
+        ``None`` if the run is no longer there as it was (merged or rewritten meanwhile) or
+        the state was replaced (a full compaction or a reload)."""
+        names = [s.name for s in current.segments]
+        if st is not self.state or self.run[0].name not in names:
+            return None
+        at = names.index(self.run[0].name)
+        if tuple(current.segments[at : at + len(self.run)]) != self.run:
+            return None
+        features = current.features
+        if self.segment.postings is not None:
+            features = current.with_feature(KEYWORD_INDEX)
+        segments = current.segments
+        return current.next(
+            segments=(*segments[:at], ref, *segments[at + len(self.run) :]),
+            live_count=st.live,
+            features=features,
+            analyzer=st.text.analyzer.to_json() if self.keywords else current.analyzer,
+        )
+
+    def install(self) -> None:
+        """Update the state for the committed merge."""
+        ids = self.state.segment_ids
+        for ref in self.run:
+            del ids[ref.name]
+        ids[self.name] = (self.segment.ids, self.segment.deletes)

@@ -9,14 +9,16 @@ lives in its own module (see `vectordb_manager.engine`):
   `RetryPolicy` decides how often and how long to wait); only after a commit is the change
   applied in memory, so a failed write never shows, and its files are removed again;
 * after a commit, compaction (`compaction`) may merge segments, itself a commit, and the
-  commit log collects what old versions no longer need (`retention`);
+  commit log collects what old versions no longer need (`retention`), both on the upkeep
+  thread (`maintenance`);
 * opening and refreshing read manifests' files through the `Loader` (`loading`);
 * searching runs on the current state (`search`); `verify` re-reads the files
   (`verification`).
 
-Threads: one writer at a time per engine (``_write_lock``); searches run concurrently and only
-wait while a committed change is being applied (a readers-writer lock). With ``storage=None``
-the same code applies segments directly, in memory.
+Threads: one writer at a time per engine (``_write_lock``), and merges on the upkeep thread
+(`maintenance`); searches run concurrently and only wait while a committed change is being
+applied (a readers-writer lock). With ``storage=None`` the same code applies segments
+directly, in memory.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from vectordb_manager.engine import settings
 from vectordb_manager.engine import vectors as vectors_module
 from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.commit_log import CommitLog
-from vectordb_manager.engine.compaction import CompactionPolicy, prepare_merge
+from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.format import (
     SEGMENT_DIR,
     Manifest,
@@ -53,6 +55,7 @@ from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import check_record_size
 from vectordb_manager.engine.loading import Loader, check_live
 from vectordb_manager.engine.locks import ReadWriteLock
+from vectordb_manager.engine.maintenance import Maintenance
 from vectordb_manager.engine.manifest import KEYWORD_INDEX, TYPED_VALUES
 from vectordb_manager.engine.options import (
     DEFAULT_COMMIT_ATTEMPTS,
@@ -65,7 +68,6 @@ from vectordb_manager.engine.options import (
 from vectordb_manager.engine.postings import Postings
 from vectordb_manager.engine.queries import Queries
 from vectordb_manager.engine.records import is_typed
-from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS, require_age
 from vectordb_manager.engine.retry import commit_policy
 from vectordb_manager.engine.search import Hit, KeywordHit, require_k
 from vectordb_manager.engine.state import StoreState
@@ -73,19 +75,16 @@ from vectordb_manager.engine.verification import check_records, compare, summary
 from vectordb_manager.errors import (
     ConcurrentModificationError,
     ConfigurationError,
-    StorageError,
     StoreNotFoundError,
 )
 from vectordb_manager.storage.base import ObjectNotFound, Storage
 
 logger = logging.getLogger(__name__)
 
-_MAX_MERGES = 16  # merges in a row after one commit (each makes the next plan smaller)
-
 __all__ = ["Engine", "Hit", "KeywordHit", "require_k"]
 
 
-class Engine(Queries):
+class Engine(Queries, Maintenance):
     """The store engine; `LocalVectorStore` and `S3VectorStore` are thin layers over it.
 
     ``clock`` (wall-clock seconds, comparable with the storage's modification times), ``sleep``
@@ -434,97 +433,6 @@ class Engine(Queries):
                 )
         self._after_commit()
 
-    def _after_commit(self) -> None:
-        """Merge segments and collect garbage; the change is committed, so neither may fail
-        the call (what they leave undone, a later commit does)."""
-        try:
-            self._maybe_compact_locked()
-            if self.log is not None and self._manifest is not None:
-                self.log.collect_garbage(self._manifest)
-        except StorageError as exc:
-            logger.warning("maintenance after version %d failed: %s", self.version, exc)
-
-    # -- compaction and cleaning -----------------------------------------------------------------
-    def compact(self) -> bool:
-        """Merge every segment into one, drop tombstones and save the index; ``True`` if done."""
-        with self._write_lock:
-            self._refresh_locked()
-            if self.log is None or self._manifest is None:
-                self._cleanup_memory(force=True)
-                return True
-            done = self._merge_locked(0, self._kind_for(self._state.live))
-            self.log.collect_garbage(self._manifest)
-            return done
-
-    def vacuum(self, older_than: float = MANIFEST_RETENTION_SECONDS) -> list[str]:
-        """Remove files left by crashes or lost races (named by no manifest) once they are
-        ``older_than`` seconds old, so that no writer still in progress owns them, and files
-        that newer versions replaced more than ``older_than`` seconds ago (by default they are
-        kept for the retention time, for readers still loading an old version; a smaller
-        value frees their space sooner, say on a full disk)."""
-        require_age(older_than)
-        if self.log is None:
-            return []
-        with self._write_lock:
-            self._refresh_locked()
-            assert self._manifest is not None
-            return self.log.vacuum(self._manifest, older_than)
-
-    def _cleanup_memory(self, *, force: bool = False) -> None:
-        st = self._state
-        kind = self._kind_for(st.live)
-        if force or kind != st.kind or self.policy.needs_cleanup(st.slots, st.dead):
-            keep = st.text.ready and self.keyword_index  # else built from the texts when needed
-            new = st.compacted(kind, st.text.select(st.live_slots()) if keep else None)
-            with self._rw.write():
-                self._state = new
-
-    def _maybe_compact_locked(self) -> None:
-        if not self.policy.enabled:
-            return
-        if self.log is None:
-            self._cleanup_memory()
-            return
-        for _ in range(_MAX_MERGES):
-            st = self._state
-            assert self._manifest is not None
-            kind = self._kind_for(st.live)
-            start = (
-                0
-                if kind != st.kind
-                else self.policy.plan(
-                    self._manifest.segments, st.slots, st.dead, snapshots=kind != "flat"
-                )
-            )
-            if start is None or not self._merge_locked(start, kind):
-                return
-
-    def _merge_locked(self, start: int, kind: str) -> bool:
-        """Merge the segments from ``start`` on and commit; ``False`` if there was nothing to
-        gain or another writer committed first (its commits are then picked up)."""
-        assert self.log is not None and self._manifest is not None
-        current = self._manifest
-        merge = prepare_merge(current, self._state, start, kind, keywords=self.keyword_index)
-        if merge is None:
-            return False
-        try:
-            with self.log.uncommitted(merge.blobs):
-                if not self.log.propose(merge.proposed):
-                    raise _LostRace
-        except _LostRace:
-            self._refresh_locked()  # the winner's commits; it may have compacted already
-            return False
-        with self._rw.write():
-            self._state = merge.install(current.segments[start:])
-            self._manifest = merge.proposed
-        logger.debug(
-            "compacted segments %d.. into %s (version %d)",
-            start,
-            merge.name,
-            merge.proposed.version,
-        )
-        return True
-
     # -- checking ----------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:
         """Pick up other writers' commits, re-read and check every file of that version, and
@@ -566,10 +474,6 @@ class Engine(Queries):
             "embedding_model": (m.embedding_model if m else None) or self.embedding_model,
             "location": self.storage.describe() if self.storage else None,
         }
-
-
-class _LostRace(Exception):
-    """Another writer committed the version a merge proposed."""
 
 
 def _live_after(st: StoreState, seg: SegmentData) -> int:

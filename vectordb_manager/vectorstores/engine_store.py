@@ -515,6 +515,13 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
         """Merge all segments into one and drop deleted records' space."""
         return self._engine.compact()
 
+    def wait_for_compaction(self) -> None:
+        """Wait until the merges started by earlier writes are done. Segments merge on a
+        thread of their own after a write (``CompactionPolicy(background=True)``, the
+        default), so a write returns as soon as it is durable; this waits for that upkeep,
+        say before measuring the files or handing the directory to another tool."""
+        self._engine.wait_for_compaction()
+
     def vacuum(self, older_than: float = 600.0) -> list[str]:
         """Remove files left by crashes or lost races once they are ``older_than`` seconds old."""
         return self._engine.vacuum(older_than)

@@ -1,0 +1,149 @@
+"""Merges on the upkeep thread (engine/maintenance.py): writes go on while a merge is encoded
+and written, and the merge then commits in place of its run, or is dropped if the run is gone.
+
+The tests hold a merge between its preparation and its commit (the encoding step waits for an
+event), write meanwhile, then let it go: what the store reads, in memory and reopened, must be
+what the writes say, and `verify` must pass."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import named_by_manifests
+from vectordb_manager import HashingEmbeddings, LocalVectorStore
+from vectordb_manager.engine import maintenance
+from vectordb_manager.engine.compaction import CompactionPolicy
+
+POLICY = CompactionPolicy(fan_in=2, min_weight=1, full_ratio=1000.0)  # tail merges, often
+
+
+def open_store(path: Path, policy: CompactionPolicy = POLICY) -> LocalVectorStore:
+    return LocalVectorStore(HashingEmbeddings(256), path / "store", compaction=policy)
+
+
+class Gate:
+    """Holds the upkeep thread's next merge after it was prepared, until `release`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reached = threading.Event()
+        self.go = threading.Event()
+        self.merges = 0
+        real = maintenance.encode_segment
+
+        def held(name: str, seg: Any) -> Any:
+            self.merges += 1
+            if self.merges == 1:
+                self.reached.set()
+                assert self.go.wait(60), "the test never released the merge"
+            return real(name, seg)
+
+        monkeypatch.setattr(maintenance, "encode_segment", held)
+
+    def wait_reached(self) -> None:
+        assert self.reached.wait(60), "no merge was started"
+
+    def release(self) -> None:
+        self.go.set()
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    g = Gate(monkeypatch)
+    yield g
+    g.release()  # never leave the thread waiting
+
+
+def segment_files(path: Path) -> set[str]:
+    return {p.relative_to(path).as_posix() for p in path.rglob("*.seg")}
+
+
+def texts_of(store: LocalVectorStore) -> dict[str, str]:
+    return {d.id: d.page_content for d in store.get_by_ids(sorted(store.engine.ids()))}  # type: ignore[misc]
+
+
+def test_writes_go_on_while_a_merge_is_written_and_later_writes_win(
+    tmp_path: Path, gate: Gate
+) -> None:
+    store = open_store(tmp_path)
+    store.add_texts(["a0", "b0"], ids=["a", "b"])
+    store.add_texts(["c0"], ids=["c"])
+    store.add_texts(["d0"], ids=["d"])  # two tail segments of one class: a merge starts
+    gate.wait_reached()
+    version = store.stats()["version"]
+    # meanwhile, on the writer's thread: an upsert and a delete of rows the merge holds, and a
+    # new row; none of them waits for the merge
+    store.add_texts(["c1"], ids=["c"])
+    store.delete(["d"])
+    store.add_texts(["e0"], ids=["e"])
+    assert store.stats()["version"] == version + 3
+    gate.release()
+    store.wait_for_compaction()
+    expected = {"a": "a0", "b": "b0", "c": "c1", "e": "e0"}
+    assert texts_of(store) == expected
+    assert gate.merges >= 1 and store.stats()["segments"] < 6
+    again = open_store(tmp_path)
+    assert texts_of(again) == expected
+    assert again.verify()["documents"] == 4
+    assert store.similarity_search("c1", k=1)[0].id == "c"
+    assert [d.id for d in store.keyword_search("c1")] == ["c"] and not store.keyword_search("d0")
+    assert segment_files(tmp_path / "store") <= named_by_manifests(tmp_path / "store")
+
+
+def test_a_merge_whose_run_was_merged_by_another_writer_is_dropped(
+    tmp_path: Path, gate: Gate
+) -> None:
+    store = open_store(tmp_path)
+    for i in range(3):
+        store.add_texts([f"t{i}"], ids=[str(i)])
+    gate.wait_reached()
+    other = open_store(tmp_path, CompactionPolicy(background=False))
+    assert other.compact()  # merges everything, the held merge's run included
+    other.add_texts(["t9"], ids=["9"])
+    gate.release()
+    store.wait_for_compaction()
+    store.refresh()
+    expected = {str(i): f"t{i}" for i in (0, 1, 2, 9)}
+    assert texts_of(store) == expected
+    assert texts_of(open_store(tmp_path)) == expected
+    assert store.verify()["documents"] == 4
+    store.vacuum(older_than=0)  # replaced files go; the dropped merge left none behind
+    assert segment_files(tmp_path / "store") <= named_by_manifests(tmp_path / "store")
+
+
+def test_inline_compaction_merges_before_the_write_returns(tmp_path: Path) -> None:
+    store = open_store(tmp_path, CompactionPolicy(fan_in=2, min_weight=1, background=False))
+    for i in range(4):
+        store.add_texts([f"t{i}"], ids=[str(i)])
+    assert store.engine._upkeep is None  # no thread was ever started
+    assert store.stats()["segments"] < 4
+
+
+def test_a_process_that_exits_right_after_a_write_finishes_its_merge(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    script = textwrap.dedent(
+        f"""
+        from vectordb_manager import HashingEmbeddings, LocalVectorStore
+        from vectordb_manager.engine.compaction import CompactionPolicy
+        store = LocalVectorStore(HashingEmbeddings(256), {str(path)!r},
+                                 compaction=CompactionPolicy(fan_in=2, min_weight=1))
+        for i in range(8):
+            store.add_texts([f"t{{i}}"] * 50, ids=[f"{{i}}-{{j}}" for j in range(50)])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    store = open_store(tmp_path, CompactionPolicy(fan_in=2, min_weight=1))
+    # every merge the writes asked for was made before the process ended: none is due now
+    assert store.engine._plan_locked()[0] is None
+    assert len(store) == 400 and store.verify()["documents"] == 400
+    assert segment_files(path) <= named_by_manifests(path)

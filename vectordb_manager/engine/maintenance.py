@@ -1,0 +1,280 @@
+"""The engine's upkeep after commits: merging segments (inline or on a thread), collecting
+garbage, `compact` and `vacuum`.
+
+`Maintenance` is a mixin of `Engine` (engine/core.py). After each commit `_after_commit` asks
+`CompactionPolicy.plan` whether segments should merge. With ``policy.background`` (the
+default, for stores on storage) the merging happens on a thread of the engine's own, so that a
+writer adding batch after batch does not wait for merges:
+
+* a merge of the tail (`TailMerge`) takes its rows under the writers' lock (a copy of the
+  vectors, the stored record lines, the rows' postings: no encoding), then encodes and writes
+  the merged file without any lock, and takes the lock again only to commit it: its manifest
+  puts the merged segment where the run is *then*, with the segments committed meanwhile
+  still after it (later rows still win, so the store reads the same). If the run is gone
+  meanwhile (another writer merged it, or the state was replaced), the merge is dropped and
+  its file removed;
+* a full compaction (it rebuilds the state and the index) runs on the thread too, but under
+  the writers' lock, as inline.
+
+The thread is started on demand and ends when nothing is left to do; it is not a daemon, so a
+process that exits right after a write first finishes the merge in progress (a killed one
+leaves a file that no manifest names, for `vacuum`). `wait_for_compaction` waits until the
+upkeep is done. Failures of the upkeep never fail a write: they are logged, and the next
+commit tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from vectordb_manager.engine.commit_log import CommitLog
+from vectordb_manager.engine.compaction import CompactionPolicy, TailMerge, prepare_merge
+from vectordb_manager.engine.format import Manifest, encode_segment
+from vectordb_manager.engine.locks import ReadWriteLock
+from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS, require_age
+from vectordb_manager.engine.retry import RetryPolicy
+from vectordb_manager.engine.state import StoreState
+from vectordb_manager.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+_MAX_MERGES = 16  # merges in a row after one commit (each makes the next plan smaller)
+
+
+class _LostRace(Exception):
+    """Another writer committed the version a merge proposed, or merged its run first."""
+
+
+class Maintenance:
+    """Compaction, garbage collection and vacuum of `Engine`."""
+
+    log: CommitLog | None
+    policy: CompactionPolicy
+    keyword_index: bool
+    _write_lock: threading.RLock
+    _rw: ReadWriteLock
+    _state: StoreState
+    _manifest: Manifest | None
+    _commit_policy: RetryPolicy
+    _upkeep: _Worker | None = None
+
+    def _kind_for(self, live: int) -> str:
+        raise NotImplementedError
+
+    def _refresh_locked(self) -> bool:
+        raise NotImplementedError
+
+    # -- public ----------------------------------------------------------------------------
+    def compact(self) -> bool:
+        """Merge every segment into one, drop tombstones and save the index; ``True`` if done."""
+        self.wait_for_compaction()
+        with self._write_lock:
+            self._refresh_locked()
+            if self.log is None or self._manifest is None:
+                self._cleanup_memory(force=True)
+                return True
+            done = self._merge_locked(0, self._kind_for(self._state.live))
+            self.log.collect_garbage(self._manifest)
+            return done
+
+    def wait_for_compaction(self) -> None:
+        """Return once the merges and garbage collection started by earlier commits are
+        done (at once when there are none, or when they run inline)."""
+        upkeep = self._upkeep
+        if upkeep is not None:
+            upkeep.wait()
+
+    def vacuum(self, older_than: float = MANIFEST_RETENTION_SECONDS) -> list[str]:
+        """Remove files left by crashes or lost races (named by no manifest) once they are
+        ``older_than`` seconds old, so that no writer still in progress owns them, and files
+        that newer versions replaced more than ``older_than`` seconds ago (by default they are
+        kept for the retention time, for readers still loading an old version; a smaller
+        value frees their space sooner, say on a full disk)."""
+        require_age(older_than)
+        if self.log is None:
+            return []
+        self.wait_for_compaction()
+        with self._write_lock:
+            self._refresh_locked()
+            assert self._manifest is not None
+            return self.log.vacuum(self._manifest, older_than)
+
+    # -- after a commit --------------------------------------------------------------------
+    def _after_commit(self) -> None:
+        """Merge segments and collect garbage (now, or on the upkeep thread); the change is
+        committed, so neither may fail the call (what they leave undone, a later commit
+        does)."""
+        if self.log is not None and self.policy.background:
+            if self._upkeep is None:
+                self._upkeep = _Worker(self._upkeep_pass)
+            self._upkeep.wake()
+            return
+        try:
+            self._maybe_compact_locked()
+            self._collect_garbage()
+        except StorageError as exc:
+            logger.warning("maintenance after version %d failed: %s", self._version(), exc)
+
+    def _version(self) -> int:
+        return self._manifest.version if self._manifest else 0
+
+    def _collect_garbage(self) -> None:
+        if self.log is not None and self._manifest is not None:
+            self.log.collect_garbage(self._manifest)
+
+    def _upkeep_pass(self) -> None:
+        """What the upkeep thread does after commits: merges as the policy asks, then the
+        garbage collection."""
+        try:
+            for _ in range(_MAX_MERGES):
+                with self._write_lock:
+                    job = self._next_job_locked()
+                if job is None or (isinstance(job, TailMerge) and not self._commit_tail(job)):
+                    break
+            with self._write_lock:
+                self._collect_garbage()
+        except StorageError as exc:
+            logger.warning("maintenance after version %d failed: %s", self._version(), exc)
+
+    def _next_job_locked(self) -> TailMerge | bool | None:
+        """The next merge to make: a `TailMerge` to encode and commit, ``True`` if a full
+        compaction was just made here, ``None`` if there is nothing (more) to do."""
+        start, kind = self._plan_locked()
+        if start is None:
+            return None
+        if start == 0:
+            return self._merge_locked(0, kind) or None
+        assert self._manifest is not None
+        return TailMerge.prepare(self._manifest, self._state, start, keywords=self.keyword_index)
+
+    def _commit_tail(self, job: TailMerge) -> bool:
+        """Encode and write a prepared merge, then commit it; ``False`` if it was dropped."""
+        log = self.log
+        assert log is not None
+        ref, blobs = encode_segment(job.name, job.segment)  # (no lock: writers go on)
+        try:
+            with log.uncommitted(blobs):
+                for _ in self._commit_policy.attempts():
+                    with self._write_lock:
+                        if log.listing_is_old:
+                            self._refresh_locked()
+                        assert self._manifest is not None
+                        proposed = job.rebase(self._manifest, self._state, ref)
+                        if proposed is None:
+                            raise _LostRace
+                        if log.propose(proposed):
+                            with self._rw.write():
+                                job.install()
+                                self._manifest = proposed
+                            logger.debug(
+                                "merged %d segments into %s (version %d)",
+                                len(job.run),
+                                job.name,
+                                proposed.version,
+                            )
+                            return True
+                        self._refresh_locked()
+                raise _LostRace
+        except _LostRace:
+            logger.debug("dropped a merge of %d segments: the store changed", len(job.run))
+            return False
+
+    # -- inline ----------------------------------------------------------------------------
+    def _plan_locked(self) -> tuple[int | None, str]:
+        """Where the policy would start a merge now (0: a full compaction), and the index
+        kind the store should have."""
+        st, current = self._state, self._manifest
+        kind = self._kind_for(st.live)
+        if not self.policy.enabled or current is None:
+            return None, kind
+        if kind != st.kind:
+            return 0, kind
+        return self.policy.plan(current.segments, st.slots, st.dead, snapshots=kind != "flat"), kind
+
+    def _cleanup_memory(self, *, force: bool = False) -> None:
+        st = self._state
+        kind = self._kind_for(st.live)
+        if force or kind != st.kind or self.policy.needs_cleanup(st.slots, st.dead):
+            keep = st.text.ready and self.keyword_index  # else built from the texts when needed
+            new = st.compacted(kind, st.text.select(st.live_slots()) if keep else None)
+            with self._rw.write():
+                self._state = new
+
+    def _maybe_compact_locked(self) -> None:
+        if not self.policy.enabled:
+            return
+        if self.log is None:
+            self._cleanup_memory()
+            return
+        for _ in range(_MAX_MERGES):
+            start, kind = self._plan_locked()
+            if start is None or not self._merge_locked(start, kind):
+                return
+
+    def _merge_locked(self, start: int, kind: str) -> bool:
+        """Merge the segments from ``start`` on and commit; ``False`` if there was nothing to
+        gain or another writer committed first (its commits are then picked up)."""
+        assert self.log is not None and self._manifest is not None
+        current = self._manifest
+        merge = prepare_merge(current, self._state, start, kind, keywords=self.keyword_index)
+        if merge is None:
+            return False
+        try:
+            with self.log.uncommitted(merge.blobs):
+                if not self.log.propose(merge.proposed):
+                    raise _LostRace
+        except _LostRace:
+            self._refresh_locked()  # the winner's commits; it may have compacted already
+            return False
+        with self._rw.write():
+            self._state = merge.install(current.segments[start:])
+            self._manifest = merge.proposed
+        logger.debug(
+            "compacted segments %d.. into %s (version %d)",
+            start,
+            merge.name,
+            merge.proposed.version,
+        )
+        return True
+
+
+class _Worker:
+    """A thread that runs ``work`` after each `wake`, started on demand, ending when no wake
+    is pending (not a daemon: the interpreter lets it finish before exiting)."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self._work = work
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pending = False
+
+    def wake(self) -> None:
+        with self._cond:
+            self._pending = True
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="vectordb-compaction", daemon=False
+                )
+                self._thread.start()
+
+    def wait(self) -> None:
+        if threading.current_thread() is self._thread:
+            return
+        with self._cond:
+            while self._thread is not None:
+                self._cond.wait()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending:
+                    self._thread = None
+                    self._cond.notify_all()
+                    return
+                self._pending = False
+            try:
+                self._work()
+            except Exception:  # a bug: say so, and keep the writer's process going
+                logger.exception("background compaction failed")
