@@ -3,13 +3,15 @@ and retry policies."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
+from typing import Any
 
 import pytest
 
 from vectordb_manager.engine.compaction import CompactionPolicy
-from vectordb_manager.engine.format import FileRef, SegmentRef
+from vectordb_manager.engine.format import FileRef, SegmentRef, canonical_json
 from vectordb_manager.engine.locks import ReadWriteLock
 from vectordb_manager.engine.retention import (
     KEEP_MANIFESTS,
@@ -190,3 +192,32 @@ def test_retry_policy_stops_when_time_runs_out() -> None:
     assert seen == [0, 1, 2]
     with pytest.raises(ValueError, match="needs max_attempts or max_elapsed"):
         RetryPolicy(max_attempts=None)
+
+
+def _random_text(rng: random.Random) -> str:
+    # ASCII, controls, DEL, Latin, the line separators, CJK, astral; no lone surrogates
+    pools = ["abcXYZ09 _-", "\x00\x01\x1f\x7f\n\t\"\\/", "éüß", "\u2028\u2029", "東京", "\U0001f600"]
+    return "".join(rng.choice(rng.choice(pools)) for _ in range(rng.randrange(0, 12)))
+
+
+def test_canonical_json_of_flat_metadata_is_what_the_standard_library_writes() -> None:
+    """Flat metadata (strings, integers, booleans, None) takes orjson's faster path; the
+    content hashes of stored records depend on its bytes being exactly the same."""
+    rng = random.Random(20261202)
+    ints = [0, -1, 7, 2**31, -(2**63), 2**63 - 1, 2**64, -(2**64) - 5, 10**30]
+    for _ in range(2000):
+        meta: dict[Any, Any] = {}
+        for _ in range(rng.randrange(0, 6)):
+            value = rng.choice([_random_text(rng), rng.choice(ints), True, False, None])
+            meta[_random_text(rng)] = value
+        if rng.random() < 0.05:
+            meta[rng.randrange(10)] = "an int key"  # json.dumps makes it a string
+        try:
+            reference = json.dumps(
+                meta, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+            )
+        except TypeError:  # int and str keys do not sort together: neither path writes it
+            with pytest.raises(TypeError):
+                canonical_json(meta)
+            continue
+        assert canonical_json(meta) == reference, meta

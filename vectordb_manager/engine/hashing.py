@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 import numpy as np
+import orjson
 
 from vectordb_manager.engine.manifest import FileRef
 from vectordb_manager.engine.records import is_typed, newlines, tag_metadata
@@ -30,13 +31,24 @@ def content_hash(text: str, metadata_json: str) -> str:
     return h.hexdigest()
 
 
+# JSON values orjson writes exactly as `json.dumps` does below (not floats: "1e-05" there,
+# "1e-5" in orjson)
+_FLAT = frozenset((str, int, bool, type(None)))
+
+
 def canonical_json(value: Any) -> str:
     """A record's metadata as canonical JSON: what its content hash and its size limit
     cover. Metadata holding dates or datetimes is given in its tagged form (see `records`)
     as the one item of a list, so that it never reads the same as metadata without them
     (whose tag-like dicts are stored as they are)."""
-    if type(value) is dict and is_typed(value):
-        value = [tag_metadata(value)]
+    if type(value) is dict:
+        if _FLAT.issuperset(map(type, value.values())):
+            try:  # the common case: orjson writes the same bytes, ~10x sooner
+                return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+            except (TypeError, orjson.JSONEncodeError):
+                pass  # beyond 64 bits, lone surrogates, keys that are not strings
+        elif is_typed(value):
+            value = [tag_metadata(value)]
     return json.dumps(
         value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")
     )

@@ -80,10 +80,20 @@ def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
         return {}
     if not isinstance(meta, Mapping):
         raise InvalidInputError(f"metadata {i} is {type(meta).__name__}, not a dict")
+    flat = dict(meta)
+    if _FLAT.issuperset(map(type, flat.values())) and all(  # the common case: copied as is
+        type(k) is str and len(k) * 4 <= MAX_KEY_BYTES for k in flat
+    ):
+        return flat
     try:
-        return _json_copy(dict(meta), 1)  # type: ignore[no-any-return]
+        return _json_copy(flat, 1)  # type: ignore[no-any-return]
     except _NotJSON as exc:
         raise InvalidInputError(f"metadata {i} {exc}") from None
+
+
+# values that need no copy and no check: immutable, exactly these types (no subclasses, no
+# floats, which must be finite)
+_FLAT = frozenset((str, int, bool, type(None)))
 
 
 class _NotJSON(Exception):
