@@ -132,6 +132,8 @@ def passing(st: StoreState, where: CompiledFilter) -> np.ndarray[Any, np.dtype[n
 
 def _search_all(st: StoreState, q: Vectors, k: int) -> tuple[Scores, Slots]:
     assert st.index is not None
+    if st.kind == "flat" and st.distance != "l2" and len(q) == 1 and st.dead <= _FEW_TOMBSTONES:
+        return _flat_one(st, q, k)
     if not st.dead:
         scores, slots = st.index.search(q, k)
         valid = slots[0] >= 0
@@ -147,6 +149,21 @@ def _search_all(st: StoreState, q: Vectors, k: int) -> tuple[Scores, Slots]:
         if len(keep) >= min(k, st.live):
             return scores[0][keep], slots[0][keep]
     return _search_subset(st, q, k, st.live_slots())
+
+
+def _flat_one(st: StoreState, q: Vectors, k: int) -> tuple[Scores, Slots]:
+    """One query against a flat inner-product index, in NumPy: one matrix-vector product over
+    the stored vectors in place (BLAS) and a partial sort. FAISS's own search of one query
+    keeps a heap row by row: 2.5-4x as long at 100k x 384 here, and 4x at 2,000."""
+    assert st.index is not None
+    scores = st.index.vectors() @ q[0]
+    if not st.dead:
+        order = _top(-scores, min(k, len(scores)))
+        return scores[order], order
+    order = _top(-scores, min(k + st.dead, len(scores)))
+    ids = st.ids
+    keep = order[[ids[s] is not None for s in order.tolist()]][:k]
+    return scores[keep], keep
 
 
 def _search_subset(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[Scores, Slots]:
@@ -194,8 +211,17 @@ def _exact(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[Scores, 
 
 
 def _top(keys: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
+    """The positions of the ``k`` smallest keys, smallest first; among equal keys the lower
+    position first, at the cut too (as FAISS keeps the lower ids among equal scores)."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
     if k < len(keys):
         part = np.argpartition(keys, k - 1)[:k]
+        cut = keys[part].max()
+        if np.count_nonzero(keys == cut) > np.count_nonzero(keys[part] == cut):
+            below = np.flatnonzero(keys < cut)  # ties across the cut: the lowest positions
+            part = np.concatenate([below, np.flatnonzero(keys == cut)[: k - len(below)]])
+        part = np.sort(part)
         return part[np.argsort(keys[part], kind="stable")]
     return np.argsort(keys, kind="stable")
 
