@@ -172,3 +172,30 @@ def test_auto_switches_to_hnsw_at_threshold() -> None:
     small, *_ = make_store("cosine", "auto", n=400, auto_threshold=500)
     assert small.stats()["index"] == "flat"
     assert result_ids(store, 0, k=1) == brute_force(vectors, queries[0], 1, "cosine")
+
+
+@pytest.mark.parametrize("distance", ["cosine", "inner_product"])
+@pytest.mark.parametrize("deleted", [0, 7])
+def test_one_query_on_a_flat_index_keeps_the_older_of_equal_scores(
+    tmp_path: Path, distance: str, deleted: int
+) -> None:
+    """Many equal vectors around the cut of k: the k results are the lowest slots among the
+    equal ones (the older documents), in slot order, as FAISS keeps them."""
+    rng = np.random.default_rng(5)
+    vectors = np.repeat(clustered(6, 8, seed=3), 10, axis=0)  # 6 vectors, 10 copies of each
+    order = rng.permutation(len(vectors))
+    vectors = vectors[order]
+    ids = [f"d{i:03d}" for i in range(len(vectors))]
+    store = LocalVectorStore(VectorTable(vectors), tmp_path / "s", distance=distance)
+    store.add_embeddings(list(zip(ids, vectors.tolist(), strict=True)), ids=ids)
+    gone = ids[:deleted]
+    if gone:
+        store.delete(gone)
+    alive = np.array([i for i in range(len(ids)) if ids[i] not in gone])
+    for target in range(6):
+        q = vectors[np.flatnonzero(order // 10 == target)[0]]
+        scores = vectors[alive] @ q
+        for k in (3, 10, 15, 25):
+            want = alive[np.lexsort((alive, -np.round(scores, 5)))][:k]
+            got = store.similarity_search_by_vector(q.tolist(), k=k)
+            assert [d.id for d in got] == [ids[i] for i in want], (target, k)
