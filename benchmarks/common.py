@@ -90,6 +90,7 @@ TARGETS: dict[str, str] = {
     "hnsw": "HNSW at 1M: p50 under 1 ms at recall@10 >= 0.95",
     "filter": "Filtered search (1% and 50% pass): fill 100%, p50 <= 1.5x unfiltered",
     "batched": "Adding 100k in batches of 1,000, durable after each: <= 0.6x the peer's add + save",
+    "small": "Small stores: similarity search p50 on ~2,000 real-text chunks <= LangChain FAISS's",
     "batched1": "Adding 100k in batches of 1,000, durable after each: <= the peer's adds + 1 save",
     "persist": "Persisting 100 more documents: <= 0.1x the peer's save; the same at 1M as at 100k",
     "open": "Open + first query <= 0.5x the peer's load; 1M x 384 opens in <= 5 s",

@@ -82,15 +82,11 @@ def search(
         if not allowed.size:
             return []
         scores, slots = _search_subset(st, q, k, allowed)
-    stored = st.index.vectors() if with_vectors else None
-    return [
-        Hit(
-            document(st, int(s)),
-            to_distance(st.distance, float(d)),
-            np.array(stored[int(s)]) if stored is not None else None,
-        )
-        for d, s in zip(scores, slots, strict=True)
-    ]
+    found = zip(slots.tolist(), distances(st.distance, scores).tolist(), strict=True)
+    if not with_vectors:
+        return [Hit(document(st, s), d) for s, d in found]
+    stored = st.index.vectors()
+    return [Hit(document(st, s), d, np.array(stored[s])) for s, d in found]
 
 
 def keyword_search(
@@ -221,9 +217,18 @@ def _top(keys: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
         if np.count_nonzero(keys == cut) > np.count_nonzero(keys[part] == cut):
             below = np.flatnonzero(keys < cut)  # ties across the cut: the lowest positions
             part = np.concatenate([below, np.flatnonzero(keys == cut)[: k - len(below)]])
-        part = np.sort(part)
-        return part[np.argsort(keys[part], kind="stable")]
+        return part[np.lexsort((part, keys[part]))]
     return np.argsort(keys, kind="stable")
+
+
+def distances(distance: str, raw: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """`to_distance` of each raw score (the same float64 values)."""
+    values = raw.astype(np.float64)
+    if distance == "l2":
+        return np.sqrt(np.maximum(values, 0.0))  # type: ignore[no-any-return]
+    if distance == "cosine":
+        return 1.0 - values
+    return -values
 
 
 def to_distance(distance: str, raw: float) -> float:

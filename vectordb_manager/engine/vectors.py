@@ -7,6 +7,7 @@ finite and of the store's dimension, at most `MAX_DIMENSION`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,7 +73,7 @@ def prepare_query(
             "embed the query with the model the store was built with"
         )
     if distance == "cosine":
-        norm = float(np.linalg.norm(q))
+        norm = math.sqrt(float(np.dot(q, q)))
         if norm == 0.0:
             raise InvalidInputError(
                 "the query vector is all zeros; cosine distance needs a direction"
