@@ -240,14 +240,14 @@ def to_distance(distance: str, raw: float) -> float:
     return -raw
 
 
-_SCALAR_TYPES = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
 
 
 def document(st: StoreState, slot: int) -> Document:
     """The live record at ``slot`` as a new `Document` (callers cannot change the store
     through it; flat metadata needs no deep copy)."""
     text, meta = st.record(slot)[:2]  # text, metadata
-    flat = all(type(v) in _SCALAR_TYPES for v in meta.values())
+    flat = _SCALAR_TYPES.issuperset(map(type, meta.values()))
     return Document(
         id=st.ids[slot],
         page_content=text,
