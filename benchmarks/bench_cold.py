@@ -116,8 +116,12 @@ def breakdown(store: Path, runs: int) -> dict[str, float]:
     parts: list[dict[str, float]] = []
     for _ in range(runs):
         started = time.time()  # wall clock: the child's is the same clock
-        done = subprocess.run([sys.executable, "-c", BREAKDOWN, str(store), QUERY],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", BREAKDOWN, str(store), QUERY],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         exited = time.time()
         if done.returncode != 0:
             raise RuntimeError(f"the breakdown failed:\n{done.stderr[-2000:]}")
@@ -130,8 +134,12 @@ def breakdown(store: Path, runs: int) -> dict[str, float]:
 
 def heaviest_imports(args: list[str], top: int = 8) -> list[tuple[str, float]]:
     """The top-level packages ``vectordb ARGS`` spends the most importing (cumulative s)."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "vectordb_manager", *args],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "vectordb_manager", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     totals: dict[str, float] = {}
     for cumulative_us, indent, name in re.findall(
         r"^import time:\s+\d+ \|\s+(\d+) \| ( *)([\w.]+)$", done.stderr, re.M
@@ -174,8 +182,10 @@ def bench(args: argparse.Namespace) -> PartResult:
         rows = []
         for key, measure, cmd, limit in commands:
             times = wall(cmd, args.runs)
-            common.log(f"- {key}: median {statistics.median(times):.3f} s "
-                       f"({', '.join(f'{t:.3f}' for t in times)})")
+            common.log(
+                f"- {key}: median {statistics.median(times):.3f} s "
+                f"({', '.join(f'{t:.3f}' for t in times)})"
+            )
             rows.append(row(key, measure, times, limit))
         steps = breakdown(store, args.runs)
         common.log("- search breakdown: " + ", ".join(f"{k} {v:.3f} s" for k, v in steps.items()))

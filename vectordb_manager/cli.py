@@ -55,6 +55,8 @@ _FUSIONS = ("rrf", "weighted")
 # the commands that show progress bars (unless -q), and those that may load the model
 _PROGRESS_COMMANDS = frozenset({"ingest", "migrate", "import-faiss"})
 _EMBEDDING_COMMANDS = frozenset({"ingest", "search"})
+
+
 class _Version(argparse.Action):
     """``--version``: the installed distribution's version (read only when asked for)."""
 
@@ -105,9 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider", choices=["huggingface", "openai", "fake"], help="embedding provider"
     )
     parser.add_argument("--model", help="embedding model name")
-    parser.add_argument(
-        "--distance", choices=DISTANCES, help="distance (new stores)"
-    )
+    parser.add_argument("--distance", choices=DISTANCES, help="distance (new stores)")
     parser.add_argument("--index", choices=INDEX_TYPES, help="index type")
     parser.add_argument("--chunk-size", dest="chunk_size", type=int, help="characters per chunk")
     parser.add_argument(

@@ -109,9 +109,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["alpha"] = args.alpha
     manager = _manager(args)
     if options and manager.config.search_mode != "hybrid":
-        raise InvalidInputError(
-            "--fusion and --alpha apply to hybrid search; add --mode hybrid"
-        )
+        raise InvalidInputError("--fusion and --alpha apply to hybrid search; add --mode hybrid")
     hits = manager.search_with_scores(args.query, k=args.k, filter=filter_, **options)
     if args.json:
         _print_json([_doc_json(doc, score) for doc, score in hits])
