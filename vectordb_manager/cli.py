@@ -280,6 +280,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler.close()
 
 
+def run() -> NoReturn:
+    """The program (the ``vectordb`` console script, ``python -m vectordb_manager``): `main`,
+    then exit without the interpreter's teardown.
+
+    Tearing down the modules the embedding model brings (torch, transformers) takes a second
+    or more after the command is done; nothing is left to do by then (every write is durable
+    when its call returns, threads are joined, the streams are flushed here), so the process
+    ends at once (``os._exit``). An exception ``main`` lets through (``VECTORDB_DEBUG=1``)
+    ends it the ordinary way, with its traceback.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 def _stdout_closed() -> int:
     """The reader of stdout went away (``vectordb stats | head -1``): stop quietly, as the
     Python documentation's "Note on SIGPIPE" says: what is still buffered goes to devnull, so
@@ -346,7 +363,7 @@ def _fail(exc: BaseException, *, unexpected: bool = False) -> int:
     return 2 if unexpected else 1
 
 
-__all__ = ["build_config", "build_parser", "main", "package_version"]
+__all__ = ["build_config", "build_parser", "main", "package_version", "run"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -111,3 +111,24 @@ def test_quiet_silences_every_bar_and_search_shows_none(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "Processing files: 100%" in shown.stderr and "1/1" in shown.stderr
     assert re.search(r"Embedded: [1-9]\d* chunks \[", shown.stderr), shown.stderr
+
+
+def test_the_program_flushes_its_output_and_skips_the_interpreters_teardown(store: Path) -> None:
+    """`cli.run` (the console script and ``python -m``) ends the process once the command is
+    done: its output is all there, the exit code is the command's, and nothing registered to
+    run at exit runs (tearing down torch's modules there takes a second or more)."""
+    child = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('TEARDOWN', file=sys.stderr))\n"
+        f"sys.argv = ['vectordb', '--provider', 'fake', '--path', {str(store)!r}, 'search', 'words',"
+        " '-k', '300', '--json']\n"
+        "from vectordb_manager.cli import run\n"
+        "run()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert len(json.loads(done.stdout)) == 300  # some 300 kB, flushed before the exit
+    missing = subprocess.run([*CLI, "--provider", "fake", "--path", str(store / "none"), "stats"],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    assert missing.returncode == 1 and missing.stderr.startswith("vectordb: error: no store at")
