@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from huggingface_hub.utils.tqdm import disable_progress_bars
+
 from vectordb_manager import VectorDatabaseManager, VectorDBConfig
 
 HERE = Path(__file__).parent
@@ -20,6 +22,9 @@ QUESTIONS = [
 
 
 def main() -> int:
+    # the model loads at the first question: without this, its "Loading weights" bar would
+    # come between that question and its answers (transformers follows huggingface_hub's switch)
+    disable_progress_bars()
     config = VectorDBConfig(
         local_path=str(HERE.parent / "demo_store"), chunk_size=500, chunk_overlap=50
     )

@@ -9,214 +9,83 @@ Only ``ingest`` and ``import-faiss`` create a store (and ``migrate`` its target)
 other command opens an existing one and fails with "no store at ..." where there is none,
 writing nothing.
 ``--verbose`` logs the package (and botocore) at DEBUG level on stderr, credentials redacted.
+
+Every command takes ``--json``: its result as JSON on stdout, alone (progress bars and logs go
+to stderr). Progress bars show on the long commands (``ingest``, ``migrate``,
+``import-faiss``) unless ``-q``; the embedding model's own bars (huggingface_hub's downloads,
+transformers' "Loading weights") show only there too. Output cut short by its reader
+(``vectordb stats | head -1``) ends the command quietly, as the Python documentation's "Note on
+SIGPIPE" recommends.
+
+The commands themselves are in `commands`. The command line starts quickly: this module
+imports only the configuration; each command imports what it uses, and ``stats`` reads the
+store's manifest alone (`store_info`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from datetime import date
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn
 
-from vectordb_manager.config import SEARCH_MODES, VectorDBConfig, load_config_file
+from vectordb_manager.commands import (
+    build_config,
+    cmd_compact,
+    cmd_delete,
+    cmd_get,
+    cmd_import_faiss,
+    cmd_ingest,
+    cmd_migrate,
+    cmd_search,
+    cmd_stats,
+    cmd_vacuum,
+    cmd_verify,
+)
+from vectordb_manager.config import SEARCH_MODES
 from vectordb_manager.engine.options import DISTANCES, INDEX_TYPES
-from vectordb_manager.errors import InvalidInputError, VectorDBError
-from vectordb_manager.vectorstores.fusion import FUSIONS
+from vectordb_manager.errors import VectorDBError
 
-# flag -> config field, for the options every command takes
-_CONFIG_FLAGS = {
-    "storage": "storage_type",
-    "path": "local_path",
-    "bucket": "s3_bucket",
-    "prefix": "s3_prefix",
-    "endpoint_url": "s3_endpoint_url",
-    "region": "aws_region",
-    "profile": "aws_profile",
-    "provider": "embedding_provider",
-    "model": "embedding_model",
-    "distance": "distance_metric",
-    "index": "index_type",
-    "chunk_size": "chunk_size",
-    "chunk_overlap": "chunk_overlap",
-    "text_language": "text_language",
-    "text_stemming": "text_stemming",
-    "text_stopwords": "text_stopwords",
-    "mode": "search_mode",  # search's --mode
-}
+# `vectorstores.fusion.FUSIONS` (a test keeps them equal): that module needs NumPy, which
+# ``vectordb --help`` should not wait for
+_FUSIONS = ("rrf", "weighted")
+# the commands that show progress bars (unless -q), and those that may load the model
+_PROGRESS_COMMANDS = frozenset({"ingest", "migrate", "import-faiss"})
+_EMBEDDING_COMMANDS = frozenset({"ingest", "search"})
 
 
-def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> VectorDBConfig:
-    """Defaults < --config file < VECTORDB_* environment < flags."""
-    values: dict[str, Any] = {}
-    if args.config:
-        values.update(load_config_file(args.config))
-    values.update(VectorDBConfig.env_overrides(environ=environ))
-    for flag, fld in _CONFIG_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            values[fld] = value
-    return VectorDBConfig.from_dict(values)
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version (read only when asked for)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        print(f"{parser.prog} {package_version()}")
+        parser.exit()
 
 
-def _manager(args: argparse.Namespace, *, create: bool = False) -> Any:
-    """The manager of the configured store; without ``create``, an existing store only
-    (`StoreNotFoundError`, and nothing is written, where there is none)."""
-    from vectordb_manager.manager import VectorDatabaseManager
+def package_version() -> str:
+    """The version of the installed ``vectordb-manager`` (the package's own ``__version__``
+    when it runs from a source tree that is not installed)."""
+    from importlib import metadata
 
-    return VectorDatabaseManager(build_config(args), create=create)
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    """What JSON has no type for: dates and datetimes as ISO 8601, anything else as text."""
-    return value.isoformat() if isinstance(value, date) else str(value)
-
-
-def _doc_json(doc: Any, score: float | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": doc.id, "text": doc.page_content, "metadata": doc.metadata}
-    if score is not None:
-        out["score"] = score
-    return out
-
-
-# -- commands --------------------------------------------------------------------------------
-def cmd_ingest(args: argparse.Namespace) -> int:
-    report = _manager(args, create=True).ingest(
-        args.paths, cleanup=args.cleanup, progress=not args.quiet
-    )
-    print(report)
-    return 0 if report.ok else 1
-
-
-def cmd_search(args: argparse.Namespace) -> int:
     try:
-        filter_ = json.loads(args.filter) if args.filter else None
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(
-            f'--filter is not valid JSON ({exc}); e.g. \'{{"source": "a.txt"}}\''
-        ) from None
-    options: dict[str, Any] = {}
-    if args.fusion is not None:
-        options["fusion"] = args.fusion
-    if args.alpha is not None:
-        options["alpha"] = args.alpha
-    manager = _manager(args)
-    if options and manager.config.search_mode != "hybrid":
-        raise InvalidInputError(
-            "--fusion and --alpha apply to hybrid search; add --mode hybrid"
-        )
-    hits = manager.search_with_scores(args.query, k=args.k, filter=filter_, **options)
-    if args.json:
-        _print_json([_doc_json(doc, score) for doc, score in hits])
-        return 0
-    if not hits:
-        print("no results")
-    for rank, (doc, score) in enumerate(hits, 1):
-        source = doc.metadata.get("source", "")
-        snippet = " ".join(doc.page_content.split())[:160]
-        print(f"{rank}. [{score:.3f}] {doc.id}  {source}\n   {snippet}")
-    return 0
+        return metadata.version("vectordb-manager")
+    except metadata.PackageNotFoundError:
+        from vectordb_manager import __version__
 
-
-def cmd_stats(args: argparse.Namespace) -> int:
-    stats = _manager(args).stats()
-    if args.json:
-        _print_json(stats)
-    else:
-        for key, value in stats.items():
-            print(f"{key:>16}: {value}")
-    return 0
-
-
-def cmd_get(args: argparse.Namespace) -> int:
-    docs = _manager(args).get(args.ids)
-    missing = sorted(set(args.ids) - {d.id for d in docs})
-    if args.json:
-        _print_json([_doc_json(d) for d in docs])
-    else:
-        for doc in docs:
-            meta = json.dumps(doc.metadata, ensure_ascii=False, default=_json_default)
-            print(f"{doc.id}\n  metadata: {meta}\n  {doc.page_content}")
-    if missing:
-        print(f"vectordb: not found: {', '.join(missing)}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_delete(args: argparse.Namespace) -> int:
-    deleted = _manager(args).delete(args.ids)
-    print(f"deleted {deleted} of {len(args.ids)} documents")
-    return 0
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    report = _manager(args).verify()
-    print("OK: " + ", ".join(f"{k}={v}" for k, v in report.items()))
-    return 0
-
-
-def cmd_vacuum(args: argparse.Namespace) -> int:
-    removed = _manager(args).vacuum(older_than=args.older_than)
-    for name in removed:
-        print(f"removed {name}")
-    print(
-        f"removed {len(removed)} unreferenced file{'' if len(removed) == 1 else 's'} "
-        f"(files younger than {args.older_than:g} s are kept)"
-    )
-    return 0
-
-
-def cmd_compact(args: argparse.Namespace) -> int:
-    manager = _manager(args)
-    before = manager.stats()
-    if manager.compact():
-        after = manager.stats()
-        print(
-            f"compacted: {before['segments']} segments merged into {after['segments']}, "
-            f"{before['tombstones']} deleted records dropped (version {after['version']})"
-        )
-    else:
-        print("nothing to compact: the store is one segment with no deleted records")
-    return 0
-
-
-def cmd_migrate(args: argparse.Namespace) -> int:
-    manager = _manager(args)
-    target = VectorDBConfig.from_dict(
-        {**manager.config.to_dict(include_secrets=True), **load_config_file(args.to)}
-    )
-    copied = manager.switch_backend(target, migrate=not args.no_copy, progress=not args.quiet)
-    where = manager.vector_store.stats()["location"] or "memory"
-    print(f"copied {copied} documents to the {target.storage_type} store {where}")
-    return 0
-
-
-def cmd_import_faiss(args: argparse.Namespace) -> int:
-    from vectordb_manager.vectorstores.faiss_import import import_langchain_faiss_to
-
-    config = build_config(args)
-    store, count = import_langchain_faiss_to(
-        config,
-        args.dir,
-        distance=args.distance,
-        index=args.index,
-        index_name=args.index_name,
-        allow_dangerous_deserialization=args.allow_dangerous_deserialization,
-        progress=not args.quiet,
-    )
-    stats = store.stats()
-    print(
-        f"imported {count} documents from {args.dir} into {stats['location'] or 'memory'} "
-        f"(distance={stats['distance']}, index={stats['index']})"
-    )
-    return 0
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vectordb",
         description="Manage a vectordb-manager vector store: ingest files, search, inspect.",
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     parser.add_argument("--config", metavar="FILE", help="configuration file (.json, .toml, .yaml)")
     parser.add_argument(
         "--storage", choices=["local", "s3", "memory"], help="where the store lives"
@@ -238,9 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider", choices=["huggingface", "openai", "fake"], help="embedding provider"
     )
     parser.add_argument("--model", help="embedding model name")
-    parser.add_argument(
-        "--distance", choices=DISTANCES, help="distance (new stores)"
-    )
+    parser.add_argument("--distance", choices=DISTANCES, help="distance (new stores)")
     parser.add_argument("--index", choices=INDEX_TYPES, help="index type")
     parser.add_argument("--chunk-size", dest="chunk_size", type=int, help="characters per chunk")
     parser.add_argument(
@@ -263,7 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="keyword index: leave out the language's stopwords",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bars (neither ours nor the embedding model's)",
+    )
     parser.add_argument(
         "-v",
         "--verbose",
@@ -277,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
+        p.add_argument(
+            "--json",
+            action="store_true",
+            help="print the result as JSON on stdout (progress and logs go to stderr)",
+        )
         return p
 
     p = command("ingest", cmd_ingest, "load, split, embed and store files and directories")
@@ -300,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--fusion",
-        choices=FUSIONS,
+        choices=_FUSIONS,
         help="hybrid only: rrf (reciprocal rank fusion, the default) or weighted",
     )
     p.add_argument(
@@ -309,17 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="hybrid only: the vector side's weight, 0 (keyword only) to 1 (vector only); "
         "default 0.5",
     )
-    p.add_argument("--json", action="store_true", help="print results as JSON")
-    p = command("stats", cmd_stats, "show counts and settings of the store")
-    p.add_argument("--json", action="store_true", help="print as JSON")
+    command("stats", cmd_stats, "show counts and settings of the store (from its manifest)")
     p = command("get", cmd_get, "show documents by id")
     p.add_argument("ids", nargs="+", metavar="ID", help="document ids")
-    p.add_argument("--json", action="store_true", help="print as JSON")
     p = command("delete", cmd_delete, "delete documents by id")
     p.add_argument("ids", nargs="+", metavar="ID", help="document ids")
     command("verify", cmd_verify, "check every checksum and that index and records agree")
     p = command("migrate", cmd_migrate, "copy the store (documents and vectors) to another backend")
-    p.add_argument("--to", required=True, metavar="CONFIG", help="config file of the target store")
+    p.add_argument(
+        "--to",
+        required=True,
+        metavar="TARGET",
+        help="where to: a directory or s3://BUCKET/PREFIX (a store there with this one's "
+        "settings), or a configuration file (.json, .toml, .yaml) of the target store",
+    )
     p.add_argument("--no-copy", action="store_true", help="switch without copying documents")
     p = command(
         "vacuum",
@@ -374,7 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vectordb_manager.storage.redact import configure_debug_logging
 
             handler = configure_debug_logging()
-        return int(args.func(args))
+        bars = args.command in _PROGRESS_COMMANDS and not args.quiet
+        with contextlib.ExitStack() as stack:
+            if not bars and args.command in _EMBEDDING_COMMANDS:
+                stack.enter_context(_model_bars_off())
+            code = int(args.func(args))
+            sys.stdout.flush()  # here, so that a closed pipe is met below, not at exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except VectorDBError as exc:
         return _fail(exc)
     except KeyboardInterrupt:
@@ -390,6 +279,69 @@ def main(argv: Sequence[str] | None = None) -> int:
                 logging.getLogger(name).removeHandler(handler)
                 logging.getLogger(name).setLevel(level)
             handler.close()
+
+
+def run() -> NoReturn:
+    """The program (the ``vectordb`` console script, ``python -m vectordb_manager``): `main`,
+    then exit without the interpreter's teardown.
+
+    Tearing down the modules the embedding model brings (torch, transformers) takes a second
+    or more after the command is done; nothing is left to do by then once the threads that
+    are not daemons are joined (a store's merges started by the last writes finish on one:
+    `wait_for_compaction`), the logs and the streams flushed, so the process then ends at
+    once (``os._exit``). An exception ``main`` lets through (``VECTORDB_DEBUG=1``) ends it the
+    ordinary way, with its traceback.
+    """
+    code = main()
+    for thread in threading.enumerate():  # what the interpreter's shutdown would wait for
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``vectordb stats | head -1``): stop quietly, as the
+    Python documentation's "Note on SIGPIPE" says: what is still buffered goes to devnull, so
+    that flushing it at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1
+
+
+@contextlib.contextmanager
+def _model_bars_off() -> Iterator[None]:
+    """No progress bars from the embedding model's libraries while the command runs:
+    huggingface_hub's (downloads) through its own switch, which transformers reads when it is
+    imported (its "Loading weights" bar); transformers' own switch too if it is imported
+    already. Both are switched back on afterwards (``main`` may run again in this process)."""
+    try:
+        from huggingface_hub.utils.tqdm import (
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
+    except ImportError:  # no huggingface extra: no such bars
+        yield
+        return
+    hub_on = not are_progress_bars_disabled()
+    loaded = sys.modules.get("transformers.utils.logging")
+    transformers_on = loaded is not None and bool(loaded.is_progress_bar_enabled())
+    disable_progress_bars()
+    if loaded is not None and transformers_on:
+        loaded.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if hub_on:
+            enable_progress_bars()
+        now = sys.modules.get("transformers.utils.logging")  # perhaps imported meanwhile
+        if now is not None and (transformers_on or (loaded is None and hub_on)):
+            now.enable_progress_bar()
 
 
 # the loggers ``configure_debug_logging`` turns to DEBUG
@@ -417,5 +369,7 @@ def _fail(exc: BaseException, *, unexpected: bool = False) -> int:
     return 2 if unexpected else 1
 
 
+__all__ = ["build_config", "build_parser", "main", "package_version", "run"]
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -12,21 +12,32 @@ leaves both versions of a file that fits in one batch. When the store refuses a 
 time so that only the guilty ones fail, and a failed file's writes of this run are undone.
 Other errors (storage, the model) propagate: they are not a file's fault, and running the
 ingest again completes it.
+
+Every file found is counted once in the `IngestReport`: added, updated, unchanged, skipped or
+failed (a file that had chunks and now has no text is updated: its chunks are removed). With
+``progress``, one bar counts the files (its total is the report's ``files_seen``) and another
+the chunks as the model embeds them, with the rate: the store's model is wrapped in
+`ReportingEmbeddings`, which tells the ingest running in the same context how many texts each
+call embedded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 
 from vectordb_manager.errors import DocumentProcessingError, InvalidInputError
 from vectordb_manager.processing import DocumentProcessor, FileResult
@@ -38,7 +49,12 @@ Cleanup = Literal["incremental", "full"]
 
 @dataclass
 class IngestReport:
-    """What one `VectorDatabaseManager.ingest` call did, file by file."""
+    """What one `VectorDatabaseManager.ingest` call did, file by file.
+
+    ``files_seen`` counts every file found, each once in exactly one of ``files_added``,
+    ``files_updated``, ``files_unchanged``, ``files_skipped`` and ``files_failed``;
+    ``files_removed`` are files no longer there (``cleanup="full"``), not among those found.
+    """
 
     files_seen: int = 0
     files_added: list[str] = field(default_factory=list)
@@ -57,13 +73,18 @@ class IngestReport:
         """True when no file failed."""
         return not self.files_failed
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data (what ``vectordb ingest --json`` prints)."""
+        return {**dataclasses.asdict(self), "ok": self.ok}
+
     def __str__(self) -> str:
+        gone = len(self.files_removed)
         lines = [
             f"{self.files_seen} files: {len(self.files_added)} added, "
             f"{len(self.files_updated)} updated, {len(self.files_unchanged)} unchanged, "
-            f"{len(self.files_removed)} removed, {len(self.files_skipped)} skipped, "
-            f"{len(self.files_failed)} failed; {self.chunks_added} chunks added, "
-            f"{self.chunks_removed} removed, {self.texts_embedded} texts embedded "
+            f"{len(self.files_skipped)} skipped, {len(self.files_failed)} failed; "
+            f"{gone} gone file{'' if gone == 1 else 's'} removed; {self.chunks_added} chunks "
+            f"added, {self.chunks_removed} removed, {self.texts_embedded} texts embedded "
             f"in {self.seconds:.1f} s"
         ]
         lines += [f"  failed  {path}: {why}" for path, why in self.files_failed.items()]
@@ -114,14 +135,69 @@ def ingest(
     start = time.perf_counter()
     run = _IngestRun(store, report, batch_size)
     seen: set[str] = set()
-    for result in processor.iter_files(roots, progress=progress, lazy=True):
-        _ingest_file(result, run, seen)
-    run.flush()
+    with _chunk_progress(progress):
+        for result in processor.iter_files(roots, progress=progress, lazy=True):
+            _ingest_file(result, run, seen)
+        run.flush()
     if cleanup == "full":
         _remove_missing(store, roots, seen, report)
     report.seconds = time.perf_counter() - start
     logger.info("ingest: %s", str(report).splitlines()[0])
     return report
+
+
+_EMBEDDED: ContextVar[Callable[[int], object] | None] = ContextVar(
+    "vectordb_manager_embedded", default=None
+)
+"""Told how many texts each embedding call of the ingest running in this context embedded."""
+
+
+class ReportingEmbeddings(Embeddings):
+    """A store's model, telling the ingest running in the same context (if any, with
+    progress) how many texts each call embedded. It is seen through as the model itself
+    (``underlying_embeddings``): its name and dimension are the model's."""
+
+    def __init__(self, embeddings: Embeddings) -> None:
+        self.underlying_embeddings = embeddings
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors = self.underlying_embeddings.embed_documents(texts)
+        _report_embedded(len(texts))
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.underlying_embeddings.embed_query(text)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors = await self.underlying_embeddings.aembed_documents(texts)
+        _report_embedded(len(texts))
+        return vectors
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return await self.underlying_embeddings.aembed_query(text)
+
+
+def _report_embedded(count: int) -> None:
+    tell = _EMBEDDED.get()
+    if tell is not None:
+        tell(count)
+
+
+@contextlib.contextmanager
+def _chunk_progress(progress: bool) -> Iterator[None]:
+    """With ``progress``, a bar of the chunks embedded (and their rate) while the ingest runs,
+    below the processor's bar of files."""
+    if not progress:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(desc="Embedded", unit=" chunks", position=1) as bar:
+        token = _EMBEDDED.set(bar.update)
+        try:
+            yield
+        finally:
+            _EMBEDDED.reset(token)
 
 
 class _IngestRun:
@@ -144,10 +220,11 @@ class _IngestRun:
 
     def fail(self, path: str, reason: str) -> None:
         """Record the file's failure and undo what this run wrote for it."""
-        self.report.files_failed[path] = reason
+        self.report.files_failed[path] = reason  # and in no other category
         for done in (self.report.files_added, self.report.files_updated):
             if path in done:
                 done.remove(path)
+        self.report.files_skipped.pop(path, None)
         self.pending = [item for item in self.pending if item[0] != path]
         self.stale.pop(path, None)
         added = self.added.pop(path, [])
@@ -185,10 +262,12 @@ class _IngestRun:
 
 
 def _ingest_file(result: FileResult, run: _IngestRun, seen: set[str]) -> None:
+    """Bring the store in step with one file; the file is counted once, in one category
+    (a later batch the store refuses may still move it to ``files_failed``: `_IngestRun.fail`)."""
     report = run.report
     path = str(result.path)
+    report.files_seen += 1
     if result.error is not None:
-        report.files_seen += 1
         report.files_failed[path] = result.error
         return
     source = result.source
@@ -206,19 +285,18 @@ def _ingest_file(result: FileResult, run: _IngestRun, seen: set[str]) -> None:
             new += 1
             run.add(path, chunk)
             if path in report.files_failed:  # the store refused its chunks
-                report.files_seen += 1
                 return
     except (DocumentProcessingError, InvalidInputError) as exc:
-        report.files_seen += 1
         run.fail(path, result.error or str(exc))
         return
     if result.skipped is not None:  # read, but no text (now): drop what it used to hold
-        report.files_skipped[path] = result.skipped
-        if had_chunks:
+        if had_chunks:  # its chunks change: updated (to none), and counted there only
+            logger.info("%s: %s; its %d chunks are removed", path, result.skipped, len(existing))
             report.files_updated.append(path)
             run.finish(path, sorted(existing))
+        else:
+            report.files_skipped[path] = result.skipped
         return
-    report.files_seen += 1
     if not new and not existing:
         report.files_unchanged.append(path)
         return

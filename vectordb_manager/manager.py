@@ -37,7 +37,7 @@ from vectordb_manager.errors import (
     InvalidInputError,
     StoreNotFoundError,
 )
-from vectordb_manager.ingestion import Cleanup, IngestReport
+from vectordb_manager.ingestion import Cleanup, IngestReport, ReportingEmbeddings
 from vectordb_manager.ingestion import ingest as ingest_files
 from vectordb_manager.processing import DocumentProcessor
 from vectordb_manager.vectorstores.compat import MetadataFilter
@@ -84,8 +84,17 @@ class VectorDatabaseManager:
         self.processor = processor or DocumentProcessor.from_config(self.config)
         self._store = self._open(self.config, create=create)
 
-    def _open(self, config: VectorDBConfig, *, create: bool = True) -> EngineVectorStore:
-        store = create_vector_store(config, self.embedding_service, create=create)
+    def _open(
+        self,
+        config: VectorDBConfig,
+        *,
+        create: bool = True,
+        service: EmbeddingService | None = None,
+    ) -> EngineVectorStore:
+        """The store ``config`` names, embedding with ``service`` (default: the manager's)
+        through `ReportingEmbeddings`, so that ``ingest`` can show the chunks embedded."""
+        model = ReportingEmbeddings((service or self.embedding_service).inner)
+        store = create_vector_store(config, model, create=create)
         assert isinstance(store, EngineVectorStore)
         return store
 
@@ -172,7 +181,8 @@ class VectorDatabaseManager:
         ``fusion``, ``alpha``, ``rank_constant``; see docs/hybrid-search.md).
 
         Raises:
-            InvalidInputError: an unknown mode, or a bad ``k``, filter or option.
+            InvalidInputError: an empty query, an unknown mode, or a bad ``k``, filter or
+                option.
         """
         return [doc for doc, _ in self.search_with_scores(query, k, filter, mode=mode, **options)]
 
@@ -188,6 +198,7 @@ class VectorDatabaseManager:
         """Like `search`, each document with its score, higher is better: for ``"vector"`` a
         relevance in [0, 1]; for ``"keyword"`` the BM25 score (unbounded); for ``"hybrid"``
         the fused score."""
+        require_query(query)
         chosen_mode = self.config.search_mode if mode is None else mode
         if chosen_mode == "vector":
             return self._store.similarity_search_with_relevance_scores(
@@ -412,8 +423,7 @@ class VectorDatabaseManager:
             if embeddings is not None
             else EmbeddingService.from_config(config, lazy=True)
         )
-        target = create_vector_store(config, service)
-        assert isinstance(target, EngineVectorStore)
+        target = self._open(config, service=service)
         done = 0
         with tqdm(total=len(self._store), unit="doc", disable=not progress, desc="reembed") as bar:
             for docs in self._store.iter_documents(batch_size):
@@ -424,6 +434,19 @@ class VectorDatabaseManager:
         self.embedding_service = service
         self._store = target
         return done
+
+
+def require_query(query: object) -> str:
+    """``query`` if it is text to search for; `InvalidInputError` if it is empty, only
+    whitespace, or not a string (a store given ``""`` would still rank its documents, against
+    a meaningless vector)."""
+    if not isinstance(query, str):
+        raise InvalidInputError(f"the query must be a string, not {type(query).__name__}")
+    if not query.strip():
+        raise InvalidInputError(
+            f"the query {query!r} is empty; give the words or question to search for"
+        )
+    return query
 
 
 def _describe(config: VectorDBConfig) -> str:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -85,8 +86,8 @@ def test_quickstart_ingests_every_format(quickstart: tuple[Path, str]) -> None:
     store, out = quickstart
     first = block(out, "== ingest ==")[0]
     match = re.match(
-        rf"{FILES} files: {FILES} added, 0 updated, 0 unchanged, 0 removed, 0 skipped, 0 failed; "
-        r"(\d+) chunks added, 0 removed, (\d+) texts embedded",
+        rf"{FILES} files: {FILES} added, 0 updated, 0 unchanged, 0 skipped, 0 failed; "
+        r"0 gone files removed; (\d+) chunks added, 0 removed, (\d+) texts embedded",
         first,
     )
     assert match, first
@@ -161,6 +162,27 @@ def test_rag_chain_defaults_in_a_temporary_store(tmp_path: Path) -> None:
     assert re.search(r"\d+ chunks \((\d+) embedded now\)", out)
     assert "A: Never unpickle files that come from an untrusted source" in out
     assert list(tmp_path.glob("vdbm-*")) == []  # the temporary store was removed
+
+
+def test_demo_prints_no_progress_bar(tmp_path: Path) -> None:
+    """``make demo``, run twice (the second time the model loads at the first question): the
+    output, stderr merged in, holds no bar between a question and its answers, nor anywhere."""
+    work = tmp_path / "examples"
+    work.mkdir()
+    shutil.copy(EXAMPLES / "demo.py", work)
+    shutil.copytree(EXAMPLES / "documents", work / "documents")
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, str(work / "demo.py")], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, timeout=240, cwd=tmp_path,
+            env=example_env(tmp_path), check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-4000:]
+        out = result.stdout
+        assert "Loading weights" not in out and "it/s" not in out and "%|" not in out, out
+        for question in ("Q: How can two writers", "Q: Which index gives exact"):
+            assert len(block(out, question)) == 2  # the two answers, right after the question
+    assert "0 texts embedded" in out
 
 
 # -- S3 (moto) -----------------------------------------------------------------------------------

@@ -250,3 +250,61 @@ def test_full_cleanup_removes_every_vanished_file_in_one_commit(tmp_path: Path, 
     report = db.ingest(corpus, cleanup="full")
     assert sorted(report.files_removed) == sorted(str(p.absolute()) for p in gone)
     assert calls == [(set(), ids)] and len(ids) == report.chunks_removed > 2
+
+
+class Watching(Counting):
+    """Counting embeddings that note, at each call, how far each progress bar has got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[dict[str, tuple[int, float | None]]] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        from tqdm.std import tqdm
+
+        self.seen.append({str(bar.desc): (bar.n, bar.total) for bar in list(tqdm._instances)})
+        return super().embed_documents(texts)
+
+
+def test_ingest_progress_counts_chunks_while_a_single_large_file_is_embedded(tmp_path: Path) -> None:
+    emb = Watching()
+    big = write(tmp_path / "docs" / "big.txt", "One sentence about the sea and its ships. " * 3000)
+    db = manager(tmp_path, emb, embedding_batch_size=32)
+    report = db.ingest(big, progress=True)  # written 256 chunks at a time, as they are read
+    assert report.texts_embedded > 512
+    # while the one file is read, its bar sits at 0/1 through many calls of the model...
+    during = [seen["Processing files"] for seen in emb.seen if "Processing files" in seen]
+    assert len(during) >= 512 // 32 and set(during) == {(0, 1)}
+    # ...while the chunk bar counts every text embedded
+    chunks = [seen["Embedded"][0] for seen in emb.seen]
+    assert chunks == list(range(0, report.texts_embedded, 32))
+
+
+def test_ingest_without_progress_shows_and_counts_no_bar(tmp_path: Path, corpus: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    emb = Watching()
+    report = manager(tmp_path, emb).ingest(corpus)
+    assert report.texts_embedded > 0 and all(seen == {} for seen in emb.seen)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_store_sees_the_model_through_the_progress_wrapper(tmp_path: Path) -> None:
+    emb = Counting(48)
+    db = manager(tmp_path, emb)
+    db.add_texts(["a text"])
+    stats = db.stats()
+    assert (stats["embedding_model"], stats["dimension"]) == (emb.model_name, 48)
+
+
+@pytest.mark.parametrize("query", ["", " ", "\n\t "])
+@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
+def test_an_empty_query_is_invalid_input(tmp_path: Path, query: str, mode: str) -> None:
+    db = manager(tmp_path)
+    db.add_texts(["cats purr", "dogs bark"])
+    with pytest.raises(InvalidInputError, match="is empty; give the words or question to search for"):
+        db.search(query, mode=mode)
+    with pytest.raises(InvalidInputError, match="is empty"):
+        db.search_with_scores(query, mode=mode)
+    with pytest.raises(InvalidInputError, match="the query must be a string, not NoneType"):
+        db.search(None)  # type: ignore[arg-type]
+    assert [d.page_content for d in db.search("cats", k=1, mode=mode)] == ["cats purr"]
