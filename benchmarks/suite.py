@@ -27,6 +27,8 @@ Parts (each a script in this directory that can also run alone; see its --help):
                `import vectordb_manager`, `vectordb --version`, and on a 100k store
                `vectordb stats` and `vectordb search` with the offline model, with the search's
                breakdown (imports, open, model, embed, search, exit)
+  embed        bench_embed.py: the offline model in NumPy vs sentence-transformers: cosine over
+               1,000 real texts, a fresh process's first query vector, bulk texts/s
 
 Each part writes its rows as JSON; the suite merges them into one document (machine, targets,
 tables), prints it on stdout, keeps the raw JSON and the document in benchmarks/results/, and
@@ -91,6 +93,7 @@ class Sizes:
     keyword_n: int = 100_000
     cold: int = 100_000
     cold_runs: int = 5
+    embed: str = ""  # bench_embed.py's options (its defaults: 1,000 texts, 8 batches)
 
 
 FULL = Sizes(
@@ -104,6 +107,7 @@ QUICK = Sizes(
     text="--max-chunks 500 --queries 20 --repeats 3",
     keyword="--n 20000 --queries 40 --repeats 2 --lc-queries 3 --child-repeats 1 "
     "--ingest-chunks 128", keyword_n=20_000, cold=20_000, cold_runs=3,
+    embed="--texts 200 --cold-repeats 1 --batches 2",
 )  # fmt: skip
 
 
@@ -143,6 +147,7 @@ def plan(args: argparse.Namespace) -> list[Part]:
         ("quality", "bench_quality.py", "", "judged set", 0),
         ("cold", "bench_cold.py", f"--n {s.cold} --runs {s.cold_runs}",
          f"cold start, {s.cold:,}", 0),
+        ("embed", "bench_embed.py", s.embed, "embedding", 0),
     ]  # fmt: skip
     parts = [Part(n, script, opts.split(), where, need) for n, script, opts, where, need in rows]
     if not args.hnsw_1m:
@@ -328,11 +333,13 @@ def auto_table(parts: dict[str, Part]) -> Table | None:
 # the parts that measure each target
 TARGET_PARTS: dict[str, tuple[str, ...]] = {
     "exact": ("small", "large"), "hnsw": ("hnsw-large",), "filter": ("small", "large"),
-    "batched": ("small",), "persist": ("small", "large"), "open": ("small", "large"),
+    "batched": ("small",), "batched1": ("small",), "small": ("text",),
+    "persist": ("small", "large"), "open": ("small", "large"),
     "memory": ("small", "large"), "ingest": ("ingest",), "s3": ("s3",),
     "auto": ("small", "large", "text"), "keyword": ("keyword",), "hybrid": ("keyword",),
     "kwadd": ("keyword",), "kwdisk": ("keyword",), "quality": ("quality",),
     "cold": ("cold",),
+    "embed": ("embed",),
 }  # fmt: skip
 
 
@@ -381,7 +388,7 @@ def sections_of(parts: list[Part], args: argparse.Namespace) -> list[tuple[str, 
     if large is not None:
         persist_same(by_name, large)
     out.append((f"{s.large:,}", large))
-    for name in ("hnsw-large", "text", "ingest", "s3", "keyword", "quality", "cold"):
+    for name in ("hnsw-large", "text", "ingest", "s3", "keyword", "quality", "cold", "embed"):
         part = by_name.get(name)
         if part and part.result:
             out += [(part.where, t) for t in part.result.tables]

