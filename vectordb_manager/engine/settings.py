@@ -95,7 +95,7 @@ def adopt_analyzer(manifest: Manifest, chosen: Analyzer | None, where: str) -> A
         return chosen or Analyzer()
     try:
         recorded = Analyzer.from_json(dict(manifest.analyzer))
-        recorded.terms("check")  # an unknown language fails here, not at the first search
+        recorded.check()  # an unknown language fails here, not at the first search
     except Exception as exc:  # whatever the analyzer's libraries raise for unknown settings
         raise IntegrityError(
             f"the store at {where} records text analyzer settings this release cannot use "
