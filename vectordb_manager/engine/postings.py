@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from vectordb_manager.engine.analyzer import Analyzer
+from vectordb_manager.engine.term_table import SEP as _SEP
+from vectordb_manager.engine.term_table import ranges
 from vectordb_manager.errors import IntegrityError
 
 U32 = np.ndarray[Any, np.dtype[np.uint32]]
@@ -36,7 +38,6 @@ I64 = np.ndarray[Any, np.dtype[np.int64]]
 
 _HEADER = 32
 _MAX_VALUE = (1 << 32) - 1
-_SEP = "\x00"
 
 
 def index_terms(analyzer: Analyzer, text: str) -> list[str]:
@@ -67,35 +68,44 @@ class Postings:
     @classmethod
     def build(cls, texts: Iterable[str], analyzer: Analyzer) -> Postings:
         """The postings of ``texts`` (row ``i`` is the ``i``-th text): the terms of
-        `index_terms`, found token by token (each distinct token of the texts analysed once,
-        its occurrences expanded to its terms in NumPy)."""
-        flat: list[str] = []
-        counts: list[int] = []
-        for text in texts:
-            tokens = analyzer.tokens(text)
-            counts.append(len(tokens))
-            flat.extend(tokens)
-        distinct = list(dict.fromkeys(flat))
-        token_id = dict(zip(distinct, range(len(distinct)), strict=True))
-        analysed = analyzer.token_terms(distinct)
-        every = list(itertools.chain.from_iterable(analysed))
-        vocab = list(dict.fromkeys(every))
-        term_id = dict(zip(vocab, range(len(vocab)), strict=True))
-        # terms of distinct token i: term_of[first[i] : first[i] + size[i]]
-        term_of = np.fromiter(map(term_id.__getitem__, every), dtype=np.int64, count=len(every))
-        size = np.fromiter(map(len, analysed), dtype=np.int64, count=len(analysed))
-        first = np.cumsum(size) - size
-        occurs = np.fromiter(map(token_id.__getitem__, flat), dtype=np.int64, count=len(flat))
-        rows = np.repeat(np.arange(len(counts), dtype=np.int64), np.asarray(counts, np.int64))
-        n = size[occurs]
-        term_ids = term_of[ranges(first[occurs], n)]
-        rows = np.repeat(rows, n)
-        bad = [i for i, t in enumerate(vocab) if not t or _SEP in t]  # (no analyzer makes them)
-        if bad:
-            keep = ~np.isin(term_ids, bad)
-            term_ids, rows = term_ids[keep], rows[keep]
-        lengths = np.bincount(rows, minlength=len(counts)).astype(np.int64)
-        return cls.from_triples(vocab, term_ids, rows, None, lengths)
+        `index_terms`, found through the analyzer's `TermTable` (each distinct piece of text
+        analysed once; its occurrences expanded to its terms in NumPy)."""
+        table = analyzer.term_table
+        with table.lock:
+            keys, counts = table.keys(texts)
+            term_ids, sizes = table.occurrences(keys)
+            known = table.terms
+            used = np.flatnonzero(np.bincount(term_ids, minlength=len(known)))
+            names = list(map(known.__getitem__, used.tolist()))
+            table.trim()
+        order = sorted(range(len(names)), key=names.__getitem__)
+        rank = np.zeros(len(known), dtype=np.int64)
+        rank[used[order]] = np.arange(len(used))
+        rows = np.repeat(np.repeat(np.arange(len(counts)), counts), sizes)
+        lengths = np.bincount(rows, minlength=len(counts))
+        terms = list(map(names.__getitem__, order))
+        return cls._of_occurrences(terms, rank[term_ids], rows, lengths)
+
+    @classmethod
+    def _of_occurrences(cls, terms: list[str], ranks: I64, rows: I64, lengths: I64) -> Postings:
+        """Postings from each occurrence's term (its index in ``terms``, sorted) and row, in
+        the order of the rows."""
+        narrow = np.uint16 if len(terms) <= 1 << 16 else np.int64  # (radix sort: 16 bits)
+        by_term = np.argsort(ranks.astype(narrow), kind="stable")  # then by row: stable
+        ranks, rows = ranks[by_term], rows[by_term]
+        first = np.ones(len(ranks), dtype=bool)  # of a (term, row) pair
+        np.not_equal(ranks[1:], ranks[:-1], out=first[1:])
+        first[1:] |= rows[1:] != rows[:-1]
+        starts = np.flatnonzero(first)
+        tfs = np.diff(starts, append=len(ranks))
+        df = np.bincount(ranks[starts], minlength=len(terms))
+        return cls(
+            terms,
+            np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
+            rows[starts].astype(np.uint32),
+            tfs.astype(np.uint32),
+            lengths.astype(np.uint32),
+        )
 
     @classmethod
     def from_triples(
@@ -275,13 +285,6 @@ def _read_varints(data: memoryview, count: int, path: str) -> np.ndarray[Any, np
     if count and int(values.max()) > _MAX_VALUE:
         raise _damaged(path, "holds a number above 2**32 - 1")
     return values
-
-
-def ranges(starts: I64, lens: I64) -> I64:
-    """``starts[i] .. starts[i] + lens[i]`` for every i, concatenated."""
-    offsets = np.cumsum(lens) - lens
-    out: I64 = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - offsets, lens)
-    return out
 
 
 def _damaged(path: str, problem: str) -> IntegrityError:
