@@ -112,3 +112,24 @@ def test_the_possessive_token_patterns_find_what_greedy_ones_find() -> None:
             if old.flags & re.ASCII and not text.isascii():
                 continue
             assert new.findall(text) == old.findall(text), text
+
+
+def test_the_term_table_stays_within_its_bound_and_starts_again_correctly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`Postings.build` keeps lasting ids of the texts' pieces in the analyzer's term table;
+    past `TABLE_SIZE` pieces or terms it starts again, and the postings stay exact."""
+    monkeypatch.setattr(analyzer_module, "TABLE_SIZE", 40)
+    analyzer = Analyzer()
+    sizes = []
+    for seed in range(8):
+        texts = _texts(100 + seed, 30)
+        assert Postings.build(texts, analyzer).equals(_reference(texts, Analyzer()))
+        table = analyzer.term_table
+        assert len(table) <= 40 and len(table.terms) <= 40
+        sizes.append(len(table))
+    assert 0 in sizes  # (it did start again)
+    texts = _texts(3, 40)
+    built = Postings.build(texts, analyzer)  # one batch past the bound: exact all the same
+    assert built.equals(_reference(texts, Analyzer()))
+    assert "running" not in analyzer._cache  # its words are in the table, not also the cache

@@ -556,3 +556,15 @@ def test_select_equals_the_postings_built_from_the_selected_texts() -> None:
         want = Postings.build([texts[s] for s in chosen], Analyzer())
         assert got.equals(want), chosen
         assert got.encode() == want.encode()
+
+
+def test_varints_of_every_length_read_back() -> None:
+    from vectordb_manager.engine.postings import _read_varints, _varints
+
+    edges = [0, 1, 127, 128, 300, 2**14 - 1, 2**14, 2**21 - 1, 2**21, 2**28 - 1, 2**28, 2**32 - 1]
+    for values in (edges, edges[:3], [5] * 10, []):
+        data = _varints(np.asarray(values, dtype=np.uint32))
+        assert _read_varints(memoryview(data), len(values), "s").tolist() == values
+    assert _varints(np.asarray([300, 2**32 - 1], dtype=np.uint32)) == bytes(
+        [0xAC, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]
+    )

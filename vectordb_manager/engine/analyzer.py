@@ -88,6 +88,10 @@ TOKENIZER = "unicode-words-1"
 CACHE_SIZE = 100_000
 """Distinct tokens an analyzer remembers in each of its cache's two generations."""
 
+TABLE_SIZE = 200_000
+"""Distinct pieces of text (and terms) an analyzer's `term_table` holds before it starts
+again (about 240 bytes each: ~50 MB at most)."""
+
 _KEYS = frozenset({"tokenizer", "language", "stem", "stopwords"})
 
 # Lucene's and Elasticsearch's English stop set, plus what apostrophes leave ("it's", "don't")
@@ -268,13 +272,16 @@ class Analyzer:
         pattern = _unicode_token() if marks else _WORD_TOKEN
         return pattern.findall(text)
 
-    def token_terms(self, tokens: Sequence[str]) -> list[tuple[str, ...]]:
+    def token_terms(
+        self, tokens: Sequence[str], *, remember: bool = True
+    ) -> list[tuple[str, ...]]:
         """The terms of each of these distinct tokens (of `tokens`), the new ones analysed
-        together."""
+        together (and remembered in the token cache, unless ``remember`` is false: the
+        `term_table` keeps its own)."""
         found = list(map(self._cache.get, tokens))
         if None in found:
             missing = [i for i, terms in enumerate(found) if terms is None]
-            learned = self._analyze_new([tokens[i] for i in missing])
+            learned = self._analyze_new([tokens[i] for i in missing], remember)
             for i, terms in zip(missing, learned, strict=True):
                 found[i] = terms
         return found  # type: ignore[return-value]
@@ -284,12 +291,12 @@ class Analyzer:
         cache = self._cache
         self._analyze_new([t for t in dict.fromkeys(tokens) if t not in cache])
 
-    def _analyze_new(self, new: list[str]) -> list[tuple[str, ...]]:
-        """The terms of these distinct tokens the cache does not hold (remembered): plain
-        words (ASCII letters and digits, no case boundary) are case-folded, filtered and
+    def _analyze_new(self, new: list[str], remember: bool = True) -> list[tuple[str, ...]]:
+        """The terms of these distinct tokens the cache does not hold (remembered, or not):
+        plain words (ASCII letters and digits, no case boundary) are case-folded, filtered and
         stemmed in one call; the others analysed one by one."""
         cache = self._cache
-        if cache.has_old:  # (tokens still in use come back from the old generation)
+        if remember and cache.has_old:  # (tokens still in use come back from the old generation)
             old = list(map(cache.revive, new))
             if any(terms is not None for terms in old):
                 fresh = [t for t, terms in zip(new, old, strict=True) if terms is None]
@@ -307,11 +314,13 @@ class Analyzer:
         stems = self._stemmer.stemWords(kept) if self._stemmer is not None else kept
         stem_of = dict(zip(kept, stems, strict=True))
         plain_terms: list[tuple[str, ...]] = [(stem_of[f],) if f in stem_of else () for f in folded]
-        cache.store(simple, plain_terms)  # (first: the others' parts are often among them)
+        if remember:
+            cache.store(simple, plain_terms)  # (first: the others' parts are often among them)
         if not rest:
             return plain_terms
         rest_terms = [self._analyze_token(t) for t in rest]
-        cache.store(rest, rest_terms)
+        if remember:
+            cache.store(rest, rest_terms)
         terms_of = dict(zip(simple, plain_terms, strict=True))
         terms_of.update(zip(rest, rest_terms, strict=True))
         return list(map(terms_of.__getitem__, new))
@@ -357,7 +366,7 @@ class Analyzer:
     @cached_property
     def term_table(self) -> TermTable:
         """Lasting ids of the texts' pieces and of their terms, for `Postings.build`."""
-        return TermTable(self, CACHE_SIZE, _ASCII_TOKEN.findall)
+        return TermTable(self, TABLE_SIZE, _ASCII_TOKEN.findall)
 
     @cached_property
     def _stemmer(self) -> Any:

@@ -149,13 +149,14 @@ class Postings:
         """The ``postings`` section (see the module docstring)."""
         vocab = _SEP.join(self.terms).encode("utf-8", "surrogatepass")
         df = np.diff(self.offsets)
-        rows = self.rows.astype(np.int64)
-        gaps = rows.copy()
+        rows = self.rows.astype(np.uint32, copy=False)
+        gaps = np.empty_like(rows)
         if len(rows):
-            gaps[1:] -= rows[:-1]
+            gaps[0] = rows[0]
+            np.subtract(rows[1:], rows[:-1], out=gaps[1:])  # (wraps at a term's first row:)
             firsts = self.offsets[:-1][df > 0]
             gaps[firsts] = rows[firsts]
-        values = np.concatenate([df, self.lengths, gaps, self.tfs]).astype(np.uint64)
+        values = np.concatenate([df, self.lengths, gaps, self.tfs], dtype=np.uint32)
         head = np.array(
             [self.row_count, len(self.terms), len(self.rows), len(vocab)], dtype="<u8"
         ).tobytes()
@@ -246,22 +247,27 @@ def check_header(data: bytes | memoryview, rows: int, path: str) -> None:
         raise _damaged(path, f"covers {n_rows} rows; the segment has {rows}")
 
 
-def _varints(values: np.ndarray[Any, np.dtype[np.uint64]]) -> bytes:
-    """Unsigned LEB128 of each value (each below 2**32), concatenated."""
-    size = np.ones(len(values), dtype=np.int64)
-    for shift in (7, 14, 21, 28):
-        size += values >= (1 << shift)
-    out = np.empty(int(size.sum()), dtype=np.uint8)
-    at = np.cumsum(size) - size
-    rest, left = values, size
-    for i in range(5):  # byte i of the values that have one, fewer each round
-        more = left > i + 1
-        out[at + i] = ((rest & np.uint64(0x7F)) | (more.astype(np.uint64) << np.uint64(7))).astype(
-            np.uint8
-        )
-        if not more.any():
+def _varints(values: U32) -> bytes:
+    """Unsigned LEB128 of each value, concatenated."""
+    size = (values >= 1 << 7).view(np.uint8) + np.uint8(1)
+    for shift in (14, 21, 28):
+        longer = values >= 1 << shift
+        if not longer.any():  # (none is longer than the values before)
             break
-        rest, left, at = rest[more] >> np.uint64(7), left[more], at[more]
+        size += longer.view(np.uint8)
+    at = np.cumsum(size, dtype=np.int64)
+    out = np.empty(int(at[-1]) if len(at) else 0, dtype=np.uint8)
+    at -= size
+    more = size > 1
+    out[at] = (values & 0x7F).astype(np.uint8) | (more.view(np.uint8) << 7)
+    which = np.flatnonzero(more)
+    for i in range(1, 5):  # byte i of the values that have one, fewer each round
+        if not len(which):
+            break
+        more = size[which] > i + 1
+        byte = ((values[which] >> (7 * i)) & 0x7F).astype(np.uint8)
+        out[at[which] + i] = byte | (more.view(np.uint8) << 7)
+        which = which[more]
     return out.tobytes()
 
 

@@ -15,9 +15,9 @@ and cut into their tokens by `Analyzer.tokens`, and each token is a key. An ASCI
 analysed the same way whichever kind of text it came from (an ASCII token is its own only
 token), so the two kinds share one table. A key's terms are the terms `index_terms` keeps.
 
-Bounded: past `CACHE_SIZE` keys or terms (checked after each batch) the table starts again
-empty (the analyzer's token cache still remembers the tokens' terms). The ids mean nothing
-outside the table, and one batch at a time uses it (`lock`).
+Bounded: past `TABLE_SIZE` keys or terms (checked after each batch) the table starts again
+empty. The tokens it analyses are not also remembered in the analyzer's token cache. The ids
+mean nothing outside the table, and one batch at a time uses it (`lock`).
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ class TermTable:
             tokens.extend(chain.from_iterable(split))
             counts.extend(map(len, split))
         distinct = list(dict.fromkeys(tokens)) if several else tokens
-        terms_of = dict(zip(distinct, self.analyzer.token_terms(distinct), strict=True))
+        analysed = self.analyzer.token_terms(distinct, remember=False)  # (kept here)
+        terms_of = dict(zip(distinct, analysed, strict=True))
         found = list(map(terms_of.__getitem__, tokens))  # each token's terms
         every = list(chain.from_iterable(terms_of.values()))
         if "" in every or SEP in "".join(every):  # (no analyzer makes them)
