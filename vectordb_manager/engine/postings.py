@@ -156,7 +156,8 @@ class Postings:
             np.subtract(rows[1:], rows[:-1], out=gaps[1:])  # (wraps at a term's first row:)
             firsts = self.offsets[:-1][df > 0]
             gaps[firsts] = rows[firsts]
-        values = np.concatenate([df, self.lengths, gaps, self.tfs], dtype=np.uint32)
+        parts = [df, self.lengths, gaps, self.tfs]  # (each below 2**32)
+        values = np.concatenate(parts, dtype=np.uint32, casting="unsafe")
         head = np.array(
             [self.row_count, len(self.terms), len(self.rows), len(vocab)], dtype="<u8"
         ).tobytes()
