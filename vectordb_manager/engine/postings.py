@@ -249,27 +249,27 @@ def check_header(data: bytes | memoryview, rows: int, path: str) -> None:
 
 
 def _varints(values: U32) -> bytes:
-    """Unsigned LEB128 of each value, concatenated."""
-    size = (values >= 1 << 7).view(np.uint8) + np.uint8(1)
-    for shift in (14, 21, 28):
-        longer = values >= 1 << shift
-        if not longer.any():  # (none is longer than the values before)
+    """Unsigned LEB128 of each value, concatenated: each value's low 7 bits, and after those
+    of the values of 128 and more (the few) their further bytes, inserted (no running sum
+    over all the values)."""
+    out = (values & 0x7F).astype(np.uint8)
+    big = np.flatnonzero(values >= 1 << 7)
+    if not len(big):
+        return out.tobytes()
+    out[big] |= 0x80
+    rest = values[big]
+    size = (rest >= 1 << 14).view(np.uint8) + np.uint8(2)
+    if int(rest.max()) >= 1 << 21:
+        size += (rest >= 1 << 21).view(np.uint8) + (rest >= 1 << 28).view(np.uint8)
+    after, extra = [], []  # (np.insert keeps the order of bytes inserted at one place)
+    for i in range(1, 5):
+        more = size > i
+        if i > 1 and not more.any():
             break
-        size += longer.view(np.uint8)
-    at = np.cumsum(size, dtype=np.int64)
-    out = np.empty(int(at[-1]) if len(at) else 0, dtype=np.uint8)
-    at -= size
-    more = size > 1
-    out[at] = (values & 0x7F).astype(np.uint8) | (more.view(np.uint8) << 7)
-    which = np.flatnonzero(more)
-    for i in range(1, 5):  # byte i of the values that have one, fewer each round
-        if not len(which):
-            break
-        more = size[which] > i + 1
-        byte = ((values[which] >> (7 * i)) & 0x7F).astype(np.uint8)
-        out[at[which] + i] = byte | (more.view(np.uint8) << 7)
-        which = which[more]
-    return out.tobytes()
+        after.append(big[more] + 1)
+        byte = ((rest[more] >> (7 * i)) & 0x7F).astype(np.uint8)
+        extra.append(byte | ((size[more] > i + 1).view(np.uint8) << 7))
+    return np.insert(out, np.concatenate(after), np.concatenate(extra)).tobytes()
 
 
 def _read_varints(data: memoryview, count: int, path: str) -> np.ndarray[Any, np.dtype[np.uint64]]:

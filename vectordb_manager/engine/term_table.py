@@ -37,7 +37,7 @@ I64 = np.ndarray[Any, np.dtype[np.int64]]
 SEP = "\x00"  # the vocabulary's separator in the postings section: no term may hold it
 
 
-class _Ids(dict[str, int]):
+class IdMap(dict[str, int]):
     """String -> id; a string met for the first time gets the next id and is noted in ``new``."""
 
     def __init__(self) -> None:
@@ -60,8 +60,8 @@ class TermTable:
         self.limit = limit
         self._ascii_tokens = ascii_tokens  # `Analyzer.tokens` of ASCII text
         self.lock = threading.Lock()
-        self._keys = _Ids()
-        self._term_ids = _Ids()
+        self._keys = IdMap()
+        self._term_ids = IdMap()
         self.terms: list[str] = []  # term id -> term
         self._starts: I64 = np.zeros(0, dtype=np.int64)
         self._sizes: I64 = np.zeros(0, dtype=np.int64)
@@ -98,8 +98,8 @@ class TermTable:
     def trim(self, *, force: bool = False) -> None:
         """Start again if past the bound (after a batch: its ids are no longer needed)."""
         if force or len(self._keys) > self.limit or len(self.terms) > self.limit:
-            self._keys = _Ids()
-            self._term_ids = _Ids()
+            self._keys = IdMap()
+            self._term_ids = IdMap()
             self.terms = []
             self._starts = self._sizes = self._flat = np.zeros(0, dtype=np.int64)
 
@@ -150,4 +150,4 @@ def ranges(starts: I64, lens: I64) -> I64:
     return out
 
 
-__all__ = ["SEP", "TermTable", "ranges"]
+__all__ = ["SEP", "IdMap", "TermTable", "ranges"]

@@ -43,6 +43,7 @@ from vectordb_manager.engine.postings import (
     ranges,
 )
 from vectordb_manager.engine.records import RawRecords, damaged
+from vectordb_manager.engine.term_table import IdMap
 
 K1 = 1.5
 """BM25's term-frequency saturation (Lucene's and bm25s's default)."""
@@ -86,7 +87,7 @@ class TextIndex:
 
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
-        self.vocab: dict[str, int] = {}  # term -> global id
+        self.vocab = IdMap()  # term -> global id (a new term gets the next)
         self.terms: list[str] = []  # global id -> term
         self._blocks: list[_Block] = []
         self._pending: list[tuple[int, int, Source]] = []  # (first slot, rows, source)
@@ -153,13 +154,12 @@ class TextIndex:
 
     def _ids(self, terms: list[str]) -> I64:
         """The global ids of these terms (new ones get the next ids)."""
-        vocab, known = self.vocab, self.terms
-        new = [t for t in terms if t not in vocab]
-        if new:
-            new = list(dict.fromkeys(new))
-            vocab.update(zip(new, range(len(known), len(known) + len(new)), strict=True))
-            known.extend(new)
-        return np.fromiter(map(vocab.__getitem__, terms), dtype=np.int64, count=len(terms))
+        vocab = self.vocab
+        ids = np.fromiter(map(vocab.__getitem__, terms), dtype=np.int64, count=len(terms))
+        if vocab.new:
+            self.terms.extend(vocab.new)
+            vocab.new = []
+        return ids
 
     def _register(self, first: int, p: Postings) -> None:
         local = self._pending_ids.pop(first, None)
@@ -216,10 +216,12 @@ class TextIndex:
         tids = np.concatenate([piece[2] for piece in pieces])
         starts = np.concatenate([piece[3] + at[i] for i, piece in enumerate(pieces)])
         lens = np.concatenate([piece[4] for piece in pieces])
-        rows = np.concatenate([piece[5].astype(np.int64) + (piece[0] - low) for piece in pieces])
         tfs = np.concatenate([piece[6] for piece in pieces])
         whole = all(low <= piece[0] and piece[1] <= high for piece in pieces)
-        if not whole or len(wanted) != high - low:  # some slots of the blocks are not wanted
+        if whole and len(wanted) == high - low:  # every slot of the blocks, in order
+            rows = np.concatenate([piece[5] + np.uint32(piece[0] - low) for piece in pieces])
+        else:  # some slots of the blocks are not wanted
+            rows = np.concatenate([piece[5] + np.int64(piece[0] - low) for piece in pieces])
             where = np.full(high - low, -1, dtype=np.int64)
             where[wanted - low] = np.arange(len(wanted))
             inside = (rows >= 0) & (rows < high - low)
@@ -228,7 +230,7 @@ class TextIndex:
             before = np.concatenate([[0], np.cumsum(keep)])
             lens = before[starts + lens] - before[starts]
             starts = before[starts]
-            rows, tfs = rows[keep], tfs[keep]
+            rows, tfs = rows[keep].astype(np.uint32), tfs[keep]
             some = lens > 0
             tids, starts, lens = tids[some], starts[some], lens[some]
         order = np.argsort(rank[tids], kind="stable")  # a term's runs stay in slot order
@@ -239,9 +241,9 @@ class TextIndex:
         return Postings(
             ordered[ranks[firsts]].tolist(),
             np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
-            rows[at].astype(np.uint32),
-            tfs[at].astype(np.uint32),
-            lengths.astype(np.uint32),
+            rows[at],
+            tfs[at].astype(np.uint32, copy=False),
+            lengths.astype(np.uint32, copy=False),
         )
 
     def _ranks(self) -> tuple[I64, np.ndarray[Any, np.dtype[np.object_]]]:
