@@ -133,3 +133,14 @@ def test_the_term_table_stays_within_its_bound_and_starts_again_correctly(
     built = Postings.build(texts, analyzer)  # one batch past the bound: exact all the same
     assert built.equals(_reference(texts, Analyzer()))
     assert "running" not in analyzer._cache  # its words are in the table, not also the cache
+
+
+def test_plain_words_are_those_of_the_documented_pattern() -> None:
+    """`_is_plain` (string methods, for speed) says what ``[A-Za-z0-9][a-z0-9]*|[A-Z0-9]+``
+    matching whole says: ASCII letters and digits without a case boundary."""
+    pattern = re.compile(r"[A-Za-z0-9][a-z0-9]*|[A-Z0-9]+")
+    rng = random.Random(9)
+    words = ["".join(rng.choices("aZ9_é-", k=rng.randint(0, 6))) for _ in range(20000)]
+    words += ["", "a", "A", "1", "Ab1", "A1", "1A", "1a", "aB", "HTTPServer", "PDFs", "x2Y"]
+    for word in words:
+        assert analyzer_module._is_plain(word) == bool(pattern.fullmatch(word)), word
