@@ -275,13 +275,15 @@ class Analyzer:
     def token_terms(
         self, tokens: Sequence[str], *, remember: bool = True
     ) -> list[tuple[str, ...]]:
-        """The terms of each of these distinct tokens (of `tokens`), the new ones analysed
-        together (and remembered in the token cache, unless ``remember`` is false: the
-        `term_table` keeps its own)."""
+        """The terms of each of these tokens (of `tokens`), the new ones analysed together
+        (and remembered in the token cache, unless ``remember`` is false: the `term_table`
+        keeps its own). A token given twice is analysed twice when new."""
         found = list(map(self._cache.get, tokens))
         if None in found:
             missing = [i for i, terms in enumerate(found) if terms is None]
             learned = self._analyze_new([tokens[i] for i in missing], remember)
+            if len(learned) == len(found):
+                return learned
             for i, terms in zip(missing, learned, strict=True):
                 found[i] = terms
         return found  # type: ignore[return-value]

@@ -117,15 +117,14 @@ class TermTable:
             split = list(map(self._ascii_tokens, map(new.__getitem__, several)))
             tokens.extend(chain.from_iterable(split))
             counts.extend(map(len, split))
-        distinct = list(dict.fromkeys(tokens)) if several else tokens
-        analysed = self.analyzer.token_terms(distinct, remember=False)  # (kept here)
-        terms_of = dict(zip(distinct, analysed, strict=True))
-        found = list(map(terms_of.__getitem__, tokens))  # each token's terms
-        every = list(chain.from_iterable(terms_of.values()))
+        # (a token met twice among them is analysed twice: the same terms, no dictionary)
+        found = self.analyzer.token_terms(tokens, remember=False)  # (kept here)
+        every = list(chain.from_iterable(found))
         if "" in every or SEP in "".join(every):  # (no analyzer makes them)
             found = [tuple(t for t in ts if t and SEP not in t) for ts in found]
+            every = list(chain.from_iterable(found))
         term_ids = self._term_ids
-        ids = np.fromiter(map(term_ids.__getitem__, chain.from_iterable(found)), dtype=np.int64)
+        ids = np.fromiter(map(term_ids.__getitem__, every), dtype=np.int64, count=len(every))
         if term_ids.new:
             self.terms.extend(term_ids.new)
             term_ids.new = []
