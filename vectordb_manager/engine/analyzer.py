@@ -62,7 +62,9 @@ never a stopword: numbers always stay.
 Speed: one regular-expression pass finds the tokens; each distinct token is analysed once and
 remembered (a bounded cache per analyzer, in two generations), so a text costs a dictionary
 lookup per token. `terms_batch` and `token_terms` analyse a batch's new tokens together (the
-plain words stemmed in one call).
+plain words stemmed in one call). Indexing (`Postings.build`) goes through the analyzer's
+`term_table` instead: no regular expression over ASCII texts (cut at whitespace), one lookup
+per piece, the pieces' terms as lasting ids (engine/term_table.py).
 """
 
 from __future__ import annotations
