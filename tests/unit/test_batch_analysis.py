@@ -144,3 +144,20 @@ def test_plain_words_are_those_of_the_documented_pattern() -> None:
     words += ["", "a", "A", "1", "Ab1", "A1", "1A", "1a", "aB", "HTTPServer", "PDFs", "x2Y"]
     for word in words:
         assert analyzer_module._is_plain(word) == bool(pattern.fullmatch(word)), word
+
+
+def test_the_pieces_of_a_text_hold_its_tokens_in_order() -> None:
+    """`Analyzer.pieces` (how `Postings.build` cuts texts without a regular expression):
+    the tokens of its pieces, one after another, are the text's, whatever characters it
+    holds."""
+    analyzer = Analyzer()
+    rng = random.Random(4)
+    ascii_chars = [chr(c) for c in range(128)]
+    texts = ["".join(rng.choices(ascii_chars, k=rng.randint(0, 60))) for _ in range(3000)]
+    texts += ["".join(rng.choices("ab_.:-/ ,()1Zé東\t\n'\"", k=rng.randint(0, 40))) for _ in range(2000)]
+    texts += [*_texts(8, 200), "(see foo.bar), end. a..b -- __init__ x\x00y"]
+    for text in texts:
+        pieces = analyzer.pieces(text)
+        assert [t for p in pieces for t in analyzer.tokens(p)] == analyzer.tokens(text), text
+        assert all(p and not p.isspace() for p in pieces)
+    assert analyzer.pieces("(see foo.bar), end.") == ["see", "foo.bar", "end."]

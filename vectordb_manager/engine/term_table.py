@@ -7,13 +7,13 @@ id for as long as it lives, with that key's terms as ids in a NumPy table (one r
 (a C-level ``map``; a key met for the first time is noted by the dictionary's ``__missing__``
 and analysed with the other new ones at the end) and NumPy for the rest.
 
-A key is what `keys` gives: an ASCII text is cut at whitespace (``"(see", "foo.bar),"``), so
-that no regular expression runs over the texts; the key's terms are then those of its
-tokens, found once, when the key is new. Tokens never hold whitespace, so a text's tokens are
-exactly the tokens of its whitespace-separated pieces, in order. Other texts are normalised
-and cut into their tokens by `Analyzer.tokens`, and each token is a key. An ASCII key is
-analysed the same way whichever kind of text it came from (an ASCII token is its own only
-token), so the two kinds share one table. A key's terms are the terms `index_terms` keeps.
+A key is a piece of `Analyzer.pieces`: an ASCII text is cut at whitespace and at the
+characters never inside a token, so that no regular expression runs over the texts
+(``"(see foo.bar),"`` is ``see``, ``foo.bar``); the key's terms are then those of its tokens,
+found once, when the key is new. Other texts are normalised and cut into their tokens by
+`Analyzer.tokens`, and each token is a key. An ASCII key is analysed the same way whichever
+kind of text it came from (an ASCII token is its own only token), so the two kinds share one
+table. A key's terms are the terms `index_terms` keeps.
 
 Bounded: past `TABLE_SIZE` keys or terms (checked after each batch) the table starts again
 empty. The tokens it analyses are not also remembered in the analyzer's token cache. The ids
@@ -75,9 +75,9 @@ class TermTable:
         """The keys of each text, one after another, and how many each text has."""
         flat: list[str] = []
         counts: list[int] = []
-        tokens = self.analyzer.tokens
+        pieces = self.analyzer.pieces
         for text in texts:
-            keys = text.split() if type(text) is str and text.isascii() else tokens(text)
+            keys = pieces(text)
             counts.append(len(keys))
             flat.extend(keys)
         return flat, counts
