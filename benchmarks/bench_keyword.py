@@ -5,9 +5,9 @@
 
 Corpus: `kwcorpus.make_corpus` (real text, CPython's reference topics and the stdlib's
 docstrings in ~600-character passages, repeated with Zipf-distributed word substitutions up
-to N; see that module). Vectors: `HashingEmbeddings` (no model), computed once and given to
-every store through ``add_embeddings``, so the timings are the stores' own. Queries: the
-judged set's questions and identifiers (``benchmarks/data``), one at a time.
+to N; see that module). Vectors: `HashingEmbeddings` (no model). Queries: the judged set's
+questions and identifiers (``benchmarks/data``), one at a time. ``--only adding`` runs (c)
+and (e) alone (the two targets of adding).
 
 In one run, side by side:
   (a) keyword search p50/p95 (k=10): ours (``keyword_search_with_score``) against bm25s (its
@@ -17,7 +17,10 @@ In one run, side by side:
   (b) hybrid search p50 (``hybrid_search_with_score``, rrf and weighted) against the sum of
       vector p50 (``similarity_search_with_score``) and keyword p50, interleaved;
   (c) adding N documents in batches of 1,000, durable after each, with the text index and
-      with ``keyword_index=False``, the two stores taking turns batch by batch;
+      with ``keyword_index=False``, the two stores taking turns batch by batch: with
+      ``add_texts`` (``HashingEmbeddings`` embedding inside the add, as an application adds;
+      the target), and again with the vectors precomputed (``add_embeddings``: the stores'
+      own cost alone, for information);
   (d) the text index's bytes on disk (the store with it minus the store without) against the
       raw text, and open + first query in fresh processes, with and without;
   (e) ingestion with the offline model (``add_documents`` of the topics' chunks in batches of
@@ -163,43 +166,71 @@ def open_store(path: Path, with_index: bool, embedding: Any = None) -> Any:
 def add_rows(
     args: argparse.Namespace, texts: list[str], vectors: np.ndarray[Any, Any], work: Path
 ) -> tuple[list[Row], dict[str, Path]]:
-    """(c): N documents in batches of 1,000 into both stores, taking turns; their paths."""
+    """(c): N documents in batches of 1,000 into both stores, taking turns: with ``add_texts``
+    (`HashingEmbeddings` computing the vectors inside each add: the target's measure), then
+    into two more stores with the vectors precomputed (``add_embeddings``: the stores' own
+    cost alone, for information). Returns the rows and the paths of the first two stores."""
     option = has_option()
-    paths = {"with": work / "with", "without": work / "without"}
-    stores = {"with": open_store(paths["with"], True)}
-    if option:
-        stores["without"] = open_store(paths["without"], False)
-    times: dict[str, list[float]] = {name: [] for name in stores}
     metas = [{"i": i, "bucket": i % 100} for i in range(len(texts))]
-    for j, a in enumerate(range(0, len(texts), BATCH)):
-        b = min(a + BATCH, len(texts))
-        pairs = list(zip(texts[a:b], vectors[a:b], strict=True))
-        ids = [f"d{i}" for i in range(a, b)]
-        order = list(stores) if j % 2 == 0 else list(reversed(stores))
-        for name in order:
-            t0 = time.perf_counter()
-            stores[name].add_embeddings(pairs, metas[a:b], ids=ids)
-            times[name].append(time.perf_counter() - t0)
-    for s in stores.values():  # drop files compaction replaced, so that sizes compare
-        s.vacuum(older_than=0.0)
-    total = {name: sum(ts) for name, ts in times.items()}
-    common.log("- add: " + ", ".join(f"{name} {common.fmt_s(t)}" for name, t in total.items()))
-    r = common.ratio(total.get("with"), total.get("without"))
-    what = "with/without" if option else NEEDS_OPTION
-    row = Row(
-        "kw.add",
-        f"add {len(texts):,} in batches of {BATCH:,}, durable after each (HashingEmbeddings "
-        "vectors precomputed; the stores take turns)",
-        {
+    rows: list[Row] = []
+    paths: dict[str, Path] = {}
+    for kind in ("texts", "vectors"):
+        where = {"with": work / f"with_{kind}", "without": work / f"without_{kind}"}
+        stores = {"with": open_store(where["with"], True)}
+        if option:
+            stores["without"] = open_store(where["without"], False)
+        times: dict[str, list[float]] = {name: [] for name in stores}
+        for j, a in enumerate(range(0, len(texts), BATCH)):
+            b = min(a + BATCH, len(texts))
+            ids = [f"d{i}" for i in range(a, b)]
+            pairs = list(zip(texts[a:b], vectors[a:b], strict=True)) if kind == "vectors" else []
+            order = list(stores) if j % 2 == 0 else list(reversed(stores))
+            for name in order:
+                t0 = time.perf_counter()
+                if kind == "texts":
+                    stores[name].add_texts(texts[a:b], metas[a:b], ids=ids)
+                else:
+                    stores[name].add_embeddings(pairs, metas[a:b], ids=ids)
+                times[name].append(time.perf_counter() - t0)
+        total = {name: sum(ts) for name, ts in times.items()}
+        common.log(
+            f"- add ({kind}): " + ", ".join(f"{n} {common.fmt_s(t)}" for n, t in total.items())
+        )
+        r = common.ratio(total.get("with"), total.get("without"))
+        cells = {
             "ours": cell(total["with"]) + ("" if option and has_api() else " (no index yet)"),
             "without": cell(total.get("without"), missing=NEEDS_OPTION),
             "ratio": common.fmt_ratio(r),
-        },
-        {k: v for k, v in total.items()},
-        [Target("kwadd", what, r, TARGET_ADD)],
-    )
-    del stores
-    return [row], paths
+        }
+        if kind == "texts":
+            for s in stores.values():  # drop files compaction replaced, so that sizes compare
+                s.vacuum(older_than=0.0)
+            paths = where
+            what = "with/without" if option else NEEDS_OPTION
+            rows.append(
+                Row(
+                    "kw.add",
+                    f"add {len(texts):,} with add_texts in batches of {BATCH:,}, durable after "
+                    "each (HashingEmbeddings embeds inside the add; the stores take turns)",
+                    cells,
+                    dict(total),
+                    [Target("kwadd", what, r, TARGET_ADD)],
+                )
+            )
+        else:
+            del stores
+            for path in where.values():
+                shutil.rmtree(path, ignore_errors=True)
+            rows.append(
+                Row(
+                    "kw.add.vectors",
+                    "  the same with the vectors precomputed (add_embeddings): the stores' "
+                    "own cost alone (for information, no target)",
+                    cells,
+                    dict(total),
+                )
+            )
+    return rows, paths
 
 
 def search_rows(
@@ -483,11 +514,13 @@ def _bench(args: argparse.Namespace, work: Path) -> PartResult:
 
     rows, paths = add_rows(args, texts, vectors, work)
     del vectors
-    store = open_store(paths["with"], True)
-    search, facts = search_rows(args, texts, store, queries, work)
-    del store
-    rows = search + rows
-    rows += size_open_rows(args, texts, paths, facts["bm25s_bytes"])
+    facts: dict[str, Any] = {}
+    if args.only != "adding":
+        store = open_store(paths["with"], True)
+        search, facts = search_rows(args, texts, store, queries, work)
+        del store
+        rows = search + rows
+        rows += size_open_rows(args, texts, paths, facts["bm25s_bytes"])
     if args.ingest_chunks:
         rows += ingest_rows(args, work)
     title = (
@@ -528,6 +561,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=int,
         default=600,
         help="chunks for the ingestion with the model (default 600, all of the topics; 0: skip)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("adding",),
+        help="adding: only (c) and (e), the targets of adding with and without the index",
     )
     parser.add_argument("--child", choices=("with", "without"), help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)

@@ -112,3 +112,52 @@ def test_the_possessive_token_patterns_find_what_greedy_ones_find() -> None:
             if old.flags & re.ASCII and not text.isascii():
                 continue
             assert new.findall(text) == old.findall(text), text
+
+
+def test_the_term_table_stays_within_its_bound_and_starts_again_correctly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`Postings.build` keeps lasting ids of the texts' pieces in the analyzer's term table;
+    past `TABLE_SIZE` pieces or terms it starts again, and the postings stay exact."""
+    monkeypatch.setattr(analyzer_module, "TABLE_SIZE", 40)
+    analyzer = Analyzer()
+    sizes = []
+    for seed in range(8):
+        texts = _texts(100 + seed, 30)
+        assert Postings.build(texts, analyzer).equals(_reference(texts, Analyzer()))
+        table = analyzer.term_table
+        assert len(table) <= 40 and len(table.terms) <= 40
+        sizes.append(len(table))
+    assert 0 in sizes  # (it did start again)
+    texts = _texts(3, 40)
+    built = Postings.build(texts, analyzer)  # one batch past the bound: exact all the same
+    assert built.equals(_reference(texts, Analyzer()))
+    assert "running" not in analyzer._cache  # its words are in the table, not also the cache
+
+
+def test_plain_words_are_those_of_the_documented_pattern() -> None:
+    """`_is_plain` (string methods, for speed) says what ``[A-Za-z0-9][a-z0-9]*|[A-Z0-9]+``
+    matching whole says: ASCII letters and digits without a case boundary."""
+    pattern = re.compile(r"[A-Za-z0-9][a-z0-9]*|[A-Z0-9]+")
+    rng = random.Random(9)
+    words = ["".join(rng.choices("aZ9_é-", k=rng.randint(0, 6))) for _ in range(20000)]
+    words += ["", "a", "A", "1", "Ab1", "A1", "1A", "1a", "aB", "HTTPServer", "PDFs", "x2Y"]
+    for word in words:
+        assert analyzer_module._is_plain(word) == bool(pattern.fullmatch(word)), word
+
+
+def test_the_pieces_of_a_text_hold_its_tokens_in_order() -> None:
+    """`Analyzer.pieces` (how `Postings.build` cuts texts without a regular expression):
+    the tokens of its pieces, one after another, are the text's, whatever characters it
+    holds."""
+    analyzer = Analyzer()
+    rng = random.Random(4)
+    ascii_chars = [chr(c) for c in range(128)]
+    texts = ["".join(rng.choices(ascii_chars, k=rng.randint(0, 60))) for _ in range(3000)]
+    texts += ["".join(rng.choices("ab_.:-/ ,()1Zé東\t\n'\"", k=rng.randint(0, 40))) for _ in range(2000)]
+    texts += [*_texts(8, 200), "(see foo.bar), end. a..b -- __init__ x\x00y"]
+    for text in texts:
+        pieces = analyzer.pieces(text)
+        assert [t for p in pieces for t in analyzer.tokens(p)] == analyzer.tokens(text), text
+        assert all(p and not p.isspace() for p in pieces)
+    assert analyzer.pieces("(see foo.bar), end.") == ["see", "foo.bar", "end."]

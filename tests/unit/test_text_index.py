@@ -520,3 +520,51 @@ def test_postings_round_trip_and_repeated_entries_add_up() -> None:
     assert merged.rows.tolist() == [0, 0, 1, 2] and merged.tfs.tolist() == [3, 1, 6, 1]
     with pytest.raises(IntegrityError, match="covers 5 rows"):
         Postings.decode(p.encode(), 4, "s")
+
+
+def test_select_equals_the_postings_built_from_the_selected_texts() -> None:
+    """Compaction's `TextIndex.select` over blocks merged by searches, pending blocks, and
+    slots left out (deleted, or outside the selection) gives the postings of the selected
+    texts, as `Postings.build` of them gives."""
+    from vectordb_manager.engine.text_index import TextIndex
+
+    rng = random.Random(11)
+    analyzer = Analyzer()
+    index = TextIndex(analyzer)
+    texts: list[str] = []
+    for size in (5, 9, 3, 12, 1, 7, 20, 4, 6):  # blocks of these many slots
+        batch = [text(rng) + " " + rng.choice(["naïve café", "東京都", "x.y-z", ""]) for _ in range(size)]
+        index.add(len(texts), size, Postings.build(batch, analyzer))
+        texts.extend(batch)
+        if len(texts) in (14, 29, 30):
+            index.search("alpha", 3)  # the pending blocks become blocks, merged as they come
+    assert len(index._blocks) > 1 and index._pending  # both kinds, in slot order
+    for slot in (2, 20, 21, 60):
+        index.kill(slot)  # (select takes the slots it is given, dead or not)
+    slots = list(range(len(texts)))
+    choices = [
+        slots,
+        slots[9:40],
+        slots[:14],
+        sorted(rng.sample(slots, 30)),
+        [s for s in slots if s % 3],
+        [slots[-1]],
+        [],
+    ]
+    for chosen in choices:
+        got = index.select(chosen)
+        want = Postings.build([texts[s] for s in chosen], Analyzer())
+        assert got.equals(want), chosen
+        assert got.encode() == want.encode()
+
+
+def test_varints_of_every_length_read_back() -> None:
+    from vectordb_manager.engine.postings import _read_varints, _varints
+
+    edges = [0, 1, 127, 128, 300, 2**14 - 1, 2**14, 2**21 - 1, 2**21, 2**28 - 1, 2**28, 2**32 - 1]
+    for values in (edges, edges[:3], [5] * 10, []):
+        data = _varints(np.asarray(values, dtype=np.uint32))
+        assert _read_varints(memoryview(data), len(values), "s").tolist() == values
+    assert _varints(np.asarray([300, 2**32 - 1], dtype=np.uint32)) == bytes(
+        [0xAC, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]
+    )

@@ -19,6 +19,7 @@ Where each concern lives:
 ``text_index``         `TextIndex`: the keyword postings over the slots, BM25 over the live ones
 ``postings``           a segment's postings: built from texts, its ``postings`` section
 ``analyzer``           texts to the terms the keyword index holds and queries look up
+``term_table``         an analyzer's lasting ids of the pieces of text and terms it has seen
 ``vectors``            rows and query vectors checked, normalised and shaped
 ``filters``            the metadata filter language, compiled to predicates and index plans
 ``filter_ops``         the filters' values (kinds, equality, date literals) and field operators

@@ -62,7 +62,9 @@ never a stopword: numbers always stay.
 Speed: one regular-expression pass finds the tokens; each distinct token is analysed once and
 remembered (a bounded cache per analyzer, in two generations), so a text costs a dictionary
 lookup per token. `terms_batch` and `token_terms` analyse a batch's new tokens together (the
-plain words stemmed in one call).
+plain words stemmed in one call). Indexing (`Postings.build`) goes through the analyzer's
+`term_table` instead: no regular expression over ASCII texts (cut at whitespace), one lookup
+per piece, the pieces' terms as lasting ids (engine/term_table.py).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ import Stemmer
 from stop_words import AVAILABLE_LANGUAGES as _STOP_WORDS_LANGUAGES
 from stop_words import LANGUAGE_MAPPING, get_stop_words
 
+from vectordb_manager.engine.term_table import TermTable
 from vectordb_manager.errors import ConfigurationError
 
 TOKENIZER = "unicode-words-1"
@@ -86,6 +89,10 @@ TOKENIZER = "unicode-words-1"
 
 CACHE_SIZE = 100_000
 """Distinct tokens an analyzer remembers in each of its cache's two generations."""
+
+TABLE_SIZE = 200_000
+"""Distinct pieces of text (and terms) an analyzer's `term_table` holds before it starts
+again (about 240 bytes each: ~50 MB at most)."""
 
 _KEYS = frozenset({"tokenizer", "language", "stem", "stopwords"})
 
@@ -125,10 +132,14 @@ _CJK = (
 _JOINERS = r"[.:\-/]"
 _SPLIT = re.compile(r"[_.:\-/]+")
 _DIGIT = re.compile(r"\d")
-_PLAIN_WORD = re.compile(r"[A-Za-z0-9][a-z0-9]*|[A-Z0-9]+")  # one word, no case boundary
 # possessive: what follows a word is optional, so the greedy match is the first and only one
 # tried (the same tokens, without the backtracking bookkeeping: about 40% faster)
 _ASCII_TOKEN = re.compile(rf"\w++(?:{_JOINERS}\w++)*+", re.ASCII)
+# ASCII characters that are never inside a token (neither word characters nor joiners): bytes
+# translated to spaces by this table, so that whitespace alone separates tokens' pieces
+_APART = bytes(
+    c if chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_.:-/") else 32 for c in range(256)
+)
 _WORD_TOKEN = re.compile(rf"\w++(?:{_JOINERS}\w++)*+")
 
 
@@ -268,40 +279,69 @@ class Analyzer:
         pattern = _unicode_token() if marks else _WORD_TOKEN
         return pattern.findall(text)
 
-    def token_terms(self, tokens: Sequence[str]) -> list[tuple[str, ...]]:
-        """The terms of each of these distinct tokens (of `tokens`), the new ones analysed
-        together."""
-        cache = self._cache
-        found = list(map(cache.get, tokens))
+    def pieces(self, text: str) -> list[str]:
+        """``text`` cut into pieces whose tokens, in order, are the text's (`tokens` of each
+        piece): an ASCII text at whitespace and at the characters never inside a token (no
+        regular expression: ``"(see foo.bar),"`` is ``see``, ``foo.bar``), any other text
+        into its tokens."""
+        if type(text) is str and text.isascii():
+            return text.encode("ascii").translate(_APART).decode("ascii").split()
+        return self.tokens(text)
+
+    def token_terms(
+        self, tokens: Sequence[str], *, remember: bool = True
+    ) -> list[tuple[str, ...]]:
+        """The terms of each of these tokens (of `tokens`), the new ones analysed together
+        (and remembered in the token cache, unless ``remember`` is false: the `term_table`
+        keeps its own). A token given twice is analysed twice when new."""
+        found = list(map(self._cache.get, tokens))
         if None in found:
-            self._learn([t for t, terms in zip(tokens, found, strict=True) if terms is None])
-            found = list(map(cache.__getitem__, tokens))
+            missing = [i for i, terms in enumerate(found) if terms is None]
+            learned = self._analyze_new([tokens[i] for i in missing], remember)
+            if len(learned) == len(found):
+                return learned
+            for i, terms in zip(missing, learned, strict=True):
+                found[i] = terms
         return found  # type: ignore[return-value]
 
     def learn(self, tokens: Iterable[str]) -> None:
         """Analyse the tokens not yet known, together (and remember their terms)."""
-        self._learn(list(dict.fromkeys(tokens)))
-
-    def _learn(self, distinct: Sequence[str]) -> None:
-        """`learn` of distinct tokens: plain words (ASCII letters and digits, no case
-        boundary) are case-folded, filtered and stemmed in one call; the others analysed one by
-        one."""
         cache = self._cache
-        new = [t for t in distinct if t not in cache]
-        new = [t for t in new if not cache.revive(t)] if cache.has_old else new
-        if not new:
-            return
-        simple: list[str] = []
-        rest: list[str] = []
-        for t in new:
-            (simple if t.isascii() and _PLAIN_WORD.fullmatch(t) else rest).append(t)
+        self._analyze_new([t for t in dict.fromkeys(tokens) if t not in cache])
+
+    def _analyze_new(self, new: list[str], remember: bool = True) -> list[tuple[str, ...]]:
+        """The terms of these distinct tokens the cache does not hold (remembered, or not):
+        plain words (ASCII letters and digits, no case boundary) are case-folded, filtered and
+        stemmed in one call; the others analysed one by one."""
+        cache = self._cache
+        if remember and cache.has_old:  # (tokens still in use come back from the old generation)
+            old = list(map(cache.revive, new))
+            if any(terms is not None for terms in old):
+                fresh = [t for t, terms in zip(new, old, strict=True) if terms is None]
+                it = iter(self._analyze_new(fresh) if fresh else ())
+                return [next(it) if terms is None else terms for terms in old]
+        simple = [t for t in new if _is_plain(t)]
+        if len(simple) == len(new):
+            rest = []
+        else:
+            plain = set(simple)
+            rest = [t for t in new if t not in plain]
         stop = self._stop_set
         folded = [t.lower() for t in simple]
         kept = [f for f in folded if f not in stop]
         stems = self._stemmer.stemWords(kept) if self._stemmer is not None else kept
         stem_of = dict(zip(kept, stems, strict=True))
-        cache.store(simple, [(stem_of[f],) if f in stem_of else () for f in folded])
-        cache.store(rest, [self._analyze_token(t) for t in rest])
+        plain_terms: list[tuple[str, ...]] = [(stem_of[f],) if f in stem_of else () for f in folded]
+        if remember:
+            cache.store(simple, plain_terms)  # (first: the others' parts are often among them)
+        if not rest:
+            return plain_terms
+        rest_terms = [self._analyze_token(t) for t in rest]
+        if remember:
+            cache.store(rest, rest_terms)
+        terms_of = dict(zip(simple, plain_terms, strict=True))
+        terms_of.update(zip(rest, rest_terms, strict=True))
+        return list(map(terms_of.__getitem__, new))
 
     # -- what one token gives (computed once per distinct token, then cached) ------------
 
@@ -315,10 +355,8 @@ class Analyzer:
             parts = [p for p in _SPLIT.split(token) if p]
             if not parts:
                 return ()
-            out = [token.casefold()]
-            for part in parts:
-                out.extend(self._analyze_word(part))
-            return tuple(out)
+            # a part has no CJK and no separator: its terms are its own as a token (cached)
+            return (token.casefold(), *chain.from_iterable(map(self._cache.__getitem__, parts)))
         return tuple(self._analyze_word(token))
 
     def _analyze_word(self, word: str) -> list[str]:
@@ -342,6 +380,11 @@ class Analyzer:
     @cached_property
     def _cache(self) -> _TermCache:
         return _TermCache(self._analyze_token)
+
+    @cached_property
+    def term_table(self) -> TermTable:
+        """Lasting ids of the texts' pieces and of their terms, for `Postings.build`."""
+        return TermTable(self, TABLE_SIZE, _ASCII_TOKEN.findall)
 
     @cached_property
     def _stemmer(self) -> Any:
@@ -437,13 +480,12 @@ class _TermCache(dict[str, tuple[str, ...]]):
     def has_old(self) -> bool:
         return bool(self._old)
 
-    def revive(self, token: str) -> bool:
-        """Whether the old generation knew ``token`` (it is taken back)."""
+    def revive(self, token: str) -> tuple[str, ...] | None:
+        """The terms of ``token`` if the old generation knew it (it is taken back)."""
         terms = self._old.get(token)
-        if terms is None:
-            return False
-        self._put(token, terms)
-        return True
+        if terms is not None:
+            self._put(token, terms)
+        return terms
 
     def store(self, tokens: Sequence[str], terms: Sequence[tuple[str, ...]]) -> None:
         """Remember the terms of these new tokens."""
@@ -458,6 +500,17 @@ class _TermCache(dict[str, tuple[str, ...]]):
             self._old = dict(self)
             self.clear()
         self[token] = terms
+
+
+def _is_plain(token: str) -> bool:
+    """Whether ``token`` is ASCII letters and digits without a case boundary (as
+    ``[A-Za-z0-9][a-z0-9]*|[A-Z0-9]+`` matches whole: lower case after the first character,
+    or no lower case at all)."""
+    return (
+        token.isascii()
+        and token.isalnum()
+        and (token.islower() or token.isupper() or token.isdigit() or token[1:].islower())
+    )
 
 
 def _camel_parts(word: str) -> list[str]:

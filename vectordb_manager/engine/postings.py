@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from vectordb_manager.engine.analyzer import Analyzer
+from vectordb_manager.engine.term_table import SEP as _SEP
+from vectordb_manager.engine.term_table import ranges
 from vectordb_manager.errors import IntegrityError
 
 U32 = np.ndarray[Any, np.dtype[np.uint32]]
@@ -36,7 +38,6 @@ I64 = np.ndarray[Any, np.dtype[np.int64]]
 
 _HEADER = 32
 _MAX_VALUE = (1 << 32) - 1
-_SEP = "\x00"
 
 
 def index_terms(analyzer: Analyzer, text: str) -> list[str]:
@@ -67,35 +68,44 @@ class Postings:
     @classmethod
     def build(cls, texts: Iterable[str], analyzer: Analyzer) -> Postings:
         """The postings of ``texts`` (row ``i`` is the ``i``-th text): the terms of
-        `index_terms`, found token by token (each distinct token of the texts analysed once,
-        its occurrences expanded to its terms in NumPy)."""
-        flat: list[str] = []
-        counts: list[int] = []
-        for text in texts:
-            tokens = analyzer.tokens(text)
-            counts.append(len(tokens))
-            flat.extend(tokens)
-        distinct = list(dict.fromkeys(flat))
-        token_id = dict(zip(distinct, range(len(distinct)), strict=True))
-        analysed = analyzer.token_terms(distinct)
-        every = list(itertools.chain.from_iterable(analysed))
-        vocab = list(dict.fromkeys(every))
-        term_id = dict(zip(vocab, range(len(vocab)), strict=True))
-        # terms of distinct token i: term_of[first[i] : first[i] + size[i]]
-        term_of = np.fromiter(map(term_id.__getitem__, every), dtype=np.int64, count=len(every))
-        size = np.fromiter(map(len, analysed), dtype=np.int64, count=len(analysed))
-        first = np.cumsum(size) - size
-        occurs = np.fromiter(map(token_id.__getitem__, flat), dtype=np.int64, count=len(flat))
-        rows = np.repeat(np.arange(len(counts), dtype=np.int64), np.asarray(counts, np.int64))
-        n = size[occurs]
-        term_ids = term_of[ranges(first[occurs], n)]
-        rows = np.repeat(rows, n)
-        bad = [i for i, t in enumerate(vocab) if not t or _SEP in t]  # (no analyzer makes them)
-        if bad:
-            keep = ~np.isin(term_ids, bad)
-            term_ids, rows = term_ids[keep], rows[keep]
-        lengths = np.bincount(rows, minlength=len(counts)).astype(np.int64)
-        return cls.from_triples(vocab, term_ids, rows, None, lengths)
+        `index_terms`, found through the analyzer's `TermTable` (each distinct piece of text
+        analysed once; its occurrences expanded to its terms in NumPy)."""
+        table = analyzer.term_table
+        with table.lock:
+            keys, counts = table.keys(texts)
+            term_ids, sizes = table.occurrences(keys)
+            known = table.terms
+            used = np.flatnonzero(np.bincount(term_ids, minlength=len(known)))
+            names = list(map(known.__getitem__, used.tolist()))
+            table.trim()
+        order = sorted(range(len(names)), key=names.__getitem__)
+        rank = np.zeros(len(known), dtype=np.int64)
+        rank[used[order]] = np.arange(len(used))
+        rows = np.repeat(np.repeat(np.arange(len(counts)), counts), sizes)
+        lengths = np.bincount(rows, minlength=len(counts))
+        terms = list(map(names.__getitem__, order))
+        return cls._of_occurrences(terms, rank[term_ids], rows, lengths)
+
+    @classmethod
+    def _of_occurrences(cls, terms: list[str], ranks: I64, rows: I64, lengths: I64) -> Postings:
+        """Postings from each occurrence's term (its index in ``terms``, sorted) and row, in
+        the order of the rows."""
+        narrow = np.uint16 if len(terms) <= 1 << 16 else np.int64  # (radix sort: 16 bits)
+        by_term = np.argsort(ranks.astype(narrow), kind="stable")  # then by row: stable
+        ranks, rows = ranks[by_term], rows[by_term]
+        first = np.ones(len(ranks), dtype=bool)  # of a (term, row) pair
+        np.not_equal(ranks[1:], ranks[:-1], out=first[1:])
+        first[1:] |= rows[1:] != rows[:-1]
+        starts = np.flatnonzero(first)
+        tfs = np.diff(starts, append=len(ranks))
+        df = np.bincount(ranks[starts], minlength=len(terms))
+        return cls(
+            terms,
+            np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
+            rows[starts].astype(np.uint32),
+            tfs.astype(np.uint32),
+            lengths.astype(np.uint32),
+        )
 
     @classmethod
     def from_triples(
@@ -139,13 +149,15 @@ class Postings:
         """The ``postings`` section (see the module docstring)."""
         vocab = _SEP.join(self.terms).encode("utf-8", "surrogatepass")
         df = np.diff(self.offsets)
-        rows = self.rows.astype(np.int64)
-        gaps = rows.copy()
+        rows = self.rows.astype(np.uint32, copy=False)
+        gaps = np.empty_like(rows)
         if len(rows):
-            gaps[1:] -= rows[:-1]
+            gaps[0] = rows[0]
+            np.subtract(rows[1:], rows[:-1], out=gaps[1:])  # (wraps at a term's first row:)
             firsts = self.offsets[:-1][df > 0]
             gaps[firsts] = rows[firsts]
-        values = np.concatenate([df, self.lengths, gaps, self.tfs]).astype(np.uint64)
+        parts = [df, self.lengths, gaps, self.tfs]  # (each below 2**32)
+        values = np.concatenate(parts, dtype=np.uint32, casting="unsafe")
         head = np.array(
             [self.row_count, len(self.terms), len(self.rows), len(vocab)], dtype="<u8"
         ).tobytes()
@@ -236,23 +248,28 @@ def check_header(data: bytes | memoryview, rows: int, path: str) -> None:
         raise _damaged(path, f"covers {n_rows} rows; the segment has {rows}")
 
 
-def _varints(values: np.ndarray[Any, np.dtype[np.uint64]]) -> bytes:
-    """Unsigned LEB128 of each value (each below 2**32), concatenated."""
-    size = np.ones(len(values), dtype=np.int64)
-    for shift in (7, 14, 21, 28):
-        size += values >= (1 << shift)
-    out = np.empty(int(size.sum()), dtype=np.uint8)
-    at = np.cumsum(size) - size
-    rest, left = values, size
-    for i in range(5):  # byte i of the values that have one, fewer each round
-        more = left > i + 1
-        out[at + i] = ((rest & np.uint64(0x7F)) | (more.astype(np.uint64) << np.uint64(7))).astype(
-            np.uint8
-        )
-        if not more.any():
+def _varints(values: U32) -> bytes:
+    """Unsigned LEB128 of each value, concatenated: each value's low 7 bits, and after those
+    of the values of 128 and more (the few) their further bytes, inserted (no running sum
+    over all the values)."""
+    out = (values & 0x7F).astype(np.uint8)
+    big = np.flatnonzero(values >= 1 << 7)
+    if not len(big):
+        return out.tobytes()
+    out[big] |= 0x80
+    rest = values[big]
+    size = (rest >= 1 << 14).view(np.uint8) + np.uint8(2)
+    if int(rest.max()) >= 1 << 21:
+        size += (rest >= 1 << 21).view(np.uint8) + (rest >= 1 << 28).view(np.uint8)
+    after, extra = [], []  # (np.insert keeps the order of bytes inserted at one place)
+    for i in range(1, 5):
+        more = size > i
+        if i > 1 and not more.any():
             break
-        rest, left, at = rest[more] >> np.uint64(7), left[more], at[more]
-    return out.tobytes()
+        after.append(big[more] + 1)
+        byte = ((rest[more] >> (7 * i)) & 0x7F).astype(np.uint8)
+        extra.append(byte | ((size[more] > i + 1).view(np.uint8) << 7))
+    return np.insert(out, np.concatenate(after), np.concatenate(extra)).tobytes()
 
 
 def _read_varints(data: memoryview, count: int, path: str) -> np.ndarray[Any, np.dtype[np.uint64]]:
@@ -275,13 +292,6 @@ def _read_varints(data: memoryview, count: int, path: str) -> np.ndarray[Any, np
     if count and int(values.max()) > _MAX_VALUE:
         raise _damaged(path, "holds a number above 2**32 - 1")
     return values
-
-
-def ranges(starts: I64, lens: I64) -> I64:
-    """``starts[i] .. starts[i] + lens[i]`` for every i, concatenated."""
-    offsets = np.cumsum(lens) - lens
-    out: I64 = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - offsets, lens)
-    return out
 
 
 def _damaged(path: str, problem: str) -> IntegrityError:

@@ -43,6 +43,7 @@ from vectordb_manager.engine.postings import (
     ranges,
 )
 from vectordb_manager.engine.records import RawRecords, damaged
+from vectordb_manager.engine.term_table import IdMap
 
 K1 = 1.5
 """BM25's term-frequency saturation (Lucene's and bm25s's default)."""
@@ -51,6 +52,7 @@ B = 0.75
 
 _TEXT_CHUNK = 20_000  # records decoded at a time to build an old segment's postings
 F64 = np.ndarray[Any, np.dtype[np.float64]]
+_NO_POSTINGS = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint32))
 
 
 Source = Postings | EncodedPostings | RawRecords | Sequence[str]
@@ -85,11 +87,14 @@ class TextIndex:
 
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
-        self.vocab: dict[str, int] = {}  # term -> global id
+        self.vocab = IdMap()  # term -> global id (a new term gets the next)
         self.terms: list[str] = []  # global id -> term
         self._blocks: list[_Block] = []
         self._pending: list[tuple[int, int, Source]] = []  # (first slot, rows, source)
         self._pending_ids: dict[int, I64] = {}  # first slot -> global ids of its block's terms
+        self._order = np.zeros(0, dtype=np.int64)  # global ids by term (see `_ranks`)
+        self._sorted = np.zeros(0, dtype=object)  # the terms sorted
+        self._rank = np.zeros(0, dtype=np.int64)  # global id -> its place in `_sorted`
         self._alive = np.zeros(0, dtype=bool)
         self._lengths = np.zeros(0, dtype=np.uint32)
         self._slots = 0
@@ -149,13 +154,12 @@ class TextIndex:
 
     def _ids(self, terms: list[str]) -> I64:
         """The global ids of these terms (new ones get the next ids)."""
-        vocab, known = self.vocab, self.terms
-        new = [t for t in terms if t not in vocab]
-        if new:
-            new = list(dict.fromkeys(new))
-            vocab.update(zip(new, range(len(known), len(known) + len(new)), strict=True))
-            known.extend(new)
-        return np.fromiter(map(vocab.__getitem__, terms), dtype=np.int64, count=len(terms))
+        vocab = self.vocab
+        ids = np.fromiter(map(vocab.__getitem__, terms), dtype=np.int64, count=len(terms))
+        if vocab.new:
+            self.terms.extend(vocab.new)
+            vocab.new = []
+        return ids
 
     def _register(self, first: int, p: Postings) -> None:
         local = self._pending_ids.pop(first, None)
@@ -182,41 +186,80 @@ class TextIndex:
     def select(self, slots: Sequence[int] | np.ndarray[Any, Any]) -> Postings:
         """The postings of these slots (ascending), as a segment of them in that order (for
         compaction: slot ``slots[i]`` becomes row ``i``). Pending blocks are decoded or built
-        but not merged into the index's blocks: a merge needs only their postings."""
+        but not merged into the index's blocks: a merge needs only their postings.
+
+        Each block's postings are runs (one term's rows); the runs of all the blocks, in slot
+        order, are put in term order by a stable sort of the runs alone, and then copied."""
         wanted = np.asarray(slots, dtype=np.int64)
-        where = np.full(self._slots, -1, dtype=np.int64)
-        where[wanted] = np.arange(len(wanted))
-        low, high = (int(wanted[0]), int(wanted[-1])) if len(wanted) else (0, -1)
-        pieces: list[tuple[I64, I64, U32]] = []
+        low, high = (int(wanted[0]), int(wanted[-1]) + 1) if len(wanted) else (0, 0)
+        pieces: list[tuple[int, int, I64, I64, I64, U32, U32]] = []
         with self._lock:  # (readers may register the pending blocks meanwhile)
             for block in self._blocks:
-                if block.first <= high and block.stop > low:  # some of its slots wanted
-                    pieces.append(block.flat())
+                if block.first < high and block.stop > low:  # some of its slots wanted
+                    runs = (block.keys, block.starts, block.ends - block.starts)
+                    pieces.append((block.first, block.stop, *runs, block.rows, block.tfs))
             for i, (first, count, source) in enumerate(self._pending):
-                if first <= high and first + count > low:
+                if first < high and first + count > low:
                     p = self._postings(count, source)
                     self._pending[i] = (first, count, p)  # decoded or built once
                     self._lengths[first : first + count] = p.lengths
                     ids = self._pending_ids.get(first)
                     if ids is None:  # (once: every merge of this block reuses them)
                         ids = self._pending_ids[first] = self._ids(p.terms)
-                    local = np.repeat(ids, np.diff(p.offsets))
-                    pieces.append((local, p.rows.astype(np.int64) + first, p.tfs))
-        tids, rows, tfs = [], [], []
-        for t, s, f in pieces:
-            new = where[s]
-            keep = new >= 0
-            tids.append(t[keep])
-            rows.append(new[keep])
-            tfs.append(f[keep].astype(np.int64))
-        empty = np.zeros(0, dtype=np.int64)
-        return Postings.from_triples(
-            self.terms,
-            np.concatenate(tids) if tids else empty,
-            np.concatenate(rows) if rows else empty,
-            np.concatenate(tfs) if tfs else empty,
-            self._lengths[wanted].astype(np.int64),
+                    runs = (ids, p.offsets[:-1], np.diff(p.offsets))
+                    pieces.append((first, first + count, *runs, p.rows, p.tfs))
+            rank, ordered = self._ranks()
+        lengths = self._lengths[wanted]
+        if not pieces:
+            return Postings([], np.zeros(1, dtype=np.int64), *_NO_POSTINGS, lengths)
+        at = np.cumsum([0] + [len(piece[5]) for piece in pieces])
+        tids = np.concatenate([piece[2] for piece in pieces])
+        starts = np.concatenate([piece[3] + at[i] for i, piece in enumerate(pieces)])
+        lens = np.concatenate([piece[4] for piece in pieces])
+        tfs = np.concatenate([piece[6] for piece in pieces])
+        whole = all(low <= piece[0] and piece[1] <= high for piece in pieces)
+        if whole and len(wanted) == high - low:  # every slot of the blocks, in order
+            rows = np.concatenate([piece[5] + np.uint32(piece[0] - low) for piece in pieces])
+        else:  # some slots of the blocks are not wanted
+            rows = np.concatenate([piece[5] + np.int64(piece[0] - low) for piece in pieces])
+            where = np.full(high - low, -1, dtype=np.int64)
+            where[wanted - low] = np.arange(len(wanted))
+            inside = (rows >= 0) & (rows < high - low)
+            rows = np.where(inside, where[np.where(inside, rows, 0)], -1)
+            keep = rows >= 0
+            before = np.concatenate([[0], np.cumsum(keep)])
+            lens = before[starts + lens] - before[starts]
+            starts = before[starts]
+            rows, tfs = rows[keep].astype(np.uint32), tfs[keep]
+            some = lens > 0
+            tids, starts, lens = tids[some], starts[some], lens[some]
+        order = np.argsort(rank[tids], kind="stable")  # a term's runs stay in slot order
+        ranks, starts, lens = rank[tids][order], starts[order], lens[order]
+        at = ranges(starts, lens)
+        firsts = np.flatnonzero(np.diff(ranks, prepend=-1))  # each term's first run
+        df = np.add.reduceat(lens, firsts) if len(firsts) else lens
+        return Postings(
+            ordered[ranks[firsts]].tolist(),
+            np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
+            rows[at],
+            tfs[at].astype(np.uint32, copy=False),
+            lengths.astype(np.uint32, copy=False),
         )
+
+    def _ranks(self) -> tuple[I64, np.ndarray[Any, np.dtype[np.object_]]]:
+        """Each global term id's place among the terms sorted, and the terms sorted (kept up
+        to date: the terms new since the last call are sorted and put in their places)."""
+        known = len(self._order)
+        if known < len(self.terms):
+            ids = sorted(range(known, len(self.terms)), key=self.terms.__getitem__)
+            new = np.empty(len(ids), dtype=object)
+            new[:] = list(map(self.terms.__getitem__, ids))
+            at = np.searchsorted(self._sorted, new) if known else np.zeros(len(ids), np.int64)
+            self._sorted = np.insert(self._sorted, at, new)
+            self._order = np.insert(self._order, at, ids)
+            self._rank = np.empty(len(self._order), dtype=np.int64)
+            self._rank[self._order] = np.arange(len(self._order))
+        return self._rank, self._sorted
 
     def stats(self) -> tuple[int, float]:
         """(live documents, their mean length in terms)."""

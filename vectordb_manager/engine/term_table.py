@@ -1,0 +1,152 @@
+"""`TermTable`: an analyzer's lasting ids for the pieces of text it has seen, and for their terms.
+
+`Postings.build` turns a batch of texts into the term ids of every occurrence without a
+Python step per term: each text is cut into *keys*, and the table gives each distinct key one
+id for as long as it lives, with that key's terms as ids in a NumPy table (one row per key:
+``flat[starts[k] : starts[k] + sizes[k]]``). A batch then costs one dictionary lookup per key
+(a C-level ``map``; a key met for the first time is noted by the dictionary's ``__missing__``
+and analysed with the other new ones at the end) and NumPy for the rest.
+
+A key is a piece of `Analyzer.pieces`: an ASCII text is cut at whitespace and at the
+characters never inside a token, so that no regular expression runs over the texts
+(``"(see foo.bar),"`` is ``see``, ``foo.bar``); the key's terms are then those of its tokens,
+found once, when the key is new. Other texts are normalised and cut into their tokens by
+`Analyzer.tokens`, and each token is a key. An ASCII key is analysed the same way whichever
+kind of text it came from (an ASCII token is its own only token), so the two kinds share one
+table. A key's terms are the terms `index_terms` keeps.
+
+Bounded: past `TABLE_SIZE` keys or terms (checked after each batch) the table starts again
+empty. The tokens it analyses are not also remembered in the analyzer's token cache. The ids
+mean nothing outside the table, and one batch at a time uses it (`lock`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from itertools import chain, compress
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from vectordb_manager.engine.analyzer import Analyzer
+
+I64 = np.ndarray[Any, np.dtype[np.int64]]
+
+SEP = "\x00"  # the vocabulary's separator in the postings section: no term may hold it
+
+
+class IdMap(dict[str, int]):
+    """String -> id; a string met for the first time gets the next id and is noted in ``new``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.new: list[str] = []
+
+    def __missing__(self, key: str) -> int:
+        self[key] = i = len(self)
+        self.new.append(key)
+        return i
+
+
+class TermTable:
+    """Key -> id -> the ids of its terms (see the module docstring)."""
+
+    def __init__(
+        self, analyzer: Analyzer, limit: int, ascii_tokens: Callable[[str], list[str]]
+    ) -> None:
+        self.analyzer = analyzer
+        self.limit = limit
+        self._ascii_tokens = ascii_tokens  # `Analyzer.tokens` of ASCII text
+        self.lock = threading.Lock()
+        self._keys = IdMap()
+        self._term_ids = IdMap()
+        self.terms: list[str] = []  # term id -> term
+        self._starts: I64 = np.zeros(0, dtype=np.int64)
+        self._sizes: I64 = np.zeros(0, dtype=np.int64)
+        self._flat: I64 = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        """Keys known."""
+        return len(self._keys)
+
+    def keys(self, texts: Iterable[str]) -> tuple[list[str], list[int]]:
+        """The keys of each text, one after another, and how many each text has."""
+        flat: list[str] = []
+        counts: list[int] = []
+        pieces = self.analyzer.pieces
+        for text in texts:
+            keys = pieces(text)
+            counts.append(len(keys))
+            flat.extend(keys)
+        return flat, counts
+
+    def occurrences(self, keys: list[str]) -> tuple[I64, I64]:
+        """The term ids of every key's terms, in order, and how many terms each key has (hold
+        `lock`, and read `terms` before the next batch)."""
+        try:
+            ids = np.fromiter(map(self._keys.__getitem__, keys), dtype=np.int64, count=len(keys))
+            if self._keys.new:
+                self._learn()
+        except BaseException:  # (the new keys have no rows: forget everything)
+            self.trim(force=True)
+            raise
+        sizes = self._sizes[ids]
+        return self._flat[ranges(self._starts[ids], sizes)], sizes
+
+    def trim(self, *, force: bool = False) -> None:
+        """Start again if past the bound (after a batch: its ids are no longer needed)."""
+        if force or len(self._keys) > self.limit or len(self.terms) > self.limit:
+            self._keys = IdMap()
+            self._term_ids = IdMap()
+            self.terms = []
+            self._starts = self._sizes = self._flat = np.zeros(0, dtype=np.int64)
+
+    def _learn(self) -> None:
+        """The terms of the new keys, as rows of the table."""
+        new, self._keys.new = self._keys.new, []
+        # an ASCII key of letters and digits is one token, a non-ASCII key is a token: the
+        # others are cut into their tokens (laid out after the first kind, no list for each)
+        several = [i for i, k in enumerate(new) if k.isascii() and not k.isalnum()]
+        one = np.ones(len(new), dtype=bool)
+        one[several] = False
+        tokens = list(compress(new, one.tolist()))
+        counts = [1] * len(tokens)
+        if several:
+            split = list(map(self._ascii_tokens, map(new.__getitem__, several)))
+            tokens.extend(chain.from_iterable(split))
+            counts.extend(map(len, split))
+        # (a token met twice among them is analysed twice: the same terms, no dictionary)
+        found = self.analyzer.token_terms(tokens, remember=False)  # (kept here)
+        every = list(chain.from_iterable(found))
+        if "" in every or SEP in "".join(every):  # (no analyzer makes them)
+            found = [tuple(t for t in ts if t and SEP not in t) for ts in found]
+            every = list(chain.from_iterable(found))
+        term_ids = self._term_ids
+        ids = np.fromiter(map(term_ids.__getitem__, every), dtype=np.int64, count=len(every))
+        if term_ids.new:
+            self.terms.extend(term_ids.new)
+            term_ids.new = []
+        per_token = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+        ends = np.cumsum(np.asarray(counts, dtype=np.int64))
+        total = np.concatenate([[0], np.cumsum(per_token)])
+        laid = total[ends] - total[ends - counts]  # terms of each key, as laid out
+        order = np.concatenate([np.flatnonzero(one), several]).astype(np.int64)
+        sizes = np.empty(len(new), dtype=np.int64)
+        starts = np.empty(len(new), dtype=np.int64)
+        sizes[order] = laid
+        starts[order] = len(self._flat) + total[ends] - laid
+        self._starts = np.concatenate([self._starts, starts])
+        self._sizes = np.concatenate([self._sizes, sizes])
+        self._flat = np.concatenate([self._flat, ids])
+
+
+def ranges(starts: I64, lens: I64) -> I64:
+    """``starts[i] .. starts[i] + lens[i]`` for every i, concatenated."""
+    offsets = np.cumsum(lens) - lens
+    out: I64 = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - offsets, lens)
+    return out
+
+
+__all__ = ["SEP", "IdMap", "TermTable", "ranges"]
