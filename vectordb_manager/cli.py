@@ -359,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_compact,
         "merge all segments into one and drop deleted records (faster opening, less space)",
     )
+    from vectordb_manager.server.command import add_serve_parser  # `serve`: the HTTP service
+
+    add_serve_parser(sub)
     return parser
 
 

@@ -88,9 +88,7 @@ class ApiError(Exception):
     """An error response: ``code`` (from `ERROR_CODES`, which gives the status) and a
     message saying what to do."""
 
-    def __init__(
-        self, code: str, message: str, *, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.status = ERROR_CODES[code]
@@ -151,8 +149,11 @@ def install(app: FastAPI) -> None:
                 f"{where['loc'][-1]}); send a JSON object with Content-Type: application/json",
             )
         details = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""),
-             "type": e.get("type", "")}
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
             for e in errors
         ]
         summary = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:5])

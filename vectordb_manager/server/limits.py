@@ -89,8 +89,10 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _refuse(send: Send, limit: int, *, uploads: bool) -> None:
     setting = "max_upload_bytes" if uploads else "max_body_bytes"
-    advice = "upload fewer or smaller files per request" if uploads else (
-        "send fewer documents per request"
+    advice = (
+        "upload fewer or smaller files per request"
+        if uploads
+        else ("send fewer documents per request")
     )
     body = json.dumps(
         {

@@ -38,11 +38,12 @@ class Strict(BaseModel):
 class DocumentIn(Strict):
     """A document to add: its text, metadata, and optionally its id and vector."""
 
-    id: str | None = Field(None, description="Kept if given (an existing id is replaced)")
+    id: str | None = Field(default=None, description="Kept if given (an existing id is replaced)")
     text: str
     metadata: dict[str, Any] = Field(default_factory=dict)
     vector: Vector | None = Field(
-        None, description="Its embedding, computed elsewhere (then the server embeds nothing)"
+        default=None,
+        description="Its embedding, computed elsewhere (then the server embeds nothing)",
     )
 
 
@@ -51,7 +52,7 @@ class AddDocumentsRequest(Strict):
 
     documents: list[DocumentIn]
     split: bool = Field(
-        False,
+        default=False,
         description="Split each text into chunks with the collection's chunk_size and "
         "chunk_overlap first (each chunk is a document; ids are returned)",
     )
@@ -99,24 +100,28 @@ class IdListResponse(BaseModel):
 class QueryRequest(Strict):
     """A search: by ``text`` or by ``vector``."""
 
-    text: str | None = Field(None, description="The query text (the server embeds it)")
-    vector: Vector | None = Field(None, description="The query's embedding (mode vector only)")
-    k: int = Field(4, gt=0, le=10_000, description="How many results")
+    text: str | None = Field(default=None, description="The query text (the server embeds it)")
+    vector: Vector | None = Field(
+        default=None, description="The query's embedding (mode vector only)"
+    )
+    k: int = Field(default=4, gt=0, le=10_000, description="How many results")
     filter: Filter | None = None
     mode: SearchMode = Field(
-        "vector", description="vector: by embedding; keyword: BM25; hybrid: both fused"
+        default="vector", description="vector: by embedding; keyword: BM25; hybrid: both fused"
     )
-    mmr: bool = Field(False, description="Maximal marginal relevance (mode vector only)")
-    fetch_k: int = Field(20, gt=0, le=100_000, description="MMR: candidates to choose from")
+    mmr: bool = Field(default=False, description="Maximal marginal relevance (mode vector only)")
+    fetch_k: int = Field(default=20, gt=0, le=100_000, description="MMR: candidates to choose from")
     lambda_mult: float = Field(
-        0.5, ge=0.0, le=1.0, description="MMR: 1 relevance only, 0 diversity only"
+        default=0.5, ge=0.0, le=1.0, description="MMR: 1 relevance only, 0 diversity only"
     )
     score_threshold: FiniteFloat | None = Field(
-        None, description="mode vector: keep results with at least this relevance (0-1)"
+        default=None, description="mode vector: keep results with at least this relevance (0-1)"
     )
-    fusion: Literal["rrf", "weighted"] = Field("rrf", description="hybrid: how to fuse")
-    alpha: float = Field(0.5, ge=0.0, le=1.0, description="hybrid: the vector side's weight")
-    rank_constant: float = Field(60.0, ge=0.0, description="hybrid, rrf: the constant c")
+    fusion: Literal["rrf", "weighted"] = Field(default="rrf", description="hybrid: how to fuse")
+    alpha: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="hybrid: the vector side's weight"
+    )
+    rank_constant: float = Field(default=60.0, ge=0.0, description="hybrid, rrf: the constant c")
 
 
 class ScoreInfo(BaseModel):
@@ -131,7 +136,7 @@ class ScoreInfo(BaseModel):
 class QueryResult(DocumentOut):
     score: float
     distance: float | None = Field(
-        None,
+        default=None,
         description="mode vector: the distance to the query (lower is closer) that the "
         "relevance score maps",
     )
@@ -150,7 +155,7 @@ class EmbeddingSettings(Strict):
 
     provider: Literal["huggingface", "openai", "fake"]
     model: str | None = None
-    dimensions: int | None = Field(None, gt=0)
+    dimensions: int | None = Field(default=None, gt=0)
 
 
 class CreateCollectionRequest(Strict):
@@ -158,8 +163,10 @@ class CreateCollectionRequest(Strict):
     embedding: EmbeddingSettings | None = None
     distance: Literal["cosine", "l2", "inner_product"] | None = None
     index: Literal["flat", "hnsw", "ivf", "auto"] | None = None
-    chunk_size: int | None = Field(None, gt=0, description="Characters per chunk when splitting")
-    chunk_overlap: int | None = Field(None, ge=0)
+    chunk_size: int | None = Field(
+        default=None, gt=0, description="Characters per chunk when splitting"
+    )
+    chunk_overlap: int | None = Field(default=None, ge=0)
 
 
 class CollectionInfo(BaseModel):
@@ -211,7 +218,7 @@ class IngestResponse(BaseModel):
 
 class VerifyResponse(BaseModel):
     ok: bool
-    problem: str | None = Field(None, description="What is damaged, when not ok")
+    problem: str | None = Field(default=None, description="What is damaged, when not ok")
     report: dict[str, Any] | None = None
 
 

@@ -332,9 +332,7 @@ class CollectionRegistry:
             collection.manager.close()
 
 
-NAME_RULE = (
-    "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
-)
+NAME_RULE = "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 def _read_spec(storage: Storage) -> CollectionSpec:

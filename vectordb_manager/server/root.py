@@ -85,9 +85,7 @@ class StorageRoot:
             return self._s3_candidates()
         try:
             with os.scandir(self._directory()) as entries:
-                return sorted(
-                    e.name for e in entries if e.is_dir(follow_symlinks=False)
-                )
+                return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -99,8 +97,10 @@ class StorageRoot:
         prefix = self._prefix()
         names: list[str] = []
         try:
-            pages = self._client().get_paginator("list_objects_v2").paginate(
-                Bucket=self.config.s3_bucket, Prefix=prefix, Delimiter="/"
+            pages = (
+                self._client()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=self.config.s3_bucket, Prefix=prefix, Delimiter="/")
             )
             for page in pages:
                 for common in page.get("CommonPrefixes", ()):

@@ -137,9 +137,7 @@ class ServerSettings:
             problems.append(f"port={self.port!r} must be 0-65535 (0: any free port)")
         interval = self.refresh_interval
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
-            problems.append(
-                f"refresh_interval={interval!r} must be a number of seconds, 0 or more"
-            )
+            problems.append(f"refresh_interval={interval!r} must be a number of seconds, 0 or more")
         for name in ("max_body_bytes", "max_upload_bytes"):
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
@@ -213,7 +211,9 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         try:
             values[name] = kind(raw) if kind is not str else raw
         except ValueError:
-            problems.append(f"{var}={raw!r}: expected {'an integer' if kind is int else 'a number'}")
+            problems.append(
+                f"{var}={raw!r}: expected {'an integer' if kind is int else 'a number'}"
+            )
     var = ENV_PREFIX + "API_KEYS"
     if var in environ:
         try:
@@ -231,8 +231,7 @@ def parse_keys(value: object, where: str) -> tuple[ApiKey, ...]:
     """API keys from a list of key objects (`ApiKey.from_json`); duplicates are refused."""
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
         raise ConfigurationError(
-            f"{where} must be a list of key objects like "
-            '[{"key": "SECRET", "access": "write"}]'
+            f'{where} must be a list of key objects like [{{"key": "SECRET", "access": "write"}}]'
         )
     keys = tuple(ApiKey.from_json(item, f"{where}[{i}]") for i, item in enumerate(value))
     if len({k.key for k in keys}) != len(keys):
@@ -246,8 +245,8 @@ def _is_int(value: object) -> bool:
 
 __all__ = [
     "ACCESS_LEVELS",
-    "SETTING_NAMES",
     "COLLECTION_NAME",
+    "SETTING_NAMES",
     "Access",
     "ApiKey",
     "ServerSettings",

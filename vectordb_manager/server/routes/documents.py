@@ -77,7 +77,10 @@ def add_documents(body: AddDocumentsRequest, collection: WriteCollection) -> Ids
     store = collection.store
     if docs and all(with_vectors):
         ids = [d.id or str(uuid.uuid4()) for d in docs]
-        pairs = [(d.page_content, d_in.vector or []) for d, d_in in zip(docs, body.documents, strict=True)]
+        pairs = [
+            (d.page_content, d_in.vector or [])
+            for d, d_in in zip(docs, body.documents, strict=True)
+        ]
         return IdsResponse(ids=store.add_embeddings(pairs, [d.metadata for d in docs], ids=ids))
     if not body.split:
         return IdsResponse(ids=store.apply(docs))
@@ -94,7 +97,9 @@ def _split(collection: Collection, docs: list[Document]) -> tuple[list[Document]
         if doc.id is None:
             chunks += processor.split_documents([doc])
             continue
-        parent = Document(page_content=doc.page_content, metadata={**doc.metadata, PARENT_ID: doc.id})
+        parent = Document(
+            page_content=doc.page_content, metadata={**doc.metadata, PARENT_ID: doc.id}
+        )
         mine = processor.split_documents([parent])
         for chunk in mine:
             chunk.id = f"{doc.id}#{chunk.metadata['chunk_index']}"
@@ -120,10 +125,12 @@ def list_ids(
             spec = json.loads(filter)
         except json.JSONDecodeError as exc:
             raise ApiError(
-                "invalid_filter", f"filter is not valid JSON ({exc.msg}); e.g. {{\"lang\": \"en\"}}"
+                "invalid_filter", f'filter is not valid JSON ({exc.msg}); e.g. {{"lang": "en"}}'
             ) from None
     ids = collection.store.get_ids(check_filter(spec))
-    return IdListResponse(ids=ids[offset : offset + limit], total=len(ids), offset=offset, limit=limit)
+    return IdListResponse(
+        ids=ids[offset : offset + limit], total=len(ids), offset=offset, limit=limit
+    )
 
 
 @router.post("/get", summary="Get documents by id")

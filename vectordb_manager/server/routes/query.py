@@ -90,10 +90,12 @@ def _check(body: QueryRequest) -> None:
             "vector; fusion, alpha, rank_constant: hybrid)",
         )
     if {"fetch_k", "lambda_mult"} & body.model_fields_set and not body.mmr:
-        raise ApiError("invalid_input", "fetch_k and lambda_mult apply to MMR: add \"mmr\": true")
+        raise ApiError("invalid_input", 'fetch_k and lambda_mult apply to MMR: add "mmr": true')
 
 
-def _vector(body: QueryRequest, collection: Collection, where: dict[str, object] | None) -> QueryResponse:
+def _vector(
+    body: QueryRequest, collection: Collection, where: dict[str, object] | None
+) -> QueryResponse:
     store = collection.store
     vector: Sequence[float] | None = body.vector
     if body.mmr:
@@ -109,21 +111,21 @@ def _vector(body: QueryRequest, collection: Collection, where: dict[str, object]
         assert body.text is not None
         pairs = store.similarity_search_with_score(body.text, k=body.k, filter=where)
     relevance = store._select_relevance_score_fn()
-    results = [
-        QueryResult(**_fields(doc), score=relevance(distance), distance=distance)
-        for doc, distance in pairs
-    ]
+    results = [_result(doc, relevance(distance), distance) for doc, distance in pairs]
     if body.score_threshold is not None:
         results = [r for r in results if r.score >= body.score_threshold]
     return _response("vector", results, _score_info(body, store))
 
 
-def _fields(doc: Document) -> dict[str, object]:
-    return document_out(doc).model_dump()
+def _result(doc: Document, score: float, distance: float | None = None) -> QueryResult:
+    out = document_out(doc)
+    return QueryResult(
+        id=out.id, text=out.text, metadata=out.metadata, score=score, distance=distance
+    )
 
 
 def _scored(pairs: list[tuple[Document, float]]) -> list[QueryResult]:
-    return [QueryResult(**_fields(doc), score=score) for doc, score in pairs]
+    return [_result(doc, score) for doc, score in pairs]
 
 
 def _response(mode: SearchMode, results: list[QueryResult], info: ScoreInfo) -> QueryResponse:

@@ -1,12 +1,13 @@
 """Uploads: files in a multipart request, ingested as ``vectordb ingest`` ingests files.
 
-The body limit is ``max_upload_bytes`` (`server.limits`). The files are staged under ``upload_dir/COLLECTION/NAME`` (``NAME`` as uploaded, a relative
-path) and handed to `VectorDatabaseManager.ingest`, so the formats, the splitting, the
-incremental behaviour (uploading an unchanged file again embeds and writes nothing; a changed
-one replaces its chunks) and the per-file report are the CLI's. The chunks' ``source`` is the
-staged path, which is the same for every upload of one name: servers that share a root should
-share ``upload_dir`` too, so that each recognises the others' uploads. Uploads to one
-collection are ingested one at a time (per server); the staged files are removed afterwards.
+The body limit is ``max_upload_bytes`` (`server.limits`). The files are staged under
+``upload_dir/COLLECTION/NAME`` (``NAME`` as uploaded, a relative path) and handed to
+`VectorDatabaseManager.ingest`, so the formats, the splitting, the incremental behaviour
+(uploading an unchanged file again embeds and writes nothing; a changed one replaces its
+chunks) and the per-file report are the CLI's. The chunks' ``source`` is the staged path,
+which is the same for every upload of one name: servers that share a root should share
+``upload_dir`` too, so that each recognises the others' uploads. Uploads to one collection
+are ingested one at a time (per server); the staged files are removed afterwards.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from vectordb_manager.ingestion import IngestReport
 from vectordb_manager.server.deps import State, WriteCollection
 from vectordb_manager.server.errors import ApiError
 from vectordb_manager.server.models import IngestResponse
-
 
 router = APIRouter(prefix="/collections/{name}", tags=["documents"])
 
@@ -62,7 +62,6 @@ def upload(
                     path.unlink()
             _prune(folder)
     return _response(report, {str(p): n for p, n in zip(staged, names, strict=True)})
-
 
 
 def _upload_name(filename: str | None) -> str:
