@@ -1,10 +1,13 @@
 """`BodyLimit`: refuse request bodies over the configured size with a JSON 413, before
 reading them whole.
 
-A body announced larger than the limit (``Content-Length``) is refused before any of it is
-read; a body sent without a length (chunked) is counted as it streams in and refused as soon
-as it passes the limit, so a request never costs more memory than the limit. Uploads
-(``POST /collections/NAME/upload``) have their own, larger limit.
+A body announced larger than the limit (``Content-Length``) is refused before the
+application reads any of it; a body sent without a length (chunked) is counted as it streams
+in and refused as soon as it passes the limit, so a request never costs more memory than the
+limit. Uploads (``POST /collections/NAME/upload``) have their own, larger limit. Once the 413
+is sent, the rest of the body is read and discarded (up to `DRAIN_BYTES`) before the answer
+ends and the connection closes: a client that sends its whole body before reading the answer
+(most do) then gets the 413 instead of a reset connection.
 
 Starlette's own `RequestBodyLimitMiddleware` (FastAPI's ``max_body_size``) does the same
 counting, but answers a body announced too large with a plain-text 413 that replaces any
@@ -19,6 +22,8 @@ import re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UPLOAD_PATH = re.compile(r"/collections/[^/]+/upload/?")
+DRAIN_BYTES = 64 << 20
+"""How much of a refused body is read and discarded so that the client sees the 413."""
 
 
 class _TooLarge(Exception):
@@ -44,7 +49,7 @@ class BodyLimit:
         limit = self.limit_for(scope["path"])
         length = _content_length(scope)
         if length is not None and length > limit:
-            await _refuse(send, limit, uploads=limit == self.max_upload_bytes)
+            await _refuse(send, receive, limit, uploads=limit == self.max_upload_bytes)
             return
         received = 0
         exceeded = False
@@ -74,7 +79,19 @@ class BodyLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await _refuse(send, limit, uploads=limit == self.max_upload_bytes)
+            await _refuse(send, receive, limit, uploads=limit == self.max_upload_bytes)
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop what is left of the body, up to `DRAIN_BYTES`."""
+    seen = 0
+    while seen <= DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -87,7 +104,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, limit: int, *, uploads: bool) -> None:
+async def _refuse(send: Send, receive: Receive, limit: int, *, uploads: bool) -> None:
+    """Answer 413: the status and the body at once, the end of the answer (which closes the
+    connection) once the rest of the request body is drained."""
     setting = "max_upload_bytes" if uploads else "max_body_bytes"
     advice = (
         "upload fewer or smaller files per request"
@@ -112,7 +131,9 @@ async def _refuse(send: Send, limit: int, *, uploads: bool) -> None:
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    await _drain(receive)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 __all__ = ["UPLOAD_PATH", "BodyLimit"]
