@@ -3,7 +3,8 @@
 `running_server` starts ``python -m vectordb_manager ROOT_ARGS serve --port 0 ...`` as a
 subprocess, learns the port the system chose from the line it prints once its socket is
 bound, waits until ``GET /health`` answers (polling; a process that exits first fails the
-test with its log), and stops it at the end (SIGTERM, then SIGKILL if it does not stop).
+test with its log), and stops it at the end (SIGTERM, then SIGKILL if it does not stop). Its
+stderr goes to ``NAME.log`` and its stdout (with uvicorn's access log) to ``NAME.out``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ class ServerProcess:
     log: Path
 
     def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        """What the server wrote: stderr (its log), then stdout (uvicorn's access log)."""
+        texts = [p.read_text(errors="replace") for p in (self.log, self.out) if p.exists()]
+        return "".join(texts)
+
+    @property
+    def out(self) -> Path:
+        return self.log.with_suffix(".out")
 
     def kill(self) -> None:
         """Kill it at once (SIGKILL): requests in flight get no answer."""
@@ -63,20 +70,25 @@ def running_server(
     *,
     env: Mapping[str, str] | None = None,
     name: str = "server",
+    access_log: bool = False,
 ) -> Iterator[ServerProcess]:
     """A server started with ``vectordb ROOT_ARGS serve SERVE_ARGS`` (see the module
     docstring); its stderr (the access and error log) goes to ``workdir/NAME.log``."""
     log = workdir / f"{name}.log"
     command = [
         sys.executable, "-m", "vectordb_manager", *root_args,
-        "serve", "--host", "127.0.0.1", "--port", "0", "--no-access-log", *serve_args,
+        "serve", "--host", "127.0.0.1", "--port", "0", *serve_args,
     ]  # fmt: skip
+    if not access_log:
+        command.append("--no-access-log")
     with log.open("wb") as err:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=err, env=server_env(env), cwd=workdir
         )
     lines: queue.Queue[str | None] = queue.Queue()
-    reader = threading.Thread(target=_drain, args=(process, lines), daemon=True)
+    reader = threading.Thread(
+        target=_drain, args=(process, lines, log.with_suffix(".out")), daemon=True
+    )
     reader.start()
     server = ServerProcess("", process, log)
     try:
@@ -101,10 +113,15 @@ def stop(server: ServerProcess) -> None:
         process.stdout.close()
 
 
-def _drain(process: subprocess.Popen[bytes], lines: queue.Queue[str | None]) -> None:
+def _drain(process: subprocess.Popen[bytes], lines: queue.Queue[str | None], out: Path) -> None:
+    """Copy the server's stdout to ``out``, handing each line to the starter too."""
     assert process.stdout is not None
-    for raw in process.stdout:
-        lines.put(raw.decode(errors="replace"))
+    with out.open("w") as copy:
+        for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            copy.write(line)
+            copy.flush()
+            lines.put(line)
     lines.put(None)  # the process closed its stdout: it exited
 
 

@@ -5,7 +5,8 @@ Retries: a request that could not be sent (connection refused or timed out while
 connecting) or that the server answered 503 (busy, storage unavailable, not ready) is tried
 again, up to ``retries`` more times, waiting with exponential backoff and jitter. Nothing
 else is retried: an answer is an answer, and a connection lost mid-request may have been
-applied. (The client's writes are safe to repeat anyway: every add names its ids.)
+applied. (The client's writes are safe to repeat anyway: every add names its ids.) Each
+retry is logged at DEBUG level on this module's logger.
 
 Errors: an error response ``{"code", "message"}`` raises the package's exception for the code
 (`ERRORS`: ``invalid_input`` is an `InvalidInputError`, ``collection_not_found`` a
@@ -16,6 +17,7 @@ each carries the ``status`` and ``code`` it came from.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,9 +26,11 @@ import httpx
 from tenacity import (
     AsyncRetrying,
     Retrying,
+    before_sleep_log,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from vectordb_manager.errors import (
@@ -42,6 +46,8 @@ from vectordb_manager.errors import (
     StoreNotFoundError,
     VectorDBError,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class ServiceError(VectorDBError):
@@ -157,8 +163,9 @@ class Transport:
     def _policy(self) -> dict[str, Any]:
         return {
             "stop": stop_after_attempt(self._retries + 1),
-            "wait": wait_exponential_jitter(initial=0.05, max=self._max_wait),
+            "wait": wait_exponential(multiplier=0.05, max=self._max_wait) + wait_random(0, 0.05),
             "retry": retry_if_exception_type(RETRYABLE),
+            "before_sleep": before_sleep_log(logger, logging.DEBUG),
             "reraise": True,
         }
 
