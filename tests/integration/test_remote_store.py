@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from langchain_core.vectorstores import VectorStore
@@ -231,8 +231,8 @@ def test_from_texts_creates_the_collection(server: ServerProcess, admin: VectorD
 
 # -- retries (a stub server that answers 503 a given number of times) ------------------------
 class _Flaky(BaseHTTPRequestHandler):
-    failures = 0
-    requests: list[str] = []
+    failures: ClassVar[int] = 0
+    requests: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         self.requests.append(self.path)

@@ -5,7 +5,6 @@ collections (403), both ways of presenting a key, and no key in the server's log
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
