@@ -3,7 +3,12 @@
 Everything public is importable from here::
 
     from vectordb_manager import LocalVectorStore, VectorDBConfig, EmbeddingService
+
+The client of `vectordb serve` (``RemoteVectorStore``, ``VectorDBClient``) is importable from
+here too; it is loaded on first use (it needs the ``client`` or ``server`` extra: httpx).
 """
+
+from typing import TYPE_CHECKING
 
 from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.embeddings import EmbeddingService, HashingEmbeddings
@@ -26,7 +31,20 @@ from vectordb_manager.processing import DocumentProcessor, FileResult
 from vectordb_manager.self_query import VectorDBTranslator
 from vectordb_manager.vectorstores import LocalVectorStore, S3VectorStore, create_vector_store
 
+if TYPE_CHECKING:
+    from vectordb_manager.client import RemoteVectorStore as RemoteVectorStore
+    from vectordb_manager.client import VectorDBClient as VectorDBClient
+
 __version__ = "0.1.0"
+_CLIENT_NAMES = ("RemoteVectorStore", "VectorDBClient")
+
+
+def __getattr__(name: str) -> object:
+    if name in _CLIENT_NAMES:  # httpx is imported only when the client is used
+        from vectordb_manager import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'vectordb_manager' has no attribute {name!r}")
 
 __all__ = [
     "ConcurrentModificationError",

@@ -28,11 +28,7 @@ from vectordb_manager.server.models import IngestResponse
 router = APIRouter(prefix="/collections/{name}", tags=["documents"])
 
 
-@router.post(
-    "/upload",
-    summary="Upload files for ingestion",
-    form_limits={"max_files": 1000, "max_fields": 1000},
-)
+@router.post("/upload", summary="Upload files for ingestion")
 def upload(
     collection: WriteCollection,
     state: State,
