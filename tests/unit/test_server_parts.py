@@ -213,3 +213,11 @@ def test_registry_over_a_local_root(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError):
         first.create("chunks", {"chunk_size": 10, "chunk_overlap": 10})
     assert not (tmp_path / "chunks").exists()
+
+
+def test_every_error_code_and_setting_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
+    for code, status in ERROR_CODES.items():
+        assert f"| {status} | `{code}` |" in doc, code
+    for name in SETTING_NAMES:
+        assert f"| `{name}` |" in doc, name

@@ -144,8 +144,6 @@ class RemoteVectorStore(VectorStore):
         vectors: Sequence[Sequence[float]] | None,
     ) -> list[Query]:
         text_list = list(texts)
-        if isinstance(texts, str):
-            raise InvalidInputError("texts must be a list of strings, not one string")
         n = len(text_list)
         for name, given in (("metadatas", metadatas), ("ids", ids)):
             if given is not None and len(given) != n:
@@ -223,7 +221,7 @@ class RemoteVectorStore(VectorStore):
         """Add texts (ids made here when not given; an existing id is replaced); embedded
         here when this store has a model, else by the server. Each ``batch_size`` documents
         are one request and one commit."""
-        text_list = list(texts)
+        text_list = _texts(texts)
         vectors = self._embedding.embed_documents(text_list) if self._embedding else None
         out: list[str] = []
         for body in self._add_requests(text_list, metadatas, ids, vectors):
@@ -239,7 +237,7 @@ class RemoteVectorStore(VectorStore):
         ids: list[str] | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        text_list = list(texts)
+        text_list = _texts(texts)
         vectors = await self._embedding.aembed_documents(text_list) if self._embedding else None
         out: list[str] = []
         for body in self._add_requests(text_list, metadatas, ids, vectors):
@@ -599,6 +597,12 @@ def _options(kwargs: dict[str, Any], accepted: Sequence[str]) -> dict[str, Any]:
             f"{', '.join(('k', 'filter', *accepted))}"
         )
     return {k: v for k, v in kwargs.items() if k in accepted}
+
+
+def _texts(texts: Iterable[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise InvalidInputError("texts must be a list of strings, not one string")
+    return list(texts)
 
 
 def _document(item: dict[str, Any]) -> Document:
