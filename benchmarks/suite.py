@@ -23,6 +23,8 @@ Parts (each a script in this directory that can also run alone; see its --help):
                with the text index vs keyword_index=False
   quality      bench_quality.py: recall@10 and nDCG@10 on the judged pydoc topics set: vector,
                keyword, hybrid, bm25s, BM25Retriever and the hand-built EnsembleRetriever
+  serve        bench_serve.py: `vectordb serve` with 16 clients x 60 s of mixed queries and
+               writes: one server, two over moto's S3, two with one killed half-way
 
 Each part writes its rows as JSON; the suite merges them into one document (machine, targets,
 tables), prints it on stdout, keeps the raw JSON and the document in benchmarks/results/, and
@@ -85,6 +87,7 @@ class Sizes:
     text: str = ""  # bench_text.py's options
     keyword: str = ""  # bench_keyword.py's options (its defaults: 100k passages)
     keyword_n: int = 100_000
+    serve: str = ""  # bench_serve.py's options (its defaults: 16 clients x 60 s, 3 runs)
 
 
 FULL = Sizes(
@@ -98,6 +101,7 @@ QUICK = Sizes(
     text="--max-chunks 500 --queries 20 --repeats 3",
     keyword="--n 20000 --queries 40 --repeats 2 --lc-queries 3 --child-repeats 1 "
     "--ingest-chunks 128", keyword_n=20_000,
+    serve="--seconds 10 --docs 2000",
 )  # fmt: skip
 
 
@@ -135,6 +139,7 @@ def plan(args: argparse.Namespace) -> list[Part]:
         ("s3", "bench_s3.py", f"--n {s.s3}", f"S3, {s.s3:,}", 0),
         ("keyword", "bench_keyword.py", s.keyword, f"keyword, {s.keyword_n:,}", 0),
         ("quality", "bench_quality.py", "", "judged set", 0),
+        ("serve", "bench_serve.py", s.serve, "service", 0),
     ]  # fmt: skip
     parts = [Part(n, script, opts.split(), where, need) for n, script, opts, where, need in rows]
     if not args.hnsw_1m:
@@ -324,6 +329,7 @@ TARGET_PARTS: dict[str, tuple[str, ...]] = {
     "memory": ("small", "large"), "ingest": ("ingest",), "s3": ("s3",),
     "auto": ("small", "large", "text"), "keyword": ("keyword",), "hybrid": ("keyword",),
     "kwadd": ("keyword",), "kwdisk": ("keyword",), "quality": ("quality",),
+    "serve": ("serve",),
 }  # fmt: skip
 
 
@@ -372,7 +378,7 @@ def sections_of(parts: list[Part], args: argparse.Namespace) -> list[tuple[str, 
     if large is not None:
         persist_same(by_name, large)
     out.append((f"{s.large:,}", large))
-    for name in ("hnsw-large", "text", "ingest", "s3", "keyword", "quality"):
+    for name in ("hnsw-large", "text", "ingest", "s3", "keyword", "quality", "serve"):
         part = by_name.get(name)
         if part and part.result:
             out += [(part.where, t) for t in part.result.tables]
