@@ -7,7 +7,12 @@ running several servers over one root. Needs the ``server`` extra
 (``pip install "vectordb-manager[server]"``); the client is `vectordb_manager.client`.
 """
 
+from typing import TYPE_CHECKING
+
 from vectordb_manager.server.settings import ApiKey, ServerSettings
+
+if TYPE_CHECKING:
+    from vectordb_manager.server.app import create_app as create_app
 
 __all__ = ["ApiKey", "ServerSettings", "create_app"]
 
