@@ -12,14 +12,17 @@ threads of this process, each with its own `RemoteVectorStore` (its own HTTP con
    ``--clients`` clients for ``--seconds`` seconds, each request a write (``--write-share``:
    5 new documents in one request) or a query (4 in 5 vector search by text, 1 in 5 hybrid,
    k=5). Requests per second, p50 and p99 latency of queries and writes, errors (any failed
-   request), and the server's resident memory once warm (after a tenth of the run) and at the
-   end (sampled every second with psutil).
+   request), and the server's resident memory once warm (after a quarter of the run) and at
+   the end (sampled every second with psutil). Each client's writes cycle through 25 slots
+   of 5 ids, replacing what they wrote before, so the collection's size levels off and
+   memory that keeps growing would be a leak.
 2. The same through two servers over one prefix on moto's S3 server (moto in this process,
-   refresh interval 1 s): the clients alternate between the servers.
+   refresh interval 1 s): the clients alternate between the servers. Afterwards every
+   acknowledged write must be visible through both (once they have refreshed).
 3. Faults: two servers over one directory under the same load; half-way one is killed
    (SIGKILL). Its clients' requests fail from then on (counted, expected); the other's must
    not fail. Afterwards every write either server acknowledged must be visible through the
-   survivor, and ``verify`` must be clean.
+   survivor, and ``verify`` must be clean. (A client stops after 3 failures in a row.)
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from vectordb_manager.client import RemoteVectorStore, VectorDBClient
 DIM = "384"
 COLLECTION = "bench"
 RSS_LIMIT = 1.2  # "memory stable": at the end at most this times the warm figure
+WRITE_SLOTS = 25  # each client's writes cycle through this many ids (x 5 documents)
+WARM = 0.25  # the share of a run after which the server's memory counts as warm
 
 
 @dataclass
@@ -86,14 +91,15 @@ def client(url: str, number: int, load: Load, *, deadline: float, share: float, 
     rng = random.Random(seed * 1000 + number)
     texts = common.make_texts(np.random.default_rng(seed + number), 0, 200)
     store = RemoteVectorStore(url, COLLECTION, retries=0, timeout=30)
-    i = 0
-    while time.monotonic() < deadline:
+    i = failed = 0
+    while time.monotonic() < deadline and failed < 3:  # 3 failures in a row: server gone
         i += 1
         write = rng.random() < share
         t0 = time.perf_counter()
         try:
             if write:
-                ids = [f"c{number}-{i}-{j}" for j in range(5)]
+                slot = i % WRITE_SLOTS  # later writes replace earlier ones: a steady size
+                ids = [f"c{number}-{slot}-{j}" for j in range(5)]
                 store.add_texts(
                     [f"client {number} write {i} {texts[j]}" for j in range(5)],
                     [{"client": number, "i": i}] * 5,
@@ -104,9 +110,11 @@ def client(url: str, number: int, load: Load, *, deadline: float, share: float, 
             else:
                 store.hybrid_search(rng.choice(texts)[8:60], k=5)
         except VectorDBError:
+            failed += 1
             with load.lock:
                 load.errors[url] = load.errors.get(url, 0) + 1
             continue
+        failed = 0
         took = time.perf_counter() - t0
         with load.lock:
             load.latencies["write" if write else "query"].append(took)
@@ -194,7 +202,7 @@ def rows(name: str, label: str, load: Load, survivors: int | None = None) -> lis
             )
         )
     if load.rss:
-        warm = [b for t, b in load.rss if t >= load.seconds / 10] or [load.rss[-1][1]]
+        warm = [b for t, b in load.rss if t >= load.seconds * WARM] or [load.rss[-1][1]]
         growth = load.rss[-1][1] / warm[0]
         out.append(
             Row(
@@ -253,7 +261,7 @@ def bench(args: argparse.Namespace) -> PartResult:
                 ):
                     preload(a.url, args.docs, args.seed)
                     load = run_load([a, b], args)
-                    lost = missing(b.url, load.acknowledged) + missing(a.url, load.acknowledged)
+                    lost = max(missing(b.url, load.acknowledged), missing(a.url, load.acknowledged))
             out += rows("s3", "2 servers, moto S3", load)
             out.append(lost_row("s3", "2 servers, moto S3", lost))
 
@@ -288,7 +296,8 @@ def bench(args: argparse.Namespace) -> PartResult:
         out,
         notes=[
             f"collection preloaded with {args.docs:,} documents; fake embeddings (384-d); "
-            "a write adds 5 documents; queries: 4/5 vector, 1/5 hybrid, k=5; no client retries",
+            f"a write adds or replaces 5 documents (each client cycles through {WRITE_SLOTS} x 5 "
+            "ids); queries: 4/5 vector, 1/5 hybrid, k=5; no client retries",
             "clients are threads of the benchmark process (one GIL); the servers are separate "
             f"processes; the machine has {os.cpu_count()} CPUs",
         ],
@@ -301,10 +310,16 @@ def bench(args: argparse.Namespace) -> PartResult:
     )
 
 
-def missing(url: str, acknowledged: set[str]) -> int:
-    """How many acknowledged ids the server at ``url`` does not show."""
-    have = set(RemoteVectorStore(url, COLLECTION).get_ids())
-    return len(acknowledged - have)
+def missing(url: str, acknowledged: set[str], wait: float = 15.0) -> int:
+    """How many acknowledged ids the server at ``url`` does not show, once it has had
+    ``wait`` seconds (beyond its refresh interval) to see the other servers' writes."""
+    store = RemoteVectorStore(url, COLLECTION)
+    deadline = time.monotonic() + wait
+    while True:
+        absent = len(acknowledged - set(store.get_ids()))
+        if not absent or time.monotonic() > deadline:
+            return absent
+        time.sleep(0.2)  # between polls
 
 
 def lost_row(name: str, label: str, lost: int) -> Row:
