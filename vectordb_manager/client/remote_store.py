@@ -19,11 +19,12 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from typing_extensions import override
 
-from vectordb_manager.engine.records import tag_metadata, untag_metadata
+from vectordb_manager.engine.records import tag_metadata
 from vectordb_manager.errors import InvalidInputError
 from vectordb_manager.vectorstores.relevance import RELEVANCE
 
 from .transport import CollectionExistsError, Transport
+from .wire import SIMILARITY_OPTIONS, checked_options, document, texts_of, within
 
 Query = dict[str, Any]
 
@@ -186,7 +187,7 @@ class RemoteVectorStore(VectorStore):
 
     def _vector_query(self, query: str, k: int, filter: Any, kwargs: dict[str, Any]) -> Query:
         """A vector search for a text: embedded here if this store has a model."""
-        _options(kwargs, _SIMILARITY_OPTIONS)
+        checked_options(kwargs, SIMILARITY_OPTIONS)
         if self._embedding is not None:
             return self._query(vector=self._embedding.embed_query(query), k=k, filter=filter)
         return self._query(text=query, k=k, filter=filter)
@@ -194,7 +195,7 @@ class RemoteVectorStore(VectorStore):
     async def _avector_query(
         self, query: str, k: int, filter: Any, kwargs: dict[str, Any]
     ) -> Query:
-        _options(kwargs, _SIMILARITY_OPTIONS)
+        checked_options(kwargs, SIMILARITY_OPTIONS)
         if self._embedding is not None:
             vector = await self._embedding.aembed_query(query)
             return self._query(vector=vector, k=k, filter=filter)
@@ -202,11 +203,11 @@ class RemoteVectorStore(VectorStore):
 
     def _search(self, body: Query) -> list[tuple[Document, dict[str, Any]]]:
         answer = self.transport.request("POST", f"{self._path}/query", json=body)
-        return [(_document(r), r) for r in answer["results"]]
+        return [(document(r), r) for r in answer["results"]]
 
     async def _asearch(self, body: Query) -> list[tuple[Document, dict[str, Any]]]:
         answer = await self.transport.arequest("POST", f"{self._path}/query", json=body)
-        return [(_document(r), r) for r in answer["results"]]
+        return [(document(r), r) for r in answer["results"]]
 
     # -- writing -----------------------------------------------------------------------------
     @override
@@ -221,7 +222,7 @@ class RemoteVectorStore(VectorStore):
         """Add texts (ids made here when not given; an existing id is replaced); embedded
         here when this store has a model, else by the server. Each ``batch_size`` documents
         are one request and one commit."""
-        text_list = _texts(texts)
+        text_list = texts_of(texts)
         vectors = self._embedding.embed_documents(text_list) if self._embedding else None
         out: list[str] = []
         for body in self._add_requests(text_list, metadatas, ids, vectors):
@@ -237,7 +238,7 @@ class RemoteVectorStore(VectorStore):
         ids: list[str] | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        text_list = _texts(texts)
+        text_list = texts_of(texts)
         vectors = await self._embedding.aembed_documents(text_list) if self._embedding else None
         out: list[str] = []
         for body in self._add_requests(text_list, metadatas, ids, vectors):
@@ -267,13 +268,13 @@ class RemoteVectorStore(VectorStore):
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         body = {"ids": list(ids)}
         answer = self.transport.request("POST", f"{self._path}/documents/get", json=body)
-        return [_document(d) for d in answer["documents"]]
+        return [document(d) for d in answer["documents"]]
 
     @override
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         body = {"ids": list(ids)}
         answer = await self.transport.arequest("POST", f"{self._path}/documents/get", json=body)
-        return [_document(d) for d in answer["documents"]]
+        return [document(d) for d in answer["documents"]]
 
     def get_ids(self, filter: dict[str, Any] | None = None) -> list[str]:
         """The ids of every document (passing ``filter``), oldest first."""
@@ -309,14 +310,14 @@ class RemoteVectorStore(VectorStore):
         keep those within that distance, as the local stores do; ``fetch_k`` is accepted and
         changes nothing: filtered searches are exact)."""
         hits = self._search(self._vector_query(query, k, filter, kwargs))
-        return _within([(doc, float(r["distance"])) for doc, r in hits], kwargs)
+        return within([(doc, float(r["distance"])) for doc, r in hits], kwargs)
 
     @override
     async def asimilarity_search_with_score(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         hits = await self._asearch(await self._avector_query(query, k, filter, kwargs))
-        return _within([(doc, float(r["distance"])) for doc, r in hits], kwargs)
+        return within([(doc, float(r["distance"])) for doc, r in hits], kwargs)
 
     @override
     def _similarity_search_with_relevance_scores(
@@ -351,9 +352,9 @@ class RemoteVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Documents with their distance to the vector: lower is closer."""
-        _options(kwargs, _SIMILARITY_OPTIONS)
+        checked_options(kwargs, SIMILARITY_OPTIONS)
         body = self._query(vector=embedding, k=k, filter=filter)
-        return _within([(doc, float(r["distance"])) for doc, r in self._search(body)], kwargs)
+        return within([(doc, float(r["distance"])) for doc, r in self._search(body)], kwargs)
 
     @override
     def similarity_search_by_vector(
@@ -374,10 +375,10 @@ class RemoteVectorStore(VectorStore):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        _options(kwargs, _SIMILARITY_OPTIONS)
+        checked_options(kwargs, SIMILARITY_OPTIONS)
         body = self._query(vector=embedding, k=k, filter=filter)
         hits = await self._asearch(body)
-        return [doc for doc, _ in _within([(d, float(r["distance"])) for d, r in hits], kwargs)]
+        return [doc for doc, _ in within([(d, float(r["distance"])) for d, r in hits], kwargs)]
 
     @override
     def max_marginal_relevance_search(
@@ -389,7 +390,7 @@ class RemoteVectorStore(VectorStore):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        _options(kwargs, ())
+        checked_options(kwargs, ())
         mmr: dict[str, Any] = {"mmr": True, "fetch_k": fetch_k, "lambda_mult": lambda_mult}
         if self._embedding is not None:
             vector = self._embedding.embed_query(query)
@@ -408,7 +409,7 @@ class RemoteVectorStore(VectorStore):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        _options(kwargs, ())
+        checked_options(kwargs, ())
         body = self._query(
             vector=embedding,
             k=k,
@@ -429,7 +430,7 @@ class RemoteVectorStore(VectorStore):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        _options(kwargs, ())
+        checked_options(kwargs, ())
         mmr: dict[str, Any] = {"mmr": True, "fetch_k": fetch_k, "lambda_mult": lambda_mult}
         if self._embedding is not None:
             vector = await self._embedding.aembed_query(query)
@@ -491,7 +492,7 @@ class RemoteVectorStore(VectorStore):
     async def ahybrid_search(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Document]:
-        options = _options(kwargs, ("fusion", "alpha", "rank_constant"))
+        options = checked_options(kwargs, ("fusion", "alpha", "rank_constant"))
         body = self._query(text=query, k=k, filter=filter, mode="hybrid", **options)
         return [doc for doc, _ in await self._asearch(body)]
 
@@ -572,42 +573,6 @@ class RemoteRetriever(VectorStoreRetriever):
         if self.search_type == "hybrid":
             return await self._remote().ahybrid_search(query, **options)
         return await super()._aget_relevant_documents(query, run_manager=run_manager, **kwargs)
-
-
-_IGNORED = ("verbose",)  # what LangChain's retrievers pass down
-_SIMILARITY_OPTIONS = ("score_threshold", "fetch_k")
-
-
-def _within(
-    pairs: list[tuple[Document, float]], kwargs: dict[str, Any]
-) -> list[tuple[Document, float]]:
-    """The pairs within ``score_threshold`` (a distance), if one is given."""
-    threshold = kwargs.get("score_threshold")
-    if threshold is None:
-        return pairs
-    return [(doc, d) for doc, d in pairs if d <= float(threshold)]
-
-
-def _options(kwargs: dict[str, Any], accepted: Sequence[str]) -> dict[str, Any]:
-    """The keyword arguments a search takes; `InvalidInputError` names any other."""
-    unknown = sorted(k for k in kwargs if k not in accepted and k not in _IGNORED)
-    if unknown:
-        raise InvalidInputError(
-            f"unknown keyword argument(s) {', '.join(unknown)}; this search takes "
-            f"{', '.join(('k', 'filter', *accepted))}"
-        )
-    return {k: v for k, v in kwargs.items() if k in accepted}
-
-
-def _texts(texts: Iterable[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise InvalidInputError("texts must be a list of strings, not one string")
-    return list(texts)
-
-
-def _document(item: dict[str, Any]) -> Document:
-    metadata = untag_metadata(item.get("metadata") or {}, "the server's answer")
-    return Document(id=item["id"], page_content=item["text"], metadata=metadata)
 
 
 __all__ = ["RemoteRetriever", "RemoteVectorStore"]
