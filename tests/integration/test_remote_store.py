@@ -5,6 +5,7 @@ errors and the admin client; and the transport's retries against a stub HTTP ser
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import threading
 import uuid
@@ -298,3 +299,39 @@ def test_verify_raises_on_damage(admin: VectorDBClient, server: ServerProcess) -
     with pytest.raises(IntegrityError):
         admin.verify(name)
     admin.delete_collection(name)
+
+
+def test_cli_commands_through_the_server(
+    animals: RemoteVectorStore,
+    server: ServerProcess,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vectordb_manager.cli import main
+
+    remote = ["--server", server.url, "--collection", animals.collection]
+    assert main([*remote, "search", "cats sleeping", "-k", "2", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["id"] == "c" and 0 < hits[0]["score"] <= 1
+    assert main([*remote, "search", "postman", "--mode", "keyword"]) == 0
+    assert "1. [" in capsys.readouterr().out
+    assert main([*remote, "search", "x", "--filter", '{"legs": {"$gt": 3}}', "--json"]) == 0
+    assert {h["id"] for h in json.loads(capsys.readouterr().out)} == {"c", "d"}
+    assert main([*remote, "stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["documents"] == 4 and stats["name"] == animals.collection
+    assert main([*remote, "get", "c", "zz"]) == 1
+    out = capsys.readouterr()
+    assert "cats purr" in out.out and "not found: zz" in out.err
+    assert main([*remote, "delete", "b", "zz"]) == 0
+    assert "deleted 1 of 2" in capsys.readouterr().out
+    assert main([*remote, "verify"]) == 0 and "documents=3" in capsys.readouterr().out
+    assert main([*remote, "compact"]) == 0
+    assert main([*remote, "ingest", "x.txt"]) == 1
+    assert "not through --server" in capsys.readouterr().err
+    assert main(["--server", server.url, "search", "x"]) == 1
+    assert "--collection" in capsys.readouterr().err
+    monkeypatch.setenv("VECTORDB_SERVER_URL", server.url)
+    monkeypatch.setenv("VECTORDB_COLLECTION", "no-such-collection")
+    assert main(["search", "x"]) == 1
+    assert "no collection named" in capsys.readouterr().err
