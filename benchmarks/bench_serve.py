@@ -116,6 +116,8 @@ def client(url: str, number: int, load: Load, *, deadline: float, share: float, 
             with load.lock:
                 load.errors[url] = load.errors.get(url, 0) + 1
                 load.kinds[kind] = load.kinds.get(kind, 0) + 1
+                if load.kinds[kind] == 1:
+                    common.log(f"  first {kind}: {' '.join(str(exc).split())[:300]}")
             continue
         failed = 0
         took = time.perf_counter() - t0
@@ -199,7 +201,7 @@ def rows(name: str, label: str, load: Load, survivors: int | None = None) -> lis
             Row(
                 f"{name}.errors",
                 f"{label}: failed requests",
-                {"value": f"{errors:,}"},
+                {"value": _errors(errors, load)},
                 {"value": errors},
                 [Target("serve", "errors", errors, 0, "n")],
             )
@@ -228,11 +230,12 @@ def bench(args: argparse.Namespace) -> PartResult:
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         work = Path(tmp)
         root = ["--path", str(work / "root"), "--provider", "fake"]
-        common.log(f"- one server, {args.docs:,} documents, {args.clients} clients")
-        with running_server(work, root, env=env, name="one") as one:
-            preload(one.url, args.docs, args.seed)
-            load = run_load([one], args)
-        out += rows("one", "1 server, local", load)
+        if not args.skip_one:
+            common.log(f"- one server, {args.docs:,} documents, {args.clients} clients")
+            with running_server(work, root, env=env, name="one") as one:
+                preload(one.url, args.docs, args.seed)
+                load = run_load([one], args)
+            out += rows("one", "1 server, local", load)
 
         if not args.skip_s3:
             from tests.s3_support import moto_server, s3_client
@@ -349,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--write-share", type=float, default=0.2, help="share of writes (default 0.2)"
     )
+    parser.add_argument("--skip-one", action="store_true", help="no run with one server")
     parser.add_argument("--skip-s3", action="store_true", help="no run over moto's S3")
     parser.add_argument("--skip-kill", action="store_true", help="no run with a killed server")
     args = parser.parse_args(argv)

@@ -125,7 +125,11 @@ class Collection:
         arrived = time.monotonic()
         if self._fresh_at >= arrived - interval:
             return
-        with self._refresh_lock:
+        # another request is refreshing: with an interval, serve what is loaded rather than
+        # wait (loading a large commit of another server can take a while); with 0, wait
+        if not self._refresh_lock.acquire(blocking=interval == 0):
+            return
+        try:
             if self._fresh_at >= arrived - interval:  # done while this request waited
                 return
             started = time.monotonic()
@@ -137,6 +141,8 @@ class Collection:
                 raise _Gone
             self.store.refresh()
             self._fresh_at = started
+        finally:
+            self._refresh_lock.release()
 
 
 class CollectionRegistry:
