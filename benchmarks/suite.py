@@ -29,6 +29,8 @@ Parts (each a script in this directory that can also run alone; see its --help):
                breakdown (imports, open, model, embed, search, exit)
   embed        bench_embed.py: the offline model in NumPy vs sentence-transformers: cosine over
                1,000 real texts, a fresh process's first query vector, bulk texts/s
+  serve        bench_serve.py: `vectordb serve` with 16 clients x 60 s of mixed queries and
+               writes: one server, two over moto's S3, two with one killed half-way
 
 Each part writes its rows as JSON; the suite merges them into one document (machine, targets,
 tables), prints it on stdout, keeps the raw JSON and the document in benchmarks/results/, and
@@ -94,6 +96,7 @@ class Sizes:
     cold: int = 100_000
     cold_runs: int = 5
     embed: str = ""  # bench_embed.py's options (its defaults: 1,000 texts, 8 batches)
+    serve: str = ""  # bench_serve.py's options (its defaults: 16 clients x 60 s, 3 runs)
 
 
 FULL = Sizes(
@@ -108,6 +111,7 @@ QUICK = Sizes(
     keyword="--n 20000 --queries 40 --repeats 2 --lc-queries 3 --child-repeats 1 "
     "--ingest-chunks 128", keyword_n=20_000, cold=20_000, cold_runs=3,
     embed="--texts 200 --cold-repeats 1 --batches 2",
+    serve="--seconds 10 --docs 2000",
 )  # fmt: skip
 
 
@@ -148,6 +152,7 @@ def plan(args: argparse.Namespace) -> list[Part]:
         ("cold", "bench_cold.py", f"--n {s.cold} --runs {s.cold_runs}",
          f"cold start, {s.cold:,}", 0),
         ("embed", "bench_embed.py", s.embed, "embedding", 0),
+        ("serve", "bench_serve.py", s.serve, "service", 0),
     ]  # fmt: skip
     parts = [Part(n, script, opts.split(), where, need) for n, script, opts, where, need in rows]
     if not args.hnsw_1m:
@@ -340,6 +345,7 @@ TARGET_PARTS: dict[str, tuple[str, ...]] = {
     "kwadd": ("keyword",), "kwdisk": ("keyword",), "quality": ("quality",),
     "cold": ("cold",),
     "embed": ("embed",),
+    "serve": ("serve",),
 }  # fmt: skip
 
 
@@ -388,7 +394,9 @@ def sections_of(parts: list[Part], args: argparse.Namespace) -> list[tuple[str, 
     if large is not None:
         persist_same(by_name, large)
     out.append((f"{s.large:,}", large))
-    for name in ("hnsw-large", "text", "ingest", "s3", "keyword", "quality", "cold", "embed"):
+    for name in (
+        "hnsw-large", "text", "ingest", "s3", "keyword", "quality", "cold", "embed", "serve"
+    ):  # fmt: skip
         part = by_name.get(name)
         if part and part.result:
             out += [(part.where, t) for t in part.result.tables]

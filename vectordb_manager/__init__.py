@@ -6,6 +6,8 @@ Everything public is importable from here::
 
 Names are imported when first used (PEP 562), so ``import vectordb_manager`` stays quick and a
 script that only needs the configuration or the errors never loads LangChain, FAISS or a model.
+The client of `vectordb serve` (``RemoteVectorStore``, ``VectorDBClient``) is importable from
+here too (it needs the ``client`` or ``server`` extra: httpx).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from vectordb_manager.errors import (
 from vectordb_manager.lazy import attach
 
 if TYPE_CHECKING:  # what type checkers see; at run time each is imported on first use
+    from vectordb_manager.client import RemoteVectorStore, VectorDBClient
     from vectordb_manager.config import VectorDBConfig
     from vectordb_manager.embeddings import EmbeddingService, HashingEmbeddings
     from vectordb_manager.manager import IngestReport, VectorDatabaseManager
@@ -51,11 +54,14 @@ else:
             "DocumentProcessor": "vectordb_manager.processing",
             "FileResult": "vectordb_manager.processing",
             "VectorDBTranslator": "vectordb_manager.self_query",
+            "RemoteVectorStore": "vectordb_manager.client",
+            "VectorDBClient": "vectordb_manager.client",
             "LocalVectorStore": "vectordb_manager.vectorstores",
             "S3VectorStore": "vectordb_manager.vectorstores",
             "create_vector_store": "vectordb_manager.vectorstores",
         },
     )
+
 
 __version__ = "0.1.0"
 
@@ -74,10 +80,12 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "LocalVectorStore",
+    "RemoteVectorStore",
     "S3VectorStore",
     "StorageError",
     "StoreNotFoundError",
     "UnsafePickleError",
+    "VectorDBClient",
     "VectorDBConfig",
     "VectorDBError",
     "VectorDBTranslator",

@@ -239,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_compact,
         "merge all segments into one and drop deleted records (faster opening, less space)",
     )
+    from vectordb_manager.client.cli import add_remote_options  # --server URL
+    from vectordb_manager.server.command import add_serve_parser  # `serve`: the HTTP service
+
+    add_serve_parser(sub)
+    add_remote_options(parser, sub)
     return parser
 
 

@@ -170,7 +170,19 @@ class VectorDBConfig:
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a JSON, TOML or YAML configuration file into a dict."""
+    """Read a JSON, TOML or YAML configuration file into a dict of `VectorDBConfig` fields
+    (its settings at the top level or in a ``vectordb`` table; a ``server`` table, the
+    settings of `vectordb serve`, is left out: see `read_config_file`)."""
+    data = read_config_file(path)
+    if isinstance(data.get("server"), dict):
+        data.pop("server")
+    if set(data) == {"vectordb"} and isinstance(data["vectordb"], dict):
+        data = data["vectordb"]
+    return data
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A JSON, TOML or YAML configuration file's top-level table, as it is written."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -195,8 +207,6 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigurationError(
             f"configuration file {p} is not valid {suffix[1:]}: {exc}"
         ) from exc
-    if isinstance(data, dict) and set(data) == {"vectordb"} and isinstance(data["vectordb"], dict):
-        data = data["vectordb"]
     if not isinstance(data, dict):
         raise ConfigurationError(f"configuration file {p} must hold a table/object of settings")
     return data

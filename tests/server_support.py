@@ -1,0 +1,156 @@
+"""Test support for the HTTP service: a real `vectordb serve` process on a free local port.
+
+`running_server` starts ``python -m vectordb_manager ROOT_ARGS serve --port 0 ...`` as a
+subprocess, learns the port the system chose from the line it prints once its socket is
+bound, waits until ``GET /health`` answers (polling; a process that exits first fails the
+test with its log), and stops it at the end (SIGTERM, then SIGKILL if it does not stop). Its
+stderr goes to ``NAME.log`` and its stdout (with uvicorn's access log) to ``NAME.out``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+LISTENING = re.compile(r"vectordb serve: listening on (http://\S+)")
+START_TIMEOUT = 120.0  # seconds; the CLI imports LangChain, FAISS and FastAPI first
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its URL, its process and where its log goes."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        """What the server wrote: stderr (its log), then stdout (uvicorn's access log)."""
+        texts = [p.read_text(errors="replace") for p in (self.log, self.out) if p.exists()]
+        return "".join(texts)
+
+    @property
+    def out(self) -> Path:
+        return self.log.with_suffix(".out")
+
+    def kill(self) -> None:
+        """Kill it at once (SIGKILL): requests in flight get no answer."""
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+
+def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a server process: this one's, importing this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.update(extra or {})
+    return env
+
+
+@contextlib.contextmanager
+def running_server(
+    workdir: Path,
+    root_args: Sequence[str],
+    serve_args: Sequence[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    name: str = "server",
+    access_log: bool = False,
+) -> Iterator[ServerProcess]:
+    """A server started with ``vectordb ROOT_ARGS serve SERVE_ARGS`` (see the module
+    docstring); its stderr (the access and error log) goes to ``workdir/NAME.log``."""
+    log = workdir / f"{name}.log"
+    command = [
+        sys.executable, "-m", "vectordb_manager", *root_args,
+        "serve", "--host", "127.0.0.1", "--port", "0", *serve_args,
+    ]  # fmt: skip
+    if not access_log:
+        command.append("--no-access-log")
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=err, env=server_env(env), cwd=workdir
+        )
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(
+        target=_drain, args=(process, lines, log.with_suffix(".out")), daemon=True
+    )
+    reader.start()
+    server = ServerProcess("", process, log)
+    try:
+        server.url = _wait_for_url(lines, server)
+        _wait_for_health(server)
+        yield server
+    finally:
+        stop(server)
+
+
+def stop(server: ServerProcess) -> None:
+    """Stop the server: SIGTERM (requests in flight finish), SIGKILL after 30 s."""
+    process = server.process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def _drain(process: subprocess.Popen[bytes], lines: queue.Queue[str | None], out: Path) -> None:
+    """Copy the server's stdout to ``out``, handing each line to the starter too."""
+    assert process.stdout is not None
+    with out.open("w") as copy:
+        for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            copy.write(line)
+            copy.flush()
+            lines.put(line)
+    lines.put(None)  # the process closed its stdout: it exited
+
+
+def _wait_for_url(lines: queue.Queue[str | None], server: ServerProcess) -> str:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise RuntimeError(f"the server did not start:\n{server.log_text()}") from None
+        if line is None:
+            server.process.wait(timeout=30)
+            raise RuntimeError(
+                f"the server exited ({server.process.returncode}):\n{server.log_text()}"
+            )
+        found = LISTENING.search(line)
+        if found:
+            return found.group(1)
+
+
+def _wait_for_health(server: ServerProcess) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        while True:
+            try:
+                if client.get("/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server never answered /health:\n{server.log_text()}")
+            time.sleep(0.05)  # between polls
