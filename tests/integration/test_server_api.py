@@ -511,7 +511,7 @@ def test_upload_ingests_with_a_per_file_report(client: httpx.Client, coll: str, 
     r = client.post(f"/collections/{coll}/upload", files=files)
     assert r.status_code == 200, r.text
     report = r.json()
-    assert report["ok"] is False and report["files_seen"] == 3
+    assert report["ok"] is False and report["files_seen"] == 4  # each file counted once
     assert sorted(report["files_added"]) == ["notes/guide.md", "plain.txt"]
     assert list(report["files_failed"]) == ["data.xyz"] and "unsupported" in report["files_failed"]["data.xyz"]
     assert list(report["files_skipped"]) == ["empty.txt"]
