@@ -21,6 +21,8 @@ Where each concern lives:
 ``analyzer``           texts to the terms the keyword index holds and queries look up
 ``vectors``            rows and query vectors checked, normalised and shaped
 ``filters``            the metadata filter language, compiled to predicates and index plans
+``value_index``        `ValueIndex`: the value columns over the slots; index plans answered
+``columns``            a segment's metadata value columns: built, merged, its ``values`` section
 ``filter_ops``         the filters' values (kinds, equality, date literals) and field operators
 ``compaction``         when to merge segments (the policy) and the merge itself
 ``verification``       files against memory, records against their hashes

@@ -1,7 +1,8 @@
 """Search over one `StoreState`: nearest neighbours, exact under filters.
 
-A filter is compiled once (`filters`); the slots that pass it are found from per-key value
-indexes where the filter allows, else by testing each record. Then the k nearest among exactly
+A filter is compiled once (`filters`); the slots that pass it are found from the value columns
+(`value_index`) where the filter allows (equality, ``$in`` and ranges), else by testing each
+record. Then the k nearest among exactly
 those slots are found, so a filtered search returns the true top k of the passing documents:
 
 * past an eighth of the slots, FAISS searches with a bitmap of the passing slots
@@ -118,15 +119,11 @@ def passing(st: StoreState, where: CompiledFilter) -> np.ndarray[Any, np.dtype[n
     predicate = where.predicate
     if where.plan is None:
         return np.fromiter((s for s, m in st.metas() if predicate(m)), dtype=np.int64)
-    candidates = st.plan_slots(where.plan)
-    ids = st.ids
+    candidates = st.plan_slots(where.plan)  # live ones
     if where.complete:
-        if not st.dead:
-            return candidates
-        return np.fromiter((s for s in candidates.tolist() if ids[s] is not None), np.int64)
+        return candidates
     return np.fromiter(
-        (s for s in candidates.tolist() if ids[s] is not None and predicate(st.record(s).metadata)),
-        dtype=np.int64,
+        (s for s in candidates.tolist() if predicate(st.record(s).metadata)), dtype=np.int64
     )
 
 
@@ -227,8 +224,5 @@ def document(st: StoreState, slot: int) -> Document:
 def ids_by_value(st: StoreState, key: str) -> list[tuple[Any, list[str]]]:
     """The live ids grouped by their value of metadata ``key`` (see `Engine.ids_by_value`)."""
     ids = st.ids
-    groups = [
-        (vk[1], [ids[s] for s in slots if ids[s] is not None])
-        for vk, slots in st.key_index(key).items()
-    ]
-    return [(value, names) for value, names in groups if names]  # type: ignore[misc]
+    groups = st.values.groups(key)
+    return [(value, [ids[s] for s in slots.tolist()]) for value, slots in groups]
