@@ -1,7 +1,8 @@
 """What the benchmark parts and the suite share: data, timing, result rows, machine, children.
 
 Every part (``bench_store.py``, ``bench_inmem.py``, ``bench_hnsw.py``, ``bench_s3.py``,
-``bench_ingest.py``, ``bench_text.py``, ``bench_keyword.py``, ``bench_quality.py``) is a
+``bench_ingest.py``, ``bench_text.py``, ``bench_keyword.py``, ``bench_quality.py``,
+``bench_filters_cold.py``) is a
 script that measures one thing and hands back a `PartResult`: tables of `Row` s, some of
 which carry a `Target` (PASS/FAIL against the issue's figures). Run alone, a part prints its
 tables; under ``suite.py`` it writes them as JSON (``--json-out``) and the suite assembles
@@ -101,6 +102,8 @@ TARGETS: dict[str, str] = {
     "kwadd": "Adding with the text index <= 1.25x without; ingestion with the model within 5%",
     "kwdisk": "Text index <= 0.5x the raw text on disk; open <= 1.2x without the index",
     "quality": "Judged set: hybrid beats vector, keyword and the EnsembleRetriever",
+    "coldfilter": "First filtered query (equality, $in) in a fresh process at 1M: <= 100 ms",
+    "coldrange": "Range filters at 1M: <= 1.5x unfiltered; no lasting memory beyond the index",
 }
 
 

@@ -23,6 +23,10 @@ Parts (each a script in this directory that can also run alone; see its --help):
                with the text index vs keyword_index=False
   quality      bench_quality.py: recall@10 and nDCG@10 on the judged pydoc topics set: vector,
                keyword, hybrid, bm25s, BM25Retriever and the hand-built EnsembleRetriever
+  filters-cold bench_filters_cold.py at 1M: in fresh processes, the first equality, $in,
+               numeric and date range queries after open (from the stored value columns)
+               against an unfiltered search, memory kept, and the same store written
+               without the columns (the path before them)
 
 Each part writes its rows as JSON; the suite merges them into one document (machine, targets,
 tables), prints it on stdout, keeps the raw JSON and the document in benchmarks/results/, and
@@ -135,6 +139,8 @@ def plan(args: argparse.Namespace) -> list[Part]:
         ("s3", "bench_s3.py", f"--n {s.s3}", f"S3, {s.s3:,}", 0),
         ("keyword", "bench_keyword.py", s.keyword, f"keyword, {s.keyword_n:,}", 0),
         ("quality", "bench_quality.py", "", "judged set", 0),
+        ("filters-cold", "bench_filters_cold.py", f"--n {s.large} --queries {s.large_queries // 2} "
+         f"--child-repeats {s.large_child_repeats} --old", f"cold filters, {large}", 0),
     ]  # fmt: skip
     parts = [Part(n, script, opts.split(), where, need) for n, script, opts, where, need in rows]
     if not args.hnsw_1m:
@@ -324,6 +330,7 @@ TARGET_PARTS: dict[str, tuple[str, ...]] = {
     "memory": ("small", "large"), "ingest": ("ingest",), "s3": ("s3",),
     "auto": ("small", "large", "text"), "keyword": ("keyword",), "hybrid": ("keyword",),
     "kwadd": ("keyword",), "kwdisk": ("keyword",), "quality": ("quality",),
+    "coldfilter": ("filters-cold",), "coldrange": ("filters-cold",),
 }  # fmt: skip
 
 
@@ -372,7 +379,7 @@ def sections_of(parts: list[Part], args: argparse.Namespace) -> list[tuple[str, 
     if large is not None:
         persist_same(by_name, large)
     out.append((f"{s.large:,}", large))
-    for name in ("hnsw-large", "text", "ingest", "s3", "keyword", "quality"):
+    for name in ("hnsw-large", "text", "ingest", "s3", "keyword", "quality", "filters-cold"):
         part = by_name.get(name)
         if part and part.result:
             out += [(part.where, t) for t in part.result.tables]

@@ -1,0 +1,342 @@
+"""Cold filters part: the first filtered queries of a fresh process, from the value columns.
+
+    .venv/bin/python benchmarks/bench_filters_cold.py                 # 1M documents, ~6 min
+    .venv/bin/python benchmarks/bench_filters_cold.py --n 100000 --old
+
+Builds a `LocalVectorStore` of N documents (batches of 10,000; N x 384 clustered synthetic
+unit vectors as in bench_store.py, ~100-character texts) whose metadata are ``{"i": i,
+"half": i % 2, "bucket": i % 100, "source": "docs/file{i % 1000}.md", "day": a date}`` (the
+date walks 1,500 days from 2020-01-01, so the records are typed). Then, in fresh processes
+(``--child-repeats``, medians), it opens the store and times, in this order: the first
+equality query (``{"bucket": 7}``, 1% pass), the first ``$in`` (three sources, 0.3%), an
+unfiltered search (p50 of ``--queries``), the first numeric range (``{"i": {"$gte": N/4,
+"$lt": 3N/4}}``, 50%) and the first date range (``{"day": {"$gte": 2021-01-01, "$lt":
+2021-07-01}}``, ~12%), each against the unfiltered p50 of the same process, then p50s of the
+ranges; and the process's memory: RSS after open, what all the queries kept, and the peak
+(VmHWM reset where Linux allows) and what stays of the range queries, against the value
+index's size (the ``values`` sections on disk); and how many records were decoded (searches
+decode only their results).
+
+``--old`` also builds the same store written without the section (``value_index=False``, as
+stores before it were) and runs the same child on it: this release builds the columns of the
+keys filtered on from the records. ``--before DIR`` opens that store with the package of an
+earlier release (a checkout in DIR), as it was answered before the value columns.
+k = 10, one query at a time, by vector (no model runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from benchmarks import common
+from benchmarks.common import (
+    CENTRES,
+    DIM,
+    K,
+    PartResult,
+    PrecomputedEmbeddings,
+    Row,
+    Table,
+    Target,
+)
+
+BATCH = 10_000
+TARGET_FIRST_S = 0.1  # first equality / $in query after open
+TARGET_RANGE_VS_UNFILTERED = 1.5
+TARGET_LASTING_VS_INDEX = 1.0
+DAY0 = dt.date(2020, 1, 1)
+SOURCES = ["docs/file0003.md", "docs/file0500.md", "docs/file0999.md"]
+
+
+def metadata(i: int) -> dict[str, Any]:
+    return {
+        "i": i,
+        "half": i % 2,
+        "bucket": i % 100,
+        "source": f"docs/file{i % 1000:04d}.md",
+        "day": DAY0 + dt.timedelta(days=i % 1500),
+    }
+
+
+def filters(n: int) -> dict[str, dict[str, Any]]:
+    return {
+        "eq": {"bucket": 7},
+        "in": {"source": {"$in": SOURCES}},
+        "range": {"i": {"$gte": n // 4, "$lt": 3 * n // 4}},
+        "dates": {"day": {"$gte": dt.date(2021, 1, 1), "$lt": dt.date(2021, 7, 1)}},
+    }
+
+
+def centres(seed: int) -> common.Matrix:
+    rng = np.random.default_rng(seed)
+    return common.unit(rng.standard_normal((CENTRES, DIM), dtype=np.float32))
+
+
+def build(path: Path, n: int, seed: int, *, value_index: bool = True) -> int:
+    """The store of N documents at ``path``; returns its segment count."""
+    from vectordb_manager import LocalVectorStore
+
+    store = LocalVectorStore(PrecomputedEmbeddings(), path, distance="cosine")
+    store.engine.value_index = value_index  # False: written as stores before the section
+    rng = np.random.default_rng(seed + 7)
+    middle = centres(seed)
+    for a in range(0, n, BATCH):
+        m = min(BATCH, n - a)
+        vectors = common.clustered(rng, middle, m)
+        texts = common.make_texts(rng, a, m)
+        store.add_embeddings(
+            list(zip(texts, vectors, strict=True)),
+            [metadata(i) for i in range(a, a + m)],
+            ids=[f"id{i}" for i in range(a, a + m)],
+        )
+    return int(store.stats()["segments"])
+
+
+def values_bytes(path: Path) -> int:
+    """The ``values`` sections' bytes in the store's segment files (their section tables)."""
+    total = 0
+    for seg in (path / "segments").glob("*.seg"):
+        with seg.open("rb") as f:
+            head = f.read(16)
+            table = json.loads(f.read(int.from_bytes(head[8:16], "little")))["sections"]
+        total += table.get("values", [0, 0])[1]
+    return total
+
+
+# -- the child: one fresh process ------------------------------------------------------------
+def reset_peak() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux: ``clear_refs`` 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def child_main(path: str, n: int, seed: int, queries: int, code: str | None) -> None:
+    if code:  # an earlier release's package, to open the store as it did
+        sys.path.insert(0, code)
+    import vectordb_manager
+    from vectordb_manager.engine.filters import compile_filter
+    from vectordb_manager.engine.state import LAZY
+
+    qs = common.clustered(np.random.default_rng(seed + 1), centres(seed), queries + 8).tolist()
+    where = filters(n)
+    t0 = time.perf_counter()
+    store = vectordb_manager.LocalVectorStore(PrecomputedEmbeddings(), path, distance="cosine")
+    opened = time.perf_counter() - t0
+    rss_open = common.rss_bytes()
+    checks = {name: compile_filter(spec) for name, spec in where.items()}
+
+    def run(name: str | None, q: list[float]) -> float:
+        t = time.perf_counter()
+        hits = store.similarity_search_with_score_by_vector(q, K, filter=where.get(name or ""))
+        took = time.perf_counter() - t
+        test = checks.get(name or "")
+        if len(hits) != K or (test is not None and not all(test(d.metadata) for d, _ in hits)):
+            raise AssertionError(f"{name}: {len(hits)} hits, or some do not pass")
+        return took
+
+    first = {"eq": run("eq", qs[0]), "in": run("in", qs[1])}
+    run(None, qs[2])  # (the first unfiltered search warms nothing filters did not)
+    unfiltered = [run(None, q) for q in qs[8:]]
+    rss_ranges = common.rss_bytes()  # searching itself has taken what it keeps by now
+    peak_reset = reset_peak()
+    first["range"] = run("range", qs[3])
+    first["dates"] = run("dates", qs[4])
+    p50: dict[str, list[float]] = {"range": [], "dates": [], "none": []}
+    for q in qs[8:]:
+        for name in ("range", "dates", None):
+            p50[name or "none"].append(run(name, q))
+    state = store.engine.state
+    decoded = sum(1 for r in state.recs if r is not LAZY and r is not None)
+    values = getattr(state, "values", None)  # (an earlier release: its key_indexes)
+    keys = values.decoded if values is not None else getattr(state, "key_indexes", {})
+    print(
+        json.dumps(
+            {
+                "open": opened,
+                "first": first,
+                "unfiltered": statistics.median(unfiltered),
+                "p50": {k: statistics.median(v) for k, v in p50.items()},
+                "rss_open": rss_open,
+                "rss_ranges": rss_ranges,
+                "peak": common.peak_rss_bytes() if peak_reset else None,
+                "rss_end": common.rss_bytes(),
+                "decoded": decoded,
+                "searches": 4 + 1 + len(unfiltered) + 3 * len(qs[8:]),
+                "keys": sorted(keys),
+                "count": len(store),
+            }
+        )
+    )
+
+
+# -- the part ----------------------------------------------------------------------------------
+def measure(args: argparse.Namespace, path: Path, code: str | None = None) -> dict[str, Any]:
+    """Medians over ``--child-repeats`` fresh processes (``code``: with that package)."""
+    argv = ["--child", str(path), "--n", str(args.n), "--seed", str(args.seed),
+            "--queries", str(args.queries)] + (["--code", code] if code else [])  # fmt: skip
+    runs = [common.run_child(Path(__file__), argv).json() for _ in range(args.child_repeats)]
+    if any(r["count"] != args.n for r in runs):
+        raise AssertionError(f"a child opened {[r['count'] for r in runs]} documents")
+
+    def med(get: Any) -> float | None:
+        got = [get(r) for r in runs]
+        return None if None in got else statistics.median(got)
+
+    out: dict[str, Any] = {
+        "open": med(lambda r: r["open"]),
+        "unfiltered": med(lambda r: r["unfiltered"]),
+        "decoded": med(lambda r: r["decoded"]),
+        "searches": runs[0]["searches"],
+        "keys": runs[0]["keys"],
+        "rss_open": med(lambda r: r["rss_open"]),
+        "kept_all": med(lambda r: r["rss_end"] - r["rss_open"]),
+        "peak_growth": med(lambda r: r["peak"] and r["peak"] - r["rss_ranges"]),
+        "lasting": med(lambda r: r["rss_end"] - r["rss_ranges"]),
+    }
+    for name in ("eq", "in", "range", "dates"):
+        out[f"first.{name}"] = med(lambda r, name=name: r["first"][name])
+    for name in ("range", "dates", "none"):
+        out[f"p50.{name}"] = med(lambda r, name=name: r["p50"][name])
+    return out
+
+
+def bench(args: argparse.Namespace) -> PartResult:
+    base = Path(args.workdir) if args.workdir else Path(tempfile.gettempdir())
+    work = Path(tempfile.mkdtemp(prefix="bench_filters_cold_", dir=base))
+    try:
+        return _bench(args, work)
+    finally:
+        if args.keep:
+            common.log(f"- stores kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _bench(args: argparse.Namespace, work: Path) -> PartResult:
+    old = args.old or args.before
+    stores = {"new": work / "with"} | ({"old": work / "without"} if old else {})
+    built: dict[str, float] = {}
+    for name, path in stores.items():
+        took, segments = common.timed(
+            lambda p=path, v=name == "new": build(p, args.n, args.seed, value_index=v)
+        )
+        built[name] = took
+        common.log(f"- built {name} ({args.n:,} docs, {segments} segments) in {took:.0f} s")
+    got = {name: measure(args, path) for name, path in stores.items()}
+    if args.before:
+        got["before"] = measure(args, stores["old"], str(Path(args.before).resolve()))
+    index = values_bytes(stores["new"])
+    new = got["new"]
+    for name, m in got.items():
+        common.log(
+            f"- {name}: open {common.fmt_s(m['open'])}, first eq {common.fmt_s(m['first.eq'])}, "
+            f"first range {common.fmt_s(m['first.range'])} (unfiltered "
+            f"{common.fmt_s(m['unfiltered'])}), lasting {common.fmt_mb(m['lasting'])}"
+        )
+
+    def row(key: str, measure: str, unit: str = "s", targets: Sequence[Target] = ()) -> Row:
+        fmt = common.FORMATS[unit]
+        values = {name: m[key] for name, m in got.items() if m[key] is not None}
+        cells = {name: fmt(v) for name, v in values.items()}
+        return Row(key, measure, cells, values, list(targets))
+
+    def vs_unfiltered(key: str, label: str) -> Row:
+        values = {name: common.ratio(m[key], m["unfiltered"]) for name, m in got.items()}
+        return Row(
+            f"{key}.ratio",
+            f"  {label} / unfiltered p50",
+            {name: common.fmt_ratio(v) for name, v in values.items()},
+            {name: v for name, v in values.items() if v is not None},
+            [Target("coldrange", f"{label}/unfiltered", values["new"], TARGET_RANGE_VS_UNFILTERED)],
+        )
+
+    n = f"{args.n:,}"
+    lasting = common.ratio(new["lasting"], index)
+    rows = [
+        row("open", f"open {n} (fresh process)"),
+        row("first.eq", "first query, {'bucket': 7} (1% pass)", targets=[
+            Target("coldfilter", "first equality", new["first.eq"], TARGET_FIRST_S, "s")]),
+        row("first.in", "first query, source $in 3 of 1,000 files (0.3%)", targets=[
+            Target("coldfilter", "first $in", new["first.in"], TARGET_FIRST_S, "s")]),
+        row("unfiltered", f"unfiltered search p50 ({args.queries} queries)"),
+        row("first.range", "first numeric range, i in [N/4, 3N/4) (50%)"),
+        vs_unfiltered("first.range", "first numeric range"),
+        row("first.dates", "first date range, day in [2021-01-01, 2021-07-01) (~12%)"),
+        vs_unfiltered("first.dates", "first date range"),
+        row("p50.range", "numeric range p50"),
+        row("p50.dates", "date range p50"),
+        row("decoded", "records decoded in the process", "n"),
+        row("rss_open", "RSS after open", "mb"),
+        row("kept_all", "  RSS kept after all the queries", "mb"),
+        row("peak_growth", "  peak RSS growth during the range queries", "mb"),
+        row("lasting", f"  RSS the range queries kept (value index on disk: "
+            f"{common.fmt_mb(index)})", "mb", targets=[
+            Target("coldrange", "kept/index", lasting, TARGET_LASTING_VS_INDEX)]),
+    ]  # fmt: skip
+    columns = [("new", "with the values section")]
+    if old:
+        columns.append(("old", "without it (built from the records)"))
+    if args.before:
+        columns.append(("before", f"without it, opened by {args.before}"))
+    notes = [
+        f"medians of {args.child_repeats} fresh processes; k={K}; one query at a time; "
+        f"{new['searches']} searches a process ({args.queries} queries each)",
+        f"keys decoded by the filters: {', '.join(new['keys'])} (of i, half, bucket, "
+        "source, day); a search decodes only the records it returns",
+        "the range queries' memory: from before the first range query (after the equality, "
+        "$in and unfiltered searches) to after the last; peak: VmHWM, reset there; RSS counts "
+        "the pages of the mapped files that were read",
+    ]
+    return PartResult(
+        "filters-cold",
+        f"Cold filters, N = {n}",
+        [Table(f"Filters in a fresh process at {n}", columns, rows, notes)],
+        facts={"n": args.n, "values_bytes": index, "build_s": built},
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = common.part_parser(__doc__)
+    common.size_options(parser, 1_000_000, 20)
+    parser.add_argument(
+        "--child-repeats", type=int, default=3, help="fresh processes per store (default 3)"
+    )
+    parser.add_argument(
+        "--old", action="store_true", help="also measure the store written without the section"
+    )
+    parser.add_argument("--workdir", help="where to build the stores (default: the temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the stores afterwards")
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also open the store without the section with the vectordb_manager package in "
+        "DIR (a checkout of an earlier release): the path before the value columns",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
+    args = common.parse_sized(parser, argv)
+    if args.child:
+        child_main(args.child, args.n, args.seed, args.queries, args.code)
+        return
+    common.run_part(args, bench)
+
+
+if __name__ == "__main__":
+    main()
