@@ -27,6 +27,8 @@ k = 10, one query at a time, by vector (no model runs).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import datetime as dt
 import json
 import shutil
@@ -107,10 +109,12 @@ def build(path: Path, n: int, seed: int, *, value_index: bool = True) -> int:
 
 
 def values_bytes(path: Path) -> int:
-    """The ``values`` sections' bytes in the store's segment files (their section tables)."""
+    """The ``values`` sections' bytes in the segment files of the store's newest version
+    (their section tables)."""
+    latest = json.loads(sorted((path / "manifests").glob("*.json"))[-1].read_text())
     total = 0
-    for seg in (path / "segments").glob("*.seg"):
-        with seg.open("rb") as f:
+    for ref in latest["segments"]:
+        with (path / ref["file"]["path"]).open("rb") as f:
             head = f.read(16)
             table = json.loads(f.read(int.from_bytes(head[8:16], "little")))["sections"]
         total += table.get("values", [0, 0])[1]
@@ -118,6 +122,14 @@ def values_bytes(path: Path) -> int:
 
 
 # -- the child: one fresh process ------------------------------------------------------------
+def rss_now() -> int:
+    """RSS once the allocator has returned its free memory (glibc's ``malloc_trim``), so that
+    what it counts is memory still in use, not freed temporaries kept for reuse."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return common.rss_bytes()
+
+
 def reset_peak() -> bool:
     """Reset this process's VmHWM to its current RSS (Linux: ``clear_refs`` 5)."""
     try:
@@ -139,7 +151,7 @@ def child_main(path: str, n: int, seed: int, queries: int, code: str | None) -> 
     t0 = time.perf_counter()
     store = vectordb_manager.LocalVectorStore(PrecomputedEmbeddings(), path, distance="cosine")
     opened = time.perf_counter() - t0
-    rss_open = common.rss_bytes()
+    rss_open = rss_now()
     checks = {name: compile_filter(spec) for name, spec in where.items()}
 
     def run(name: str | None, q: list[float]) -> float:
@@ -154,7 +166,7 @@ def child_main(path: str, n: int, seed: int, queries: int, code: str | None) -> 
     first = {"eq": run("eq", qs[0]), "in": run("in", qs[1])}
     run(None, qs[2])  # (the first unfiltered search warms nothing filters did not)
     unfiltered = [run(None, q) for q in qs[8:]]
-    rss_ranges = common.rss_bytes()  # searching itself has taken what it keeps by now
+    rss_ranges = rss_now()  # searching itself has taken what it keeps by now
     peak_reset = reset_peak()
     first["range"] = run("range", qs[3])
     first["dates"] = run("dates", qs[4])
@@ -176,7 +188,7 @@ def child_main(path: str, n: int, seed: int, queries: int, code: str | None) -> 
                 "rss_open": rss_open,
                 "rss_ranges": rss_ranges,
                 "peak": common.peak_rss_bytes() if peak_reset else None,
-                "rss_end": common.rss_bytes(),
+                "rss_end": rss_now(),
                 "decoded": decoded,
                 "searches": 4 + 1 + len(unfiltered) + 3 * len(qs[8:]),
                 "keys": sorted(keys),
@@ -187,11 +199,20 @@ def child_main(path: str, n: int, seed: int, queries: int, code: str | None) -> 
 
 
 # -- the part ----------------------------------------------------------------------------------
-def measure(args: argparse.Namespace, path: Path, code: str | None = None) -> dict[str, Any]:
-    """Medians over ``--child-repeats`` fresh processes (``code``: with that package)."""
-    argv = ["--child", str(path), "--n", str(args.n), "--seed", str(args.seed),
-            "--queries", str(args.queries)] + (["--code", code] if code else [])  # fmt: skip
-    runs = [common.run_child(Path(__file__), argv).json() for _ in range(args.child_repeats)]
+def measure(args: argparse.Namespace, kinds: dict[str, tuple[Path, str | None]]) -> dict[str, Any]:
+    """Per kind (a store, and the package to open it with, ``None``: this one), the medians
+    of ``--child-repeats`` fresh processes, the kinds taking turns (so that load from other
+    processes hits them alike)."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in kinds}
+    common_argv = ["--n", str(args.n), "--seed", str(args.seed), "--queries", str(args.queries)]
+    for _ in range(args.child_repeats):
+        for name, (path, code) in kinds.items():
+            argv = ["--child", str(path), *common_argv, *(["--code", code] if code else [])]
+            runs[name].append(common.run_child(Path(__file__), argv).json())
+    return {name: summarize(args, got) for name, got in runs.items()}
+
+
+def summarize(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]:
     if any(r["count"] != args.n for r in runs):
         raise AssertionError(f"a child opened {[r['count'] for r in runs]} documents")
 
@@ -239,9 +260,10 @@ def _bench(args: argparse.Namespace, work: Path) -> PartResult:
         )
         built[name] = took
         common.log(f"- built {name} ({args.n:,} docs, {segments} segments) in {took:.0f} s")
-    got = {name: measure(args, path) for name, path in stores.items()}
+    kinds: dict[str, tuple[Path, str | None]] = {name: (p, None) for name, p in stores.items()}
     if args.before:
-        got["before"] = measure(args, stores["old"], str(Path(args.before).resolve()))
+        kinds["before"] = (stores["old"], str(Path(args.before).resolve()))
+    got = measure(args, kinds)
     index = values_bytes(stores["new"])
     new = got["new"]
     for name, m in got.items():
@@ -296,13 +318,15 @@ def _bench(args: argparse.Namespace, work: Path) -> PartResult:
     if args.before:
         columns.append(("before", f"without it, opened by {args.before}"))
     notes = [
-        f"medians of {args.child_repeats} fresh processes; k={K}; one query at a time; "
+        f"medians of {args.child_repeats} fresh processes per column, the columns taking "
+        f"turns; k={K}; one query at a time; "
         f"{new['searches']} searches a process ({args.queries} queries each)",
         f"keys decoded by the filters: {', '.join(new['keys'])} (of i, half, bucket, "
         "source, day); a search decodes only the records it returns",
         "the range queries' memory: from before the first range query (after the equality, "
-        "$in and unfiltered searches) to after the last; peak: VmHWM, reset there; RSS counts "
-        "the pages of the mapped files that were read",
+        "$in and unfiltered searches) to after the last; peak: VmHWM, reset there; RSS after "
+        "malloc_trim (memory in use, not freed temporaries), counting the pages of the mapped "
+        "files that were read",
     ]
     return PartResult(
         "filters-cold",

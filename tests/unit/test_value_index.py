@@ -473,3 +473,24 @@ def sections(path: Path) -> list[list[str]]:
         for s in latest["segments"]
         if s["rows"]
     ]
+
+
+@pytest.mark.parametrize("distance", ["cosine", "l2", "inner_product"])
+def test_exact_scores_in_blocks_equal_one_product(
+    distance: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vectordb_manager.engine import search as search_module
+
+    rng = random.Random(12)
+    engine = Engine(None, distance=distance)
+    ids = [str(i) for i in range(100)]
+    engine.apply(ids, ids, [{"n": i % 10} for i in range(100)], vectors(rng, 100))
+    q = engine.prepare_query(vectors(rng, 1)[0])
+    assert q is not None
+    allowed = np.arange(3, 100, 7, dtype=np.int64)  # few: compared in blocks, not in place
+    whole = search_module.exact_raw(engine.state, q, allowed)
+    monkeypatch.setattr(search_module, "_GATHER_BYTES", 4 * DIM * 3)  # blocks of 3 rows
+    assert np.allclose(search_module.exact_raw(engine.state, q, allowed), whole, atol=1e-5)
+    stored = engine.state.index.vectors()[allowed]  # type: ignore[union-attr]
+    want = ((stored - q) ** 2).sum(axis=1) if distance == "l2" else stored @ q[0]
+    assert np.allclose(whole, want, atol=1e-5)

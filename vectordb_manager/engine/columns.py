@@ -394,9 +394,9 @@ def read_column(data: bytes | memoryview, at: int, length: int, rows: int, path:
         starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         if int(counts.min()) < 1 or int(starts[-1]) != count or int(found.max()) >= rows:
             raise _damaged(path, "has a run whose counts or rows do not fit its segment")
-        steps = np.diff(found.astype(np.int64))
-        steps[starts[1:-1] - 1] = 1  # where one value's rows end and the next one's begin
-        if count > 1 and int(steps.min()) < 1:
+        ascending = found[1:] > found[:-1]
+        ascending[starts[1:-1] - 1] = True  # where one value's rows end and the next begin
+        if not bool(ascending.all()):
             raise _damaged(path, "has rows that are not ascending within a value")
         column[kind] = Run(kind, values, starts, found)
     if reader.at != len(view):

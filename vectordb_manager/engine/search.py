@@ -36,6 +36,7 @@ from vectordb_manager.errors import InvalidInputError
 Scores = np.ndarray[Any, Any]
 Slots = np.ndarray[Any, Any]
 _FEW_TOMBSTONES = 4096  # up to this many, an unfiltered search asks FAISS for k + tombstones
+_GATHER_BYTES = 16 << 20  # vectors compared at a time in an exact search (10,922 of 384 floats)
 
 
 @dataclass(frozen=True)
@@ -178,10 +179,19 @@ def exact_raw(st: StoreState, q: Vectors, allowed: Slots) -> Scores:
     if st.distance != "l2" and 2 * len(allowed) > len(stored):
         # most slots: one product over the stored vectors in place, instead of copying them
         return (stored @ q[0])[allowed]  # type: ignore[no-any-return]
-    vecs = stored[allowed]
-    if st.distance == "l2":
-        return ((vecs - q) ** 2).sum(axis=1)  # type: ignore[no-any-return]
-    return vecs @ q[0]  # type: ignore[no-any-return]
+    # the allowed vectors a block at a time: a copy of them all would cost as much memory
+    # again (188 MB for 12% of 1M x 384), and its first touch of fresh pages more than the
+    # products; blocks of a few MB are reused by the allocator
+    scores = np.empty(len(allowed), dtype=np.float32)
+    rows = max(1, _GATHER_BYTES // (4 * stored.shape[1]))
+    for at in range(0, len(allowed), rows):
+        vecs = stored[allowed[at : at + rows]]
+        if st.distance == "l2":
+            vecs -= q
+            scores[at : at + len(vecs)] = np.einsum("ij,ij->i", vecs, vecs)
+        else:
+            scores[at : at + len(vecs)] = vecs @ q[0]
+    return scores
 
 
 def _exact(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[Scores, Slots]:
