@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import ctypes
 import datetime as dt
+import gc
 import json
 import shutil
 import statistics
@@ -171,9 +172,20 @@ def child_main(path: str, n: int, seed: int, queries: int, code: str | None) -> 
         return found
 
     searching.passing = passing
+    collecting = [0.0, 0.0]  # Python's full (generation 2) collections: time, started
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                collecting[1] = time.perf_counter()
+            else:
+                collecting[0] += time.perf_counter() - collecting[1]
+
+    gc.callbacks.append(on_gc)
 
     def run(name: str | None, q: list[float]) -> float:
         selecting.clear()
+        collecting[0] = 0.0
         t = time.perf_counter()
         hits = store.similarity_search_with_score_by_vector(q, K, filter=where.get(name or ""))
         took = time.perf_counter() - t
@@ -183,17 +195,17 @@ def child_main(path: str, n: int, seed: int, queries: int, code: str | None) -> 
         return took
 
     first = {"eq": run("eq", qs[0])}
-    select = {"eq": sum(selecting)}
+    select, collect = {"eq": sum(selecting)}, {"eq": collecting[0]}
     first["in"] = run("in", qs[1])
-    select["in"] = sum(selecting)
+    select["in"], collect["in"] = sum(selecting), collecting[0]
     run(None, qs[2])  # (the first unfiltered search warms nothing filters did not)
     unfiltered = [run(None, q) for q in qs[8:]]
     rss_ranges = rss_now()  # searching itself has taken what it keeps by now
     peak_reset = reset_peak()
     first["range"] = run("range", qs[3])
-    select["range"] = sum(selecting)
+    select["range"], collect["range"] = sum(selecting), collecting[0]
     first["dates"] = run("dates", qs[4])
-    select["dates"] = sum(selecting)
+    select["dates"], collect["dates"] = sum(selecting), collecting[0]
     p50: dict[str, list[float]] = {"range": [], "dates": [], "none": []}
     for q in qs[8:]:
         for name in ("range", "dates", None):
@@ -208,6 +220,7 @@ def child_main(path: str, n: int, seed: int, queries: int, code: str | None) -> 
                 "open": opened,
                 "first": first,
                 "select": select,
+                "collect": collect,
                 "unfiltered": statistics.median(unfiltered),
                 "p50": {k: statistics.median(v) for k, v in p50.items()},
                 "rss_open": rss_open,
@@ -260,6 +273,7 @@ def summarize(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str,
     for name in ("eq", "in", "range", "dates"):
         out[f"first.{name}"] = med(lambda r, name=name: r["first"][name])
         out[f"select.{name}"] = med(lambda r, name=name: r["select"][name])
+        out[f"collect.{name}"] = med(lambda r, name=name: r["collect"][name])
     for name in ("range", "dates", "none"):
         out[f"p50.{name}"] = med(lambda r, name=name: r["p50"][name])
     return out
@@ -323,15 +337,19 @@ def _bench(args: argparse.Namespace, work: Path) -> PartResult:
         row("first.eq", "first query, {'bucket': 7} (1% pass)", targets=[
             Target("coldfilter", "first equality", new["first.eq"], TARGET_FIRST_S, "s")]),
         row("select.eq", "  of which finding the passing documents"),
+        row("collect.eq", "  of which Python's full garbage collections"),
         row("first.in", "first query, source $in 3 of 1,000 files (0.3%)", targets=[
             Target("coldfilter", "first $in", new["first.in"], TARGET_FIRST_S, "s")]),
         row("select.in", "  of which finding the passing documents"),
+        row("collect.in", "  of which Python's full garbage collections"),
         row("unfiltered", f"unfiltered search p50 ({args.queries} queries)"),
         row("first.range", "first numeric range, i in [N/4, 3N/4) (50%)"),
         row("select.range", "  of which finding the passing documents"),
+        row("collect.range", "  of which Python's full garbage collections"),
         vs_unfiltered("first.range", "first numeric range"),
         row("first.dates", "first date range, day in [2021-01-01, 2021-07-01) (~12%)"),
         row("select.dates", "  of which finding the passing documents"),
+        row("collect.dates", "  of which Python's full garbage collections"),
         vs_unfiltered("first.dates", "first date range"),
         row("p50.range", "numeric range p50"),
         row("p50.dates", "date range p50"),

@@ -494,3 +494,16 @@ def test_exact_scores_in_blocks_equal_one_product(
     stored = engine.state.index.vectors()[allowed]  # type: ignore[union-attr]
     want = ((stored - q) ** 2).sum(axis=1) if distance == "l2" else stored @ q[0]
     assert np.allclose(whole, want, atol=1e-5)
+
+
+def test_opening_leaves_the_state_in_the_collectors_old_generation(tmp_path: Path) -> None:
+    """Opening promotes the state's per-document containers, so that the first searches'
+    young collections do not traverse them (twice: ~0.1 s at 1M documents)."""
+    import gc
+
+    rng = random.Random(13)
+    ids = [str(i) for i in range(50)]
+    local(tmp_path).apply(ids, ids, [{"n": i} for i in range(50)], vectors(rng, 50))
+    state = local(tmp_path).state
+    young = {id(o) for g in (0, 1) for o in gc.get_objects(generation=g)}
+    assert not {id(state.ids), id(state.recs), id(state.slot)} & young
