@@ -2,7 +2,7 @@
 
 Every part (``bench_store.py``, ``bench_inmem.py``, ``bench_hnsw.py``, ``bench_s3.py``,
 ``bench_ingest.py``, ``bench_text.py``, ``bench_keyword.py``, ``bench_quality.py``,
-``bench_cold.py``) is a
+``bench_cold.py``, ``bench_embed.py``, ``bench_serve.py``, ``bench_filters_cold.py``) is a
 script that measures one thing and hands back a `PartResult`: tables of `Row` s, some of
 which carry a `Target` (PASS/FAIL against the issue's figures). Run alone, a part prints its
 tables; under ``suite.py`` it writes them as JSON (``--json-out``) and the suite assembles
@@ -109,6 +109,8 @@ TARGETS: dict[str, str] = {
     "embed": "The offline model without torch: cosine >= 0.9999 to sentence-transformers, "
     "cold query embedding <= 0.4 s, bulk >= 1.0x sentence-transformers' texts/s",
     "serve": "`vectordb serve`, 16 clients x 60 s: 0 errors, memory stable, nothing lost",
+    "coldfilter": "First filtered query (equality, $in) in a fresh process at 1M: <= 100 ms",
+    "coldrange": "Range filters at 1M: <= 1.5x unfiltered; no lasting memory beyond the index",
 }
 
 

@@ -31,6 +31,10 @@ Parts (each a script in this directory that can also run alone; see its --help):
                1,000 real texts, a fresh process's first query vector, bulk texts/s
   serve        bench_serve.py: `vectordb serve` with 16 clients x 60 s of mixed queries and
                writes: one server, two over moto's S3, two with one killed half-way
+  filters-cold bench_filters_cold.py at 1M: in fresh processes, the first equality, $in,
+               numeric and date range queries after open (from the stored value columns)
+               against an unfiltered search, memory kept, and the same store written
+               without the columns (the path before them)
 
 Each part writes its rows as JSON; the suite merges them into one document (machine, targets,
 tables), prints it on stdout, keeps the raw JSON and the document in benchmarks/results/, and
@@ -153,6 +157,8 @@ def plan(args: argparse.Namespace) -> list[Part]:
          f"cold start, {s.cold:,}", 0),
         ("embed", "bench_embed.py", s.embed, "embedding", 0),
         ("serve", "bench_serve.py", s.serve, "service", 0),
+        ("filters-cold", "bench_filters_cold.py", f"--n {s.large} --queries {s.large_queries // 2} "
+         f"--child-repeats {s.large_child_repeats} --old", f"cold filters, {large}", 0),
     ]  # fmt: skip
     parts = [Part(n, script, opts.split(), where, need) for n, script, opts, where, need in rows]
     if not args.hnsw_1m:
@@ -346,6 +352,7 @@ TARGET_PARTS: dict[str, tuple[str, ...]] = {
     "cold": ("cold",),
     "embed": ("embed",),
     "serve": ("serve",),
+    "coldfilter": ("filters-cold",), "coldrange": ("filters-cold",),
 }  # fmt: skip
 
 
@@ -395,7 +402,8 @@ def sections_of(parts: list[Part], args: argparse.Namespace) -> list[tuple[str, 
         persist_same(by_name, large)
     out.append((f"{s.large:,}", large))
     for name in (
-        "hnsw-large", "text", "ingest", "s3", "keyword", "quality", "cold", "embed", "serve"
+        "hnsw-large", "text", "ingest", "s3", "keyword", "quality", "cold", "embed", "serve",
+        "filters-cold",
     ):  # fmt: skip
         part = by_name.get(name)
         if part and part.result:

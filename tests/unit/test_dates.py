@@ -42,7 +42,7 @@ from vectordb_manager.engine.format import (
     unpack_sections,
 )
 from vectordb_manager.engine.limits import MAX_METADATA_DEPTH
-from vectordb_manager.engine.manifest import KEYWORD_INDEX, TYPED_VALUES, sha256
+from vectordb_manager.engine.manifest import KEYWORD_INDEX, TYPED_VALUES, VALUE_INDEX, sha256
 from vectordb_manager.engine.records import RawRecords, encode_record
 
 EMB = HashingEmbeddings(32)
@@ -106,11 +106,11 @@ def open_store(path: Path, **kw: Any) -> LocalVectorStore:
 
 
 def features(path: Path) -> list[str]:
-    """The newest manifest's features but the keyword index's (which every store with
-    documents has: see test_text_index.py)."""
+    """The newest manifest's features but the keyword index's and the value index's (which
+    every store with documents has: see test_text_index.py and test_value_index.py)."""
     latest = sorted(path.glob("manifests/*.json"))[-1]
     found = json.loads(latest.read_text())["features"]
-    return [f for f in found if f != "keyword-index"]
+    return [f for f in found if f not in ("keyword-index", "value-index")]
 
 
 # -- round trips -----------------------------------------------------------------------------
@@ -314,8 +314,9 @@ def test_a_reader_without_the_feature_refuses_the_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     open_store(tmp_path).add_texts(["t"], [{"at": datetime(2020, 1, 1)}], ids=["a"])
-    # a reader that knows the keyword index but not dates
-    monkeypatch.setattr(manifest_module, "SUPPORTED_FEATURES", frozenset({KEYWORD_INDEX}))
+    # a reader that knows the keyword and value indexes but not dates
+    known = frozenset({KEYWORD_INDEX, VALUE_INDEX})
+    monkeypatch.setattr(manifest_module, "SUPPORTED_FEATURES", known)
     with pytest.raises(IntegrityError, match=r"features this release does not know: \['typed-values'\]"):
         open_store(tmp_path)
 
@@ -326,7 +327,8 @@ def test_a_store_without_dates_is_still_opened_by_an_older_reader(
     store = open_store(tmp_path)
     store.add_texts(["t"], [{"d": {"$date": "x"}, "n": 1}], ids=["a"])
     store.compact()
-    monkeypatch.setattr(manifest_module, "SUPPORTED_FEATURES", frozenset({KEYWORD_INDEX}))
+    known = frozenset({KEYWORD_INDEX, VALUE_INDEX})
+    monkeypatch.setattr(manifest_module, "SUPPORTED_FEATURES", known)
     assert open_store(tmp_path).get_by_ids(["a"])[0].metadata == {"d": {"$date": "x"}, "n": 1}
 
 

@@ -63,7 +63,7 @@ def test_layout_is_segments_plus_manifest_without_pickle(tmp_path: Path) -> None
     assert latest["live_count"] == 1 and len(latest["segments"]) == 2
     first, second = latest["segments"]
     sections = unpack_sections((tmp_path / first["file"]["path"]).read_bytes(), "seg")
-    assert sorted(sections) == ["ids", "postings", "records", "vectors"]
+    assert sorted(sections) == ["ids", "postings", "records", "values", "vectors"]
     assert json.loads(bytes(sections["ids"])) == ["1", "2"]
     rows = [json.loads(line) for line in bytes(sections["records"]).decode().splitlines()]
     assert [r["id"] for r in rows] == ["1", "2"] and rows[0]["metadata"] == {"k": 1}
@@ -391,6 +391,9 @@ def test_records_decode_lazily_after_open(tmp_path: Path) -> None:
     assert again.get_by_ids(["7"])[0].metadata == {"n": 7}
     assert sum(isinstance(r, Record) for r in again.engine.state.recs) == 1
     assert len(again.similarity_search("text", k=5, filter={"n": {"$lt": 10}})) == 5
+    # answered from the value columns: only the records returned are decoded
+    assert sum(isinstance(r, Record) for r in again.engine.state.recs) <= 6
+    assert len(again.similarity_search("text", k=5, filter={"n": {"$ne": 3}})) == 5
     assert all(isinstance(r, Record) for r in again.engine.state.recs)  # a scan decodes in bulk
 
 

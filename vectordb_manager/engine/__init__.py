@@ -22,6 +22,8 @@ Where each concern lives:
 ``term_table``         an analyzer's lasting ids of the pieces of text and terms it has seen
 ``vectors``            rows and query vectors checked, normalised and shaped
 ``filters``            the metadata filter language, compiled to predicates and index plans
+``value_index``        `ValueIndex`: the value columns over the slots; index plans answered
+``columns``            a segment's metadata value columns: built, merged, its ``values`` section
 ``filter_ops``         the filters' values (kinds, equality, date literals) and field operators
 ``compaction``         when to merge segments (the policy) and the merge itself
 ``verification``       files against memory, records against their hashes

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from vectordb_manager.engine.columns import EncodedValues
 from vectordb_manager.engine.format import (
     INDEX_DIR,
     Blob,
@@ -38,7 +39,7 @@ from vectordb_manager.engine.format import (
     encode_segment,
     new_segment_name,
 )
-from vectordb_manager.engine.manifest import KEYWORD_INDEX
+from vectordb_manager.engine.manifest import KEYWORD_INDEX, VALUE_INDEX
 from vectordb_manager.engine.state import StoreState
 
 
@@ -108,6 +109,8 @@ class Merge:
         """Update the state for the committed merge of ``replaced``; returns it."""
         if self.segment.postings is not None and self.start == 0:
             self.state.text.from_texts = False  # every row's postings are in the files now
+        if self.segment.values is not None and self.start == 0:
+            self.state.values.missing = False  # and every row's value columns
         if self.start == 0:
             self.state.segment_ids = {self.name: (self.segment.ids, [])}
         else:
@@ -118,12 +121,20 @@ class Merge:
 
 
 def prepare_merge(
-    current: Manifest, st: StoreState, start: int, kind: str, *, keywords: bool = True
+    current: Manifest,
+    st: StoreState,
+    start: int,
+    kind: str,
+    *,
+    keywords: bool = True,
+    values: bool = True,
 ) -> Merge | None:
     """Merge the segments from ``start`` on (0: everything, dropping tombstones, rebuilding the
     index as ``kind`` and saving its snapshot); ``None`` if there is nothing to gain.
     ``keywords``: the merged segment carries the keyword postings of its rows (built from the
-    texts of segments that have none), and the manifest the analyzer and the feature."""
+    texts of segments that have none), and the manifest the analyzer and the feature;
+    ``values``: it carries their value columns (built from the records of segments that have
+    none), and the manifest that feature."""
     segments = current.segments
     if not segments:
         return None
@@ -134,6 +145,7 @@ def prepare_merge(
         and kind == st.kind
         and (current.snapshot is not None or st.index is None or not st.index.snapshotable)
         and not (keywords and st.text.from_texts)
+        and not (values and st.values.missing)
     ):
         return None  # already one segment with its indexes saved
     name = new_segment_name()
@@ -141,13 +153,16 @@ def prepare_merge(
     new_state = st
     if start == 0:
         rebuild = bool(st.dead) or kind != st.kind
-        postings = st.text.select(st.live_slots()) if keywords else None
+        live = st.live_slots()
+        postings = st.text.select(live) if keywords else None
+        columns = EncodedValues(st.values.select(live), f"segments/{name}.seg") if values else None
         if rebuild:
-            new_state = st.compacted(kind, postings)
+            new_state = st.compacted(kind, postings, columns)
         seg = new_state.encoded_rows(range(new_state.slots))
         seg.postings = postings
+        seg.values = columns
     else:
-        seg = tail_rows(st, segments[start:], keywords=keywords)
+        seg = tail_rows(st, segments[start:], name, keywords=keywords, values=values)
     ref, blobs = encode_segment(name, seg)
     if start == 0:
         snapshot = None
@@ -159,6 +174,8 @@ def prepare_merge(
     features = current.features
     if seg.postings is not None:
         features = current.with_feature(KEYWORD_INDEX)
+    if seg.values is not None and VALUE_INDEX not in features:
+        features = (*features, VALUE_INDEX)
     proposed = current.next(
         segments=(*segments[:start], ref),
         snapshot=snapshot,
@@ -169,14 +186,19 @@ def prepare_merge(
     return Merge(start, name, seg, blobs, proposed, new_state)
 
 
-def tail_rows(st: StoreState, run: Sequence[SegmentRef], *, keywords: bool) -> SegmentData:
-    """The merged segment of a trailing ``run`` of segments: the live rows they added (taken
-    where they are when the file is laid out, see `StoreState.merged_rows`), their keyword
-    postings, and the deletes they hold of rows older than the run."""
+def tail_rows(
+    st: StoreState, run: Sequence[SegmentRef], name: str, *, keywords: bool, values: bool
+) -> SegmentData:
+    """The merged segment ``name`` of a trailing ``run`` of segments: the live rows they added
+    (taken where they are when the file is laid out, see `StoreState.merged_rows`), their
+    keyword postings and value columns, and the deletes they hold of rows older than the
+    run."""
     added = dict.fromkeys(i for r in run for i in st.segment_ids[r.name][0] if i in st.slot)
     slots = sorted(st.slot[i] for i in added)
     seg = st.merged_rows(slots)
     seg.postings = st.text.select(slots) if keywords and slots else None
+    if values and slots:
+        seg.values = EncodedValues(st.values.select(np.asarray(slots)), f"segments/{name}.seg")
     seg.deletes = [
         d
         for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])
@@ -201,18 +223,19 @@ class TailMerge:
 
     @classmethod
     def prepare(
-        cls, current: Manifest, st: StoreState, start: int, *, keywords: bool
+        cls, current: Manifest, st: StoreState, start: int, *, keywords: bool, values: bool
     ) -> TailMerge | None:
         """The merge of ``current``'s segments from ``start`` (> 0) on; ``None`` if there is
         nothing to merge."""
         run = tuple(current.segments[start:])
         if start < 1 or len(run) < 2:
             return None
-        seg = tail_rows(st, run, keywords=keywords)
+        name = new_segment_name()
+        seg = tail_rows(st, run, name, keywords=keywords, values=values)
         if seg.vector_rows is not None:  # a copy now: the index's rows move on the next add
             source, rows = seg.vector_rows
             seg = replace(seg, vectors=np.take(source, rows, axis=0), vector_rows=None)
-        return cls(run, new_segment_name(), seg, st, keywords)
+        return cls(run, name, seg, st, keywords)
 
     def rebase(self, current: Manifest, st: StoreState, ref: SegmentRef) -> Manifest | None:
         """The manifest after ``current`` with the merged segment ``ref`` in place of the run;
@@ -227,6 +250,8 @@ class TailMerge:
         features = current.features
         if self.segment.postings is not None:
             features = current.with_feature(KEYWORD_INDEX)
+        if self.segment.values is not None and VALUE_INDEX not in features:
+            features = (*features, VALUE_INDEX)
         segments = current.segments
         return current.next(
             segments=(*segments[:at], ref, *segments[at + len(self.run) :]),

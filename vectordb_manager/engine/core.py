@@ -36,6 +36,7 @@ import numpy as np
 from vectordb_manager.engine import settings
 from vectordb_manager.engine import vectors as vectors_module
 from vectordb_manager.engine.analyzer import Analyzer
+from vectordb_manager.engine.columns import EncodedValues, build_values
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.format import (
@@ -56,7 +57,7 @@ from vectordb_manager.engine.limits import check_record_size
 from vectordb_manager.engine.loading import Loader, check_live
 from vectordb_manager.engine.locks import ReadWriteLock
 from vectordb_manager.engine.maintenance import Maintenance
-from vectordb_manager.engine.manifest import KEYWORD_INDEX, TYPED_VALUES
+from vectordb_manager.engine.manifest import KEYWORD_INDEX, TYPED_VALUES, VALUE_INDEX
 from vectordb_manager.engine.options import (
     DEFAULT_COMMIT_ATTEMPTS,
     DEFAULT_DISTANCE,
@@ -109,6 +110,7 @@ class Engine(Queries, Maintenance):
         clock: Callable[[], float] = time.time,
         analyzer: Analyzer | None = None,
         keyword_index: bool = True,
+        value_index: bool = True,
     ) -> None:
         """``distance``, ``index`` and ``params`` (an `IndexParams`, or a mapping of the fields
         the caller chose) the caller left at their defaults (`options.chosen`) are taken from
@@ -119,7 +121,8 @@ class Engine(Queries, Maintenance):
         `Analyzer()` for a new store), a chosen one must equal the store's. With
         ``keyword_index=False`` commits and compactions write no keyword postings (a keyword
         search then builds them in memory from the texts, as for stores written before the
-        keyword index existed)."""
+        keyword index existed); with ``value_index=False`` no metadata value columns (filters
+        then build them from the records, as for stores written before they existed)."""
         if distance not in DISTANCES:
             raise ConfigurationError(
                 f"distance={distance!r} is not supported; use one of {', '.join(DISTANCES)}"
@@ -146,6 +149,7 @@ class Engine(Queries, Maintenance):
         self._chosen_analyzer = analyzer
         self._analyzer = analyzer or Analyzer()
         self.keyword_index = keyword_index
+        self.value_index = value_index
         self._commit_policy = commit_policy(commit_attempts, sleep=sleep, rng=rng)
         self._write_lock = threading.RLock()
         self._rw = ReadWriteLock()
@@ -380,6 +384,8 @@ class Engine(Queries, Maintenance):
         typed = seg.raw is None and any(map(is_typed, seg.metadatas))  # dates: a feature
         if self.keyword_index and len(seg) and seg.raw is None and seg.postings is None:
             seg.postings = Postings.build(seg.texts, self._analyzer)
+        if self.value_index and len(seg) and seg.raw is None and seg.values is None:
+            seg.values = EncodedValues(build_values(seg.metadatas), f"{SEGMENT_DIR}{name}.seg")
         if len(seg) and seg.raw is None:
             # kept as the encoded lines, as an opened store keeps them: decoded on demand
             lines = RawRecords.split(encode_records(seg), f"{SEGMENT_DIR}{name}.seg")
@@ -398,8 +404,9 @@ class Engine(Queries, Maintenance):
                 assert current is not None
                 settings.check_unchanged_analyzer(current, self._analyzer, log.describe())
                 features = current.with_feature(TYPED_VALUES) if typed else current.features
-                if seg.postings is not None and KEYWORD_INDEX not in features:
-                    features = (*features, KEYWORD_INDEX)
+                for flag, part in ((KEYWORD_INDEX, seg.postings), (VALUE_INDEX, seg.values)):
+                    if part is not None and flag not in features:
+                        features = (*features, flag)
                 added_dim = int(seg.vectors.shape[1]) if len(seg) else None
                 proposed = current.next(
                     segments=(*current.segments, ref),

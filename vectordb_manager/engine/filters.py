@@ -27,8 +27,9 @@ equals ``None`` (as in FAISS and MongoDB) and fails every other test but ``$ne``
 compiled, before any search runs; so does a callable that raises (its error chained).
 docs/filters.md is the full reference.
 
-Compiling gives a predicate and a plan of the equality terms (`Equals`, `AllOf`, `AnyOf`),
-which the value indexes answer without testing records (`StoreState.plan_slots`).
+Compiling gives a predicate and a plan of the terms the value indexes answer without testing
+records (`Equals` for equality and ``$in``, `Range` for ``$gt $gte $lt $lte $between``,
+combined by `AllOf` and `AnyOf`; `value_index`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from vectordb_manager.engine.filter_ops import (
     field_tests,
     in_test,
     keyable,
+    kind,
     literal,
     typed_literal,
     value_key,
@@ -60,8 +62,8 @@ LOGICAL_OPERATORS = ("$and", "$or", "$not")
 
 @dataclass(frozen=True)
 class CompiledFilter:
-    """A filter compiled in one walk: its predicate, a plan of its equality terms for the
-    value indexes (``None``: none), and whether the plan is the whole filter (then no record
+    """A filter compiled in one walk: its predicate, a plan of its equality and range terms
+    for the value indexes (``None``: none), and whether the plan is the whole filter (then no record
     needs testing with the predicate)."""
 
     predicate: Predicate
@@ -184,13 +186,13 @@ def _compile_logical(op: str, value: Any, path: str, depth: int) -> CompiledFilt
 def _compile_field(key: str, cond: Any, path: str, depth: int) -> CompiledFilter:
     if isinstance(cond, Mapping) and not cond:  # no operators: no condition (FAISS)
         return ALWAYS
-    values: list[Any] | None = None  # the values an index lookup may select by
+    terms: list[Plan] = []  # what the value indexes may select by
     complete = False
     if isinstance(cond, Mapping) and typed_literal(cond, path) is None:
         ops = [isinstance(k, str) and k.startswith("$") for k in cond]
         if all(ops):
-            test = field_tests(cond, path, depth + 1)
-            values, complete = _indexable_terms(cond, path)
+            test = field_tests(cond, path, depth + 1)  # (checks every operand first)
+            terms, complete = _field_terms(key, cond, path)
         elif any(ops):
             raise InvalidInputError(
                 f"{path} mixes operators and plain keys: {cond!r:.200}; put the plain keys "
@@ -201,34 +203,43 @@ def _compile_field(key: str, cond: Any, path: str, depth: int) -> CompiledFilter
     elif isinstance(cond, list):  # any of (FAISS)
         items = collection(cond, "$in", path)
         test = in_test(items)
-        values, complete = (items, True) if all(map(keyable, items)) else (None, False)
+        if all(map(keyable, items)):
+            terms, complete = [Equals(key, tuple(items))], True
     else:
         x = literal(cond, path)
         test = equals_test(x)
-        values, complete = ([x], True) if keyable(x) else (None, False)
-    if not values and values is not None:  # $in: [] or []: nothing passes
-        return NEVER
+        if keyable(x):
+            terms, complete = [Equals(key, (x,))], True
+    if any(isinstance(t, Equals) and not t.values for t in terms):
+        return NEVER  # $in: [] or []: nothing passes
 
     def predicate(meta: Mapping[str, Any]) -> bool:
         return test(meta.get(key, MISSING))
 
-    plan = Equals(key, tuple(values)) if values is not None else None
+    plan = None if not terms else terms[0] if len(terms) == 1 else AllOf(tuple(terms))
     return CompiledFilter(predicate, plan, complete and plan is not None)
 
 
-def _indexable_terms(cond: Mapping[str, Any], path: str) -> tuple[list[Any] | None, bool]:
-    """The values one ``$eq``/``$in`` of an operator dict selects (if they are all keyable),
-    and whether that operator is the whole dict."""
+def _field_terms(key: str, cond: Mapping[str, Any], path: str) -> tuple[list[Plan], bool]:
+    """The index terms of a (checked) operator dict: an `Equals` for each ``$eq`` and ``$in``
+    of keyable values, a `Range` for each ``$gt $gte $lt $lte $between``; and whether they
+    are the whole dict."""
+    terms: list[Plan] = []
     for op, arg in cond.items():
-        if op == "$eq":
-            items = [literal(arg, path)]
-        elif op == "$in":
-            items = collection(arg, op, path)
-        else:
-            continue
-        if all(map(keyable, items)):
-            return items, len(cond) == 1
-    return None, False
+        if op in ("$eq", "$in"):
+            items = [literal(arg, path)] if op == "$eq" else collection(arg, op, path)
+            if all(map(keyable, items)):
+                terms.append(Equals(key, tuple(items)))
+        elif op in ("$gt", "$gte"):
+            x = literal(arg, path)
+            terms.append(Range(key, kind(x), low=x, low_open=op == "$gt"))
+        elif op in ("$lt", "$lte"):
+            x = literal(arg, path)
+            terms.append(Range(key, kind(x), high=x, high_open=op == "$lt"))
+        elif op == "$between":
+            low, high = (literal(x, path) for x in arg)
+            terms.append(Range(key, kind(low), low=low, high=high))
+    return terms, len(terms) == len(cond)
 
 
 def _all_of(subs: list[CompiledFilter]) -> CompiledFilter:
@@ -281,8 +292,8 @@ def _negation(sub: CompiledFilter) -> CompiledFilter:
 
 
 # -- index plans ----------------------------------------------------------------------------
-# A plan answers the equality parts of a filter from per-key value indexes instead of testing
-# every record.
+# A plan answers the equality and range parts of a filter from per-key value indexes instead
+# of testing every record.
 
 
 @dataclass(frozen=True)
@@ -291,6 +302,20 @@ class Equals:
 
     key: str
     values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The records whose ``key`` holds a value of ``kind`` (`filter_ops.kind`: a number, a
+    string, a date, a naive or an aware datetime) from ``low`` to ``high`` (``None``: no
+    bound), each end included unless it is open."""
+
+    key: str
+    kind: str
+    low: Any = None
+    high: Any = None
+    low_open: bool = False
+    high_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -307,7 +332,7 @@ class AnyOf:
     parts: tuple[Plan, ...]
 
 
-Plan = Equals | AllOf | AnyOf
+Plan = Equals | Range | AllOf | AnyOf
 
 ALWAYS = CompiledFilter(_always, None, True)
 """A filter that passes everything (``{}``, ``{"$and": []}``)."""
@@ -323,6 +348,7 @@ __all__ = [
     "Equals",
     "Plan",
     "Predicate",
+    "Range",
     "compile_filter",
     "compile_where",
     "plan_filter",

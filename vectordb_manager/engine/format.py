@@ -28,6 +28,8 @@ import numpy as np
 
 from vectordb_manager.engine import npy
 from vectordb_manager.engine.analyzer import Analyzer
+from vectordb_manager.engine.columns import EncodedValues, build_values
+from vectordb_manager.engine.columns import check_header as check_values_header
 from vectordb_manager.engine.hashing import HashingReader, canonical_json, content_hash
 from vectordb_manager.engine.limits import MAX_DIMENSION, MAX_METADATA_DEPTH
 from vectordb_manager.engine.manifest import (
@@ -80,6 +82,8 @@ class SegmentData:
     vector_rows: tuple[Vectors, np.ndarray[Any, Any]] | None = None  # (vectors, which rows)
     # the rows' keyword postings: decoded, a verified section not decoded yet, or none
     postings: Postings | EncodedPostings | None = None
+    # the rows' metadata value columns: a ``values`` section (built or read), or none
+    values: EncodedValues | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -114,11 +118,12 @@ def new_segment_name() -> str:
 
 
 SEGMENT_MAGIC = b"VDBSEG01"
-SECTIONS = ("ids", "records", "vectors", "deletes", "postings")
+SECTIONS = ("ids", "records", "vectors", "deletes", "postings", "values")
 MAX_SEGMENT_HEADER_BYTES = 1 << 16
 """The longest section table a reader accepts (a writer's is under 200 bytes)."""
 _ALIGN = 64
 _ROW_SECTIONS = frozenset(("ids", "records", "vectors"))
+_OPTIONAL_ROW_SECTIONS = frozenset(("postings", "values"))
 
 
 def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, Blob]]:
@@ -127,8 +132,9 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, B
     Layout: ``VDBSEG01``, the header's length (uint64, little-endian), a JSON header mapping
     each section to ``[offset, length]`` in the file, then the sections, each starting at a
     multiple of 64 bytes: ``ids`` (JSON list), ``records`` (JSON lines), ``vectors`` (.npy,
-    float32), ``deletes`` (JSON list) and ``postings`` (the rows' keyword postings, see
-    `engine.postings`). Sections with nothing in them are left out.
+    float32), ``deletes`` (JSON list), ``postings`` (the rows' keyword postings, see
+    `engine.postings`) and ``values`` (their metadata value columns, see `engine.columns`).
+    Sections with nothing in them are left out.
     """
     parts: dict[str, Piece | list[Piece]] = {}
     if len(seg):
@@ -152,6 +158,8 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, B
             parts["postings"] = seg.postings.encode()
         elif seg.postings is not None:
             parts["postings"] = seg.postings.data
+        if seg.values is not None:
+            parts["values"] = seg.values.data
     if seg.deletes:
         parts["deletes"] = dump_ids(seg.deletes)
     data = pack_sections(parts)
@@ -253,7 +261,8 @@ def _check_sections(ref: SegmentRef, table: list[tuple[int, int, str]]) -> None:
     """A segment with rows has ids, records and vectors, one without has none of them; one
     that deletes has deletes (the writer leaves out every section that would be empty)."""
     names = {key for _, _, key in table}
-    rows_ok = names >= _ROW_SECTIONS if ref.rows else not names & (_ROW_SECTIONS | {"postings"})
+    every = _ROW_SECTIONS | _OPTIONAL_ROW_SECTIONS
+    rows_ok = names >= _ROW_SECTIONS if ref.rows else not names & every
     if not rows_ok or ("deletes" in names) != bool(ref.deletes):
         raise damaged(
             ref.file.path,
@@ -310,10 +319,13 @@ def _segment(
     lazy: bool,
     raw: RawRecords | None = None,
     analyzer: Analyzer | None = None,
+    values: memoryview | None = None,
 ) -> SegmentData:
-    """A segment from its verified sections (``raw``: the records' lines, when the reader
-    already found them). Its postings are decoded unless ``lazy``, and then, given the store's
-    ``analyzer``, compared with the postings of its texts."""
+    """A segment from its verified sections (``raw``: the records' lines, ``values``: its
+    values section, when the reader mapped them). Its postings are decoded unless ``lazy``,
+    and then, given the store's ``analyzer``, compared with the postings of its texts; its
+    values section is checked lazily unless ``lazy``, and then compared with the one its
+    records' metadata give."""
     path = ref.file.path
     ids: list[str] = []
     texts: list[str] = []
@@ -360,6 +372,13 @@ def _segment(
                 )
     seg = SegmentData(ids, texts, metas, hashes, created, updated, vectors, deletes, raw)
     seg.postings = postings
+    if values is None and "values" in sections:
+        values = memoryview(bytes(sections["values"]))
+    if values is not None:
+        check_values_header(values, ref.rows, path)
+        if not lazy and values != build_values(metas):
+            raise damaged(path, "holds a values section that is not that of its records' metadata")
+        seg.values = EncodedValues(values, path)
     return seg
 
 
@@ -394,6 +413,7 @@ def read_segment(
     path = ref.file.path
     fileno = _fileno(stream) if lazy and _CAN_MAP else None
     mapped: tuple[int, int, np.ndarray[Any, np.dtype[np.int64]]] | None = None
+    mapped_values: tuple[int, int] | None = None
     reader = HashingReader(stream, ref.file)
     table = _section_table(reader.read(16), reader.read, ref.file.bytes, path)
     _check_sections(ref, table)
@@ -404,6 +424,9 @@ def read_segment(
         reader.readinto(None, at - reader.pos)  # the padding before the section
         if key == "records" and fileno is not None:
             mapped = (at, length, reader.read_lines(length))
+        elif key == "values" and fileno is not None:
+            reader.readinto(None, length)  # checksummed; mapped once verified
+            mapped_values = (at, length)
         elif key == "vectors":
             vectors, header, shape = _stream_vectors(reader, ref, dimension, length, sink)
             npy_header = (header, shape)
@@ -419,15 +442,21 @@ def read_segment(
                 f"holds vectors whose size fits neither {ref.rows} rows of the store's "
                 f"dimension ({dimension}) nor any dimension up to {MAX_DIMENSION}",
             )
-    raw = None
-    if mapped is not None and fileno is not None:
-        at, length, ends = mapped
-        view = memoryview(mmap.mmap(fileno, 0, access=mmap.ACCESS_READ))[at : at + length]
-        if len(view) != length:
+    raw = values = None
+    if fileno is not None and (mapped is not None or mapped_values is not None):
+        whole = memoryview(mmap.mmap(fileno, 0, access=mmap.ACCESS_READ))
+        if len(whole) != ref.file.bytes:
             raise IntegrityError(f"{path} changed while it was being read; open the store again")
-        raw = RawRecords(view, ends, path)
-        sections["records"] = b""  # present (its lines are in ``raw``)
-    return _segment(ref, sections, vectors, dimension, lazy=lazy, raw=raw, analyzer=analyzer)
+        if mapped is not None:
+            at, length, ends = mapped
+            raw = RawRecords(whole[at : at + length], ends, path)
+            sections["records"] = b""  # present (its lines are in ``raw``)
+        if mapped_values is not None:
+            at, length = mapped_values
+            values = whole[at : at + length]
+    return _segment(
+        ref, sections, vectors, dimension, lazy=lazy, raw=raw, analyzer=analyzer, values=values
+    )
 
 
 _CAN_MAP = os.name == "posix"  # elsewhere a mapped file could not be removed by compaction

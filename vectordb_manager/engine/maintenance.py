@@ -30,6 +30,7 @@ import threading
 import weakref
 from collections.abc import Callable
 
+from vectordb_manager.engine.columns import EncodedValues
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy, TailMerge, prepare_merge
 from vectordb_manager.engine.format import Manifest, encode_segment
@@ -57,6 +58,7 @@ class Maintenance:
     log: CommitLog | None
     policy: CompactionPolicy
     keyword_index: bool
+    value_index: bool
     _write_lock: threading.RLock
     _rw: ReadWriteLock
     _state: StoreState
@@ -151,7 +153,13 @@ class Maintenance:
         if start == 0:
             return self._merge_locked(0, kind) or None
         assert self._manifest is not None
-        return TailMerge.prepare(self._manifest, self._state, start, keywords=self.keyword_index)
+        return TailMerge.prepare(
+            self._manifest,
+            self._state,
+            start,
+            keywords=self.keyword_index,
+            values=self.value_index,
+        )
 
     def _commit_tail(self, job: TailMerge) -> bool:
         """Encode and write a prepared merge, then commit it; ``False`` if it was dropped."""
@@ -202,7 +210,9 @@ class Maintenance:
         kind = self._kind_for(st.live)
         if force or kind != st.kind or self.policy.needs_cleanup(st.slots, st.dead):
             keep = st.text.ready and self.keyword_index  # else built from the texts when needed
-            new = st.compacted(kind, st.text.select(st.live_slots()) if keep else None)
+            live = st.live_slots()
+            values = EncodedValues(st.values.select(live), "memory") if self.value_index else None
+            new = st.compacted(kind, st.text.select(live) if keep else None, values)
             with self._rw.write():
                 self._state = new
 
@@ -222,7 +232,9 @@ class Maintenance:
         gain or another writer committed first (its commits are then picked up)."""
         assert self.log is not None and self._manifest is not None
         current = self._manifest
-        merge = prepare_merge(current, self._state, start, kind, keywords=self.keyword_index)
+        merge = prepare_merge(
+            current, self._state, start, kind, keywords=self.keyword_index, values=self.value_index
+        )
         if merge is None:
             return False
         try:

@@ -43,7 +43,11 @@ returning the tags as metadata."""
 KEYWORD_INDEX = "keyword-index"
 """The feature of a store whose segments may hold a ``postings`` section (the keyword index):
 set by the first commit that writes one, and kept by every later version."""
-SUPPORTED_FEATURES: frozenset[str] = frozenset((TYPED_VALUES, KEYWORD_INDEX))
+VALUE_INDEX = "value-index"
+"""The feature of a store whose segments may hold a ``values`` section (the metadata value
+columns filters answer from): set by the first commit that writes one, and kept by every
+later version."""
+SUPPORTED_FEATURES: frozenset[str] = frozenset((TYPED_VALUES, KEYWORD_INDEX, VALUE_INDEX))
 MANIFEST_DIR = "manifests/"
 SEGMENT_DIR = "segments/"
 INDEX_DIR = "indexes/"
@@ -504,6 +508,7 @@ __all__ = [
     "SNAPSHOT_KINDS",
     "SUPPORTED_FEATURES",
     "TYPED_VALUES",
+    "VALUE_INDEX",
     "FileRef",
     "Manifest",
     "SegmentRef",

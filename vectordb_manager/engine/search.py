@@ -1,7 +1,8 @@
 """Search over one `StoreState`: nearest neighbours, exact under filters.
 
-A filter is compiled once (`filters`); the slots that pass it are found from per-key value
-indexes where the filter allows, else by testing each record. Then the k nearest among exactly
+A filter is compiled once (`filters`); the slots that pass it are found from the value columns
+(`value_index`) where the filter allows (equality, ``$in`` and ranges), else by testing each
+record. Then the k nearest among exactly
 those slots are found, so a filtered search returns the true top k of the passing documents:
 
 * past an eighth of the slots, FAISS searches with a bitmap of the passing slots
@@ -35,6 +36,7 @@ from vectordb_manager.errors import InvalidInputError
 Scores = np.ndarray[Any, Any]
 Slots = np.ndarray[Any, Any]
 _FEW_TOMBSTONES = 4096  # up to this many, an unfiltered search asks FAISS for k + tombstones
+_GATHER_BYTES = 1 << 20  # vectors compared at a time in an exact search (682 of 384 floats)
 
 
 @dataclass(frozen=True)
@@ -114,15 +116,11 @@ def passing(st: StoreState, where: CompiledFilter) -> np.ndarray[Any, np.dtype[n
     predicate = where.predicate
     if where.plan is None:
         return np.fromiter((s for s, m in st.metas() if predicate(m)), dtype=np.int64)
-    candidates = st.plan_slots(where.plan)
-    ids = st.ids
+    candidates = st.plan_slots(where.plan)  # live ones
     if where.complete:
-        if not st.dead:
-            return candidates
-        return np.fromiter((s for s in candidates.tolist() if ids[s] is not None), np.int64)
+        return candidates
     return np.fromiter(
-        (s for s in candidates.tolist() if ids[s] is not None and predicate(st.record(s).metadata)),
-        dtype=np.int64,
+        (s for s in candidates.tolist() if predicate(st.record(s).metadata)), dtype=np.int64
     )
 
 
@@ -194,10 +192,20 @@ def exact_raw(st: StoreState, q: Vectors, allowed: Slots) -> Scores:
     if st.distance != "l2" and 2 * len(allowed) > len(stored):
         # most slots: one product over the stored vectors in place, instead of copying them
         return (stored @ q[0])[allowed]  # type: ignore[no-any-return]
-    vecs = stored[allowed]
-    if st.distance == "l2":
-        return ((vecs - q) ** 2).sum(axis=1)  # type: ignore[no-any-return]
-    return vecs @ q[0]  # type: ignore[no-any-return]
+    # the allowed vectors a block at a time: a copy of them all would cost as much memory
+    # again (188 MB for 12% of 1M x 384), and its first touch of fresh pages more than the
+    # products; a block of 1 MB stays in the cache and is reused by the allocator (measured:
+    # 12% of 100k, 4 ms the first time, where one copy took 18 ms and blocks of 16 MB 8 ms)
+    scores = np.empty(len(allowed), dtype=np.float32)
+    rows = max(1, _GATHER_BYTES // (4 * stored.shape[1]))
+    for at in range(0, len(allowed), rows):
+        vecs = stored[allowed[at : at + rows]]
+        if st.distance == "l2":
+            vecs -= q
+            scores[at : at + len(vecs)] = np.einsum("ij,ij->i", vecs, vecs)
+        else:
+            scores[at : at + len(vecs)] = vecs @ q[0]
+    return scores
 
 
 def _exact(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[Scores, Slots]:
@@ -258,8 +266,5 @@ def document(st: StoreState, slot: int) -> Document:
 def ids_by_value(st: StoreState, key: str) -> list[tuple[Any, list[str]]]:
     """The live ids grouped by their value of metadata ``key`` (see `Engine.ids_by_value`)."""
     ids = st.ids
-    groups = [
-        (vk[1], [ids[s] for s in slots if ids[s] is not None])
-        for vk, slots in st.key_index(key).items()
-    ]
-    return [(value, names) for value, names in groups if names]  # type: ignore[misc]
+    groups = st.values.groups(key)
+    return [(value, [ids[s] for s in slots.tolist()]) for value, slots in groups]

@@ -11,19 +11,20 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from vectordb_manager.engine.analyzer import Analyzer
-from vectordb_manager.engine.filters import AllOf, Equals, Plan, value_key
+from vectordb_manager.engine.columns import EncodedValues
+from vectordb_manager.engine.filters import Plan
 from vectordb_manager.engine.format import RawRecords, SegmentData, Vectors, encode_record
 from vectordb_manager.engine.index import IndexParams, VectorIndex
 from vectordb_manager.engine.postings import Postings
 from vectordb_manager.engine.records import Record
 from vectordb_manager.engine.text_index import Source, TextIndex
+from vectordb_manager.engine.value_index import ValueIndex
 
 LAZY: Any = object()  # the slot's record is still undecoded, in its segment's raw lines
 
@@ -59,9 +60,8 @@ class StoreState:
             self.index = VectorIndex(kind, dim, distance, params)
         # per segment: ids it added and ids it deleted (to merge segments without re-reading)
         self.segment_ids: dict[str, tuple[list[str], list[str]]] = {}
-        # per metadata key, built on first use by a filter: value key -> slots (may include
-        # tombstones, which searches skip)
-        self.key_indexes: dict[str, dict[tuple[str, Any], array[int]]] = {}
+        # the metadata value columns over the slots (a key decoded or built on first use)
+        self.values = ValueIndex()
         # the keyword index over the slots (postings decoded or built on first use)
         self.text = TextIndex(analyzer or Analyzer())
         self._lock = threading.Lock()
@@ -116,7 +116,7 @@ class StoreState:
 
     def scan_metas(self, chunk: int = 20_000) -> Iterator[tuple[int, dict[str, Any]]]:
         """(slot, metadata) of every live record, in slot order, parsing undecoded records a
-        chunk at a time without keeping them (to build a value index in bounded memory)."""
+        chunk at a time without keeping them (in bounded memory)."""
         recs = self.recs
         blocks = sorted((e[1], e[0]) for e in self._raw if e is not None)
         slot = 0
@@ -151,6 +151,8 @@ class StoreState:
             elif seg.raw is not None:
                 source = seg.raw
             self.text.add(start, len(seg), source)
+            records = seg.raw if seg.raw is not None else seg.metadatas
+            self.values.add(start, len(seg), seg.values, records)
             for offset, doc_id in enumerate(seg.ids):
                 self._tombstone(doc_id)
                 self.slot[doc_id] = start + offset
@@ -163,10 +165,6 @@ class StoreState:
             else:
                 columns = (seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated)
                 self.recs.extend(map(Record._make, zip(*columns, strict=True)))
-            if self.key_indexes:  # decoded in bulk and let go (nothing kept decoded)
-                metas = seg.raw.metadatas(0, len(seg)) if seg.raw is not None else seg.metadatas
-                for key, table in self.key_indexes.items():
-                    _index_values(table, key, enumerate(metas, start))
             if indexed_rows and self.index.snapshot_needs_vectors():
                 self.index.add(seg.vectors[:indexed_rows], store_only=True)
             self.index.add(seg.vectors[indexed_rows:])
@@ -179,41 +177,13 @@ class StoreState:
             self.ids[old] = None
             self.recs[old] = None
             self.text.kill(old)
+            self.values.kill(old)
             self.dead += 1
 
     # -- filters ---------------------------------------------------------------------------
-    def key_index(self, key: str) -> dict[tuple[str, Any], array[int]]:
-        """The value index of one metadata key, built on first use."""
-        table = self.key_indexes.get(key)
-        if table is None:
-            with self._lock:
-                table = self.key_indexes.get(key)
-                if table is None:
-                    table = {}
-                    _index_values(table, key, self.scan_metas())
-                    self.key_indexes[key] = table
-        return table
-
     def plan_slots(self, plan: Plan) -> np.ndarray[Any, np.dtype[np.int64]]:
-        """Sorted slots that can pass the equality terms of a filter plan."""
-        if isinstance(plan, Equals):
-            table = self.key_index(plan.key)
-            keys = dict.fromkeys(k for k in map(value_key, plan.values) if k is not None)
-            # each list is ascending and a slot has one value per key: no dedup needed
-            parts = [np.frombuffer(table[k], dtype=np.int64) for k in keys if k in table]
-            if not parts:
-                return np.zeros(0, dtype=np.int64)
-            if len(parts) == 1:
-                return parts[0].copy()  # a copy: the array may grow on the next commit
-            return np.sort(np.concatenate(parts))
-        parts = [self.plan_slots(p) for p in plan.parts]
-        if not parts:  # AnyOf(()): a filter nothing passes ({"$or": []})
-            return np.zeros(0, dtype=np.int64)
-        combine = np.intersect1d if isinstance(plan, AllOf) else np.union1d
-        result = parts[0]
-        for part in parts[1:]:
-            result = combine(result, part)
-        return result
+        """The live slots a filter plan selects, ascending (from the value columns)."""
+        return self.values.slots(plan)
 
     # -- reading out -------------------------------------------------------------------------
     def live_slots(self) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -316,30 +286,18 @@ class StoreState:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         return self.index.vectors()[np.asarray(slots, dtype=np.int64)]
 
-    def compacted(self, kind: str, postings: Postings | None = None) -> StoreState:
+    def compacted(
+        self, kind: str, postings: Postings | None = None, values: EncodedValues | None = None
+    ) -> StoreState:
         """A new state holding only the live records, in slot order, with a fresh index (and
-        ``postings``, those of the live slots, if given; else built from the texts on first
-        use)."""
+        ``postings`` and ``values``, those of the live slots, if given; else built from the
+        records on first use)."""
         seg = self.encoded_rows(self.live_slots())
         seg.postings = postings
+        seg.values = values
         new = StoreState(kind, self.dim, self.distance, self.params, analyzer=self.text.analyzer)
         new.apply(seg, None)
         return new
-
-
-def _index_values(
-    table: dict[tuple[str, Any], array[int]],
-    key: str,
-    metas: Iterable[tuple[int, dict[str, Any]]],
-) -> None:
-    for slot, meta in metas:
-        if key in meta:
-            vk = value_key(meta[key])
-            if vk is not None:
-                slots = table.get(vk)
-                if slots is None:
-                    slots = table[vk] = array("q")
-                slots.append(slot)
 
 
 __all__ = ["Record", "StoreState"]
