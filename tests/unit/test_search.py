@@ -199,3 +199,38 @@ def test_one_query_on_a_flat_index_keeps_the_older_of_equal_scores(
             want = alive[np.lexsort((alive, -np.round(scores, 5)))][:k]
             got = store.similarity_search_by_vector(q.tolist(), k=k)
             assert [d.id for d in got] == [ids[i] for i in want], (target, k)
+
+
+def test_result_documents_are_ordinary_documents() -> None:
+    """Results are made without pydantic's second validation; they must be indistinguishable
+    from documents made by the validated constructor, and the caller's to change."""
+    import copy
+    import pickle
+
+    from langchain_core.documents import Document
+
+    from vectordb_manager.engine.search import make_document
+
+    store = LocalVectorStore(VectorTable(np.eye(4, dtype=np.float32), np.eye(4, dtype=np.float32)))
+    store.add_texts(["d:0", "d:1"], [{"a": 1, "n": {"x": [1]}}, {"b": "s"}], ids=["i0", "i1"])
+    found = store.similarity_search_by_vector([1.0, 0.0, 0.0, 0.0], k=2)
+    assert make_document.__name__ == "unchecked"  # the fast path is in use with this version
+    for doc, want in zip(
+        found,
+        [
+            Document(id="i0", page_content="d:0", metadata={"a": 1, "n": {"x": [1]}}),
+            Document(id="i1", page_content="d:1", metadata={"b": "s"}),
+        ],
+        strict=True,
+    ):
+        assert doc == want and repr(doc) == repr(want) and type(doc) is Document
+        assert doc.model_fields_set == want.model_fields_set
+        assert doc.model_dump_json() == want.model_dump_json()
+        assert copy.deepcopy(doc) == want and pickle.loads(pickle.dumps(doc)) == want
+    found[0].metadata["n"]["x"].append(2)
+    found[0].metadata["a"] = 5
+    found[1].page_content = "changed"
+    assert store.get_by_ids(["i0", "i1"]) == [
+        Document(id="i0", page_content="d:0", metadata={"a": 1, "n": {"x": [1]}}),
+        Document(id="i1", page_content="d:1", metadata={"b": "s"}),
+    ]

@@ -282,6 +282,7 @@ class Engine(Queries, Maintenance):
         n = len(current.segments)
         if latest.segments[:n] != current.segments or latest.snapshot != current.snapshot:
             self._load(latest)  # compacted meanwhile: read it afresh
+            logger.debug("reloaded at version %d (from %d)", self.version, current.version)
             return True
         added = latest.segments[n:]
         try:
@@ -322,7 +323,8 @@ class Engine(Queries, Maintenance):
                 self._check_dimension(int(vectors.shape[1]))
             st = self._state
             stored = st.index.vectors() if st.index is not None else None
-            present = [d for d in dict.fromkeys(deletes) if d in st.slot]
+            wanted = dict.fromkeys(deletes)
+            present = [d for d in wanted if d in st.slot]
             deleted = set(present)
             keep = [
                 i
@@ -333,6 +335,15 @@ class Engine(Queries, Maintenance):
                 or st.record(slot).hash != hashes[i]
                 or not np.array_equal(stored[slot], vectors[i])
             ]
+            if len(present) < len(wanted):
+                absent = [d for d in wanted if d not in deleted]
+                logger.debug(
+                    "delete at version %d: %d of %d ids absent (such as %r)",
+                    self.version,
+                    len(absent),
+                    len(wanted),
+                    absent[0],
+                )
             if not keep and not present:
                 return 0, 0
             now = now_iso()

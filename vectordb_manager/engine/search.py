@@ -21,8 +21,8 @@ same passing slots when filtered, so it too returns the true top k of the passin
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import faiss
 import numpy as np
@@ -39,8 +39,7 @@ _FEW_TOMBSTONES = 4096  # up to this many, an unfiltered search asks FAISS for k
 _GATHER_BYTES = 1 << 20  # vectors compared at a time in an exact search (682 of 384 floats)
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """A search result: the document, its distance (lower is closer) and, when asked for,
     its stored vector (normalised for cosine)."""
 
@@ -49,8 +48,7 @@ class Hit:
     vector: Vectors | None = None
 
 
-@dataclass(frozen=True)
-class KeywordHit:
+class KeywordHit(NamedTuple):
     """A keyword search result: the document and its BM25 score (higher is better; see
     `text_index` for the formula)."""
 
@@ -251,16 +249,48 @@ def to_distance(distance: str, raw: float) -> float:
 _SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
 
 
+def _document_maker() -> Callable[[str | None, str, dict[str, Any]], Document]:
+    """A function making ``Document(id=, page_content=, metadata=)`` from values the store
+    checked when they were written, without pydantic validating them again (a third of the
+    time of the validated constructor, which a search pays per result). It fills in what the
+    validated constructor makes of a reference document; if this version of langchain-core
+    builds documents any differently, the validated constructor is used instead."""
+
+    def validated(doc_id: str | None, text: str, meta: dict[str, Any]) -> Document:
+        return Document(id=doc_id, page_content=text, metadata=meta)
+
+    ref = validated("i", "t", {"k": 1})
+    template = dict(ref.__dict__)
+    fields_set = ref.__pydantic_fields_set__
+    extra, private = ref.__pydantic_extra__, ref.__pydantic_private__
+    if extra is not None or private is not None:
+        return validated
+    new, set_attr = object.__new__, object.__setattr__
+
+    def unchecked(doc_id: str | None, text: str, meta: dict[str, Any]) -> Document:
+        doc = new(Document)
+        values = template.copy()
+        values["id"], values["page_content"], values["metadata"] = doc_id, text, meta
+        set_attr(doc, "__dict__", values)
+        set_attr(doc, "__pydantic_fields_set__", fields_set)
+        set_attr(doc, "__pydantic_extra__", None)
+        set_attr(doc, "__pydantic_private__", None)
+        return doc
+
+    probe = unchecked("i", "t", {"k": 1})
+    same = probe == ref and repr(probe) == repr(ref) and probe.model_dump() == ref.model_dump()
+    return unchecked if same else validated
+
+
+make_document = _document_maker()
+
+
 def document(st: StoreState, slot: int) -> Document:
     """The live record at ``slot`` as a new `Document` (callers cannot change the store
     through it; flat metadata needs no deep copy)."""
     text, meta = st.record(slot)[:2]  # text, metadata
     flat = _SCALAR_TYPES.issuperset(map(type, meta.values()))
-    return Document(
-        id=st.ids[slot],
-        page_content=text,
-        metadata=dict(meta) if flat else copy.deepcopy(meta),
-    )
+    return make_document(st.ids[slot], text, dict(meta) if flat else copy.deepcopy(meta))
 
 
 def ids_by_value(st: StoreState, key: str) -> list[tuple[Any, list[str]]]:
