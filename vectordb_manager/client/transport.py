@@ -9,9 +9,10 @@ applied. (The client's writes are safe to repeat anyway: every add names its ids
 retry is logged at DEBUG level on this module's logger.
 
 Errors: an error response ``{"code", "message"}`` raises the package's exception for the code
-(`ERRORS`: ``invalid_input`` is an `InvalidInputError`, ``collection_not_found`` a
-`StoreNotFoundError`, ...), or a `ServiceError` for codes without one (keys, conflicts);
-each carries the ``status`` and ``code`` it came from.
+(`ERRORS`, from `vectordb_manager.wire_errors`, the table the server's codes come from:
+``invalid_input`` is an `InvalidInputError`, ``collection_not_found`` a `StoreNotFoundError`,
+...), or a `ServiceError` for codes without one (keys, conflicts); each carries the
+``status`` and ``code`` it came from.
 """
 
 from __future__ import annotations
@@ -33,67 +34,19 @@ from tenacity import (
     wait_random,
 )
 
-from vectordb_manager.errors import (
-    ConcurrentModificationError,
-    ConfigurationError,
-    DimensionMismatchError,
-    DocumentNotFoundError,
-    DocumentProcessingError,
-    EmbeddingError,
-    IntegrityError,
-    InvalidInputError,
-    StorageError,
-    StoreNotFoundError,
-    VectorDBError,
+from vectordb_manager.errors import ConfigurationError
+from vectordb_manager.wire_errors import (
+    RAISES,
+    AccessDeniedError,
+    CollectionExistsError,
+    ServiceError,
 )
 
 logger = logging.getLogger(__name__)
 
-
-class ServiceError(VectorDBError):
-    """The server refused a request for a reason the package has no exception of its own for
-    (a missing or insufficient API key, a conflicting create, an unexpected failure)."""
-
-    status: int
-    code: str
-
-    def __init__(self, message: str, *, status: int = 0, code: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class AccessDeniedError(ServiceError):
-    """The API key is missing, unknown (401), or may not do this (403)."""
-
-
-class CollectionExistsError(ServiceError):
-    """A collection of that name exists already (409)."""
-
-
-ERRORS: dict[str, type[Exception]] = {
-    "invalid_input": InvalidInputError,
-    "invalid_filter": InvalidInputError,
-    "malformed_body": InvalidInputError,
-    "validation_error": InvalidInputError,
-    "payload_too_large": InvalidInputError,
-    "unprocessable_file": DocumentProcessingError,
-    "dimension_mismatch": DimensionMismatchError,
-    "invalid_configuration": ConfigurationError,
-    "collection_not_found": StoreNotFoundError,
-    "document_not_found": DocumentNotFoundError,
-    "integrity_error": IntegrityError,
-    "embedding_failed": EmbeddingError,
-    "busy": ConcurrentModificationError,
-    "storage_unavailable": StorageError,
-    "collection_exists": CollectionExistsError,
-    "location_in_use": CollectionExistsError,
-    "missing_key": AccessDeniedError,
-    "invalid_key": AccessDeniedError,
-    "read_only_key": AccessDeniedError,
-    "collection_not_allowed": AccessDeniedError,
-}
-"""The exception each error ``code`` raises (others: `ServiceError`)."""
+ERRORS: Mapping[str, type[Exception]] = RAISES
+"""The exception each error ``code`` raises (others: `ServiceError`); the one table the
+server's codes come from too (`vectordb_manager.wire_errors.CODES`)."""
 
 
 class _Unavailable(Exception):
