@@ -152,6 +152,45 @@ async def test_async_surface(animals: RemoteVectorStore) -> None:
     await animals.aclose()
 
 
+TWINS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("similarity_search", ("cats sleep",), {"k": 3, "filter": {"legs": {"$gte": 2}}}),
+    ("similarity_search_with_score", ("dogs",), {"k": 4, "score_threshold": 1.0}),
+    ("similarity_search_with_relevance_scores", ("birds",), {"k": 2}),
+    ("similarity_search_by_vector", ([0.0] * 63 + [1.0],), {"k": 2}),
+    ("similarity_search_with_score_by_vector", ([1.0] * 64,), {"k": 3}),
+    ("max_marginal_relevance_search", ("cats",), {"k": 2, "fetch_k": 4, "lambda_mult": 0.2}),
+    ("max_marginal_relevance_search_by_vector", ([1.0] * 64,), {"k": 2, "fetch_k": 3}),
+    ("keyword_search", ("postman dawn",), {"k": 3}),
+    ("keyword_search_with_score", ("postman dawn",), {"k": 3}),
+    ("hybrid_search", ("cold water",), {"k": 2, "fusion": "weighted", "alpha": 0.3}),
+    ("hybrid_search_with_score", ("cold water",), {"k": 3, "rank_constant": 10}),
+    ("get_ids", (), {"filter": {"legs": 4}}),
+    ("get_by_ids", (["f", "nope", "c"],), {}),
+]
+
+
+@pytest.mark.parametrize("embed_here", [False, True], ids=["server-embeds", "client-embeds"])
+async def test_async_twins_answer_as_the_sync_methods(
+    animals: RemoteVectorStore, embed_here: bool
+) -> None:
+    """Each async method gives what its sync twin gives (they share the request building
+    and the answer's reading), whichever side embeds the query."""
+    from vectordb_manager.embeddings import HashingEmbeddings
+
+    remote = animals
+    if embed_here:  # the server's fake model, on this side
+        remote = RemoteVectorStore(
+            animals.transport.url, animals.collection, embedding=HashingEmbeddings(64)
+        )
+    for name, args, kwargs in TWINS:
+        sync = getattr(remote, name)(*args, **kwargs)
+        assert sync, name  # each asks for something that exists
+        assert await getattr(remote, f"a{name}")(*args, **kwargs) == sync, name
+    with pytest.raises(InvalidInputError, match="rank_constnt"):
+        await remote.ahybrid_search("x", rank_constnt=3)
+    await remote.aclose()
+
+
 def test_dates_round_trip(store: RemoteVectorStore) -> None:
     when = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC)
     meta = {"day": datetime.date(2024, 5, 1), "at": when, "own": {"$x": 1}}
