@@ -78,6 +78,7 @@ CODES: tuple[Code, ...] = (
     Code("malformed_body", 400, InvalidInputError),
     Code("unprocessable_file", 400, DocumentProcessingError, (DocumentProcessingError,),
          "fix or remove the file"),
+    Code("no_embedding_model", 400, InvalidInputError),  # a text to a vectors-only collection
     # 401, 403: keys
     Code("missing_key", 401, AccessDeniedError),
     Code("invalid_key", 401, AccessDeniedError),

@@ -18,7 +18,7 @@ import pytest
 from langchain_core.vectorstores import VectorStore
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
-from tests.server_support import ServerProcess, running_server
+from tests.server_support import ServerProcess, fake_model_server
 from vectordb_manager import (
     ConcurrentModificationError,
     DimensionMismatchError,
@@ -38,13 +38,7 @@ from vectordb_manager.client.transport import Transport
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    workdir = tmp_path_factory.mktemp("remote")
-    with running_server(
-        workdir,
-        ["--path", str(workdir / "root"), "--provider", "fake"],
-        ["--refresh-interval", "0", "--upload-dir", str(workdir / "uploads")],
-        env={"VECTORDB_EMBEDDING_DIMENSIONS": "64"},
-    ) as running:
+    with fake_model_server(tmp_path_factory.mktemp("remote")) as running:
         yield running
 
 

@@ -24,6 +24,7 @@ from vectordb_manager.ingestion import IngestReport
 from vectordb_manager.server.deps import State, WriteCollection
 from vectordb_manager.server.errors import ApiError
 from vectordb_manager.server.models import IngestResponse
+from vectordb_manager.server.vectors_only import require_model
 
 router = APIRouter(prefix="/collections/{name}", tags=["documents"])
 
@@ -40,6 +41,7 @@ def upload(
     """Ingest the uploaded files into the collection: load, split, embed and store
     them, incrementally. The report names every file as uploaded and says why any failed
     or was skipped; a failed file leaves what the collection held for it unchanged."""
+    require_model(collection.spec, "embed uploaded files")
     names = [_upload_name(f.filename) for f in files]
     if len(set(names)) != len(names):
         raise ApiError("invalid_input", "two uploaded files have the same name; rename one")

@@ -1,0 +1,120 @@
+"""`vectordb serve`, through a real server process: collections of client-supplied vectors
+(no embedding model), uploads named by the caller, and ``vectordb ingest --server``.
+
+One server (model-free ``fake`` embeddings, 64 dimensions) serves the module; each test
+works in collections of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.server_support import ServerProcess, error_message, fake_model_server
+from vectordb_manager import InvalidInputError
+from vectordb_manager.client import RemoteVectorStore, VectorDBClient
+from vectordb_manager.embeddings import HashingEmbeddings
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-vectors")
+
+
+@pytest.fixture(scope="module")
+def server(workdir: Path) -> Iterator[ServerProcess]:
+    with fake_model_server(workdir) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+def create(client: httpx.Client, **settings: Any) -> str:
+    name = f"v-{uuid.uuid4().hex[:10]}"
+    r = client.post("/collections", json={"name": name, **settings})
+    assert r.status_code == 201, r.text
+    return name
+
+
+NO_MODEL = {"embedding": {"provider": "none", "dimensions": 3}}
+VECTORS = [
+    {"id": "x", "text": "east", "metadata": {"axis": "x"}, "vector": [1.0, 0.0, 0.0]},
+    {"id": "y", "text": "north", "metadata": {"axis": "y"}, "vector": [0.0, 1.0, 0.0]},
+    {"id": "z", "text": "up and away", "metadata": {"axis": "z"}, "vector": [0.0, 0.0, 1.0]},
+]
+
+
+# -- collections of vectors computed elsewhere ----------------------------------------------
+def test_a_collection_without_a_model_needs_its_dimension(client: httpx.Client) -> None:
+    for embedding in ({"provider": "none"}, {"provider": "none", "model": "x", "dimensions": 3}):
+        r = client.post("/collections", json={"name": "no-dims", "embedding": embedding})
+        assert "dimensions" in error_message(r, 400, "invalid_configuration")
+    assert client.get("/collections/no-dims").status_code == 404
+    name = create(client, **NO_MODEL)
+    described = client.get(f"/collections/{name}").json()
+    assert described["embedding"] == {"provider": "none", "model": None, "dimensions": 3}
+    assert described["stats"]["dimension"] == 3 and described["stats"]["embedding_model"] == "none"
+
+
+def test_vectors_only_collection_takes_vectors_and_refuses_texts(client: httpx.Client) -> None:
+    name = create(client, **NO_MODEL)
+    base = f"/collections/{name}"
+    r = client.post(f"{base}/documents", json={"documents": VECTORS})
+    assert r.status_code == 201 and r.json()["ids"] == ["x", "y", "z"]
+
+    refusals = [
+        ("POST", "/documents", {"documents": [{"id": "t", "text": "a text to embed"}]}),
+        ("POST", "/documents", {"documents": [{"id": "t", "text": "to split"}], "split": True}),
+        ("PUT", "/documents/x", {"text": "east, renamed"}),
+        ("POST", "/query", {"text": "east", "k": 1}),
+        ("POST", "/query", {"text": "east", "k": 1, "mmr": True}),
+        ("POST", "/query", {"text": "east", "k": 1, "mode": "hybrid"}),
+    ]
+    for method, tail, body in refusals:
+        message = error_message(
+            client.request(method, base + tail, json=body), 400, "no_embedding_model"
+        )
+        assert f"collection {name!r} has no embedding model" in message, message
+        assert '"vector"' in message
+    upload = [("files", ("notes.txt", b"words to embed", "text/plain"))]
+    error_message(client.post(f"{base}/upload", files=upload), 400, "no_embedding_model")
+    short = {"documents": [{"id": "s", "text": "short", "vector": [1.0, 0.0]}]}
+    error_message(client.post(f"{base}/documents", json=short), 400, "dimension_mismatch")
+    assert client.get(f"{base}/documents").json()["ids"] == ["x", "y", "z"]  # nothing changed
+    assert client.get(f"{base}/documents/x").json()["text"] == "east"
+
+    near_y = client.post(f"{base}/query", json={"vector": [0.1, 0.9, 0.2], "k": 2}).json()
+    assert [r["id"] for r in near_y["results"]] == ["y", "z"]
+    mmr = {"vector": [0.1, 0.9, 0.2], "k": 2, "mmr": True, "fetch_k": 3}
+    assert client.post(f"{base}/query", json=mmr).json()["results"][0]["id"] == "y"
+    keyword = client.post(f"{base}/query", json={"text": "away", "mode": "keyword"}).json()
+    assert [r["id"] for r in keyword["results"]] == ["z"]  # BM25 needs no model
+    replaced = {"text": "east, moved", "vector": [0.9, 0.1, 0.0]}
+    assert client.put(f"{base}/documents/x", json=replaced).status_code == 200
+    assert client.get(f"{base}/documents/x").json()["text"] == "east, moved"
+    assert client.post(f"{base}/verify").json()["ok"] is True
+
+
+def test_remote_store_over_a_vectors_only_collection(server: ServerProcess) -> None:
+    admin = VectorDBClient(server.url)
+    name = f"v-{uuid.uuid4().hex[:10]}"
+    admin.create_collection(name, embedding={"provider": "none", "dimensions": 16})
+    bare = RemoteVectorStore(server.url, name)
+    with pytest.raises(InvalidInputError, match="no embedding model") as refused:
+        bare.add_texts(["the server cannot embed this"])
+    assert refused.value.code == "no_embedding_model"  # type: ignore[attr-defined]
+    with pytest.raises(InvalidInputError, match="no embedding model"):
+        bare.similarity_search("nor this")
+    embedding_here = RemoteVectorStore(server.url, name, embedding=HashingEmbeddings(16))
+    embedding_here.add_texts(["red apples", "green pears", "blue skies"], ids=["a", "p", "s"])
+    assert embedding_here.similarity_search("apples red", k=1)[0].id == "a"
+    assert [d.id for d in bare.keyword_search("skies", k=1)] == ["s"]
+    admin.delete_collection(name)
