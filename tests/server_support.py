@@ -100,12 +100,15 @@ def running_server(
 
 
 @contextlib.contextmanager
-def fake_model_server(workdir: Path, *serve_args: str) -> Iterator[ServerProcess]:
-    """A server over ``workdir/root`` with the model-free ``fake`` embeddings (64
-    dimensions), refreshing before every request, staging uploads in ``workdir/uploads``."""
+def fake_model_server(
+    workdir: Path, *serve_args: str, root: Path | None = None
+) -> Iterator[ServerProcess]:
+    """A server over ``root`` (default ``workdir/root``) with the model-free ``fake``
+    embeddings (64 dimensions), refreshing before every request, staging uploads in
+    ``workdir/uploads``."""
     with running_server(
         workdir,
-        ["--path", str(workdir / "root"), "--provider", "fake"],
+        ["--path", str(root or workdir / "root"), "--provider", "fake"],
         ["--refresh-interval", "0", "--upload-dir", str(workdir / "uploads"), *serve_args],
         env={"VECTORDB_EMBEDDING_DIMENSIONS": "64"},
     ) as running:

@@ -4,7 +4,9 @@ errors and the admin client; and the transport's retries against a stub HTTP ser
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import inspect
 import json
 import logging
 import threading
@@ -28,6 +30,7 @@ from vectordb_manager import (
     StoreNotFoundError,
 )
 from vectordb_manager.client import (
+    AsyncVectorDBClient,
     CollectionExistsError,
     RemoteVectorStore,
     ServiceError,
@@ -220,7 +223,42 @@ def test_errors_are_the_package_exceptions(
         unreachable.similarity_search("x")
 
 
-def test_admin_client(admin: VectorDBClient, tmp_path: Path) -> None:
+class _Awaited:
+    """An `AsyncVectorDBClient` driven from sync code: each coroutine it returns is run to
+    its end on one event loop, so one test body checks both clients."""
+
+    def __init__(self, client: AsyncVectorDBClient) -> None:
+        self._client = client
+        self._loop = asyncio.new_event_loop()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            return self._loop.run_until_complete(result) if inspect.iscoroutine(result) else result
+
+        return call
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def any_admin(request: pytest.FixtureRequest, server: ServerProcess) -> Iterator[Any]:
+    """The admin client, sync or async (`_Awaited`), over the module's server."""
+    client: Any = (
+        VectorDBClient(server.url)
+        if request.param == "sync"
+        else _Awaited(AsyncVectorDBClient(server.url))
+    )
+    yield client
+    client.close()
+
+
+def test_admin_client(any_admin: Any, tmp_path: Path) -> None:
+    admin = any_admin
     name = f"adm-{uuid.uuid4().hex[:8]}"
     created = admin.create_collection(name, distance="l2", chunk_size=200, chunk_overlap=20)
     assert created["distance"] == "l2" and created["chunk_size"] == 200
@@ -310,6 +348,27 @@ def test_503_is_retried_then_reported(
     assert busy.value.status == 503 and len(handler.requests) == 3  # type: ignore[attr-defined]
     retried = [r for r in caplog.records if "Retrying" in r.getMessage()]
     assert len(retried) == 2 + 2
+
+
+async def test_the_async_admin_client_retries_as_the_sync_one(
+    flaky: tuple[str, type[_Flaky]], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, handler = flaky
+    caplog.set_level(logging.DEBUG, logger="vectordb_manager.client.transport")
+    handler.failures = 2
+    async with AsyncVectorDBClient(url, retries=3) as admin:
+        assert (await admin.health())["version"] == "stub"
+    assert len(handler.requests) == 3
+    handler.requests.clear()
+    handler.failures = 10
+    async with AsyncVectorDBClient(url, retries=1) as admin:
+        with pytest.raises(ConcurrentModificationError):
+            await admin.health()
+    assert len(handler.requests) == 2
+    async with AsyncVectorDBClient("http://127.0.0.1:9", retries=2) as admin:
+        with pytest.raises(ServiceError, match="cannot reach"):
+            await admin.list_collections()
+    assert len([r for r in caplog.records if "ConnectError" in r.getMessage()]) == 2
 
 
 def test_connection_errors_are_retried(caplog: pytest.LogCaptureFixture) -> None:

@@ -118,3 +118,48 @@ def test_remote_store_over_a_vectors_only_collection(server: ServerProcess) -> N
     assert embedding_here.similarity_search("apples red", k=1)[0].id == "a"
     assert [d.id for d in bare.keyword_search("skies", k=1)] == ["s"]
     admin.delete_collection(name)
+
+
+# -- uploads named by the caller -------------------------------------------------------------
+def sources(client: httpx.Client, name: str) -> list[str]:
+    ids = client.get(f"/collections/{name}/documents").json()["ids"]
+    docs = client.post(f"/collections/{name}/documents/get", json={"ids": ids}).json()
+    return sorted(d["metadata"]["source"] for d in docs["documents"])
+
+
+def test_uploads_named_by_the_caller_are_recognised_from_any_server(
+    server: ServerProcess, client: httpx.Client, workdir: Path, tmp_path: Path
+) -> None:
+    """With ``source_names`` a file's chunks carry the name it was uploaded under, so the
+    same file uploaded again, through another server with another staging directory, is
+    recognised (unchanged: nothing written; changed: its chunks replaced, not added)."""
+    guide = tmp_path / "docs" / "guide.md"
+    guide.parent.mkdir()
+    guide.write_text("# Guide\n\nRotate the keys every month.\n\n## Audit\n\nLog every access.\n")
+    name = create(client, chunk_size=40, chunk_overlap=0)
+    first = VectorDBClient(server.url).upload(name, guide, base=tmp_path, source_names=True)
+    assert first["files_added"] == ["docs/guide.md"] and first["ok"] is True
+    chunks = len(sources(client, name))
+    assert chunks > 1 and set(sources(client, name)) == {"docs/guide.md"}
+
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    with fake_model_server(other_dir, root=workdir / "root") as other:
+        via_other = VectorDBClient(other.url)
+        again = via_other.upload(name, guide, base=tmp_path, source_names=True)
+        assert again["files_unchanged"] == ["docs/guide.md"] and again["texts_embedded"] == 0
+        guide.write_text(
+            "# Guide\n\nRotate the keys every week.\n\n## Audit\n\nLog every access.\n"
+        )
+        changed = via_other.upload(name, guide, base=tmp_path, source_names=True)
+        assert changed["files_updated"] == ["docs/guide.md"] and changed["chunks_removed"] >= 1
+    assert sources(client, name) == ["docs/guide.md"] * chunks  # replaced, not duplicated
+    hit = client.post(f"/collections/{name}/query", json={"text": "keys week", "k": 1}).json()
+    assert "every week" in hit["results"][0]["text"]
+
+    staged = VectorDBClient(server.url).upload(name, guide)  # the default: the staged path
+    assert staged["files_added"] == ["guide.md"]
+    (staged_source,) = {s for s in sources(client, name) if s != "docs/guide.md"}
+    assert staged_source.startswith(str(workdir / "uploads"))  # a server's path
+    with pytest.raises(InvalidInputError, match="not under base"):
+        VectorDBClient(server.url).upload(name, guide, base=workdir, source_names=True)

@@ -130,7 +130,8 @@ class Transport:
             )
         return self._client
 
-    def _async_client(self) -> httpx.AsyncClient:
+    def async_client(self) -> httpx.AsyncClient:
+        """This event loop's async client (made on first use)."""
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
@@ -148,18 +149,16 @@ class Transport:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         files: Callable[[], Any] | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> Any:
         """Send a request (``files``: a function giving httpx's ``files``, called for each
-        attempt) and return the decoded JSON answer; an error answer raises."""
+        attempt; ``data``: form fields sent with them) and return the decoded JSON answer;
+        an error answer raises."""
         try:
             for attempt in Retrying(**self._policy()):
                 with attempt:
                     response = self.client.request(
-                        method,
-                        path,
-                        json=json,
-                        params=params,
-                        files=files() if files is not None else None,
+                        method, path, **_arguments(json, params, files, data)
                     )
                     if response.status_code == 503:
                         raise _Unavailable(response)
@@ -176,13 +175,17 @@ class Transport:
         *,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
+        files: Callable[[], Any] | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> Any:
         """`request`, async."""
-        client = self._async_client()
+        client = self.async_client()
         try:
             async for attempt in AsyncRetrying(**self._policy()):
                 with attempt:
-                    response = await client.request(method, path, json=json, params=params)
+                    response = await client.request(
+                        method, path, **_arguments(json, params, files, data)
+                    )
                     if response.status_code == 503:
                         raise _Unavailable(response)
         except _Unavailable as exc:
@@ -203,6 +206,21 @@ class Transport:
         client = self._async.pop(loop, None)
         if client is not None:
             await client.aclose()
+
+
+def _arguments(
+    json: Any,
+    params: Mapping[str, Any] | None,
+    files: Callable[[], Any] | None,
+    data: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """httpx's arguments for one attempt (the files read afresh)."""
+    return {
+        "json": json,
+        "params": params,
+        "files": files() if files is not None else None,
+        "data": data,
+    }
 
 
 def _decoded(response: httpx.Response) -> Any:
