@@ -6,6 +6,8 @@ works in collections of its own."""
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +165,58 @@ def test_uploads_named_by_the_caller_are_recognised_from_any_server(
     assert staged_source.startswith(str(workdir / "uploads"))  # a server's path
     with pytest.raises(InvalidInputError, match="not under base"):
         VectorDBClient(server.url).upload(name, guide, base=workdir, source_names=True)
+
+
+# -- vectordb ingest --server ----------------------------------------------------------------
+def test_cli_ingest_through_the_server(
+    server: ServerProcess,
+    client: httpx.Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``vectordb --server URL --collection NAME ingest PATH...`` uploads the files and
+    prints the same per-file report as a local ingest of them (``--json`` too); the files
+    are named from the current directory, so ingesting them again is incremental."""
+    from vectordb_manager.cli import main
+
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "a.md").write_text("# Alpha\n\nAlpacas graze in the Andes.\n")
+    (docs / "sub" / "b.txt").write_text("Beavers build dams.")
+    (docs / "empty.txt").write_text("")
+    (docs / "broken.json").write_text("{not json")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VECTORDB_EMBEDDING_DIMENSIONS", "64")
+    name = create(client)
+    remote = ["--server", server.url, "--collection", name]
+
+    local_args = ["--path", str(tmp_path / "local"), "--provider", "fake", "ingest", "docs"]
+    assert main(local_args) == 1  # a file failed
+    local = capsys.readouterr().out
+    assert main([*remote, "ingest", "docs"]) == 1  # the same, through the server
+    through_server = capsys.readouterr().out
+    assert _untimed(through_server) == _untimed(local.replace(f"{tmp_path}/", ""))
+    assert through_server.startswith("4 files: 2 added, 0 updated, 0 unchanged, 1 skipped, ")
+    assert set(sources(client, name)) == {"docs/a.md", "docs/sub/b.txt"}
+
+    given = [str(docs / "a.md"), "docs/sub/b.txt", "docs/broken.json", "--json"]
+    assert main([*remote, "ingest", *given]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(report["files_unchanged"]) == ["docs/a.md", "docs/sub/b.txt"]
+    assert list(report["files_failed"]) == ["docs/broken.json"] and report["ok"] is False
+    assert report["texts_embedded"] == 0 and report["files_seen"] == 3
+    assert main([*remote, "ingest", "docs/sub/b.txt"]) == 0  # all went well: exit 0
+    assert "1 unchanged" in capsys.readouterr().out
+
+    assert main([*remote, "ingest", "docs", "--cleanup", "full"]) == 1
+    assert "--cleanup" in capsys.readouterr().err
+    assert main(["--path", str(tmp_path / "local"), "ingest", "docs", "--base", "docs"]) == 1
+    assert "applies with --server" in capsys.readouterr().err
+    assert main([*remote, "ingest", "docs/a.md", "--base", str(docs / "sub")]) == 1
+    assert "not under base" in capsys.readouterr().err
+
+
+def _untimed(report: str) -> str:
+    """A printed ingest report without its timing."""
+    return re.sub(r" in [0-9.]+ s$", "", report.strip(), flags=re.MULTILINE)
