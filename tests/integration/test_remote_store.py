@@ -304,15 +304,18 @@ def test_from_texts_creates_the_collection(server: ServerProcess, admin: VectorD
 # -- retries (a stub server that answers 503 a given number of times) ------------------------
 class _Flaky(BaseHTTPRequestHandler):
     failures: ClassVar[int] = 0
+    status: ClassVar[int] = 503
     requests: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         self.requests.append(self.path)
         failing = len(self.requests) <= self.failures
         body = b'{"code": "busy", "message": "writers kept committing first; retry"}'
+        if self.status == 429:  # a reverse proxy's rate limit: not the server's JSON
+            body = b"<html>429 Too Many Requests</html>"
         if not failing:
             body = b'{"status": "ok", "version": "stub"}'
-        self.send_response(503 if failing else 200)
+        self.send_response(self.status if failing else 200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -369,6 +372,18 @@ async def test_the_async_admin_client_retries_as_the_sync_one(
         with pytest.raises(ServiceError, match="cannot reach"):
             await admin.list_collections()
     assert len([r for r in caplog.records if "ConnectError" in r.getMessage()]) == 2
+
+
+def test_a_proxys_rate_limit_is_retried(flaky: tuple[str, type[_Flaky]]) -> None:
+    url, handler = flaky
+    handler.status, handler.failures = 429, 2
+    assert VectorDBClient(url, retries=2).health()["version"] == "stub"
+    assert len(handler.requests) == 3
+    handler.requests.clear()
+    handler.failures = 10
+    with pytest.raises(ServiceError, match="429") as limited:
+        VectorDBClient(url, retries=1).health()
+    assert limited.value.status == 429 and len(handler.requests) == 2
 
 
 def test_connection_errors_are_retried(caplog: pytest.LogCaptureFixture) -> None:

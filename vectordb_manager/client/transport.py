@@ -2,7 +2,8 @@
 (tenacity) and the server's JSON errors turned back into the package's exceptions.
 
 Retries: a request that could not be sent (connection refused or timed out while
-connecting) or that the server answered 503 (busy, storage unavailable, not ready) is tried
+connecting) or that the server answered 503 (busy, storage unavailable, not ready) or 429
+(a rate limit, such as a reverse proxy in front of the server applies) is tried
 again, up to ``retries`` more times, waiting with exponential backoff and jitter. Nothing
 else is retried: an answer is an answer, and a connection lost mid-request may have been
 applied. (The client's writes are safe to repeat anyway: every add names its ids.) Each
@@ -50,7 +51,7 @@ server's codes come from too (`vectordb_manager.wire_errors.CODES`)."""
 
 
 class _Unavailable(Exception):
-    """A 503 answer, raised to be retried."""
+    """A 503 or 429 answer, raised to be retried."""
 
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(response.status_code)
@@ -58,7 +59,8 @@ class _Unavailable(Exception):
 
 
 RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, _Unavailable)
-"""What is retried: requests that were not sent, and 503 answers."""
+"""What is retried: requests that were not sent, and `RETRY_STATUSES` answers."""
+RETRY_STATUSES = frozenset({429, 503})
 
 
 def error_from(response: httpx.Response) -> Exception:
@@ -160,7 +162,7 @@ class Transport:
                     response = self.client.request(
                         method, path, **_arguments(json, params, files, data)
                     )
-                    if response.status_code == 503:
+                    if response.status_code in RETRY_STATUSES:
                         raise _Unavailable(response)
         except _Unavailable as exc:
             raise error_from(exc.response) from None
@@ -186,7 +188,7 @@ class Transport:
                     response = await client.request(
                         method, path, **_arguments(json, params, files, data)
                     )
-                    if response.status_code == 503:
+                    if response.status_code in RETRY_STATUSES:
                         raise _Unavailable(response)
         except _Unavailable as exc:
             raise error_from(exc.response) from None
