@@ -140,7 +140,12 @@ class Collection:
                 raise _Gone from None
             if CollectionSpec.from_bytes(data, DESCRIPTOR).uid != self.spec.uid:
                 raise _Gone
-            self.store.refresh()
+            try:
+                self.store.refresh()
+            except Exception as exc:  # files going: deleted since the descriptor was read?
+                if not self.storage.list(DESCRIPTOR):
+                    raise _Gone from exc
+                raise
             self._fresh_at = started
         finally:
             self._refresh_lock.release()
@@ -340,6 +345,34 @@ class CollectionRegistry:
         removed = self.root.remove(name, collection.storage)
         logger.info("deleted collection %r (%d objects)", name, removed + 1)
         return removed + 1
+
+    def void_if_deleted(self, collection: Collection) -> ApiError | None:
+        """After a write to ``collection`` (done or failed): ``None`` if the collection is
+        still there; if another request or server deleted it meanwhile, the error to answer
+        (404 ``collection_not_found``), once what the write left behind is removed, so that
+        the deleted collection does not half reappear. (A collection deleted and created
+        again under the name is answered the same, and nothing is removed.)"""
+        try:
+            spec = _read_spec(collection.storage)
+        except ObjectNotFound:
+            spec = None
+        if spec is not None and spec.uid == collection.spec.uid:
+            return None
+        self._forget(collection)
+        collection.manager.close()
+        if spec is None:
+            removed = self.root.remove(collection.name, collection.storage, keep=DESCRIPTOR)
+            logger.warning(
+                "collection %r was deleted while a write ran; removed the %d objects it left",
+                collection.name,
+                removed,
+            )
+        return ApiError(
+            "collection_not_found",
+            f"collection {collection.name!r} was deleted while this write ran (by another "
+            "request or server); the write is void. Create the collection again to write to "
+            "it",
+        )
 
     def open_collections(self) -> Iterator[Collection]:
         with self._lock:
