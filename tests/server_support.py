@@ -99,6 +99,35 @@ def running_server(
         stop(server)
 
 
+@contextlib.contextmanager
+def fake_model_server(
+    workdir: Path, *serve_args: str, root: Path | None = None
+) -> Iterator[ServerProcess]:
+    """A server over ``root`` (default ``workdir/root``) with the model-free ``fake``
+    embeddings (64 dimensions), refreshing before every request, staging uploads in
+    ``workdir/uploads``."""
+    with running_server(
+        workdir,
+        ["--path", str(root or workdir / "root"), "--provider", "fake"],
+        ["--refresh-interval", "0", "--upload-dir", str(workdir / "uploads"), *serve_args],
+        env={"VECTORDB_EMBEDDING_DIMENSIONS": "64"},
+    ) as running:
+        yield running
+
+
+def error_message(r: httpx.Response, status: int, code: str) -> str:
+    """The response's message, after checking it is the JSON error ``code`` with ``status``
+    (and that the one table of codes gives the code that status)."""
+    from vectordb_manager.server.errors import ERROR_CODES
+
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["code"] == code, body
+    assert ERROR_CODES[code] == status
+    assert isinstance(body["message"], str) and len(body["message"]) > 20
+    return str(body["message"])
+
+
 def stop(server: ServerProcess) -> None:
     """Stop the server: SIGTERM (requests in flight finish), SIGKILL after 30 s."""
     process = server.process

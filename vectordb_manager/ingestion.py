@@ -29,7 +29,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -41,6 +41,7 @@ from langchain_core.embeddings import Embeddings
 
 from vectordb_manager.errors import DocumentProcessingError, InvalidInputError
 from vectordb_manager.processing import DocumentProcessor, FileResult
+from vectordb_manager.processing.files import PathInput
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore
 
 logger = logging.getLogger(__name__)
@@ -125,8 +126,10 @@ def ingest(
     cleanup: Cleanup | None = None,
     batch_size: int = 256,
     progress: bool = False,
+    sources: Mapping[PathInput, str] | None = None,
 ) -> IngestReport:
-    """Bring ``store`` in step with the files under ``roots`` (see the module docstring)."""
+    """Bring ``store`` in step with the files under ``roots`` (see the module docstring;
+    ``sources``: `DocumentProcessor.iter_files`'s)."""
     if cleanup not in (None, "incremental", "full"):
         raise InvalidInputError(f"cleanup={cleanup!r} must be None, 'incremental' or 'full'")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
@@ -136,7 +139,7 @@ def ingest(
     run = _IngestRun(store, report, batch_size)
     seen: set[str] = set()
     with _chunk_progress(progress):
-        for result in processor.iter_files(roots, progress=progress, lazy=True):
+        for result in processor.iter_files(roots, progress=progress, lazy=True, sources=sources):
             _ingest_file(result, run, seen)
         run.flush()
     if cleanup == "full":

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -129,6 +129,7 @@ class VectorDatabaseManager:
         cleanup: Cleanup | None = None,
         batch_size: int = 256,
         progress: bool = False,
+        sources: Mapping[str | os.PathLike[str], str] | None = None,
     ) -> IngestReport:
         """Ingest files and directories incrementally.
 
@@ -142,6 +143,11 @@ class VectorDatabaseManager:
         returned `IngestReport` with the reason, the store keeping what it held for it, and
         the other files are ingested. Errors of the store itself (`StorageError`) or of the
         embedding model propagate; running the ingest again completes it.
+
+        ``sources`` names some files (path -> name): their chunks' ``source`` is that name
+        instead of the file's absolute path, so a file ingested from another place (a
+        temporary copy, an upload) under the same name is recognised as the same file.
+        ``cleanup="full"`` treats a name as a path, so do not combine them.
         """
         roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
         return ingest_files(
@@ -151,6 +157,7 @@ class VectorDatabaseManager:
             cleanup=cleanup,
             batch_size=batch_size,
             progress=progress,
+            sources=sources,
         )
 
     # -- documents -------------------------------------------------------------------------------

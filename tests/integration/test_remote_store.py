@@ -4,7 +4,9 @@ errors and the admin client; and the transport's retries against a stub HTTP ser
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import inspect
 import json
 import logging
 import threading
@@ -18,7 +20,7 @@ import pytest
 from langchain_core.vectorstores import VectorStore
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
-from tests.server_support import ServerProcess, running_server
+from tests.server_support import ServerProcess, fake_model_server
 from vectordb_manager import (
     ConcurrentModificationError,
     DimensionMismatchError,
@@ -28,6 +30,7 @@ from vectordb_manager import (
     StoreNotFoundError,
 )
 from vectordb_manager.client import (
+    AsyncVectorDBClient,
     CollectionExistsError,
     RemoteVectorStore,
     ServiceError,
@@ -38,13 +41,7 @@ from vectordb_manager.client.transport import Transport
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    workdir = tmp_path_factory.mktemp("remote")
-    with running_server(
-        workdir,
-        ["--path", str(workdir / "root"), "--provider", "fake"],
-        ["--refresh-interval", "0", "--upload-dir", str(workdir / "uploads")],
-        env={"VECTORDB_EMBEDDING_DIMENSIONS": "64"},
-    ) as running:
+    with fake_model_server(tmp_path_factory.mktemp("remote")) as running:
         yield running
 
 
@@ -152,6 +149,45 @@ async def test_async_surface(animals: RemoteVectorStore) -> None:
     await animals.aclose()
 
 
+TWINS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("similarity_search", ("cats sleep",), {"k": 3, "filter": {"legs": {"$gte": 2}}}),
+    ("similarity_search_with_score", ("dogs",), {"k": 4, "score_threshold": 1.0}),
+    ("similarity_search_with_relevance_scores", ("birds",), {"k": 2}),
+    ("similarity_search_by_vector", ([0.0] * 63 + [1.0],), {"k": 2}),
+    ("similarity_search_with_score_by_vector", ([1.0] * 64,), {"k": 3}),
+    ("max_marginal_relevance_search", ("cats",), {"k": 2, "fetch_k": 4, "lambda_mult": 0.2}),
+    ("max_marginal_relevance_search_by_vector", ([1.0] * 64,), {"k": 2, "fetch_k": 3}),
+    ("keyword_search", ("postman dawn",), {"k": 3}),
+    ("keyword_search_with_score", ("postman dawn",), {"k": 3}),
+    ("hybrid_search", ("cold water",), {"k": 2, "fusion": "weighted", "alpha": 0.3}),
+    ("hybrid_search_with_score", ("cold water",), {"k": 3, "rank_constant": 10}),
+    ("get_ids", (), {"filter": {"legs": 4}}),
+    ("get_by_ids", (["f", "nope", "c"],), {}),
+]
+
+
+@pytest.mark.parametrize("embed_here", [False, True], ids=["server-embeds", "client-embeds"])
+async def test_async_twins_answer_as_the_sync_methods(
+    animals: RemoteVectorStore, embed_here: bool
+) -> None:
+    """Each async method gives what its sync twin gives (they share the request building
+    and the answer's reading), whichever side embeds the query."""
+    from vectordb_manager.embeddings import HashingEmbeddings
+
+    remote = animals
+    if embed_here:  # the server's fake model, on this side
+        remote = RemoteVectorStore(
+            animals.transport.url, animals.collection, embedding=HashingEmbeddings(64)
+        )
+    for name, args, kwargs in TWINS:
+        sync = getattr(remote, name)(*args, **kwargs)
+        assert sync, name  # each asks for something that exists
+        assert await getattr(remote, f"a{name}")(*args, **kwargs) == sync, name
+    with pytest.raises(InvalidInputError, match="rank_constnt"):
+        await remote.ahybrid_search("x", rank_constnt=3)
+    await remote.aclose()
+
+
 def test_dates_round_trip(store: RemoteVectorStore) -> None:
     when = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC)
     meta = {"day": datetime.date(2024, 5, 1), "at": when, "own": {"$x": 1}}
@@ -187,7 +223,42 @@ def test_errors_are_the_package_exceptions(
         unreachable.similarity_search("x")
 
 
-def test_admin_client(admin: VectorDBClient, tmp_path: Path) -> None:
+class _Awaited:
+    """An `AsyncVectorDBClient` driven from sync code: each coroutine it returns is run to
+    its end on one event loop, so one test body checks both clients."""
+
+    def __init__(self, client: AsyncVectorDBClient) -> None:
+        self._client = client
+        self._loop = asyncio.new_event_loop()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            return self._loop.run_until_complete(result) if inspect.iscoroutine(result) else result
+
+        return call
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def any_admin(request: pytest.FixtureRequest, server: ServerProcess) -> Iterator[Any]:
+    """The admin client, sync or async (`_Awaited`), over the module's server."""
+    client: Any = (
+        VectorDBClient(server.url)
+        if request.param == "sync"
+        else _Awaited(AsyncVectorDBClient(server.url))
+    )
+    yield client
+    client.close()
+
+
+def test_admin_client(any_admin: Any, tmp_path: Path) -> None:
+    admin = any_admin
     name = f"adm-{uuid.uuid4().hex[:8]}"
     created = admin.create_collection(name, distance="l2", chunk_size=200, chunk_overlap=20)
     assert created["distance"] == "l2" and created["chunk_size"] == 200
@@ -233,15 +304,18 @@ def test_from_texts_creates_the_collection(server: ServerProcess, admin: VectorD
 # -- retries (a stub server that answers 503 a given number of times) ------------------------
 class _Flaky(BaseHTTPRequestHandler):
     failures: ClassVar[int] = 0
+    status: ClassVar[int] = 503
     requests: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         self.requests.append(self.path)
         failing = len(self.requests) <= self.failures
         body = b'{"code": "busy", "message": "writers kept committing first; retry"}'
+        if self.status == 429:  # a reverse proxy's rate limit: not the server's JSON
+            body = b"<html>429 Too Many Requests</html>"
         if not failing:
             body = b'{"status": "ok", "version": "stub"}'
-        self.send_response(503 if failing else 200)
+        self.send_response(self.status if failing else 200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -277,6 +351,39 @@ def test_503_is_retried_then_reported(
     assert busy.value.status == 503 and len(handler.requests) == 3  # type: ignore[attr-defined]
     retried = [r for r in caplog.records if "Retrying" in r.getMessage()]
     assert len(retried) == 2 + 2
+
+
+async def test_the_async_admin_client_retries_as_the_sync_one(
+    flaky: tuple[str, type[_Flaky]], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, handler = flaky
+    caplog.set_level(logging.DEBUG, logger="vectordb_manager.client.transport")
+    handler.failures = 2
+    async with AsyncVectorDBClient(url, retries=3) as admin:
+        assert (await admin.health())["version"] == "stub"
+    assert len(handler.requests) == 3
+    handler.requests.clear()
+    handler.failures = 10
+    async with AsyncVectorDBClient(url, retries=1) as admin:
+        with pytest.raises(ConcurrentModificationError):
+            await admin.health()
+    assert len(handler.requests) == 2
+    async with AsyncVectorDBClient("http://127.0.0.1:9", retries=2) as admin:
+        with pytest.raises(ServiceError, match="cannot reach"):
+            await admin.list_collections()
+    assert len([r for r in caplog.records if "ConnectError" in r.getMessage()]) == 2
+
+
+def test_a_proxys_rate_limit_is_retried(flaky: tuple[str, type[_Flaky]]) -> None:
+    url, handler = flaky
+    handler.status, handler.failures = 429, 2
+    assert VectorDBClient(url, retries=2).health()["version"] == "stub"
+    assert len(handler.requests) == 3
+    handler.requests.clear()
+    handler.failures = 10
+    with pytest.raises(ServiceError, match="429") as limited:
+        VectorDBClient(url, retries=1).health()
+    assert limited.value.status == 429 and len(handler.requests) == 2
 
 
 def test_connection_errors_are_retried(caplog: pytest.LogCaptureFixture) -> None:
@@ -327,7 +434,7 @@ def test_cli_commands_through_the_server(
     assert "deleted 1 of 2" in capsys.readouterr().out
     assert main([*remote, "verify"]) == 0 and "documents=3" in capsys.readouterr().out
     assert main([*remote, "compact"]) == 0
-    assert main([*remote, "ingest", "x.txt"]) == 1
+    assert main([*remote, "vacuum"]) == 1
     assert "not through --server" in capsys.readouterr().err
     assert main(["--server", server.url, "search", "x"]) == 1
     assert "--collection" in capsys.readouterr().err

@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server_support import ServerProcess, running_server
-from vectordb_manager.server.errors import ERROR_CODES
+from tests.server_support import ServerProcess, error_message, fake_model_server
 
 MAX_BODY = 64 * 1024
 MAX_UPLOAD = 256 * 1024
@@ -28,17 +27,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(workdir: Path) -> Iterator[ServerProcess]:
-    with running_server(
-        workdir,
-        ["--path", str(workdir / "root"), "--provider", "fake"],
-        [
-            "--max-body-bytes", str(MAX_BODY),
-            "--max-upload-bytes", str(MAX_UPLOAD),
-            "--upload-dir", str(workdir / "uploads"),
-            "--refresh-interval", "0",
-        ],
-        env={"VECTORDB_EMBEDDING_DIMENSIONS": "64"},
-    ) as running:  # fmt: skip
+    with fake_model_server(
+        workdir, "--max-body-bytes", str(MAX_BODY), "--max-upload-bytes", str(MAX_UPLOAD)
+    ) as running:
         yield running
 
 
@@ -62,14 +53,7 @@ def coll(client: httpx.Client) -> Iterator[str]:
     client.delete(f"/collections/{name}")
 
 
-def error(r: httpx.Response, status: int, code: str) -> str:
-    """The response's message, after checking it is the JSON error ``code`` with ``status``."""
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["code"] == code, body
-    assert ERROR_CODES[code] == status
-    assert isinstance(body["message"], str) and len(body["message"]) > 20
-    return str(body["message"])
+error = error_message
 
 
 def add(client: httpx.Client, name: str, docs: list[dict[str, Any]], **extra: Any) -> list[str]:

@@ -907,3 +907,22 @@ def test_bad_glob(tmp_path: Path, processor: DocumentProcessor) -> None:
     with pytest.raises(ConfigurationError, match="glob='' is not a usable pattern"):
         processor.load_directory(tmp_path, glob="")
     assert [r.path.name for r in processor.iter_files(tmp_path, glob="*.txt")] == ["a.txt"]
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".json"])  # a streamed format and a parsed one
+def test_files_given_a_source_name_are_the_same_file_wherever_they_are(
+    tmp_path: Path, suffix: str
+) -> None:
+    content = '{"text": "one two three four five six"}' if suffix == ".json" else "one two " * 40
+    here = write(tmp_path / "a" / f"copy{suffix}", content)
+    there = write(tmp_path / "b" / f"other{suffix}", content)
+    processor = DocumentProcessor(chunk_size=30, chunk_overlap=0)
+    named = {here: "docs/same", os.fspath(there): "docs/same"}
+    results = list(processor.iter_files([here, there], sources=named))
+    assert [r.source for r in results] == ["docs/same", "docs/same"]
+    first, second = (r.chunks for r in results)
+    assert first and [c.id for c in first] == [c.id for c in second]
+    assert {c.metadata["source"] for c in first + second} == {"docs/same"}
+    unnamed = next(processor.iter_files([here]))
+    assert unnamed.source == str(here) and unnamed.chunks[0].metadata["source"] == str(here)
+    assert unnamed.chunks[0].id != first[0].id

@@ -1,6 +1,7 @@
 """The Python SDK of `vectordb serve`: `RemoteVectorStore`, a LangChain vector store over a
-server's collection, and `VectorDBClient`, the small admin client (collections, uploads,
-verify, compact). Both use httpx and retry what was not sent, and 503 answers (tenacity).
+server's collection, and `VectorDBClient` (`AsyncVectorDBClient`: async), the small admin
+client (collections, uploads, verify, compact). All use httpx and retry what was not sent,
+and 503 answers (tenacity).
 
     from vectordb_manager.client import RemoteVectorStore, VectorDBClient
 
@@ -18,6 +19,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from vectordb_manager.client.admin import AsyncVectorDBClient as AsyncVectorDBClient
     from vectordb_manager.client.admin import VectorDBClient as VectorDBClient
     from vectordb_manager.client.remote_store import RemoteRetriever as RemoteRetriever
     from vectordb_manager.client.remote_store import RemoteVectorStore as RemoteVectorStore
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "AccessDeniedError": "transport",
+    "AsyncVectorDBClient": "admin",
     "CollectionExistsError": "transport",
     "RemoteRetriever": "remote_store",
     "RemoteVectorStore": "remote_store",
@@ -36,6 +39,7 @@ _WHERE = {
 
 __all__ = [
     "AccessDeniedError",
+    "AsyncVectorDBClient",
     "CollectionExistsError",
     "RemoteRetriever",
     "RemoteVectorStore",

@@ -3,9 +3,12 @@
 and loading the model.
 
 `add_remote_options` adds ``--server``, ``--collection`` and ``--api-key-env`` to the CLI's
-main parser and wraps the commands that can run remotely (``search``, ``stats``, ``get``,
-``delete``, ``verify``, ``compact``): with ``--server`` (or ``VECTORDB_SERVER_URL``) they
-send their request to the server; without it they run as before. The key is read from the
+main parser and wraps the commands that can run remotely (``ingest``, ``search``, ``stats``,
+``get``, ``delete``, ``verify``, ``compact``): with ``--server`` (or ``VECTORDB_SERVER_URL``)
+they send their request to the server; without it they run as before. ``ingest --server``
+uploads the files, named by their path relative to ``--base`` (default: the current
+directory), which becomes their chunks' ``source``: ingesting the same files again from
+there is incremental, as locally. The key is read from the
 environment variable ``--api-key-env`` names (default ``VECTORDB_API_KEY``), never from a
 flag. Other commands refuse ``--server``.
 """
@@ -22,7 +25,7 @@ from typing import Any
 from vectordb_manager.errors import InvalidInputError
 
 Command = Callable[[argparse.Namespace], int]
-REMOTE_COMMANDS = ("search", "stats", "get", "delete", "verify", "compact")
+REMOTE_COMMANDS = ("ingest", "search", "stats", "get", "delete", "verify", "compact")
 
 
 def add_remote_options(parser: argparse.ArgumentParser, subparsers: Any) -> None:
@@ -49,6 +52,12 @@ def add_remote_options(parser: argparse.ArgumentParser, subparsers: Any) -> None
         help="with --server: the environment variable holding the API key "
         "(default VECTORDB_API_KEY)",
     )
+    subparsers.choices["ingest"].add_argument(
+        "--base",
+        metavar="DIR",
+        help="with --server: name each file (its chunks' source) by its path relative to DIR "
+        "(default: the current directory)",
+    )
     for name, sub in subparsers.choices.items():
         local = sub.get_default("func")
         if local is not None:
@@ -58,6 +67,10 @@ def add_remote_options(parser: argparse.ArgumentParser, subparsers: Any) -> None
 def _routed(name: str, local: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         if not getattr(args, "server", None):
+            if getattr(args, "base", None):
+                raise InvalidInputError(
+                    "--base names the files uploaded to a server; it applies with --server"
+                )
             return local(args)
         if name not in REMOTE_COMMANDS:
             raise InvalidInputError(
@@ -83,6 +96,25 @@ def _path(collection: str, tail: str = "") -> str:
     from urllib.parse import quote
 
     return f"/collections/{quote(collection, safe='')}{tail}"
+
+
+def remote_ingest(args: argparse.Namespace) -> int:
+    from vectordb_manager.ingestion import IngestReport
+
+    if args.cleanup:
+        raise InvalidInputError(
+            "--cleanup works on a store opened here; through --server, delete the documents "
+            "of removed files with `vectordb --server ... delete`"
+        )
+    admin, name = _client(args)
+    answer = admin.upload(name, args.paths, base=args.base or os.getcwd(), source_names=True)
+    fields = {k: answer[k] for k in IngestReport.__dataclass_fields__ if k in answer}
+    report = IngestReport(**fields)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report)
+    return 0 if report.ok else 1
 
 
 def remote_search(args: argparse.Namespace) -> int:
@@ -169,6 +201,7 @@ def remote_compact(args: argparse.Namespace) -> int:
 
 
 REMOTE: dict[str, Command] = {
+    "ingest": remote_ingest,
     "search": remote_search,
     "stats": remote_stats,
     "get": remote_get,

@@ -4,29 +4,38 @@ server, so a chain retrieves from a shared server exactly as from a local store.
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 from urllib.parse import quote
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForRetrieverRun,
-    CallbackManagerForRetrieverRun,
-)
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
+from langchain_core.vectorstores import VectorStore
 from typing_extensions import override
 
 from vectordb_manager.engine.records import tag_metadata
 from vectordb_manager.errors import InvalidInputError
 from vectordb_manager.vectorstores.relevance import RELEVANCE
 
+from .retriever import RemoteRetriever
 from .transport import CollectionExistsError, Transport
-from .wire import SIMILARITY_OPTIONS, checked_options, document, texts_of, within
-
-Query = dict[str, Any]
+from .wire import (
+    HYBRID_OPTIONS,
+    SIMILARITY_OPTIONS,
+    Hit,
+    Query,
+    add_page,
+    checked_options,
+    distances_of,
+    documents_of,
+    found_documents,
+    hits_of,
+    page_params,
+    scores_of,
+    texts_of,
+    within,
+)
 
 
 class RemoteVectorStore(VectorStore):
@@ -137,6 +146,28 @@ class RemoteVectorStore(VectorStore):
         return self._embedding
 
     # -- requests ----------------------------------------------------------------------------
+    # Each sync method and its async twin build their request with the same helper and read
+    # the answer with the same function (`_distances`, `_scores`, `_docs`); they differ only
+    # in the calls that wait: `_send` / `_asend`, and the model's `embed_*` / `aembed_*`.
+    def _send(self, method: str, tail: str, **kwargs: Any) -> Any:
+        return self.transport.request(method, f"{self._path}{tail}", **kwargs)
+
+    async def _asend(self, method: str, tail: str, **kwargs: Any) -> Any:
+        return await self.transport.arequest(method, f"{self._path}{tail}", **kwargs)
+
+    def _search(self, body: Query) -> list[Hit]:
+        return hits_of(self._send("POST", "/query", json=body))
+
+    async def _asearch(self, body: Query) -> list[Hit]:
+        return hits_of(await self._asend("POST", "/query", json=body))
+
+    def _embed(self, query: str) -> list[float] | None:
+        """The query's vector when this store embeds on its side, else ``None``."""
+        return self._embedding.embed_query(query) if self._embedding is not None else None
+
+    async def _aembed(self, query: str) -> list[float] | None:
+        return await self._embedding.aembed_query(query) if self._embedding is not None else None
+
     def _add_requests(
         self,
         texts: Iterable[str],
@@ -162,8 +193,8 @@ class RemoteVectorStore(VectorStore):
         step = max(1, self._batch_size)
         return [{"documents": docs[i : i + step]} for i in range(0, n, step)]
 
+    @staticmethod
     def _query(
-        self,
         *,
         text: str | None = None,
         vector: Sequence[float] | None = None,
@@ -171,6 +202,7 @@ class RemoteVectorStore(VectorStore):
         filter: Any = None,
         **options: Any,
     ) -> Query:
+        """A ``/query`` body: by ``vector`` when one is given, else by ``text``."""
         if filter is not None and not isinstance(filter, dict):
             raise InvalidInputError(
                 "filter must be a dict (a callable filter cannot be sent to a server); "
@@ -185,29 +217,42 @@ class RemoteVectorStore(VectorStore):
             body["filter"] = filter
         return body
 
-    def _vector_query(self, query: str, k: int, filter: Any, kwargs: dict[str, Any]) -> Query:
-        """A vector search for a text: embedded here if this store has a model."""
-        checked_options(kwargs, SIMILARITY_OPTIONS)
-        if self._embedding is not None:
-            return self._query(vector=self._embedding.embed_query(query), k=k, filter=filter)
-        return self._query(text=query, k=k, filter=filter)
-
-    async def _avector_query(
-        self, query: str, k: int, filter: Any, kwargs: dict[str, Any]
+    def _vector_query(
+        self,
+        k: int,
+        filter: Any,
+        kwargs: dict[str, Any],
+        *,
+        text: str | None = None,
+        vector: Sequence[float] | None = None,
     ) -> Query:
+        """A vector search (by ``vector`` if given, else the server embeds ``text``)."""
         checked_options(kwargs, SIMILARITY_OPTIONS)
-        if self._embedding is not None:
-            vector = await self._embedding.aembed_query(query)
-            return self._query(vector=vector, k=k, filter=filter)
-        return self._query(text=query, k=k, filter=filter)
+        return self._query(text=text, vector=vector, k=k, filter=filter)
 
-    def _search(self, body: Query) -> list[tuple[Document, dict[str, Any]]]:
-        answer = self.transport.request("POST", f"{self._path}/query", json=body)
-        return [(document(r), r) for r in answer["results"]]
+    def _mmr_query(
+        self,
+        k: int,
+        fetch_k: int,
+        lambda_mult: float,
+        filter: Any,
+        kwargs: dict[str, Any],
+        *,
+        text: str | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> Query:
+        checked_options(kwargs, ())
+        return self._query(
+            text=text, vector=vector, k=k, filter=filter,
+            mmr=True, fetch_k=fetch_k, lambda_mult=lambda_mult,
+        )  # fmt: skip
 
-    async def _asearch(self, body: Query) -> list[tuple[Document, dict[str, Any]]]:
-        answer = await self.transport.arequest("POST", f"{self._path}/query", json=body)
-        return [(document(r), r) for r in answer["results"]]
+    def _keyword_query(self, query: str, k: int, filter: Any) -> Query:
+        return self._query(text=query, k=k, filter=filter, mode="keyword")
+
+    def _hybrid_query(self, query: str, k: int, filter: Any, kwargs: dict[str, Any]) -> Query:
+        options = checked_options(kwargs, HYBRID_OPTIONS)
+        return self._query(text=query, k=k, filter=filter, mode="hybrid", **options)
 
     # -- writing -----------------------------------------------------------------------------
     @override
@@ -224,10 +269,8 @@ class RemoteVectorStore(VectorStore):
         are one request and one commit."""
         text_list = texts_of(texts)
         vectors = self._embedding.embed_documents(text_list) if self._embedding else None
-        out: list[str] = []
-        for body in self._add_requests(text_list, metadatas, ids, vectors):
-            out += self.transport.request("POST", f"{self._path}/documents", json=body)["ids"]
-        return out
+        bodies = self._add_requests(text_list, metadatas, ids, vectors)
+        return [i for body in bodies for i in self._send("POST", "/documents", json=body)["ids"]]
 
     @override
     async def aadd_texts(
@@ -240,54 +283,50 @@ class RemoteVectorStore(VectorStore):
     ) -> list[str]:
         text_list = texts_of(texts)
         vectors = await self._embedding.aembed_documents(text_list) if self._embedding else None
-        out: list[str] = []
-        for body in self._add_requests(text_list, metadatas, ids, vectors):
-            answer = await self.transport.arequest("POST", f"{self._path}/documents", json=body)
-            out += answer["ids"]
-        return out
+        bodies = self._add_requests(text_list, metadatas, ids, vectors)
+        return [
+            i
+            for body in bodies
+            for i in (await self._asend("POST", "/documents", json=body))["ids"]
+        ]
 
     @override
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete by id (unknown ids are ignored); ``ids=None`` deletes every document."""
-        if ids is None:
-            ids = self.get_ids()
-        self.transport.request("POST", f"{self._path}/documents/delete", json={"ids": list(ids)})
+        ids = self.get_ids() if ids is None else ids
+        self._send("POST", "/documents/delete", json={"ids": list(ids)})
         return True
 
     @override
     async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        if ids is None:
-            answer = await self.transport.arequest("GET", f"{self._path}/documents")
-            ids = answer["ids"]
-        body = {"ids": list(ids or [])}
-        await self.transport.arequest("POST", f"{self._path}/documents/delete", json=body)
+        ids = await self.aget_ids() if ids is None else ids
+        await self._asend("POST", "/documents/delete", json={"ids": list(ids)})
         return True
 
     # -- reading -----------------------------------------------------------------------------
     @override
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        body = {"ids": list(ids)}
-        answer = self.transport.request("POST", f"{self._path}/documents/get", json=body)
-        return [document(d) for d in answer["documents"]]
+        return found_documents(self._send("POST", "/documents/get", json={"ids": list(ids)}))
 
     @override
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        body = {"ids": list(ids)}
-        answer = await self.transport.arequest("POST", f"{self._path}/documents/get", json=body)
-        return [document(d) for d in answer["documents"]]
+        return found_documents(await self._asend("POST", "/documents/get", json={"ids": list(ids)}))
 
     def get_ids(self, filter: dict[str, Any] | None = None) -> list[str]:
         """The ids of every document (passing ``filter``), oldest first."""
         ids: list[str] = []
-        params: dict[str, Any] = {"limit": 100_000}
-        if filter:
-            params["filter"] = json.dumps(filter)
-        while True:
-            params["offset"] = len(ids)
-            page = self.transport.request("GET", f"{self._path}/documents", params=params)
-            ids += page["ids"]
-            if not page["ids"] or len(ids) >= page["total"]:
-                return ids
+        while add_page(ids, self._send("GET", "/documents", params=page_params(filter, ids))):
+            pass
+        return ids
+
+    async def aget_ids(self, filter: dict[str, Any] | None = None) -> list[str]:
+        """`get_ids`, async."""
+        ids: list[str] = []
+        while add_page(
+            ids, await self._asend("GET", "/documents", params=page_params(filter, ids))
+        ):
+            pass
+        return ids
 
     @override
     def similarity_search(
@@ -309,15 +348,15 @@ class RemoteVectorStore(VectorStore):
         """Documents with their distance to the query: lower is closer (``score_threshold``:
         keep those within that distance, as the local stores do; ``fetch_k`` is accepted and
         changes nothing: filtered searches are exact)."""
-        hits = self._search(self._vector_query(query, k, filter, kwargs))
-        return within([(doc, float(r["distance"])) for doc, r in hits], kwargs)
+        body = self._vector_query(k, filter, kwargs, text=query, vector=self._embed(query))
+        return within(distances_of(self._search(body)), kwargs)
 
     @override
     async def asimilarity_search_with_score(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        hits = await self._asearch(await self._avector_query(query, k, filter, kwargs))
-        return within([(doc, float(r["distance"])) for doc, r in hits], kwargs)
+        body = self._vector_query(k, filter, kwargs, text=query, vector=await self._aembed(query))
+        return within(distances_of(await self._asearch(body)), kwargs)
 
     @override
     def _similarity_search_with_relevance_scores(
@@ -325,8 +364,8 @@ class RemoteVectorStore(VectorStore):
     ) -> list[tuple[Document, float]]:
         filter = kwargs.pop("filter", None)
         kwargs.pop("score_threshold", None)  # LangChain's caller applies it
-        hits = self._search(self._vector_query(query, k, filter, kwargs))
-        return [(doc, float(r["score"])) for doc, r in hits]
+        body = self._vector_query(k, filter, kwargs, text=query, vector=self._embed(query))
+        return scores_of(self._search(body))
 
     @override
     async def _asimilarity_search_with_relevance_scores(
@@ -334,8 +373,8 @@ class RemoteVectorStore(VectorStore):
     ) -> list[tuple[Document, float]]:
         filter = kwargs.pop("filter", None)
         kwargs.pop("score_threshold", None)
-        hits = await self._asearch(await self._avector_query(query, k, filter, kwargs))
-        return [(doc, float(r["score"])) for doc, r in hits]
+        body = self._vector_query(k, filter, kwargs, text=query, vector=await self._aembed(query))
+        return scores_of(await self._asearch(body))
 
     @override
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
@@ -352,9 +391,19 @@ class RemoteVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Documents with their distance to the vector: lower is closer."""
-        checked_options(kwargs, SIMILARITY_OPTIONS)
-        body = self._query(vector=embedding, k=k, filter=filter)
-        return within([(doc, float(r["distance"])) for doc, r in self._search(body)], kwargs)
+        body = self._vector_query(k, filter, kwargs, vector=embedding)
+        return within(distances_of(self._search(body)), kwargs)
+
+    async def asimilarity_search_with_score_by_vector(
+        self,
+        embedding: Sequence[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """`similarity_search_with_score_by_vector`, async."""
+        body = self._vector_query(k, filter, kwargs, vector=embedding)
+        return within(distances_of(await self._asearch(body)), kwargs)
 
     @override
     def similarity_search_by_vector(
@@ -375,10 +424,8 @@ class RemoteVectorStore(VectorStore):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        checked_options(kwargs, SIMILARITY_OPTIONS)
-        body = self._query(vector=embedding, k=k, filter=filter)
-        hits = await self._asearch(body)
-        return [doc for doc, _ in within([(d, float(r["distance"])) for d, r in hits], kwargs)]
+        pairs = await self.asimilarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
+        return [doc for doc, _ in pairs]
 
     @override
     def max_marginal_relevance_search(
@@ -390,35 +437,10 @@ class RemoteVectorStore(VectorStore):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        checked_options(kwargs, ())
-        mmr: dict[str, Any] = {"mmr": True, "fetch_k": fetch_k, "lambda_mult": lambda_mult}
-        if self._embedding is not None:
-            vector = self._embedding.embed_query(query)
-            return self.max_marginal_relevance_search_by_vector(
-                vector, k, fetch_k, lambda_mult, filter
-            )
-        return [doc for doc, _ in self._search(self._query(text=query, k=k, filter=filter, **mmr))]
-
-    @override
-    def max_marginal_relevance_search_by_vector(
-        self,
-        embedding: list[float],
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        checked_options(kwargs, ())
-        body = self._query(
-            vector=embedding,
-            k=k,
-            filter=filter,
-            mmr=True,
-            fetch_k=fetch_k,
-            lambda_mult=lambda_mult,
+        mmr = (k, fetch_k, lambda_mult, filter, kwargs)
+        return documents_of(
+            self._search(self._mmr_query(*mmr, text=query, vector=self._embed(query)))
         )
-        return [doc for doc, _ in self._search(body)]
 
     @override
     async def amax_marginal_relevance_search(
@@ -430,14 +452,35 @@ class RemoteVectorStore(VectorStore):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        checked_options(kwargs, ())
-        mmr: dict[str, Any] = {"mmr": True, "fetch_k": fetch_k, "lambda_mult": lambda_mult}
-        if self._embedding is not None:
-            vector = await self._embedding.aembed_query(query)
-            body = self._query(vector=vector, k=k, filter=filter, **mmr)
-        else:
-            body = self._query(text=query, k=k, filter=filter, **mmr)
-        return [doc for doc, _ in await self._asearch(body)]
+        mmr = (k, fetch_k, lambda_mult, filter, kwargs)
+        body = self._mmr_query(*mmr, text=query, vector=await self._aembed(query))
+        return documents_of(await self._asearch(body))
+
+    @override
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        body = self._mmr_query(k, fetch_k, lambda_mult, filter, kwargs, vector=embedding)
+        return documents_of(self._search(body))
+
+    @override
+    async def amax_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        body = self._mmr_query(k, fetch_k, lambda_mult, filter, kwargs, vector=embedding)
+        return documents_of(await self._asearch(body))
 
     # -- keyword and hybrid ------------------------------------------------------------------
     def keyword_search_with_score(
@@ -445,56 +488,49 @@ class RemoteVectorStore(VectorStore):
     ) -> list[tuple[Document, float]]:
         """The k best BM25 matches of the query's terms, with their BM25 scores (higher is
         better; comparable only within one query)."""
-        body = self._query(text=query, k=k, filter=filter, mode="keyword")
-        return [(doc, float(r["score"])) for doc, r in self._search(body)]
+        return scores_of(self._search(self._keyword_query(query, k, filter)))
+
+    async def akeyword_search_with_score(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None
+    ) -> list[tuple[Document, float]]:
+        """`keyword_search_with_score`, async."""
+        return scores_of(await self._asearch(self._keyword_query(query, k, filter)))
 
     def keyword_search(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None
     ) -> list[Document]:
         """`keyword_search_with_score` without the scores."""
-        return [doc for doc, _ in self.keyword_search_with_score(query, k, filter)]
+        return documents_of(self._search(self._keyword_query(query, k, filter)))
 
     async def akeyword_search(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None
     ) -> list[Document]:
-        body = self._query(text=query, k=k, filter=filter, mode="keyword")
-        return [doc for doc, _ in await self._asearch(body)]
+        return documents_of(await self._asearch(self._keyword_query(query, k, filter)))
 
     def hybrid_search_with_score(
-        self,
-        query: str,
-        k: int = 4,
-        filter: dict[str, Any] | None = None,
-        *,
-        fusion: str | None = None,
-        alpha: float | None = None,
-        rank_constant: float | None = None,
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """The vector and keyword rankings fused (see the server's ``/query``): fused scores,
-        higher is better."""
-        body = self._query(
-            text=query,
-            k=k,
-            filter=filter,
-            mode="hybrid",
-            fusion=fusion,
-            alpha=alpha,
-            rank_constant=rank_constant,
-        )
-        return [(doc, float(r["score"])) for doc, r in self._search(body)]
+        """The vector and keyword rankings fused (see the server's ``/query``; ``fusion``
+        ``"rrf"`` or ``"weighted"``, ``alpha``, ``rank_constant``): fused scores, higher is
+        better."""
+        return scores_of(self._search(self._hybrid_query(query, k, filter, kwargs)))
+
+    async def ahybrid_search_with_score(
+        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """`hybrid_search_with_score`, async."""
+        return scores_of(await self._asearch(self._hybrid_query(query, k, filter, kwargs)))
 
     def hybrid_search(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Document]:
         """`hybrid_search_with_score` without the scores."""
-        return [doc for doc, _ in self.hybrid_search_with_score(query, k, filter, **kwargs)]
+        return documents_of(self._search(self._hybrid_query(query, k, filter, kwargs)))
 
     async def ahybrid_search(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Document]:
-        options = checked_options(kwargs, ("fusion", "alpha", "rank_constant"))
-        body = self._query(text=query, k=k, filter=filter, mode="hybrid", **options)
-        return [doc for doc, _ in await self._asearch(body)]
+        return documents_of(await self._asearch(self._hybrid_query(query, k, filter, kwargs)))
 
     @override
     def as_retriever(self, **kwargs: Any) -> RemoteRetriever:
@@ -534,45 +570,6 @@ class RemoteVectorStore(VectorStore):
     async def aclose(self) -> None:
         """Close this event loop's HTTP connections."""
         await self.transport.aclose()
-
-
-class RemoteRetriever(VectorStoreRetriever):
-    """LangChain's retriever over a `RemoteVectorStore`, with ``search_type="keyword"`` and
-    ``"hybrid"`` besides ``"similarity"``, ``"similarity_score_threshold"`` and ``"mmr"``."""
-
-    allowed_search_types: ClassVar[Sequence[str]] = (
-        "similarity",
-        "similarity_score_threshold",
-        "mmr",
-        "keyword",
-        "hybrid",
-    )
-
-    def _remote(self) -> RemoteVectorStore:
-        assert isinstance(self.vectorstore, RemoteVectorStore)
-        return self.vectorstore
-
-    @override
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
-    ) -> list[Document]:
-        options = self.search_kwargs | kwargs
-        if self.search_type == "keyword":
-            return self._remote().keyword_search(query, **options)
-        if self.search_type == "hybrid":
-            return self._remote().hybrid_search(query, **options)
-        return super()._get_relevant_documents(query, run_manager=run_manager, **kwargs)
-
-    @override
-    async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
-    ) -> list[Document]:
-        options = self.search_kwargs | kwargs
-        if self.search_type == "keyword":
-            return await self._remote().akeyword_search(query, **options)
-        if self.search_type == "hybrid":
-            return await self._remote().ahybrid_search(query, **options)
-        return await super()._aget_relevant_documents(query, run_manager=run_manager, **kwargs)
 
 
 __all__ = ["RemoteRetriever", "RemoteVectorStore"]

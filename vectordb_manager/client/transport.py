@@ -2,16 +2,18 @@
 (tenacity) and the server's JSON errors turned back into the package's exceptions.
 
 Retries: a request that could not be sent (connection refused or timed out while
-connecting) or that the server answered 503 (busy, storage unavailable, not ready) is tried
+connecting) or that the server answered 503 (busy, storage unavailable, not ready) or 429
+(a rate limit, such as a reverse proxy in front of the server applies) is tried
 again, up to ``retries`` more times, waiting with exponential backoff and jitter. Nothing
 else is retried: an answer is an answer, and a connection lost mid-request may have been
 applied. (The client's writes are safe to repeat anyway: every add names its ids.) Each
 retry is logged at DEBUG level on this module's logger.
 
 Errors: an error response ``{"code", "message"}`` raises the package's exception for the code
-(`ERRORS`: ``invalid_input`` is an `InvalidInputError`, ``collection_not_found`` a
-`StoreNotFoundError`, ...), or a `ServiceError` for codes without one (keys, conflicts);
-each carries the ``status`` and ``code`` it came from.
+(`ERRORS`, from `vectordb_manager.wire_errors`, the table the server's codes come from:
+``invalid_input`` is an `InvalidInputError`, ``collection_not_found`` a `StoreNotFoundError`,
+...), or a `ServiceError` for codes without one (keys, conflicts); each carries the
+``status`` and ``code`` it came from.
 """
 
 from __future__ import annotations
@@ -33,71 +35,23 @@ from tenacity import (
     wait_random,
 )
 
-from vectordb_manager.errors import (
-    ConcurrentModificationError,
-    ConfigurationError,
-    DimensionMismatchError,
-    DocumentNotFoundError,
-    DocumentProcessingError,
-    EmbeddingError,
-    IntegrityError,
-    InvalidInputError,
-    StorageError,
-    StoreNotFoundError,
-    VectorDBError,
+from vectordb_manager.errors import ConfigurationError
+from vectordb_manager.wire_errors import (
+    RAISES,
+    AccessDeniedError,
+    CollectionExistsError,
+    ServiceError,
 )
 
 logger = logging.getLogger(__name__)
 
-
-class ServiceError(VectorDBError):
-    """The server refused a request for a reason the package has no exception of its own for
-    (a missing or insufficient API key, a conflicting create, an unexpected failure)."""
-
-    status: int
-    code: str
-
-    def __init__(self, message: str, *, status: int = 0, code: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class AccessDeniedError(ServiceError):
-    """The API key is missing, unknown (401), or may not do this (403)."""
-
-
-class CollectionExistsError(ServiceError):
-    """A collection of that name exists already (409)."""
-
-
-ERRORS: dict[str, type[Exception]] = {
-    "invalid_input": InvalidInputError,
-    "invalid_filter": InvalidInputError,
-    "malformed_body": InvalidInputError,
-    "validation_error": InvalidInputError,
-    "payload_too_large": InvalidInputError,
-    "unprocessable_file": DocumentProcessingError,
-    "dimension_mismatch": DimensionMismatchError,
-    "invalid_configuration": ConfigurationError,
-    "collection_not_found": StoreNotFoundError,
-    "document_not_found": DocumentNotFoundError,
-    "integrity_error": IntegrityError,
-    "embedding_failed": EmbeddingError,
-    "busy": ConcurrentModificationError,
-    "storage_unavailable": StorageError,
-    "collection_exists": CollectionExistsError,
-    "location_in_use": CollectionExistsError,
-    "missing_key": AccessDeniedError,
-    "invalid_key": AccessDeniedError,
-    "read_only_key": AccessDeniedError,
-    "collection_not_allowed": AccessDeniedError,
-}
-"""The exception each error ``code`` raises (others: `ServiceError`)."""
+ERRORS: Mapping[str, type[Exception]] = RAISES
+"""The exception each error ``code`` raises (others: `ServiceError`); the one table the
+server's codes come from too (`vectordb_manager.wire_errors.CODES`)."""
 
 
 class _Unavailable(Exception):
-    """A 503 answer, raised to be retried."""
+    """A 503 or 429 answer, raised to be retried."""
 
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(response.status_code)
@@ -105,7 +59,8 @@ class _Unavailable(Exception):
 
 
 RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, _Unavailable)
-"""What is retried: requests that were not sent, and 503 answers."""
+"""What is retried: requests that were not sent, and `RETRY_STATUSES` answers."""
+RETRY_STATUSES = frozenset({429, 503})
 
 
 def error_from(response: httpx.Response) -> Exception:
@@ -177,7 +132,8 @@ class Transport:
             )
         return self._client
 
-    def _async_client(self) -> httpx.AsyncClient:
+    def async_client(self) -> httpx.AsyncClient:
+        """This event loop's async client (made on first use)."""
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
@@ -195,20 +151,18 @@ class Transport:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         files: Callable[[], Any] | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> Any:
         """Send a request (``files``: a function giving httpx's ``files``, called for each
-        attempt) and return the decoded JSON answer; an error answer raises."""
+        attempt; ``data``: form fields sent with them) and return the decoded JSON answer;
+        an error answer raises."""
         try:
             for attempt in Retrying(**self._policy()):
                 with attempt:
                     response = self.client.request(
-                        method,
-                        path,
-                        json=json,
-                        params=params,
-                        files=files() if files is not None else None,
+                        method, path, **_arguments(json, params, files, data)
                     )
-                    if response.status_code == 503:
+                    if response.status_code in RETRY_STATUSES:
                         raise _Unavailable(response)
         except _Unavailable as exc:
             raise error_from(exc.response) from None
@@ -223,14 +177,18 @@ class Transport:
         *,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
+        files: Callable[[], Any] | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> Any:
         """`request`, async."""
-        client = self._async_client()
+        client = self.async_client()
         try:
             async for attempt in AsyncRetrying(**self._policy()):
                 with attempt:
-                    response = await client.request(method, path, json=json, params=params)
-                    if response.status_code == 503:
+                    response = await client.request(
+                        method, path, **_arguments(json, params, files, data)
+                    )
+                    if response.status_code in RETRY_STATUSES:
                         raise _Unavailable(response)
         except _Unavailable as exc:
             raise error_from(exc.response) from None
@@ -250,6 +208,21 @@ class Transport:
         client = self._async.pop(loop, None)
         if client is not None:
             await client.aclose()
+
+
+def _arguments(
+    json: Any,
+    params: Mapping[str, Any] | None,
+    files: Callable[[], Any] | None,
+    data: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """httpx's arguments for one attempt (the files read afresh)."""
+    return {
+        "json": json,
+        "params": params,
+        "files": files() if files is not None else None,
+        "data": data,
+    }
 
 
 def _decoded(response: httpx.Response) -> Any:

@@ -36,6 +36,7 @@ class FileResult:
     error: str | None = None
     skipped: str | None = None
     file_hash: str | None = None  # SHA-256 (hex) of the file's bytes, when it was read
+    source_name: str | None = None  # the caller's name for the file, if it gave one
     _stream: Iterator[Document] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -45,8 +46,9 @@ class FileResult:
 
     @property
     def source(self) -> str:
-        """The ``source`` metadata of the file's chunks: its absolute path."""
-        return str(self.path)
+        """The ``source`` metadata of the file's chunks: the name the caller gave the file
+        (``iter_files(sources=...)``), else its absolute path."""
+        return self.source_name if self.source_name is not None else str(self.path)
 
     def iter_chunks(self) -> Iterator[Document]:
         """The file's chunks, in order; a lazy result's can be taken once.
@@ -63,6 +65,7 @@ class FileResult:
 class Target:
     path: Path
     in_directory: bool  # found by walking a directory rather than named by the caller
+    source: str | None = None  # the caller's name for it (its chunks' source), if any
 
 
 # -- paths --------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-from collections.abc import Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -346,6 +346,7 @@ class DocumentProcessor:
         progress: bool = False,
         glob: str = "**/*",
         lazy: bool = False,
+        sources: Mapping[PathInput, str] | None = None,
     ) -> Iterator[FileResult]:
         """Process files one at a time, yielding a `FileResult` for each; never raises for a file.
 
@@ -358,8 +359,13 @@ class DocumentProcessor:
         ``lazy=True``: each result's chunks are produced as they are taken from
         `FileResult.iter_chunks` (a large text file a block at a time: the file is read again
         then, and fails if it changed since); ``chunks`` stays empty.
+
+        ``sources``: the ``source`` to record for some files (path -> name) instead of their
+        absolute path, e.g. a stable name for a file staged at a temporary path; the chunk
+        ids derive from it, so a file given the same name again is recognised.
         """
-        targets = list(expand(paths, glob))
+        named = {absolute(p): name for p, name in (sources or {}).items()}
+        targets = [replace(t, source=named.get(t.path)) for t in expand(paths, glob)]
         from tqdm.auto import tqdm
 
         bar = tqdm(targets, desc="Processing files", unit="file", disable=not progress)
@@ -388,11 +394,18 @@ class DocumentProcessor:
         if loaded.error is not None:
             logger.debug("cannot process %r: %s", target.path, loaded.error)
         result = FileResult(
-            target.path, error=loaded.error, skipped=loaded.skipped, file_hash=loaded.file_hash
+            target.path,
+            error=loaded.error,
+            skipped=loaded.skipped,
+            file_hash=loaded.file_hash,
+            source_name=target.source,
         )
         if loaded.sections is None:
             return result, None
-        return result, self._chunks(result, loaded.sections)
+        sections = loaded.sections
+        if target.source is not None:
+            sections = _sourced(sections, target.source)
+        return result, self._chunks(result, sections)
 
     def _chunks(self, result: FileResult, sections: Sections) -> Generator[Document, None, None]:
         """Split a file's sections as they come; a failure is recorded on ``result``."""
@@ -483,6 +496,15 @@ def _file_metadata(path: Path, file_hash: str, mtime: float) -> dict[str, Any]:
         "file_hash": file_hash,
         "modified": datetime.fromtimestamp(mtime, UTC).isoformat(),
     }
+
+
+def _sourced(sections: Sections, source: str) -> Sections:
+    """The sections with their ``source`` metadata replaced by the caller's name."""
+    try:
+        for section in sections:
+            yield Section(section.text, {**section.metadata, "source": source}, section.offset)
+    finally:
+        sections.close()
 
 
 def _stamped(sections: Iterator[Section], stamp: dict[str, Any]) -> Sections:

@@ -8,6 +8,7 @@ its thread pool, so a slow disk or bucket never blocks the event loop.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -64,16 +65,30 @@ def read_collection(name: str, state: State, header: HeaderKey, bearer: BearerKe
     return state.registry.get(name)
 
 
-def write_collection(name: str, state: State, header: HeaderKey, bearer: BearerKey) -> Collection:
-    """The collection of the path, once the key may write it."""
+def write_collection(
+    name: str, state: State, header: HeaderKey, bearer: BearerKey
+) -> Iterator[Collection]:
+    """The collection of the path, once the key may write it. After the route, before the
+    answer is sent, a write that raced a deletion of the collection (by another request
+    or server) is voided and answered 404 (`CollectionRegistry.void_if_deleted`)."""
     state.keys.authorize(presented_key(header, bearer), "write", name)
-    return state.registry.get(name)
+    collection = state.registry.get(name)
+    try:
+        yield collection
+    except Exception as exc:  # a failure may be the deletion's doing (files gone)
+        voided = state.registry.void_if_deleted(collection)
+        if voided is not None:
+            raise voided from exc
+        raise
+    voided = state.registry.void_if_deleted(collection)
+    if voided is not None:
+        raise voided
 
 
 Reader = Annotated[ApiKey, Depends(reader)]
 Writer = Annotated[ApiKey, Depends(writer)]
 ReadCollection = Annotated[Collection, Depends(read_collection)]
-WriteCollection = Annotated[Collection, Depends(write_collection)]
+WriteCollection = Annotated[Collection, Depends(write_collection, scope="function")]
 
 __all__ = [
     "ReadCollection",

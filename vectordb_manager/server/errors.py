@@ -4,7 +4,8 @@ Every error response has the body ``{"code": "...", "message": "..."}`` (plus ``
 for request validation): ``code`` is stable and meant for programs, ``message`` for people
 and says what to do. `ERROR_CODES` lists every code with its HTTP status; `PACKAGE_ERRORS`
 maps the package's exception hierarchy (`vectordb_manager.errors`) to them, most specific
-first, and `install` registers the handlers that apply both. Bad input is a 4xx, never a
+first (both from the one table the client reads too, `vectordb_manager.wire_errors`), and
+`install` registers the handlers that apply both. Bad input is a 4xx, never a
 500: the stores check their arguments before they change anything, so a failed request
 leaves everything as it was.
 """
@@ -12,7 +13,7 @@ leaves everything as it was.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,66 +21,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from vectordb_manager.errors import (
-    ConcurrentModificationError,
-    ConfigurationError,
-    DimensionMismatchError,
-    DocumentNotFoundError,
-    DocumentProcessingError,
-    EmbeddingError,
-    IntegrityError,
-    InvalidInputError,
-    StorageError,
-    StoreNotFoundError,
-    VectorDBError,
-)
+from vectordb_manager.errors import VectorDBError
+from vectordb_manager.wire_errors import CAUGHT, STATUS
 
 logger = logging.getLogger(__name__)
 
-ERROR_CODES: dict[str, int] = {
-    "invalid_input": 400,  # an argument the store refuses (ids, metadata, k, options)
-    "invalid_filter": 400,  # a malformed metadata filter
-    "dimension_mismatch": 400,  # a vector of another dimension than the collection's
-    "invalid_configuration": 400,  # collection settings that cannot make a store
-    "malformed_body": 400,  # a body that is not valid JSON
-    "unprocessable_file": 400,  # an uploaded file that cannot be read
-    "missing_key": 401,
-    "invalid_key": 401,
-    "read_only_key": 403,
-    "collection_not_allowed": 403,
-    "not_found": 404,  # no such path
-    "collection_not_found": 404,
-    "document_not_found": 404,
-    "method_not_allowed": 405,
-    "collection_exists": 409,
-    "location_in_use": 409,  # a store that is not a collection is where one would go
-    "payload_too_large": 413,
-    "validation_error": 422,  # the request does not match its schema
-    "internal_error": 500,
-    "integrity_error": 500,  # the stored files are damaged
-    "embedding_failed": 502,  # the embedding model failed
-    "busy": 503,  # writers kept committing first; retry
-    "storage_unavailable": 503,  # the storage (disk, S3) failed; retry
-    "not_ready": 503,
-}
-"""Every ``code`` an error response may carry, with its HTTP status."""
+ERROR_CODES: Mapping[str, int] = STATUS
+"""Every ``code`` an error response may carry, with its HTTP status
+(`vectordb_manager.wire_errors.CODES`, which the client reads too)."""
 
-PACKAGE_ERRORS: Sequence[tuple[type[BaseException], str, str]] = (
-    (DimensionMismatchError, "dimension_mismatch", "send vectors of the collection's dimension"),
-    (DocumentNotFoundError, "document_not_found", "check the id, or add the document first"),
-    (StoreNotFoundError, "collection_not_found", "create the collection first"),
-    (ConfigurationError, "invalid_configuration", "fix the setting named"),
-    (InvalidInputError, "invalid_input", "fix the request"),
-    (DocumentProcessingError, "unprocessable_file", "fix or remove the file"),
-    (EmbeddingError, "embedding_failed", "retry later, or check the server's model"),
-    (IntegrityError, "integrity_error", "restore the collection from a backup"),
-    (ConcurrentModificationError, "busy", "retry the request"),
-    (StorageError, "storage_unavailable", "retry the request later"),
-    (VectorDBError, "internal_error", "report this to the server's operator"),
-    (ValueError, "invalid_input", "fix the request"),
-)
+PACKAGE_ERRORS: Sequence[tuple[type[BaseException], str, str]] = CAUGHT
 """The package's exceptions (and LangChain's ``ValueError`` for bad arguments) in the order
-they are matched, with their code and what to do when the message does not say."""
+they are matched, with their code and what to do when the message does not say
+(`vectordb_manager.wire_errors.CODES`)."""
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 

@@ -151,9 +151,11 @@ class QueryResponse(BaseModel):
 # -- collections -------------------------------------------------------------------------------
 class EmbeddingSettings(Strict):
     """A collection's embedding model; left out, the server's. The server offers its own
-    model and the model-free ``fake`` provider (any ``dimensions``)."""
+    model, the model-free ``fake`` provider (any ``dimensions``), and ``none``: no model, the
+    collection holds vectors computed elsewhere (``dimensions`` required; texts are never
+    embedded: add and query by vector, or query by keyword)."""
 
-    provider: Literal["huggingface", "openai", "fake"]
+    provider: Literal["huggingface", "openai", "fake", "none"]
     model: str | None = None
     dimensions: int | None = Field(default=None, gt=0)
 

@@ -35,6 +35,7 @@ from vectordb_manager.manager import VectorDatabaseManager
 from vectordb_manager.server.errors import ApiError
 from vectordb_manager.server.root import DESCRIPTOR, StorageRoot
 from vectordb_manager.server.settings import COLLECTION_NAME, ServerSettings
+from vectordb_manager.server.vectors_only import VECTORS_ONLY, NoEmbeddings, has_model
 from vectordb_manager.storage.base import ObjectNotFound, Storage
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore
 
@@ -139,7 +140,12 @@ class Collection:
                 raise _Gone from None
             if CollectionSpec.from_bytes(data, DESCRIPTOR).uid != self.spec.uid:
                 raise _Gone
-            self.store.refresh()
+            try:
+                self.store.refresh()
+            except Exception as exc:  # files going: deleted since the descriptor was read?
+                if not self.storage.list(DESCRIPTOR):
+                    raise _Gone from exc
+                raise
             self._fresh_at = started
         finally:
             self._refresh_lock.release()
@@ -167,6 +173,13 @@ class CollectionRegistry:
             if model is None:
                 model = self._models[key] = build_embeddings(config, lazy=True)
             return model
+
+    def _model(self, spec: CollectionSpec, config: VectorDBConfig) -> Embeddings:
+        """The model of a collection: `NoEmbeddings` for one without (see `vectors_only`)."""
+        if not has_model(spec):
+            assert spec.embedding_dimensions is not None
+            return NoEmbeddings(spec.embedding_dimensions)
+        return self.embeddings_for(config)
 
     def load_default_model(self) -> None:
         """Load the default model now (a local one loads on first use otherwise)."""
@@ -225,10 +238,10 @@ class CollectionRegistry:
                 spec = _read_spec(storage)
             except ObjectNotFound:
                 raise _not_found(name) from None
-            config = self.root.store_config(name, **spec.store_settings())
+            config = self.root.store_config(name, **_config_settings(spec.store_settings()))
             try:
                 manager = VectorDatabaseManager(
-                    config, embeddings=self.embeddings_for(config), create=False
+                    config, embeddings=self._model(spec, config), create=False
                 )
             except StoreNotFoundError:
                 raise ApiError(
@@ -260,21 +273,26 @@ class CollectionRegistry:
         if not COLLECTION_NAME.fullmatch(name):
             raise ApiError("invalid_input", f"collection name {name!r} is invalid; {NAME_RULE}")
         base = self.settings.store
-        config = self.root.store_config(name, **{k: v for k, v in options.items() if v is not None})
-        self._require_offered(config)
+        settings = {k: v for k, v in options.items() if v is not None}
+        vectors_only = settings.get("embedding_provider") == VECTORS_ONLY
+        config = self.root.store_config(name, **_config_settings(settings))
+        if vectors_only:
+            _require_dimensions(settings)
+        else:
+            self._require_offered(config)
         spec = CollectionSpec(
             name=name,
             uid=uuid.uuid4().hex,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            embedding_provider=config.embedding_provider,
-            embedding_model=config.embedding_model,
+            embedding_provider=VECTORS_ONLY if vectors_only else config.embedding_provider,
+            embedding_model=None if vectors_only else config.embedding_model,
             embedding_dimensions=config.embedding_dimensions,
             distance=config.distance_metric,
             index=config.index_type,
             chunk_size=config.chunk_size,
             chunk_overlap=config.chunk_overlap,
         )
-        embeddings = self.embeddings_for(config)
+        embeddings = self._model(spec, config)
         storage = self.root.storage(name)
         try:
             _read_spec(storage)
@@ -328,6 +346,34 @@ class CollectionRegistry:
         logger.info("deleted collection %r (%d objects)", name, removed + 1)
         return removed + 1
 
+    def void_if_deleted(self, collection: Collection) -> ApiError | None:
+        """After a write to ``collection`` (done or failed): ``None`` if the collection is
+        still there; if another request or server deleted it meanwhile, the error to answer
+        (404 ``collection_not_found``), once what the write left behind is removed, so that
+        the deleted collection does not half reappear. (A collection deleted and created
+        again under the name is answered the same, and nothing is removed.)"""
+        try:
+            spec = _read_spec(collection.storage)
+        except ObjectNotFound:
+            spec = None
+        if spec is not None and spec.uid == collection.spec.uid:
+            return None
+        self._forget(collection)
+        collection.manager.close()
+        if spec is None:
+            removed = self.root.remove(collection.name, collection.storage, keep=DESCRIPTOR)
+            logger.warning(
+                "collection %r was deleted while a write ran; removed the %d objects it left",
+                collection.name,
+                removed,
+            )
+        return ApiError(
+            "collection_not_found",
+            f"collection {collection.name!r} was deleted while this write ran (by another "
+            "request or server); the write is void. Create the collection again to write to "
+            "it",
+        )
+
     def open_collections(self) -> Iterator[Collection]:
         with self._lock:
             yield from list(self._open.values())
@@ -339,6 +385,26 @@ class CollectionRegistry:
 
 
 NAME_RULE = "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def _config_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A collection's settings as `VectorDBConfig` fields: a collection without a model
+    (provider ``none``) is configured with the model-free ``fake`` provider, which the
+    server never uses for it (its model is `NoEmbeddings`)."""
+    out = dict(settings)
+    if out.get("embedding_provider") == VECTORS_ONLY:
+        out |= {"embedding_provider": "fake", "embedding_model": None}
+    return out
+
+
+def _require_dimensions(settings: Mapping[str, Any]) -> None:
+    if not settings.get("embedding_dimensions") or settings.get("embedding_model"):
+        raise ApiError(
+            "invalid_configuration",
+            'a collection without an embedding model (provider "none") needs "dimensions", '
+            'the length of the vectors it will hold, and no "model"; e.g. '
+            '{"provider": "none", "dimensions": 384}',
+        )
 
 
 def _read_spec(storage: Storage) -> CollectionSpec:

@@ -109,10 +109,11 @@ class StorageRoot:
             raise StorageError(f"cannot list the collections in {self.describe()}: {exc}") from exc
         return sorted(names)
 
-    def remove(self, name: str, storage: Storage) -> int:
-        """Delete every object of collection ``name`` (its descriptor must be gone first);
-        returns how many. A local directory's emptied folders are removed too."""
-        objects = storage.list("")
+    def remove(self, name: str, storage: Storage, *, keep: str | None = None) -> int:
+        """Delete every object of collection ``name`` (its descriptor must be gone first)
+        but ``keep``; returns how many. A local directory's emptied folders are removed
+        too."""
+        objects = [info for info in storage.list("") if info.name != keep]
         for info in objects:
             storage.delete(info.name)
         if not self.is_s3:

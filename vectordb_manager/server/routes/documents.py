@@ -31,6 +31,7 @@ from vectordb_manager.server.models import (
     to_document,
 )
 from vectordb_manager.server.registry import Collection
+from vectordb_manager.server.vectors_only import require_model
 
 router = APIRouter(prefix="/collections/{name}/documents", tags=["documents"])
 
@@ -55,7 +56,8 @@ def check_filter(spec: object) -> dict[str, Any] | None:
 def add_documents(body: AddDocumentsRequest, collection: WriteCollection) -> IdsResponse:
     """Add documents in one commit; returns their ids (the chunks' with ``split``). A given
     id replaces the document of that id. Give every document a ``vector`` (the collection's
-    dimension) or none: then the server embeds the texts with the collection's model.
+    dimension) or none: then the server embeds the texts with the collection's model (400
+    ``no_embedding_model`` for a collection without one).
 
     With ``split``, each text is cut into chunks (the collection's ``chunk_size`` and
     ``chunk_overlap``); a document with an id gets chunk ids ``ID#0``, ``ID#1``... and the
@@ -73,6 +75,8 @@ def add_documents(body: AddDocumentsRequest, collection: WriteCollection) -> Ids
             "split cuts texts into chunks the server embeds; leave out the vectors, or split "
             "the texts yourself",
         )
+    if not all(with_vectors):
+        require_model(collection.spec, "embed the documents' texts")
     docs = [to_document(d) for d in body.documents]
     store = collection.store
     if docs and all(with_vectors):
@@ -165,6 +169,8 @@ def update_document(
 ) -> DocumentOut:
     """Replace the text and metadata of an existing document (404 if there is none; add it
     with POST instead), re-embedding it unless a ``vector`` is given."""
+    if body.vector is None:
+        require_model(collection.spec, "embed the new text")
     doc = Document(id=doc_id, page_content=body.text, metadata=from_metadata(body.metadata))
     store = collection.store
     if not store.get_by_ids([doc_id]):

@@ -23,6 +23,7 @@ from vectordb_manager.server.models import (
 )
 from vectordb_manager.server.registry import Collection
 from vectordb_manager.server.routes.documents import check_filter
+from vectordb_manager.server.vectors_only import require_model
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore
 
 router = APIRouter(prefix="/collections/{name}", tags=["query"])
@@ -51,6 +52,8 @@ def query(body: QueryRequest, collection: ReadCollection) -> QueryResponse:
     side's weight). Filters apply before ranking, so a filtered search returns the k best
     among the documents that pass, never fewer when enough do."""
     _check(body)
+    if body.mode == "hybrid" or (body.vector is None and body.mode == "vector"):
+        require_model(collection.spec, f"embed the query text (mode {body.mode!r})")
     where = check_filter(body.filter)
     store = collection.store
     if body.mode == "vector":

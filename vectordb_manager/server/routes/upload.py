@@ -4,9 +4,9 @@ The body limit is ``max_upload_bytes`` (`server.limits`). The files are staged u
 ``upload_dir/COLLECTION/NAME`` (``NAME`` as uploaded, a relative path) and handed to
 `VectorDatabaseManager.ingest`, so the formats, the splitting, the incremental behaviour
 (uploading an unchanged file again embeds and writes nothing; a changed one replaces its
-chunks) and the per-file report are the CLI's. The chunks' ``source`` is the staged path,
-which is the same for every upload of one name: servers that share a root should share
-``upload_dir`` too, so that each recognises the others' uploads. Uploads to one collection
+chunks) and the per-file report are the CLI's. The chunks' ``source`` is the file's name as
+uploaded with ``source_names=true``; otherwise the staged path, which is the same for every
+upload of one name on servers sharing ``upload_dir``. Uploads to one collection
 are ingested one at a time (per server); the staged files are removed afterwards.
 """
 
@@ -18,12 +18,14 @@ import shutil
 from pathlib import Path, PurePosixPath
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 
 from vectordb_manager.ingestion import IngestReport
+from vectordb_manager.processing.files import PathInput
 from vectordb_manager.server.deps import State, WriteCollection
 from vectordb_manager.server.errors import ApiError
 from vectordb_manager.server.models import IngestResponse
+from vectordb_manager.server.vectors_only import require_model
 
 router = APIRouter(prefix="/collections/{name}", tags=["documents"])
 
@@ -36,10 +38,20 @@ def upload(
         list[UploadFile],
         File(description="Files (.txt .md .html .json .jsonl .csv .pdf .docx ...)"),
     ],
+    source_names: Annotated[
+        bool,
+        Form(
+            description="true: each chunk's source metadata is its file's name as uploaded "
+            "(e.g. docs/guide.md), the same from any server; false: the staged path"
+        ),
+    ] = False,
 ) -> IngestResponse:
     """Ingest the uploaded files into the collection: load, split, embed and store
     them, incrementally. The report names every file as uploaded and says why any failed
-    or was skipped; a failed file leaves what the collection held for it unchanged."""
+    or was skipped; a failed file leaves what the collection held for it unchanged. A file
+    uploaded again under the same name (and ``source_names`` alike) replaces its chunks:
+    unchanged, nothing is embedded or written."""
+    require_model(collection.spec, "embed uploaded files")
     names = [_upload_name(f.filename) for f in files]
     if len(set(names)) != len(names):
         raise ApiError("invalid_input", "two uploaded files have the same name; rename one")
@@ -51,7 +63,10 @@ def upload(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with path.open("wb") as out:
                     shutil.copyfileobj(sent.file, out, 1 << 20)
-            report = collection.manager.ingest(staged)
+            sources: dict[PathInput, str] | None = None
+            if source_names:
+                sources = dict(zip(staged, names, strict=True))
+            report = collection.manager.ingest(staged, sources=sources)
         finally:
             for path in staged:
                 with contextlib.suppress(FileNotFoundError):
