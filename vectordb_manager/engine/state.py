@@ -153,9 +153,7 @@ class StoreState:
             self.text.add(start, len(seg), source)
             records = seg.raw if seg.raw is not None else seg.metadatas
             self.values.add(start, len(seg), seg.values, records)
-            for offset, doc_id in enumerate(seg.ids):
-                self._tombstone(doc_id)
-                self.slot[doc_id] = start + offset
+            superseded = self._place(seg.ids, start)
             self.ids.extend(seg.ids)
             if seg.raw is not None:
                 self._raw.append((seg.raw, start))
@@ -165,11 +163,36 @@ class StoreState:
             else:
                 columns = (seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated)
                 self.recs.extend(map(Record._make, zip(*columns, strict=True)))
+            self._bury(superseded)
             if indexed_rows and self.index.snapshot_needs_vectors():
                 self.index.add(seg.vectors[:indexed_rows], store_only=True)
             self.index.add(seg.vectors[indexed_rows:])
         if name is not None:
             self.segment_ids[name] = (list(seg.ids), list(seg.deletes))
+
+    def _place(self, ids: list[str], start: int) -> list[int]:
+        """Point ``ids`` at the slots from ``start`` on, replacing (tombstoning) the rows
+        they held, in C: the few replaced ones are found by one intersection instead of a
+        lookup per row. Returns the slots of rows whose id comes again later in ``ids``
+        (never in a segment written here), for the caller to tombstone once they exist."""
+        before = len(self.slot)
+        replaced = self.slot.keys() & ids if before else set()
+        for doc_id in replaced:
+            self._tombstone(doc_id)
+        self.slot.update(zip(ids, range(start, start + len(ids)), strict=True))
+        if len(self.slot) == before - len(replaced) + len(ids):
+            return []
+        slot = self.slot
+        return [start + i for i, doc_id in enumerate(ids) if slot[doc_id] != start + i]
+
+    def _bury(self, slots: list[int]) -> None:
+        """Tombstone rows that no id points at any more."""
+        for s in slots:
+            self.ids[s] = None
+            self.recs[s] = None
+            self.text.kill(s)
+            self.values.kill(s)
+            self.dead += 1
 
     def _tombstone(self, doc_id: str) -> None:
         old = self.slot.pop(doc_id, None)

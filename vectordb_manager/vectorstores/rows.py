@@ -14,7 +14,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
 from vectordb_manager.errors import InvalidInputError
@@ -38,9 +38,10 @@ def _validate_rows(
         raise InvalidInputError("texts must be a list of strings, not one string")
     text_list = list(texts)
     n = len(text_list)
-    for i, t in enumerate(text_list):
-        if not isinstance(t, str):
-            raise InvalidInputError(f"text {i} is {type(t).__name__}, not a string")
+    if not _STR.issuperset(map(type, text_list)):
+        for i, t in enumerate(text_list):
+            if not isinstance(t, str):
+                raise InvalidInputError(f"text {i} is {type(t).__name__}, not a string")
     if metadatas is not None and len(metadatas) != n:
         raise InvalidInputError(
             f"got {len(metadatas)} metadatas for {n} texts; pass one metadata dict per text"
@@ -48,6 +49,10 @@ def _validate_rows(
     if ids is not None and len(ids) != n:
         raise InvalidInputError(f"got {len(ids)} ids for {n} texts; pass one id per text")
     metas = [_clean_metadata(m, i) for i, m in enumerate(metadatas or [None] * n)]
+    if ids is not None and _plain_ids(ids):  # the common case, checked in C
+        plain = cast(list[str], list(ids))
+        _refuse_duplicates(plain)
+        return text_list, metas, plain
     id_list: list[str] = []
     for i, doc_id in enumerate(ids or [None] * n):
         if doc_id is None:
@@ -65,13 +70,28 @@ def _validate_rows(
             )
         else:
             id_list.append(doc_id)
-    if len(set(id_list)) != n:
+    _refuse_duplicates(id_list)
+    return text_list, metas, id_list
+
+
+def _plain_ids(ids: Sequence[str | None]) -> bool:
+    """Whether every id is a non-empty string short enough in any encoding (4 bytes per
+    character at most), so that none needs a look of its own."""
+    return (
+        bool(ids)
+        and _STR.issuperset(map(type, ids))
+        and min(map(len, ids)) > 0  # type: ignore[arg-type]
+        and max(map(len, ids)) * 4 <= MAX_ID_BYTES  # type: ignore[arg-type]
+    )
+
+
+def _refuse_duplicates(id_list: list[str]) -> None:
+    if len(set(id_list)) != len(id_list):
         seen: set[str] = set()
         dupes = sorted({i for i in id_list if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
         raise InvalidInputError(
             f"duplicate ids in one call: {dupes[:5]}; each id may appear once per call"
         )
-    return text_list, metas, id_list
 
 
 def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
@@ -81,8 +101,10 @@ def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
     if not isinstance(meta, Mapping):
         raise InvalidInputError(f"metadata {i} is {type(meta).__name__}, not a dict")
     flat = dict(meta)
-    if _FLAT.issuperset(map(type, flat.values())) and all(  # the common case: copied as is
-        type(k) is str and len(k) * 4 <= MAX_KEY_BYTES for k in flat
+    if (  # the common case, checked in C: copied as is
+        _FLAT.issuperset(map(type, flat.values()))
+        and _STR.issuperset(map(type, flat))
+        and (not flat or max(map(len, flat)) * 4 <= MAX_KEY_BYTES)
     ):
         return flat
     try:
@@ -94,6 +116,7 @@ def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
 # values that need no copy and no check: immutable, exactly these types (no subclasses, no
 # floats, which must be finite)
 _FLAT = frozenset((str, int, bool, type(None)))
+_STR = frozenset((str,))
 
 
 class _NotJSON(Exception):
