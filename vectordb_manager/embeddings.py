@@ -242,6 +242,9 @@ class EmbeddingService(Embeddings):
         self._dimension = dim
 
 
+_VECTOR_TYPES = frozenset((list, tuple, np.ndarray))
+
+
 def check_vectors(
     vectors: Any,
     expected: int,
@@ -261,9 +264,11 @@ def check_vectors(
         raise EmbeddingError(f"{who} returned {count} vectors for {expected} texts")
     if count == 0:
         return np.zeros((0, dimension or 0), dtype=np.float32)
-    if any(isinstance(v, str | bytes) or not hasattr(v, "__len__") for v in vectors):
+    if not _VECTOR_TYPES.issuperset(map(type, vectors)) and any(  # (the common case in C)
+        isinstance(v, str | bytes) or not hasattr(v, "__len__") for v in vectors
+    ):
         raise EmbeddingError(f"{who} returned items that are not vectors (lists of floats)")
-    lengths = {len(v) for v in vectors}
+    lengths = set(map(len, vectors))
     if len(lengths) > 1:
         raise DimensionMismatchError(
             f"{who} returned vectors of different lengths {sorted(lengths)}; "

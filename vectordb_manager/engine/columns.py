@@ -207,6 +207,11 @@ class EncodedValues:
 def build_values(metas: Sequence[Mapping[str, Any]]) -> bytes:
     """The ``values`` section of rows with these metadata (canonical: the same metadata always
     give the same bytes)."""
+    first = metas[0].keys() if metas else {}.keys()
+    if all(m.keys() == first for m in metas):  # the same keys in every row, the common case
+        rows = list(range(len(metas)))
+        columns = {k: column_of(rows, [m[k] for m in metas]) for k in first}
+        return encode_values(len(metas), columns)
     per_key: dict[str, tuple[list[int], list[Any]]] = {}
     for row, meta in enumerate(metas):
         for key, value in meta.items():
