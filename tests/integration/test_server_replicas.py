@@ -144,7 +144,7 @@ def test_concurrent_writes_through_two_servers(pair: list[ServerProcess]) -> Non
 def explain(servers: list[ServerProcess]) -> str:
     """What the servers' engines logged about absent deletes and reloads (a store another
     writer compacted), and their warnings and errors: the trail of a lost write."""
-    words = ("absent", "reloaded", "WARNING", "ERROR", "Traceback")
+    words = ("absent", "reloaded", "carried over", "WARNING", "ERROR", "Traceback")
     return "\n".join(
         f"{s.log.name}: {line}"
         for s in servers

@@ -36,6 +36,7 @@ import numpy as np
 from vectordb_manager.engine import settings
 from vectordb_manager.engine import vectors as vectors_module
 from vectordb_manager.engine.analyzer import Analyzer
+from vectordb_manager.engine.carry_over import carry_over
 from vectordb_manager.engine.columns import EncodedValues, build_values
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy
@@ -281,8 +282,7 @@ class Engine(Queries, Maintenance):
             latest = log.read_latest()
         n = len(current.segments)
         if latest.segments[:n] != current.segments or latest.snapshot != current.snapshot:
-            self._load(latest)  # compacted meanwhile: read it afresh
-            logger.debug("reloaded at version %d (from %d)", self.version, current.version)
+            self._reload(current, latest)  # compacted meanwhile
             return True
         added = latest.segments[n:]
         try:
@@ -296,6 +296,32 @@ class Engine(Queries, Maintenance):
             self._manifest = latest
         check_live(self._state, latest)
         return True
+
+    def _reload(self, current: Manifest, latest: Manifest) -> None:
+        """Move to ``latest``, which another writer compacted: from the state in memory and
+        the segments it lacks where possible (`carry_over`), else from all its files."""
+        loader = self._loader
+        assert loader is not None and self.log is not None
+        dim = latest.dimension or self.dimension
+        try:
+            new = carry_over(
+                self._state,
+                current,
+                latest,
+                lambda refs: loader.read_added(refs, dim),
+                keywords=self.keyword_index,
+                values=self.value_index,
+            )
+        except ObjectNotFound:  # replaced by an even newer version meanwhile
+            new, latest = None, self.log.read_latest()
+        if new is None:
+            self._load(latest)
+            logger.debug("reloaded at version %d (from %d)", self.version, current.version)
+            return
+        with self._rw.write():
+            self._state = new
+            self._manifest = latest
+        logger.debug("carried over to version %d (from %d)", latest.version, current.version)
 
     # -- writing ---------------------------------------------------------------------------
     def apply(
