@@ -221,3 +221,29 @@ def test_every_error_code_and_setting_is_documented() -> None:
         assert f"| {status} | `{code}` |" in doc, code
     for name in SETTING_NAMES:
         assert f"| `{name}` |" in doc, name
+
+
+def test_the_server_keeps_blas_to_one_thread() -> None:
+    """`vectordb serve` answers requests side by side: BLAS's own threads would oversubscribe
+    the cores (see `limit_blas_threads`)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, numpy\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from vectordb_manager.server.command import limit_blas_threads\n"
+        "def blas(): return [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "before = blas()\n"
+        "assert limit_blas_threads()\n"
+        "print(json.dumps([before, blas()]))\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    before, after = json.loads(run.stdout)
+    assert before == [2] and after == [1]
