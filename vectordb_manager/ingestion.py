@@ -29,7 +29,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -127,23 +127,51 @@ def ingest(
     progress: bool = False,
 ) -> IngestReport:
     """Bring ``store`` in step with the files under ``roots`` (see the module docstring)."""
+    require_ingest_options(cleanup, batch_size)
+    start = time.perf_counter()
+    with _chunk_progress(progress):
+        results = processor.iter_files(roots, progress=progress, lazy=True)
+        report, seen = ingest_results(store, results, batch_size=batch_size)
+    if cleanup == "full":
+        remove_missing(store, roots, seen, report)
+    report.seconds = time.perf_counter() - start
+    logger.info("ingest: %s", str(report).splitlines()[0])
+    return report
+
+
+def require_ingest_options(cleanup: object, batch_size: object) -> None:
+    """`InvalidInputError` unless ``cleanup`` and ``batch_size`` are valid for `ingest`."""
     if cleanup not in (None, "incremental", "full"):
         raise InvalidInputError(f"cleanup={cleanup!r} must be None, 'incremental' or 'full'")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise InvalidInputError(f"batch_size={batch_size!r} must be a positive integer")
+
+
+def ingest_results(
+    store: EngineVectorStore, results: Iterable[FileResult], *, batch_size: int = 256
+) -> tuple[IngestReport, set[str]]:
+    """The ingestion of the files ``results`` give (`DocumentProcessor.iter_files` or
+    ``iter_targets``, lazy or not), all of `ingest` but the cleanup of vanished files: its
+    report and the sources seen (what `remove_missing` keeps). The durable workflows
+    (`vectordb_manager.workflows`) call it on each batch of a listing."""
     report = IngestReport()
-    start = time.perf_counter()
     run = _IngestRun(store, report, batch_size)
     seen: set[str] = set()
-    with _chunk_progress(progress):
-        for result in processor.iter_files(roots, progress=progress, lazy=True):
-            _ingest_file(result, run, seen)
-        run.flush()
-    if cleanup == "full":
-        _remove_missing(store, roots, seen, report)
-    report.seconds = time.perf_counter() - start
-    logger.info("ingest: %s", str(report).splitlines()[0])
-    return report
+    for result in results:
+        _ingest_file(result, run, seen)
+    run.flush()
+    return report, seen
+
+
+@contextlib.contextmanager
+def embedded_callback(tell: Callable[[int], object]) -> Iterator[None]:
+    """While inside, ``tell(count)`` after each embedding call of a store whose model is
+    wrapped in `ReportingEmbeddings`, made in this context (thread or task)."""
+    token = _EMBEDDED.set(tell)
+    try:
+        yield
+    finally:
+        _EMBEDDED.reset(token)
 
 
 _EMBEDDED: ContextVar[Callable[[int], object] | None] = ContextVar(
@@ -192,12 +220,8 @@ def _chunk_progress(progress: bool) -> Iterator[None]:
         return
     from tqdm.auto import tqdm
 
-    with tqdm(desc="Embedded", unit=" chunks", position=1) as bar:
-        token = _EMBEDDED.set(bar.update)
-        try:
-            yield
-        finally:
-            _EMBEDDED.reset(token)
+    with tqdm(desc="Embedded", unit=" chunks", position=1) as bar, embedded_callback(bar.update):
+        yield
 
 
 class _IngestRun:
@@ -304,7 +328,7 @@ def _ingest_file(result: FileResult, run: _IngestRun, seen: set[str]) -> None:
     run.finish(path, sorted(existing))
 
 
-def _remove_missing(
+def remove_missing(
     store: EngineVectorStore, roots: Sequence[Path], seen: set[str], report: IngestReport
 ) -> None:
     """Delete, in one commit, the chunks of every file under ``roots`` that no longer exists

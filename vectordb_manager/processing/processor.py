@@ -359,7 +359,14 @@ class DocumentProcessor:
         `FileResult.iter_chunks` (a large text file a block at a time: the file is read again
         then, and fails if it changed since); ``chunks`` stays empty.
         """
-        targets = list(expand(paths, glob))
+        yield from self.iter_targets(list(expand(paths, glob)), progress=progress, lazy=lazy)
+
+    def iter_targets(
+        self, targets: Sequence[Target], *, progress: bool = False, lazy: bool = False
+    ) -> Iterator[FileResult]:
+        """`iter_files` over targets already listed (`expand`): each a file with whether it
+        was found by walking a directory (an unsupported type is then skipped, not an
+        error). A listing made once can so be processed in parts, anywhere."""
         from tqdm.auto import tqdm
 
         bar = tqdm(targets, desc="Processing files", unit="file", disable=not progress)
