@@ -129,6 +129,8 @@ class VectorDatabaseManager:
         cleanup: Cleanup | None = None,
         batch_size: int = 256,
         progress: bool = False,
+        temporal: str | None = None,
+        task_queue: str | None = None,
     ) -> IngestReport:
         """Ingest files and directories incrementally.
 
@@ -142,7 +144,32 @@ class VectorDatabaseManager:
         returned `IngestReport` with the reason, the store keeping what it held for it, and
         the other files are ingested. Errors of the store itself (`StorageError`) or of the
         embedding model propagate; running the ingest again completes it.
+
+        ``temporal="HOST:PORT"`` runs it on the Temporal workers polling ``task_queue``
+        there instead (``vectordb worker``; the ``temporal`` extra), durably and spread over
+        them, and waits for it: the store is the one this ingest would give, and the report
+        a `WorkflowIngestReport` (see docs/temporal.md). The workers build the model and the
+        store from this manager's configuration (without its secrets) and their own
+        environment; ``batch_size`` is then the chunks per commit of each batch.
         """
+        if temporal is not None:
+            from vectordb_manager.workflows.command import require_temporal
+
+            require_temporal()
+            from vectordb_manager.workflows.client import ingest_with_temporal
+            from vectordb_manager.workflows.types import BatchPolicy
+
+            return ingest_with_temporal(
+                self.config,
+                [paths] if isinstance(paths, str | os.PathLike) else list(paths),
+                address=temporal,
+                task_queue=task_queue,
+                cleanup=cleanup,
+                policy=BatchPolicy(commit_batch_size=batch_size),
+                progress=progress,
+            )
+        if task_queue is not None:
+            raise InvalidInputError("task_queue applies with temporal='HOST:PORT'; add it")
         roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
         return ingest_files(
             self._store,

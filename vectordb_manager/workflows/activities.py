@@ -1,0 +1,192 @@
+"""The ingestion workflow's activities: list the sources, ingest a batch, remove vanished files.
+
+Each activity calls the same functions as `VectorDatabaseManager.ingest` (the listing of
+`processing.files.expand`, then `ingestion.ingest_results` on a batch of it, and
+`ingestion.remove_missing`), so an ingestion through the workflow gives exactly the store a
+plain ``ingest`` gives: the same chunks, ids, metadata and vectors. It is idempotent for the
+same reason ``ingest`` is: a chunk's id is derived from its file and content, a batch compares
+them with the ids the store holds for the file, so an activity retried after its worker died
+embeds only what the dead attempt did not commit, and commits nothing twice.
+
+The activities are synchronous (loading, splitting and embedding are blocking work) and run
+on the worker's thread pool; a batch heartbeats before each file and after each embedding
+call, so a worker that dies is noticed within the heartbeat timeout and its batch retried on
+another. The stores are built here, in the worker, from the configuration the workflow
+carries (no secrets) completed with the worker's own (`StoreCache`): credentials come from
+the worker's environment and never enter the workflow's history. One store per configuration
+is kept open and refreshed before each batch, so it sees what other workers committed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from temporalio import activity
+
+from vectordb_manager.config import VectorDBConfig
+from vectordb_manager.errors import ConfigurationError
+from vectordb_manager.ingestion import IngestReport, embedded_callback, ingest_results
+from vectordb_manager.ingestion import remove_missing as remove_missing_files
+from vectordb_manager.manager import VectorDatabaseManager
+from vectordb_manager.processing.files import FileResult, Target, expand
+from vectordb_manager.workflows.types import (
+    BatchRequest,
+    CleanupRequest,
+    ListRequest,
+    SourceFile,
+)
+
+EmbeddingsFactory = Callable[[VectorDBConfig], Embeddings]
+"""Builds the model for a store's configuration in the worker (default: the provider the
+configuration names)."""
+
+
+def secret_fields() -> frozenset[str]:
+    """The configuration fields that hold credentials (never carried by a workflow)."""
+    config = VectorDBConfig()
+    return frozenset(set(config.field_names()) - set(config.to_dict()))
+
+
+def store_spec(config: VectorDBConfig) -> dict[str, Any]:
+    """What a workflow carries of a store's configuration: every field but the secrets, a
+    local path made absolute (workers resolve it, not the submitter's directory).
+
+    Raises:
+        ConfigurationError: a memory store (each worker would have its own).
+    """
+    if config.storage_type == "memory":
+        raise ConfigurationError(
+            "storage_type='memory' cannot be ingested by workers (each would fill a store of "
+            "its own); use a local directory the workers share, or S3"
+        )
+    spec = config.to_dict()
+    if config.storage_type == "local":
+        spec["local_path"] = str(Path(config.local_path).expanduser().absolute())
+    return spec
+
+
+class StoreCache:
+    """The managers (model and store) of the store configurations a worker is asked for.
+
+    A configuration from a workflow is completed with the secrets of the worker's own
+    ``base`` configuration (``openai_api_key``); ``embeddings``, when given, builds the model
+    instead of the configured provider (tests, custom models).
+    """
+
+    def __init__(
+        self, base: VectorDBConfig | None = None, embeddings: EmbeddingsFactory | None = None
+    ) -> None:
+        self.base = base or VectorDBConfig()
+        self.embeddings = embeddings
+        self._managers: dict[str, VectorDatabaseManager] = {}
+        self._lock = threading.Lock()
+
+    def config(self, spec: dict[str, Any]) -> VectorDBConfig:
+        """The configuration of the store ``spec`` describes, with the worker's secrets.
+
+        Raises:
+            ConfigurationError: ``spec`` carries a secret, or is not a valid configuration.
+        """
+        carried = sorted(secret_fields() & {k for k, v in spec.items() if v is not None})
+        if carried:
+            raise ConfigurationError(
+                f"the store configuration carries the secret field(s) {', '.join(carried)}; "
+                "workflows must not carry credentials: set them in the workers' environment"
+            )
+        secrets = {name: getattr(self.base, name) for name in secret_fields()}
+        return VectorDBConfig.from_dict({**spec, **secrets})
+
+    def manager(self, spec: dict[str, Any]) -> VectorDatabaseManager:
+        """The manager of the store ``spec`` describes (opened, or created, once)."""
+        key = json.dumps(spec, sort_keys=True, default=str)
+        with self._lock:
+            manager = self._managers.get(key)
+            if manager is None:
+                config = self.config(spec)
+                model = self.embeddings(config) if self.embeddings is not None else None
+                manager = VectorDatabaseManager(config, embeddings=model)
+                self._managers[key] = manager
+            return manager
+
+    def close(self) -> None:
+        """Wait for the merges the stores' writes started."""
+        with self._lock:
+            for manager in self._managers.values():
+                manager.close()
+            self._managers.clear()
+
+
+class IngestionActivities:
+    """The activities of `IngestionWorkflow`, over the stores of one `StoreCache`."""
+
+    def __init__(self, stores: StoreCache) -> None:
+        self.stores = stores
+
+    @activity.defn(name="vectordb-list-sources")
+    def list_sources(self, request: ListRequest) -> list[SourceFile]:
+        """The files under the paths, as `ingest` walks them (sorted, hidden ones left out)."""
+        return [
+            SourceFile(str(target.path), target.in_directory)
+            for target in expand(request.paths, request.glob)
+        ]
+
+    @activity.defn(name="vectordb-ingest-batch")
+    def ingest_batch(self, request: BatchRequest) -> dict[str, Any]:
+        """Load, split, embed and commit a batch of files: `IngestReport.to_dict` of it."""
+        start = time.perf_counter()
+        manager = self.stores.manager(request.store)
+        store = manager.vector_store
+        store.refresh()  # what other workers committed since
+        targets = [Target(Path(f.path), f.in_directory) for f in request.files]
+        beat = _Heartbeat(len(targets))
+        results = manager.processor.iter_targets(targets, lazy=True)
+        with embedded_callback(beat.embedded):
+            report, _ = ingest_results(
+                store, beat.files(results), batch_size=request.commit_batch_size
+            )
+        report.seconds = time.perf_counter() - start
+        return report.to_dict()
+
+    @activity.defn(name="vectordb-remove-missing")
+    def remove_missing(self, request: CleanupRequest) -> dict[str, Any]:
+        """Delete, in one commit, the chunks of files under the paths that no longer exist."""
+        start = time.perf_counter()
+        store = self.stores.manager(request.store).vector_store
+        store.refresh()
+        report = IngestReport()
+        remove_missing_files(store, [Path(p) for p in request.paths], set(), report)
+        report.seconds = time.perf_counter() - start
+        return report.to_dict()
+
+    def all(self) -> list[Callable[..., Any]]:
+        """The activities to register with a worker."""
+        return [self.list_sources, self.ingest_batch, self.remove_missing]
+
+
+class _Heartbeat:
+    """A batch's heartbeats: before each file and after each embedding call, with how far
+    it is (files started of the batch, texts embedded)."""
+
+    def __init__(self, files: int) -> None:
+        self.total, self.started, self.texts = files, 0, 0
+
+    def files(self, results: Iterable[FileResult]) -> Iterator[FileResult]:
+        for result in results:
+            self.started += 1
+            self._send()
+            yield result
+
+    def embedded(self, count: int) -> None:
+        self.texts += count
+        self._send()
+
+    def _send(self) -> None:
+        activity.heartbeat(
+            {"files_started": self.started, "files": self.total, "texts_embedded": self.texts}
+        )
