@@ -144,12 +144,14 @@ class IngestionActivities:
         store = manager.vector_store
         store.refresh()  # what other workers committed since
         targets = [Target(Path(f.path), f.in_directory) for f in request.files]
-        beat = _Heartbeat(len(targets))
+        had = _had_chunks(store, request.files)
+        beat = _Heartbeat(len(targets), had)
         results = manager.processor.iter_targets(targets, lazy=True)
         with embedded_callback(beat.embedded):
             report, _ = ingest_results(
                 store, beat.files(results), batch_size=request.commit_batch_size
             )
+        _as_first_attempt_saw(report, had, [f.path for f in request.files])
         report.seconds = time.perf_counter() - start
         return report.to_dict()
 
@@ -169,12 +171,36 @@ class IngestionActivities:
         return [self.list_sources, self.ingest_batch, self.remove_missing]
 
 
+def _had_chunks(store: Any, files: list[SourceFile]) -> dict[str, bool]:
+    """Whether each file had chunks in the store before the batch's first attempt: what
+    that attempt found (its heartbeats carry it), or what the store holds now."""
+    details = activity.info().heartbeat_details
+    last = details[-1] if details else None
+    if isinstance(last, dict) and isinstance(last.get("had_chunks"), dict):
+        return {str(k): bool(v) for k, v in last["had_chunks"].items()}
+    return {f.path: bool(store.get_ids({"source": f.path})) for f in files}
+
+
+def _as_first_attempt_saw(report: IngestReport, had: dict[str, bool], order: list[str]) -> None:
+    """A retried batch reports a file an earlier attempt added (wholly or in part) as added,
+    not as updated or unchanged: the store had no chunk of it before the batch."""
+    moved = [p for p in (*report.files_updated, *report.files_unchanged) if had.get(p) is False]
+    if not moved:
+        return
+    report.files_updated = [p for p in report.files_updated if p not in moved]
+    report.files_unchanged = [p for p in report.files_unchanged if p not in moved]
+    position = {path: i for i, path in enumerate(order)}
+    report.files_added = sorted([*report.files_added, *moved], key=lambda p: position.get(p, -1))
+
+
 class _Heartbeat:
     """A batch's heartbeats: before each file and after each embedding call, with how far
-    it is (files started of the batch, texts embedded)."""
+    it is (files started of the batch, texts embedded) and which of its files had chunks
+    before its first attempt (for the report of a retry)."""
 
-    def __init__(self, files: int) -> None:
+    def __init__(self, files: int, had_chunks: dict[str, bool]) -> None:
         self.total, self.started, self.texts = files, 0, 0
+        self.had_chunks = had_chunks
 
     def files(self, results: Iterable[FileResult]) -> Iterator[FileResult]:
         for result in results:
@@ -188,5 +214,10 @@ class _Heartbeat:
 
     def _send(self) -> None:
         activity.heartbeat(
-            {"files_started": self.started, "files": self.total, "texts_embedded": self.texts}
+            {
+                "files_started": self.started,
+                "files": self.total,
+                "texts_embedded": self.texts,
+                "had_chunks": self.had_chunks,
+            }
         )

@@ -22,7 +22,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.errors import InvalidInputError
@@ -118,7 +118,7 @@ async def wait_for_ingestion(
     handle: WorkflowHandle[Any, IngestResult] = client.get_workflow_handle(
         workflow_id, result_type=IngestResult
     )
-    result_task = asyncio.ensure_future(handle.result())
+    result_task = asyncio.ensure_future(_result(handle))
     if progress:
         from tqdm.auto import tqdm
 
@@ -126,8 +126,7 @@ async def wait_for_ingestion(
             while not result_task.done():
                 await asyncio.wait([result_task], timeout=poll_seconds)
                 _show(bar, await _progress(handle))
-    result = await result_task
-    return _report(result, workflow_id)
+    return _report(await result_task, workflow_id)
 
 
 async def ingestion_progress(client: Client, workflow_id: str) -> IngestProgress:
@@ -187,6 +186,22 @@ def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+async def _result(handle: WorkflowHandle[Any, IngestResult]) -> IngestResult:
+    """The workflow's result. ``handle.result()`` long-polls the history for the closing
+    event; a server may end a poll with no event and no page to follow (Temporal's test
+    server does, after some seconds), which the SDK reports as "No completion event found":
+    while the workflow still runs, wait again."""
+    while True:
+        try:
+            return await handle.result()
+        except RuntimeError as exc:
+            if "No completion event found" not in str(exc):
+                raise
+            description = await handle.describe()
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                raise
 
 
 async def _progress(handle: WorkflowHandle[Any, Any]) -> IngestProgress:

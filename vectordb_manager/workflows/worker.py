@@ -13,9 +13,10 @@ heartbeats stop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -60,13 +61,15 @@ async def run_worker(
     graceful_seconds: float = 30.0,
     on_ready: Callable[[], object] | None = None,
     stop: asyncio.Event | None = None,
+    worker_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Run a worker until ``stop`` is set (forever without one).
 
     ``config`` is the worker's own configuration: a store's secrets (``openai_api_key``) are
     taken from it; ``embeddings`` builds the model for a store's configuration instead of its
     provider; ``components`` are the rerankers and answerers the query workflow may name.
-    ``on_ready`` is called once the worker polls.
+    ``on_ready`` is called once the worker polls; ``worker_options`` go to temporalio's
+    `Worker` as they are (``max_cached_workflows``, ``identity``...).
     """
     if max_concurrent_activities <= 0:
         raise ConfigurationError(
@@ -86,6 +89,7 @@ async def run_worker(
                 activity_executor=executor,
                 max_concurrent_activities=max_concurrent_activities,
                 graceful_shutdown_timeout=timedelta(seconds=graceful_seconds),
+                **dict(worker_options or {}),
             )
             async with worker:
                 if on_ready is not None:
