@@ -289,7 +289,7 @@ def _ingest_file(result: FileResult, run: _IngestRun, seen: set[str]) -> None:
     """Bring the store in step with one file; the file is counted once, in one category
     (a later batch the store refuses may still move it to ``files_failed``: `_IngestRun.fail`)."""
     report = run.report
-    path = str(result.path)
+    path = result.source  # the file's absolute path (or the name of what it is a copy of)
     report.files_seen += 1
     if result.error is not None:
         report.files_failed[path] = result.error
@@ -334,15 +334,27 @@ def remove_missing(
     """Delete, in one commit, the chunks of every file under ``roots`` that no longer exists
     (the sources come from the value index of ``source``: no record is decoded)."""
     resolved = [r.absolute() for r in roots]
-    gone: dict[str, list[str]] = {}
-    for source, ids in store.ids_by_value("source"):
-        if not isinstance(source, str) or source in seen:
-            continue
+
+    def gone(source: str) -> bool:
+        if source in seen:
+            return False
         path = Path(source)
-        if any(path == r or r in path.parents for r in resolved) and not path.exists():
-            gone[source] = ids
-    if gone:
-        store.apply(delete=[doc_id for ids in gone.values() for doc_id in ids])
-    for source, ids in sorted(gone.items()):
+        return any(path == r or r in path.parents for r in resolved) and not path.exists()
+
+    remove_sources(store, gone, report)
+
+
+def remove_sources(
+    store: EngineVectorStore, gone: Callable[[str], bool], report: IngestReport
+) -> None:
+    """Delete, in one commit, the chunks of every ``source`` for which ``gone(source)``;
+    each is added to the report's ``files_removed``."""
+    found: dict[str, list[str]] = {}
+    for source, ids in store.ids_by_value("source"):
+        if isinstance(source, str) and gone(source):
+            found[source] = ids
+    if found:
+        store.apply(delete=[doc_id for ids in found.values() for doc_id in ids])
+    for source, ids in sorted(found.items()):
         report.files_removed.append(source)
         report.chunks_removed += len(ids)

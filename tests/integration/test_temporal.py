@@ -78,7 +78,7 @@ def cluster(
 ) -> Iterator[Cluster]:
     """Two workers on one queue, embedding without delay (unless LOG.delay says one)."""
     log = tmp_path_factory.mktemp("workers") / "embed.log"
-    workers = start_workers(server, "shared", log, 2)
+    workers = start_workers(server, "shared", log, 2, env=S3_ENV)
     try:
         yield Cluster(server, "shared", log, client)
     finally:
@@ -197,7 +197,7 @@ def test_rerun_change_and_cleanup_through_the_cli(cluster: Cluster, tmp_path: Pa
 def test_cancel_leaves_a_consistent_store(cluster: Cluster, tmp_path: Path) -> None:
     corpus = make_corpus(tmp_path / "docs", broken=False, texts=6)
     knob = Path(f"{cluster.log}.delay")
-    knob.write_text("0.1")  # a slow model: the ingestion is still running when cancelled
+    knob.write_text("0.3")  # a slow model: the ingestion is still running when cancelled
     try:
         policy = {"files_per_batch": 1, "max_concurrent": 1, "commit_batch_size": 2}
         request = {"store": spec(config(tmp_path / "flow")), "paths": [str(corpus)],
@@ -254,10 +254,11 @@ def test_sigkill_of_a_worker_mid_batch(
     body = {"store": spec(cfg), "paths": [str(corpus)], "policy": policy}
     client.send({"op": "ingest", "queue": queue, "request": body})
     try:
-        victim, survivor = workers
         wait_until(lambda: all(embedded(log, w.pid) for w in workers), "both workers to embed")
-        seen = len(log_lines(log, "EMBED", victim.pid))
-        wait_until(lambda: len(log_lines(log, "EMBED", victim.pid)) > seen, "the victim to embed")
+        seen = len(log_lines(log, "EMBED"))
+        wait_until(lambda: len(log_lines(log, "EMBED")) > seen, "another embedding call")
+        pid = int(log_lines(log, "EMBED")[seen][1])  # whoever embeds next is the victim
+        victim, survivor = sorted(workers, key=lambda w: w.pid != pid)
         victim.send_signal(signal.SIGKILL)  # during its embedding call: mid-batch
         report = client.receive()["report"]
         victim.wait()
@@ -291,3 +292,50 @@ def test_query_workflow(cluster: Cluster, tmp_path: Path) -> None:
     assert [hit["id"] for hit in out["hits"]] == expected
     assert out["hits"][0]["score"] == pytest.approx(top4[-1][1])
     assert out["answer"] == "2 documents for: usage sentence talks"
+
+
+def test_sources_under_an_s3_prefix(cluster: Cluster, tmp_path: Path) -> None:
+    """Objects under s3://bucket/prefix are ingested as files (their URL is their source),
+    re-ingested incrementally, and removed under cleanup="full" once deleted."""
+    corpus = make_corpus(tmp_path / "docs", broken=False, texts=2)
+    (corpus / ".hidden").mkdir()
+    (corpus / ".hidden" / "secret.txt").write_text(paragraph("hidden", 3))
+    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    with moto_server() as url:
+        client = s3_client(url)
+        client.create_bucket(Bucket="sources")
+        for path in files:
+            key = f"kb/{path.relative_to(corpus).as_posix()}"
+            client.put_object(Bucket="sources", Key=key, Body=path.read_bytes())
+        client.put_object(Bucket="sources", Key="other/outside.txt", Body=b"not under the prefix")
+        cfg = config(tmp_path / "flow").replace(s3_endpoint_url=url, aws_region="us-east-1")
+        expected = plain(config(tmp_path / "plain"), [corpus])
+
+        def as_url(local: str) -> str:
+            return f"s3://sources/kb/{Path(local).relative_to(corpus).as_posix()}"
+
+        out = cluster.ingest(cfg, ["s3://sources/kb"], policy={"files_per_batch": 3})
+        report = out["report"]
+        assert report["files_added"] == [as_url(p) for p in expected.files_added]
+        assert report["files_skipped"] == {as_url(p): why for p, why in expected.files_skipped.items()}
+        assert report["chunks_added"] == expected.chunks_added
+
+        # the same chunks as the local files give, each with its object's URL as its source
+        def chunks(store: Any, rename: Any) -> list[tuple[Any, ...]]:
+            return sorted(
+                (rename(meta["source"]), meta["chunk_index"], text, meta["content_hash"])
+                for text, meta, _ in store_rows(store).values()
+            )
+
+        flow = open_store(cfg)
+        assert chunks(flow, str) == chunks(open_store(config(tmp_path / "plain")), as_url)
+        flow.verify()
+
+        count = embedded(cluster.log)
+        gone = "kb/sub/notes1.txt"
+        client.delete_object(Bucket="sources", Key=gone)
+        out = cluster.ingest(cfg, ["s3://sources/kb"], cleanup="full")
+        assert out["report"]["files_removed"] == [f"s3://sources/{gone}"]
+        assert out["report"]["texts_embedded"] == 0 and embedded(cluster.log) == count
+        assert f"s3://sources/{gone}" not in {m["source"] for _, m, _ in store_rows(flow).values()}
+        flow.verify()

@@ -36,6 +36,7 @@ class FileResult:
     error: str | None = None
     skipped: str | None = None
     file_hash: str | None = None  # SHA-256 (hex) of the file's bytes, when it was read
+    name: str | None = None  # the source it is known by, if not its path (an object's URL)
     _stream: Iterator[Document] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -45,8 +46,9 @@ class FileResult:
 
     @property
     def source(self) -> str:
-        """The ``source`` metadata of the file's chunks: its absolute path."""
-        return str(self.path)
+        """The ``source`` metadata of the file's chunks: its absolute path (or ``name``, the
+        name of what it is a copy of, such as an S3 object's URL)."""
+        return self.name if self.name is not None else str(self.path)
 
     def iter_chunks(self) -> Iterator[Document]:
         """The file's chunks, in order; a lazy result's can be taken once.
@@ -63,6 +65,7 @@ class FileResult:
 class Target:
     path: Path
     in_directory: bool  # found by walking a directory rather than named by the caller
+    source: str | None = None  # the source chunks name, when not the path (a copy's origin)
 
 
 # -- paths --------------------------------------------------------------------------------

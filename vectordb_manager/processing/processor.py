@@ -43,7 +43,6 @@ import logging
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
@@ -390,12 +389,16 @@ class DocumentProcessor:
         """A file's result and the generator of its chunks (None when it has none to give)."""
         skipped = _unsupported(target)
         if skipped is not None:
-            return FileResult(target.path, skipped=skipped), None
+            return FileResult(target.path, skipped=skipped, name=target.source), None
         loaded = self._load(target, self.block_size)
         if loaded.error is not None:
             logger.debug("cannot process %r: %s", target.path, loaded.error)
         result = FileResult(
-            target.path, error=loaded.error, skipped=loaded.skipped, file_hash=loaded.file_hash
+            target.path,
+            error=loaded.error,
+            skipped=loaded.skipped,
+            file_hash=loaded.file_hash,
+            name=target.source,
         )
         if loaded.sections is None:
             return result, None
@@ -434,7 +437,7 @@ class DocumentProcessor:
         try:
             with open_regular(path, lambda: _require_supported(suffix)) as file:
                 if suffix not in STREAMERS:
-                    return self._parse(path, suffix, file.read_all(), file.mtime)
+                    return self._parse(target, suffix, file.read_all(), file.mtime)
                 scan, mtime = scan_text(file, self.options.encoding_fallbacks), file.mtime
         except DocumentProcessingError as exc:
             return _Loaded(error=str(exc), cause=exc)
@@ -444,11 +447,12 @@ class DocumentProcessor:
             return _Loaded(file_hash=scan.file_hash, skipped=EMPTY_FILE)
         source = TextInput(lambda: iter_text(path, scan), scan.label, block_size)
         sections = STREAMERS[suffix](source, self.options)
-        stamp = _file_metadata(path, scan.file_hash, mtime)
+        stamp = _file_metadata(target, scan.file_hash, mtime)
         return _Loaded(_stamped(sections, stamp), scan.file_hash)
 
-    def _parse(self, path: Path, suffix: str, data: bytes, mtime: float) -> _Loaded:
+    def _parse(self, target: Target, suffix: str, data: bytes, mtime: float) -> _Loaded:
         """A whole-file format: its documents, parsed now."""
+        path = target.path
         file_hash = _sha256(data)
         if not data:
             return _Loaded(file_hash=file_hash, skipped=EMPTY_FILE)
@@ -463,7 +467,7 @@ class DocumentProcessor:
         if not any(_has_text(section) for section in sections):
             skipped = NO_PDF_TEXT if suffix == ".pdf" else NO_TEXT
             return _Loaded(file_hash=file_hash, skipped=skipped)
-        stamp = _file_metadata(path, file_hash, mtime)
+        stamp = _file_metadata(target, file_hash, mtime)
         return _Loaded(_stamped(iter(sections), stamp), file_hash)
 
 
@@ -483,9 +487,10 @@ def _unsupported(target: Target) -> str | None:
     return None
 
 
-def _file_metadata(path: Path, file_hash: str, mtime: float) -> dict[str, Any]:
+def _file_metadata(target: Target, file_hash: str, mtime: float) -> dict[str, Any]:
+    path = target.path
     return {
-        "source": str(path),
+        "source": target.source if target.source is not None else str(path),
         "file_type": path.suffix.lower()[1:],
         "file_hash": file_hash,
         "modified": datetime.fromtimestamp(mtime, UTC).isoformat(),

@@ -2,7 +2,8 @@
 
 Each activity calls the same functions as `VectorDatabaseManager.ingest` (the listing of
 `processing.files.expand`, then `ingestion.ingest_results` on a batch of it, and
-`ingestion.remove_missing`), so an ingestion through the workflow gives exactly the store a
+`ingestion.remove_missing`; objects under an S3 prefix are listed and fetched by `sources`),
+so an ingestion through the workflow gives exactly the store a
 plain ``ingest`` gives: the same chunks, ids, metadata and vectors. It is idempotent for the
 same reason ``ingest`` is: a chunk's id is derived from its file and content, a batch compares
 them with the ids the store holds for the file, so an activity retried after its worker died
@@ -31,10 +32,22 @@ from temporalio import activity
 
 from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.errors import ConfigurationError
-from vectordb_manager.ingestion import IngestReport, embedded_callback, ingest_results
+from vectordb_manager.ingestion import (
+    IngestReport,
+    embedded_callback,
+    ingest_results,
+    remove_sources,
+)
 from vectordb_manager.ingestion import remove_missing as remove_missing_files
 from vectordb_manager.manager import VectorDatabaseManager
-from vectordb_manager.processing.files import FileResult, Target, expand
+from vectordb_manager.processing.files import FileResult
+from vectordb_manager.workflows.sources import (
+    gone_objects,
+    is_s3,
+    local_targets,
+    s3_client,
+)
+from vectordb_manager.workflows.sources import list_sources as list_all
 from vectordb_manager.workflows.types import (
     BatchRequest,
     CleanupRequest,
@@ -130,11 +143,15 @@ class IngestionActivities:
 
     @activity.defn(name="vectordb-list-sources")
     def list_sources(self, request: ListRequest) -> list[SourceFile]:
-        """The files under the paths, as `ingest` walks them (sorted, hidden ones left out)."""
-        return [
-            SourceFile(str(target.path), target.in_directory)
-            for target in expand(request.paths, request.glob)
-        ]
+        """The files under the paths, as `ingest` walks them (sorted, hidden ones left out),
+        then the objects under the S3 prefixes (`sources`)."""
+        return list_all(request.paths, request.glob, self._client(request.store, request.paths))
+
+    def _client(self, spec: dict[str, Any] | None, paths: list[str]) -> Any:
+        """The S3 client for the sources, if any of ``paths`` is an S3 prefix."""
+        if spec is None or not any(is_s3(p) for p in paths):
+            return None
+        return s3_client(self.stores.config(spec))
 
     @activity.defn(name="vectordb-ingest-batch")
     def ingest_batch(self, request: BatchRequest) -> dict[str, Any]:
@@ -143,11 +160,11 @@ class IngestionActivities:
         manager = self.stores.manager(request.store)
         store = manager.vector_store
         store.refresh()  # what other workers committed since
-        targets = [Target(Path(f.path), f.in_directory) for f in request.files]
         had = _had_chunks(store, request.files)
-        beat = _Heartbeat(len(targets), had)
-        results = manager.processor.iter_targets(targets, lazy=True)
-        with embedded_callback(beat.embedded):
+        beat = _Heartbeat(len(request.files), had)
+        client = self._client(request.store, [f.path for f in request.files])
+        with local_targets(request.files, client) as targets, embedded_callback(beat.embedded):
+            results = manager.processor.iter_targets(targets, lazy=True)
             report, _ = ingest_results(
                 store, beat.files(results), batch_size=request.commit_batch_size
             )
@@ -162,7 +179,13 @@ class IngestionActivities:
         store = self.stores.manager(request.store).vector_store
         store.refresh()
         report = IngestReport()
-        remove_missing_files(store, [Path(p) for p in request.paths], set(), report)
+        local = [Path(p) for p in request.paths if not is_s3(p)]
+        if local:
+            remove_missing_files(store, local, set(), report)
+        prefixes = [p for p in request.paths if is_s3(p)]
+        if prefixes:
+            client = self._client(request.store, prefixes)
+            remove_sources(store, gone_objects(client, prefixes), report)
         report.seconds = time.perf_counter() - start
         return report.to_dict()
 

@@ -51,7 +51,8 @@ def add_ingest_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--temporal",
         metavar="ADDRESS",
-        help="run the ingestion on the workers of the Temporal server at HOST:PORT",
+        help="run the ingestion on the workers of the Temporal server at HOST:PORT (the "
+        "PATHs may then also be S3 prefixes, s3://BUCKET/PREFIX)",
     )
     _add_queue_options(p, default=None)
     p.add_argument(

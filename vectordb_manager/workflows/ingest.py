@@ -94,7 +94,7 @@ class IngestionWorkflow:
         start = workflow.now()
         sources: list[SourceFile] = await workflow.execute_activity(
             "vectordb-list-sources",
-            ListRequest(request.paths, request.glob),
+            ListRequest(request.paths, request.glob, request.store),
             result_type=list[SourceFile],
             start_to_close_timeout=timedelta(seconds=policy.activity_timeout_seconds),
             retry_policy=retry_policy(policy),

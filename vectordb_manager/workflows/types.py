@@ -71,8 +71,9 @@ class BatchPolicy:
 
 @dataclass
 class IngestRequest:
-    """An ingestion: the files or directories ``paths`` (as the workers see them; absolute),
-    the store's configuration without secrets (``store``), and how to cut and retry it."""
+    """An ingestion: the files or directories ``paths`` (as the workers see them; absolute)
+    or S3 prefixes (``s3://bucket/prefix``), the store's configuration without secrets
+    (``store``), and how to cut and retry it."""
 
     store: dict[str, Any]
     paths: list[str]
@@ -92,8 +93,11 @@ class SourceFile:
 
 @dataclass
 class ListRequest:
+    """The sources to list; ``store`` (a store's configuration) gives the S3 endpoint."""
+
     paths: list[str]
     glob: str = "**/*"
+    store: dict[str, Any] | None = None
 
 
 @dataclass
