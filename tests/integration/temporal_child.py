@@ -13,8 +13,10 @@ answerer ``count`` to the query workflow.
 ``client`` reads one JSON command a line on stdin and answers each with one JSON line on
 stdout, in order (each command runs to its end before the next is read):
 ``{"op": "ingest", "queue", "request": {"store", "paths", "cleanup", "policy"},
-"cancel_after_batches": N}`` submits an ingestion, cancels it once N batches are done (if
-given), waits for it and answers ``{"report", "progress"}``; ``{"op": "query", "queue",
+"cancel_after_batches": N, "cancel_through_temporal": bool}`` submits an ingestion, cancels
+it once N batches are done (if given: by its ``cancel`` signal, or by Temporal's own
+cancellation), waits for it and answers ``{"report", "progress"}`` (a report ``{"failure"}``
+if the workflow did not complete); ``{"op": "query", "queue",
 "request"}`` runs a query workflow and answers its result. A failure answers ``{"error"}``.
 
 Every command ends with ``os._exit``: temporalio's runtime threads can abort the
@@ -111,6 +113,8 @@ def worker(args: argparse.Namespace) -> None:
 
 
 async def ingest(client: Any, command: dict[str, Any]) -> dict[str, Any]:
+    from temporalio.client import WorkflowFailureError
+
     from vectordb_manager.workflows import (
         BatchPolicy,
         IngestRequest,
@@ -129,13 +133,20 @@ async def ingest(client: Any, command: dict[str, Any]) -> dict[str, Any]:
     )
     workflow_id = await start_ingestion(client, request, task_queue=command["queue"])
     cancel_after = command.get("cancel_after_batches")
+    native = command.get("cancel_through_temporal", False)
     if cancel_after is not None:
         while (await ingestion_progress(client, workflow_id)).batches_done < cancel_after:
             await asyncio.sleep(0.05)
-        await cancel_ingestion(client, workflow_id)
-    report = await wait_for_ingestion(client, workflow_id)
+        if native:
+            await client.get_workflow_handle(workflow_id).cancel()
+        else:
+            await cancel_ingestion(client, workflow_id)
+    try:
+        report: Any = (await wait_for_ingestion(client, workflow_id)).to_dict()
+    except WorkflowFailureError as exc:
+        report = {"failure": f"{type(exc.cause).__name__}: {exc.cause}"}
     progress = await ingestion_progress(client, workflow_id)
-    return {"report": report.to_dict(), "progress": dataclasses.asdict(progress)}
+    return {"report": report, "progress": dataclasses.asdict(progress)}
 
 
 async def query(client: Any, command: dict[str, Any]) -> dict[str, Any]:

@@ -227,6 +227,36 @@ def test_cancel_leaves_a_consistent_store(cluster: Cluster, tmp_path: Path) -> N
     assert_same_store(open_store(config(tmp_path / "flow")), open_store(config(tmp_path / "plain")))
 
 
+def test_cancel_through_temporal_leaves_a_consistent_store(cluster: Cluster, tmp_path: Path) -> None:
+    """``handle.cancel()``: the running batch stops at a safe point (before a commit);
+    whatever is stored is a subset of what ingest gives, and a re-run completes it."""
+    corpus = make_corpus(tmp_path / "docs", broken=False, texts=6)
+    knob = Path(f"{cluster.log}.delay")
+    knob.write_text("0.3")
+    try:
+        policy = {"files_per_batch": 2, "max_concurrent": 1, "commit_batch_size": 2}
+        request = {"store": spec(config(tmp_path / "flow")), "paths": [str(corpus)],
+                   "policy": policy}
+        out = cluster.client.call(
+            {"op": "ingest", "queue": cluster.queue, "request": request,
+             "cancel_after_batches": 1, "cancel_through_temporal": True}
+        )
+    finally:
+        knob.unlink()
+    assert out["report"]["failure"].startswith("CancelledError")
+    assert out["progress"]["status"] == "cancelled"
+    assert out["progress"]["batches_done"] < out["progress"]["batches_total"]
+    flow = open_store(config(tmp_path / "flow"))
+    flow.verify()
+    plain(config(tmp_path / "plain"), [corpus])
+    expected = store_rows(open_store(config(tmp_path / "plain")))
+    stored = store_rows(flow)
+    assert stored and set(stored) < set(expected)
+    out = cluster.ingest(config(tmp_path / "flow"), [corpus], policy=policy)
+    assert out["report"]["status"] == "completed"
+    assert_same_store(open_store(config(tmp_path / "flow")), open_store(config(tmp_path / "plain")))
+
+
 @pytest.fixture
 def s3_store() -> Iterator[dict[str, Any]]:
     with moto_server() as url:
@@ -248,7 +278,7 @@ def test_sigkill_of_a_worker_mid_batch(
     else:
         cfg = config(tmp_path / "flow")
     log, queue = tmp_path / "embed.log", f"kill-{backend}"
-    workers = start_workers(server, queue, log, 2, delay=0.2, max_concurrent=1, env=S3_ENV)
+    workers = start_workers(server, queue, log, 2, delay=0.1, max_concurrent=1, env=S3_ENV)
     policy = {"files_per_batch": 2, "max_concurrent": 4, "commit_batch_size": 2,
               "heartbeat_timeout_seconds": 2.0, "initial_retry_seconds": 0.2}
     body = {"store": spec(cfg), "paths": [str(corpus)], "policy": policy}

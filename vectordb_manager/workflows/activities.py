@@ -12,7 +12,13 @@ embeds only what the dead attempt did not commit, and commits nothing twice.
 The activities are synchronous (loading, splitting and embedding are blocking work) and run
 on the worker's thread pool; a batch heartbeats before each file and after each embedding
 call, so a worker that dies is noticed within the heartbeat timeout and its batch retried on
-another. The stores are built here, in the worker, from the configuration the workflow
+another. Cancellation is cooperative: temporalio would otherwise raise it in the activity's
+thread wherever it happens to be, perhaps inside a store's commit or lock, leaving the store
+object the worker keeps open inconsistent; an activity instead stops at its next heartbeat,
+before the next file or right after an embedding call, before that commit (the store on
+disk is consistent either way: every commit is atomic).
+
+The stores are built here, in the worker, from the configuration the workflow
 carries (no secrets) completed with the worker's own (`StoreCache`): credentials come from
 the worker's environment and never enter the workflow's history. One store per configuration
 is kept open and refreshed before each batch, so it sees what other workers committed.
@@ -29,6 +35,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from temporalio import activity
+from temporalio.exceptions import CancelledError
 
 from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.errors import ConfigurationError
@@ -141,7 +148,7 @@ class IngestionActivities:
     def __init__(self, stores: StoreCache) -> None:
         self.stores = stores
 
-    @activity.defn(name="vectordb-list-sources")
+    @activity.defn(name="vectordb-list-sources", no_thread_cancel_exception=True)
     def list_sources(self, request: ListRequest) -> list[SourceFile]:
         """The files under the paths, as `ingest` walks them (sorted, hidden ones left out),
         then the objects under the S3 prefixes (`sources`)."""
@@ -153,7 +160,7 @@ class IngestionActivities:
             return None
         return s3_client(self.stores.config(spec))
 
-    @activity.defn(name="vectordb-ingest-batch")
+    @activity.defn(name="vectordb-ingest-batch", no_thread_cancel_exception=True)
     def ingest_batch(self, request: BatchRequest) -> dict[str, Any]:
         """Load, split, embed and commit a batch of files: `IngestReport.to_dict` of it."""
         start = time.perf_counter()
@@ -172,7 +179,7 @@ class IngestionActivities:
         report.seconds = time.perf_counter() - start
         return report.to_dict()
 
-    @activity.defn(name="vectordb-remove-missing")
+    @activity.defn(name="vectordb-remove-missing", no_thread_cancel_exception=True)
     def remove_missing(self, request: CleanupRequest) -> dict[str, Any]:
         """Delete, in one commit, the chunks of files under the paths that no longer exist."""
         start = time.perf_counter()
@@ -236,6 +243,8 @@ class _Heartbeat:
         self._send()
 
     def _send(self) -> None:
+        if activity.is_cancelled():  # a safe point: between files, or before a commit
+            raise CancelledError("the batch was cancelled")
         activity.heartbeat(
             {
                 "files_started": self.started,

@@ -10,7 +10,9 @@ as a file that cannot be read does in ``ingest``.
 
 The ``progress`` query answers at any time (files and chunks done, failed files with their
 reasons); the ``cancel`` signal stops it gracefully: no new batch starts, those running
-finish, the cleanup is skipped, and the result says ``cancelled``. Every commit is atomic, so
+finish, the cleanup is skipped, and the result says ``cancelled``. Cancelling the workflow
+through Temporal (``handle.cancel()``) stops the running batches too, each at its next safe
+point (`activities`), and the workflow ends cancelled. Every commit is atomic, so
 the store is consistent whenever it stops, and running the ingestion again completes it.
 
 Workflow code must be deterministic: it only schedules activities and merges their reports
@@ -104,7 +106,11 @@ class IngestionWorkflow:
         progress = self._progress
         progress.status, progress.files_total = "ingesting", len(sources)
         progress.batches_total = len(batches)
-        parts = await self._run_batches(request, batches)
+        try:
+            parts = await self._run_batches(request, batches)
+        except asyncio.CancelledError:  # cancelled through Temporal, not by the signal
+            progress.status = "cancelled"
+            raise
         report = empty_report()
         for index in sorted(parts):
             merge_report(report, parts[index])

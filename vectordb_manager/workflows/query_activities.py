@@ -39,18 +39,18 @@ class QueryActivities:
         self.stores = stores
         self.components = components or QueryComponents()
 
-    @activity.defn(name="vectordb-query-preprocess")
+    @activity.defn(name="vectordb-query-preprocess", no_thread_cancel_exception=True)
     def preprocess(self, step: QueryStepRequest) -> str:
         """The query with its whitespace normalised (`InvalidInputError` if it is empty)."""
         return " ".join(require_query(step.request.query).split())
 
-    @activity.defn(name="vectordb-query-embed")
+    @activity.defn(name="vectordb-query-embed", no_thread_cancel_exception=True)
     def embed(self, step: QueryStepRequest) -> list[float]:
         """The query's vector, by the store's model."""
         manager = self.stores.manager(step.request.store)
         return [float(x) for x in manager.vector_store.embeddings.embed_query(step.request.query)]
 
-    @activity.defn(name="vectordb-query-retrieve")
+    @activity.defn(name="vectordb-query-retrieve", no_thread_cancel_exception=True)
     def retrieve(self, step: QueryStepRequest) -> list[dict[str, Any]]:
         """The best documents with relevance scores (``fetch_k`` of them when reranking)."""
         request = step.request
@@ -72,7 +72,7 @@ class QueryActivities:
             )
         return [_hit(doc, score) for doc, score in pairs]
 
-    @activity.defn(name="vectordb-query-rerank")
+    @activity.defn(name="vectordb-query-rerank", no_thread_cancel_exception=True)
     def rerank(self, step: QueryStepRequest) -> list[dict[str, Any]]:
         """The hits in the order (and selection) the named reranker gives."""
         reranker = _component(self.components.rerankers, step.request.rerank, "reranker")
@@ -80,7 +80,7 @@ class QueryActivities:
         docs = reranker.compress_documents([_document(h) for h in step.hits], step.request.query)
         return [by_id[doc.id] for doc in docs if doc.id in by_id]
 
-    @activity.defn(name="vectordb-query-answer")
+    @activity.defn(name="vectordb-query-answer", no_thread_cancel_exception=True)
     def answer(self, step: QueryStepRequest) -> str:
         """The named runnable's answer from the hits."""
         runnable = _component(self.components.answerers, step.request.answer, "answerer")
