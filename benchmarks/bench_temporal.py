@@ -188,10 +188,13 @@ def bench(args: argparse.Namespace) -> PartResult:
                      f"commits of {COMMIT_BATCH}, {len(os.sched_getaffinity(0))} cores")
             notes = [
                 f"The workflow cuts the files into batches of {FILES_PER_BATCH}, each committing "
-                f"{COMMIT_BATCH} chunks at a time, so its last commit (one embedding call) is "
-                "short: it makes more calls than the plain ingest, which fills every commit "
+                f"{COMMIT_BATCH} chunks at a time, so a batch's last commit (one embedding call) "
+                "is short: it makes more calls than the plain ingest, which fills every commit "
                 "across files; with the remote-like model that is most of the 1-worker "
-                "overhead.",
+                "overhead."
+                if latency
+                else "CPU-bound: workers beyond the cores cannot add throughput; on a machine "
+                "shared with other processes, more processes also take a larger share of it.",
             ]
             tables.append(Table(title, columns, rows, notes))
     return PartResult(

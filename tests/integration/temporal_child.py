@@ -17,7 +17,9 @@ stdout, in order (each command runs to its end before the next is read):
 it once N batches are done (if given: by its ``cancel`` signal, or by Temporal's own
 cancellation), waits for it and answers ``{"report", "progress"}`` (a report ``{"failure"}``
 if the workflow did not complete); ``{"op": "query", "queue",
-"request"}`` runs a query workflow and answers its result. A failure answers ``{"error"}``.
+"request"}`` runs a query workflow and answers its result; ``{"op": "manager-ingest",
+"queue", "request"}`` ingests through ``VectorDatabaseManager.ingest(..., temporal=...)``.
+A failure answers ``{"error"}``.
 
 Every command ends with ``os._exit``: temporalio's runtime threads can abort the
 interpreter's teardown ("PyGILState_Release", sdk-python issue 300), which is why the tests
@@ -156,6 +158,18 @@ async def query(client: Any, command: dict[str, Any]) -> dict[str, Any]:
     return dataclasses.asdict(await run_query(client, request, task_queue=command["queue"]))
 
 
+async def manager_ingest(address: str, command: dict[str, Any]) -> dict[str, Any]:
+    """`VectorDatabaseManager.ingest(..., temporal=ADDRESS)`, blocking (from this running
+    event loop, so on a thread of its own)."""
+    from vectordb_manager import VectorDatabaseManager
+
+    request = command["request"]
+    config = VectorDBConfig.from_dict(request["store"])
+    with VectorDatabaseManager(config) as db:
+        report = db.ingest(request["paths"], temporal=address, task_queue=command["queue"])
+    return {"report": report.to_dict(), "type": type(report).__name__}
+
+
 async def serve(address: str) -> None:
     from vectordb_manager.workflows import connect
 
@@ -164,8 +178,11 @@ async def serve(address: str) -> None:
     while line := await loop.run_in_executor(None, sys.stdin.readline):
         command = json.loads(line)
         try:
-            run = ingest if command["op"] == "ingest" else query
-            answer = await run(client, command)
+            if command["op"] == "manager-ingest":
+                answer = await manager_ingest(address, command)
+            else:
+                run = ingest if command["op"] == "ingest" else query
+                answer = await run(client, command)
         except Exception as exc:
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         sys.stdout.write(json.dumps(answer) + "\n")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +22,10 @@ import pytest
 
 from tests.s3_support import moto_server, s3_client
 from tests.temporal_support import (
+    ROOT,
     Client,
     assert_same_store,
+    child_env,
     embedded,
     log_lines,
     run_cli,
@@ -369,3 +373,47 @@ def test_sources_under_an_s3_prefix(cluster: Cluster, tmp_path: Path) -> None:
         assert out["report"]["texts_embedded"] == 0 and embedded(cluster.log) == count
         assert f"s3://sources/{gone}" not in {m["source"] for _, m, _ in store_rows(flow).values()}
         flow.verify()
+
+
+def test_the_manager_ingests_on_temporal(cluster: Cluster, tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "docs")
+    expected = plain(config(tmp_path / "plain"), [corpus])
+    request = {"store": spec(config(tmp_path / "flow")), "paths": [str(corpus)]}
+    out = cluster.client.call({"op": "manager-ingest", "queue": cluster.queue, "request": request})
+    report = out["report"]
+    assert out["type"] == "WorkflowIngestReport"
+    assert report["status"] == "completed" and report["workflow_id"].startswith("vectordb-ingest-")
+    assert report["ok"] is False  # the broken file
+    for key in ("files_added", "files_skipped", "files_failed", "chunks_added"):
+        assert report[key] == getattr(expected, key), key
+    assert_same_store(open_store(config(tmp_path / "flow")), open_store(config(tmp_path / "plain")))
+
+
+def test_the_worker_command(server: str, tmp_path: Path) -> None:
+    """`vectordb worker` says when it polls, takes an ingestion submitted without --wait,
+    and ends on SIGTERM."""
+    corpus = make_corpus(tmp_path / "docs", broken=False, texts=1)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "vectordb_manager", "--provider", "fake", "worker", "--temporal",
+         server, "--task-queue", "cli-worker", "--max-concurrent", "2"],
+        cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        line = worker.stdout.readline()  # blocks until the worker polls (or exits)
+        assert line == f"vectordb worker: polling task queue cli-worker at {server}\n"
+        base = ["-q", "--provider", "fake", "--chunk-size", "200", "--chunk-overlap", "20"]
+        queue = ["--temporal", server, "--task-queue", "cli-worker"]
+        code, submitted, err = run_cli([*base, "--path", str(tmp_path / "a"), "ingest",
+                                        str(corpus), *queue, "--json"])
+        assert code == 0, err
+        assert submitted["task_queue"] == "cli-worker"
+        assert submitted["workflow_id"].startswith("vectordb-ingest-")
+        code, report, err = run_cli([*base, "--path", str(tmp_path / "b"), "ingest",
+                                     str(corpus), *queue, "--wait", "--json"])
+        assert code == 0, err
+        assert report["status"] == "completed" and report["chunks_added"] > 0
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+    finally:
+        stop(worker)
