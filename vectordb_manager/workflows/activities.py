@@ -170,7 +170,10 @@ class IngestionActivities:
         had = _had_chunks(store, request.files)
         beat = _Heartbeat(len(request.files), had)
         client = self._client(request.store, [f.path for f in request.files])
-        with local_targets(request.files, client) as targets, embedded_callback(beat.embedded):
+        with (
+            local_targets(request.files, client, beat.send) as targets,
+            embedded_callback(beat.embedded),
+        ):
             results = manager.processor.iter_targets(targets, lazy=True)
             report, _ = ingest_results(
                 store, beat.files(results), batch_size=request.commit_batch_size
@@ -235,14 +238,15 @@ class _Heartbeat:
     def files(self, results: Iterable[FileResult]) -> Iterator[FileResult]:
         for result in results:
             self.started += 1
-            self._send()
+            self.send()
             yield result
 
     def embedded(self, count: int) -> None:
         self.texts += count
-        self._send()
+        self.send()
 
-    def _send(self) -> None:
+    def send(self) -> None:
+        """Heartbeat, or stop here (`CancelledError`) if the batch was cancelled."""
         if activity.is_cancelled():  # a safe point: between files, or before a commit
             raise CancelledError("the batch was cancelled")
         activity.heartbeat(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -79,10 +79,13 @@ def _list_prefix(client: Any, url: str) -> Iterator[SourceFile]:
 
 
 @contextlib.contextmanager
-def local_targets(files: list[SourceFile], client: Any | None) -> Iterator[list[Target]]:
+def local_targets(
+    files: list[SourceFile], client: Any | None, fetched: Callable[[], object] = lambda: None
+) -> Iterator[list[Target]]:
     """The batch's files as processor targets; objects are downloaded to a temporary
     directory that lives as long as the context (an object gone since the listing gives a
-    target that does not exist: the file fails, as a vanished file does)."""
+    target that does not exist: the file fails, as a vanished file does); ``fetched`` is
+    called after each download."""
     if not any(is_s3(f.path) for f in files):
         yield [Target(Path(f.path), f.in_directory) for f in files]
         return
@@ -95,6 +98,7 @@ def local_targets(files: list[SourceFile], client: Any | None) -> Iterator[list[
             local = Path(tmp) / str(i) / PurePosixPath(f.path).name
             local.parent.mkdir()
             _download(client, f.path, local)
+            fetched()
             targets.append(Target(local, f.in_directory, source=f.path))
         yield targets
 
