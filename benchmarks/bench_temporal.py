@@ -17,8 +17,10 @@ The peer of each is ``VectorDatabaseManager.ingest`` of the same files with the 
 and the same commit batch, in this process: the workflow's overhead is the ratio of one
 worker's time to it. Cut into batches of files, the workflow makes more embedding calls (a
 batch's last commit is short); the target takes that out, comparing one worker's time with
-the plain ingest's scaled by the ratio of calls, which leaves the orchestration's own cost. This process ends with ``os._exit`` (temporalio's runtime threads can
-abort an interpreter's teardown).
+the plain ingest's scaled by the ratio of calls, which leaves the orchestration's own cost.
+
+This process ends with ``os._exit`` (temporalio's runtime threads can abort an
+interpreter's teardown).
 """
 
 from __future__ import annotations
