@@ -2,7 +2,8 @@
 
 Every part (``bench_store.py``, ``bench_inmem.py``, ``bench_hnsw.py``, ``bench_s3.py``,
 ``bench_ingest.py``, ``bench_text.py``, ``bench_keyword.py``, ``bench_quality.py``,
-``bench_cold.py``, ``bench_embed.py``, ``bench_serve.py``, ``bench_filters_cold.py``) is a
+``bench_cold.py``, ``bench_embed.py``, ``bench_serve.py``, ``bench_filters_cold.py``,
+``bench_temporal.py``) is a
 script that measures one thing and hands back a `PartResult`: tables of `Row` s, some of
 which carry a `Target` (PASS/FAIL against the issue's figures). Run alone, a part prints its
 tables; under ``suite.py`` it writes them as JSON (``--json-out``) and the suite assembles
@@ -111,6 +112,8 @@ TARGETS: dict[str, str] = {
     "serve": "`vectordb serve`, 16 clients x 60 s: 0 errors, memory stable, nothing lost",
     "coldfilter": "First filtered query (equality, $in) in a fresh process at 1M: <= 100 ms",
     "coldrange": "Range filters at 1M: <= 1.5x unfiltered; no lasting memory beyond the index",
+    "temporal": "Ingestion on Temporal, remote-like model: 2 workers >= 1.7x 1 worker's rate; "
+    "1 worker <= 1.15x a plain ingest's time for as many embedding calls",
 }
 
 

@@ -35,6 +35,9 @@ Parts (each a script in this directory that can also run alone; see its --help):
                numeric and date range queries after open (from the stored value columns)
                against an unfiltered search, memory kept, and the same store written
                without the columns (the path before them)
+  temporal     bench_temporal.py: ingestion on Temporal with 1, 2 and 4 worker processes, a
+               remote-like model (fixed latency per call) and the offline model, against a
+               plain ingest of the same files
 
 Each part writes its rows as JSON; the suite merges them into one document (machine, targets,
 tables), prints it on stdout, keeps the raw JSON and the document in benchmarks/results/, and
@@ -101,6 +104,7 @@ class Sizes:
     cold_runs: int = 5
     embed: str = ""  # bench_embed.py's options (its defaults: 1,000 texts, 8 batches)
     serve: str = ""  # bench_serve.py's options (its defaults: 16 clients x 60 s, 3 runs)
+    temporal: str = ""  # bench_temporal.py's options (its defaults: 79 files, 200 ms a call)
 
 
 FULL = Sizes(
@@ -116,6 +120,7 @@ QUICK = Sizes(
     "--ingest-chunks 128", keyword_n=20_000, cold=20_000, cold_runs=3,
     embed="--texts 200 --cold-repeats 1 --batches 2",
     serve="--seconds 10 --docs 2000",
+    temporal="--files 20",
 )  # fmt: skip
 
 
@@ -159,6 +164,7 @@ def plan(args: argparse.Namespace) -> list[Part]:
         ("serve", "bench_serve.py", s.serve, "service", 0),
         ("filters-cold", "bench_filters_cold.py", f"--n {s.large} --queries {s.large_queries // 2} "
          f"--child-repeats {s.large_child_repeats} --old", f"cold filters, {large}", 0),
+        ("temporal", "bench_temporal.py", s.temporal, "Temporal ingestion", 0),
     ]  # fmt: skip
     parts = [Part(n, script, opts.split(), where, need) for n, script, opts, where, need in rows]
     if not args.hnsw_1m:
@@ -353,6 +359,7 @@ TARGET_PARTS: dict[str, tuple[str, ...]] = {
     "embed": ("embed",),
     "serve": ("serve",),
     "coldfilter": ("filters-cold",), "coldrange": ("filters-cold",),
+    "temporal": ("temporal",),
 }  # fmt: skip
 
 
@@ -403,7 +410,7 @@ def sections_of(parts: list[Part], args: argparse.Namespace) -> list[tuple[str, 
     out.append((f"{s.large:,}", large))
     for name in (
         "hnsw-large", "text", "ingest", "s3", "keyword", "quality", "cold", "embed", "serve",
-        "filters-cold",
+        "filters-cold", "temporal",
     ):  # fmt: skip
         part = by_name.get(name)
         if part and part.result:

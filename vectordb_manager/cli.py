@@ -48,6 +48,7 @@ from vectordb_manager.commands import (
 from vectordb_manager.config import SEARCH_MODES
 from vectordb_manager.engine.options import DISTANCES, INDEX_TYPES
 from vectordb_manager.errors import VectorDBError
+from vectordb_manager.workflows.command import add_ingest_options, add_worker_parser
 
 # `vectorstores.fusion.FUSIONS` (a test keeps them equal): that module needs NumPy, which
 # ``vectordb --help`` should not wait for
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="full: also remove documents of files gone from these directories",
     )
+    add_ingest_options(p)  # --temporal ADDRESS [--task-queue Q] [--wait]
     p = command("search", cmd_search, "find the documents closest to a query")
     p.add_argument("query", metavar="QUERY", help="the question or text to search for")
     p.add_argument("-k", type=int, default=4, help="how many results (default 4)")
@@ -243,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vectordb_manager.server.command import add_serve_parser  # `serve`: the HTTP service
 
     add_serve_parser(sub)
+    add_worker_parser(sub)
     add_remote_options(parser, sub)
     return parser
 

@@ -64,7 +64,7 @@ def _manager(args: argparse.Namespace, *, create: bool = False) -> Any:
     return VectorDatabaseManager(build_config(args), create=create)
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
 
 
@@ -82,11 +82,16 @@ def _doc_json(doc: Any, score: float | None = None) -> dict[str, Any]:
 
 # -- commands --------------------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from vectordb_manager.workflows.command import cmd_ingest_temporal, refuse_without_temporal
+
+    if args.temporal is not None:
+        return cmd_ingest_temporal(args)
+    refuse_without_temporal(args)
     report = _manager(args, create=True).ingest(
         args.paths, cleanup=args.cleanup, progress=not args.quiet
     )
     if args.json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         print(report)
     return 0 if report.ok else 1
@@ -112,7 +117,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise InvalidInputError("--fusion and --alpha apply to hybrid search; add --mode hybrid")
     hits = manager.search_with_scores(args.query, k=args.k, filter=filter_, **options)
     if args.json:
-        _print_json([_doc_json(doc, score) for doc, score in hits])
+        print_json([_doc_json(doc, score) for doc, score in hits])
         return 0
     if not hits:
         print("no results")
@@ -128,7 +133,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     stats = read_stats(build_config(args))  # the manifest alone: no segment, no model
     if args.json:
-        _print_json(stats)
+        print_json(stats)
     else:
         for key, value in stats.items():
             print(f"{key:>16}: {value}")
@@ -139,7 +144,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     docs = _manager(args).get(args.ids)
     missing = sorted(set(args.ids) - {d.id for d in docs})
     if args.json:
-        _print_json([_doc_json(d) for d in docs])
+        print_json([_doc_json(d) for d in docs])
     else:
         for doc in docs:
             meta = json.dumps(doc.metadata, ensure_ascii=False, default=_json_default)
@@ -153,7 +158,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     deleted = _manager(args).delete(args.ids)
     if args.json:
-        _print_json({"deleted": deleted, "requested": len(args.ids)})
+        print_json({"deleted": deleted, "requested": len(args.ids)})
     else:
         print(f"deleted {deleted} of {len(args.ids)} documents")
     return 0
@@ -162,7 +167,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     report = _manager(args).verify()
     if args.json:
-        _print_json({"ok": True, **report})
+        print_json({"ok": True, **report})
     else:
         print("OK: " + ", ".join(f"{k}={v}" for k, v in report.items()))
     return 0
@@ -171,7 +176,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_vacuum(args: argparse.Namespace) -> int:
     removed = _manager(args).vacuum(older_than=args.older_than)
     if args.json:
-        _print_json({"removed": removed, "older_than": args.older_than})
+        print_json({"removed": removed, "older_than": args.older_than})
         return 0
     for name in removed:
         print(f"removed {name}")
@@ -188,7 +193,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
     compacted = manager.compact()
     after = manager.stats() if compacted else before
     if args.json:
-        _print_json(
+        print_json(
             {
                 "compacted": compacted,
                 "segments_before": before["segments"],
@@ -213,7 +218,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     copied = manager.switch_backend(target, migrate=not args.no_copy, progress=not args.quiet)
     where = manager.vector_store.stats()["location"] or "memory"
     if args.json:
-        _print_json({"copied": copied, "storage_type": target.storage_type, "location": where})
+        print_json({"copied": copied, "storage_type": target.storage_type, "location": where})
     else:
         print(f"copied {copied} documents to the {target.storage_type} store {where}")
     return 0
@@ -266,7 +271,7 @@ def cmd_import_faiss(args: argparse.Namespace) -> int:
     )
     stats = store.stats()
     if args.json:
-        _print_json({"imported": count, "source": args.dir, **stats})
+        print_json({"imported": count, "source": args.dir, **stats})
         return 0
     print(
         f"imported {count} documents from {args.dir} into {stats['location'] or 'memory'} "

@@ -29,7 +29,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -130,23 +130,51 @@ def ingest(
 ) -> IngestReport:
     """Bring ``store`` in step with the files under ``roots`` (see the module docstring;
     ``sources``: `DocumentProcessor.iter_files`'s)."""
+    require_ingest_options(cleanup, batch_size)
+    start = time.perf_counter()
+    with _chunk_progress(progress):
+        results = processor.iter_files(roots, progress=progress, lazy=True, sources=sources)
+        report, seen = ingest_results(store, results, batch_size=batch_size)
+    if cleanup == "full":
+        remove_missing(store, roots, seen, report)
+    report.seconds = time.perf_counter() - start
+    logger.info("ingest: %s", str(report).splitlines()[0])
+    return report
+
+
+def require_ingest_options(cleanup: object, batch_size: object) -> None:
+    """`InvalidInputError` unless ``cleanup`` and ``batch_size`` are valid for `ingest`."""
     if cleanup not in (None, "incremental", "full"):
         raise InvalidInputError(f"cleanup={cleanup!r} must be None, 'incremental' or 'full'")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise InvalidInputError(f"batch_size={batch_size!r} must be a positive integer")
+
+
+def ingest_results(
+    store: EngineVectorStore, results: Iterable[FileResult], *, batch_size: int = 256
+) -> tuple[IngestReport, set[str]]:
+    """The ingestion of the files ``results`` give (`DocumentProcessor.iter_files` or
+    ``iter_targets``, lazy or not), all of `ingest` but the cleanup of vanished files: its
+    report and the sources seen (what `remove_missing` keeps). The durable workflows
+    (`vectordb_manager.workflows`) call it on each batch of a listing."""
     report = IngestReport()
-    start = time.perf_counter()
     run = _IngestRun(store, report, batch_size)
     seen: set[str] = set()
-    with _chunk_progress(progress):
-        for result in processor.iter_files(roots, progress=progress, lazy=True, sources=sources):
-            _ingest_file(result, run, seen)
-        run.flush()
-    if cleanup == "full":
-        _remove_missing(store, roots, seen, report)
-    report.seconds = time.perf_counter() - start
-    logger.info("ingest: %s", str(report).splitlines()[0])
-    return report
+    for result in results:
+        _ingest_file(result, run, seen)
+    run.flush()
+    return report, seen
+
+
+@contextlib.contextmanager
+def embedded_callback(tell: Callable[[int], object]) -> Iterator[None]:
+    """While inside, ``tell(count)`` after each embedding call of a store whose model is
+    wrapped in `ReportingEmbeddings`, made in this context (thread or task)."""
+    token = _EMBEDDED.set(tell)
+    try:
+        yield
+    finally:
+        _EMBEDDED.reset(token)
 
 
 _EMBEDDED: ContextVar[Callable[[int], object] | None] = ContextVar(
@@ -195,12 +223,8 @@ def _chunk_progress(progress: bool) -> Iterator[None]:
         return
     from tqdm.auto import tqdm
 
-    with tqdm(desc="Embedded", unit=" chunks", position=1) as bar:
-        token = _EMBEDDED.set(bar.update)
-        try:
-            yield
-        finally:
-            _EMBEDDED.reset(token)
+    with tqdm(desc="Embedded", unit=" chunks", position=1) as bar, embedded_callback(bar.update):
+        yield
 
 
 class _IngestRun:
@@ -268,7 +292,7 @@ def _ingest_file(result: FileResult, run: _IngestRun, seen: set[str]) -> None:
     """Bring the store in step with one file; the file is counted once, in one category
     (a later batch the store refuses may still move it to ``files_failed``: `_IngestRun.fail`)."""
     report = run.report
-    path = str(result.path)
+    path = result.source  # the file's absolute path (or the name of what it is a copy of)
     report.files_seen += 1
     if result.error is not None:
         report.files_failed[path] = result.error
@@ -307,21 +331,33 @@ def _ingest_file(result: FileResult, run: _IngestRun, seen: set[str]) -> None:
     run.finish(path, sorted(existing))
 
 
-def _remove_missing(
+def remove_missing(
     store: EngineVectorStore, roots: Sequence[Path], seen: set[str], report: IngestReport
 ) -> None:
     """Delete, in one commit, the chunks of every file under ``roots`` that no longer exists
     (the sources come from the value index of ``source``: no record is decoded)."""
     resolved = [r.absolute() for r in roots]
-    gone: dict[str, list[str]] = {}
-    for source, ids in store.ids_by_value("source"):
-        if not isinstance(source, str) or source in seen:
-            continue
+
+    def gone(source: str) -> bool:
+        if source in seen:
+            return False
         path = Path(source)
-        if any(path == r or r in path.parents for r in resolved) and not path.exists():
-            gone[source] = ids
-    if gone:
-        store.apply(delete=[doc_id for ids in gone.values() for doc_id in ids])
-    for source, ids in sorted(gone.items()):
+        return any(path == r or r in path.parents for r in resolved) and not path.exists()
+
+    remove_sources(store, gone, report)
+
+
+def remove_sources(
+    store: EngineVectorStore, gone: Callable[[str], bool], report: IngestReport
+) -> None:
+    """Delete, in one commit, the chunks of every ``source`` for which ``gone(source)``;
+    each is added to the report's ``files_removed``."""
+    found: dict[str, list[str]] = {}
+    for source, ids in store.ids_by_value("source"):
+        if isinstance(source, str) and gone(source):
+            found[source] = ids
+    if found:
+        store.apply(delete=[doc_id for ids in found.values() for doc_id in ids])
+    for source, ids in sorted(found.items()):
         report.files_removed.append(source)
         report.chunks_removed += len(ids)

@@ -130,6 +130,8 @@ class VectorDatabaseManager:
         batch_size: int = 256,
         progress: bool = False,
         sources: Mapping[str | os.PathLike[str], str] | None = None,
+        temporal: str | None = None,
+        task_queue: str | None = None,
     ) -> IngestReport:
         """Ingest files and directories incrementally.
 
@@ -148,7 +150,32 @@ class VectorDatabaseManager:
         instead of the file's absolute path, so a file ingested from another place (a
         temporary copy, an upload) under the same name is recognised as the same file.
         ``cleanup="full"`` treats a name as a path, so do not combine them.
+
+        ``temporal="HOST:PORT"`` runs it on the Temporal workers polling ``task_queue``
+        there instead (``vectordb worker``; the ``temporal`` extra), durably and spread over
+        them, and waits for it: the store is the one this ingest would give, and the report
+        a `WorkflowIngestReport` (see docs/temporal.md). The workers build the model and the
+        store from this manager's configuration (without its secrets) and their own
+        environment; ``batch_size`` is then the chunks per commit of each batch.
         """
+        if temporal is not None:
+            from vectordb_manager.workflows.command import require_temporal
+
+            require_temporal()
+            from vectordb_manager.workflows.client import ingest_with_temporal
+            from vectordb_manager.workflows.types import BatchPolicy
+
+            return ingest_with_temporal(
+                self.config,
+                [paths] if isinstance(paths, str | os.PathLike) else list(paths),
+                address=temporal,
+                task_queue=task_queue,
+                cleanup=cleanup,
+                policy=BatchPolicy(commit_batch_size=batch_size),
+                progress=progress,
+            )
+        if task_queue is not None:
+            raise InvalidInputError("task_queue applies with temporal='HOST:PORT'; add it")
         roots = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
         return ingest_files(
             self._store,

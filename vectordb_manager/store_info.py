@@ -59,7 +59,7 @@ def _storage(config: VectorDBConfig) -> Storage | None:
         return LocalStorage(Path(config.local_path).expanduser())
     if config.storage_type != "s3":
         return None
-    from vectordb_manager.storage.s3 import S3Storage, build_s3_client, s3_problems
+    from vectordb_manager.storage.s3 import S3Storage, config_s3_client, s3_problems
 
     if not config.s3_bucket:
         raise ConfigurationError("storage_type='s3' needs s3_bucket")
@@ -68,13 +68,7 @@ def _storage(config: VectorDBConfig) -> Storage | None:
     )
     if problems:
         raise ConfigurationError("; ".join(problems))
-    client = build_s3_client(
-        region_name=config.aws_region,
-        endpoint_url=config.s3_endpoint_url,
-        profile_name=config.aws_profile,
-        max_attempts=config.s3_max_attempts,
-        retry_mode=config.s3_retry_mode,
-    )
+    client = config_s3_client(config)
     return S3Storage(
         client,
         config.s3_bucket,

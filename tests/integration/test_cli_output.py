@@ -151,7 +151,7 @@ def test_the_help_lists_json_on_every_command(capsys: pytest.CaptureFixture[str]
     commands = next(a for a in parser._actions if a.dest == "command").choices
     assert commands
     for name, sub in commands.items():
-        if name == "serve":  # a long-running server: it prints logs, nothing to parse
+        if name in ("serve", "worker"):  # long-running: they print logs, nothing to parse
             continue
         assert any("--json" in a.option_strings for a in sub._actions), name
 

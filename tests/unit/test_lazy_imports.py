@@ -15,8 +15,12 @@ import pytest
 
 import vectordb_manager
 
-HEAVY = ("langchain_core", "langsmith", "faiss", "numpy", "torch", "transformers", "boto3")
-PACKAGES = ("vectordb_manager", "vectordb_manager.vectorstores", "vectordb_manager.processing")
+HEAVY = ("langchain_core", "langsmith", "faiss", "numpy", "torch", "transformers", "boto3",
+         "temporalio")
+# (importing temporalio is safe here: only its runtime's threads, started by a client or a
+# worker, trouble an interpreter's exit; see tests/temporal_support.py)
+PACKAGES = ("vectordb_manager", "vectordb_manager.vectorstores", "vectordb_manager.processing",
+            "vectordb_manager.workflows")
 
 
 def loaded_after(code: str) -> list[str]:

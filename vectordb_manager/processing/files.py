@@ -36,7 +36,7 @@ class FileResult:
     error: str | None = None
     skipped: str | None = None
     file_hash: str | None = None  # SHA-256 (hex) of the file's bytes, when it was read
-    source_name: str | None = None  # the caller's name for the file, if it gave one
+    source_name: str | None = None  # its chunks' source if not its path (a caller's name, a URL)
     _stream: Iterator[Document] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -47,7 +47,8 @@ class FileResult:
     @property
     def source(self) -> str:
         """The ``source`` metadata of the file's chunks: the name the caller gave the file
-        (``iter_files(sources=...)``), else its absolute path."""
+        (``iter_files(sources=...)``) or the name of what it is a copy of (an S3 object's
+        URL), else its absolute path."""
         return self.source_name if self.source_name is not None else str(self.path)
 
     def iter_chunks(self) -> Iterator[Document]:
@@ -65,7 +66,7 @@ class FileResult:
 class Target:
     path: Path
     in_directory: bool  # found by walking a directory rather than named by the caller
-    source: str | None = None  # the caller's name for it (its chunks' source), if any
+    source: str | None = None  # its chunks' source when not the path (a caller's name, a URL)
 
 
 # -- paths --------------------------------------------------------------------------------

@@ -43,7 +43,6 @@ import logging
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
@@ -365,7 +364,15 @@ class DocumentProcessor:
         ids derive from it, so a file given the same name again is recognised.
         """
         named = {absolute(p): name for p, name in (sources or {}).items()}
-        targets = [replace(t, source=named.get(t.path)) for t in expand(paths, glob)]
+        targets = [replace(t, source=named.get(t.path, t.source)) for t in expand(paths, glob)]
+        yield from self.iter_targets(targets, progress=progress, lazy=lazy)
+
+    def iter_targets(
+        self, targets: Sequence[Target], *, progress: bool = False, lazy: bool = False
+    ) -> Iterator[FileResult]:
+        """`iter_files` over targets already listed (`expand`): each a file with whether it
+        was found by walking a directory (an unsupported type is then skipped, not an
+        error). A listing made once can so be processed in parts, anywhere."""
         from tqdm.auto import tqdm
 
         bar = tqdm(targets, desc="Processing files", unit="file", disable=not progress)
@@ -389,7 +396,7 @@ class DocumentProcessor:
         """A file's result and the generator of its chunks (None when it has none to give)."""
         skipped = _unsupported(target)
         if skipped is not None:
-            return FileResult(target.path, skipped=skipped), None
+            return FileResult(target.path, skipped=skipped, source_name=target.source), None
         loaded = self._load(target, self.block_size)
         if loaded.error is not None:
             logger.debug("cannot process %r: %s", target.path, loaded.error)
@@ -440,7 +447,7 @@ class DocumentProcessor:
         try:
             with open_regular(path, lambda: _require_supported(suffix)) as file:
                 if suffix not in STREAMERS:
-                    return self._parse(path, suffix, file.read_all(), file.mtime)
+                    return self._parse(target, suffix, file.read_all(), file.mtime)
                 scan, mtime = scan_text(file, self.options.encoding_fallbacks), file.mtime
         except DocumentProcessingError as exc:
             return _Loaded(error=str(exc), cause=exc)
@@ -450,11 +457,12 @@ class DocumentProcessor:
             return _Loaded(file_hash=scan.file_hash, skipped=EMPTY_FILE)
         source = TextInput(lambda: iter_text(path, scan), scan.label, block_size)
         sections = STREAMERS[suffix](source, self.options)
-        stamp = _file_metadata(path, scan.file_hash, mtime)
+        stamp = _file_metadata(target, scan.file_hash, mtime)
         return _Loaded(_stamped(sections, stamp), scan.file_hash)
 
-    def _parse(self, path: Path, suffix: str, data: bytes, mtime: float) -> _Loaded:
+    def _parse(self, target: Target, suffix: str, data: bytes, mtime: float) -> _Loaded:
         """A whole-file format: its documents, parsed now."""
+        path = target.path
         file_hash = _sha256(data)
         if not data:
             return _Loaded(file_hash=file_hash, skipped=EMPTY_FILE)
@@ -469,7 +477,7 @@ class DocumentProcessor:
         if not any(_has_text(section) for section in sections):
             skipped = NO_PDF_TEXT if suffix == ".pdf" else NO_TEXT
             return _Loaded(file_hash=file_hash, skipped=skipped)
-        stamp = _file_metadata(path, file_hash, mtime)
+        stamp = _file_metadata(target, file_hash, mtime)
         return _Loaded(_stamped(iter(sections), stamp), file_hash)
 
 
@@ -489,9 +497,10 @@ def _unsupported(target: Target) -> str | None:
     return None
 
 
-def _file_metadata(path: Path, file_hash: str, mtime: float) -> dict[str, Any]:
+def _file_metadata(target: Target, file_hash: str, mtime: float) -> dict[str, Any]:
+    path = target.path
     return {
-        "source": str(path),
+        "source": target.source if target.source is not None else str(path),
         "file_type": path.suffix.lower()[1:],
         "file_hash": file_hash,
         "modified": datetime.fromtimestamp(mtime, UTC).isoformat(),

@@ -19,7 +19,7 @@ from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.errors import StorageError
 from vectordb_manager.storage.base import Storage
 from vectordb_manager.storage.local import LocalStorage
-from vectordb_manager.storage.s3 import S3Storage, build_s3_client, normalize_prefix
+from vectordb_manager.storage.s3 import S3Storage, config_s3_client, normalize_prefix
 
 DESCRIPTOR = "collection.json"
 """The object naming a directory (or prefix) under the root a collection."""
@@ -49,14 +49,7 @@ class StorageRoot:
         return normalize_prefix(self.config.s3_prefix)
 
     def _client(self) -> Any:
-        c = self.config
-        return build_s3_client(
-            region_name=c.aws_region,
-            endpoint_url=c.s3_endpoint_url,
-            profile_name=c.aws_profile,
-            max_attempts=c.s3_max_attempts,
-            retry_mode=c.s3_retry_mode,
-        )
+        return config_s3_client(self.config)
 
     def storage(self, name: str) -> Storage:
         """The storage of collection ``name`` (its store's directory or prefix)."""

@@ -38,12 +38,15 @@ import io
 import logging
 import os
 import re
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from vectordb_manager.engine.limits import MAX_MANIFEST_BYTES
 from vectordb_manager.errors import ConfigurationError, IntegrityError, StorageError
 from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound, check_length, split_name
 from vectordb_manager.storage.local import LocalStorage
+
+if TYPE_CHECKING:
+    from vectordb_manager.config import VectorDBConfig
 
 logger = logging.getLogger(__name__)
 
@@ -480,3 +483,14 @@ def build_s3_client(
         return session.client("s3", endpoint_url=endpoint_url, config=config)
     except BotoCoreError as exc:
         raise ConfigurationError(f"cannot configure the S3 client: {exc}") from exc
+
+
+def config_s3_client(config: VectorDBConfig) -> Any:
+    """`build_s3_client` with a configuration's endpoint, region, profile and retries."""
+    return build_s3_client(
+        region_name=config.aws_region,
+        endpoint_url=config.s3_endpoint_url,
+        profile_name=config.aws_profile,
+        max_attempts=config.s3_max_attempts,
+        retry_mode=config.s3_retry_mode,
+    )

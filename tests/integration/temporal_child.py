@@ -1,0 +1,220 @@
+"""A child process for the workflow tests: a worker, or a client that submits and follows.
+
+Usage:
+  python -m tests.integration.temporal_child worker ADDRESS QUEUE LOG [--delay S] [--max N]
+  python -m tests.integration.temporal_child client ADDRESS
+
+``worker`` runs `run_worker` with the configured model wrapped so that each embedding call
+appends ``EMBED <pid> <count>`` to LOG (one write(2), before the call's delay, which stands
+for a remote model's latency: ``--delay`` seconds, or the number in the file LOG.delay when
+there is one), and ``READY <pid>`` once it polls; it offers the reranker ``reverse`` and the
+answerer ``count`` to the query workflow.
+
+``client`` reads one JSON command a line on stdin and answers each with one JSON line on
+stdout, in order (each command runs to its end before the next is read):
+``{"op": "ingest", "queue", "request": {"store", "paths", "cleanup", "policy"},
+"cancel_after_batches": N, "cancel_through_temporal": bool}`` submits an ingestion, cancels
+it once N batches are done (if given: by its ``cancel`` signal, or by Temporal's own
+cancellation), waits for it and answers ``{"report", "progress"}`` (a report ``{"failure"}``
+if the workflow did not complete); ``{"op": "query", "queue",
+"request"}`` runs a query workflow and answers its result; ``{"op": "manager-ingest",
+"queue", "request"}`` ingests through ``VectorDatabaseManager.ingest(..., temporal=...)``.
+A failure answers ``{"error"}``.
+
+Every command ends with ``os._exit``: temporalio's runtime threads can abort the
+interpreter's teardown ("PyGILState_Release", sdk-python issue 300), which is why the tests
+never use temporalio in their own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.runnables import RunnableLambda
+
+from vectordb_manager.config import VectorDBConfig
+from vectordb_manager.embeddings import build_embeddings
+
+
+class LoggedEmbeddings(Embeddings):
+    """The model, each embedding call logged (then delayed)."""
+
+    def __init__(self, model: Embeddings, log: str, delay: float) -> None:
+        self.underlying_embeddings = model
+        self.log, self.delay = log, delay
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, f"EMBED {os.getpid()} {len(texts)}\n".encode())
+        finally:
+            os.close(fd)
+        knob = f"{self.log}.delay"
+        delay = float(Path(knob).read_text()) if os.path.exists(knob) else self.delay
+        if delay:
+            time.sleep(delay)
+        return self.underlying_embeddings.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.underlying_embeddings.embed_query(text)
+
+
+class Reverse(BaseDocumentCompressor):
+    """A reranker that reverses the order it is given."""
+
+    def compress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
+        return list(reversed(documents))
+
+
+def worker(args: argparse.Namespace) -> None:
+    from vectordb_manager.workflows import QueryComponents, run_worker
+
+    def model(config: VectorDBConfig) -> Embeddings:
+        return LoggedEmbeddings(build_embeddings(config), args.log, args.delay)
+
+    def ready() -> None:
+        fd = os.open(args.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(fd, f"READY {os.getpid()}\n".encode())
+        os.close(fd)
+
+    components = QueryComponents(
+        rerankers={"reverse": Reverse()},
+        answerers={
+            "count": RunnableLambda(
+                lambda x: f"{len(x['documents'])} documents for: {x['question']}"
+            )
+        },
+    )
+    asyncio.run(
+        run_worker(
+            args.address,
+            task_queue=args.queue,
+            embeddings=model,
+            components=components,
+            max_concurrent_activities=args.max,
+            on_ready=ready,
+            # no sticky workflow cache: a killed worker's workflow tasks are not held back
+            # for the sticky queue's timeout (seconds) before another worker takes them
+            worker_options={"max_cached_workflows": 0},
+        )
+    )
+
+
+async def ingest(client: Any, command: dict[str, Any]) -> dict[str, Any]:
+    from temporalio.client import WorkflowFailureError
+
+    from vectordb_manager.workflows import (
+        BatchPolicy,
+        IngestRequest,
+        cancel_ingestion,
+        ingestion_progress,
+        start_ingestion,
+        wait_for_ingestion,
+    )
+
+    spec = command["request"]
+    request = IngestRequest(
+        store=spec["store"],
+        paths=spec["paths"],
+        cleanup=spec.get("cleanup"),
+        policy=BatchPolicy(**spec.get("policy", {})),
+    )
+    workflow_id = await start_ingestion(client, request, task_queue=command["queue"])
+    cancel_after = command.get("cancel_after_batches")
+    native = command.get("cancel_through_temporal", False)
+    if cancel_after is not None:
+        while (await ingestion_progress(client, workflow_id)).batches_done < cancel_after:
+            await asyncio.sleep(0.05)
+        if native:
+            await client.get_workflow_handle(workflow_id).cancel()
+        else:
+            await cancel_ingestion(client, workflow_id)
+    try:
+        report: Any = (await wait_for_ingestion(client, workflow_id)).to_dict()
+    except WorkflowFailureError as exc:
+        report = {"failure": f"{type(exc.cause).__name__}: {exc.cause}"}
+    progress = await ingestion_progress(client, workflow_id)
+    return {"report": report, "progress": dataclasses.asdict(progress)}
+
+
+async def query(client: Any, command: dict[str, Any]) -> dict[str, Any]:
+    from vectordb_manager.workflows import QueryRequest, run_query
+
+    request = QueryRequest(**command["request"])
+    return dataclasses.asdict(await run_query(client, request, task_queue=command["queue"]))
+
+
+async def manager_ingest(address: str, command: dict[str, Any]) -> dict[str, Any]:
+    """`VectorDatabaseManager.ingest(..., temporal=ADDRESS)`, blocking (from this running
+    event loop, so on a thread of its own)."""
+    from vectordb_manager import VectorDatabaseManager
+
+    request = command["request"]
+    config = VectorDBConfig.from_dict(request["store"])
+    with VectorDatabaseManager(config) as db:
+        report = db.ingest(request["paths"], temporal=address, task_queue=command["queue"])
+    return {"report": report.to_dict(), "type": type(report).__name__}
+
+
+async def serve(address: str) -> None:
+    from vectordb_manager.workflows import connect
+
+    client = await connect(address)
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        command = json.loads(line)
+        try:
+            if command["op"] == "manager-ingest":
+                answer = await manager_ingest(address, command)
+            else:
+                run = ingest if command["op"] == "ingest" else query
+                answer = await run(client, command)
+        except Exception as exc:
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("worker")
+    p.add_argument("address")
+    p.add_argument("queue")
+    p.add_argument("log")
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--max", type=int, default=2)
+    p = sub.add_parser("client")
+    p.add_argument("address")
+    args = parser.parse_args()
+    if args.command == "worker":
+        worker(args)
+    else:
+        asyncio.run(serve(args.address))
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
