@@ -87,7 +87,9 @@ def test_a_collection_deleted_under_a_writer(
             assert not thread.is_alive()
 
         for tag, w in writes.items():
-            failed = [(s, c) for s, c in w.statuses if s != 201]
+            # 503 "busy": two writers racing for each version, past the commit's retries (a
+            # loaded machine), answered as such to be retried (the SDK does); never another 5xx
+            failed = [(s, c) for s, c in w.statuses if s != 201 and (s, c) != (503, "busy")]
             assert {s for s, _ in failed} <= {404}, (tag, failed)
             assert {c for s, c in w.statuses if s == 404} == {"collection_not_found"}
             assert w.statuses[-1][0] == 404, tag
