@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from vectordb_manager.engine.columns import EncodedValues
-from vectordb_manager.engine.format import Manifest, RawRecords, SegmentData, SegmentRef
+from vectordb_manager.engine.format import Manifest, SegmentData, SegmentRef
 from vectordb_manager.engine.state import StoreState
 
 logger = logging.getLogger(__name__)
@@ -104,19 +104,16 @@ def _apply_kept(
         n: [i for i in st.segment_ids[n][0] if owner[i] == n and i in live] for n in names
     }
     slots = sorted(live[i] for n in names for i in owned[n])
-    seg = st.merged_rows(slots)  # the records' lines and which vectors, nothing copied yet
-    pieces = seg.record_pieces or []
-    seg.raw = RawRecords.split(b"".join(pieces), "carried records") if slots else None
+    seg = st.encoded_rows(slots, vectors=False)
     indexed = 0
-    if slots and seg.vector_rows is not None and new.index is not None:
-        source, rows = seg.vector_rows  # gathered straight into the new index
-        seg.vectors = new.index.extend(len(rows))
+    if slots and st.index is not None and new.index is not None:
+        source, rows = st.index.vectors(), np.asarray(slots, dtype=np.int64)
+        seg.vectors = new.index.extend(len(rows))  # gathered straight into the new index
         if rows[-1] - rows[0] + 1 == len(rows):  # one run of slots (a block of the base)
             seg.vectors[:] = source[rows[0] : rows[-1] + 1]
         else:  # ("clip": unbuffered; the rows are the state's own)
             np.take(source, rows, axis=0, out=seg.vectors, mode="clip")
         indexed = len(rows)
-    seg.record_pieces = seg.vector_rows = None
     seg.deletes = list(dict.fromkeys(d for n in names for d in st.segment_ids[n][1]))
     if slots and keywords and st.text.ready:
         seg.postings = st.text.select(slots)

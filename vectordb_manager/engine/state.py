@@ -188,20 +188,19 @@ class StoreState:
     def _bury(self, slots: list[int]) -> None:
         """Tombstone rows that no id points at any more."""
         for s in slots:
-            self.ids[s] = None
-            self.recs[s] = None
-            self.text.kill(s)
-            self.values.kill(s)
-            self.dead += 1
+            self._kill(s)
 
     def _tombstone(self, doc_id: str) -> None:
         old = self.slot.pop(doc_id, None)
         if old is not None:
-            self.ids[old] = None
-            self.recs[old] = None
-            self.text.kill(old)
-            self.values.kill(old)
-            self.dead += 1
+            self._kill(old)
+
+    def _kill(self, slot: int) -> None:
+        self.ids[slot] = None
+        self.recs[slot] = None
+        self.text.kill(slot)
+        self.values.kill(slot)
+        self.dead += 1
 
     # -- filters ---------------------------------------------------------------------------
     def plan_slots(self, plan: Plan) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -250,12 +249,13 @@ class StoreState:
             vector_rows=(vectors, rows),
         )
 
-    def encoded_rows(self, slots: Iterable[int]) -> SegmentData:
+    def encoded_rows(self, slots: Iterable[int], *, vectors: bool = True) -> SegmentData:
         """The same rows with their records left encoded (``SegmentData.raw``): undecoded
         records are copied as stored, a run of neighbours at a time, so merging segments
         neither decodes records nor keeps them decoded. Every slot, in order (``range`` of
         all), is not copied at all: the vectors are the index's own, and one block's records
-        its own bytes (valid until the next change)."""
+        its own bytes (valid until the next change). ``vectors=False``: no vectors (the
+        caller copies them where they go)."""
         every = (
             isinstance(slots, range)
             and slots.step == 1
@@ -266,7 +266,12 @@ class StoreState:
         slot_list = list(slots)
         pieces = self._record_pieces(slot_list)
         blob = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        vectors = self.index.vectors() if every and self.index is not None else None
+        if not vectors:
+            rows = self._vectors([])
+        elif every and self.index is not None:
+            rows = self.index.vectors()
+        else:
+            rows = self._vectors(slot_list)
         return SegmentData(
             [self.ids[s] for s in slot_list],  # type: ignore[misc]
             [],
@@ -274,7 +279,7 @@ class StoreState:
             [],
             [],
             [],
-            vectors if vectors is not None else self._vectors(slot_list),
+            rows,
             raw=RawRecords.split(blob, "merged records") if slot_list else None,
         )
 
