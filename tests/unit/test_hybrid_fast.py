@@ -98,7 +98,16 @@ def both(
 
 @pytest.mark.parametrize("distance", ["cosine", "l2", "inner_product"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_numpy_fusion_equals_the_threshold_algorithm(distance: str, seed: int) -> None:
+@pytest.mark.parametrize("shallow", [False, True])
+def test_numpy_fusion_equals_the_threshold_algorithm(
+    distance: str, seed: int, shallow: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``shallow``: RRF starts from the first document of each side and must look deeper
+    (4 times, again and again) before it is sure of the k best."""
+    if shallow:
+        from vectordb_manager.engine import hybrid
+
+        monkeypatch.setattr(hybrid._Rrf, "first_depth", lambda self, k: 1)
     store = random_store(seed, distance)
     for query in QUERIES:
         for filter_ in FILTERS:
@@ -148,3 +157,35 @@ def test_approximate_indexes_use_numpy_only_where_their_search_is_exact(index: s
         assert (wide is None) == trained  # the index's own ranking: the threshold algorithm
         keyword_only, slow = both(store, query, 5, None, "rrf", 0.0, 60.0)
         assert keyword_only == slow  # no vector side: nothing approximate
+
+
+def test_rrf_ranks_only_the_head_of_each_side_and_still_finds_the_true_top_k(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store where most documents share a vector or a BM25 score with many others: RRF
+    looks at the first documents of each side only (checked: it never scores them all
+    here), bounds the ranks of tied ones, and still returns the threshold algorithm's
+    answer, scores included."""
+    from vectordb_manager.engine import hybrid
+
+    rng = random.Random(7)
+    store = LocalVectorStore(HashingEmbeddings(8), distance="cosine")
+    texts = [" ".join(rng.choices(WORDS[:6], k=rng.randint(1, 4))) for _ in range(1500)]
+    store.add_texts(texts, [{"n": i} for i in range(len(texts))],
+                    ids=[f"{rng.randrange(10**6):06d}-{i}" for i in range(len(texts))])
+    store.delete([d.id for d in store.similarity_search("amber", k=40) if d.id])
+    seen: list[int] = []
+    contenders = hybrid._Rrf._contenders
+
+    def counted(self: Any, candidates: np.ndarray[Any, Any], k: int) -> Any:
+        seen.append(len(candidates))
+        return contenders(self, candidates, k)
+
+    monkeypatch.setattr(hybrid._Rrf, "_contenders", counted)
+    for query in ["amber", "cobalt delta", "basalt basalt ember", "fjord"]:
+        for alpha, c in [(0.5, 60.0), (0.8, 60.0), (0.2, 5.0), (0.5, 0.0)]:
+            for k in (1, 10, 60):
+                fast, slow = both(store, query, k, None, "rrf", alpha, c)
+                assert fast is not None and [i for i, _ in fast] == [i for i, _ in slow]
+                assert [s for _, s in fast] == [s for _, s in slow], (query, alpha, c, k)
+    assert seen and max(seen) < len(store.engine.state.slot) / 2

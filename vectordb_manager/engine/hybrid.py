@@ -3,9 +3,11 @@
 When the vector side is exact (a flat index, an IVF index not trained yet, or a filter that
 leaves at most an eighth of the slots, which `search` compares exactly in NumPy too), every
 passing slot's distance costs one matrix product, and every passing slot's BM25 score one pass
-over the query terms' postings (`TextIndex.scores`). The fused scores of all of them are then
-computed at once with the formulas of `vectordb_manager.vectorstores.fusion` (same operations,
-same order, so the same floats), and `Document`s are built for the k best only.
+over the query terms' postings (`TextIndex.scores`). The weighted fusion then scores all of
+them at once; reciprocal rank fusion needs ranks, and ranks only the head of each side
+(`_Rrf`: one sort of the values per side, never of the positions). Both use the formulas of
+`vectordb_manager.vectorstores.fusion` (same operations, same order, so the same floats), and
+`Document`s are built for the k best only.
 
 Ranks follow the engine's own rankings: the vector side by distance, then slot (FAISS's flat
 search and `search`'s exact path break ties the same way); the keyword side by BM25 descending,
@@ -18,7 +20,7 @@ term are ranked. For an approximate vector index and a wider filter, `hybrid_sea
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from langchain_core.documents import Document
@@ -67,39 +69,205 @@ def hybrid_search(
     if not allowed.size:
         return []
     weights = (alpha, 1.0 - alpha)
-    rrf = method == "rrf"
-    candidates = np.zeros(0, dtype=np.int64)
-    fused = np.zeros(0)
+    raw: np.ndarray[Any, Any] | None = None
     if weights[0] > 0:
         assert q is not None and st.index is not None
-        raw = exact_raw(st, q, allowed).astype(np.float64)
-        if rrf:
-            order = np.argsort(raw if st.distance == "l2" else -raw, kind="stable")
-            fused = np.empty(len(allowed))
-            fused[order] = weights[0] / _rank_terms(rank_constant, len(allowed))
-        else:
-            fused = weights[0] * relevance(_distances(st.distance, raw))
-        candidates = allowed
+        raw = exact_raw(st, q, allowed)
+    scores, hits = np.zeros(0), np.zeros(0, dtype=np.int64)
     if weights[1] > 0:
-        scores, slots = st.text.scores(text, None if where is None else allowed)
-        if len(slots):
-            if rrf:
-                order = np.lexsort((slots, -scores))
-                part = np.empty(len(slots))
-                part[order] = weights[1] / _rank_terms(rank_constant, len(slots))
-            else:
-                part = weights[1] * scores / float(scores.max())
-            if len(candidates):
-                fused[np.searchsorted(candidates, slots)] += part
-            else:
-                candidates, fused = slots, part
+        scores, hits = st.text.scores(text, None if where is None else allowed)
+    sides = _Sides(st.distance, allowed, raw, scores, hits, weights)
+    if method == "rrf":
+        candidates, fused = _Rrf(sides, rank_constant).top(k)
+    else:
+        candidates, fused = _weighted(sides, relevance)
     return _best(st, candidates, fused, k)
 
 
-def _rank_terms(rank_constant: float, n: int) -> F64:
-    """``c + rank + 1`` for the ranks 0 .. n - 1, as `Fusion.contribution` adds them."""
-    terms = (rank_constant + np.arange(n, dtype=np.float64)) + 1.0
-    return terms.astype(np.float64, copy=False)
+I64 = np.ndarray[Any, np.dtype[np.int64]]
+
+
+class _Sides(NamedTuple):
+    """What each side found among the passing slots."""
+
+    distance: str
+    allowed: I64  # the passing slots, ascending
+    raw: np.ndarray[Any, Any] | None  # the vector side's raw score of each (None: unsearched)
+    scores: F64  # the keyword side's BM25 scores ...
+    hits: I64  # ... of these slots, ascending
+    weights: tuple[float, float]  # the vector side's and the keyword side's
+
+
+class _Ranking:
+    """Positions ``0 .. n - 1`` ranked by ``keys`` ascending, equal keys by position (the
+    engine's rule: the lower slot first), from one sort of the values: the positions are
+    never sorted (a stable argsort of 100k float64 costs 10 ms, a sort of the float32
+    values 0.3 ms). A position's rank is known to lie between the keys below its key and
+    the keys up to it; only where that matters is it made exact, by counting the equal
+    keys at lower positions."""
+
+    def __init__(self, keys: np.ndarray[Any, Any]) -> None:
+        self.keys = keys
+        self.sorted = np.sort(keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def first(self, m: int) -> I64:
+        """The positions whose rank is below ``m``."""
+        if m >= len(self.keys):
+            return np.arange(len(self.keys), dtype=np.int64)
+        cut = self.sorted[m - 1]
+        below = np.flatnonzero(self.keys < cut)
+        level = np.flatnonzero(self.keys == cut)[: m - len(below)]
+        return np.concatenate([below, level])
+
+    def bounds(self, positions: I64) -> tuple[I64, I64]:
+        """The lowest and the highest rank each position can have (equal when its key is
+        not shared)."""
+        values = self.keys[positions]
+        low = np.searchsorted(self.sorted, values, "left")
+        return low, np.searchsorted(self.sorted, values, "right") - 1
+
+    def exact(self, positions: I64, low: I64, high: I64) -> I64:
+        """The ranks of ``positions``, from their `bounds`."""
+        ranks = low.copy()
+        tied = np.flatnonzero(high > low)
+        if not len(tied):
+            return ranks
+        values = self.keys[positions[tied]]
+        for value in np.unique(values):
+            which = tied[values == value]
+            if len(which) == 1:
+                at = int(positions[which[0]])
+                ranks[which] += np.count_nonzero(self.keys[:at] == value)
+            else:
+                level = np.flatnonzero(self.keys == value)  # ascending positions
+                ranks[which] += np.searchsorted(level, positions[which])
+        return ranks
+
+
+class _Rrf:
+    """Reciprocal rank fusion of the exact vector ranking of the ``allowed`` slots (``raw``;
+    ``None``: that side's weight is 0) and the keyword ranking of ``hits`` (BM25
+    ``scores``), for the k best only.
+
+    A document ranked at ``d`` or below on both sides scores at most ``w_v / (c + d + 1) +
+    w_k / (c + d + 1)``: the candidates are the first ``d`` of each side. Each candidate's
+    ranks are first bounded (`_Ranking.bounds`: its key's place among the sorted keys), so
+    its fused score lies in an interval; those whose interval reaches the k-th best lower
+    end get their exact ranks and scores (the formula's floats). When the k-th best exact
+    score is above the bound of the documents outside (strictly: a tie outside could win by
+    id), the candidates hold the k best; otherwise ``d`` grows 4 times, up to every
+    document."""
+
+    def __init__(self, sides: _Sides, rank_constant: float) -> None:
+        self.allowed, self.hits = sides.allowed, sides.hits
+        self.weights, self.c = sides.weights, rank_constant
+        raw = sides.raw
+        self.vector = None if raw is None else _Ranking(raw if sides.distance == "l2" else -raw)
+        self.keyword = _Ranking(-sides.scores) if len(sides.hits) else None
+
+    def top(self, k: int) -> tuple[I64, F64]:
+        """Slots that hold the k best (and every slot tied with the k-th), with their
+        fused scores."""
+        depth = self.first_depth(k)
+        while True:
+            parts = []
+            if self.vector is not None:
+                parts.append(self.allowed[self.vector.first(depth)])
+            if self.keyword is not None:
+                parts.append(self.hits[self.keyword.first(depth)])
+            if not parts:
+                return np.zeros(0, dtype=np.int64), np.zeros(0)
+            candidates, fused = self._contenders(np.unique(np.concatenate(parts)), k)
+            outside = self._bound(depth)
+            if outside is None:
+                return candidates, fused
+            if len(candidates) >= k:
+                kth = np.partition(fused, len(fused) - k)[len(fused) - k]
+                if kth > outside:
+                    return candidates, fused
+            depth *= 4
+
+    def first_depth(self, k: int) -> int:
+        """Deep enough that k documents found by one side alone can beat the bound."""
+        least = min(w for w in self.weights if w > 0)
+        return max(2 * k, int((self.c + k + 1) / least - self.c) + 1)
+
+    def _term(self, side: int, ranks: np.ndarray[Any, Any]) -> F64:
+        """`Fusion.contribution` of each rank (from 0): ``w / (c + rank + 1)``."""
+        terms = (self.c + ranks.astype(np.float64)) + 1.0
+        return self.weights[side] / terms
+
+    def _contenders(self, candidates: I64, k: int) -> tuple[I64, F64]:
+        """The candidates that may be among the k best, with their exact fused scores."""
+        sides: list[tuple[int, _Ranking, I64, I64, I64, I64]] = []
+        if self.vector is not None:
+            positions = np.searchsorted(self.allowed, candidates)
+            everyone = np.arange(len(candidates))
+            sides.append((0, self.vector, everyone, positions, *self.vector.bounds(positions)))
+        if self.keyword is not None:
+            at = np.minimum(np.searchsorted(self.hits, candidates), len(self.hits) - 1)
+            held = np.flatnonzero(self.hits[at] == candidates)
+            sides.append((1, self.keyword, held, at[held], *self.keyword.bounds(at[held])))
+        lowest, highest = np.zeros(len(candidates)), np.zeros(len(candidates))
+        for side, _, rows, _, low, high in sides:
+            lowest[rows] += self._term(side, high)
+            highest[rows] += self._term(side, low)
+        if len(candidates) > k:
+            keep = highest >= np.partition(lowest, len(lowest) - k)[len(lowest) - k]
+            candidates = candidates[keep]
+            mapped = np.full(len(keep), -1)
+            mapped[keep] = np.arange(len(candidates))
+            sides = [
+                (
+                    side,
+                    ranking,
+                    mapped[rows[keep[rows]]],
+                    positions[keep[rows]],
+                    low[keep[rows]],
+                    high[keep[rows]],
+                )
+                for side, ranking, rows, positions, low, high in sides
+            ]
+        fused = np.zeros(len(candidates))
+        for side, ranking, rows, positions, low, high in sides:
+            fused[rows] += self._term(side, ranking.exact(positions, low, high))
+        return candidates, fused
+
+    def _bound(self, depth: int) -> float | None:
+        """The most a document outside the first ``depth`` of both sides scores; ``None``
+        when every document is a candidate."""
+        keyword = self.keyword is not None and depth < len(self.keyword)
+        if self.vector is not None:
+            if depth >= len(self.vector):
+                return None
+            bound = float(self._term(0, np.array([depth]))[0])
+        elif not keyword:
+            return None
+        else:
+            bound = 0.0
+        if keyword:
+            bound += float(self._term(1, np.array([depth]))[0])
+        return bound
+
+
+def _weighted(sides: _Sides, relevance: Relevance) -> tuple[I64, F64]:
+    """The weighted fusion of every candidate: each allowed slot (when the vector side is
+    searched) or each keyword hit."""
+    allowed, raw, scores, hits, weights = sides[1:]
+    candidates, fused = np.zeros(0, dtype=np.int64), np.zeros(0)
+    if raw is not None:
+        candidates = allowed
+        fused = weights[0] * relevance(_distances(sides.distance, raw.astype(np.float64)))
+    if len(hits):
+        part = weights[1] * scores / float(scores.max())
+        if raw is None:
+            return hits, part
+        full = allowed[0] == 0 and allowed[-1] == len(allowed) - 1  # every slot, in order
+        fused[hits if full else np.searchsorted(allowed, hits)] += part
+    return candidates, fused
 
 
 def _distances(distance: str, raw: F64) -> F64:

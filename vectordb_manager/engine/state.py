@@ -211,7 +211,7 @@ class StoreState:
     def live_slots(self) -> np.ndarray[Any, np.dtype[np.int64]]:
         if not self.dead:
             return np.arange(len(self.ids), dtype=np.int64)
-        return np.fromiter(sorted(self.slot.values()), dtype=np.int64, count=len(self.slot))
+        return self.text.live_slots()  # it marks each slot live or killed, as `slot` does
 
     def rows(self, slots: Iterable[int]) -> SegmentData:
         """The records and vectors at the given (live) slots, as segment data."""

@@ -127,6 +127,10 @@ class TextIndex:
             self._dead += 1
         self._stats = None
 
+    def live_slots(self) -> I64:
+        """The live slots, ascending."""
+        return np.flatnonzero(self._alive[: self._slots]).astype(np.int64, copy=False)
+
     @property
     def ready(self) -> bool:
         """Whether every block has its postings (no text is left to analyze)."""
