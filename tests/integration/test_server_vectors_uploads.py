@@ -211,6 +211,8 @@ def test_cli_ingest_through_the_server(
 
     assert main([*remote, "ingest", "docs", "--cleanup", "full"]) == 1
     assert "--cleanup" in capsys.readouterr().err
+    assert main([*remote, "ingest", "docs", "--temporal", "localhost:7233"]) == 1
+    assert "use one of the two" in capsys.readouterr().err
     assert main(["--path", str(tmp_path / "local"), "ingest", "docs", "--base", "docs"]) == 1
     assert "applies with --server" in capsys.readouterr().err
     assert main([*remote, "ingest", "docs/a.md", "--base", str(docs / "sub")]) == 1

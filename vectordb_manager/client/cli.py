@@ -106,6 +106,12 @@ def remote_ingest(args: argparse.Namespace) -> int:
             "--cleanup works on a store opened here; through --server, delete the documents "
             "of removed files with `vectordb --server ... delete`"
         )
+    if getattr(args, "temporal", None):
+        raise InvalidInputError(
+            "--temporal runs the ingestion on Temporal workers, which open the store "
+            "themselves; --server uploads the files to a server, which ingests them: use one "
+            "of the two"
+        )
     admin, name = _client(args)
     answer = admin.upload(name, args.paths, base=args.base or os.getcwd(), source_names=True)
     fields = {k: answer[k] for k in IngestReport.__dataclass_fields__ if k in answer}

@@ -78,6 +78,7 @@ class VectorIndex:
         self.params = params
         metric = faiss_metric(distance)
         self._ivf: Any = None
+        self._view: Vectors | None = None  # `vectors()`, until the storage changes
         if kind == "hnsw":
             self._index: Any = faiss.IndexHNSWFlat(dim, params.hnsw_m, metric)
             self._index.hnsw.efConstruction = params.ef_construction
@@ -113,6 +114,7 @@ class VectorIndex:
         index = cls.__new__(cls)
         index.kind, index.dim, index.distance, index.params = kind, dim, distance, params
         index._ivf = None
+        index._view = None
         if kind == "hnsw":
             if not isinstance(loaded, faiss.IndexHNSWFlat):
                 raise IntegrityError("the index snapshot is not an HNSW index")
@@ -157,6 +159,7 @@ class VectorIndex:
         if len(vectors) == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._view = None
         if self.kind == "ivf":
             self._store.add(vectors)
             if self._ivf is not None:
@@ -174,6 +177,7 @@ class VectorIndex:
             raise ValueError(f"extend() is for flat indexes, not {self.kind!r}")
         n = self.ntotal
         self.reserve(rows)
+        self._view = None
         self._store.codes.resize((n + rows) * self.dim * 4)
         self._store.ntotal = n + rows
         return self.vectors()[n:]
@@ -185,6 +189,7 @@ class VectorIndex:
         HNSW: no effect."""
         if self.kind == "hnsw" or rows <= 0:
             return
+        self._view = None  # the storage may move
         size = self._store.codes.size()
         spare = max(1024, (self.ntotal + rows) // 16)
         self._store.codes.resize(size + (rows + spare) * self.dim * 4)
@@ -212,10 +217,14 @@ class VectorIndex:
 
     def vectors(self) -> Vectors:
         """A read-only view of every slot's vector, valid until the next `add`."""
+        view = self._view
+        if view is not None:
+            return view
         n = self.ntotal
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        view: Vectors = faiss.rev_swig_ptr(self._store.get_xb(), n * self.dim).reshape(n, self.dim)
+        view = faiss.rev_swig_ptr(self._store.get_xb(), n * self.dim).reshape(n, self.dim)
+        self._view = view
         return view
 
     def search(

@@ -15,6 +15,7 @@ class ReadWriteLock:
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
+        self._reading = _Reading(self)
 
     @property
     def writers_waiting(self) -> int:
@@ -22,19 +23,21 @@ class ReadWriteLock:
         with self._cond:
             return self._waiting_writers
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
+    def read(self) -> _Reading:
+        """A context in which to read: ``with lock.read(): ...``."""
+        return self._reading
+
+    def _enter_read(self) -> None:
         with self._cond:
             while self._writer or self._waiting_writers:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers and self._waiting_writers:
-                    self._cond.notify_all()
+
+    def _exit_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if not self._readers and self._waiting_writers:
+                self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -50,3 +53,19 @@ class ReadWriteLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+class _Reading:
+    """`ReadWriteLock.read`'s context: a plain object, not a generator (a search takes it
+    once or twice, and a generator's context costs a few microseconds more)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: ReadWriteLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock._enter_read()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock._exit_read()

@@ -7,6 +7,7 @@ finite and of the store's dimension, at most `MAX_DIMENSION`.
 
 from __future__ import annotations
 
+import array
 import math
 from collections.abc import Sequence
 
@@ -53,8 +54,11 @@ def prepare_query(
     dimension yet (it is empty). ``checked``: it comes from the embedding service, which has
     already checked that it is a finite float32 vector."""
     try:
-        q = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
+        if type(vector) is list:  # the usual query: a list of floats, converted in C
+            q = np.frombuffer(array.array("f", vector), dtype=np.float32)
+        else:
+            q = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(
             f"a query vector must be a flat list of numbers ({exc}); embed the query "
             "with the store's embedding model"
