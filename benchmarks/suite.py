@@ -133,6 +133,7 @@ class Part:
     needs_bytes: int = 0  # skipped when psutil says less is available (plus a margin)
     result: PartResult | None = None
     error: str = ""
+    reused: str = ""  # the earlier run its result comes from (``--reuse``), else ""
 
     def command(self) -> str:
         return shlex.join([f"benchmarks/{self.script}", *self.argv])
@@ -177,8 +178,30 @@ def plan(args: argparse.Namespace) -> list[Part]:
                 f"unknown part(s) {', '.join(sorted(unknown))}; parts: "
                 f"{', '.join(p.name for p in parts)} (hnsw-large needs --hnsw-1m)"
             )
-        parts = [p for p in parts if p.name in wanted]
+        if not args.reuse:
+            parts = [p for p in parts if p.name in wanted]
     return parts
+
+
+def reuse(parts: list[Part], args: argparse.Namespace) -> list[Part]:
+    """The parts to run now (``--parts``); every other one takes its result from the raw
+    results of an earlier full run (``--reuse FILE``, a ``latest.json``), which the document
+    then names beside it."""
+    if not args.reuse:
+        return parts
+    wanted = set(args.parts.split(",")) if args.parts else {p.name for p in parts}
+    earlier = json.loads(Path(args.reuse).read_text())
+    when = datetime.datetime.fromtimestamp(Path(args.reuse).stat().st_mtime, datetime.UTC)
+    source = f"the run of {when:%Y-%m-%d %H:%M} UTC (`{shlex.join(earlier['argv'])}`)"
+    for part in parts:
+        if part.name in wanted:
+            continue
+        found = earlier["parts"].get(part.name)
+        if not found or not found.get("result"):
+            raise SystemExit(f"--reuse: {args.reuse} has no result for part {part.name!r}")
+        part.result = PartResult.from_json(found["result"])
+        part.reused = source
+    return [p for p in parts if p.name in wanted]
 
 
 def available_bytes() -> int | None:
@@ -434,6 +457,14 @@ def document(
         f"- CPU used by other processes during the run: {others}",
         "",
     ]
+    reused = [p.name for p in parts if p.reused]
+    if reused:
+        lines += [
+            f"**Rerun in this run: {', '.join(p.name for p in parts if not p.reused)}; the "
+            f"other parts' figures ({', '.join(reused)}) are reused from an earlier run, "
+            "named in the table of parts below.**",
+            "",
+        ]
     if args.quick:
         lines += [
             "**Quick run (`--quick`): small sizes, few queries; not the reference figures.**",
@@ -455,6 +486,8 @@ def document(
     for p in parts:
         took = fmt_minutes(p.result.elapsed_s) if p.result else "-"
         state = p.result.others_cpu if p.result else p.error
+        if p.reused:
+            state += f"; **reused from {p.reused}**"
         lines.append(f"| {p.name} | `{p.command()}` | {took} | {state} |")
     lines.append("")
     return "\n".join(lines)
@@ -490,6 +523,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help=f"replace the generated part of {DOCS.relative_to(REPO_ROOT)}",
     )
+    parser.add_argument(
+        "--reuse",
+        metavar="FILE",
+        help="with --parts: take the other parts' results from an earlier full run's raw "
+        "results (benchmarks/results/latest.json); the document says which are reused",
+    )
     parser.add_argument("--docs", type=Path, default=DOCS, help=argparse.SUPPRESS)
     parser.add_argument(
         "--wait-quiet",
@@ -500,16 +539,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    if args.write_docs and (args.quick or args.parts) and args.docs == DOCS:
-        parser.error("--write-docs writes the reference figures: not with --quick or --parts")
+    if args.write_docs and (args.quick or (args.parts and not args.reuse)) and args.docs == DOCS:
+        parser.error(
+            "--write-docs writes the reference figures: not with --quick, nor with --parts "
+            "unless --reuse gives the other parts' results"
+        )
     parts = plan(args)
+    to_run = reuse(parts, args)
     facts = common.machine_facts()
     if args.wait_quiet > 0:
         common.log(f"- {common.wait_quiet(args.wait_quiet)}")
     watch = CpuWatch()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_suite_") as tmp:
-        for part in parts:
+        for part in to_run:
             run(part, args, Path(tmp))
     elapsed = time.perf_counter() - t0
     doc = document(parts, args, facts, watch.report(), elapsed)
@@ -523,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.name: {
                 "command": p.command(),
                 "error": p.error,
+                "reused": p.reused,
                 "result": p.result.to_json() if p.result else None,
             }
             for p in parts
