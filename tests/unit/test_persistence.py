@@ -653,3 +653,25 @@ def test_compactions_list_the_manifests_only_when_one_can_have_expired(tmp_path:
     assert store.compact()
     assert listings == ["manifests/"]
     assert len(files(tmp_path, "manifests/*.json")) <= 10
+
+
+def test_an_open_whose_index_cannot_be_allocated_fails_instead_of_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flat index's storage is allocated while the files are being read, and their
+    vectors wait for it: when the allocation fails, the readers stop too and the open raises
+    (it would hang if they kept waiting); a later open works."""
+    from vectordb_manager.engine.index import VectorIndex
+
+    store = open_store(tmp_path / "s", compaction=CompactionPolicy(background=False))
+    for batch in range(3):
+        store.add_texts([f"text {batch}-{i}" for i in range(20)])
+
+    def no_memory(self: VectorIndex, rows: int) -> None:
+        raise MemoryError(f"cannot allocate {rows} rows")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(VectorIndex, "extend", no_memory)
+        with pytest.raises(MemoryError, match="60 rows"):
+            open_store(tmp_path / "s")
+    assert len(open_store(tmp_path / "s")) == 60

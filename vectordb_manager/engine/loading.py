@@ -122,17 +122,20 @@ class Loader:
             )
         self._check_sizes(segments)
         index: VectorIndex | None = None
-        slots: Vectors | None = None
+        # a flat index's storage, allocated while the first files are read and hashed (its
+        # pages are zeroed as they are first touched: ~1 s at 1M x 384); a file's vectors
+        # wait for it when their section comes
+        room: Future[Vectors] | None = None
         if kind == "flat" and dim is not None:
             index = VectorIndex(kind, dim, self.distance, self.params)
-            slots = index.extend(sum(ref.rows for ref in segments))
+            room = Future()
         starts = np.cumsum([0, *(ref.rows for ref in segments)]).tolist()
         loaded: list[Future[VectorIndex]] = []  # the snapshot being read
 
         def sink(i: int) -> VectorSink | None:
-            if slots is not None:
-                view = slots[starts[i] : starts[i + 1]]
-                return lambda rows, d: view
+            if room is not None:
+                storage = room
+                return lambda rows, d: storage.result()[starts[i] : starts[i + 1]]
             if use_snapshot and i == 0 and kind == "hnsw" and lazy:
                 # over the snapshot's copy: the segment's vectors are the ones that count
                 return lambda rows, d: loaded[0].result().vectors()[:rows]
@@ -162,6 +165,13 @@ class Loader:
                     following = next(upcoming, None)
 
             prefetch()
+            if room is not None:
+                assert index is not None
+                try:
+                    room.set_result(index.extend(starts[-1]))
+                except BaseException as exc:
+                    room.set_exception(exc)  # the readers waiting for it stop too
+                    raise
             indexed = 0
             if use_snapshot:
                 assert snapshot is not None
@@ -170,14 +180,14 @@ class Loader:
             state = StoreState(
                 kind, dim, self.distance, self.params, index=index, analyzer=self.analyzer
             )
-            if slots is None and state.index is not None:
+            if room is None and state.index is not None:
                 state.index.reserve(sum(ref.rows for ref in segments) - indexed)
             for i in range(len(segments)):
                 ref, future = pending.popleft()
                 seg = future.result()
                 waiting -= _size(ref)
                 prefetch()
-                in_index = len(seg) if slots is not None else indexed if i == 0 else 0
+                in_index = len(seg) if room is not None else indexed if i == 0 else 0
                 if i == 0 and indexed and not lazy and state.index is not None:
                     state.index.check_snapshot(seg.vectors)
                 state.apply(seg, ref.name, indexed_rows=in_index)
