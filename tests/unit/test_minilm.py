@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from vectordb_manager import LocalVectorStore
+from vectordb_manager import LocalVectorStore, minilm
 from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.embeddings import (
     DEFAULT_HF_MODEL,
@@ -142,7 +142,8 @@ def test_a_store_built_with_sentence_transformers_opens_with_the_numpy_model(
 def test_without_the_numpy_path_sentence_transformers_computes_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "vectordb_manager.minilm", None)  # as if not importable
+    # as if the NumPy path were unavailable (no tokenizers, safetensors or model package)
+    monkeypatch.setattr(minilm, "offline", lambda: None)
     fallback = build_embeddings(VectorDBConfig())
     assert type(fallback).__name__ == "HuggingFaceEmbeddings"
     assert embedding_model_name(fallback) == DEFAULT_HF_MODEL
