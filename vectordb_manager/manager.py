@@ -40,9 +40,9 @@ from vectordb_manager.errors import (
 from vectordb_manager.ingestion import Cleanup, IngestReport, ReportingEmbeddings
 from vectordb_manager.ingestion import ingest as ingest_files
 from vectordb_manager.processing import DocumentProcessor
-from vectordb_manager.vectorstores.compat import MetadataFilter
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore
 from vectordb_manager.vectorstores.factory import create_vector_store
+from vectordb_manager.vectorstores.requests import MetadataFilter
 
 if TYPE_CHECKING:  # imported when used: it pulls in LangChain's tracing (a third of startup)
     from langchain_core.vectorstores import VectorStoreRetriever

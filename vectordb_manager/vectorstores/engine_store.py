@@ -29,18 +29,7 @@ from vectordb_manager.engine.options import DEFAULT_BATCH_SIZE
 from vectordb_manager.engine.search import require_k
 from vectordb_manager.errors import ConfigurationError
 from vectordb_manager.storage.base import Storage
-from vectordb_manager.vectorstores.compat import (
-    ADD_IGNORED,
-    ADD_KWARGS,
-    FaissCompatMixin,
-    MetadataFilter,
-    MMRRequest,
-    SearchRequest,
-    mmr_request,
-    refuse_unknown,
-    similarity_request,
-    without,
-)
+from vectordb_manager.vectorstores.compat import ADD_IGNORED, ADD_KWARGS, FaissCompatMixin
 from vectordb_manager.vectorstores.hybrid import HybridSearchMixin
 from vectordb_manager.vectorstores.opening import (
     STORE_OPTIONS,
@@ -49,6 +38,15 @@ from vectordb_manager.vectorstores.opening import (
     open_engine,
 )
 from vectordb_manager.vectorstores.relevance import RELEVANCE
+from vectordb_manager.vectorstores.requests import (
+    MetadataFilter,
+    MMRRequest,
+    SearchRequest,
+    mmr_request,
+    refuse_unknown,
+    similarity_request,
+    without,
+)
 from vectordb_manager.vectorstores.rows import _id_list, _validate_rows
 
 
@@ -317,8 +315,7 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
     def _scored(
         self, vector: Sequence[float] | Vectors, request: SearchRequest, *, checked: bool = False
     ) -> list[tuple[Document, float]]:
-        hits = self._engine.search(vector, request.k, request.where, checked=checked)
-        return request.keep([(h.document, h.distance) for h in hits])
+        return request.search(self._engine, vector, checked=checked)
 
     @override
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
