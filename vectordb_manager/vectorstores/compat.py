@@ -8,8 +8,9 @@ MMR with scores, ``merge_from``). This module holds that surface once for every 
 
 * `similarity_request` and `mmr_request` (in `vectorstores.requests`, which the command
   line's search uses too) check a search's arguments before anything is embedded: ``k``,
-  the filter (compiled once), ``fetch_k``, ``score_threshold``, ``lambda_mult``. Anything else is refused by name (`refuse_unknown`), so a misspelt option
-  is an error rather than silently ignored, as FAISS does. ``verbose``, which
+  the filter (compiled once), ``fetch_k``, ``score_threshold``, ``lambda_mult``. Anything
+  else is refused by name (`refuse_unknown`), so a misspelt option is an error rather than
+  silently ignored, as FAISS does. ``verbose``, which
   ``retriever.invoke(query, verbose=True)`` passes down to the store, is accepted and ignored.
 * ``fetch_k`` on a similarity search: FAISS fetches that many neighbours and filters them
   afterwards, so a filtered search may come back short. Here a filtered search is exact (the
