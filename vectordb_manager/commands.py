@@ -98,7 +98,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from vectordb_manager.manager import require_query
+    from vectordb_manager.quick_search import open_search, require_query
 
     require_query(args.query)  # before the store is opened or the model loaded
     try:
@@ -112,7 +112,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["fusion"] = args.fusion
     if args.alpha is not None:
         options["alpha"] = args.alpha
-    manager = _manager(args)
+    # the engine alone where it can answer (no LangChain store or model class), else the
+    # manager: the same results either way
+    manager = open_search(build_config(args))
     if options and manager.config.search_mode != "hybrid":
         raise InvalidInputError("--fusion and --alpha apply to hybrid search; add --mode hybrid")
     hits = manager.search_with_scores(args.query, k=args.k, filter=filter_, **options)

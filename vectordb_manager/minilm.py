@@ -66,6 +66,7 @@ else:  # the LangChain face, defined with the other LangChain embeddings (import
 Array = np.ndarray[Any, np.dtype[np.float32]]
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DIMENSION = 384  # the model's (its config.json says so; `read_config` reads it)
 NAMES = frozenset({"all-minilm-l6-v2", MODEL_NAME.lower()})
 """The names (lower-cased) under which a configuration asks for this model."""
 _ST = "sentence_transformers.models."

@@ -19,7 +19,6 @@ from typing_extensions import override
 
 from vectordb_manager.embeddings import (
     EmbeddingService,
-    check_vectors,
     embedding_model_name,
     known_dimension,
 )
@@ -27,6 +26,7 @@ from vectordb_manager.engine.core import Engine
 from vectordb_manager.engine.format import Vectors
 from vectordb_manager.engine.options import DEFAULT_BATCH_SIZE
 from vectordb_manager.engine.search import require_k
+from vectordb_manager.engine.vectors import check_vectors
 from vectordb_manager.errors import ConfigurationError
 from vectordb_manager.storage.base import Storage
 from vectordb_manager.vectorstores.compat import ADD_IGNORED, ADD_KWARGS, FaissCompatMixin
