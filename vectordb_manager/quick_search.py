@@ -85,15 +85,19 @@ class EngineSearch:
 
     @staticmethod
     def can_answer(config: VectorDBConfig) -> bool:
-        """Whether ``config`` names a persisted store and the offline default model, with the
-        packages that compute it in NumPy installed (the manager would compute it so)."""
+        """Whether ``config`` names a persisted store and the offline default model, computed
+        in NumPy (as the manager would compute it): its packages are installed and, unless
+        the configuration searches by keyword alone, the model loads (`minilm.offline`;
+        loaded once per process)."""
         model = (config.embedding_model or minilm.MODEL_NAME).lower()
-        return (
+        if not (
             config.embedding_provider == "huggingface"
             and model in minilm.NAMES
             and config.storage_type in ("local", "s3")
             and all(importlib.util.find_spec(p) is not None for p in _MODEL_PACKAGES)
-        )
+        ):
+            return False
+        return config.search_mode == "keyword" or minilm.offline() is not None
 
     def __init__(self, config: VectorDBConfig) -> None:
         """Open the store ``config`` names (it must exist), as the manager opens it for the
@@ -160,10 +164,11 @@ class EngineSearch:
 
         if self._model is None:
             self._model = minilm.offline()
-        if self._model is None:  # its files are not the model expected: as the manager does
-            from vectordb_manager.embeddings import EmbeddingService
-
-            return EmbeddingService.from_config(self.config).embed_query_array(query)
+            if self._model is None:  # its files are not the model expected (`can_answer`)
+                raise EmbeddingError(
+                    "the offline all-MiniLM-L6-v2 cannot be loaded here; search through "
+                    "VectorDatabaseManager, which computes it with sentence-transformers"
+                )
         try:
             vector = self._model.encode([query])[0]
         except Exception as exc:
