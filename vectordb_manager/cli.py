@@ -29,7 +29,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from vectordb_manager.commands import (
@@ -44,6 +44,7 @@ from vectordb_manager.commands import (
     cmd_stats,
     cmd_vacuum,
     cmd_verify,
+    model_bars_off,
 )
 from vectordb_manager.config import SEARCH_MODES
 from vectordb_manager.engine.options import DISTANCES, INDEX_TYPES
@@ -55,7 +56,7 @@ from vectordb_manager.workflows.command import add_ingest_options, add_worker_pa
 _FUSIONS = ("rrf", "weighted")
 # the commands that show progress bars (unless -q), and those that may load the model
 _PROGRESS_COMMANDS = frozenset({"ingest", "migrate", "import-faiss"})
-_EMBEDDING_COMMANDS = frozenset({"ingest", "search"})
+_EMBEDDING_COMMANDS = frozenset({"ingest"})  # and search, where it loads a library's model
 
 
 class _Version(argparse.Action):
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bars = args.command in _PROGRESS_COMMANDS and not args.quiet
         with contextlib.ExitStack() as stack:
             if not bars and args.command in _EMBEDDING_COMMANDS:
-                stack.enter_context(_model_bars_off())
+                stack.enter_context(model_bars_off())
             code = int(args.func(args))
             sys.stdout.flush()  # here, so that a closed pipe is met below, not at exit
         return code
@@ -318,37 +319,6 @@ def _stdout_closed() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return 1
-
-
-@contextlib.contextmanager
-def _model_bars_off() -> Iterator[None]:
-    """No progress bars from the embedding model's libraries while the command runs:
-    huggingface_hub's (downloads) through its own switch, which transformers reads when it is
-    imported (its "Loading weights" bar); transformers' own switch too if it is imported
-    already. Both are switched back on afterwards (``main`` may run again in this process)."""
-    try:
-        from huggingface_hub.utils.tqdm import (
-            are_progress_bars_disabled,
-            disable_progress_bars,
-            enable_progress_bars,
-        )
-    except ImportError:  # no huggingface extra: no such bars
-        yield
-        return
-    hub_on = not are_progress_bars_disabled()
-    loaded = sys.modules.get("transformers.utils.logging")
-    transformers_on = loaded is not None and bool(loaded.is_progress_bar_enabled())
-    disable_progress_bars()
-    if loaded is not None and transformers_on:
-        loaded.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if hub_on:
-            enable_progress_bars()
-        now = sys.modules.get("transformers.utils.logging")  # perhaps imported meanwhile
-        if now is not None and (transformers_on or (loaded is None and hub_on)):
-            now.enable_progress_bar()
 
 
 # the loggers ``configure_debug_logging`` turns to DEBUG

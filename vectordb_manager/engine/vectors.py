@@ -2,7 +2,9 @@
 
 For ``cosine`` stores, vectors are stored and searched L2-normalised (inner product of unit
 vectors), so an all-zero vector, which has no direction, is refused. Every vector must be
-finite and of the store's dimension, at most `MAX_DIMENSION`.
+finite and of the store's dimension, at most `MAX_DIMENSION`. `check_vectors` checks what an
+embedding model returned (count, one dimension, finite numbers), for the embedding service
+and for ``vectordb search``, which embeds its query without LangChain.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from __future__ import annotations
 import array
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from vectordb_manager.engine.format import Vectors
 from vectordb_manager.engine.limits import MAX_DIMENSION
-from vectordb_manager.errors import DimensionMismatchError, InvalidInputError
+from vectordb_manager.errors import DimensionMismatchError, EmbeddingError, InvalidInputError
 
 
 def prepare_rows(vectors: Vectors, distance: str) -> Vectors:
@@ -84,3 +87,68 @@ def prepare_query(
             )
         q = q / norm
     return q.reshape(1, -1)
+
+
+_VECTOR_TYPES = frozenset((list, tuple, np.ndarray))
+
+
+def check_vectors(
+    vectors: Any,
+    expected: int,
+    dimension: int | None,
+    source: str | None = None,
+    learn: Any = None,
+) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Validate vectors into a float32 array: count, one dimension, finite values."""
+    who = f"embedding model {source!r}" if source else "the vectors"
+    try:
+        count = len(vectors)
+    except TypeError:
+        raise EmbeddingError(
+            f"{who} returned {type(vectors).__name__}, not a list of vectors"
+        ) from None
+    if count != expected:
+        raise EmbeddingError(f"{who} returned {count} vectors for {expected} texts")
+    if count == 0:
+        return np.zeros((0, dimension or 0), dtype=np.float32)
+    if not _VECTOR_TYPES.issuperset(map(type, vectors)) and any(  # (the common case in C)
+        isinstance(v, str | bytes) or not hasattr(v, "__len__") for v in vectors
+    ):
+        raise EmbeddingError(f"{who} returned items that are not vectors (lists of floats)")
+    lengths = set(map(len, vectors))
+    if len(lengths) > 1:
+        raise DimensionMismatchError(
+            f"{who} returned vectors of different lengths {sorted(lengths)}; "
+            "every vector must have the same dimension"
+        )
+    (dim,) = lengths
+    if dimension is not None and dim != dimension:
+        if source:
+            raise DimensionMismatchError(
+                f"{who} returned {dim}-dimensional vectors but {dimension} were expected; "
+                "use the model the store was built with"
+            )
+        raise DimensionMismatchError(
+            f"the vectors have dimension {dim} but the store's is {dimension}; "
+            "use the embedding model the store was built with"
+        )
+    try:
+        array = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise EmbeddingError(f"{who} returned values that are not numbers: {exc}") from exc
+    if array.ndim != 2 or dim == 0:
+        raise EmbeddingError(f"{who} returned empty vectors")
+    if not np.isfinite(array).all():
+        bad = int(np.argwhere(~np.isfinite(array))[0][0])
+        raise EmbeddingError(
+            f"{who} returned NaN or infinite values (first in vector {bad}); "
+            "check the model and the input text"
+        )
+    if learn is not None and dimension is None:
+        learn(dim)
+    return array
+
+
+def model_failure(model: str | None, exc: Exception) -> str:
+    """The message of an `EmbeddingError` for ``exc``, raised by the model named ``model``."""
+    return f"embedding model {model!r} failed: {type(exc).__name__}: {exc}"

@@ -6,10 +6,11 @@ on every search, callable filters, ``batch_size`` on adds (``langchain_core.inde
 passes it), and it has methods the base `VectorStore` lacks (``..._with_score_by_vector``,
 MMR with scores, ``merge_from``). This module holds that surface once for every engine store:
 
-* `similarity_request` and `mmr_request` check a search's arguments before anything is
-  embedded: ``k``, the filter (compiled once), ``fetch_k``, ``score_threshold``,
-  ``lambda_mult``. Anything else is refused by name (`refuse_unknown`), so a misspelt option
-  is an error rather than silently ignored, as FAISS does. ``verbose``, which
+* `similarity_request` and `mmr_request` (in `vectorstores.requests`, which the command
+  line's search uses too) check a search's arguments before anything is embedded: ``k``,
+  the filter (compiled once), ``fetch_k``, ``score_threshold``, ``lambda_mult``. Anything
+  else is refused by name (`refuse_unknown`), so a misspelt option is an error rather than
+  silently ignored, as FAISS does. ``verbose``, which
   ``retriever.invoke(query, verbose=True)`` passes down to the store, is accepted and ignored.
 * ``fetch_k`` on a similarity search: FAISS fetches that many neighbours and filters them
   afterwards, so a filtered search may come back short. Here a filtered search is exact (the
@@ -29,11 +30,9 @@ MMR with scores, ``merge_from``). This module holds that surface once for every 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from langchain_core.documents import Document
@@ -42,127 +41,26 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
 from typing_extensions import override
 
-from vectordb_manager.engine.filters import CompiledFilter, compile_where
-from vectordb_manager.engine.search import require_k
 from vectordb_manager.errors import DimensionMismatchError, InvalidInputError
+from vectordb_manager.vectorstores.requests import (
+    MetadataFilter,
+    MMRRequest,
+    SearchRequest,
+    mmr_request,
+    similarity_request,
+)
 
 if TYPE_CHECKING:
     from vectordb_manager.embeddings import EmbeddingService
     from vectordb_manager.engine.core import Engine
     from vectordb_manager.engine.format import Vectors
 
-MetadataFilter = dict[str, Any] | Callable[[dict[str, Any]], bool]
-"""A ``filter=``: a dict on metadata (see `vectordb_manager.engine.filters`) or, as in
-LangChain's FAISS store, a function of a document's metadata returning whether it passes."""
-
-SIMILARITY_KWARGS = ("k", "filter", "fetch_k", "score_threshold")
-MMR_KWARGS = ("k", "fetch_k", "lambda_mult", "filter")
 ADD_KWARGS = ("metadatas", "ids", "batch_size")
-_IGNORED = ("verbose",)  # retriever.invoke(query, verbose=True) passes it down unpopped
 ADD_IGNORED = ("current_time",)
 """What LangChain's retrievers pass to an add and the store has no use for:
 ``TimeWeightedVectorStoreRetriever.add_documents(docs, current_time=...)`` stamps the
 documents' metadata itself and hands the keyword on."""
-_HINTS = {
-    "lambda_mult": "lambda_mult is for max_marginal_relevance_search (search_type='mmr')",
-    "score_threshold": "score_threshold applies to the similarity searches, not to MMR",
-}
 MERGE_CONFLICTS = ("error", "replace", "skip")
-
-
-def without(kwargs: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """``kwargs`` without ``names``."""
-    return {k: v for k, v in kwargs.items() if k not in names}
-
-
-def refuse_unknown(method: str, kwargs: Mapping[str, Any], accepted: Sequence[str]) -> None:
-    """`InvalidInputError` naming the keyword arguments ``method`` does not take."""
-    unknown = sorted(k for k in kwargs if k not in _IGNORED)
-    if unknown:
-        hints = [_HINTS[k] for k in unknown if k in _HINTS]
-        raise InvalidInputError(
-            f"{method}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
-            f"it takes {', '.join(accepted)}" + "".join(f" ({h})" for h in hints)
-        )
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """A similarity search's arguments, checked: ``k``, the compiled filter and the largest
-    distance to keep (``None``: any)."""
-
-    k: int
-    where: CompiledFilter | None
-    score_threshold: float | None = None
-
-    def keep(self, pairs: list[tuple[Document, float]]) -> list[tuple[Document, float]]:
-        """The (document, distance) pairs within the threshold."""
-        limit = self.score_threshold
-        return pairs if limit is None else [(d, s) for d, s in pairs if s <= limit]
-
-
-@dataclass(frozen=True)
-class MMRRequest:
-    """A maximal-marginal-relevance search's arguments, checked."""
-
-    k: int
-    fetch_k: int
-    lambda_mult: float
-    where: CompiledFilter | None
-
-
-def compile_filter(filter: MetadataFilter | None) -> CompiledFilter | None:
-    """The filter compiled once for a search (`InvalidInputError` if it is malformed)."""
-    return compile_where(cast(Any, filter))  # callables: see engine/filters.py
-
-
-def similarity_request(
-    k: object, filter: MetadataFilter | None, fetch_k: object, kwargs: Mapping[str, Any]
-) -> SearchRequest:
-    """A similarity search's arguments checked (and its filter compiled) once, before the
-    query is embedded; ``kwargs`` may hold ``score_threshold`` (and an ignored ``verbose``)."""
-    extra = dict(kwargs)
-    threshold = extra.pop("score_threshold", None)
-    refuse_unknown("similarity_search", extra, SIMILARITY_KWARGS)
-    require_k(fetch_k, "fetch_k")
-    return SearchRequest(require_k(k), compile_filter(filter), _threshold(threshold))
-
-
-def mmr_request(
-    k: object,
-    fetch_k: object,
-    lambda_mult: object,
-    filter: MetadataFilter | None,
-    kwargs: Mapping[str, Any],
-) -> MMRRequest:
-    """An MMR search's arguments, checked once before the query is embedded."""
-    refuse_unknown("max_marginal_relevance_search", kwargs, MMR_KWARGS)
-    fetch = require_k(fetch_k, "fetch_k")
-    if (
-        isinstance(lambda_mult, bool)
-        or not isinstance(lambda_mult, int | float | np.floating | np.integer)
-        or not 0.0 <= lambda_mult <= 1.0
-    ):
-        raise InvalidInputError(
-            f"lambda_mult={lambda_mult!r} must be a number between 0 (most diverse) and 1 "
-            "(most relevant)"
-        )
-    return MMRRequest(require_k(k), fetch, float(lambda_mult), compile_filter(filter))
-
-
-def _threshold(value: object) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float | np.floating | np.integer)
-        or math.isnan(value)
-    ):
-        raise InvalidInputError(
-            f"score_threshold={value!r} must be a number: the largest distance to keep "
-            "(scores are distances, lower is closer)"
-        )
-    return float(value)
 
 
 class FaissCompatMixin(VectorStore):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
@@ -20,23 +19,26 @@ from typing_extensions import override
 
 from vectordb_manager.embeddings import (
     EmbeddingService,
-    check_vectors,
     embedding_model_name,
     known_dimension,
 )
-from vectordb_manager.engine.analyzer import Analyzer
-from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.core import Engine
 from vectordb_manager.engine.format import Vectors
-from vectordb_manager.engine.index import IndexParams
-from vectordb_manager.engine.options import DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_ATTEMPTS
+from vectordb_manager.engine.options import DEFAULT_BATCH_SIZE
 from vectordb_manager.engine.search import require_k
+from vectordb_manager.engine.vectors import check_vectors
 from vectordb_manager.errors import ConfigurationError
 from vectordb_manager.storage.base import Storage
-from vectordb_manager.vectorstores.compat import (
-    ADD_IGNORED,
-    ADD_KWARGS,
-    FaissCompatMixin,
+from vectordb_manager.vectorstores.compat import ADD_IGNORED, ADD_KWARGS, FaissCompatMixin
+from vectordb_manager.vectorstores.hybrid import HybridSearchMixin
+from vectordb_manager.vectorstores.opening import (
+    STORE_OPTIONS,
+    StoreOptions,
+    analyzer_option,
+    open_engine,
+)
+from vectordb_manager.vectorstores.relevance import RELEVANCE
+from vectordb_manager.vectorstores.requests import (
     MetadataFilter,
     MMRRequest,
     SearchRequest,
@@ -45,129 +47,7 @@ from vectordb_manager.vectorstores.compat import (
     similarity_request,
     without,
 )
-from vectordb_manager.vectorstores.hybrid import HybridSearchMixin
-from vectordb_manager.vectorstores.relevance import RELEVANCE
 from vectordb_manager.vectorstores.rows import _id_list, _validate_rows
-
-_INDEX_OPTIONS = tuple(IndexParams.__dataclass_fields__)
-
-
-@dataclass(frozen=True)
-class StoreOptions:
-    """The keyword options every store takes besides ``distance`` and ``index``, checked once
-    (`from_kwargs`); the index's tuning (`IndexParams`) is given by its field names."""
-
-    batch_size: int = DEFAULT_BATCH_SIZE
-    commit_attempts: int = DEFAULT_COMMIT_ATTEMPTS
-    check_embedding_model: bool = True
-    create: bool = True
-    compaction: CompactionPolicy | None = None
-    params: IndexParams = field(default_factory=IndexParams)
-    index_options: Mapping[str, Any] = field(default_factory=dict)  # those the caller chose
-    relevance_score_fn: Callable[[float], float] | None = None
-    analyzer: Analyzer | None = None  # None: the store's own (a new store's: Analyzer())
-    keyword_index: bool = True
-
-    @classmethod
-    def from_kwargs(cls, options: Mapping[str, Any]) -> StoreOptions:
-        """Options from a store's keyword arguments; `ConfigurationError` names a bad one."""
-        unknown = sorted(set(options) - set(STORE_OPTIONS))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown option(s) {', '.join(map(repr, unknown))}; valid options are: "
-                f"{', '.join(STORE_OPTIONS)}"
-            )
-        index_options = {k: v for k, v in options.items() if k in _INDEX_OPTIONS}
-        try:
-            params = IndexParams(**index_options)
-        except TypeError as exc:
-            raise ConfigurationError(str(exc)) from exc
-        try:
-            params.check()
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
-        compaction = options.get("compaction")
-        if isinstance(compaction, Mapping):
-            compaction = CompactionPolicy(**compaction)
-        if compaction is not None and not isinstance(compaction, CompactionPolicy):
-            raise ConfigurationError(
-                "compaction must be a CompactionPolicy or a dict of its fields"
-            )
-        relevance = options.get("relevance_score_fn")
-        if relevance is not None and not callable(relevance):
-            raise ConfigurationError(
-                f"relevance_score_fn={relevance!r} must be a function from a distance (as "
-                "similarity_search_with_score returns it) to a relevance in [0, 1]"
-            )
-        analyzer = analyzer_option(options.get("analyzer"))
-        plain = {k: options[k] for k in _PLAIN_OPTIONS if k in options}
-        for name, value in plain.items():
-            default = getattr(cls, name)
-            if isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise ConfigurationError(f"{name}={value!r} must be True or False")
-            elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigurationError(f"{name}={value!r} must be a positive integer")
-        return cls(
-            compaction=compaction,
-            params=params,
-            index_options=index_options,
-            relevance_score_fn=relevance,
-            analyzer=analyzer,
-            **plain,
-        )
-
-    def engine_kwargs(self) -> dict[str, Any]:
-        """The `Engine`'s keyword arguments for these options (the text index's only where
-        they differ from the engine's defaults)."""
-        text: dict[str, Any] = {"analyzer": self.analyzer} if self.analyzer is not None else {}
-        if not self.keyword_index:
-            text["keyword_index"] = False
-        return {
-            "params": self.index_options,  # the rest from the store, or the defaults
-            "compaction": self.compaction,
-            "commit_attempts": self.commit_attempts,
-            "check_model": self.check_embedding_model,
-            "create": self.create,
-            **text,
-        }
-
-
-def analyzer_option(value: object) -> Analyzer | None:
-    """The ``analyzer=`` option as an `Analyzer`: one, a dict of its fields (``language``,
-    ``stem``, ``stopwords``), or the dict its ``to_json`` gives; `ConfigurationError` says
-    what is wrong."""
-    if value is None or isinstance(value, Analyzer):
-        return value
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(
-            f"analyzer must be an Analyzer or a dict of its fields, got {type(value).__name__}"
-        )
-    if "tokenizer" in value:
-        return Analyzer.from_json(dict(value))
-    try:
-        return Analyzer(**value)
-    except TypeError:
-        raise ConfigurationError(
-            f"analyzer={dict(value)!r} is not a valid analyzer: its fields are language, stem "
-            "and stopwords, e.g. {'language': 'english', 'stem': True, 'stopwords': True}"
-        ) from None
-
-
-_PLAIN_OPTIONS = (
-    "batch_size",
-    "commit_attempts",
-    "check_embedding_model",
-    "create",
-    "keyword_index",
-)
-STORE_OPTIONS = (
-    *_INDEX_OPTIONS,
-    *_PLAIN_OPTIONS,
-    "compaction",
-    "relevance_score_fn",
-    "analyzer",
-)
 
 
 class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
@@ -202,13 +82,13 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
         self, storage: Storage | None, *, distance: str, index: str, options: StoreOptions
     ) -> None:
         self._relevance_score_fn = options.relevance_score_fn
-        self._engine = Engine(
+        self._engine = open_engine(
             storage,
             distance=distance,
             index=index,
+            options=options,
             dimension=known_dimension(self._embedding),
             embedding_model=embedding_model_name(self._embedding),
-            **options.engine_kwargs(),
         )
 
     # -- properties --------------------------------------------------------------------------
@@ -435,8 +315,7 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
     def _scored(
         self, vector: Sequence[float] | Vectors, request: SearchRequest, *, checked: bool = False
     ) -> list[tuple[Document, float]]:
-        hits = self._engine.search(vector, request.k, request.where, checked=checked)
-        return request.keep([(h.document, h.distance) for h in hits])
+        return request.search(self._engine, vector, checked=checked)
 
     @override
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
@@ -535,4 +414,4 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
         return self._engine.stats()
 
 
-__all__ = ["RELEVANCE", "EngineVectorStore", "StoreOptions"]
+__all__ = ["RELEVANCE", "STORE_OPTIONS", "EngineVectorStore", "StoreOptions", "analyzer_option"]

@@ -22,10 +22,8 @@ argument is refused by name, as on the other searches.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
@@ -36,81 +34,25 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from typing_extensions import override
 
-from vectordb_manager.engine.filters import CompiledFilter
-from vectordb_manager.engine.search import require_k
-from vectordb_manager.errors import InvalidInputError
-from vectordb_manager.vectorstores.compat import MetadataFilter, compile_filter, refuse_unknown
-from vectordb_manager.vectorstores.fusion import (
-    DEFAULT_ALPHA,
-    DEFAULT_RANK_CONSTANT,
-    KEYWORD,
-    Entry,
-    Fusion,
-    fused_top_k,
+from vectordb_manager.vectorstores.fusion import DEFAULT_ALPHA, DEFAULT_RANK_CONSTANT
+from vectordb_manager.vectorstores.requests import (
+    HYBRID_KWARGS,
+    KEYWORD_KWARGS,
+    HybridRequest,
+    KeywordRequest,
+    MetadataFilter,
+    hybrid_request,
+    keyword_request,
+    threshold_hybrid,
 )
-from vectordb_manager.vectorstores.relevance import F64, RELEVANCE_ARRAYS
 
 if TYPE_CHECKING:
     from vectordb_manager.embeddings import EmbeddingService
     from vectordb_manager.engine.core import Engine
     from vectordb_manager.engine.format import Vectors
 
-KEYWORD_KWARGS = ("k", "filter")
-HYBRID_KWARGS = ("k", "filter", "fusion", "alpha", "rank_constant")
 SEARCH_TYPES = ("similarity", "similarity_score_threshold", "mmr", "keyword", "hybrid")
 """The ``search_type``s of `HybridRetriever`: LangChain's three and ours."""
-
-
-@dataclass(frozen=True)
-class KeywordRequest:
-    """A keyword search's arguments, checked: the query, ``k`` and the compiled filter."""
-
-    query: str
-    k: int
-    where: CompiledFilter | None
-
-
-@dataclass(frozen=True)
-class HybridRequest:
-    """A hybrid search's arguments, checked."""
-
-    query: str
-    k: int
-    where: CompiledFilter | None
-    fusion: Fusion
-
-
-def _query(query: object, method: str) -> str:
-    if not isinstance(query, str):
-        raise InvalidInputError(
-            f"{method}() takes the query as a string, got {type(query).__name__}"
-        )
-    return query
-
-
-def keyword_request(
-    query: object, k: object, filter: MetadataFilter | None, kwargs: dict[str, Any]
-) -> KeywordRequest:
-    """A keyword search's arguments, checked once (the filter compiled)."""
-    refuse_unknown("keyword_search", kwargs, KEYWORD_KWARGS)
-    return KeywordRequest(_query(query, "keyword_search"), require_k(k), compile_filter(filter))
-
-
-def hybrid_request(
-    query: object,
-    k: object,
-    filter: MetadataFilter | None,
-    kwargs: dict[str, Any],
-    *,
-    fusion: object,
-    alpha: object,
-    rank_constant: object,
-) -> HybridRequest:
-    """A hybrid search's arguments, checked once, before the query is embedded."""
-    refuse_unknown("hybrid_search", kwargs, HYBRID_KWARGS)
-    text = _query(query, "hybrid_search")
-    checked = Fusion.checked(fusion, alpha, rank_constant)
-    return HybridRequest(text, require_k(k), compile_filter(filter), checked)
 
 
 class HybridSearchMixin(VectorStore):
@@ -157,8 +99,7 @@ class HybridSearchMixin(VectorStore):
         return await run_in_executor(None, self._keyword, request)
 
     def _keyword(self, request: KeywordRequest) -> list[tuple[Document, float]]:
-        hits = self._engine.keyword_search(request.query, request.k, filter=request.where)
-        return [(hit.document, hit.score) for hit in hits]
+        return request.search(self._engine)
 
     # -- hybrid ------------------------------------------------------------------------------
     def hybrid_search(
@@ -252,25 +193,7 @@ class HybridSearchMixin(VectorStore):
     def _hybrid(
         self, request: HybridRequest, vector: Sequence[float] | Vectors | None
     ) -> list[tuple[Document, float]]:
-        fusion = request.fusion
-        fast = self._engine.hybrid_search(
-            vector, request.query, request.k, request.where, fusion=fusion.method,
-            alpha=fusion.alpha, rank_constant=fusion.rank_constant,
-            relevance=self._relevance_array(), checked=True,
-        )
-        if fast is not None:
-            return fast
-        # an approximate index's vector ranking: fused with the keyword ranking by the
-        # threshold algorithm, which asks each side for its best n only
-        return threshold_hybrid(self._engine, request, vector, self._select_relevance_score_fn())
-
-    def _relevance_array(self) -> Callable[[F64], F64]:
-        """The store's relevance map (`_select_relevance_score_fn`) over an array of distances:
-        NumPy twins of the built-in ones, else the function applied to each distance."""
-        custom = self._relevance_score_fn
-        if custom is None:
-            return RELEVANCE_ARRAYS[self._engine.distance]
-        return lambda d: np.fromiter(map(custom, d.tolist()), dtype=np.float64, count=len(d))
+        return request.search(self._engine, vector, self._relevance_score_fn)
 
     # -- retriever ---------------------------------------------------------------------------
     @override
@@ -283,46 +206,6 @@ class HybridSearchMixin(VectorStore):
         return HybridRetriever(vectorstore=self, tags=tags, **kwargs)
 
 
-
-
-def threshold_hybrid(
-    engine: Engine,
-    request: HybridRequest,
-    vector: Sequence[float] | Vectors | None,
-    relevance: Callable[[float], float],
-) -> list[tuple[Document, float]]:
-    """``request``'s hybrid search by `fused_top_k` over the engine's vector and keyword
-    searches (the way for an approximate index; `Engine.hybrid_search` gives the same answer
-    where the vector side is exact)."""
-    where = request.where
-
-    def vector_side(n: int) -> list[Entry[Document]]:
-        assert vector is not None  # the side is searched only when its weight is not 0
-        hits = engine.search(vector, n, where, checked=True)
-        return [(_key(h.document), relevance(h.distance), h.document) for h in hits]
-
-    def keyword_side(n: int) -> list[Entry[Document]]:
-        hits = engine.keyword_search(request.query, n, filter=where)
-        return [(_key(h.document), h.score, h.document) for h in hits]
-
-    terms: set[str] | None = None
-
-    def absent(side: int, doc: Document) -> bool:
-        # a document holding none of the query's terms is on no keyword ranking
-        nonlocal terms
-        if side != KEYWORD:
-            return False
-        analyzer = engine.analyzer
-        if terms is None:
-            terms = set(analyzer.terms(request.query))
-        return terms.isdisjoint(analyzer.terms(doc.page_content))
-
-    return fused_top_k(vector_side, keyword_side, request.k, request.fusion, absent=absent)
-
-
-def _key(doc: Document) -> str:
-    assert doc.id is not None  # every stored document has one
-    return doc.id
 
 
 class HybridRetriever(VectorStoreRetriever):
@@ -375,3 +258,15 @@ class HybridRetriever(VectorStoreRetriever):
         if self.search_type == "hybrid":
             return await self._store().ahybrid_search(query, **(self.search_kwargs | kwargs))
         return await super()._aget_relevant_documents(query, run_manager=run_manager, **kwargs)
+
+
+__all__ = [
+    "HYBRID_KWARGS",
+    "KEYWORD_KWARGS",
+    "SEARCH_TYPES",
+    "HybridRetriever",
+    "HybridSearchMixin",
+    "hybrid_request",
+    "keyword_request",
+    "threshold_hybrid",
+]

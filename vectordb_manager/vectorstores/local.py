@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
 from vectordb_manager.engine.options import DEFAULT_DISTANCE, DEFAULT_INDEX
-from vectordb_manager.errors import ConfigurationError, StorageError
-from vectordb_manager.storage.local import LocalStorage
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore, StoreOptions
+from vectordb_manager.vectorstores.opening import local_storage
 
 
 class LocalVectorStore(EngineVectorStore):
@@ -146,16 +144,7 @@ class LocalVectorStore(EngineVectorStore):
         """
         options = StoreOptions.from_kwargs(kwargs)
         super().__init__(embedding, batch_size=options.batch_size)
-        if path is not None and not os.fspath(path):
-            raise ConfigurationError(
-                "path='' names no directory; give the store's directory, or path=None for a "
-                "store in memory"
-            )
-        self.path = Path(path).expanduser() if path is not None else None
-        storage = None
-        if self.path is not None:
-            storage = LocalStorage(self.path)
-            _check_directory(self.path, storage)
+        self.path, storage = local_storage(path)
         self._start_engine(storage, distance=distance, index=index, options=options)
 
     def __repr__(self) -> str:
@@ -231,16 +220,3 @@ class LocalVectorStore(EngineVectorStore):
         )
         assert isinstance(store, LocalVectorStore)
         return store
-
-
-def _check_directory(path: Path, storage: LocalStorage) -> None:
-    # a StorageError naming the directory if it is a file or cannot be read
-    names = storage.entries()
-    if "manifests" not in names and names & {"index.pkl", "index.faiss"}:
-        raise StorageError(
-            f"{path} holds a LangChain FAISS store (index.faiss + index.pkl), which is not "
-            "opened here (loading index.pkl would unpickle code); import it, safely, into "
-            "another directory: "
-            f"LocalVectorStore.from_langchain_faiss({str(path)!r}, embedding, path=NEW_DIR) "
-            f"or `vectordb --path NEW_DIR import-faiss {path}`"
-        )

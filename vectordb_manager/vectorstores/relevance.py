@@ -22,6 +22,17 @@ RELEVANCE_ARRAYS: dict[str, Callable[[F64], F64]] = {
 """`RELEVANCE` over arrays of distances (hybrid search maps every candidate at once)."""
 
 
+def relevance_array(
+    distance: str, custom: Callable[[float], float] | None = None
+) -> Callable[[F64], F64]:
+    """A store's map from distances to relevances over an array of them: the distance's own
+    (`RELEVANCE_ARRAYS`) unless the store was given its own function (``custom``, applied to
+    each distance)."""
+    if custom is None:
+        return RELEVANCE_ARRAYS[distance]
+    return lambda d: np.fromiter(map(custom, d.tolist()), dtype=np.float64, count=len(d))
+
+
 def _one_at_a_time(over_arrays: Callable[[F64], F64]) -> Callable[[float], float]:
     return lambda distance: float(over_arrays(np.asarray(distance, dtype=np.float64)))
 

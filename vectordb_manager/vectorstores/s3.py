@@ -7,24 +7,8 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from vectordb_manager.engine.options import DEFAULT_DISTANCE, DEFAULT_INDEX
-from vectordb_manager.errors import ConfigurationError
-from vectordb_manager.storage.s3 import S3Storage, build_s3_client, s3_problems
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore, StoreOptions
-
-S3_OPTIONS = (
-    "profile_name",
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "aws_session_token",
-    "sse",
-    "kms_key_id",
-    "max_attempts",
-    "retry_mode",
-    "connect_timeout",
-    "read_timeout",
-    "cache_dir",
-    "transfer_config",
-)
+from vectordb_manager.vectorstores.opening import S3_OPTIONS, s3_storage, split_s3_options
 
 
 class S3VectorStore(EngineVectorStore):
@@ -88,34 +72,19 @@ class S3VectorStore(EngineVectorStore):
                 the endpoint cannot be reached (raised quickly; 4xx answers are not retried).
             DimensionMismatchError, IntegrityError: as for `LocalVectorStore`.
         """
-        s3_opts = {k: kwargs.pop(k) for k in list(kwargs) if k in S3_OPTIONS}
+        s3_options = split_s3_options(kwargs)
         options = StoreOptions.from_kwargs(kwargs)
         super().__init__(embedding, batch_size=options.batch_size)
-        sse = s3_opts.get("sse")
-        problems = s3_problems(bucket=bucket, sse=sse, kms_key_id=s3_opts.get("kms_key_id"))
-        if problems:
-            raise ConfigurationError("; ".join(problems))
-        if client is None:
-            client = build_s3_client(
-                region_name=region_name,
-                endpoint_url=endpoint_url,
-                **{
-                    k: v
-                    for k, v in s3_opts.items()
-                    if k not in ("sse", "kms_key_id", "cache_dir", "transfer_config")
-                },
-            )
-        self.bucket = bucket
-        self.client = client
-        storage = S3Storage(
-            client,
+        client, storage = s3_storage(
             bucket,
             prefix,
-            sse=sse,
-            kms_key_id=s3_opts.get("kms_key_id"),
-            transfer_config=s3_opts.get("transfer_config"),
-            cache_dir=s3_opts.get("cache_dir"),
+            s3_options,
+            client=client,
+            region_name=region_name,
+            endpoint_url=endpoint_url,
         )
+        self.bucket = bucket
+        self.client = client
         self.prefix = storage.prefix
         self._start_engine(storage, distance=distance, index=index, options=options)
 
@@ -124,3 +93,6 @@ class S3VectorStore(EngineVectorStore):
             f"S3VectorStore('s3://{self.bucket}/{self.prefix}', documents={len(self)}, "
             f"distance={self._engine.distance!r})"
         )
+
+
+__all__ = ["S3_OPTIONS", "S3VectorStore"]

@@ -9,15 +9,13 @@ configuration, where it takes the secrets of the stores it writes to.
 ingestion of the store the global options describe and prints the workflow's id; with
 ``--wait`` it shows a bar of the files done and prints the report, as ``ingest`` does.
 
-This module imports no Temporal code until a command runs (the CLI builds its parser from
-it), and says which extra to install when temporalio is missing.
+This module imports no Temporal code, nor asyncio, until a command runs (the CLI builds its
+parser from it), and says which extra to install when temporalio is missing.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 from typing import Any
 
 from vectordb_manager.errors import ConfigurationError, InvalidInputError
@@ -93,6 +91,9 @@ def require_temporal() -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     require_temporal()
+    import asyncio
+    import signal
+
     from vectordb_manager.commands import build_config
     from vectordb_manager.workflows.worker import run_worker
 
@@ -125,6 +126,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_ingest_temporal(args: argparse.Namespace) -> int:
     require_temporal()
+    import asyncio
+
     from vectordb_manager.commands import build_config, print_json
     from vectordb_manager.workflows.client import (
         ingest_request,
