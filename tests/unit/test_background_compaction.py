@@ -36,7 +36,7 @@ class Gate:
         self.reached = threading.Event()
         self.go = threading.Event()
         self.merges = 0
-        real = maintenance.encode_segment
+        real = maintenance.lay_out_segment
 
         def held(name: str, seg: Any) -> Any:
             self.merges += 1
@@ -45,7 +45,7 @@ class Gate:
                 assert self.go.wait(60), "the test never released the merge"
             return real(name, seg)
 
-        monkeypatch.setattr(maintenance, "encode_segment", held)
+        monkeypatch.setattr(maintenance, "lay_out_segment", held)
 
     def wait_reached(self) -> None:
         assert self.reached.wait(60), "no merge was started"

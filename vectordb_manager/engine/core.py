@@ -49,9 +49,10 @@ from vectordb_manager.engine.format import (
     canonical_json,
     content_hash,
     encode_records,
-    encode_segment,
+    lay_out_segment,
     new_segment_name,
     now_iso,
+    segment_ref,
 )
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.limits import check_record_size
@@ -432,8 +433,9 @@ class Engine(Queries, Maintenance):
                 self._state.apply(seg, None)
             self._maybe_compact_locked()
             return
-        ref, blobs = encode_segment(name, seg)
-        with log.uncommitted(blobs):
+        path, data = lay_out_segment(name, seg)
+        with log.uncommitted({path: data}):
+            ref = segment_ref(name, seg, path, data)  # (hashed while its file is synced)
             for _ in self._commit_policy.attempts():
                 if log.listing_is_old:
                     self._refresh_locked()

@@ -127,7 +127,20 @@ _OPTIONAL_ROW_SECTIONS = frozenset(("postings", "values"))
 
 
 def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, Blob]]:
-    """Serialize a segment into its one file; returns the manifest entry and path -> bytes.
+    """Serialize a segment into its one file; returns the manifest entry and path -> bytes
+    (`lay_out_segment`, then `segment_ref`)."""
+    path, data = lay_out_segment(name, seg)
+    return segment_ref(name, seg, path, data), {path: data}
+
+
+def segment_ref(name: str, seg: SegmentData, path: str, data: Blob) -> SegmentRef:
+    """The manifest entry of segment ``name``, laid out at ``path`` as ``data``: hashes it
+    (the slow part, which a commit runs while the written file is being synced)."""
+    return SegmentRef(name, len(seg), len(seg.deletes), FileRef.of(path, data))
+
+
+def lay_out_segment(name: str, seg: SegmentData) -> tuple[str, bytearray]:
+    """A segment's one file: its path and its bytes.
 
     Layout: ``VDBSEG01``, the header's length (uint64, little-endian), a JSON header mapping
     each section to ``[offset, length]`` in the file, then the sections, each starting at a
@@ -162,9 +175,7 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, B
             parts["values"] = seg.values.data
     if seg.deletes:
         parts["deletes"] = dump_ids(seg.deletes)
-    data = pack_sections(parts)
-    file = FileRef.of(f"{SEGMENT_DIR}{name}.seg", data)
-    return SegmentRef(name, len(seg), len(seg.deletes), file), {file.path: data}
+    return f"{SEGMENT_DIR}{name}.seg", pack_sections(parts)
 
 
 def pack_sections(parts: Mapping[str, Piece | list[Piece]]) -> bytearray:
@@ -516,11 +527,13 @@ __all__ = [
     "encode_record",
     "encode_records",
     "encode_segment",
+    "lay_out_segment",
     "manifest_name",
     "new_segment_name",
     "now_iso",
     "pack_sections",
     "parse_manifest_name",
     "read_segment",
+    "segment_ref",
     "unpack_sections",
 ]

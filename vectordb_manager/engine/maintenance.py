@@ -33,7 +33,7 @@ from collections.abc import Callable
 from vectordb_manager.engine.columns import EncodedValues
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy, TailMerge, prepare_merge
-from vectordb_manager.engine.format import Manifest, encode_segment
+from vectordb_manager.engine.format import Manifest, lay_out_segment, segment_ref
 from vectordb_manager.engine.locks import ReadWriteLock
 from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS, require_age
 from vectordb_manager.engine.retry import RetryPolicy
@@ -165,9 +165,10 @@ class Maintenance:
         """Encode and write a prepared merge, then commit it; ``False`` if it was dropped."""
         log = self.log
         assert log is not None
-        ref, blobs = encode_segment(job.name, job.segment)  # (no lock: writers go on)
+        path, data = lay_out_segment(job.name, job.segment)  # (no lock: writers go on)
         try:
-            with log.uncommitted(blobs):
+            with log.uncommitted({path: data}):
+                ref = segment_ref(job.name, job.segment, path, data)  # (while it is synced)
                 for _ in self._commit_policy.attempts():
                     with self._write_lock:
                         if log.listing_is_old:
