@@ -52,9 +52,13 @@ from vectordb_manager.engine.records import (
     check_lines,
     damaged,
     dump_ids,
+    encode_flat_records,
     encode_record,
+    flat_scalars,
     id_list,
+    longest_line,
     nests,
+    newlines,
 )
 from vectordb_manager.errors import IntegrityError, InvalidInputError
 
@@ -484,7 +488,13 @@ def _fileno(stream: IO[builtins.bytes]) -> int | None:
 def encode_records(seg: SegmentData) -> bytes:
     """One JSON object per line (JSON escapes newlines inside strings); `InvalidInputError`
     for a record that readers would refuse (metadata nested too deeply, a line too long), so
-    a writer never commits what no reader opens."""
+    a writer never commits what no reader opens. Records with flat metadata, the common case,
+    are encoded all at once (the same bytes)."""
+    records = zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
+    if flat_scalars(seg.metadatas):
+        blob = encode_flat_records(seg.ids, records)
+        if blob is not None and longest_line(newlines(blob)) <= MAX_RECORD_LINE_BYTES:
+            return blob
     for doc_id, meta in zip(seg.ids, seg.metadatas, strict=True):  # before encoding them
         if nests(meta):
             try:
