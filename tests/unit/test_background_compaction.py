@@ -126,6 +126,28 @@ def test_inline_compaction_merges_before_the_write_returns(tmp_path: Path) -> No
     assert store.stats()["segments"] < 4
 
 
+def test_commits_that_follow_each_other_wake_one_upkeep_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(maintenance, "_LINGER", 30.0)  # (long enough never to matter here)
+    store = open_store(tmp_path)
+    store.add_texts(["a"], ids=["a"])
+    store.wait_for_compaction()
+    worker = store.engine._upkeep
+    assert worker is not None
+    thread = worker._thread
+    assert thread is not None and thread.is_alive()  # idle, waiting for the next commit
+    for i in range(6):
+        store.add_texts([f"t{i}"], ids=[str(i)])
+    store.wait_for_compaction()  # returns once the work is done, while the thread waits on
+    assert worker._thread is thread and store.stats()["segments"] < 7
+    monkeypatch.setattr(maintenance, "_LINGER", 0.0)
+    store.add_texts(["z"], ids=["z"])  # its upkeep done, nothing else comes: the thread ends
+    thread.join(60)
+    assert not thread.is_alive() and worker._thread is None
+    assert sorted(texts_of(open_store(tmp_path)).values()) == ["a", *(f"t{i}" for i in range(6)), "z"]
+
+
 def test_a_process_that_exits_right_after_a_write_finishes_its_merge(tmp_path: Path) -> None:
     path = tmp_path / "store"
     script = textwrap.dedent(

@@ -16,11 +16,12 @@ writer adding batch after batch does not wait for merges:
 * a full compaction (it rebuilds the state and the index) runs on the thread too, but under
   the writers' lock, as inline.
 
-The thread is started on demand and ends when nothing is left to do; it is not a daemon, so a
-process that exits right after a write first finishes the merge in progress (a killed one
-leaves a file that no manifest names, for `vacuum`). `wait_for_compaction` waits until the
-upkeep is done. Failures of the upkeep never fail a write: they are logged, and the next
-commit tries again.
+The thread is started on demand and ends when nothing was left to do for a moment (so a
+writer committing batch after batch wakes one thread rather than starting one per commit);
+it is not a daemon, so a process that exits right after a write first finishes the merge in
+progress (a killed one leaves a file that no manifest names, for `vacuum`).
+`wait_for_compaction` waits until the upkeep is done. Failures of the upkeep never fail a
+write: they are logged, and the next commit tries again.
 """
 
 from __future__ import annotations
@@ -264,15 +265,21 @@ def wait_for_all_upkeep() -> None:
         worker.wait()
 
 
+_LINGER = 0.1
+"""Seconds an idle upkeep thread waits for the next wake before it ends: a writer committing
+batch after batch wakes the same thread instead of starting one per commit."""
+
+
 class _Worker:
     """A thread that runs ``work`` after each `wake`, started on demand, ending when no wake
-    is pending (not a daemon: the interpreter lets it finish before exiting)."""
+    came for `_LINGER` seconds (not a daemon: the interpreter lets it finish before exiting)."""
 
     def __init__(self, work: Callable[[], None]) -> None:
         self._work = work
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pending = False
+        self._busy = False
         _WORKERS.add(self)
 
     def wake(self) -> None:
@@ -283,23 +290,31 @@ class _Worker:
                     target=self._loop, name="vectordb-compaction", daemon=False
                 )
                 self._thread.start()
+            else:
+                self._cond.notify_all()
 
     def wait(self) -> None:
+        """Until no work is pending or running (the thread may still wait for the next)."""
         if threading.current_thread() is self._thread:
             return
         with self._cond:
-            while self._thread is not None:
+            while self._thread is not None and (self._pending or self._busy):
                 self._cond.wait()
 
     def _loop(self) -> None:
         while True:
             with self._cond:
-                if not self._pending:
+                if not self._cond.wait_for(lambda: self._pending, timeout=_LINGER):
                     self._thread = None
                     self._cond.notify_all()
                     return
                 self._pending = False
+                self._busy = True
             try:
                 self._work()
             except Exception:  # a bug: say so, and keep the writer's process going
                 logger.exception("background compaction failed")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
