@@ -245,6 +245,28 @@ def test_a_failed_background_fsync_fails_the_commit_and_leaves_the_store_as_it_w
     assert sorted(LocalVectorStore(EMB, tmp_path / "store").engine.ids()) == ["k", "x"]
 
 
+def test_a_failed_fsync_after_the_link_is_logged_and_the_write_stays_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The link is the commit: a failure of the folder's fsync after it (run while the change
+    is applied in memory) cannot undo it, so it is reported as `propose` reports a manifest
+    found in place after an error, and the write returns."""
+    store = LocalVectorStore(EMB, tmp_path / "store")
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        manifests = os.readlink(f"/proc/self/fd/{fd}").endswith("/manifests")
+        if manifests and threading.current_thread().name.startswith("vectordb-fsync"):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing)
+    assert store.add_texts(["landed"], ids=["x"]) == ["x"]
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert "committed version 2 despite an error" in caplog.text
+    assert LocalVectorStore(EMB, tmp_path / "store").get_by_ids(["x"])[0].page_content == "landed"
+
+
 def test_a_deferred_write_is_durable_once_synced_and_read_back_whole(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     storage.write("segments/a.seg", b"a" * 100_000, durable=False)
@@ -256,6 +278,9 @@ def test_a_deferred_write_is_durable_once_synced_and_read_back_whole(tmp_path: P
     storage.delete("segments/b.seg")  # its pending fsyncs are forgotten with it
     storage.sync(["segments/b.seg"])
     assert sorted(p.name for p in (tmp_path / "segments").iterdir()) == ["a.seg"]
+    assert storage.write_if_absent("manifests/n.json", b"{}", durable=False)
+    storage.sync(["manifests/n.json"])  # its folder's fsync, deferred
+    assert (tmp_path / "manifests" / "n.json").read_bytes() == b"{}"
 
 
 def test_deferred_writes_work_in_a_forked_child(tmp_path: Path) -> None:

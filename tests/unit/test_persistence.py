@@ -637,9 +637,9 @@ def test_compactions_list_the_manifests_only_when_one_can_have_expired(tmp_path:
             listings.append(prefix)
         return real_list(prefix, start_after)
 
-    def propose_spy(proposed):  # type: ignore[no-untyped-def]
+    def propose_spy(proposed, **kwargs):  # type: ignore[no-untyped-def]
         merged = len(proposed.segments) <= store.stats()["segments"]  # a merge, not an add
-        committed = real_propose(proposed)
+        committed = real_propose(proposed, **kwargs)
         compactions.append(merged and committed)
         return committed
 

@@ -174,9 +174,11 @@ class CommitLog:
                 )
 
     # -- committing --------------------------------------------------------------------------
-    def propose(self, proposed: Manifest) -> bool:
+    def propose(self, proposed: Manifest, *, durable: bool = True) -> bool:
         """Create the manifest of the next version; ``True`` if it is ours, ``False`` if
-        another writer created that version first."""
+        another writer created that version first. ``durable=False``: the manifest is in
+        place (committed) but may become durable only in `settle`, so that the caller can
+        apply the change in memory meanwhile."""
         if proposed.version > MAX_VERSION:
             raise StorageError(
                 f"{self.describe()} has reached the highest version number {MAX_VERSION}; "
@@ -186,7 +188,7 @@ class CommitLog:
         with self._staged_lock:
             after = sorted(files_of(proposed) & self._staged) if self._staged else []
         try:
-            return self.storage.write_if_absent(name, data, after=after)
+            return self.storage.write_if_absent(name, data, after=after, durable=durable)
         except StorageError as failed:
             try:
                 there = self.storage.read(name)
@@ -201,6 +203,15 @@ class CommitLog:
                 return False
             logger.warning("committed version %d despite an error: %s", proposed.version, failed)
             return True
+
+    def settle(self, committed: Manifest) -> None:
+        """Wait until a manifest proposed with ``durable=False`` is durable. It is committed
+        either way: a failure is logged, as `propose` does for a manifest found in place
+        after an error."""
+        try:
+            self.storage.sync([manifest_name(committed.version)])
+        except StorageError as exc:
+            logger.warning("committed version %d despite an error: %s", committed.version, exc)
 
     @contextlib.contextmanager
     def uncommitted(self, blobs: Mapping[str, Blob]) -> Iterator[None]:

@@ -464,10 +464,11 @@ class Engine(Queries, Maintenance):
                     features=features,
                     analyzer=self._analyzer.to_json(),
                 )
-                if log.propose(proposed):
-                    with self._rw.write():
+                if log.propose(proposed, durable=False):
+                    with self._rw.write():  # (while the manifest's folder is synced)
                         self._state.apply(seg, name)
                         self._manifest = proposed
+                    log.settle(proposed)
                     logger.debug(
                         "committed version %d: +%d rows, -%d ids",
                         proposed.version,

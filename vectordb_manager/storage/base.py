@@ -81,9 +81,18 @@ class Storage(Protocol):
         are synced together)."""
         ...
 
-    def write_if_absent(self, name: str, data: bytes, *, after: Iterable[str] = ()) -> bool:
+    def write_if_absent(
+        self, name: str, data: bytes, *, after: Iterable[str] = (), durable: bool = True
+    ) -> bool:
         """Create the object only if absent; ``False`` when it already existed. The objects
-        in ``after`` (written with ``durable=False``) are durable before it is created."""
+        in ``after`` (written with ``durable=False``) are durable before it is created. With
+        ``durable=False`` the new object may become durable only by the time `sync` of it
+        returns (it is in place, and visible, at once)."""
+        ...
+
+    def sync(self, names: Iterable[str]) -> None:
+        """Wait until these objects, written with ``durable=False``, are durable;
+        `StorageError` if one could not be made so."""
         ...
 
     def list(self, prefix: str, start_after: str | None = None) -> list[ObjectInfo]:

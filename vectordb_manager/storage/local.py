@@ -114,10 +114,14 @@ class LocalStorage:
                 self._sync_later(name, out, fd, folder)
         logger.debug("wrote %s (%d bytes)", name, len(data))
 
-    def write_if_absent(self, name: str, data: bytes, *, after: Iterable[str] = ()) -> bool:
+    def write_if_absent(
+        self, name: str, data: bytes, *, after: Iterable[str] = (), durable: bool = True
+    ) -> bool:
         """Create the object only if absent, durably; first wait until the objects in
         ``after`` (written with ``durable=False``) are durable (`StorageError`, and nothing
-        created, if they could not be made so)."""
+        created, if they could not be made so). With ``durable=False`` the fsync of the
+        folder that makes the new name durable may still run when this returns: `sync`
+        waits for it."""
         *folder, file = split_name(name)
         with self._folder(folder, create=True) as fd:
             tmp, _ = self._write_temp(fd, folder, data)
@@ -131,7 +135,10 @@ class LocalStorage:
             finally:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=fd)
-            self._sync(fd, folder)
+            if durable:
+                self._sync(fd, folder)
+            else:
+                self._sync_later(name, None, fd, folder)
         logger.debug("created %s (%d bytes)", name, len(data))
         return True
 
@@ -369,23 +376,29 @@ class LocalStorage:
         except OSError as exc:
             raise self._failed("write in", folder, exc) from exc
 
-    def _sync_later(self, name: str, out: int, fd: int, folder: builtins.list[str]) -> None:
-        """fsync the file ``out`` (renamed into the folder ``fd``), then the folder, on a
-        background thread; `sync` waits for it. Both descriptors are closed when done."""
+    def _sync_later(
+        self, name: str, out: int | None, fd: int, folder: builtins.list[str]
+    ) -> None:
+        """fsync the file ``out`` (renamed into the folder ``fd``; ``None``: no file), then the
+        folder, on a background thread; `sync` waits for it. The descriptors are closed when
+        done (``fd`` is the caller's: a duplicate is used)."""
         try:
             folder_fd = os.dup(fd)
         except OSError as exc:
-            os.close(out)
+            if out is not None:
+                os.close(out)
             raise self._failed("write in", folder, exc) from exc
 
         def run() -> None:
             try:
-                os.fsync(out)
+                if out is not None:
+                    os.fsync(out)
                 os.fsync(folder_fd)
             except OSError as exc:
                 raise self._failed("write in", folder, exc) from exc
             finally:
-                os.close(out)
+                if out is not None:
+                    os.close(out)
                 os.close(folder_fd)
 
         try:

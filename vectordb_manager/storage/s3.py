@@ -201,9 +201,11 @@ class S3Storage:
         logger.debug("PUT %s (%d bytes)", key, len(data))
         self._remember(name, data)
 
-    def write_if_absent(self, name: str, data: bytes, *, after: Iterable[str] = ()) -> bool:
-        """Create the object only if absent (``after``: nothing to wait for, every write
-        here being durable when it returns)."""
+    def write_if_absent(
+        self, name: str, data: bytes, *, after: Iterable[str] = (), durable: bool = True
+    ) -> bool:
+        """Create the object only if absent (``after`` and ``durable``: nothing to wait for,
+        every write here being durable when it returns)."""
         key = self._key(name)
         try:
             self.client.put_object(
@@ -226,6 +228,9 @@ class S3Storage:
             return False
         logger.debug("PUT-if-absent %s (%d bytes)", key, len(data))
         return True
+
+    def sync(self, names: Iterable[str]) -> None:
+        """Nothing to wait for: every write here is durable when it returns."""
 
     def list(self, prefix: str, start_after: str | None = None) -> builtins.list[ObjectInfo]:
         out: builtins.list[ObjectInfo] = []
