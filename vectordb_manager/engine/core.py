@@ -396,8 +396,10 @@ class Engine(Queries, Maintenance):
                 ),
                 deletes=present,
             )
-            self._commit_locked(seg)
-            return len(keep), len(present)
+            committed = self._commit_locked(seg)
+        if committed is not None and self.log is not None:
+            self.log.settle(committed)  # (outside the writers' lock: the upkeep may commit)
+        return len(keep), len(present)
 
     def upsert(
         self,
@@ -419,7 +421,9 @@ class Engine(Queries, Maintenance):
     def _check_dimension(self, dim: int) -> None:
         vectors_module.check_dimension(dim, self.dimension)
 
-    def _commit_locked(self, seg: SegmentData) -> None:
+    def _commit_locked(self, seg: SegmentData) -> Manifest | None:
+        """Commit a segment and apply it in memory; the manifest committed (``None`` in
+        memory), whose last fsync the caller awaits (`CommitLog.settle`) after the lock."""
         log = self.log
         name = new_segment_name()
         typed = (  # dates: a feature
@@ -439,7 +443,7 @@ class Engine(Queries, Maintenance):
             with self._rw.write():
                 self._state.apply(seg, None)
             self._maybe_compact_locked()
-            return
+            return None
         path, data = lay_out_segment(name, seg)
         with log.uncommitted({path: data}):
             ref = segment_ref(name, seg, path, data)  # (hashed while its file is synced)
@@ -468,7 +472,6 @@ class Engine(Queries, Maintenance):
                     with self._rw.write():  # (while the manifest's folder is synced)
                         self._state.apply(seg, name)
                         self._manifest = proposed
-                    log.settle(proposed)
                     logger.debug(
                         "committed version %d: +%d rows, -%d ids",
                         proposed.version,
@@ -486,6 +489,7 @@ class Engine(Queries, Maintenance):
                     f"committing to {log.describe()} first; the change was not applied, retry it"
                 )
         self._after_commit()
+        return proposed
 
     # -- checking ----------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:

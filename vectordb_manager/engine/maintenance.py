@@ -6,9 +6,11 @@ garbage, `compact` and `vacuum`.
 default, for stores on storage) the merging happens on a thread of the engine's own, so that a
 writer adding batch after batch does not wait for merges:
 
-* a merge of the tail (`TailMerge`) takes its rows under the writers' lock (a copy of the
-  vectors, the stored record lines, the rows' postings: no encoding), then encodes and writes
-  the merged file without any lock, and takes the lock again only to commit it: its manifest
+* a merge of the tail (`TailMerge`) takes its rows under the readers' lock (a copy of the
+  vectors, the stored record lines, the rows' postings: no encoding; a writer meanwhile
+  prepares its commit, and waits only to apply it), then encodes and writes the merged file
+  without any lock, and takes the writers' lock only to commit it (the manifest's last fsync
+  is awaited after the lock is released): its manifest
   puts the merged segment where the run is *then*, with the segments committed meanwhile
   still after it (later rows still win, so the store reads the same). If the run is gone
   meanwhile (another writer merged it, or the state was replaced), the merge is dropped and
@@ -34,7 +36,7 @@ from collections.abc import Callable
 from vectordb_manager.engine.columns import EncodedValues
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy, TailMerge, prepare_merge
-from vectordb_manager.engine.format import Manifest, lay_out_segment, segment_ref
+from vectordb_manager.engine.format import Manifest, SegmentRef, lay_out_segment, segment_ref
 from vectordb_manager.engine.locks import ReadWriteLock
 from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS, require_age
 from vectordb_manager.engine.retry import RetryPolicy
@@ -44,6 +46,7 @@ from vectordb_manager.errors import StorageError
 logger = logging.getLogger(__name__)
 
 _MAX_MERGES = 16  # merges in a row after one commit (each makes the next plan smaller)
+_FULL = object()  # (the next merge is a full compaction: made under the writers' lock)
 
 
 _WORKERS: weakref.WeakSet[_Worker] = weakref.WeakSet()
@@ -136,14 +139,26 @@ class Maintenance:
         garbage collection."""
         try:
             for _ in range(_MAX_MERGES):
-                with self._write_lock:
-                    job = self._next_job_locked()
+                job = self._next_tail_merge()
+                if job is _FULL:
+                    with self._write_lock:
+                        job = self._next_job_locked()
                 if job is None or (isinstance(job, TailMerge) and not self._commit_tail(job)):
                     break
             with self._write_lock:
                 self._collect_garbage()
         except StorageError as exc:
             logger.warning("maintenance after version %d failed: %s", self._version(), exc)
+
+    def _next_tail_merge(self) -> TailMerge | object | None:
+        """The next merge of the tail, prepared under the readers' lock (so that a writer
+        goes on meanwhile, and waits, if at all, only to apply its commit in memory); `_FULL`
+        if the policy asks for a full compaction, ``None`` if there is nothing to do."""
+        with self._rw.read():
+            start, _ = self._plan_locked()
+            if start is None or start == 0:
+                return None if start is None else _FULL
+            return self._prepare_tail(start)
 
     def _next_job_locked(self) -> TailMerge | bool | None:
         """The next merge to make: a `TailMerge` to encode and commit, ``True`` if a full
@@ -153,6 +168,10 @@ class Maintenance:
             return None
         if start == 0:
             return self._merge_locked(0, kind) or None
+        return self._prepare_tail(start)
+
+    def _prepare_tail(self, start: int) -> TailMerge | None:
+        """The merge of the segments from ``start`` (> 0) on (hold one of the locks)."""
         assert self._manifest is not None
         return TailMerge.prepare(
             self._manifest,
@@ -170,30 +189,36 @@ class Maintenance:
         try:
             with log.uncommitted({path: data}):
                 ref = segment_ref(job.name, job.segment, path, data)  # (while it is synced)
-                for _ in self._commit_policy.attempts():
-                    with self._write_lock:
-                        if log.listing_is_old:
-                            self._refresh_locked()
-                        assert self._manifest is not None
-                        proposed = job.rebase(self._manifest, self._state, ref)
-                        if proposed is None:
-                            raise _LostRace
-                        if log.propose(proposed):
-                            with self._rw.write():
-                                job.install()
-                                self._manifest = proposed
-                            logger.debug(
-                                "merged %d segments into %s (version %d)",
-                                len(job.run),
-                                job.name,
-                                proposed.version,
-                            )
-                            return True
-                        self._refresh_locked()
-                raise _LostRace
+                committed = self._propose_tail(job, ref)
         except _LostRace:
             logger.debug("dropped a merge of %d segments: the store changed", len(job.run))
             return False
+        log.settle(committed)  # (outside the writers' lock)
+        logger.debug(
+            "merged %d segments into %s (version %d)", len(job.run), job.name, committed.version
+        )
+        return True
+
+    def _propose_tail(self, job: TailMerge, ref: SegmentRef) -> Manifest:
+        """Commit a written merge where its run now is (`_LostRace` if it is gone); the
+        manifest committed, not yet settled."""
+        log = self.log
+        assert log is not None
+        for _ in self._commit_policy.attempts():
+            with self._write_lock:
+                if log.listing_is_old:
+                    self._refresh_locked()
+                assert self._manifest is not None
+                proposed = job.rebase(self._manifest, self._state, ref)
+                if proposed is None:
+                    raise _LostRace
+                if log.propose(proposed, durable=False):
+                    with self._rw.write():
+                        job.install()
+                        self._manifest = proposed
+                    return proposed
+                self._refresh_locked()
+        raise _LostRace
 
     # -- inline ----------------------------------------------------------------------------
     def _plan_locked(self) -> tuple[int | None, str]:
