@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vectordb_manager.engine.format import SegmentData, encode_records
+from vectordb_manager.engine.format import SegmentData, encode_records, record_lines
 from vectordb_manager.engine.hashing import (
     _flat_canonical,
     canonical_json,
@@ -26,7 +26,12 @@ from vectordb_manager.engine.hashing import (
     content_hashes,
 )
 from vectordb_manager.engine.limits import MAX_METADATA_BYTES, check_record_size
-from vectordb_manager.engine.records import encode_flat_records, encode_record, flat_scalars
+from vectordb_manager.engine.records import (
+    encode_flat_records,
+    encode_record,
+    flat_scalars,
+    newlines,
+)
 from vectordb_manager.errors import InvalidInputError
 from vectordb_manager.vectorstores.rows import _clean_metadata, _validate_rows
 
@@ -101,6 +106,8 @@ def test_encode_records_gives_the_bytes_of_one_record_at_a_time(hostile: bool) -
         rows = zip(texts, metas, hashes, created, updated, strict=True)
         expected = b"".join(encode_record(i, r) + b"\n" for i, r in zip(ids, rows, strict=True))
         assert encode_records(seg) == expected
+        lines = record_lines(seg, "segments/x.seg")  # (as a commit keeps them)
+        assert lines.blob == expected and np.array_equal(lines.ends, newlines(expected))
         again = zip(texts, metas, hashes, created, updated, strict=True)
         batched += flat_scalars(metas) and encode_flat_records(ids, again) is not None
     assert batched > (300 if not hostile else 10)  # both paths were taken

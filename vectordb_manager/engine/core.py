@@ -43,13 +43,12 @@ from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.format import (
     SEGMENT_DIR,
     Manifest,
-    RawRecords,
     SegmentData,
     Vectors,
-    encode_records,
     lay_out_segment,
     new_segment_name,
     now_iso,
+    record_lines,
     segment_ref,
 )
 from vectordb_manager.engine.hashing import content_hashes
@@ -437,7 +436,7 @@ class Engine(Queries, Maintenance):
             seg.values = EncodedValues(build_values(seg.metadatas), f"{SEGMENT_DIR}{name}.seg")
         if len(seg) and seg.raw is None:
             # kept as the encoded lines, as an opened store keeps them: decoded on demand
-            lines = RawRecords.split(encode_records(seg), f"{SEGMENT_DIR}{name}.seg")
+            lines = record_lines(seg, f"{SEGMENT_DIR}{name}.seg")
             seg = replace(seg, texts=[], metadatas=[], hashes=[], created=[], updated=[], raw=lines)
         if log is None:
             with self._rw.write():

@@ -47,6 +47,7 @@ from vectordb_manager.engine.manifest import (
 from vectordb_manager.engine.postings import EncodedPostings, Postings, check_header
 from vectordb_manager.engine.records import (
     MAX_RECORD_LINE_BYTES,
+    Ends,
     RawRecords,
     check_depths,
     check_lines,
@@ -485,16 +486,29 @@ def _fileno(stream: IO[builtins.bytes]) -> int | None:
         return None
 
 
+def record_lines(seg: SegmentData, path: str) -> RawRecords:
+    """`encode_records`, kept as the undecoded lines of the segment file at ``path``."""
+    blob, ends = _encode_records(seg)
+    return RawRecords(blob, newlines(blob) if ends is None else ends, path)
+
+
 def encode_records(seg: SegmentData) -> bytes:
     """One JSON object per line (JSON escapes newlines inside strings); `InvalidInputError`
     for a record that readers would refuse (metadata nested too deeply, a line too long), so
     a writer never commits what no reader opens. Records with flat metadata, the common case,
     are encoded all at once (the same bytes)."""
+    return _encode_records(seg)[0]
+
+
+def _encode_records(seg: SegmentData) -> tuple[bytes, Ends | None]:
+    """`encode_records`, and where its lines end when they were found on the way."""
     records = zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
     if flat_scalars(seg.metadatas):
         blob = encode_flat_records(seg.ids, records)
-        if blob is not None and longest_line(newlines(blob)) <= MAX_RECORD_LINE_BYTES:
-            return blob
+        if blob is not None:
+            ends = newlines(blob)
+            if longest_line(ends) <= MAX_RECORD_LINE_BYTES:
+                return blob, ends
     for doc_id, meta in zip(seg.ids, seg.metadatas, strict=True):  # before encoding them
         if nests(meta):
             try:
@@ -513,7 +527,7 @@ def encode_records(seg: SegmentData) -> bytes:
                 f"document {doc_id[:80]!r} takes {len(line)} bytes as stored, more than "
                 f"readers accept ({MAX_RECORD_LINE_BYTES}); split it. Nothing was written."
             )
-    return b"".join(lines)
+    return b"".join(lines), None
 
 
 __all__ = [
@@ -544,6 +558,7 @@ __all__ = [
     "pack_sections",
     "parse_manifest_name",
     "read_segment",
+    "record_lines",
     "segment_ref",
     "unpack_sections",
 ]
