@@ -126,6 +126,46 @@ def test_inline_compaction_merges_before_the_write_returns(tmp_path: Path) -> No
     assert store.stats()["segments"] < 4
 
 
+@pytest.mark.parametrize("value_index", [True, False], ids=["columns", "from-records"])
+def test_merges_prepared_beside_filtered_searches(tmp_path: Path, value_index: bool) -> None:
+    """A merge takes its rows under the readers' lock, so filters (which decode and build
+    value columns as they go) run meanwhile: every search answers, and exactly."""
+    store = LocalVectorStore(HashingEmbeddings(64), tmp_path / "store", compaction=POLICY)
+    store.engine.value_index = value_index  # False: no columns written, built from records
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    searches = [0]
+
+    def search() -> None:
+        while not stop.is_set():
+            try:
+                for tag in ("a", "b", "c"):
+                    hits = store.similarity_search("text", k=500, filter={"tag": tag})
+                    assert all(d.metadata["tag"] == tag for d in hits)
+                    searches[0] += 1
+            except BaseException as exc:  # reported by the test
+                failures.append(exc)
+                return
+
+    threads = [threading.Thread(target=search) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(40):
+            ids = [f"{i}-{j}" for j in range(6)]
+            metas = [{"tag": "abc"[j % 3], "i": i} for j in range(6)]
+            store.add_texts([f"text {i} {j}" for j in range(6)], metas, ids=ids)
+        store.wait_for_compaction()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not failures, failures[0]
+    assert searches[0] > 0 and store.stats()["segments"] < 40
+    hits = store.similarity_search("text", k=1000, filter={"tag": "b"})
+    assert len(hits) == 80 and store.verify()["documents"] == 240
+
+
 def test_commits_that_follow_each_other_wake_one_upkeep_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
