@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_store.py --n 100000              # a few minutes
     .venv/bin/python benchmarks/bench_store.py --n 20000 --queries 50  # quick
     .venv/bin/python benchmarks/bench_store.py --n 20000 --profile     # + where ours spends it
+    .venv/bin/python benchmarks/bench_store.py --n 30000 --batched-only  # the batched add alone
 
 The suite runs it at 100k and at 1M. Data: N x 384 clustered synthetic unit vectors (1000
 random centres + gaussian noise), ~100-character texts and metadata ``{"i", "half": i % 2,
@@ -507,6 +508,13 @@ def _bench(args: argparse.Namespace, work: Path) -> PartResult:
     rows: list[Row] = []
     if args.batched_n > 0:  # first: it needs nothing else in memory
         rows += batched_add(args, data, work)
+    if args.batched_only:
+        return PartResult(
+            "store",
+            f"Local stores, batched add of {min(args.batched_n, data.n):,}",
+            [Table(f"{data.n:,} x {DIM}", SYSTEM_COLUMNS, rows)],
+            facts={"n": data.n},
+        )
 
     ours_dir, peer_dir, raw_file = work / "ours", work / "peer", work / "raw" / "index.faiss"
     raw_file.parent.mkdir()
@@ -662,6 +670,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=int,
         default=100_000,
         help="documents added in batches of 1,000 (at most N; 0: skip)",
+    )
+    parser.add_argument(
+        "--batched-only",
+        action="store_true",
+        help="measure the batched add alone (of --batched-n, default --n), nothing else",
     )
     parser.add_argument(
         "--peer-budget",

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,8 +210,8 @@ def test_a_stalled_writer_never_reuses_a_removed_version(tmp_path: Path) -> None
     real_write = storage.write  # type: ignore[union-attr]
     stalled = [False]
 
-    def slow_write(name: str, data: bytes) -> None:
-        real_write(name, data)
+    def slow_write(name: str, data: bytes, **kwargs: Any) -> None:
+        real_write(name, data, **kwargs)
         if not stalled[0]:
             stalled[0] = True
             for i in range(40):

@@ -36,7 +36,7 @@ class Gate:
         self.reached = threading.Event()
         self.go = threading.Event()
         self.merges = 0
-        real = maintenance.encode_segment
+        real = maintenance.lay_out_segment
 
         def held(name: str, seg: Any) -> Any:
             self.merges += 1
@@ -45,7 +45,7 @@ class Gate:
                 assert self.go.wait(60), "the test never released the merge"
             return real(name, seg)
 
-        monkeypatch.setattr(maintenance, "encode_segment", held)
+        monkeypatch.setattr(maintenance, "lay_out_segment", held)
 
     def wait_reached(self) -> None:
         assert self.reached.wait(60), "no merge was started"
@@ -124,6 +124,68 @@ def test_inline_compaction_merges_before_the_write_returns(tmp_path: Path) -> No
         store.add_texts([f"t{i}"], ids=[str(i)])
     assert store.engine._upkeep is None  # no thread was ever started
     assert store.stats()["segments"] < 4
+
+
+@pytest.mark.parametrize("value_index", [True, False], ids=["columns", "from-records"])
+def test_merges_prepared_beside_filtered_searches(tmp_path: Path, value_index: bool) -> None:
+    """A merge takes its rows under the readers' lock, so filters (which decode and build
+    value columns as they go) run meanwhile: every search answers, and exactly."""
+    store = LocalVectorStore(HashingEmbeddings(64), tmp_path / "store", compaction=POLICY)
+    store.engine.value_index = value_index  # False: no columns written, built from records
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    searches = [0]
+
+    def search() -> None:
+        while not stop.is_set():
+            try:
+                for tag in ("a", "b", "c"):
+                    hits = store.similarity_search("text", k=500, filter={"tag": tag})
+                    assert all(d.metadata["tag"] == tag for d in hits)
+                    searches[0] += 1
+            except BaseException as exc:  # reported by the test
+                failures.append(exc)
+                return
+
+    threads = [threading.Thread(target=search) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(40):
+            ids = [f"{i}-{j}" for j in range(6)]
+            metas = [{"tag": "abc"[j % 3], "i": i} for j in range(6)]
+            store.add_texts([f"text {i} {j}" for j in range(6)], metas, ids=ids)
+        store.wait_for_compaction()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not failures, failures[0]
+    assert searches[0] > 0 and store.stats()["segments"] < 40
+    hits = store.similarity_search("text", k=1000, filter={"tag": "b"})
+    assert len(hits) == 80 and store.verify()["documents"] == 240
+
+
+def test_commits_that_follow_each_other_wake_one_upkeep_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(maintenance, "_LINGER", 30.0)  # (long enough never to matter here)
+    store = open_store(tmp_path)
+    store.add_texts(["a"], ids=["a"])
+    store.wait_for_compaction()
+    worker = store.engine._upkeep
+    assert worker is not None
+    thread = worker._thread
+    assert thread is not None and thread.is_alive()  # idle, waiting for the next commit
+    for i in range(6):
+        store.add_texts([f"t{i}"], ids=[str(i)])
+    store.wait_for_compaction()  # returns once the work is done, while the thread waits on
+    assert worker._thread is thread and store.stats()["segments"] < 7
+    monkeypatch.setattr(maintenance, "_LINGER", 0.0)
+    store.add_texts(["z"], ids=["z"])  # its upkeep done, nothing else comes: the thread ends
+    thread.join(60)
+    assert not thread.is_alive() and worker._thread is None
+    assert sorted(texts_of(open_store(tmp_path)).values()) == ["a", *(f"t{i}" for i in range(6)), "z"]
 
 
 def test_a_process_that_exits_right_after_a_write_finishes_its_merge(tmp_path: Path) -> None:

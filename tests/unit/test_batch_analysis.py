@@ -135,6 +135,17 @@ def test_the_term_table_stays_within_its_bound_and_starts_again_correctly(
     assert "running" not in analyzer._cache  # its words are in the table, not also the cache
 
 
+def test_the_term_table_grows_over_many_batches_and_stays_exact() -> None:
+    """Batch after batch on one analyzer, each with pieces never seen before (numbers, as
+    document numbers are), the table grows past its first room and the postings of each
+    batch stay exact."""
+    analyzer = Analyzer()
+    for seed in range(12):
+        texts = [f"doc {seed * 1000 + i} {t} n{seed}x{i}" for i, t in enumerate(_texts(seed, 150))]
+        assert Postings.build(texts, analyzer).equals(_reference(texts, Analyzer()))
+    assert len(analyzer.term_table) > 3000  # (the room doubled on the way)
+
+
 def test_plain_words_are_those_of_the_documented_pattern() -> None:
     """`_is_plain` (string methods, for speed) says what ``[A-Za-z0-9][a-z0-9]*|[A-Z0-9]+``
     matching whole says: ASCII letters and digits without a case boundary."""

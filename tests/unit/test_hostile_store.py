@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import boto3
 import numpy as np
@@ -108,7 +108,7 @@ def test_a_failed_commit_removes_what_it_wrote(tmp_path: Path) -> None:
     storage = store.engine.storage
     assert storage is not None
 
-    def full(name: str, data: bytes) -> bool:
+    def full(name: str, data: bytes, **kwargs: Any) -> bool:
         raise StorageError(f"cannot write {name}: No space left on device")
 
     storage.write_if_absent = full  # type: ignore[method-assign]
@@ -124,8 +124,8 @@ def test_a_commit_whose_answer_was_lost_is_recognised_as_ours(tmp_path: Path) ->
     assert storage is not None
     real = storage.write_if_absent
 
-    def lost_answer(name: str, data: bytes) -> bool:
-        real(name, data)
+    def lost_answer(name: str, data: bytes, **kwargs: Any) -> bool:
+        real(name, data, **kwargs)
         raise StorageError(f"cannot write {name}: connection reset")
 
     storage.write_if_absent = lost_answer  # type: ignore[method-assign]

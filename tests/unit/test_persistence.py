@@ -8,6 +8,7 @@ import json
 import pickle
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -414,11 +415,11 @@ def test_a_failing_compaction_does_not_fail_the_committed_write(tmp_path: Path) 
     real_write = storage.write  # type: ignore[union-attr]
     calls = [0]
 
-    def write(name: str, data: bytes) -> None:
+    def write(name: str, data: bytes, **kwargs: Any) -> None:
         calls[0] += 1
         if calls[0] > 1:  # the commit's own segment succeeds; the compaction's write fails
             raise StorageError("disk full")
-        real_write(name, data)
+        real_write(name, data, **kwargs)
 
     storage.write = write  # type: ignore[union-attr,method-assign]
     store.add_texts(["second"], ids=["2"])  # commits, then compaction fails quietly
@@ -636,9 +637,9 @@ def test_compactions_list_the_manifests_only_when_one_can_have_expired(tmp_path:
             listings.append(prefix)
         return real_list(prefix, start_after)
 
-    def propose_spy(proposed):  # type: ignore[no-untyped-def]
+    def propose_spy(proposed, **kwargs):  # type: ignore[no-untyped-def]
         merged = len(proposed.segments) <= store.stats()["segments"]  # a merge, not an add
-        committed = real_propose(proposed)
+        committed = real_propose(proposed, **kwargs)
         compactions.append(merged and committed)
         return committed
 

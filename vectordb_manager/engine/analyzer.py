@@ -74,7 +74,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 import Stemmer
@@ -330,8 +330,8 @@ class Analyzer:
         folded = [t.lower() for t in simple]
         kept = [f for f in folded if f not in stop]
         stems = self._stemmer.stemWords(kept) if self._stemmer is not None else kept
-        stem_of = dict(zip(kept, stems, strict=True))
-        plain_terms: list[tuple[str, ...]] = [(stem_of[f],) if f in stem_of else () for f in folded]
+        stem_of = dict(zip(kept, zip(stems), strict=True))  # each word's terms: (its stem,)
+        plain_terms: list[tuple[str, ...]] = list(map(stem_of.get, folded, repeat(())))
         if remember:
             cache.store(simple, plain_terms)  # (first: the others' parts are often among them)
         if not rest:

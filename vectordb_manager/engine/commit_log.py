@@ -6,6 +6,12 @@ committed), writes and removes a change's files, and collects what old versions 
 (see `retention`). It knows nothing of records, vectors or indexes; the `Engine` decides what
 a version contains, and retries a lost race with its `RetryPolicy`.
 
+Durability: a change's files are written first (`uncommitted`), without waiting for them to
+be durable (``durable=False``: a local directory fsyncs them in the background); proposing a
+manifest passes the storage the files it names that are still so written (``after``), which
+it makes durable before it creates the manifest. So a manifest is never durable before the
+files it names, and a proposal that returns ``True`` has made both durable.
+
 The ambiguous failure: when the storage fails while creating a manifest, the write may still
 have landed with its answer lost. `CommitLog.propose` then reads the version back and decides
 whether it is *ours* (our bytes), *theirs* (other bytes) or *absent*; only when even that
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +81,9 @@ class CommitLog:
         self.clock = clock
         self.monotonic = monotonic
         self._listed_at = monotonic()
+        # files `uncommitted` wrote that may not be durable yet (any thread's changes)
+        self._staged: set[str] = set()
+        self._staged_lock = threading.Lock()
         # no collection can find anything before this time, or this version (see retention)
         self._gc_due: tuple[float, int | None] = (0.0, None)
 
@@ -164,17 +174,21 @@ class CommitLog:
                 )
 
     # -- committing --------------------------------------------------------------------------
-    def propose(self, proposed: Manifest) -> bool:
+    def propose(self, proposed: Manifest, *, durable: bool = True) -> bool:
         """Create the manifest of the next version; ``True`` if it is ours, ``False`` if
-        another writer created that version first."""
+        another writer created that version first. ``durable=False``: the manifest is in
+        place (committed) but may become durable only in `settle`, so that the caller can
+        apply the change in memory meanwhile."""
         if proposed.version > MAX_VERSION:
             raise StorageError(
                 f"{self.describe()} has reached the highest version number {MAX_VERSION}; "
                 "copy its documents to a new store"
             )
         name, data = manifest_name(proposed.version), proposed.to_bytes()
+        with self._staged_lock:
+            after = sorted(files_of(proposed) & self._staged) if self._staged else []
         try:
-            return self.storage.write_if_absent(name, data)
+            return self.storage.write_if_absent(name, data, after=after, durable=durable)
         except StorageError as failed:
             try:
                 there = self.storage.read(name)
@@ -190,28 +204,49 @@ class CommitLog:
             logger.warning("committed version %d despite an error: %s", proposed.version, failed)
             return True
 
+    def settle(self, committed: Manifest) -> None:
+        """Wait until a manifest proposed with ``durable=False`` is durable. It is committed
+        either way: a failure is logged, as `propose` does for a manifest found in place
+        after an error."""
+        try:
+            self.storage.sync([manifest_name(committed.version)])
+        except StorageError as exc:
+            logger.warning("committed version %d despite an error: %s", committed.version, exc)
+
     @contextlib.contextmanager
     def uncommitted(self, blobs: Mapping[str, Blob]) -> Iterator[None]:
-        """Write a change's files; if the block fails (the change was not committed), remove
-        them again, so that a failed write or compaction leaves nothing behind."""
+        """Write a change's files, not yet durably: `propose` makes them durable before a
+        manifest naming them. If the block fails (the change was not committed), remove them
+        again, so that a failed write or compaction leaves nothing behind."""
         try:
-            self.put(blobs)
+            self.put(blobs, durable=False)
             yield
         except CommitUnknown:
             raise  # a committed manifest may name the files: vacuum() decides later
         except BaseException:
             self.discard(blobs)
             raise
+        finally:
+            with self._staged_lock:
+                self._staged.difference_update(blobs)
 
-    def put(self, blobs: Mapping[str, Blob]) -> None:
-        """Write files (in parallel when there are several)."""
+    def put(self, blobs: Mapping[str, Blob], *, durable: bool = True) -> None:
+        """Write files (in parallel when there are several); ``durable=False``: see
+        `uncommitted`."""
         storage = self.storage
+
+        def write(path: str, data: Blob) -> None:
+            if not durable:
+                with self._staged_lock:
+                    self._staged.add(path)
+            storage.write(path, data, durable=durable)
+
         if len(blobs) <= 1:
             for path, data in blobs.items():
-                storage.write(path, data)
+                write(path, data)
             return
         with ThreadPoolExecutor(min(IO_THREADS, len(blobs))) as pool:
-            list(pool.map(lambda item: storage.write(*item), blobs.items()))
+            list(pool.map(lambda item: write(*item), blobs.items()))
 
     def discard(self, paths: Mapping[str, Blob] | Sequence[str]) -> None:
         """Remove files that are garbage; a failure is logged, never raised."""

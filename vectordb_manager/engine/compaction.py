@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import chain, filterfalse
 
 import numpy as np
 
@@ -193,17 +194,15 @@ def tail_rows(
     (taken where they are when the file is laid out, see `StoreState.merged_rows`), their
     keyword postings and value columns, and the deletes they hold of rows older than the
     run."""
-    added = dict.fromkeys(i for r in run for i in st.segment_ids[r.name][0] if i in st.slot)
-    slots = sorted(st.slot[i] for i in added)
+    # (set operations and maps in C: this runs under the writers' lock)
+    present = st.slot.keys() & chain.from_iterable(st.segment_ids[r.name][0] for r in run)
+    slots = sorted(map(st.slot.__getitem__, present))
     seg = st.merged_rows(slots)
     seg.postings = st.text.select(slots) if keywords and slots else None
     if values and slots:
         seg.values = EncodedValues(st.values.select(np.asarray(slots)), f"segments/{name}.seg")
-    seg.deletes = [
-        d
-        for d in dict.fromkeys(d for r in run for d in st.segment_ids[r.name][1])
-        if d not in st.slot
-    ]
+    deletes = dict.fromkeys(chain.from_iterable(st.segment_ids[r.name][1] for r in run))
+    seg.deletes = list(filterfalse(st.slot.__contains__, deletes))
     return seg
 
 

@@ -27,7 +27,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -43,18 +43,16 @@ from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.format import (
     SEGMENT_DIR,
     Manifest,
-    RawRecords,
     SegmentData,
     Vectors,
-    canonical_json,
-    content_hash,
-    encode_records,
-    encode_segment,
+    lay_out_segment,
     new_segment_name,
     now_iso,
+    record_lines,
+    segment_ref,
 )
+from vectordb_manager.engine.hashing import content_hashes
 from vectordb_manager.engine.index import IndexParams
-from vectordb_manager.engine.limits import check_record_size
 from vectordb_manager.engine.loading import Loader, check_live
 from vectordb_manager.engine.locks import ReadWriteLock
 from vectordb_manager.engine.maintenance import Maintenance
@@ -69,7 +67,7 @@ from vectordb_manager.engine.options import (
 )
 from vectordb_manager.engine.postings import Postings
 from vectordb_manager.engine.queries import Queries
-from vectordb_manager.engine.records import is_typed
+from vectordb_manager.engine.records import flat_scalars, is_typed
 from vectordb_manager.engine.retry import commit_policy
 from vectordb_manager.engine.search import Hit, KeywordHit, require_k
 from vectordb_manager.engine.state import StoreState
@@ -339,10 +337,7 @@ class Engine(Queries, Maintenance):
         and given a record ends up with the record.
         """
         vectors = self._prepare(vectors) if len(ids) else vectors
-        meta_json = [canonical_json(m) for m in metadatas]
-        for i, (text, mj) in enumerate(zip(texts, meta_json, strict=True)):
-            check_record_size(i, text, mj)
-        hashes = [content_hash(t, mj) for t, mj in zip(texts, meta_json, strict=True)]
+        hashes = content_hashes(texts, metadatas)  # (and each record's size checked)
         with self._write_lock:
             self._refresh_locked()
             if len(ids):
@@ -352,15 +347,20 @@ class Engine(Queries, Maintenance):
             wanted = dict.fromkeys(deletes)
             present = [d for d in wanted if d in st.slot]
             deleted = set(present)
-            keep = [
-                i
-                for i, doc_id in enumerate(ids)
-                if (slot := st.slot.get(doc_id)) is None
-                or stored is None
-                or doc_id in deleted
-                or st.record(slot).hash != hashes[i]
-                or not np.array_equal(stored[slot], vectors[i])
-            ]
+            existing = st.slot.keys() & ids if st.slot else ()  # (one intersection, in C)
+            keep = (
+                [
+                    i
+                    for i, doc_id in enumerate(ids)
+                    if doc_id not in existing
+                    or stored is None
+                    or doc_id in deleted
+                    or st.record(st.slot[doc_id]).hash != hashes[i]
+                    or not np.array_equal(stored[st.slot[doc_id]], vectors[i])
+                ]
+                if existing
+                else range(len(ids))  # all new: every row is written
+            )
             if len(present) < len(wanted):
                 absent = [d for d in wanted if d not in deleted]
                 logger.debug(
@@ -373,15 +373,18 @@ class Engine(Queries, Maintenance):
             if not keep and not present:
                 return 0, 0
             now = now_iso()
+            every = len(keep) == len(ids)  # (then ``keep`` is every row, in order)
             seg = SegmentData(
-                ids=[ids[i] for i in keep],
-                texts=[texts[i] for i in keep],
-                metadatas=[dict(metadatas[i]) for i in keep],
-                hashes=[hashes[i] for i in keep],
+                ids=list(_pick(ids, keep, every)),
+                texts=list(_pick(texts, keep, every)),
+                metadatas=list(map(dict, _pick(metadatas, keep, every))),
+                hashes=list(_pick(hashes, keep, every)),
                 created=[
-                    st.record(st.slot[ids[i]]).created_at if ids[i] in st.slot else now
+                    st.record(st.slot[ids[i]]).created_at if ids[i] in existing else now
                     for i in keep
-                ],
+                ]
+                if existing
+                else [now] * len(keep),
                 updated=[now] * len(keep),
                 vectors=(
                     vectors[keep]
@@ -392,8 +395,10 @@ class Engine(Queries, Maintenance):
                 ),
                 deletes=present,
             )
-            self._commit_locked(seg)
-            return len(keep), len(present)
+            committed = self._commit_locked(seg)
+        if committed is not None and self.log is not None:
+            self.log.settle(committed)  # (outside the writers' lock: the upkeep may commit)
+        return len(keep), len(present)
 
     def upsert(
         self,
@@ -415,25 +420,32 @@ class Engine(Queries, Maintenance):
     def _check_dimension(self, dim: int) -> None:
         vectors_module.check_dimension(dim, self.dimension)
 
-    def _commit_locked(self, seg: SegmentData) -> None:
+    def _commit_locked(self, seg: SegmentData) -> Manifest | None:
+        """Commit a segment and apply it in memory; the manifest committed (``None`` in
+        memory), whose last fsync the caller awaits (`CommitLog.settle`) after the lock."""
         log = self.log
         name = new_segment_name()
-        typed = seg.raw is None and any(map(is_typed, seg.metadatas))  # dates: a feature
+        typed = (  # dates: a feature
+            seg.raw is None
+            and not flat_scalars(seg.metadatas)
+            and any(map(is_typed, seg.metadatas))
+        )
         if self.keyword_index and len(seg) and seg.raw is None and seg.postings is None:
             seg.postings = Postings.build(seg.texts, self._analyzer)
         if self.value_index and len(seg) and seg.raw is None and seg.values is None:
             seg.values = EncodedValues(build_values(seg.metadatas), f"{SEGMENT_DIR}{name}.seg")
         if len(seg) and seg.raw is None:
             # kept as the encoded lines, as an opened store keeps them: decoded on demand
-            lines = RawRecords.split(encode_records(seg), f"{SEGMENT_DIR}{name}.seg")
+            lines = record_lines(seg, f"{SEGMENT_DIR}{name}.seg")
             seg = replace(seg, texts=[], metadatas=[], hashes=[], created=[], updated=[], raw=lines)
         if log is None:
             with self._rw.write():
                 self._state.apply(seg, None)
             self._maybe_compact_locked()
-            return
-        ref, blobs = encode_segment(name, seg)
-        with log.uncommitted(blobs):
+            return None
+        path, data = lay_out_segment(name, seg)
+        with log.uncommitted({path: data}):
+            ref = segment_ref(name, seg, path, data)  # (hashed while its file is synced)
             for _ in self._commit_policy.attempts():
                 if log.listing_is_old:
                     self._refresh_locked()
@@ -455,8 +467,8 @@ class Engine(Queries, Maintenance):
                     features=features,
                     analyzer=self._analyzer.to_json(),
                 )
-                if log.propose(proposed):
-                    with self._rw.write():
+                if log.propose(proposed, durable=False):
+                    with self._rw.write():  # (while the manifest's folder is synced)
                         self._state.apply(seg, name)
                         self._manifest = proposed
                     logger.debug(
@@ -476,6 +488,7 @@ class Engine(Queries, Maintenance):
                     f"committing to {log.describe()} first; the change was not applied, retry it"
                 )
         self._after_commit()
+        return proposed
 
     # -- checking ----------------------------------------------------------------------------
     def verify(self) -> dict[str, Any]:
@@ -520,7 +533,13 @@ class Engine(Queries, Maintenance):
         }
 
 
+def _pick(items: Sequence[Any], keep: Sequence[int], every: bool) -> Iterable[Any]:
+    """The items at ``keep`` (all of them, in order, when ``every``)."""
+    return items if every else map(items.__getitem__, keep)
+
+
 def _live_after(st: StoreState, seg: SegmentData) -> int:
-    gone = {d for d in seg.deletes if d in st.slot}
-    new = sum(1 for i in dict.fromkeys(seg.ids) if i not in st.slot or i in gone)
+    gone = st.slot.keys() & seg.deletes
+    ids = set(seg.ids)
+    new = len(ids - st.slot.keys()) + len(ids & gone)  # (gone ones are in the slot map)
     return st.live - len(gone) + new

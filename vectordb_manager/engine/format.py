@@ -47,14 +47,19 @@ from vectordb_manager.engine.manifest import (
 from vectordb_manager.engine.postings import EncodedPostings, Postings, check_header
 from vectordb_manager.engine.records import (
     MAX_RECORD_LINE_BYTES,
+    Ends,
     RawRecords,
     check_depths,
     check_lines,
     damaged,
     dump_ids,
+    encode_flat_records,
     encode_record,
+    flat_scalars,
     id_list,
+    longest_line,
     nests,
+    newlines,
 )
 from vectordb_manager.errors import IntegrityError, InvalidInputError
 
@@ -127,7 +132,20 @@ _OPTIONAL_ROW_SECTIONS = frozenset(("postings", "values"))
 
 
 def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, Blob]]:
-    """Serialize a segment into its one file; returns the manifest entry and path -> bytes.
+    """Serialize a segment into its one file; returns the manifest entry and path -> bytes
+    (`lay_out_segment`, then `segment_ref`)."""
+    path, data = lay_out_segment(name, seg)
+    return segment_ref(name, seg, path, data), {path: data}
+
+
+def segment_ref(name: str, seg: SegmentData, path: str, data: Blob) -> SegmentRef:
+    """The manifest entry of segment ``name``, laid out at ``path`` as ``data``: hashes it
+    (the slow part, which a commit runs while the written file is being synced)."""
+    return SegmentRef(name, len(seg), len(seg.deletes), FileRef.of(path, data))
+
+
+def lay_out_segment(name: str, seg: SegmentData) -> tuple[str, bytearray]:
+    """A segment's one file: its path and its bytes.
 
     Layout: ``VDBSEG01``, the header's length (uint64, little-endian), a JSON header mapping
     each section to ``[offset, length]`` in the file, then the sections, each starting at a
@@ -162,9 +180,7 @@ def encode_segment(name: str, seg: SegmentData) -> tuple[SegmentRef, dict[str, B
             parts["values"] = seg.values.data
     if seg.deletes:
         parts["deletes"] = dump_ids(seg.deletes)
-    data = pack_sections(parts)
-    file = FileRef.of(f"{SEGMENT_DIR}{name}.seg", data)
-    return SegmentRef(name, len(seg), len(seg.deletes), file), {file.path: data}
+    return f"{SEGMENT_DIR}{name}.seg", pack_sections(parts)
 
 
 def pack_sections(parts: Mapping[str, Piece | list[Piece]]) -> bytearray:
@@ -470,10 +486,29 @@ def _fileno(stream: IO[builtins.bytes]) -> int | None:
         return None
 
 
+def record_lines(seg: SegmentData, path: str) -> RawRecords:
+    """`encode_records`, kept as the undecoded lines of the segment file at ``path``."""
+    blob, ends = _encode_records(seg)
+    return RawRecords(blob, newlines(blob) if ends is None else ends, path)
+
+
 def encode_records(seg: SegmentData) -> bytes:
     """One JSON object per line (JSON escapes newlines inside strings); `InvalidInputError`
     for a record that readers would refuse (metadata nested too deeply, a line too long), so
-    a writer never commits what no reader opens."""
+    a writer never commits what no reader opens. Records with flat metadata, the common case,
+    are encoded all at once (the same bytes)."""
+    return _encode_records(seg)[0]
+
+
+def _encode_records(seg: SegmentData) -> tuple[bytes, Ends | None]:
+    """`encode_records`, and where its lines end when they were found on the way."""
+    records = zip(seg.texts, seg.metadatas, seg.hashes, seg.created, seg.updated, strict=True)
+    if flat_scalars(seg.metadatas):
+        blob = encode_flat_records(seg.ids, records)
+        if blob is not None:
+            ends = newlines(blob)
+            if longest_line(ends) <= MAX_RECORD_LINE_BYTES:
+                return blob, ends
     for doc_id, meta in zip(seg.ids, seg.metadatas, strict=True):  # before encoding them
         if nests(meta):
             try:
@@ -492,7 +527,7 @@ def encode_records(seg: SegmentData) -> bytes:
                 f"document {doc_id[:80]!r} takes {len(line)} bytes as stored, more than "
                 f"readers accept ({MAX_RECORD_LINE_BYTES}); split it. Nothing was written."
             )
-    return b"".join(lines)
+    return b"".join(lines), None
 
 
 __all__ = [
@@ -516,11 +551,14 @@ __all__ = [
     "encode_record",
     "encode_records",
     "encode_segment",
+    "lay_out_segment",
     "manifest_name",
     "new_segment_name",
     "now_iso",
     "pack_sections",
     "parse_manifest_name",
     "read_segment",
+    "record_lines",
+    "segment_ref",
     "unpack_sections",
 ]

@@ -12,12 +12,15 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
-from collections.abc import Iterator
+import operator
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import chain, repeat
 from typing import IO, Any
 
 import numpy as np
 import orjson
 
+from vectordb_manager.engine.limits import MAX_METADATA_BYTES, MAX_RECORD_BYTES, check_record_size
 from vectordb_manager.engine.manifest import FileRef
 from vectordb_manager.engine.records import is_typed, newlines, tag_metadata
 from vectordb_manager.errors import IntegrityError
@@ -53,6 +56,46 @@ def canonical_json(value: Any) -> str:
         value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")
     )
 
+
+
+def content_hashes(texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`content_hash` of each text with its metadata's `canonical_json`, after checking each
+    record's size (`check_record_size`: `InvalidInputError` for the first too large). For
+    metadata of strings, integers, booleans and nulls, the common case, every step runs in C
+    over the whole batch: the same hashes, without a Python call per record."""
+    metas = list(metadatas)
+    found = _flat_canonical(metas)
+    if found is None:
+        canonical = list(map(canonical_json, metas))
+        for i, (text, mj) in enumerate(zip(texts, canonical, strict=True)):
+            check_record_size(i, text, mj)
+        return [content_hash(t, mj) for t, mj in zip(texts, canonical, strict=True)]
+    longest_text = max(map(len, texts), default=0)
+    longest_meta = max(map(len, found), default=0)  # bytes (chars would be fewer)
+    if longest_meta > MAX_METADATA_BYTES or longest_text * 4 + longest_meta > MAX_RECORD_BYTES:
+        for i, (text, raw) in enumerate(zip(texts, found, strict=True)):
+            check_record_size(i, text, raw.decode("utf-8"))
+    encoded = map(str.encode, texts, repeat("utf-8"), repeat("surrogatepass"))
+    messages = map(_ZERO.join, zip(encoded, found, strict=True))
+    return list(map(_HEX, map(hashlib.sha256, messages)))
+
+
+_ZERO = b"\x00"
+_HEX = operator.methodcaller("hexdigest")
+_DICTS = frozenset((dict,))
+
+
+def _flat_canonical(metas: list[Any]) -> list[bytes] | None:
+    """`canonical_json` of each metadata, UTF-8, when all are dicts of `_FLAT` values and
+    orjson writes them (else ``None``)."""
+    if not _DICTS.issuperset(map(type, metas)):
+        return None
+    if not _FLAT.issuperset(map(type, chain.from_iterable(map(dict.values, metas)))):
+        return None
+    try:
+        return list(map(orjson.dumps, metas, repeat(None), repeat(orjson.OPT_SORT_KEYS)))
+    except (TypeError, orjson.JSONEncodeError):
+        return None  # beyond 64 bits, lone surrogates, keys that are not strings
 
 
 class HashingReader:

@@ -6,9 +6,11 @@ garbage, `compact` and `vacuum`.
 default, for stores on storage) the merging happens on a thread of the engine's own, so that a
 writer adding batch after batch does not wait for merges:
 
-* a merge of the tail (`TailMerge`) takes its rows under the writers' lock (a copy of the
-  vectors, the stored record lines, the rows' postings: no encoding), then encodes and writes
-  the merged file without any lock, and takes the lock again only to commit it: its manifest
+* a merge of the tail (`TailMerge`) takes its rows under the readers' lock (a copy of the
+  vectors, the stored record lines, the rows' postings: no encoding; a writer meanwhile
+  prepares its commit, and waits only to apply it), then encodes and writes the merged file
+  without any lock, and takes the writers' lock only to commit it (the manifest's last fsync
+  is awaited after the lock is released): its manifest
   puts the merged segment where the run is *then*, with the segments committed meanwhile
   still after it (later rows still win, so the store reads the same). If the run is gone
   meanwhile (another writer merged it, or the state was replaced), the merge is dropped and
@@ -16,11 +18,12 @@ writer adding batch after batch does not wait for merges:
 * a full compaction (it rebuilds the state and the index) runs on the thread too, but under
   the writers' lock, as inline.
 
-The thread is started on demand and ends when nothing is left to do; it is not a daemon, so a
-process that exits right after a write first finishes the merge in progress (a killed one
-leaves a file that no manifest names, for `vacuum`). `wait_for_compaction` waits until the
-upkeep is done. Failures of the upkeep never fail a write: they are logged, and the next
-commit tries again.
+The thread is started on demand and ends when nothing was left to do for a moment (so a
+writer committing batch after batch wakes one thread rather than starting one per commit);
+it is not a daemon, so a process that exits right after a write first finishes the merge in
+progress (a killed one leaves a file that no manifest names, for `vacuum`).
+`wait_for_compaction` waits until the upkeep is done. Failures of the upkeep never fail a
+write: they are logged, and the next commit tries again.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from collections.abc import Callable
 from vectordb_manager.engine.columns import EncodedValues
 from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy, TailMerge, prepare_merge
-from vectordb_manager.engine.format import Manifest, encode_segment
+from vectordb_manager.engine.format import Manifest, SegmentRef, lay_out_segment, segment_ref
 from vectordb_manager.engine.locks import ReadWriteLock
 from vectordb_manager.engine.retention import MANIFEST_RETENTION_SECONDS, require_age
 from vectordb_manager.engine.retry import RetryPolicy
@@ -43,6 +46,7 @@ from vectordb_manager.errors import StorageError
 logger = logging.getLogger(__name__)
 
 _MAX_MERGES = 16  # merges in a row after one commit (each makes the next plan smaller)
+_FULL = object()  # (the next merge is a full compaction: made under the writers' lock)
 
 
 _WORKERS: weakref.WeakSet[_Worker] = weakref.WeakSet()
@@ -135,14 +139,26 @@ class Maintenance:
         garbage collection."""
         try:
             for _ in range(_MAX_MERGES):
-                with self._write_lock:
-                    job = self._next_job_locked()
+                job = self._next_tail_merge()
+                if job is _FULL:
+                    with self._write_lock:
+                        job = self._next_job_locked()
                 if job is None or (isinstance(job, TailMerge) and not self._commit_tail(job)):
                     break
             with self._write_lock:
                 self._collect_garbage()
         except StorageError as exc:
             logger.warning("maintenance after version %d failed: %s", self._version(), exc)
+
+    def _next_tail_merge(self) -> TailMerge | object | None:
+        """The next merge of the tail, prepared under the readers' lock (so that a writer
+        goes on meanwhile, and waits, if at all, only to apply its commit in memory); `_FULL`
+        if the policy asks for a full compaction, ``None`` if there is nothing to do."""
+        with self._rw.read():
+            start, _ = self._plan_locked()
+            if start is None or start == 0:
+                return None if start is None else _FULL
+            return self._prepare_tail(start)
 
     def _next_job_locked(self) -> TailMerge | bool | None:
         """The next merge to make: a `TailMerge` to encode and commit, ``True`` if a full
@@ -152,6 +168,10 @@ class Maintenance:
             return None
         if start == 0:
             return self._merge_locked(0, kind) or None
+        return self._prepare_tail(start)
+
+    def _prepare_tail(self, start: int) -> TailMerge | None:
+        """The merge of the segments from ``start`` (> 0) on (hold one of the locks)."""
         assert self._manifest is not None
         return TailMerge.prepare(
             self._manifest,
@@ -165,33 +185,40 @@ class Maintenance:
         """Encode and write a prepared merge, then commit it; ``False`` if it was dropped."""
         log = self.log
         assert log is not None
-        ref, blobs = encode_segment(job.name, job.segment)  # (no lock: writers go on)
+        path, data = lay_out_segment(job.name, job.segment)  # (no lock: writers go on)
         try:
-            with log.uncommitted(blobs):
-                for _ in self._commit_policy.attempts():
-                    with self._write_lock:
-                        if log.listing_is_old:
-                            self._refresh_locked()
-                        assert self._manifest is not None
-                        proposed = job.rebase(self._manifest, self._state, ref)
-                        if proposed is None:
-                            raise _LostRace
-                        if log.propose(proposed):
-                            with self._rw.write():
-                                job.install()
-                                self._manifest = proposed
-                            logger.debug(
-                                "merged %d segments into %s (version %d)",
-                                len(job.run),
-                                job.name,
-                                proposed.version,
-                            )
-                            return True
-                        self._refresh_locked()
-                raise _LostRace
+            with log.uncommitted({path: data}):
+                ref = segment_ref(job.name, job.segment, path, data)  # (while it is synced)
+                committed = self._propose_tail(job, ref)
         except _LostRace:
             logger.debug("dropped a merge of %d segments: the store changed", len(job.run))
             return False
+        log.settle(committed)  # (outside the writers' lock)
+        logger.debug(
+            "merged %d segments into %s (version %d)", len(job.run), job.name, committed.version
+        )
+        return True
+
+    def _propose_tail(self, job: TailMerge, ref: SegmentRef) -> Manifest:
+        """Commit a written merge where its run now is (`_LostRace` if it is gone); the
+        manifest committed, not yet settled."""
+        log = self.log
+        assert log is not None
+        for _ in self._commit_policy.attempts():
+            with self._write_lock:
+                if log.listing_is_old:
+                    self._refresh_locked()
+                assert self._manifest is not None
+                proposed = job.rebase(self._manifest, self._state, ref)
+                if proposed is None:
+                    raise _LostRace
+                if log.propose(proposed, durable=False):
+                    with self._rw.write():
+                        job.install()
+                        self._manifest = proposed
+                    return proposed
+                self._refresh_locked()
+        raise _LostRace
 
     # -- inline ----------------------------------------------------------------------------
     def _plan_locked(self) -> tuple[int | None, str]:
@@ -263,15 +290,21 @@ def wait_for_all_upkeep() -> None:
         worker.wait()
 
 
+_LINGER = 0.1
+"""Seconds an idle upkeep thread waits for the next wake before it ends: a writer committing
+batch after batch wakes the same thread instead of starting one per commit."""
+
+
 class _Worker:
     """A thread that runs ``work`` after each `wake`, started on demand, ending when no wake
-    is pending (not a daemon: the interpreter lets it finish before exiting)."""
+    came for `_LINGER` seconds (not a daemon: the interpreter lets it finish before exiting)."""
 
     def __init__(self, work: Callable[[], None]) -> None:
         self._work = work
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pending = False
+        self._busy = False
         _WORKERS.add(self)
 
     def wake(self) -> None:
@@ -282,23 +315,31 @@ class _Worker:
                     target=self._loop, name="vectordb-compaction", daemon=False
                 )
                 self._thread.start()
+            else:
+                self._cond.notify_all()
 
     def wait(self) -> None:
+        """Until no work is pending or running (the thread may still wait for the next)."""
         if threading.current_thread() is self._thread:
             return
         with self._cond:
-            while self._thread is not None:
+            while self._thread is not None and (self._pending or self._busy):
                 self._cond.wait()
 
     def _loop(self) -> None:
         while True:
             with self._cond:
-                if not self._pending:
+                if not self._cond.wait_for(lambda: self._pending, timeout=_LINGER):
                     self._thread = None
                     self._cond.notify_all()
                     return
                 self._pending = False
+                self._busy = True
             try:
                 self._work()
             except Exception:  # a bug: say so, and keep the writer's process going
                 logger.exception("background compaction failed")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()

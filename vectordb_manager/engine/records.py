@@ -28,7 +28,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple, cast
@@ -169,13 +169,20 @@ def check_lines(ends: Ends, size: int, path: str) -> None:
         return
     if not len(ends) or int(ends[-1]) != size - 1:
         raise damaged(path, "has a records section that does not end with a newline")
-    longest = max(int(ends[0]), int(np.diff(ends).max(initial=0)) - 1)
+    longest = longest_line(ends)
     if longest > MAX_RECORD_LINE_BYTES:
         raise IntegrityError(
             f"{path} holds a record line of {longest} bytes; the most a record may take is "
             f"{MAX_RECORD_LINE_BYTES}. The file is damaged or was not written by "
             "vectordb-manager; restore it from a backup."
         )
+
+
+def longest_line(ends: Ends) -> int:
+    """The length of the longest line (without its newline) of lines ending at ``ends``."""
+    if not len(ends):
+        return 0
+    return max(int(ends[0]), int(np.diff(ends).max(initial=0)) - 1)
 
 
 def record_tuple(r: Any, path: str) -> Record:
@@ -434,6 +441,39 @@ def encode_record(doc_id: str, record: tuple[str, dict[str, Any], str, str, str]
     return json.dumps(row, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
+def flat_scalars(metas: Sequence[dict[str, Any]]) -> bool:
+    """Whether every metadata is a plain dict of JSON scalars (so none is typed and none
+    nests): one pass over the types of all their values, in C."""
+    values = itertools.chain.from_iterable(map(dict.values, metas))
+    return _DICTS.issuperset(map(type, metas)) and _SCALARS.issuperset(map(type, values))
+
+
+_DICTS = frozenset((dict,))
+# between two records' lines orjson writes this, and nowhere else when their metadata are flat
+# (`flat_scalars`): inside a string every quote is escaped, and flat metadata hold no object
+_BETWEEN = b'},{"id":'
+
+
+def encode_flat_records(
+    ids: Sequence[str],
+    records: Iterable[tuple[str, dict[str, Any], str, str, str]],
+) -> bytes | None:
+    """The lines of records whose metadata are flat (`flat_scalars`), each ending with a
+    newline, exactly as `encode_record` writes them one by one, in one orjson call for all of
+    them; ``None`` when orjson cannot write them (integers beyond 64 bits, lone surrogates)."""
+    rows = [
+        {"id": i, "text": t, "metadata": m, "hash": h, "created_at": c, "updated_at": u}
+        for i, (t, m, h, c, u) in zip(ids, records, strict=True)
+    ]
+    if not rows:
+        return b""
+    try:
+        blob = orjson.dumps(rows)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return blob[1:-1].replace(_BETWEEN, b'}\n{"id":') + b"\n"
+
+
 def dump_ids(ids: list[str]) -> bytes:
     """A JSON list of strings."""
     try:
@@ -462,10 +502,13 @@ __all__ = [
     "check_depths",
     "check_lines",
     "dump_ids",
+    "encode_flat_records",
     "encode_record",
+    "flat_scalars",
     "id_list",
     "is_typed",
     "loads",
+    "longest_line",
     "nests",
     "newlines",
     "record_tuple",

@@ -238,7 +238,7 @@ class StoreState:
         empty = np.zeros((0, self.dim or 0), dtype=np.float32)
         vectors = self.index.vectors() if self.index is not None else empty
         return SegmentData(
-            [self.ids[s] for s in slots],  # type: ignore[misc]
+            list(map(self.ids.__getitem__, slots)),  # type: ignore[arg-type]
             [],
             [],
             [],

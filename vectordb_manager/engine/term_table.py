@@ -63,9 +63,9 @@ class TermTable:
         self._keys = IdMap()
         self._term_ids = IdMap()
         self.terms: list[str] = []  # term id -> term
-        self._starts: I64 = np.zeros(0, dtype=np.int64)
-        self._sizes: I64 = np.zeros(0, dtype=np.int64)
-        self._flat: I64 = np.zeros(0, dtype=np.int64)
+        self._starts = _Column()  # per key: where its terms start in `_flat`
+        self._sizes = _Column()  # per key: how many terms it has
+        self._flat = _Column()  # the keys' term ids, one key after another
 
     def __len__(self) -> int:
         """Keys known."""
@@ -92,8 +92,8 @@ class TermTable:
         except BaseException:  # (the new keys have no rows: forget everything)
             self.trim(force=True)
             raise
-        sizes = self._sizes[ids]
-        return self._flat[ranges(self._starts[ids], sizes)], sizes
+        sizes = self._sizes.values[ids]
+        return self._flat.values[ranges(self._starts.values[ids], sizes)], sizes
 
     def trim(self, *, force: bool = False) -> None:
         """Start again if past the bound (after a batch: its ids are no longer needed)."""
@@ -101,7 +101,7 @@ class TermTable:
             self._keys = IdMap()
             self._term_ids = IdMap()
             self.terms = []
-            self._starts = self._sizes = self._flat = np.zeros(0, dtype=np.int64)
+            self._starts, self._sizes, self._flat = _Column(), _Column(), _Column()
 
     def _learn(self) -> None:
         """The terms of the new keys, as rows of the table."""
@@ -137,9 +137,34 @@ class TermTable:
         starts = np.empty(len(new), dtype=np.int64)
         sizes[order] = laid
         starts[order] = len(self._flat) + total[ends] - laid
-        self._starts = np.concatenate([self._starts, starts])
-        self._sizes = np.concatenate([self._sizes, sizes])
-        self._flat = np.concatenate([self._flat, ids])
+        self._starts.extend(starts)
+        self._sizes.extend(sizes)
+        self._flat.extend(ids)
+
+
+class _Column:
+    """An int64 array that grows at its end, into room that doubles: extending it copies
+    what it holds only when the room runs out, not on every batch."""
+
+    def __init__(self) -> None:
+        self._room: I64 = np.zeros(0, dtype=np.int64)
+        self._used = 0
+
+    def __len__(self) -> int:
+        return self._used
+
+    @property
+    def values(self) -> I64:
+        return self._room[: self._used]
+
+    def extend(self, more: I64) -> None:
+        need = self._used + len(more)
+        if need > len(self._room):
+            room = np.empty(max(need, 2 * len(self._room), 1024), dtype=np.int64)
+            room[: self._used] = self.values
+            self._room = room
+        self._room[self._used : need] = more
+        self._used = need
 
 
 def ranges(starts: I64, lens: I64) -> I64:

@@ -265,14 +265,15 @@ class ValueIndex:
         pieces: dict[str, list[tuple[Run, I64]]] = {}  # key -> (run, each row's new row)
         scanned: set[str] = set()  # keys not indexed somewhere: built from the records
         blocks = [b for b in self._blocks if b.first <= high and b.first + b.rows > low]
-        for block in blocks:
-            new = where[block.first : block.first + block.rows]
-            for key, column in self._all_columns(block):
-                if isinstance(column, Unindexed):
-                    scanned.add(key)
-                    continue
-                for run in column.values():
-                    pieces.setdefault(key, []).append((run, new[run.rows]))
+        with self._lock:  # (a merge runs beside filters that decode columns: not meanwhile)
+            for block in blocks:
+                new = where[block.first : block.first + block.rows]
+                for key, column in self._all_columns(block):
+                    if isinstance(column, Unindexed):
+                        scanned.add(key)
+                        continue
+                    for run in column.values():
+                        pieces.setdefault(key, []).append((run, new[run.rows]))
         columns: dict[str, Column | None] = {}
         for key in scanned:
             rows: list[int] = []

@@ -3,8 +3,10 @@
 Names are relative POSIX paths chosen by the engine (``manifests/…``, ``segments/…``); they never
 contain user input, but a manifest read from a store names its files, so a back end checks
 every name (`split_name`). Every ``write`` is atomic (a reader sees the whole object or none of
-it) and durable when it returns. ``write_if_absent`` is the commit primitive: it creates the
-object only if no object of that name exists, atomically with respect to every other writer.
+it) and durable when it returns (or, asked with ``durable=False``, by the time a
+``write_if_absent`` naming it in ``after`` returns). ``write_if_absent`` is the commit
+primitive: it creates the object only if no object of that name exists, atomically with
+respect to every other writer.
 
 What a reader may rely on, whatever the store holds (a store may come from someone else's
 archive or bucket):
@@ -26,6 +28,7 @@ archive or bucket):
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Protocol, runtime_checkable
 
@@ -71,12 +74,25 @@ class Storage(Protocol):
         """
         ...
 
-    def write(self, name: str, data: bytes | bytearray) -> None:
-        """Create or replace the object atomically and durably."""
+    def write(self, name: str, data: bytes | bytearray, *, durable: bool = True) -> None:
+        """Create or replace the object atomically and durably. With ``durable=False`` it
+        need only be durable once a `write_if_absent` naming it in ``after`` returns (a back
+        end may then sync it in the background meanwhile: a commit's files and its manifest
+        are synced together)."""
         ...
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
-        """Create the object only if absent; ``False`` when it already existed."""
+    def write_if_absent(
+        self, name: str, data: bytes, *, after: Iterable[str] = (), durable: bool = True
+    ) -> bool:
+        """Create the object only if absent; ``False`` when it already existed. The objects
+        in ``after`` (written with ``durable=False``) are durable before it is created. With
+        ``durable=False`` the new object may become durable only by the time `sync` of it
+        returns (it is in place, and visible, at once)."""
+        ...
+
+    def sync(self, names: Iterable[str]) -> None:
+        """Wait until these objects, written with ``durable=False``, are durable;
+        `StorageError` if one could not be made so."""
         ...
 
     def list(self, prefix: str, start_after: str | None = None) -> list[ObjectInfo]:

@@ -16,6 +16,15 @@ Writes go to a temporary file in the target's directory, are fsynced, then renam
 and the directory is fsynced so the rename itself survives a crash. ``write_if_absent`` links the
 finished temporary file to its final name: ``link(2)`` fails if the name exists, which makes
 the create-only commit atomic across threads and processes without any lock file.
+
+A commit's files need not be durable one by one, only before the manifest that names them:
+``write(name, data, durable=False)`` renames the written file into place at once and leaves
+its two fsyncs (the file's, then its folder's) to a background thread, so they overlap with
+whatever the writer does next (hashing the file, encoding and writing the manifest);
+``write_if_absent(name, data, after=[...])`` waits for those fsyncs to succeed, after fsyncing
+its own temporary file and before the ``link(2)`` that commits (then the folder's fsync
+makes the link durable). A failed background fsync fails that ``write_if_absent`` with
+`StorageError`, before anything is linked.
 """
 
 from __future__ import annotations
@@ -26,8 +35,10 @@ import errno
 import logging
 import os
 import stat
+import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -54,6 +65,8 @@ class LocalStorage:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
+        self._syncs: dict[str, Future[None]] = {}  # name -> its fsyncs, running or failed
+        self._syncs_lock = threading.Lock()
 
     def describe(self) -> str:
         return str(self.root)
@@ -78,24 +91,42 @@ class LocalStorage:
             os.close(fd)
             raise
 
-    def write(self, name: str, data: bytes | bytearray | memoryview) -> None:
+    def write(
+        self, name: str, data: bytes | bytearray | memoryview, *, durable: bool = True
+    ) -> None:
+        """Create or replace the object atomically: durable when this returns, or with
+        ``durable=False`` once a `write_if_absent` naming it in ``after`` (or `sync`) has
+        returned (its fsyncs run in the background meanwhile; see the module docstring)."""
         *folder, file = split_name(name)
         with self._folder(folder, create=True) as fd:
-            tmp = self._write_temp(fd, folder, data)
+            tmp, out = self._write_temp(fd, folder, data, sync=durable)
             try:
                 os.rename(tmp, file, src_dir_fd=fd, dst_dir_fd=fd)
             except OSError as exc:
+                if out is not None:
+                    os.close(out)
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=fd)
                 raise self._failed("write", [*folder, file], exc) from exc
-            self._sync(fd, folder)
+            if out is None:
+                self._sync(fd, folder)
+            else:
+                self._sync_later(name, out, fd, folder)
         logger.debug("wrote %s (%d bytes)", name, len(data))
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
+    def write_if_absent(
+        self, name: str, data: bytes, *, after: Iterable[str] = (), durable: bool = True
+    ) -> bool:
+        """Create the object only if absent, durably; first wait until the objects in
+        ``after`` (written with ``durable=False``) are durable (`StorageError`, and nothing
+        created, if they could not be made so). With ``durable=False`` the fsync of the
+        folder that makes the new name durable may still run when this returns: `sync`
+        waits for it."""
         *folder, file = split_name(name)
         with self._folder(folder, create=True) as fd:
-            tmp = self._write_temp(fd, folder, data)
+            tmp, _ = self._write_temp(fd, folder, data)
             try:
+                self.sync(after)
                 os.link(tmp, file, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
             except FileExistsError:
                 return False
@@ -104,9 +135,25 @@ class LocalStorage:
             finally:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=fd)
-            self._sync(fd, folder)
+            if durable:
+                self._sync(fd, folder)
+            else:
+                self._sync_later(name, None, fd, folder)
         logger.debug("created %s (%d bytes)", name, len(data))
         return True
+
+    def sync(self, names: Iterable[str]) -> None:
+        """Wait until these objects, written with ``durable=False``, are durable (the others
+        already are); `StorageError` if one could not be made so."""
+        for name in names:
+            with self._syncs_lock:
+                pending = self._syncs.get(name)
+            if pending is None:
+                continue
+            pending.result()  # its StorageError, if it failed (it then stays: it fails again)
+            with self._syncs_lock:
+                if self._syncs.get(name) is pending:
+                    del self._syncs[name]
 
     def list(self, prefix: str, start_after: str | None = None) -> builtins.list[ObjectInfo]:
         # walk only the folder the prefix points into
@@ -130,6 +177,8 @@ class LocalStorage:
         return sorted(found, key=lambda o: o.name)
 
     def delete(self, name: str) -> None:
+        with self._syncs_lock:
+            self._syncs.pop(name, None)  # (its fsyncs may still run: on an unlinked file)
         *folder, file = split_name(name)
         try:
             with self._folder(folder) as fd:
@@ -289,8 +338,15 @@ class LocalStorage:
             raise self._not_regular(here, stat.S_IFMT(info.st_mode))
 
     def _write_temp(
-        self, fd: int, folder: builtins.list[str], data: bytes | bytearray | memoryview
-    ) -> str:
+        self,
+        fd: int,
+        folder: builtins.list[str],
+        data: bytes | bytearray | memoryview,
+        *,
+        sync: bool = True,
+    ) -> tuple[str, int | None]:
+        """A new temporary file holding ``data`` in the folder ``fd``: its name, and (with
+        ``sync=False``) its descriptor, still open and not fsynced (else fsynced, closed)."""
         tmp = f"{TMP_PREFIX}{uuid.uuid4().hex}"
         try:
             out = os.open(tmp, _NEW_FILE, 0o644, dir_fd=fd)
@@ -301,22 +357,57 @@ class LocalStorage:
             view = memoryview(data)
             while view:
                 view = view[os.write(out, view) :]
-            os.fsync(out)
+            if sync:
+                os.fsync(out)
             done = True
         except OSError as exc:
             raise self._failed("write in", folder, exc) from exc
         finally:
-            os.close(out)
+            if sync or not done:
+                os.close(out)
             if not done:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=fd)
-        return tmp
+        return tmp, None if sync else out
 
     def _sync(self, fd: int, folder: builtins.list[str]) -> None:
         try:
             os.fsync(fd)
         except OSError as exc:
             raise self._failed("write in", folder, exc) from exc
+
+    def _sync_later(
+        self, name: str, out: int | None, fd: int, folder: builtins.list[str]
+    ) -> None:
+        """fsync the file ``out`` (renamed into the folder ``fd``; ``None``: no file), then the
+        folder, on a background thread; `sync` waits for it. The descriptors are closed when
+        done (``fd`` is the caller's: a duplicate is used)."""
+        try:
+            folder_fd = os.dup(fd)
+        except OSError as exc:
+            if out is not None:
+                os.close(out)
+            raise self._failed("write in", folder, exc) from exc
+
+        def run() -> None:
+            try:
+                if out is not None:
+                    os.fsync(out)
+                os.fsync(folder_fd)
+            except OSError as exc:
+                raise self._failed("write in", folder, exc) from exc
+            finally:
+                if out is not None:
+                    os.close(out)
+                os.close(folder_fd)
+
+        try:
+            pending = _sync_pool().submit(run)
+        except RuntimeError:  # the interpreter is shutting down: no new threads, sync now
+            run()
+            return
+        with self._syncs_lock:
+            self._syncs[name] = pending
 
     # -- errors ----------------------------------------------------------------------------
     def _link(self, parts: builtins.list[str], real: str) -> IntegrityError:
@@ -363,6 +454,22 @@ class LocalStorage:
                 "user that owns it"
             )
         return StorageError(f"cannot {action} {where}: {exc.strerror or exc}")
+
+
+_SYNC_THREADS = 4
+_POOLS: dict[int, ThreadPoolExecutor] = {}  # process id -> its pool
+_POOLS_LOCK = threading.Lock()
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    """The threads that run deferred fsyncs, shared by every `LocalStorage` of the process
+    (made again in a forked child, where the parent's threads do not exist)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(os.getpid())
+        if pool is None:
+            _POOLS.clear()
+            pool = _POOLS[os.getpid()] = ThreadPoolExecutor(_SYNC_THREADS, "vectordb-fsync")
+        return pool
 
 
 def _is_temporary(name: str) -> bool:

@@ -38,6 +38,7 @@ import io
 import logging
 import os
 import re
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from vectordb_manager.engine.limits import MAX_MANIFEST_BYTES
@@ -180,7 +181,9 @@ class S3Storage:
         buf.seek(0)
         return buf
 
-    def write(self, name: str, data: bytes | bytearray) -> None:
+    def write(self, name: str, data: bytes | bytearray, *, durable: bool = True) -> None:
+        """Create or replace the object (an S3 write is durable when it returns, whatever
+        ``durable`` says)."""
         key = self._key(name)
         try:
             if len(data) >= self.transfer_config.multipart_threshold:
@@ -198,7 +201,11 @@ class S3Storage:
         logger.debug("PUT %s (%d bytes)", key, len(data))
         self._remember(name, data)
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
+    def write_if_absent(
+        self, name: str, data: bytes, *, after: Iterable[str] = (), durable: bool = True
+    ) -> bool:
+        """Create the object only if absent (``after`` and ``durable``: nothing to wait for,
+        every write here being durable when it returns)."""
         key = self._key(name)
         try:
             self.client.put_object(
@@ -221,6 +228,9 @@ class S3Storage:
             return False
         logger.debug("PUT-if-absent %s (%d bytes)", key, len(data))
         return True
+
+    def sync(self, names: Iterable[str]) -> None:
+        """Nothing to wait for: every write here is durable when it returns."""
 
     def list(self, prefix: str, start_after: str | None = None) -> builtins.list[ObjectInfo]:
         out: builtins.list[ObjectInfo] = []

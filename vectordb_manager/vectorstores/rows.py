@@ -14,6 +14,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from itertools import chain
 from typing import Any, cast
 
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
@@ -48,7 +49,9 @@ def _validate_rows(
         )
     if ids is not None and len(ids) != n:
         raise InvalidInputError(f"got {len(ids)} ids for {n} texts; pass one id per text")
-    metas = [_clean_metadata(m, i) for i, m in enumerate(metadatas or [None] * n)]
+    metas = _flat_copies(metadatas) if metadatas else None
+    if metas is None:
+        metas = [_clean_metadata(m, i) for i, m in enumerate(metadatas or [None] * n)]
     if ids is not None and _plain_ids(ids):  # the common case, checked in C
         plain = cast(list[str], list(ids))
         _refuse_duplicates(plain)
@@ -94,6 +97,23 @@ def _refuse_duplicates(id_list: list[str]) -> None:
         )
 
 
+def _flat_copies(metadatas: Sequence[Mapping[str, Any] | None]) -> list[dict[str, Any]] | None:
+    """`_clean_metadata` of each, when every one is a dict whose values are all in `_FLAT`
+    and whose keys are short strings (the common case, checked over the whole batch in C);
+    ``None`` otherwise (then each is checked on its own)."""
+    if not _DICT.issuperset(map(type, metadatas)):
+        return None
+    copies = list(map(dict, cast(Sequence[dict[str, Any]], metadatas)))
+    keys = list(chain.from_iterable(copies))
+    if (
+        _FLAT.issuperset(map(type, chain.from_iterable(map(dict.values, copies))))
+        and _STR.issuperset(map(type, keys))
+        and max(map(len, keys), default=0) * 4 <= MAX_KEY_BYTES
+    ):
+        return copies
+    return None
+
+
 def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
     """A deep copy of the metadata that the store gives back exactly, or an error."""
     if meta is None:
@@ -117,6 +137,7 @@ def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
 # floats, which must be finite)
 _FLAT = frozenset((str, int, bool, type(None)))
 _STR = frozenset((str,))
+_DICT = frozenset((dict,))
 
 
 class _NotJSON(Exception):
