@@ -1,4 +1,5 @@
-"""A bucket in moto's in-process S3 (``mock_aws``) for tests that configure S3 by name."""
+"""A bucket in moto's in-process S3 (``mock_aws``) for tests that configure S3 by name, and the
+boto3 clients of tests that use ``mock_aws`` themselves."""
 
 from __future__ import annotations
 
@@ -22,9 +23,14 @@ def moto_bucket(monkeypatch: pytest.MonkeyPatch, bucket: str) -> Iterator[Any]:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
-        client = _session().client("s3", region_name="us-east-1")
+        client = mocked_client()
         client.create_bucket(Bucket=bucket)
         yield client
+
+
+def mocked_client() -> Any:
+    """A boto3 S3 client in us-east-1 for use under ``mock_aws``, made by the kept session."""
+    return _session().client("s3", region_name="us-east-1")
 
 
 @functools.cache
