@@ -1,8 +1,10 @@
 """Shared fixtures (the offline model is loaded once per test process) and the test order.
 
-``make test`` runs the suite in two processes (pytest-xdist, ``-n 2 --dist loadscope``, see
-pyproject.toml): each module, or test class, runs whole in one process, so module-scoped
-fixtures (a moto server, an embedded corpus) are built once. The modules holding tests marked
+``make test`` runs the suite in two processes (pytest-xdist, ``-n 2 --dist loadfile``, see
+pyproject.toml): each module, its test classes included, runs whole in one process, so
+module-scoped fixtures (a server process, an embedded corpus) are built once. (With
+``loadscope`` each test class was a unit of its own: a module's classes could run in both
+processes, each starting the module's server.) The modules holding tests marked
 ``slow`` are handed out first, longest work first, so that the two processes finish together
 instead of one starting a long module when the other is nearly done.
 """

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,9 +118,19 @@ def write_concurrently(stores: Sequence[Any], rounds: int, delete_every: int = 4
 def named_by_manifests(path: Path) -> set[str]:
     """Every file that some manifest of the local store at ``path`` names."""
     names: set[str] = set()
-    for manifest in (path / "manifests").glob("*.json"):
-        doc = json.loads(manifest.read_text())
-        names |= {s["file"]["path"] for s in doc["segments"]}
-        if doc.get("index_snapshot"):
-            names.add(doc["index_snapshot"]["file"]["path"])
+    for manifest in os.scandir(path / "manifests"):
+        if manifest.name.endswith(".json"):
+            stat = manifest.stat()
+            names |= _named_by(manifest.path, stat.st_size, stat.st_mtime_ns)
     return names
+
+
+@functools.lru_cache(maxsize=4096)
+def _named_by(manifest: str, size: int, mtime_ns: int) -> frozenset[str]:
+    """The files one manifest names. Cached, for tests that check after every write: a
+    manifest is written once (a create-only write), and its size and time are in the key."""
+    doc = json.loads(Path(manifest).read_text())
+    names = {s["file"]["path"] for s in doc["segments"]}
+    if doc.get("index_snapshot"):
+        names.add(doc["index_snapshot"]["file"]["path"])
+    return frozenset(names)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import http.client
 import logging
 import random
@@ -611,25 +612,42 @@ def s3_client(
     """A boto3 S3 client for ``endpoint_url`` with dummy credentials and path-style addressing.
 
     Retries: botocore ``standard`` mode with ``total_max_attempts=max_attempts``; timeouts:
-    connect 2 s, read 10 s. A fresh session is used, so this is safe to call from any thread.
-    The credentials (a session token too, if given) are only sent to ``endpoint_url``.
+    connect 2 s, read 10 s. Safe to call from any thread. The credentials (a session token
+    too, if given) are only sent to ``endpoint_url``.
+
+    Each client is a new one (its own connections and event hooks), made by a session kept
+    per set of credentials (`_session`): a new session loads botocore's service models again,
+    which costs ~0.15 s of CPU per client; a kept one makes a client in ~5 ms.
     """
-    import boto3
     from botocore.config import Config
 
-    session = boto3.session.Session(
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        aws_session_token=session_token,
-        region_name=region,
-    )
     config = Config(
         s3={"addressing_style": "path"},
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=2,
         read_timeout=10,
     )
-    return session.client("s3", endpoint_url=endpoint_url, config=config)
+    with _SESSIONS_LOCK:  # a boto3 session is not thread-safe; the clients it makes are
+        session = _session(access_key_id, secret_access_key, session_token, region)
+        return session.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+_SESSIONS_LOCK = threading.Lock()
+
+
+@functools.cache
+def _session(
+    access_key_id: str, secret_access_key: str, session_token: str | None, region: str
+) -> Any:
+    """The boto3 session `s3_client` makes clients with, one per set of credentials."""
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
+        region_name=region,
+    )
 
 
 @contextlib.contextmanager

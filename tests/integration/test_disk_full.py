@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +32,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def files(path: Path) -> dict[str, int]:
-    return {p.relative_to(path).as_posix(): p.stat().st_size for p in path.rglob("*") if p.is_file()}
+    """Every file under ``path`` (relative, with "/") and its size."""
+    out: dict[str, int] = {}
+    for folder, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(folder, name)
+            out[os.path.relpath(full, path).replace(os.sep, "/")] = os.stat(full).st_size
+    return out
 
 
 @pytest.mark.parametrize("index", ["hnsw", "flat"])

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from langchain_core.embeddings import Embeddings
 from moto import mock_aws
 
+from tests.integration.moto_bucket import mocked_client
 from vectordb_manager import (
     InvalidInputError,
     LocalVectorStore,
@@ -204,7 +204,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
+        client = mocked_client()
         client.create_bucket(Bucket="hybrid")
         yield client
 

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from langchain_core.documents import Document
 from langchain_core.indexing import InMemoryRecordManager, aindex, index
 from moto import mock_aws
 
+from tests.integration.moto_bucket import mocked_client
 from vectordb_manager import LocalVectorStore, S3VectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.vectorstores.engine_store import EngineVectorStore
@@ -132,7 +132,7 @@ def s3_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3VectorStore]:
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
+        client = mocked_client()
         client.create_bucket(Bucket="vdbm-index")
         yield S3VectorStore(HashingEmbeddings(64), "vdbm-index", "idx", client=client)
 

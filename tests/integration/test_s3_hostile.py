@@ -23,6 +23,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from moto import mock_aws
 
+from tests.integration.moto_bucket import mocked_client
 from tests.s3_support import moto_server, s3_client
 from vectordb_manager import IntegrityError, S3VectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
@@ -46,7 +47,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
+        client = mocked_client()
         client.create_bucket(Bucket=BUCKET)
         client.sent, client.bodies = [], []
         client.meta.events.register(

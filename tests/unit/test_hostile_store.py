@@ -12,11 +12,11 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-import boto3
 import numpy as np
 import pytest
 from moto import mock_aws
 
+from tests.integration.moto_bucket import mocked_client
 from vectordb_manager import (
     IntegrityError,
     LocalVectorStore,
@@ -203,7 +203,7 @@ def test_on_s3_segments_without_a_manifest_are_refused(monkeypatch: pytest.Monke
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(key, "testing")
     with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
+        client = mocked_client()
         client.create_bucket(Bucket="remains")
         S3VectorStore(EMB, "remains", "kb", client=client).add_texts(["a"], ids=["a"])
         for obj in client.list_objects_v2(Bucket="remains", Prefix="kb/manifests/")["Contents"]:

@@ -110,11 +110,12 @@ def test_numpy_fusion_equals_the_threshold_algorithm(
 
         monkeypatch.setattr(hybrid._Rrf, "first_depth", lambda self, k: 1)
     store = random_store(seed, distance)
+    fusions = [("rrf", 0.5, 60.0), ("rrf", 0.7, 0.3), ("rrf", 0.0, 60.0), ("rrf", 1.0, 2.0)]
+    if not shallow:  # ``shallow`` changes RRF only: the weighted fusion once per store
+        fusions += [("weighted", 0.5, 60.0), ("weighted", 0.25, 60.0), ("weighted", 0.0, 60.0)]
     for query in QUERIES:
         for filter_ in FILTERS:
-            for fusion, alpha, c in [("rrf", 0.5, 60.0), ("rrf", 0.7, 0.3), ("rrf", 0.0, 60.0),
-                                     ("rrf", 1.0, 2.0), ("weighted", 0.5, 60.0),
-                                     ("weighted", 0.25, 60.0), ("weighted", 0.0, 60.0)]:
+            for fusion, alpha, c in fusions:
                 for k in (1, 3, 10, 400):
                     fast, slow = both(store, query, k, filter_, fusion, alpha, c)
                     assert fast is not None  # a flat index: always the NumPy way

@@ -3,7 +3,9 @@ documents that pass; deletes and upserts hold for every index type; scores mean 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,6 +31,23 @@ def make_store(
     return store, vectors, queries, metas
 
 
+Built = tuple[LocalVectorStore, np.ndarray, np.ndarray, list[dict[str, int]]]
+
+
+@pytest.fixture(scope="module")
+def built() -> Callable[..., Built]:
+    """`make_store`, each store built once in the module, for tests that only search it."""
+    stores: dict[tuple[Any, ...], Built] = {}
+
+    def get(distance: str, index: str = "flat", n: int = N, **kw: Any) -> Built:
+        key = (distance, index, n, *sorted(kw.items()))
+        if key not in stores:
+            stores[key] = make_store(distance, index, n=n, **kw)
+        return stores[key]
+
+    return get
+
+
 def result_ids(store: LocalVectorStore, qi: int, k: int = K, **kw: object) -> list[int]:
     docs = store.similarity_search(f"q:{qi}", k=k, **kw)  # type: ignore[arg-type]
     return [int(d.id) for d in docs]  # type: ignore[arg-type]
@@ -51,9 +70,11 @@ def test_flat_equals_brute_force(distance: str) -> None:
          lambda m: m["bucket"] < 3 or m["i"] in (5, 6, 7)),
     ],
 )
-def test_filtered_equals_brute_force_over_passing(distance: str, flt: dict, test) -> None:  # type: ignore[no-untyped-def]
+def test_filtered_equals_brute_force_over_passing(
+    distance: str, flt: dict[str, Any], test: Callable[[Any], bool], built: Callable[..., Built]
+) -> None:
     # 10,000 documents: the 50% filter passes 5,000, enough to take the FAISS selector path
-    store, vectors, queries, metas = make_store(distance, n=10_000)
+    store, vectors, queries, metas = built(distance, n=10_000)
     keep = passing(metas, test)
     for qi in range(0, len(queries), 4):
         got = result_ids(store, qi, filter=flt)
@@ -62,16 +83,18 @@ def test_filtered_equals_brute_force_over_passing(distance: str, flt: dict, test
 
 
 @pytest.mark.parametrize("index", ["flat", "hnsw", "ivf"])
-def test_filter_returns_all_when_fewer_pass(index: str) -> None:
-    store, _, _, _ = make_store("cosine", index, ivf_min_train=500)
+def test_filter_returns_all_when_fewer_pass(index: str, built: Callable[..., Built]) -> None:
+    store, _, _, _ = built("cosine", index, ivf_min_train=500)
     docs = store.similarity_search("q:0", k=50, filter={"i": {"$in": [1, 2, 3]}})
     assert sorted(d.id for d in docs) == ["1", "2", "3"]  # type: ignore[type-var]
     assert store.similarity_search("q:0", k=5, filter={"bucket": 1000}) == []
 
 
 @pytest.mark.parametrize("index", ["flat", "hnsw", "ivf"])
-def test_filtered_search_is_filled_for_approximate_indexes(index: str) -> None:
-    store, vectors, queries, metas = make_store("cosine", index, ivf_min_train=500)
+def test_filtered_search_is_filled_for_approximate_indexes(
+    index: str, built: Callable[..., Built]
+) -> None:
+    store, vectors, queries, metas = built("cosine", index, ivf_min_train=500)
     keep = passing(metas, lambda m: m["bucket"] == 7)
     for qi in range(0, 40, 8):
         got = result_ids(store, qi, filter={"bucket": 7})
