@@ -74,16 +74,21 @@ class IngestReport:
         """True when no file failed."""
         return not self.files_failed
 
+    def count(self, kind: str) -> int:
+        """How many files of ``kind`` (``"files_added"``, ``"files_failed"``...) there were
+        (a report from a workflow may name only the first of them)."""
+        return len(getattr(self, kind))
+
     def to_dict(self) -> dict[str, Any]:
         """The report as plain data (what ``vectordb ingest --json`` prints)."""
         return {**dataclasses.asdict(self), "ok": self.ok}
 
     def __str__(self) -> str:
-        gone = len(self.files_removed)
+        gone = self.count("files_removed")
         lines = [
-            f"{self.files_seen} files: {len(self.files_added)} added, "
-            f"{len(self.files_updated)} updated, {len(self.files_unchanged)} unchanged, "
-            f"{len(self.files_skipped)} skipped, {len(self.files_failed)} failed; "
+            f"{self.files_seen} files: {self.count('files_added')} added, "
+            f"{self.count('files_updated')} updated, {self.count('files_unchanged')} unchanged, "
+            f"{self.count('files_skipped')} skipped, {self.count('files_failed')} failed; "
             f"{gone} gone file{'' if gone == 1 else 's'} removed; {self.chunks_added} chunks "
             f"added, {self.chunks_removed} removed, {self.texts_embedded} texts embedded "
             f"in {self.seconds:.1f} s"
@@ -95,9 +100,10 @@ class IngestReport:
     def __repr__(self) -> str:
         failed = ", ".join(f"{p!r}: {w!r}" for p, w in self.files_failed.items())
         return (
-            f"IngestReport(files_seen={self.files_seen}, added={len(self.files_added)}, "
-            f"updated={len(self.files_updated)}, unchanged={len(self.files_unchanged)}, "
-            f"removed={len(self.files_removed)}, skipped={len(self.files_skipped)}, "
+            f"IngestReport(files_seen={self.files_seen}, "
+            f"added={self.count('files_added')}, updated={self.count('files_updated')}, "
+            f"unchanged={self.count('files_unchanged')}, removed={self.count('files_removed')}, "
+            f"skipped={self.count('files_skipped')}, "
             f"chunks_added={self.chunks_added}, chunks_removed={self.chunks_removed}, "
             f"texts_embedded={self.texts_embedded}, failed={{{failed}}})"
         )

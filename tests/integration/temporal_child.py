@@ -13,10 +13,12 @@ answerer ``count`` to the query workflow.
 ``client`` reads one JSON command a line on stdin and answers each with one JSON line on
 stdout, in order (each command runs to its end before the next is read):
 ``{"op": "ingest", "queue", "request": {"store", "paths", "cleanup", "policy"},
-"cancel_after_batches": N, "cancel_through_temporal": bool}`` submits an ingestion, cancels
-it once N batches are done (if given: by its ``cancel`` signal, or by Temporal's own
-cancellation), waits for it and answers ``{"report", "progress"}`` (a report ``{"failure"}``
-if the workflow did not complete); ``{"op": "query", "queue",
+"cancel_when": {FIELD: N...}, "cancel_after_batches": N, "cancel_through_temporal": bool}``
+submits an ingestion, queries its progress every 200 ms while it runs, cancels it once each
+FIELD of the progress reaches N (``cancel_after_batches``: ``batches_done``; by its
+``cancel`` signal, or by Temporal's own cancellation), waits for it and answers ``{"report",
+"progress", "seen"}`` (a report ``{"failure"}`` if the workflow did not complete; ``seen``:
+the progress answers while it ran); ``{"op": "query", "queue",
 "request"}`` runs a query workflow and answers its result; ``{"op": "manager-ingest",
 "queue", "request"}`` ingests through ``VectorDatabaseManager.ingest(..., temporal=...)``.
 A failure answers ``{"error"}``.
@@ -120,8 +122,6 @@ async def ingest(client: Any, command: dict[str, Any]) -> dict[str, Any]:
     from vectordb_manager.workflows import (
         BatchPolicy,
         IngestRequest,
-        cancel_ingestion,
-        ingestion_progress,
         start_ingestion,
         wait_for_ingestion,
     )
@@ -134,21 +134,51 @@ async def ingest(client: Any, command: dict[str, Any]) -> dict[str, Any]:
         policy=BatchPolicy(**spec.get("policy", {})),
     )
     workflow_id = await start_ingestion(client, request, task_queue=command["queue"])
-    cancel_after = command.get("cancel_after_batches")
-    native = command.get("cancel_through_temporal", False)
-    if cancel_after is not None:
-        while (await ingestion_progress(client, workflow_id)).batches_done < cancel_after:
-            await asyncio.sleep(0.05)
-        if native:
-            await client.get_workflow_handle(workflow_id).cancel()
-        else:
-            await cancel_ingestion(client, workflow_id)
+    cancel_when = command.get("cancel_when")
+    if command.get("cancel_after_batches") is not None:
+        cancel_when = {"batches_done": command["cancel_after_batches"]}
+    watch = asyncio.ensure_future(
+        _watch(client, workflow_id, cancel_when, command.get("cancel_through_temporal", False))
+    )
     try:
         report: Any = (await wait_for_ingestion(client, workflow_id)).to_dict()
     except WorkflowFailureError as exc:
         report = {"failure": f"{type(exc.cause).__name__}: {exc.cause}"}
-    progress = await ingestion_progress(client, workflow_id)
-    return {"report": report, "progress": dataclasses.asdict(progress)}
+    watch.cancel()
+    snapshots = await watch
+    progress = await _query(client, workflow_id)
+    return {"report": report, "progress": dataclasses.asdict(progress), "seen": snapshots}
+
+
+async def _query(client: Any, workflow_id: str) -> Any:
+    from vectordb_manager.workflows import ingestion_progress
+
+    return await ingestion_progress(client, workflow_id)
+
+
+async def _watch(
+    client: Any, workflow_id: str, cancel_when: dict[str, int] | None, native: bool
+) -> list[dict[str, Any]]:
+    """Query the progress every 200 ms until cancelled (the ingestion's end); the answers
+    (without the failed files). Once every field of ``cancel_when`` reaches its value,
+    cancel the ingestion: by its signal, or through Temporal when ``native``."""
+    from vectordb_manager.workflows import cancel_ingestion
+
+    seen: list[dict[str, Any]] = []
+    try:
+        while True:
+            progress = dataclasses.asdict(await _query(client, workflow_id))
+            progress.pop("files_failed")
+            seen.append(progress)
+            if cancel_when and all(progress[k] >= v for k, v in cancel_when.items()):
+                cancel_when = None
+                if native:
+                    await client.get_workflow_handle(workflow_id).cancel()
+                else:
+                    await cancel_ingestion(client, workflow_id)
+            await asyncio.sleep(0.2)
+    except asyncio.CancelledError:
+        return seen
 
 
 async def query(client: Any, command: dict[str, Any]) -> dict[str, Any]:

@@ -198,23 +198,112 @@ def test_rerun_change_and_cleanup_through_the_cli(cluster: Cluster, tmp_path: Pa
     flow.verify()
 
 
+def make_many(root: Path, count: int) -> list[Path]:
+    """``count`` small files in 12 directories, in the order ingest lists them: text and
+    markdown, each 8th empty, each 17th unsupported, each 29th a JSON file that cannot be
+    parsed; plus hidden ones, left out."""
+    files = []
+    for i in range(count):
+        folder = root / f"part{i % 12:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if i % 29 == 28:
+            path = folder / f"doc{i:04d}.json"
+            path.write_text("{not json")
+        elif i % 17 == 16:
+            path = folder / f"doc{i:04d}.bin"
+            path.write_bytes(b"\x00")
+        else:
+            path = folder / f"doc{i:04d}.{'md' if i % 2 else 'txt'}"
+            path.write_text("" if i % 8 == 7 else paragraph(f"subject{i}", 1 + i % 5))
+        files.append(path)
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "skip.txt").write_text(paragraph("hidden", 2))
+    return sorted(files)
+
+
+KINDS = ("files_added", "files_updated", "files_unchanged", "files_removed", "files_skipped",
+         "files_failed")
+
+
+def assert_counts_as(report: dict[str, Any], expected: Any, policy: dict[str, int]) -> None:
+    """Exact counts as ``expected`` (a plain ingest's report); each kind names its first
+    files, at most as many as the policy says, and counts the rest as unlisted."""
+    for key in ("files_seen", "chunks_added", "chunks_removed", "texts_embedded"):
+        assert report[key] == getattr(expected, key), key
+    for kind in KINDS:
+        cap = policy["report_failures" if kind == "files_failed" else "report_files"]
+        full = getattr(expected, kind)
+        named = list(full)[:cap]
+        assert report["counts"][kind] == len(full), kind
+        assert list(report[kind]) == named, kind
+        assert report["unlisted"][kind] == len(full) - len(named), kind
+        if isinstance(full, dict):
+            assert report[kind] == {p: full[p] for p in named}, kind
+    counted = sum(report["counts"][k] for k in KINDS if k != "files_removed")
+    assert counted == report["files_seen"]
+
+
+def test_many_files_page_by_page_over_several_runs(cluster: Cluster, tmp_path: Path) -> None:
+    """A few hundred files, listed 10 at a time, a new run every 8 batches: the store and
+    the counts of a plain ingest, every run answering the progress query; then, with 20
+    files deleted across the pages, a re-run embeds nothing and removes them."""
+    files = make_many(tmp_path / "docs", 264)
+    corpus = tmp_path / "docs"
+    expected = plain(config(tmp_path / "plain"), [corpus])
+    assert expected.files_failed and expected.files_skipped  # each kind has files
+    policy = {"files_per_batch": 3, "files_per_page": 10, "batches_per_run": 8,
+              "report_files": 25, "report_failures": 4, "commit_batch_size": 16}
+    before = embedded(cluster.log)
+    out = cluster.ingest(config(tmp_path / "flow"), [corpus], policy=policy)
+    report, progress, seen = out["report"], out["progress"], out["seen"]
+    assert report["status"] == progress["status"] == "completed"
+    assert_counts_as(report, expected, policy)
+    assert embedded(cluster.log) - before == expected.texts_embedded
+    flow = open_store(config(tmp_path / "flow"))
+    assert_same_store(flow, open_store(config(tmp_path / "plain")))
+    flow.verify()
+    assert progress["runs"] >= len(files) // 3 // 8
+    assert progress["listing_complete"] and progress["failures"] == len(expected.files_failed)
+    assert progress["files_done"] == progress["files_total"] == expected.files_seen
+    # the query answered in the middle of the chain, and what it said only grew
+    assert any(p["runs"] >= 2 and p["status"] == "ingesting" for p in seen)
+    assert [p["files_done"] for p in seen] == sorted(p["files_done"] for p in seen)
+    assert [p["runs"] for p in seen] == sorted(p["runs"] for p in seen)
+
+    gone = files[5::13]
+    for path in gone:
+        path.unlink()
+    count = embedded(cluster.log)
+    out = cluster.ingest(config(tmp_path / "flow"), [corpus], policy=policy, cleanup="full")
+    rerun = plain(config(tmp_path / "plain"), [corpus], cleanup="full")
+    assert rerun.texts_embedded == 0 and rerun.count("files_removed") > 0
+    assert out["report"]["status"] == "completed" and out["progress"]["runs"] >= 3
+    assert_counts_as(out["report"], rerun, policy)
+    assert embedded(cluster.log) == count
+    assert_same_store(open_store(config(tmp_path / "flow")), open_store(config(tmp_path / "plain")))
+
+
 def test_cancel_leaves_a_consistent_store(cluster: Cluster, tmp_path: Path) -> None:
+    """Cancelled by its signal in the second run of the chain (pages of 3 files, a new run
+    every 2 batches)."""
     corpus = make_corpus(tmp_path / "docs", broken=False, texts=6)
     knob = Path(f"{cluster.log}.delay")
     knob.write_text("0.3")  # a slow model: the ingestion is still running when cancelled
     try:
-        policy = {"files_per_batch": 1, "max_concurrent": 1, "commit_batch_size": 2}
+        policy = {"files_per_batch": 1, "max_concurrent": 1, "commit_batch_size": 2,
+                  "files_per_page": 3, "batches_per_run": 2}
         request = {"store": spec(config(tmp_path / "flow")), "paths": [str(corpus)],
                    "cleanup": "full", "policy": policy}
         out = cluster.client.call(
             {"op": "ingest", "queue": cluster.queue, "request": request,
-             "cancel_after_batches": 2}
+             "cancel_when": {"runs": 2, "batches_done": 3}}
         )
     finally:
         knob.unlink()
     report, progress = out["report"], out["progress"]
     assert report["status"] == progress["status"] == "cancelled"
-    assert 2 <= progress["batches_done"] < progress["batches_total"]
+    assert progress["runs"] >= 2
+    assert 3 <= progress["batches_done"] < progress["batches_total"]
     assert report["files_seen"] == progress["files_done"] < progress["files_total"]
     flow = open_store(config(tmp_path / "flow"))
     flow.verify()
@@ -232,23 +321,25 @@ def test_cancel_leaves_a_consistent_store(cluster: Cluster, tmp_path: Path) -> N
 
 
 def test_cancel_through_temporal_leaves_a_consistent_store(cluster: Cluster, tmp_path: Path) -> None:
-    """``handle.cancel()``: the running batch stops at a safe point (before a commit);
-    whatever is stored is a subset of what ingest gives, and a re-run completes it."""
+    """``handle.cancel()`` (of the chain's current run, here the second): the running batch
+    stops at a safe point (before a commit); whatever is stored is a subset of what ingest
+    gives, and a re-run completes it."""
     corpus = make_corpus(tmp_path / "docs", broken=False, texts=6)
     knob = Path(f"{cluster.log}.delay")
     knob.write_text("0.3")
     try:
-        policy = {"files_per_batch": 2, "max_concurrent": 1, "commit_batch_size": 2}
+        policy = {"files_per_batch": 2, "max_concurrent": 1, "commit_batch_size": 2,
+                  "batches_per_run": 1}
         request = {"store": spec(config(tmp_path / "flow")), "paths": [str(corpus)],
                    "policy": policy}
         out = cluster.client.call(
             {"op": "ingest", "queue": cluster.queue, "request": request,
-             "cancel_after_batches": 1, "cancel_through_temporal": True}
+             "cancel_when": {"runs": 2}, "cancel_through_temporal": True}
         )
     finally:
         knob.unlink()
     assert out["report"]["failure"].startswith("CancelledError")
-    assert out["progress"]["status"] == "cancelled"
+    assert out["progress"]["status"] == "cancelled" and out["progress"]["runs"] >= 2
     assert out["progress"]["batches_done"] < out["progress"]["batches_total"]
     flow = open_store(config(tmp_path / "flow"))
     flow.verify()
@@ -330,7 +421,8 @@ def test_query_workflow(cluster: Cluster, tmp_path: Path) -> None:
 
 def test_sources_under_an_s3_prefix(cluster: Cluster, tmp_path: Path) -> None:
     """Objects under s3://bucket/prefix are ingested as files (their URL is their source),
-    re-ingested incrementally, and removed under cleanup="full" once deleted."""
+    listed a page at a time over several runs, re-ingested incrementally, and removed under
+    cleanup="full" once deleted."""
     corpus = make_corpus(tmp_path / "docs", broken=False, texts=2)
     (corpus / ".hidden").mkdir()
     (corpus / ".hidden" / "secret.txt").write_text(paragraph("hidden", 3))
@@ -348,8 +440,11 @@ def test_sources_under_an_s3_prefix(cluster: Cluster, tmp_path: Path) -> None:
         def as_url(local: str) -> str:
             return f"s3://sources/kb/{Path(local).relative_to(corpus).as_posix()}"
 
-        out = cluster.ingest(cfg, ["s3://sources/kb"], policy={"files_per_batch": 3})
+        # pages of 2 objects (StartAfter), batches of 3, a new run every 2 batches
+        policy = {"files_per_batch": 3, "files_per_page": 2, "batches_per_run": 2}
+        out = cluster.ingest(cfg, ["s3://sources/kb"], policy=policy)
         report = out["report"]
+        assert out["progress"]["runs"] >= 2 and report["files_seen"] == expected.files_seen
         assert report["files_added"] == [as_url(p) for p in expected.files_added]
         assert report["files_skipped"] == {as_url(p): why for p, why in expected.files_skipped.items()}
         assert report["chunks_added"] == expected.chunks_added
@@ -368,7 +463,7 @@ def test_sources_under_an_s3_prefix(cluster: Cluster, tmp_path: Path) -> None:
         count = embedded(cluster.log)
         gone = "kb/sub/notes1.txt"
         client.delete_object(Bucket="sources", Key=gone)
-        out = cluster.ingest(cfg, ["s3://sources/kb"], cleanup="full")
+        out = cluster.ingest(cfg, ["s3://sources/kb"], cleanup="full", policy=policy)
         assert out["report"]["files_removed"] == [f"s3://sources/{gone}"]
         assert out["report"]["texts_embedded"] == 0 and embedded(cluster.log) == count
         assert f"s3://sources/{gone}" not in {m["source"] for _, m, _ in store_rows(flow).values()}

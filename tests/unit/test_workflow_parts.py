@@ -18,7 +18,7 @@ from vectordb_manager import ConfigurationError, InvalidInputError, VectorDBConf
 from vectordb_manager.cli import main
 from vectordb_manager.ingestion import IngestReport
 from vectordb_manager.workflows import BatchPolicy, StoreCache, ingest_request, store_spec
-from vectordb_manager.workflows.types import empty_report, merge_report
+from vectordb_manager.workflows.reports import BoundedReport
 
 
 def test_a_spec_carries_no_secret_and_an_absolute_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,6 +50,11 @@ def test_workers_take_secrets_from_their_own_configuration() -> None:
         ({"max_concurrent": True}, "max_concurrent"),
         ({"heartbeat_timeout_seconds": -1.0}, "heartbeat_timeout_seconds"),
         ({"max_attempts": 1.5}, "max_attempts"),
+        ({"files_per_page": 0}, "files_per_page"),
+        ({"batches_per_run": -1}, "batches_per_run"),
+        ({"report_files": -1}, "report_files"),
+        ({"files_per_batch": 1001}, "files_per_batch=1001 is more than 1000"),
+        ({"report_failures": 10_001}, "report_failures=10001 is more than 10000"),
     ],
 )
 def test_a_bad_policy_is_refused_before_submitting(changes: dict[str, object], bad: str) -> None:
@@ -72,9 +77,13 @@ def test_batch_reports_merge_into_the_shape_of_an_ingest_report() -> None:
     one = IngestReport(files_seen=2, files_added=["a"], files_failed={"b": "bad"}, chunks_added=3,
                        texts_embedded=3)
     two = IngestReport(files_seen=1, files_unchanged=["c"], files_skipped={"d": "empty"})
-    total = empty_report()
-    merge_report(total, one.to_dict())
-    merge_report(total, two.to_dict())
+    bounded = BoundedReport(files=1000, failures=1000)
+    bounded.add(one.to_dict())
+    bounded.add(two.to_dict())
+    total = bounded.report
+    assert total.pop("unlisted") == dict.fromkeys(
+        ("files_added", "files_updated", "files_unchanged", "files_removed", "files_skipped",
+         "files_failed"), 0)
     assert IngestReport(**{k: v for k, v in total.items() if k != "ok"}) == IngestReport(
         files_seen=3, files_added=["a"], files_unchanged=["c"], files_skipped={"d": "empty"},
         files_failed={"b": "bad"}, chunks_added=3, texts_embedded=3,

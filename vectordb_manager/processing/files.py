@@ -108,6 +108,58 @@ def walk(root: Path, glob: str) -> Iterator[Target]:
             yield Target(path, in_directory=True)
 
 
+ALL_FILES = "**/*"
+
+
+def walk_after(root: Path, glob: str, after: Path | None) -> Iterator[Target]:
+    """What `walk` gives, from the first file after ``after`` on (in `walk`'s order: paths
+    compared as `Path` objects; ``after`` need not exist any more).
+
+    With the default ``glob`` (`ALL_FILES`) the directories before ``after`` are not read:
+    the walk goes down the tree in order (entries sorted by name, which is the order of
+    sorted paths), entering real directories (not links to them, as `Path.glob` does not)
+    and skipping hidden entries, from ``after``'s place. Another pattern walks the whole
+    tree and drops what comes before ``after``. A directory that vanishes meanwhile is empty.
+    """
+    if glob != ALL_FILES:
+        return (t for t in walk(root, glob) if after is None or t.path > after)
+    parts = after.relative_to(root).parts if after is not None else ()
+    return (Target(path, in_directory=True) for path in _files_after(root, parts))
+
+
+def _files_after(directory: Path, after: tuple[str, ...]) -> Iterator[Path]:
+    """The regular files under ``directory`` in order, after the relative path ``after``."""
+    try:
+        with os.scandir(directory) as entries:
+            found = sorted(entries, key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    for entry in found:
+        name = entry.name
+        if name.startswith(".") or (after and name < after[0]):
+            continue
+        path = directory / name
+        rest = after[1:] if after and name == after[0] else ()
+        if _is_real_directory(entry):
+            yield from _files_after(path, rest)
+        elif not (after and name == after[0]) and _is_file(entry):
+            yield path
+
+
+def _is_real_directory(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir() and not entry.is_symlink()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
 def raise_failures(failed: list[FileResult]) -> None:
     if not failed:
         return

@@ -1,7 +1,7 @@
 """The ingestion workflow's activities: list the sources, ingest a batch, remove vanished files.
 
 Each activity calls the same functions as `VectorDatabaseManager.ingest` (the listing of
-`processing.files.expand`, then `ingestion.ingest_results` on a batch of it, and
+`processing.files.expand`, a page at a time, then `ingestion.ingest_results` on a batch of it, and
 `ingestion.remove_missing`; objects under an S3 prefix are listed and fetched by `sources`),
 so an ingestion through the workflow gives exactly the store a
 plain ``ingest`` gives: the same chunks, ids, metadata and vectors. It is idempotent for the
@@ -48,16 +48,19 @@ from vectordb_manager.ingestion import (
 from vectordb_manager.ingestion import remove_missing as remove_missing_files
 from vectordb_manager.manager import VectorDatabaseManager
 from vectordb_manager.processing.files import FileResult
+from vectordb_manager.workflows.reports import bounded
 from vectordb_manager.workflows.sources import (
+    count_sources,
     gone_objects,
     is_s3,
+    list_page,
     local_targets,
     s3_client,
 )
-from vectordb_manager.workflows.sources import list_sources as list_all
 from vectordb_manager.workflows.types import (
     BatchRequest,
     CleanupRequest,
+    ListPage,
     ListRequest,
     SourceFile,
 )
@@ -148,11 +151,18 @@ class IngestionActivities:
     def __init__(self, stores: StoreCache) -> None:
         self.stores = stores
 
-    @activity.defn(name="vectordb-list-sources", no_thread_cancel_exception=True)
-    def list_sources(self, request: ListRequest) -> list[SourceFile]:
-        """The files under the paths, as `ingest` walks them (sorted, hidden ones left out),
-        then the objects under the S3 prefixes (`sources`)."""
-        return list_all(request.paths, request.glob, self._client(request.store, request.paths))
+    @activity.defn(name="vectordb-list-page", no_thread_cancel_exception=True)
+    def list_page(self, request: ListRequest) -> ListPage:
+        """A page of the files under the paths, as `ingest` walks them (sorted, hidden ones
+        left out), then of the objects under the S3 prefixes (`sources.list_page`)."""
+        client = self._client(request.store, request.paths)
+        return list_page(request.paths, request.glob, client, request.cursor, request.limit)
+
+    @activity.defn(name="vectordb-count-sources", no_thread_cancel_exception=True)
+    def count_sources(self, request: ListRequest) -> int:
+        """How many files the listing has (the progress's estimate of the total)."""
+        client = self._client(request.store, request.paths)
+        return count_sources(request.paths, request.glob, client)
 
     def _client(self, spec: dict[str, Any] | None, paths: list[str]) -> Any:
         """The S3 client for the sources, if any of ``paths`` is an S3 prefix."""
@@ -180,11 +190,13 @@ class IngestionActivities:
             )
         _as_first_attempt_saw(report, had, [f.path for f in request.files])
         report.seconds = time.perf_counter() - start
-        return report.to_dict()
+        return bounded(report.to_dict(), request.report_files, request.report_failures)
 
     @activity.defn(name="vectordb-remove-missing", no_thread_cancel_exception=True)
     def remove_missing(self, request: CleanupRequest) -> dict[str, Any]:
-        """Delete, in one commit, the chunks of files under the paths that no longer exist."""
+        """Delete, in one commit, the chunks of files under the paths that no longer exist
+        (found from the store's sources: each is checked on disk, or against the listing of
+        its prefix, read here; nothing travels but the report)."""
         start = time.perf_counter()
         store = self.stores.manager(request.store).vector_store
         store.refresh()
@@ -197,11 +209,11 @@ class IngestionActivities:
             client = self._client(request.store, prefixes)
             remove_sources(store, gone_objects(client, prefixes), report)
         report.seconds = time.perf_counter() - start
-        return report.to_dict()
+        return bounded(report.to_dict(), request.report_files, 0)
 
     def all(self) -> list[Callable[..., Any]]:
         """The activities to register with a worker."""
-        return [self.list_sources, self.ingest_batch, self.remove_missing]
+        return [self.list_page, self.count_sources, self.ingest_batch, self.remove_missing]
 
 
 def _had_chunks(store: Any, files: list[SourceFile]) -> dict[str, bool]:

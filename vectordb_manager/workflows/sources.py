@@ -1,6 +1,8 @@
 """Sources of an ingestion: local paths, and objects under an S3 prefix (``s3://bucket/prefix``).
 
-A prefix is listed like a directory (keys in order, hidden parts such as ``.git/`` left out,
+The listing is read a page at a time (`list_page`), each page starting after the last source
+of the one before, so that no payload of the workflow holds every file. A prefix is listed
+like a directory (keys in order, hidden parts such as ``.git/`` left out,
 a key ending in ``/`` too); each object found is a file "found in a directory" (an
 unsupported type is skipped). A batch downloads its objects to a temporary directory, each
 under its own name with the object's last-modified time, and processes the copies with
@@ -15,6 +17,7 @@ retries), with the endpoint, region and profile of the store's configuration.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -23,11 +26,13 @@ from typing import Any
 
 from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.errors import InvalidInputError
-from vectordb_manager.processing.files import Target, expand
+from vectordb_manager.processing.files import Target, absolute, expand, walk_after
 from vectordb_manager.storage.s3 import config_s3_client
-from vectordb_manager.workflows.types import SourceFile
+from vectordb_manager.workflows.types import ListCursor, ListPage, SourceFile
 
 S3_SCHEME = "s3://"
+PAGE_BYTES = 1_000_000
+"""The JSON bytes of sources a page holds at most, whatever its ``limit``."""
 
 
 def is_s3(path: str) -> bool:
@@ -48,34 +53,118 @@ def s3_client(config: VectorDBConfig) -> Any:
     return config_s3_client(config)
 
 
-def list_sources(paths: Iterable[str], glob: str, client: Any | None) -> list[SourceFile]:
-    """Every file to ingest, in order: local paths as ``ingest`` walks them, then the objects
-    under each S3 prefix (``client``: needed when there is one)."""
+def ordered_roots(paths: Iterable[str]) -> list[str]:
+    """The roots of a listing, in its order: the local paths as given, then the S3 prefixes
+    (`ListCursor.root` indexes this list)."""
     items = list(paths)
-    local = [p for p in items if not is_s3(p)]
-    found = [SourceFile(str(t.path), t.in_directory) for t in expand(local, glob)]
-    seen = {f.path for f in found}
-    for url in (p for p in items if is_s3(p)):
-        for source in _list_prefix(client, url):
-            if source.path not in seen:
-                seen.add(source.path)
-                found.append(source)
-    return found
+    return [p for p in items if not is_s3(p)] + [p for p in items if is_s3(p)]
 
 
-def _list_prefix(client: Any, url: str) -> Iterator[SourceFile]:
+def list_page(
+    paths: Iterable[str],
+    glob: str,
+    client: Any | None,
+    cursor: ListCursor,
+    limit: int | None = None,
+) -> ListPage:
+    """The sources after ``cursor``, in order, at most ``limit`` of them (and at most
+    `PAGE_BYTES` of JSON), and where the next page starts.
+
+    The order is ``ingest``'s: each local root walked as `expand` walks it, then the objects
+    under each S3 prefix in key order; a source listed by an earlier root is not listed
+    again. A page starts from the cursor's place, not from a count, so files created or
+    deleted between pages shift nothing: a page lists what exists when it is read, after
+    the cursor (S3: ``StartAfter``; a local directory is walked from that place on).
+    ``client``: needed when there is an S3 prefix.
+    """
+    roots = ordered_roots(paths)
+    sources: list[SourceFile] = []
+    size = 0
+    for index in range(cursor.root, len(roots)):
+        after = cursor.after if index == cursor.root else None
+        for source in _after(roots, index, glob, client, after):
+            if (limit is not None and len(sources) >= limit) or size >= PAGE_BYTES:
+                last = sources[-1]
+                return ListPage(sources, ListCursor(last.root, last.path))
+            sources.append(source)
+            size += len(json.dumps(source.path)) + 40
+    return ListPage(sources, None)
+
+
+def count_sources(paths: Iterable[str], glob: str, client: Any | None) -> int:
+    """How many sources the listing has now (what `list_page` would give in all)."""
+    roots = ordered_roots(paths)
+    return sum(
+        sum(1 for _ in _after(roots, index, glob, client, None)) for index in range(len(roots))
+    )
+
+
+def _after(
+    roots: list[str], index: int, glob: str, client: Any, after: str | None
+) -> Iterator[SourceFile]:
+    """The sources of the ``index``-th root after ``after``, but those an earlier root lists."""
+    root = roots[index]
+    if is_s3(root):
+        earlier = [r for r in roots[:index] if is_s3(r)]
+        for source in _list_prefix(client, root, after, index):
+            if not any(_prefix_lists(r, source.path) for r in earlier):
+                yield source
+        return
+    path = absolute(root)
+    found: Iterable[Target]
+    if path.is_dir():
+        found = walk_after(path, glob, Path(after) if after is not None else None)
+    else:
+        found = [Target(path, False)] if after is None else []
+    listed_before = _listed_before(roots[:index], path, glob)
+    for target in found:
+        if target.path not in listed_before:
+            yield SourceFile(str(target.path), target.in_directory, index)
+
+
+def _listed_before(earlier: list[str], root: Path, glob: str) -> set[Path]:
+    """What the earlier local roots that overlap ``root`` list (`expand` lists a file once,
+    under the first root that has it; roots rarely overlap, so this is usually empty)."""
+    overlapping = [
+        absolute(r)
+        for r in earlier
+        if not is_s3(r)
+        and (absolute(r) == root or root in absolute(r).parents or absolute(r) in root.parents)
+    ]
+    return {t.path for t in expand(overlapping, glob)} if overlapping else set()
+
+
+def _list_prefix(
+    client: Any, url: str, after: str | None = None, root: int = 0
+) -> Iterator[SourceFile]:
+    """The objects under the prefix ``url`` in key order, after the object ``after`` (its
+    URL), read from the bucket a page at a time."""
     bucket, prefix = split_s3(url)
+    options = {"Bucket": bucket, "Prefix": prefix}
+    if after is not None:
+        options["StartAfter"] = split_s3(after)[1]
+    for page in client.get_paginator("list_objects_v2").paginate(**options):
+        for item in page.get("Contents", []):
+            source = f"{S3_SCHEME}{bucket}/{item['Key']}"
+            listed = _prefix_lists(url, source)
+            if listed is not None:
+                yield SourceFile(source, in_directory=listed, root=root)
+
+
+def _prefix_lists(url: str, source: str) -> bool | None:
+    """Whether the prefix ``url`` lists the object ``source``: ``None`` if not, else whether
+    it is found "in a directory" (it is not when the prefix names the object itself)."""
+    bucket, prefix = split_s3(url)
+    if not source.startswith(f"{S3_SCHEME}{bucket}/"):
+        return None
+    key = source[len(S3_SCHEME) + len(bucket) + 1 :]
+    if key == prefix:
+        return False
     folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-    keys: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [item["Key"] for item in page.get("Contents", [])]
-    for key in sorted(keys):
-        if key == prefix:  # the prefix names one object
-            yield SourceFile(f"{S3_SCHEME}{bucket}/{key}", in_directory=False)
-        elif key.startswith(folder) and not key.endswith("/"):
-            parts = PurePosixPath(key[len(folder) :]).parts
-            if not any(part.startswith(".") for part in parts):
-                yield SourceFile(f"{S3_SCHEME}{bucket}/{key}", in_directory=True)
+    if not key.startswith(folder) or key.endswith("/"):
+        return None
+    parts = PurePosixPath(key[len(folder) :]).parts
+    return None if any(part.startswith(".") for part in parts) else True
 
 
 @contextlib.contextmanager
@@ -124,7 +213,7 @@ def gone_objects(client: Any, roots: Iterable[str]) -> Any:
     """A test of sources: true for an object's URL under one of the S3 ``roots`` that is no
     longer listed there."""
     prefixes = [url.rstrip("/") + "/" for url in roots] + list(roots)
-    present = {f.path for url in roots for f in _list_prefix(client, url)}
+    present = {f.path for url in roots for f in _list_prefix(client, url)}  # (in memory)
 
     def gone(source: str) -> bool:
         return source not in present and any(

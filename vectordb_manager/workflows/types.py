@@ -16,10 +16,14 @@ INGEST_WORKFLOW = "vectordb-ingest"
 QUERY_WORKFLOW = "vectordb-query"
 DEFAULT_TASK_QUEUE = "vectordb"
 
-# the report's fields (`vectordb_manager.ingestion.IngestReport`), by how two parts merge
-REPORT_LISTS = ("files_added", "files_updated", "files_unchanged", "files_removed")
-REPORT_DICTS = ("files_skipped", "files_failed")
-REPORT_COUNTS = ("files_seen", "chunks_added", "chunks_removed", "texts_embedded")
+LIMITS = {
+    "files_per_batch": 1000,
+    "files_per_page": 10_000,
+    "report_files": 10_000,
+    "report_failures": 10_000,
+}
+"""The largest values of these `BatchPolicy` fields: what one Temporal payload (about 2 MB)
+holds with room to spare."""
 
 
 @dataclass
@@ -33,6 +37,12 @@ class BatchPolicy:
     ``max_retry_seconds``, ``max_attempts`` times in all; one that sends no heartbeat for
     ``heartbeat_timeout_seconds`` (its worker is gone) or runs longer than
     ``activity_timeout_seconds`` counts as failed.
+
+    The sources are listed ``files_per_page`` at a time, as the batches need them; after
+    ``batches_per_run`` batches (or sooner, when Temporal suggests it) the workflow continues
+    as new, carrying where the listing is and the report so far, so that its history stays
+    bounded whatever the number of files. The report counts every file but names at most
+    ``report_files`` files of each kind and ``report_failures`` failed files (`reports`).
     """
 
     files_per_batch: int = 16
@@ -43,6 +53,10 @@ class BatchPolicy:
     max_attempts: int = 5
     initial_retry_seconds: float = 1.0
     max_retry_seconds: float = 60.0
+    files_per_page: int = 1000
+    batches_per_run: int = 500
+    report_files: int = 1000
+    report_failures: int = 2000
 
     def problems(self) -> list[str]:
         """What is wrong with these values (empty when they are usable)."""
@@ -53,8 +67,24 @@ class BatchPolicy:
                 ("max_concurrent", self.max_concurrent),
                 ("commit_batch_size", self.commit_batch_size),
                 ("max_attempts", self.max_attempts),
+                ("files_per_page", self.files_per_page),
+                ("batches_per_run", self.batches_per_run),
             )
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0
+        ]
+        out += [
+            f"{name}={value!r} must be an integer from 0 to {LIMITS[name]}"
+            for name, value in (
+                ("report_files", self.report_files),
+                ("report_failures", self.report_failures),
+            )
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ]
+        out += [
+            f"{name}={value!r} is more than {LIMITS[name]}, the most one Temporal payload "
+            "holds with room to spare"
+            for name, value in ((n, getattr(self, n)) for n in LIMITS)
+            if isinstance(value, int) and value > LIMITS[name]
         ]
         out += [
             f"{name}={value!r} must be a positive number of seconds"
@@ -70,51 +100,13 @@ class BatchPolicy:
 
 
 @dataclass
-class IngestRequest:
-    """An ingestion: the files or directories ``paths`` (as the workers see them; absolute)
-    or S3 prefixes (``s3://bucket/prefix``), the store's configuration without secrets
-    (``store``), and how to cut and retry it."""
+class ListCursor:
+    """A place in an ingestion's listing: after the source ``after`` (a path or an object's
+    URL; ``None``: from the start) of the ``root``-th root (the local paths in the order
+    given, then the S3 prefixes)."""
 
-    store: dict[str, Any]
-    paths: list[str]
-    glob: str = "**/*"
-    cleanup: str | None = None
-    policy: BatchPolicy = field(default_factory=BatchPolicy)
-
-
-@dataclass
-class SourceFile:
-    """A file to ingest, and whether it was found by walking a directory (an unsupported
-    type is then skipped, while a file named directly with one is an error)."""
-
-    path: str
-    in_directory: bool
-
-
-@dataclass
-class ListRequest:
-    """The sources to list; ``store`` (a store's configuration) gives the S3 endpoint."""
-
-    paths: list[str]
-    glob: str = "**/*"
-    store: dict[str, Any] | None = None
-
-
-@dataclass
-class BatchRequest:
-    """One activity's work: these files into this store."""
-
-    store: dict[str, Any]
-    files: list[SourceFile]
-    commit_batch_size: int = 256
-
-
-@dataclass
-class CleanupRequest:
-    """``cleanup="full"``: remove the chunks of files under ``paths`` that no longer exist."""
-
-    store: dict[str, Any]
-    paths: list[str]
+    root: int = 0
+    after: str | None = None
 
 
 @dataclass
@@ -122,8 +114,12 @@ class IngestProgress:
     """What an ingestion has done so far (the workflow's ``progress`` query).
 
     ``status``: ``listing``, ``ingesting``, ``cleaning``, ``completed`` or ``cancelled``;
-    ``files_done`` counts the files of finished batches, ``files_failed`` names each failed
-    file with the reason.
+    ``files_done`` counts the files of finished batches. ``files_total`` is exact once
+    ``listing_complete``; until then it is an estimate (the sources counted when the
+    ingestion started, or those listed so far if more). ``failures`` counts the failed files,
+    ``files_failed`` names them with the reasons (the first ``report_failures`` of them).
+    ``runs`` counts the workflow's runs (it continues as new every ``batches_per_run``
+    batches); the query answers across all of them.
     """
 
     status: str = "listing"
@@ -135,12 +131,100 @@ class IngestProgress:
     chunks_removed: int = 0
     texts_embedded: int = 0
     files_failed: dict[str, str] = field(default_factory=dict)
+    failures: int = 0
+    listing_complete: bool = False
+    runs: int = 1
+
+
+@dataclass
+class IngestState:
+    """What a run of the ingestion passes to the next when it continues as new: where the
+    listing resumes (every source before ``cursor`` is done), the report so far (bounded:
+    `reports`), the progress (its ``files_failed`` is the report's), when the first run
+    started (seconds since the epoch) and whether the ingestion was cancelled."""
+
+    cursor: ListCursor
+    report: dict[str, Any]
+    progress: IngestProgress
+    started: float
+    cancelled: bool = False
+
+
+@dataclass
+class IngestRequest:
+    """An ingestion: the files or directories ``paths`` (as the workers see them; absolute)
+    or S3 prefixes (``s3://bucket/prefix``), the store's configuration without secrets
+    (``store``), and how to cut and retry it. ``resume`` is set by the workflow itself when
+    it continues as new; leave it ``None``."""
+
+    store: dict[str, Any]
+    paths: list[str]
+    glob: str = "**/*"
+    cleanup: str | None = None
+    policy: BatchPolicy = field(default_factory=BatchPolicy)
+    resume: IngestState | None = None
+
+
+@dataclass
+class SourceFile:
+    """A file to ingest, and whether it was found by walking a directory (an unsupported
+    type is then skipped, while a file named directly with one is an error); ``root``: the
+    root that listed it (`ListCursor.root`)."""
+
+    path: str
+    in_directory: bool
+    root: int = 0
+
+
+@dataclass
+class ListRequest:
+    """The sources to list, from ``cursor`` on (at most ``limit``; ``None``: all of them);
+    ``store`` (a store's configuration) gives the S3 endpoint."""
+
+    paths: list[str]
+    glob: str = "**/*"
+    store: dict[str, Any] | None = None
+    cursor: ListCursor = field(default_factory=ListCursor)
+    limit: int | None = None
+
+
+@dataclass
+class ListPage:
+    """A page of the listing, in order, and where the next one starts (``None``: this was
+    the last)."""
+
+    sources: list[SourceFile]
+    next: ListCursor | None
+
+
+@dataclass
+class BatchRequest:
+    """One activity's work: these files into this store; its report names at most
+    ``report_files`` files of each kind and ``report_failures`` failed files."""
+
+    store: dict[str, Any]
+    files: list[SourceFile]
+    commit_batch_size: int = 256
+    report_files: int = 1000
+    report_failures: int = 2000
+
+
+@dataclass
+class CleanupRequest:
+    """``cleanup="full"``: remove the chunks of files under ``paths`` that no longer exist;
+    the report names at most ``report_files`` of them."""
+
+    store: dict[str, Any]
+    paths: list[str]
+    report_files: int = 1000
 
 
 @dataclass
 class IngestResult:
     """An ingestion's outcome: ``status`` (``completed`` or ``cancelled``) and the report
-    (`IngestReport.to_dict`, the parts of all batches merged in the order of the listing)."""
+    (`IngestReport.to_dict`'s shape, the parts of all batches merged in the order of the
+    listing, bounded: ``unlisted`` counts the files of each kind it does not name; see
+    `reports`)."""
 
     status: str
     report: dict[str, Any]
@@ -180,24 +264,3 @@ class QueryResult:
     query: str
     hits: list[dict[str, Any]]
     answer: str | None = None
-
-
-def empty_report() -> dict[str, Any]:
-    """A report with nothing in it, in `IngestReport.to_dict`'s shape."""
-    report: dict[str, Any] = {name: [] for name in REPORT_LISTS}
-    report.update({name: {} for name in REPORT_DICTS})
-    report.update({name: 0 for name in REPORT_COUNTS})
-    report["seconds"] = 0.0
-    return report
-
-
-def merge_report(total: dict[str, Any], part: dict[str, Any]) -> None:
-    """Add the report ``part`` to ``total`` (both in `IngestReport.to_dict`'s shape)."""
-    for name in REPORT_LISTS:
-        total[name].extend(part.get(name, []))
-    for name in REPORT_DICTS:
-        total[name].update(part.get(name, {}))
-    for name in REPORT_COUNTS:
-        total[name] += int(part.get(name, 0))
-    total["seconds"] += float(part.get("seconds", 0.0))
-    total["ok"] = not total["files_failed"]
