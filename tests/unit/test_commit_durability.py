@@ -131,10 +131,10 @@ class DiskModel:
                 self.folders[self.fds[dir_fd][0]].names.pop(name, None)
 
         def fake_close(fd: int) -> None:
-            real["close"](fd)
-            with self.lock:
+            with self.lock:  # (first: once closed, another thread may get the same number)
                 self.fds.pop(fd, None)
                 self.open_inodes.pop(fd, None)
+            real["close"](fd)
 
         def fake_dup(fd: int) -> int:
             new = int(real["dup"](fd))
