@@ -157,6 +157,13 @@ def test_s3_prefixes_page_after_the_last_key(bucket: Any, limit: int) -> None:
         (f"{url}kb/é.txt", True, 1),
     ]
     assert count_sources(roots, "**/*", bucket) == len(found)
+    # an object named directly, then its prefix: listed once, as named
+    named = pages(["s3://corpus/kb/a.txt", "s3://corpus/kb/dir"], "**/*", limit, bucket)
+    assert [(s.path, s.in_directory) for s in named] == [
+        (f"{url}kb/a.txt", False), (f"{url}kb/dir/b.txt", True)
+    ]
+    again = pages(["s3://corpus/kb/a.txt", "s3://corpus/kb"], "**/*", limit, bucket)
+    assert [s.path for s in again].count(f"{url}kb/a.txt") == 1
 
 
 def test_a_bounded_report_counts_every_file_and_names_the_first() -> None:

@@ -107,7 +107,7 @@ def _after(
     if is_s3(root):
         earlier = [r for r in roots[:index] if is_s3(r)]
         for source in _list_prefix(client, root, after, index):
-            if not any(_prefix_lists(r, source.path) for r in earlier):
+            if all(_prefix_lists(r, source.path) is None for r in earlier):
                 yield source
         return
     path = absolute(root)
