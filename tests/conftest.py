@@ -5,7 +5,8 @@ pyproject.toml): each module, its test classes included, runs whole in one proce
 module-scoped fixtures (a server process, an embedded corpus) are built once. (With
 ``loadscope`` each test class was a unit of its own: a module's classes could run in both
 processes, each starting the module's server.) The modules holding tests marked
-``slow`` are handed out first, longest work first, so that the two processes finish together
+``slow`` (the long ones: up to a minute) are handed out first, in collection order, and the
+~60 short ones after them, so that the two processes finish within seconds of each other
 instead of one starting a long module when the other is nearly done.
 """
 
