@@ -119,7 +119,7 @@ def named_by_manifests(path: Path) -> set[str]:
     """Every file that some manifest of the local store at ``path`` names."""
     names: set[str] = set()
     for manifest in os.scandir(path / "manifests"):
-        if manifest.name.endswith(".json"):
+        if manifest.name.endswith(".json") and not manifest.name.startswith("."):  # as glob
             stat = manifest.stat()
             names |= _named_by(manifest.path, stat.st_size, stat.st_mtime_ns)
     return names

@@ -37,7 +37,7 @@ def mocked_client() -> Any:
 def _session() -> Any:
     """The boto3 session that makes the clients, kept: a new one (``boto3.client`` under
     ``mock_aws`` makes one each time) loads botocore's service models again, ~0.15 s of CPU
-    per client, a kept one makes a client in ~5 ms. It is first made, and reads the
-    environment, inside `moto_bucket`; made after moto's import, its clients go through
-    moto's stub whenever ``mock_aws`` is active."""
+    per client; a kept one makes a client in ~5 ms. Made after moto's import, its clients go
+    through moto's stub whenever ``mock_aws`` is active; the credentials it takes from the
+    environment when first used are dummies (moto's own or the tests')."""
     return boto3.session.Session()
