@@ -14,7 +14,7 @@ import hashlib
 import json
 import operator
 from collections.abc import Iterator, Mapping, Sequence
-from itertools import chain, repeat
+from itertools import repeat
 from typing import IO, Any
 
 import numpy as np
@@ -22,7 +22,13 @@ import orjson
 
 from vectordb_manager.engine.limits import MAX_METADATA_BYTES, MAX_RECORD_BYTES, check_record_size
 from vectordb_manager.engine.manifest import FileRef
-from vectordb_manager.engine.records import is_typed, newlines, tag_metadata
+from vectordb_manager.engine.records import (
+    EXACT_SCALARS,
+    flat_scalars,
+    is_typed,
+    newlines,
+    tag_metadata,
+)
 from vectordb_manager.errors import IntegrityError
 
 
@@ -34,9 +40,6 @@ def content_hash(text: str, metadata_json: str) -> str:
     return h.hexdigest()
 
 
-# JSON values orjson writes exactly as `json.dumps` does below (not floats: "1e-05" there,
-# "1e-5" in orjson)
-_FLAT = frozenset((str, int, bool, type(None)))
 
 
 def canonical_json(value: Any) -> str:
@@ -45,7 +48,7 @@ def canonical_json(value: Any) -> str:
     as the one item of a list, so that it never reads the same as metadata without them
     (whose tag-like dicts are stored as they are)."""
     if type(value) is dict:
-        if _FLAT.issuperset(map(type, value.values())):
+        if EXACT_SCALARS.issuperset(map(type, value.values())):
             try:  # the common case: orjson writes the same bytes, ~10x sooner
                 return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
             except (TypeError, orjson.JSONEncodeError):
@@ -82,15 +85,12 @@ def content_hashes(texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]])
 
 _ZERO = b"\x00"
 _HEX = operator.methodcaller("hexdigest")
-_DICTS = frozenset((dict,))
 
 
 def _flat_canonical(metas: list[Any]) -> list[bytes] | None:
-    """`canonical_json` of each metadata, UTF-8, when all are dicts of `_FLAT` values and
+    """`canonical_json` of each metadata, UTF-8, when all are dicts of `EXACT_SCALARS` and
     orjson writes them (else ``None``)."""
-    if not _DICTS.issuperset(map(type, metas)):
-        return None
-    if not _FLAT.issuperset(map(type, chain.from_iterable(map(dict.values, metas)))):
+    if not flat_scalars(metas, EXACT_SCALARS):
         return None
     try:
         return list(map(orjson.dumps, metas, repeat(None), repeat(orjson.OPT_SORT_KEYS)))

@@ -57,7 +57,10 @@ MAX_RECORD_LINE_BYTES = MAX_RECORD_BYTES + _FIXED_FIELDS_ROOM
 """The longest record line a reader accepts (text and metadata plus the fixed fields)."""
 
 _CONTAINERS = frozenset((dict, list))  # the JSON values that nest
-_SCALARS = frozenset((str, int, float, bool, type(None)))  # JSON's other values
+SCALARS: frozenset[type] = frozenset((str, int, float, bool, type(None)))  # JSON's other values
+EXACT_SCALARS: frozenset[type] = frozenset((str, int, bool, type(None)))
+"""The scalars every JSON encoder here writes alike (floats differ: ``1e-05`` from `json`,
+``1e-5`` from orjson), which are immutable and need no check (a float must be finite)."""
 
 TYPED_FIELD = "typed"
 """The field (value ``1``) of a record line whose metadata is in the tagged form."""
@@ -236,7 +239,7 @@ def is_typed(meta: dict[str, Any]) -> bool:
     """Whether metadata holds a date or a datetime at any depth (only then is its record
     written in the tagged form). Flat metadata of JSON scalars, the common case, is one pass
     over the types of its values, in C."""
-    if _SCALARS.issuperset(map(type, meta.values())):
+    if SCALARS.issuperset(map(type, meta.values())):
         return False
     stack = list(meta.values())
     while stack:
@@ -441,11 +444,13 @@ def encode_record(doc_id: str, record: tuple[str, dict[str, Any], str, str, str]
     return json.dumps(row, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
-def flat_scalars(metas: Sequence[dict[str, Any]]) -> bool:
-    """Whether every metadata is a plain dict of JSON scalars (so none is typed and none
-    nests): one pass over the types of all their values, in C."""
-    values = itertools.chain.from_iterable(map(dict.values, metas))
-    return _DICTS.issuperset(map(type, metas)) and _SCALARS.issuperset(map(type, values))
+def flat_scalars(metas: Sequence[Any], scalars: frozenset[type] = SCALARS) -> bool:
+    """Whether every metadata is a plain dict whose values are all of the ``scalars`` types
+    (by default JSON's: then none is typed and none nests): one pass over the types of all
+    their values, in C."""
+    if not _DICTS.issuperset(map(type, metas)):
+        return False
+    return scalars.issuperset(map(type, itertools.chain.from_iterable(map(dict.values, metas))))
 
 
 _DICTS = frozenset((dict,))
@@ -495,7 +500,9 @@ __all__ = [
     "DATETIME_TAG",
     "DATE_TAG",
     "DICT_TAG",
+    "EXACT_SCALARS",
     "MAX_RECORD_LINE_BYTES",
+    "SCALARS",
     "TYPED_FIELD",
     "RawRecords",
     "Record",

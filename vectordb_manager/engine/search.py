@@ -30,6 +30,7 @@ from langchain_core.documents import Document
 
 from vectordb_manager.engine.filters import CompiledFilter
 from vectordb_manager.engine.format import Vectors
+from vectordb_manager.engine.records import SCALARS
 from vectordb_manager.engine.state import StoreState
 from vectordb_manager.errors import InvalidInputError
 
@@ -265,9 +266,6 @@ def to_distance(distance: str, raw: float) -> float:
     return -raw
 
 
-_SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
-
-
 def _document_maker() -> Callable[[str | None, str, dict[str, Any]], Document]:
     """A function making ``Document(id=, page_content=, metadata=)`` from values the store
     checked when they were written, without pydantic validating them again (a third of the
@@ -308,7 +306,7 @@ def document(st: StoreState, slot: int) -> Document:
     """The live record at ``slot`` as a new `Document` (callers cannot change the store
     through it; flat metadata needs no deep copy)."""
     text, meta = st.record(slot)[:2]  # text, metadata
-    flat = _SCALAR_TYPES.issuperset(map(type, meta.values()))
+    flat = SCALARS.issuperset(map(type, meta.values()))
     return make_document(st.ids[slot], text, dict(meta) if flat else copy.deepcopy(meta))
 
 

@@ -18,6 +18,7 @@ from itertools import chain
 from typing import Any, cast
 
 from vectordb_manager.engine.limits import MAX_ID_BYTES, MAX_KEY_BYTES, MAX_METADATA_DEPTH
+from vectordb_manager.engine.records import EXACT_SCALARS, flat_scalars
 from vectordb_manager.errors import InvalidInputError
 
 
@@ -98,16 +99,15 @@ def _refuse_duplicates(id_list: list[str]) -> None:
 
 
 def _flat_copies(metadatas: Sequence[Mapping[str, Any] | None]) -> list[dict[str, Any]] | None:
-    """`_clean_metadata` of each, when every one is a dict whose values are all in `_FLAT`
+    """`_clean_metadata` of each, when every one is a dict whose values are all `EXACT_SCALARS`
     and whose keys are short strings (the common case, checked over the whole batch in C);
     ``None`` otherwise (then each is checked on its own)."""
-    if not _DICT.issuperset(map(type, metadatas)):
+    if not flat_scalars(metadatas, EXACT_SCALARS):
         return None
     copies = list(map(dict, cast(Sequence[dict[str, Any]], metadatas)))
     keys = list(chain.from_iterable(copies))
     if (
-        _FLAT.issuperset(map(type, chain.from_iterable(map(dict.values, copies))))
-        and _STR.issuperset(map(type, keys))
+        _STR.issuperset(map(type, keys))
         and max(map(len, keys), default=0) * 4 <= MAX_KEY_BYTES
     ):
         return copies
@@ -122,7 +122,7 @@ def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
         raise InvalidInputError(f"metadata {i} is {type(meta).__name__}, not a dict")
     flat = dict(meta)
     if (  # the common case, checked in C: copied as is
-        _FLAT.issuperset(map(type, flat.values()))
+        EXACT_SCALARS.issuperset(map(type, flat.values()))
         and _STR.issuperset(map(type, flat))
         and (not flat or max(map(len, flat)) * 4 <= MAX_KEY_BYTES)
     ):
@@ -133,11 +133,7 @@ def _clean_metadata(meta: Mapping[str, Any] | None, i: int) -> dict[str, Any]:
         raise InvalidInputError(f"metadata {i} {exc}") from None
 
 
-# values that need no copy and no check: immutable, exactly these types (no subclasses, no
-# floats, which must be finite)
-_FLAT = frozenset((str, int, bool, type(None)))
 _STR = frozenset((str,))
-_DICT = frozenset((dict,))
 
 
 class _NotJSON(Exception):
