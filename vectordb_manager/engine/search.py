@@ -77,6 +77,12 @@ def search(
     if st.index is None or not st.live:
         return []
     if where is None:
+        if not with_vectors and _flat_one_applies(st, q):
+            if not st.dead and st.slots * q.shape[1] <= ONE_THREAD_PRODUCT:
+                hits = _search_small(st, q, k)
+                if hits is not None:
+                    return hits
+            return _hits(st, *_flat_one(st, q, k))
         scores, slots = _search_all(st, q, k)
     else:
         allowed = passing(st, where)
@@ -123,9 +129,50 @@ def passing(st: StoreState, where: CompiledFilter) -> np.ndarray[Any, np.dtype[n
     )
 
 
+def _hits(st: StoreState, scores: Scores, slots: Slots) -> list[Hit]:
+    """The hits of a few results, made in Python: the same float64 distances as `distances`
+    (most stores are small, and there a search's overhead is a good part of its time)."""
+    if st.distance == "cosine":
+        return [Hit(document(st, s), 1.0 - sc) for sc, s in zip(scores.tolist(), slots.tolist())]
+    return [Hit(document(st, s), -sc) for sc, s in zip(scores.tolist(), slots.tolist())]
+
+
+def _search_small(st: StoreState, q: Vectors, k: int) -> list[Hit] | None:
+    """An unfiltered search of a small flat store without tombstones by FAISS (on this
+    thread, and cheaper than `_flat_one` there), or ``None`` where equal scores straddle the
+    k-th place: FAISS does not keep the lower slots among those, `_flat_one` does. Asking
+    for one more than k tells: the k best scores are FAISS's exactly, and unless the next
+    one equals the k-th, so is the set of their slots (put in slot order among equal
+    scores)."""
+    assert st.index is not None
+    raw, labels = st.index.search(q, k + 1)
+    scores, slots = raw[0].tolist(), labels[0].tolist()
+    if len(scores) > k:
+        if scores[k] == scores[k - 1]:
+            return None
+        del scores[k], slots[k]
+    found = list(zip(scores, slots, strict=True))
+    if any(a[0] == b[0] for a, b in zip(found, found[1:])):
+        found.sort(key=_best_then_slot)
+    if st.distance == "cosine":
+        return [Hit(document(st, s), 1.0 - sc) for sc, s in found]
+    return [Hit(document(st, s), -sc) for sc, s in found]
+
+
+def _best_then_slot(found: tuple[float, int]) -> tuple[float, int]:
+    return -found[0], found[1]
+
+
+def _flat_one_applies(st: StoreState, q: Vectors) -> bool:
+    """Whether `_flat_one` answers an unfiltered search of ``q`` on ``st``."""
+    return (
+        st.kind == "flat" and st.distance != "l2" and len(q) == 1 and st.dead <= _FEW_TOMBSTONES
+    )
+
+
 def _search_all(st: StoreState, q: Vectors, k: int) -> tuple[Scores, Slots]:
     assert st.index is not None
-    if st.kind == "flat" and st.distance != "l2" and len(q) == 1 and st.dead <= _FEW_TOMBSTONES:
+    if _flat_one_applies(st, q):
         return _flat_one(st, q, k)
     if not st.dead:
         scores, slots = st.index.search(q, k)
@@ -162,7 +209,7 @@ def _flat_one(st: StoreState, q: Vectors, k: int) -> tuple[Scores, Slots]:
 _vecdot = getattr(np, "vecdot", None)  # NumPy 2; with 1.26, BLAS's product
 ONE_THREAD_PRODUCT = 1 << 22
 """Up to this many stored values (16 MB of float32: 10,922 vectors of 384), `product` runs on
-the calling thread alone."""
+the calling thread alone, and an unfiltered search is FAISS's (`_search_small`)."""
 
 
 def product(stored: np.ndarray[Any, Any], q: np.ndarray[Any, Any]) -> Scores:

@@ -9,8 +9,9 @@ and for ``vectordb search``, which embeds its query without LangChain.
 
 from __future__ import annotations
 
-import array
+import functools
 import math
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,6 +51,12 @@ def check_dimension(dim: int, known: int | None) -> None:
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _packer(length: int) -> struct.Struct:
+    """Packs ``length`` floats as float32 (`OverflowError` past float32's range)."""
+    return struct.Struct(f"={length}f")
+
+
 def prepare_query(
     vector: Sequence[float] | Vectors, distance: str, known: int | None, *, checked: bool = False
 ) -> Vectors | None:
@@ -57,11 +64,11 @@ def prepare_query(
     dimension yet (it is empty). ``checked``: it comes from the embedding service, which has
     already checked that it is a finite float32 vector."""
     try:
-        if type(vector) is list:  # the usual query: a list of floats, converted in C
-            q = np.frombuffer(array.array("f", vector), dtype=np.float32)
+        if type(vector) is list:  # the usual query: a list of floats, packed in C
+            q = np.frombuffer(_packer(len(vector)).pack(*vector), dtype=np.float32)
         else:
             q = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, struct.error) as exc:
         raise InvalidInputError(
             f"a query vector must be a flat list of numbers ({exc}); embed the query "
             "with the store's embedding model"
@@ -70,7 +77,8 @@ def prepare_query(
         raise InvalidInputError(
             f"a query vector must be a flat list of floats, got shape {q.shape}"
         )
-    if not checked and not np.isfinite(q).all():
+    square = float(np.dot(q, q))  # (NaN or infinity anywhere makes it so)
+    if not checked and not math.isfinite(square) and not np.isfinite(q).all():
         raise InvalidInputError("the query vector contains NaN or infinite values")
     if known is None:
         return None
@@ -80,12 +88,11 @@ def prepare_query(
             "embed the query with the model the store was built with"
         )
     if distance == "cosine":
-        norm = math.sqrt(float(np.dot(q, q)))
-        if norm == 0.0:
+        if square == 0.0:
             raise InvalidInputError(
                 "the query vector is all zeros; cosine distance needs a direction"
             )
-        q = q / norm
+        q = q / math.sqrt(square)
     return q.reshape(1, -1)
 
 
