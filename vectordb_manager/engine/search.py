@@ -21,7 +21,7 @@ same passing slots when filtered, so it too returns the true top k of the passin
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import faiss
@@ -82,7 +82,8 @@ def search(
                 hits = _search_small(st, q, k)
                 if hits is not None:
                     return hits
-            return _hits(st, *_flat_one(st, q, k))
+            scores, slots = _flat_one(st, q, k)
+            return _hits(st, zip(scores.tolist(), slots.tolist(), strict=True))
         scores, slots = _search_all(st, q, k)
     else:
         allowed = passing(st, where)
@@ -129,12 +130,13 @@ def passing(st: StoreState, where: CompiledFilter) -> np.ndarray[Any, np.dtype[n
     )
 
 
-def _hits(st: StoreState, scores: Scores, slots: Slots) -> list[Hit]:
-    """The hits of a few results, made in Python: the same float64 distances as `distances`
-    (most stores are small, and there a search's overhead is a good part of its time)."""
+def _hits(st: StoreState, found: Iterable[tuple[float, int]]) -> list[Hit]:
+    """The hits of (raw inner product, slot) pairs, made in Python: the same float64
+    distances as `distances` (most stores are small, and there a search's overhead is a good
+    part of its time)."""
     if st.distance == "cosine":
-        return [Hit(document(st, s), 1.0 - sc) for sc, s in zip(scores.tolist(), slots.tolist())]
-    return [Hit(document(st, s), -sc) for sc, s in zip(scores.tolist(), slots.tolist())]
+        return [Hit(document(st, s), 1.0 - sc) for sc, s in found]
+    return [Hit(document(st, s), -sc) for sc, s in found]
 
 
 def _search_small(st: StoreState, q: Vectors, k: int) -> list[Hit] | None:
@@ -154,9 +156,7 @@ def _search_small(st: StoreState, q: Vectors, k: int) -> list[Hit] | None:
     found = list(zip(scores, slots, strict=True))
     if any(a[0] == b[0] for a, b in zip(found, found[1:])):
         found.sort(key=_best_then_slot)
-    if st.distance == "cosine":
-        return [Hit(document(st, s), 1.0 - sc) for sc, s in found]
-    return [Hit(document(st, s), -sc) for sc, s in found]
+    return _hits(st, found)
 
 
 def _best_then_slot(found: tuple[float, int]) -> tuple[float, int]:
