@@ -21,6 +21,7 @@ same passing slots when filtered, so it too returns the true top k of the passin
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -154,7 +155,7 @@ def _search_small(st: StoreState, q: Vectors, k: int) -> list[Hit] | None:
             return None
         del scores[k], slots[k]
     found = list(zip(scores, slots, strict=True))
-    if any(a[0] == b[0] for a, b in zip(found, found[1:])):
+    if any(a == b for a, b in itertools.pairwise(scores)):
         found.sort(key=_best_then_slot)
     return _hits(st, found)
 
