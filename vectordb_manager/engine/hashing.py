@@ -40,8 +40,6 @@ def content_hash(text: str, metadata_json: str) -> str:
     return h.hexdigest()
 
 
-
-
 def canonical_json(value: Any) -> str:
     """A record's metadata as canonical JSON: what its content hash and its size limit
     cover. Metadata holding dates or datetimes is given in its tagged form (see `records`)
