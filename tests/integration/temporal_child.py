@@ -7,7 +7,9 @@ Usage:
 ``worker`` runs `run_worker` with the configured model wrapped so that each embedding call
 appends ``EMBED <pid> <count>`` to LOG (one write(2), before the call's delay, which stands
 for a remote model's latency: ``--delay`` seconds, or the number in the file LOG.delay when
-there is one), and ``READY <pid>`` once it polls; it offers the reranker ``reverse`` and the
+there is one), and ``READY <pid>`` once it polls; while the file LOG.hold exists and the
+workers have embedded at least as many texts as it says, an embedding call waits for the
+file to go (at most `HOLD_SECONDS`, well within a batch's heartbeat timeout); it offers the reranker ``reverse`` and the
 answerer ``count`` to the query workflow.
 
 ``client`` reads one JSON command a line on stdin and answers each with one JSON line on
@@ -16,7 +18,8 @@ stdout, in order (each command runs to its end before the next is read):
 "cancel_when": {FIELD: N...}, "cancel_after_batches": N, "cancel_through_temporal": bool}``
 submits an ingestion, queries its progress every 200 ms while it runs, cancels it once each
 FIELD of the progress reaches N (``cancel_after_batches``: ``batches_done``; by its
-``cancel`` signal, or by Temporal's own cancellation), waits for it and answers ``{"report",
+``cancel`` signal, or by Temporal's own cancellation), removes the file ``release`` once
+each field of ``release_when`` reaches its number or equals its string, waits for it and answers ``{"report",
 "progress", "seen"}`` (a report ``{"failure"}`` if the workflow did not complete; ``seen``:
 the progress answers while it ran); ``{"op": "query", "queue",
 "request"}`` runs a query workflow and answers its result; ``{"op": "manager-ingest",
@@ -49,6 +52,23 @@ from langchain_core.runnables import RunnableLambda
 from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.embeddings import build_embeddings
 
+HOLD_SECONDS = 30.0
+
+
+def _hold(log: str) -> None:
+    """Wait while LOG.hold exists and the log counts at least the texts it names."""
+    knob = Path(f"{log}.hold")
+    try:
+        threshold = int(knob.read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    lines = [line.split() for line in Path(log).read_text().splitlines()]
+    if sum(int(p[2]) for p in lines if p and p[0] == "EMBED") < threshold:
+        return
+    deadline = time.monotonic() + HOLD_SECONDS
+    while knob.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
 
 class LoggedEmbeddings(Embeddings):
     """The model, each embedding call logged (then delayed)."""
@@ -63,6 +83,7 @@ class LoggedEmbeddings(Embeddings):
             os.write(fd, f"EMBED {os.getpid()} {len(texts)}\n".encode())
         finally:
             os.close(fd)
+        _hold(self.log)
         knob = f"{self.log}.delay"
         delay = float(Path(knob).read_text()) if os.path.exists(knob) else self.delay
         if delay:
@@ -138,7 +159,13 @@ async def ingest(client: Any, command: dict[str, Any]) -> dict[str, Any]:
     if command.get("cancel_after_batches") is not None:
         cancel_when = {"batches_done": command["cancel_after_batches"]}
     watch = asyncio.ensure_future(
-        _watch(client, workflow_id, cancel_when, command.get("cancel_through_temporal", False))
+        _watch(
+            client,
+            workflow_id,
+            cancel_when,
+            command.get("cancel_through_temporal", False),
+            (command["release"], command["release_when"]) if "release" in command else None,
+        )
     )
     try:
         report: Any = (await wait_for_ingestion(client, workflow_id)).to_dict()
@@ -156,12 +183,23 @@ async def _query(client: Any, workflow_id: str) -> Any:
     return await ingestion_progress(client, workflow_id)
 
 
+def _reached(progress: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(
+        progress[k] == v if isinstance(v, str) else progress[k] >= v for k, v in wanted.items()
+    )
+
+
 async def _watch(
-    client: Any, workflow_id: str, cancel_when: dict[str, int] | None, native: bool
+    client: Any,
+    workflow_id: str,
+    cancel_when: dict[str, int] | None,
+    native: bool,
+    release: tuple[str, dict[str, Any]] | None,
 ) -> list[dict[str, Any]]:
     """Query the progress every 200 ms until cancelled (the ingestion's end); the answers
     (without the failed files). Once every field of ``cancel_when`` reaches its value,
-    cancel the ingestion: by its signal, or through Temporal when ``native``."""
+    cancel the ingestion: by its signal, or through Temporal when ``native``. Once the
+    progress reaches ``release``'s fields, remove its file."""
     from vectordb_manager.workflows import cancel_ingestion
 
     seen: list[dict[str, Any]] = []
@@ -170,7 +208,10 @@ async def _watch(
             progress = dataclasses.asdict(await _query(client, workflow_id))
             progress.pop("files_failed")
             seen.append(progress)
-            if cancel_when and all(progress[k] >= v for k, v in cancel_when.items()):
+            if release and _reached(progress, release[1]):
+                Path(release[0]).unlink(missing_ok=True)
+                release = None
+            if cancel_when and _reached(progress, cancel_when):
                 cancel_when = None
                 if native:
                     await client.get_workflow_handle(workflow_id).cancel()

@@ -254,7 +254,18 @@ def test_many_files_page_by_page_over_several_runs(cluster: Cluster, tmp_path: P
     policy = {"files_per_batch": 3, "files_per_page": 10, "batches_per_run": 8,
               "report_files": 25, "report_failures": 4, "commit_batch_size": 16}
     before = embedded(cluster.log)
-    out = cluster.ingest(config(tmp_path / "flow"), [corpus], policy=policy)
+    # halfway through the texts (well past the first run), embedding waits until the
+    # progress query has answered from a later run
+    hold = Path(f"{cluster.log}.hold")
+    hold.write_text(str(before + expected.texts_embedded // 2))
+    request = {"store": spec(config(tmp_path / "flow")), "paths": [str(corpus)], "policy": policy}
+    try:
+        out = cluster.client.call(
+            {"op": "ingest", "queue": cluster.queue, "request": request, "release": str(hold),
+             "release_when": {"runs": 2, "status": "ingesting"}}
+        )
+    finally:
+        hold.unlink(missing_ok=True)
     report, progress, seen = out["report"], out["progress"], out["seen"]
     assert report["status"] == progress["status"] == "completed"
     assert_counts_as(report, expected, policy)
