@@ -541,5 +541,7 @@ def _pick(items: Sequence[Any], keep: Sequence[int], every: bool) -> Iterable[An
 def _live_after(st: StoreState, seg: SegmentData) -> int:
     gone = st.slot.keys() & seg.deletes
     ids = set(seg.ids)
-    new = len(ids - st.slot.keys()) + len(ids & gone)  # (gone ones are in the slot map)
+    # (``ids - st.slot.keys()`` would iterate over every key: set.difference of a dict looks
+    # up only the batch's ids; gone ones are in the slot map)
+    new = len(ids.difference(st.slot)) + len(ids & gone)
     return st.live - len(gone) + new
