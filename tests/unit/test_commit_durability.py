@@ -320,13 +320,26 @@ def test_deferred_writes_work_in_a_forked_child(tmp_path: Path) -> None:
 def test_the_model_catches_an_acknowledged_write_whose_manifest_is_not_synced(
     disk: DiskModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The check after a write can fail: skip the wait for the manifest's folder, and it
-    says so."""
+    """The check after a write can fail: skip the wait for the manifest's folder (and hold
+    the background fsyncs until the check is done), and it says so."""
     store = LocalVectorStore(EMB, tmp_path / "store")
     store.add_texts(["a"], ids=["a"])
     disk.check_acknowledged()
     assert not disk.violations
+    gate = threading.Event()
+    model_fsync = os.fsync
+
+    def held_fsync(fd: int) -> None:
+        if threading.current_thread().name.startswith("vectordb-fsync"):
+            gate.wait(30)
+        model_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", held_fsync)
+    monkeypatch.setattr(LocalStorage, "sync", lambda self, names: None)
     monkeypatch.setattr(CommitLog, "settle", lambda self, committed: None)
-    store.add_texts(["b"], ids=["b"])
-    disk.check_acknowledged()
-    assert disk.violations == [f"{store.engine.version:020d}.json was acknowledged but may be lost"]
+    try:
+        store.add_texts(["b"], ids=["b"])
+        disk.check_acknowledged()
+    finally:
+        gate.set()
+    assert f"{store.engine.version:020d}.json was acknowledged but may be lost" in disk.violations
