@@ -37,9 +37,10 @@ class IndexParams:
     # about as much as embedding the query with all-MiniLM-L6-v2 (below it, exact search is
     # nearly free next to the query's own embedding; above it, HNSW's sub-millisecond answers
     # pay for its approximation and its ~0.1 ms per vector to build). `make bench` measured
-    # that crossover at ~67k, ~77k and ~163k documents on three runs of these 2-core machines
-    # (384 dimensions; exact search got faster over time): 100k is within 1.7x of each.
-    auto_threshold: int = 100_000
+    # that crossover at ~67k, ~77k, ~163k and ~221k documents on runs of these 2-core
+    # machines (384 dimensions; exact search got faster over time, 0.43x raw faiss's time at
+    # 100k since the last two): 150k is within 1.5x of those two.
+    auto_threshold: int = 150_000
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
