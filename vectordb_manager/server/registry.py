@@ -141,7 +141,11 @@ class Collection:
             if CollectionSpec.from_bytes(data, DESCRIPTOR).uid != self.spec.uid:
                 raise _Gone
             try:
-                self.store.refresh()
+                # with an interval, never wait behind a write of this server (its commit can
+                # take several round trips): it loads the other servers' commits itself, and
+                # the next request refreshes
+                if self.store.refresh(wait=interval == 0) is None:
+                    return
             except Exception as exc:  # files going: deleted since the descriptor was read?
                 if not self.storage.list(DESCRIPTOR):
                     raise _Gone from exc
