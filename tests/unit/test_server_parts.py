@@ -74,6 +74,21 @@ def test_settings_precedence_file_env_flags() -> None:
         ServerSettings.from_sources(FAKE, environ={"VECTORDB_SERVER_PORT": "x"})
 
 
+def test_keep_alive_outlasts_clients_idle_connections() -> None:
+    """The server keeps an idle connection open longer than httpx (the SDK) keeps it, so the
+    client closes it first: a server that closes first races the client's next request."""
+    import httpx
+
+    assert ServerSettings().keep_alive > httpx.Limits().keepalive_expiry  # type: ignore[operator]
+    parsed = ServerSettings.from_sources(FAKE, environ={"VECTORDB_SERVER_KEEP_ALIVE": "9"})
+    assert parsed.keep_alive == 9
+    args = build_parser().parse_args(["--provider", "fake", "serve", "--keep-alive", "2"])
+    assert build_settings(args).keep_alive == 2
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigurationError, match="keep_alive"):
+            ServerSettings(keep_alive=bad)  # type: ignore[arg-type]
+
+
 def test_keys_from_the_environment_and_their_checks() -> None:
     env = {"VECTORDB_SERVER_API_KEYS": json.dumps([{"key": SECRET, "access": "write"}])}
     settings = ServerSettings.from_sources(FAKE, environ=env)
