@@ -14,6 +14,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -183,3 +184,63 @@ def _wait_for_health(server: ServerProcess) -> None:
             if server.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server never answered /health:\n{server.log_text()}")
             time.sleep(0.05)  # between polls
+
+
+class KeepAliveRace:
+    """A TCP relay in front of a server that replays the keep-alive race exactly: when the
+    server closes an idle connection, the relay keeps the client's side open, as if the
+    server's FIN were still on its way, and closes it without a word as soon as the client
+    sends its next request on it. ``connections`` counts the client connections accepted,
+    ``closed`` those the server closed."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("http://").rsplit(":", 1)
+        self._upstream = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.connections = self.closed = 0
+        self._changed = threading.Condition()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def wait_for_close(self, count: int, timeout: float = 60.0) -> bool:
+        """Wait until the server has closed ``count`` connections."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.closed >= count, timeout)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            upstream = socket.create_connection(self._upstream)
+            gone = threading.Event()
+            threading.Thread(target=self._relay, args=(client, upstream, gone), daemon=True).start()
+            threading.Thread(
+                target=self._answers, args=(upstream, client, gone), daemon=True
+            ).start()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket, gone: threading.Event) -> None:
+        """Requests to the server; once it has closed, the client's next request closes the
+        client's connection instead."""
+        with client:
+            while data := client.recv(65536):
+                if gone.is_set():
+                    return
+                upstream.sendall(data)
+
+    def _answers(
+        self, upstream: socket.socket, client: socket.socket, gone: threading.Event
+    ) -> None:
+        """Answers to the client, until the server closes the connection."""
+        with upstream:
+            while data := upstream.recv(65536):
+                client.sendall(data)
+        gone.set()
+        with self._changed:
+            self.closed += 1
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        self._listener.close()

@@ -5,7 +5,9 @@ root (in process)."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +36,7 @@ from vectordb_manager.server.settings import SETTING_NAMES, ApiKey, ServerSettin
 
 FAKE = VectorDBConfig(embedding_provider="fake", embedding_dimensions=16)
 SECRET = "s3cret-value-123"
+WAIT = 60.0  # seconds: generous, for a busy machine; the events come at once
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -69,6 +72,21 @@ def test_settings_precedence_file_env_flags() -> None:
         ServerSettings.from_sources(FAKE, file_section={"prot": 1}, environ={})
     with pytest.raises(ConfigurationError, match="VECTORDB_SERVER_PORT='x'"):
         ServerSettings.from_sources(FAKE, environ={"VECTORDB_SERVER_PORT": "x"})
+
+
+def test_keep_alive_outlasts_clients_idle_connections() -> None:
+    """The server keeps an idle connection open longer than httpx (the SDK) keeps it, so the
+    client closes it first: a server that closes first races the client's next request."""
+    import httpx
+
+    assert ServerSettings().keep_alive > httpx.Limits().keepalive_expiry  # type: ignore[operator]
+    parsed = ServerSettings.from_sources(FAKE, environ={"VECTORDB_SERVER_KEEP_ALIVE": "9"})
+    assert parsed.keep_alive == 9
+    args = build_parser().parse_args(["--provider", "fake", "serve", "--keep-alive", "2"])
+    assert build_settings(args).keep_alive == 2
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigurationError, match="keep_alive"):
+            ServerSettings(keep_alive=bad)  # type: ignore[arg-type]
 
 
 def test_keys_from_the_environment_and_their_checks() -> None:
@@ -247,3 +265,41 @@ def test_the_server_keeps_blas_to_one_thread() -> None:
     assert run.returncode == 0, run.stderr
     before, after = json.loads(run.stdout)
     assert before == [2] and after == [1]
+
+
+def test_a_collection_in_use_by_a_write_is_served_without_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a refresh interval, a request that finds a collection due for a refresh while a
+    write of this server is committing (on S3, several round trips) is served from what is
+    loaded, not queued behind the write; the next request refreshes."""
+    settings = ServerSettings(store=FAKE.replace(local_path=str(tmp_path)), refresh_interval=1e-9)
+    registry = CollectionRegistry(settings)
+    collection = registry.create("docs", {})
+    collection.store.add_texts(["first"], ids=["1"])
+    log = collection.store.engine.log
+    assert log is not None
+    proposing, release = threading.Event(), threading.Event()
+    real = log.propose
+
+    def slow_propose(*args: Any, **kwargs: Any) -> bool:
+        proposing.set()
+        assert release.wait(WAIT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(log, "propose", slow_propose)
+    writer = threading.Thread(target=collection.store.add_texts, args=(["second"],))
+    writer.start()
+    served: list[list[str]] = []
+    try:
+        assert proposing.wait(WAIT)
+        reader = threading.Thread(
+            target=lambda: served.append(registry.get("docs").store.get_ids()), daemon=True
+        )
+        reader.start()
+        reader.join(WAIT)  # returns at once; before the fix, only once the write was released
+        assert served == [["1"]]
+    finally:
+        release.set()
+        writer.join(WAIT)
+    assert len(registry.get("docs").store.get_ids()) == 2

@@ -168,11 +168,13 @@ class VectorDBClient(_Admin):
         Raises:
             IntegrityError: the collection's store is damaged (the server says what).
         """
-        return _verified(self.transport.request("POST", f"{_path(name)}/verify"))
+        return _verified(self.transport.request("POST", f"{_path(name)}/verify", repeatable=True))
 
     def compact(self, name: str) -> bool:
         """Merge the collection's segments; ``False`` if there was nothing to gain."""
-        return bool(self.transport.request("POST", f"{_path(name)}/compact")["compacted"])
+        return bool(
+            self.transport.request("POST", f"{_path(name)}/compact", repeatable=True)["compacted"]
+        )
 
 
 class AsyncVectorDBClient(_Admin):
@@ -267,10 +269,12 @@ class AsyncVectorDBClient(_Admin):
         return report
 
     async def verify(self, name: str) -> dict[str, Any]:
-        return _verified(await self.transport.arequest("POST", f"{_path(name)}/verify"))
+        return _verified(
+            await self.transport.arequest("POST", f"{_path(name)}/verify", repeatable=True)
+        )
 
     async def compact(self, name: str) -> bool:
-        answer = await self.transport.arequest("POST", f"{_path(name)}/compact")
+        answer = await self.transport.arequest("POST", f"{_path(name)}/compact", repeatable=True)
         return bool(answer["compacted"])
 
 

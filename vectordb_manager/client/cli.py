@@ -139,7 +139,7 @@ def remote_search(args: argparse.Namespace) -> int:
         body["fusion"] = args.fusion
     if args.alpha is not None:
         body["alpha"] = args.alpha
-    answer = admin.transport.request("POST", _path(name, "/query"), json=body)
+    answer = admin.transport.request("POST", _path(name, "/query"), json=body, repeatable=True)
     hits = answer["results"]
     if args.json:
         _print_json([{k: h[k] for k in ("id", "text", "metadata", "score")} for h in hits])
@@ -168,7 +168,9 @@ def remote_stats(args: argparse.Namespace) -> int:
 
 def remote_get(args: argparse.Namespace) -> int:
     admin, name = _client(args)
-    answer = admin.transport.request("POST", _path(name, "/documents/get"), json={"ids": args.ids})
+    answer = admin.transport.request(
+        "POST", _path(name, "/documents/get"), json={"ids": args.ids}, repeatable=True
+    )
     if args.json:
         _print_json(answer["documents"])
     else:
@@ -184,7 +186,9 @@ def remote_get(args: argparse.Namespace) -> int:
 def remote_delete(args: argparse.Namespace) -> int:
     admin, name = _client(args)
     body = {"ids": args.ids}
-    deleted = admin.transport.request("POST", _path(name, "/documents/delete"), json=body)
+    deleted = admin.transport.request(
+        "POST", _path(name, "/documents/delete"), json=body, repeatable=True
+    )
     print(f"deleted {deleted['deleted']} of {len(args.ids)} documents")
     return 0
 

@@ -149,11 +149,15 @@ class RemoteVectorStore(VectorStore):
     # Each sync method and its async twin build their request with the same helper and read
     # the answer with the same function (`_distances`, `_scores`, `_docs`); they differ only
     # in the calls that wait: `_send` / `_asend`, and the model's `embed_*` / `aembed_*`.
+    # Every request here is repeatable (queries and gets read; adds name their ids; deletes
+    # are by id): a connection closed before the answer is retried (see `transport`).
     def _send(self, method: str, tail: str, **kwargs: Any) -> Any:
-        return self.transport.request(method, f"{self._path}{tail}", **kwargs)
+        return self.transport.request(method, f"{self._path}{tail}", repeatable=True, **kwargs)
 
     async def _asend(self, method: str, tail: str, **kwargs: Any) -> Any:
-        return await self.transport.arequest(method, f"{self._path}{tail}", **kwargs)
+        return await self.transport.arequest(
+            method, f"{self._path}{tail}", repeatable=True, **kwargs
+        )
 
     def _search(self, body: Query) -> list[Hit]:
         return hits_of(self._send("POST", "/query", json=body))

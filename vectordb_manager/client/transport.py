@@ -4,10 +4,16 @@
 Retries: a request that could not be sent (connection refused or timed out while
 connecting) or that the server answered 503 (busy, storage unavailable, not ready) or 429
 (a rate limit, such as a reverse proxy in front of the server applies) is tried
-again, up to ``retries`` more times, waiting with exponential backoff and jitter. Nothing
-else is retried: an answer is an answer, and a connection lost mid-request may have been
-applied. (The client's writes are safe to repeat anyway: every add names its ids.) Each
-retry is logged at DEBUG level on this module's logger.
+again, up to ``retries`` more times, waiting with exponential backoff and jitter. A
+*repeatable* request (``repeatable=True``: one that may be applied twice with the same
+result; by default those whose method is GET, HEAD or OPTIONS) is also tried again when the
+connection was closed or reset before its answer arrived (`REPEATABLE_RETRYABLE`): the
+classic case is a kept-alive connection the server closes, idle, just as the client sends
+on it, so the server never saw the request. The SDK's queries, gets, adds (every add names
+its ids) and deletes by id are repeatable; creating or deleting a collection and uploads are
+not: lost mid-request, they may have been applied. A timeout while waiting for the answer is
+never retried (the server is slow: asking again would add load). Each retry is logged at
+DEBUG level on this module's logger.
 
 Errors: an error response ``{"code", "message"}`` raises the package's exception for the code
 (`ERRORS`, from `vectordb_manager.wire_errors`, the table the server's codes come from:
@@ -29,6 +35,7 @@ from tenacity import (
     AsyncRetrying,
     Retrying,
     before_sleep_log,
+    retry_base,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
@@ -61,6 +68,11 @@ class _Unavailable(Exception):
 RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, _Unavailable)
 """What is retried: requests that were not sent, and `RETRY_STATUSES` answers."""
 RETRY_STATUSES = frozenset({429, 503})
+REPEATABLE_RETRYABLE = (*RETRYABLE, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+"""What is retried for a repeatable request: also a connection closed or reset before the
+answer (httpx: "Server disconnected without sending a response", a reset while reading or
+writing)."""
+REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def error_from(response: httpx.Response) -> Exception:
@@ -115,11 +127,16 @@ class Transport:
     def __repr__(self) -> str:  # never the key
         return f"Transport({self.url!r})"
 
-    def _policy(self) -> dict[str, Any]:
+    def _policy(self, method: str, repeatable: bool | None) -> dict[str, Any]:
+        if repeatable is None:
+            repeatable = method.upper() in REPEATABLE_METHODS
+        retry: retry_base = retry_if_exception_type(
+            REPEATABLE_RETRYABLE if repeatable else RETRYABLE
+        )
         return {
             "stop": stop_after_attempt(self._retries + 1),
             "wait": wait_exponential(multiplier=0.05, max=self._max_wait) + wait_random(0, 0.05),
-            "retry": retry_if_exception_type(RETRYABLE),
+            "retry": retry,
             "before_sleep": before_sleep_log(logger, logging.DEBUG),
             "reraise": True,
         }
@@ -152,12 +169,13 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         files: Callable[[], Any] | None = None,
         data: Mapping[str, Any] | None = None,
+        repeatable: bool | None = None,
     ) -> Any:
         """Send a request (``files``: a function giving httpx's ``files``, called for each
-        attempt; ``data``: form fields sent with them) and return the decoded JSON answer;
-        an error answer raises."""
+        attempt; ``data``: form fields sent with them; ``repeatable``: see the module
+        docstring) and return the decoded JSON answer; an error answer raises."""
         try:
-            for attempt in Retrying(**self._policy()):
+            for attempt in Retrying(**self._policy(method, repeatable)):
                 with attempt:
                     response = self.client.request(
                         method, path, **_arguments(json, params, files, data)
@@ -179,11 +197,12 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         files: Callable[[], Any] | None = None,
         data: Mapping[str, Any] | None = None,
+        repeatable: bool | None = None,
     ) -> Any:
         """`request`, async."""
         client = self.async_client()
         try:
-            async for attempt in AsyncRetrying(**self._policy()):
+            async for attempt in AsyncRetrying(**self._policy(method, repeatable)):
                 with attempt:
                     response = await client.request(
                         method, path, **_arguments(json, params, files, data)

@@ -5,9 +5,11 @@ lives in its own module (see `vectordb_manager.engine`):
 
 * a write (`apply`) builds a segment and commits it through the `CommitLog`: the segment's file
   first, then the next manifest, created only if absent. If another writer committed that
-  version first, the engine picks up its commits and proposes the next version (its
-  `RetryPolicy` decides how often and how long to wait); only after a commit is the change
-  applied in memory, so a failed write never shows, and its files are removed again;
+  version first, the engine backs off, picks up the commits made meanwhile (listing again
+  until nothing new appears, so that it does not propose a version taken while it read
+  them) and proposes the next version (its `RetryPolicy` decides how often and how long to
+  wait); only after a commit is the change applied in memory, so a failed write never
+  shows, and its files are removed again;
 * after a commit, compaction (`compaction`) may merge segments, itself a commit, and the
   commit log collects what old versions no longer need (`retention`), both on the upkeep
   thread (`maintenance`);
@@ -80,6 +82,10 @@ from vectordb_manager.errors import (
 from vectordb_manager.storage.base import ObjectNotFound, Storage
 
 logger = logging.getLogger(__name__)
+
+CATCH_UP_ROUNDS = 8
+"""At most this many refreshes in a row before a writer proposes again after losing a
+race (`Engine._catch_up_locked`): each that finds something new is progress."""
 
 __all__ = ["Engine", "Hit", "KeywordHit", "require_k"]
 
@@ -262,10 +268,18 @@ class Engine(Queries, Maintenance):
             self._state = state
             self._manifest = manifest
 
-    def refresh(self) -> bool:
-        """Pick up commits made by other writers; ``True`` if anything changed."""
-        with self._write_lock:
+    def refresh(self, *, wait: bool = True) -> bool | None:
+        """Pick up commits made by other writers; ``True`` if anything changed.
+
+        ``wait=False``: if a write of this engine is under way, return ``None`` at once
+        instead of waiting for it (its commit may take several round trips to the storage,
+        and it picks up the other writers' commits itself)."""
+        if not self._write_lock.acquire(blocking=wait):
+            return None
+        try:
             return self._refresh_locked()
+        finally:
+            self._write_lock.release()
 
     def _refresh_locked(self) -> bool:
         log, loader, current = self.log, self._loader, self._manifest
@@ -294,6 +308,18 @@ class Engine(Queries, Maintenance):
             self._manifest = latest
         check_live(self._state, latest)
         return True
+
+    def _catch_up_locked(self) -> None:
+        """Refresh until a refresh finds nothing new (at most `CATCH_UP_ROUNDS` times).
+
+        Before a writer proposes again after losing a race: loading the winners' commits can
+        take a while (reading their segments, or carrying a compaction over), and a proposal
+        made right after it would name a version that a writer committing steadily has taken
+        meanwhile, again and again: that writer would starve. A refresh that finds nothing new
+        costs one listing, so the proposal follows the newest version closely."""
+        for _ in range(CATCH_UP_ROUNDS):
+            if not self._refresh_locked():
+                return
 
     def _reload(self, current: Manifest, latest: Manifest) -> None:
         """Move to ``latest``, which another writer compacted: from the state in memory and
@@ -446,9 +472,13 @@ class Engine(Queries, Maintenance):
         path, data = lay_out_segment(name, seg)
         with log.uncommitted({path: data}):
             ref = segment_ref(name, seg, path, data)  # (hashed while its file is synced)
-            for _ in self._commit_policy.attempts():
-                if log.listing_is_old:
-                    self._refresh_locked()
+            for attempt in self._commit_policy.attempts():
+                if attempt or log.listing_is_old:
+                    # after a lost race, pick up the winners' commits only now, after the
+                    # backoff: a proposal made from a refresh before it would be stale
+                    self._catch_up_locked()
+                    if len(seg):
+                        self._check_dimension(int(seg.vectors.shape[1]))
                 current = self._manifest
                 assert current is not None
                 settings.check_unchanged_analyzer(current, self._analyzer, log.describe())
@@ -479,9 +509,6 @@ class Engine(Queries, Maintenance):
                     )
                     break
                 logger.debug("version %d was taken by another writer; retrying", proposed.version)
-                self._refresh_locked()
-                if len(seg):
-                    self._check_dimension(int(seg.vectors.shape[1]))
             else:
                 raise ConcurrentModificationError(
                     f"gave up after {self.commit_attempts} attempts: other writers kept "

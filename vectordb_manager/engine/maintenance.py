@@ -76,6 +76,9 @@ class Maintenance:
     def _refresh_locked(self) -> bool:
         raise NotImplementedError
 
+    def _catch_up_locked(self) -> None:
+        raise NotImplementedError
+
     # -- public ----------------------------------------------------------------------------
     def compact(self) -> bool:
         """Merge every segment into one, drop tombstones and save the index; ``True`` if done."""
@@ -204,10 +207,10 @@ class Maintenance:
         manifest committed, not yet settled."""
         log = self.log
         assert log is not None
-        for _ in self._commit_policy.attempts():
+        for attempt in self._commit_policy.attempts():
             with self._write_lock:
-                if log.listing_is_old:
-                    self._refresh_locked()
+                if attempt or log.listing_is_old:  # lost a race: caught up after the backoff
+                    self._catch_up_locked()
                 assert self._manifest is not None
                 proposed = job.rebase(self._manifest, self._state, ref)
                 if proposed is None:
@@ -217,7 +220,6 @@ class Maintenance:
                         job.install()
                         self._manifest = proposed
                     return proposed
-                self._refresh_locked()
         raise _LostRace
 
     # -- inline ----------------------------------------------------------------------------

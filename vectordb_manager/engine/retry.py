@@ -3,8 +3,11 @@
 Transport retries (throttling, 5xx, dropped connections) are botocore's. The engine retries
 only two things of its own, each with a `RetryPolicy`:
 
-* a **commit** whose manifest version another writer took first: re-read, re-apply, propose
-  the next version, after a jittered exponential backoff so that writers spread out;
+* a **commit** whose manifest version another writer took first: after a jittered
+  exponential backoff (so that writers spread out), re-read until up to date (a proposal
+  made from a refresh older than the backoff, or than a slow load of the winners' commits,
+  would lose again to a writer committing steadily: the loser would starve), propose the
+  next version;
 * a **load** whose files were replaced by a newer version while it read them: load the newer
   version. Such a retry is *progress* (the store moved on), so its budget is time, not a count.
 

@@ -20,7 +20,15 @@ from vectordb_manager.config import read_config_file
 from vectordb_manager.errors import ConfigurationError
 from vectordb_manager.server.settings import ServerSettings
 
-_FLAGS = ("host", "port", "refresh_interval", "max_body_bytes", "max_upload_bytes", "upload_dir")
+_FLAGS = (
+    "host",
+    "port",
+    "refresh_interval",
+    "max_body_bytes",
+    "max_upload_bytes",
+    "upload_dir",
+    "keep_alive",
+)
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -59,6 +67,14 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         dest="upload_dir",
         metavar="DIR",
         help="where uploads are staged for ingestion (default: a folder in the temp dir)",
+    )
+    p.add_argument(
+        "--keep-alive",
+        dest="keep_alive",
+        type=int,
+        metavar="SECONDS",
+        help="close a client's idle connection after this long (default 75; keep it longer "
+        "than clients and proxies keep idle connections)",
     )
     p.add_argument(
         "--log-level",
@@ -103,6 +119,7 @@ def run_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_graceful_shutdown=30,
+        timeout_keep_alive=settings.keep_alive,
     )
     limit_blas_threads()
     sock = config.bind_socket()

@@ -10,8 +10,11 @@ conditional, so nothing is overwritten). Before it serves a request on a collect
 server re-reads it from storage if its last refresh started more than ``refresh_interval``
 seconds ago: it checks the descriptor (a collection deleted, or deleted and created again,
 by another server is noticed) and loads the commits made elsewhere (`EngineVectorStore.
-refresh`: one listing of the manifests when nothing changed). With ``refresh_interval=0``
-every request sees every write acknowledged before it arrived, wherever it was made.
+refresh`: one listing of the manifests when nothing changed). A request that finds a
+refresh, or a write of this server, under way is served from what is loaded instead of
+waiting (the write loads the other servers' commits itself). With ``refresh_interval=0``
+every request waits, and sees every write acknowledged before it arrived, wherever it was
+made.
 """
 
 from __future__ import annotations
@@ -141,7 +144,11 @@ class Collection:
             if CollectionSpec.from_bytes(data, DESCRIPTOR).uid != self.spec.uid:
                 raise _Gone
             try:
-                self.store.refresh()
+                # with an interval, never wait behind a write of this server (its commit can
+                # take several round trips): it loads the other servers' commits itself, and
+                # the next request refreshes
+                if self.store.refresh(wait=interval == 0) is None:
+                    return
             except Exception as exc:  # files going: deleted since the descriptor was read?
                 if not self.storage.list(DESCRIPTOR):
                     raise _Gone from exc

@@ -12,6 +12,7 @@ a store of its own). The service's own settings come, in rising precedence, from
     refresh_interval = 1.0          # seconds between re-reads of a collection from storage
     max_body_bytes = 16777216       # a request body's limit (413 beyond it)
     max_upload_bytes = 268435456    # an upload's limit (multipart, POST .../upload)
+    keep_alive = 75                 # seconds an idle client connection is kept open
     [[server.api_keys]]
     key = "a-long-random-secret"
     access = "write"                # or "read"
@@ -109,6 +110,11 @@ class ApiKey:
 
 DEFAULT_MAX_BODY_BYTES = 16 << 20
 DEFAULT_MAX_UPLOAD_BYTES = 256 << 20
+DEFAULT_KEEP_ALIVE = 75
+"""Seconds an idle kept-alive connection stays open: longer than clients keep idle
+connections (httpx 5 s, aiohttp 15 s, load balancers often 60 s), so that the client, not the
+server, closes them; a server that closes first races the client's next request on that
+connection (which then fails without an answer)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +128,7 @@ class ServerSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     upload_dir: str | None = None
+    keep_alive: int = DEFAULT_KEEP_ALIVE
     api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
@@ -138,6 +145,8 @@ class ServerSettings:
         interval = self.refresh_interval
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
             problems.append(f"refresh_interval={interval!r} must be a number of seconds, 0 or more")
+        if not _is_int(self.keep_alive) or self.keep_alive <= 0:
+            problems.append(f"keep_alive={self.keep_alive!r} must be a positive number of seconds")
         for name in ("max_body_bytes", "max_upload_bytes"):
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
@@ -181,7 +190,7 @@ class ServerSettings:
 
 
 _SCALARS = {"host": str, "port": int, "refresh_interval": float, "max_body_bytes": int}
-_SCALARS |= {"max_upload_bytes": int, "upload_dir": str}
+_SCALARS |= {"max_upload_bytes": int, "upload_dir": str, "keep_alive": int}
 SETTING_NAMES = (*_SCALARS, "api_keys")
 
 

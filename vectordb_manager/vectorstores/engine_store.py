@@ -405,9 +405,11 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
         """Remove files left by crashes or lost races once they are ``older_than`` seconds old."""
         return self._engine.vacuum(older_than)
 
-    def refresh(self) -> bool:
-        """Load changes other processes committed since this store was opened."""
-        return self._engine.refresh()
+    def refresh(self, *, wait: bool = True) -> bool | None:
+        """Load changes other processes committed since this store was opened; ``True``
+        if anything changed. ``wait=False``: return ``None`` at once, refreshing nothing,
+        while a write of this store is under way (the write loads them itself)."""
+        return self._engine.refresh(wait=wait)
 
     def stats(self) -> dict[str, Any]:
         """Counts and settings: documents, dimension, distance, index, version, segments."""
