@@ -14,6 +14,8 @@ http://HOST:PORT`` (with ``--port 0`` the port the system chose).
 from __future__ import annotations
 
 import argparse
+import ctypes
+import sys
 from typing import Any
 
 from vectordb_manager.config import read_config_file
@@ -122,6 +124,7 @@ def run_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=settings.keep_alive,
     )
     limit_blas_threads()
+    limit_malloc_arenas()
     sock = config.bind_socket()
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -147,4 +150,32 @@ def limit_blas_threads() -> bool:
     return True
 
 
-__all__ = ["add_serve_parser", "build_settings", "limit_blas_threads", "run_serve"]
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Keep glibc's malloc to ``arenas`` arenas in this process (``True`` if it could: Linux
+    with glibc). By default it opens one per thread up to 8 per core, and a server's many
+    request threads each freeing arrays another allocated leave every arena fragmented: the
+    resident memory of `vectordb serve` under 16 clients grew 1.3-2.4x in a minute where the
+    data did not (`make bench`, serve part). As ``MALLOC_ARENA_MAX``, set before the threads
+    start; the GIL serializes most allocations anyway."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+
+
+_M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+__all__ = [
+    "add_serve_parser",
+    "build_settings",
+    "limit_blas_threads",
+    "limit_malloc_arenas",
+    "run_serve",
+]
