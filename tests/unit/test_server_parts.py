@@ -272,7 +272,7 @@ def test_a_collection_in_use_by_a_write_is_served_without_waiting_for_it(
 ) -> None:
     """With a refresh interval, a request that finds a collection due for a refresh while a
     write of this server is committing (on S3, several round trips) is served from what is
-    loaded, not queued behind the write; the next request refreshes."""
+    loaded, not queued behind the write; once the write is done it holds both documents."""
     settings = ServerSettings(store=FAKE.replace(local_path=str(tmp_path)), refresh_interval=1e-9)
     registry = CollectionRegistry(settings)
     collection = registry.create("docs", {})

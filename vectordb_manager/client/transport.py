@@ -35,7 +35,6 @@ from tenacity import (
     AsyncRetrying,
     Retrying,
     before_sleep_log,
-    retry_base,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
@@ -130,13 +129,10 @@ class Transport:
     def _policy(self, method: str, repeatable: bool | None) -> dict[str, Any]:
         if repeatable is None:
             repeatable = method.upper() in REPEATABLE_METHODS
-        retry: retry_base = retry_if_exception_type(
-            REPEATABLE_RETRYABLE if repeatable else RETRYABLE
-        )
         return {
             "stop": stop_after_attempt(self._retries + 1),
             "wait": wait_exponential(multiplier=0.05, max=self._max_wait) + wait_random(0, 0.05),
-            "retry": retry,
+            "retry": retry_if_exception_type(REPEATABLE_RETRYABLE if repeatable else RETRYABLE),
             "before_sleep": before_sleep_log(logger, logging.DEBUG),
             "reraise": True,
         }

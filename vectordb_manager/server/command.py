@@ -151,6 +151,7 @@ def limit_blas_threads() -> bool:
 
 
 MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's malloc.h
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
@@ -167,9 +168,6 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
         return bool(libc.mallopt(_M_ARENA_MAX, arenas))
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
-
-
-_M_ARENA_MAX = -8  # glibc's malloc.h
 
 
 __all__ = [

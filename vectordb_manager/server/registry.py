@@ -145,10 +145,10 @@ class Collection:
                 raise _Gone
             try:
                 # with an interval, never wait behind a write of this server (its commit can
-                # take several round trips): it loads the other servers' commits itself, and
-                # the next request refreshes
-                if self.store.refresh(wait=interval == 0) is None:
-                    return
+                # take several round trips): it loads the other servers' commits itself before
+                # it commits, so this counts as a refresh (the requests meanwhile do not each
+                # read the descriptor again)
+                self.store.refresh(wait=interval == 0)
             except Exception as exc:  # files going: deleted since the descriptor was read?
                 if not self.storage.list(DESCRIPTOR):
                     raise _Gone from exc
