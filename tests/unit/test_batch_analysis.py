@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from vectordb_manager.engine import analyzer as analyzer_module
+from vectordb_manager.engine import postings as postings_module
 from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.postings import Postings, index_terms
 
@@ -172,3 +173,29 @@ def test_the_pieces_of_a_text_hold_its_tokens_in_order() -> None:
         assert [t for p in pieces for t in analyzer.tokens(p)] == analyzer.tokens(text), text
         assert all(p and not p.isspace() for p in pieces)
     assert analyzer.pieces("(see foo.bar), end.") == ["see", "foo.bar", "end."]
+
+
+@pytest.mark.parametrize("chunk", [7, 8192])
+def test_ascii_batches_cut_in_one_pass_give_each_texts_postings(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A batch of ASCII texts is cut in one pass (the texts joined around a break): each
+    occurrence still counts for its own text, with empty texts, texts of punctuation only,
+    texts that end or start inside a token's characters, a batch where a text holds the break
+    character itself (cut text by text instead), texts given as an iterator, and batches
+    longer than the chunk of texts cut at a time."""
+    monkeypatch.setattr(postings_module, "_CHUNK", chunk)
+    rng = random.Random(11)
+    ascii_chars = [chr(c) for c in range(2, 128)]
+    texts = ["".join(rng.choices(ascii_chars, k=rng.randint(0, 40))) for _ in range(300)]
+    texts += ["", "...", "a.", ".b", "-", "x" * 50, "", "end:", ":start", " \x02 "]
+    rng.shuffle(texts)
+    analyzer = Analyzer()
+    assert Postings.build(texts, analyzer).equals(_reference(texts, Analyzer()))
+    assert Postings.build(iter(texts), analyzer).equals(_reference(texts, Analyzer()))
+    with_break = [*texts[:50], "a \x01 b\x01c", *texts[50:]]
+    assert Postings.build(with_break, analyzer).equals(_reference(with_break, Analyzer()))
+    mixed = [*texts[:20], "東京 café", *texts[20:40]]
+    assert Postings.build(mixed, analyzer).equals(_reference(mixed, Analyzer()))
+    assert Postings.build([], analyzer).row_count == 0
+    assert Postings.build([""], analyzer).equals(_reference([""], Analyzer()))

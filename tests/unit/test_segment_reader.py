@@ -222,3 +222,42 @@ def _section(data: bytes, name: str) -> tuple[int, int]:
     header = data[16 : 16 + int.from_bytes(data[8:16], "little")]
     offset, length = json.loads(header)["sections"][name]
     return offset, length
+
+
+def test_a_line_that_may_hold_a_big_integer_is_told_as_the_pattern_tells_it() -> None:
+    """`may_hold_big_int` (the check before orjson reads one line, which would read an
+    integer beyond 64 bits as a float) answers what its rule says, a run of 19 digits after
+    one of ``:[,``, a blank or ``-`` (or at the start), on random lines of digits and the
+    characters around numbers, short lines and lines past its 4 KB switch; and a line read
+    lazily keeps such an integer exact."""
+    import random
+    import re
+
+    from vectordb_manager.engine.records import RawRecords, may_hold_big_int
+
+    rule = re.compile(rb"(?:^|(?<=[:\[, \t\r\n-]))\d{19}")
+    rng = random.Random(5)
+    alphabet = [b"1", b"2", b"0", b"9", b"a", b":", b"[", b",", b" ", b"-", b'"', b"\n", b"."]
+    lines = [b"".join(rng.choices(alphabet, k=rng.randint(0, 80))) for _ in range(3000)]
+    lines += [b"9" * rng.randint(15, 25) for _ in range(200)]
+    lines += [
+        b"".join(rng.choices([b"9", b"9", b"9", b","], k=rng.randint(30, 60))) for _ in range(500)
+    ]
+    lines += [b" " * 4090 + b"1" * 19, b"x" * 5000, b"x" * 4000 + b",1234567890123456789"]
+    lines += [b'{"a":"' + b"1" * 19 + b'"}', b'{"a":x1234567890123456789}']
+    assert sum(map(may_hold_big_int, lines)) > 100  # (both answers come up)
+    for line in lines:
+        assert may_hold_big_int(line) == bool(rule.search(line)), line
+        assert may_hold_big_int(memoryview(line)) == bool(rule.search(line)), line
+    big = 2**64 + 1
+    line = json.dumps(
+        {
+            "id": "a",
+            "text": "t",
+            "metadata": {"n": big, "m": -big},
+            "hash": "h",
+            "created_at": "c",
+            "updated_at": "u",
+        }
+    ).encode()
+    assert RawRecords.split(line + b"\n", "f").row(0).metadata == {"n": big, "m": -big}

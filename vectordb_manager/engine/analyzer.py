@@ -140,6 +140,7 @@ _ASCII_TOKEN = re.compile(rf"\w++(?:{_JOINERS}\w++)*+", re.ASCII)
 _APART = bytes(
     c if chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_.:-/") else 32 for c in range(256)
 )
+_APART_BREAKS = _APART[:1] + b"\x01" + _APART[2:]
 _WORD_TOKEN = re.compile(rf"\w++(?:{_JOINERS}\w++)*+")
 
 
@@ -279,13 +280,15 @@ class Analyzer:
         pattern = _unicode_token() if marks else _WORD_TOKEN
         return pattern.findall(text)
 
-    def pieces(self, text: str) -> list[str]:
+    def pieces(self, text: str, *, breaks: bool = False) -> list[str]:
         """``text`` cut into pieces whose tokens, in order, are the text's (`tokens` of each
         piece): an ASCII text at whitespace and at the characters never inside a token (no
         regular expression: ``"(see foo.bar),"`` is ``see``, ``foo.bar``), any other text
-        into its tokens."""
+        into its tokens. ``breaks``: an ASCII text's ``"\\x01"`` characters are kept (as
+        pieces of their own when spaces surround them; they have no tokens)."""
         if type(text) is str and text.isascii():
-            return text.encode("ascii").translate(_APART).decode("ascii").split()
+            table = _APART_BREAKS if breaks else _APART
+            return text.encode("ascii").translate(table).decode("ascii").split()
         return self.tokens(text)
 
     def token_terms(

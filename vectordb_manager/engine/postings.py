@@ -37,6 +37,8 @@ U32 = np.ndarray[Any, np.dtype[np.uint32]]
 I64 = np.ndarray[Any, np.dtype[np.int64]]
 
 _HEADER = 32
+_CHUNK = 8192  # texts cut and looked up at a time (their pieces are held meanwhile)
+_NONE: I64 = np.zeros(0, dtype=np.int64)
 _MAX_VALUE = (1 << 32) - 1
 
 
@@ -69,11 +71,22 @@ class Postings:
     def build(cls, texts: Iterable[str], analyzer: Analyzer) -> Postings:
         """The postings of ``texts`` (row ``i`` is the ``i``-th text): the terms of
         `index_terms`, found through the analyzer's `TermTable` (each distinct piece of text
-        analysed once; its occurrences expanded to its terms in NumPy)."""
+        analysed once; its occurrences expanded to its terms in NumPy), `_CHUNK` texts at a
+        time."""
         table = analyzer.term_table
+        found: list[I64] = []
+        at: list[I64] = []
+        n = 0
         with table.lock:
-            keys, counts = table.keys(texts)
-            term_ids, sizes = table.occurrences(keys)
+            source = iter(texts)
+            while chunk := list(itertools.islice(source, _CHUNK)):
+                keys, counts = table.keys(chunk)
+                ids, rows = table.occurrences(keys, counts)
+                found.append(ids)
+                at.append(rows + n)
+                n += len(chunk)
+            term_ids = np.concatenate(found) if found else _NONE
+            rows = np.concatenate(at) if at else _NONE
             known = table.terms
             used = np.flatnonzero(np.bincount(term_ids, minlength=len(known)))
             names = list(map(known.__getitem__, used.tolist()))
@@ -81,8 +94,7 @@ class Postings:
         order = sorted(range(len(names)), key=names.__getitem__)
         rank = np.zeros(len(known), dtype=np.int64)
         rank[used[order]] = np.arange(len(used))
-        rows = np.repeat(np.repeat(np.arange(len(counts)), counts), sizes)
-        lengths = np.bincount(rows, minlength=len(counts))
+        lengths = np.bincount(rows, minlength=n)
         terms = list(map(names.__getitem__, order))
         return cls._of_occurrences(terms, rank[term_ids], rows, lengths)
 

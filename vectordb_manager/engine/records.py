@@ -390,6 +390,8 @@ def _finite(text: str) -> float:
 
 _LONG = 19  # digits: an integer this long may not fit in 64 bits
 _LONG_RUN = re.compile(rb"\d{%d}" % _LONG)
+_DIGITS = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))  # digits as 0, the rest blank
+_DIGIT_RUN = b"0" * _LONG
 _BEFORE_NUMBER = frozenset(b":[, \t\r\n-")
 
 
@@ -416,6 +418,8 @@ def may_hold_big_int(data: bytes | memoryview) -> bool:
     """Whether `big_int_starts` would find anything in ``data`` (cheaply, for one line)."""
     if len(data) >= 4096:
         return bool(len(big_int_starts(data)))
+    if _DIGIT_RUN not in bytes(data).translate(_DIGITS):  # (the usual line: in C, no regex)
+        return False
     view = memoryview(data).cast("B")
     return any(
         m.start() == 0 or view[m.start() - 1] in _BEFORE_NUMBER for m in _LONG_RUN.finditer(view)

@@ -4,16 +4,17 @@
 Python step per term: each text is cut into *keys*, and the table gives each distinct key one
 id for as long as it lives, with that key's terms as ids in a NumPy table (one row per key:
 ``flat[starts[k] : starts[k] + sizes[k]]``). A batch then costs one dictionary lookup per key
-(a C-level ``map``; a key met for the first time is noted by the dictionary's ``__missing__``
-and analysed with the other new ones at the end) and NumPy for the rest.
+(a C-level ``map`` of ``dict.get``; the keys met for the first time get the next ids and are
+analysed together) and NumPy for the rest.
 
 A key is a piece of `Analyzer.pieces`: an ASCII text is cut at whitespace and at the
 characters never inside a token, so that no regular expression runs over the texts
 (``"(see foo.bar),"`` is ``see``, ``foo.bar``); the key's terms are then those of its tokens,
-found once, when the key is new. Other texts are normalised and cut into their tokens by
-`Analyzer.tokens`, and each token is a key. An ASCII key is analysed the same way whichever
-kind of text it came from (an ASCII token is its own only token), so the two kinds share one
-table. A key's terms are the terms `index_terms` keeps.
+found once, when the key is new. A batch of ASCII texts is cut in one pass: joined around
+`BREAK` (a key with no terms), each key's text is the number of breaks before it. Other texts
+are normalised and cut into their tokens by `Analyzer.tokens`, and each token is a key. An
+ASCII key is analysed the same way whichever kind of text it came from (an ASCII token is its
+own only token), so the two kinds share one table. A key's terms are the terms `index_terms` keeps.
 
 Bounded: past `TABLE_SIZE` keys or terms (checked after each batch) the table starts again
 empty. The tokens it analyses are not also remembered in the analyzer's token cache. The ids
@@ -23,8 +24,8 @@ mean nothing outside the table, and one batch at a time uses it (`lock`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
-from itertools import chain, compress
+from collections.abc import Callable, Sequence
+from itertools import chain, compress, repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 I64 = np.ndarray[Any, np.dtype[np.int64]]
 
 SEP = "\x00"  # the vocabulary's separator in the postings section: no term may hold it
+BREAK = "\x01"  # between two texts cut in one pass: a key of its own, with no terms
+_JOIN = f" {BREAK} "
 
 
 class IdMap(dict[str, int]):
@@ -60,7 +63,7 @@ class TermTable:
         self.limit = limit
         self._ascii_tokens = ascii_tokens  # `Analyzer.tokens` of ASCII text
         self.lock = threading.Lock()
-        self._keys = IdMap()
+        self._keys: dict[str, int] = {}
         self._term_ids = IdMap()
         self.terms: list[str] = []  # term id -> term
         self._starts = _Column()  # per key: where its terms start in `_flat`
@@ -71,8 +74,13 @@ class TermTable:
         """Keys known."""
         return len(self._keys)
 
-    def keys(self, texts: Iterable[str]) -> tuple[list[str], list[int]]:
-        """The keys of each text, one after another, and how many each text has."""
+    def keys(self, texts: Sequence[str]) -> tuple[list[str], list[int] | None]:
+        """The keys of each text, one after another, and how many each text has; or, for a
+        batch of ASCII texts cut in one pass, the keys with `BREAK` between two texts and
+        ``None`` for the counts (`occurrences` gives each key's text)."""
+        joined = _JOIN.join(texts)
+        if joined.isascii() and joined.count(BREAK) == len(texts) - 1:  # (no text holds it)
+            return self.analyzer.pieces(joined, breaks=True), None
         flat: list[str] = []
         counts: list[int] = []
         pieces = self.analyzer.pieces
@@ -82,30 +90,41 @@ class TermTable:
             flat.extend(keys)
         return flat, counts
 
-    def occurrences(self, keys: list[str]) -> tuple[I64, I64]:
-        """The term ids of every key's terms, in order, and how many terms each key has (hold
-        `lock`, and read `terms` before the next batch)."""
+    def occurrences(self, keys: list[str], counts: list[int] | None) -> tuple[I64, I64]:
+        """The term ids of every key's terms, in order, and the text each occurrence is in
+        (the keys and counts of `keys`; hold `lock`, and read `terms` before the next batch)."""
+        table = self._keys
         try:
-            ids = np.fromiter(map(self._keys.__getitem__, keys), dtype=np.int64, count=len(keys))
-            if self._keys.new:
-                self._learn()
+            ids = np.fromiter(map(table.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
+            new = np.flatnonzero(ids < 0)
+            if len(new):  # (first met: ids in order of appearance, then their terms)
+                at = new.tolist()
+                fresh = list(dict.fromkeys(map(keys.__getitem__, at)))
+                table.update(zip(fresh, range(len(table), len(table) + len(fresh)), strict=True))
+                ids[new] = np.fromiter(
+                    map(table.__getitem__, map(keys.__getitem__, at)), dtype=np.int64, count=len(at)
+                )
+                self._learn(fresh)
         except BaseException:  # (the new keys have no rows: forget everything)
             self.trim(force=True)
             raise
         sizes = self._sizes.values[ids]
-        return self._flat.values[ranges(self._starts.values[ids], sizes)], sizes
+        if counts is None:  # each key's text: how many breaks come before it
+            texts = np.cumsum(ids == table.get(BREAK, -1))
+        else:
+            texts = np.repeat(np.arange(len(counts)), counts)
+        return self._flat.values[ranges(self._starts.values[ids], sizes)], np.repeat(texts, sizes)
 
     def trim(self, *, force: bool = False) -> None:
         """Start again if past the bound (after a batch: its ids are no longer needed)."""
         if force or len(self._keys) > self.limit or len(self.terms) > self.limit:
-            self._keys = IdMap()
+            self._keys = {}
             self._term_ids = IdMap()
             self.terms = []
             self._starts, self._sizes, self._flat = _Column(), _Column(), _Column()
 
-    def _learn(self) -> None:
-        """The terms of the new keys, as rows of the table."""
-        new, self._keys.new = self._keys.new, []
+    def _learn(self, new: list[str]) -> None:
+        """The terms of these new keys (the last ids given), as rows of the table."""
         # an ASCII key of letters and digits is one token, a non-ASCII key is a token: the
         # others are cut into their tokens (laid out after the first kind, no list for each)
         several = [i for i, k in enumerate(new) if k.isascii() and not k.isalnum()]
