@@ -5,6 +5,7 @@ Where each concern lives:
 =====================  ========================================================================
 ``core``               `Engine`, the facade: locks, the public operations, the write path
 ``queries``            `Queries`, the engine's read side: lookups and searches under the read lock
+``group_commit``       writes queued while another commits share the next commit
 ``commit_log``         `CommitLog`: list manifests, read the newest, propose the next version
                        (create-if-absent, the ambiguous failure), write and remove files,
                        collect what old versions leave behind

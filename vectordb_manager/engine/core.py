@@ -17,10 +17,10 @@ lives in its own module (see `vectordb_manager.engine`):
 * searching runs on the current state (`search`); `verify` re-reads the files
   (`verification`).
 
-Threads: one writer at a time per engine (``_write_lock``), and merges on the upkeep thread
-(`maintenance`); searches run concurrently and only wait while a committed change is being
-applied (a readers-writer lock). With ``storage=None`` the same code applies segments
-directly, in memory.
+Threads: one writer at a time per engine (``_write_lock``; writes queued meanwhile share the
+next commit, `group_commit`), and merges on the upkeep thread (`maintenance`); searches run
+concurrently and only wait while a committed change is being applied (a readers-writer lock).
+With ``storage=None`` the same code applies segments directly, in memory.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from vectordb_manager.engine.format import (
     record_lines,
     segment_ref,
 )
+from vectordb_manager.engine.group_commit import GroupCommits, PendingWrite, Write
 from vectordb_manager.engine.hashing import content_hashes
 from vectordb_manager.engine.index import IndexParams
 from vectordb_manager.engine.loading import Loader, check_live
@@ -90,7 +91,7 @@ race (`Engine._catch_up_locked`): each that finds something new is progress."""
 __all__ = ["Engine", "Hit", "KeywordHit", "require_k"]
 
 
-class Engine(Queries, Maintenance):
+class Engine(Queries, Maintenance, GroupCommits):
     """The store engine; `LocalVectorStore` and `S3VectorStore` are thin layers over it.
 
     ``clock`` (wall-clock seconds, comparable with the storage's modification times), ``sleep``
@@ -157,6 +158,8 @@ class Engine(Queries, Maintenance):
         self.value_index = value_index
         self._commit_policy = commit_policy(commit_attempts, sleep=sleep, rng=rng)
         self._write_lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[PendingWrite] = []  # writes waiting for the writers' lock (`apply`)
         self._rw = ReadWriteLock()
         self._manifest: Manifest | None = None
         self._state = self._new_state(dimension)
@@ -364,67 +367,70 @@ class Engine(Queries, Maintenance):
         """
         vectors = self._prepare(vectors) if len(ids) else vectors
         hashes = content_hashes(texts, metadatas)  # (and each record's size checked)
-        with self._write_lock:
-            self._refresh_locked()
-            if len(ids):
-                self._check_dimension(int(vectors.shape[1]))
-            st = self._state
-            stored = st.index.vectors() if st.index is not None else None
-            wanted = dict.fromkeys(deletes)
-            present = [d for d in wanted if d in st.slot]
-            deleted = set(present)
-            existing = st.slot.keys() & ids if st.slot else ()  # (one intersection, in C)
-            keep = (
-                [
-                    i
-                    for i, doc_id in enumerate(ids)
-                    if doc_id not in existing
-                    or stored is None
-                    or doc_id in deleted
-                    or st.record(st.slot[doc_id]).hash != hashes[i]
-                    or not np.array_equal(stored[st.slot[doc_id]], vectors[i])
-                ]
-                if existing
-                else range(len(ids))  # all new: every row is written
+        return self._apply_queued(PendingWrite(ids, texts, metadatas, vectors, deletes, hashes))
+
+    def _write_locked(self, write: Write) -> tuple[tuple[int, int], Manifest | None]:
+        """One write's commit (see `apply`), under the writers' lock, the store refreshed:
+        (records written, deleted ids that existed) and the manifest committed, if any."""
+        ids, texts, metadatas = write.ids, write.texts, write.metadatas
+        vectors, deletes, hashes = write.vectors, write.deletes, write.hashes
+        if len(ids):
+            self._check_dimension(int(vectors.shape[1]))
+        st = self._state
+        stored = st.index.vectors() if st.index is not None else None
+        wanted = dict.fromkeys(deletes)
+        present = [d for d in wanted if d in st.slot]
+        deleted = set(present)
+        existing = st.slot.keys() & ids if st.slot else ()  # (one intersection, in C)
+        keep = (
+            [
+                i
+                for i, doc_id in enumerate(ids)
+                if doc_id not in existing
+                or stored is None
+                or doc_id in deleted
+                or st.record(st.slot[doc_id]).hash != hashes[i]
+                or not np.array_equal(stored[st.slot[doc_id]], vectors[i])
+            ]
+            if existing
+            else range(len(ids))  # all new: every row is written
+        )
+        if len(present) < len(wanted):
+            absent = [d for d in wanted if d not in deleted]
+            logger.debug(
+                "delete at version %d: %d of %d ids absent (such as %r)",
+                self.version,
+                len(absent),
+                len(wanted),
+                absent[0],
             )
-            if len(present) < len(wanted):
-                absent = [d for d in wanted if d not in deleted]
-                logger.debug(
-                    "delete at version %d: %d of %d ids absent (such as %r)",
-                    self.version,
-                    len(absent),
-                    len(wanted),
-                    absent[0],
-                )
-            if not keep and not present:
-                return 0, 0
-            now = now_iso()
-            every = len(keep) == len(ids)  # (then ``keep`` is every row, in order)
-            seg = SegmentData(
-                ids=list(_pick(ids, keep, every)),
-                texts=list(_pick(texts, keep, every)),
-                metadatas=list(map(dict, _pick(metadatas, keep, every))),
-                hashes=list(_pick(hashes, keep, every)),
-                created=[
-                    st.record(st.slot[ids[i]]).created_at if ids[i] in existing else now
-                    for i in keep
-                ]
-                if existing
-                else [now] * len(keep),
-                updated=[now] * len(keep),
-                vectors=(
-                    vectors[keep]
-                    if len(keep) < len(ids)
-                    else vectors
-                    if len(ids)
-                    else np.zeros((0, self.dimension or 0), np.float32)
-                ),
-                deletes=present,
-            )
-            committed = self._commit_locked(seg)
-        if committed is not None and self.log is not None:
-            self.log.settle(committed)  # (outside the writers' lock: the upkeep may commit)
-        return len(keep), len(present)
+        if not keep and not present:
+            return (0, 0), None
+        now = now_iso()
+        every = len(keep) == len(ids)  # (then ``keep`` is every row, in order)
+        seg = SegmentData(
+            ids=list(_pick(ids, keep, every)),
+            texts=list(_pick(texts, keep, every)),
+            metadatas=list(map(dict, _pick(metadatas, keep, every))),
+            hashes=list(_pick(hashes, keep, every)),
+            created=[
+                st.record(st.slot[ids[i]]).created_at if ids[i] in existing else now
+                for i in keep
+            ]
+            if existing
+            else [now] * len(keep),
+            updated=[now] * len(keep),
+            vectors=(
+                vectors[keep]
+                if len(keep) < len(ids)
+                else vectors
+                if len(ids)
+                else np.zeros((0, self.dimension or 0), np.float32)
+            ),
+            deletes=present,
+        )
+        committed = self._commit_locked(seg)
+        return (len(keep), len(present)), committed
 
     def upsert(
         self,
