@@ -305,11 +305,12 @@ def test_a_collection_in_use_by_a_write_is_served_without_waiting_for_it(
     assert len(registry.get("docs").store.get_ids()) == 2
 
 
-def test_serve_limits_mallocs_arenas_where_it_can() -> None:
-    """glibc's mallopt accepts the limit on Linux (the serve bench measures the effect:
-    resident memory under 16 clients); elsewhere the call says it could not."""
+def test_serve_tunes_malloc_where_it_can() -> None:
+    """glibc's mallopt accepts the arena limit and the fixed thresholds on Linux (the serve
+    bench measures the effect: resident memory under 16 clients); elsewhere the call says it
+    could not."""
     import sys
 
-    from vectordb_manager.server.command import limit_malloc_arenas
+    from vectordb_manager.server.command import tune_malloc
 
-    assert limit_malloc_arenas() is sys.platform.startswith("linux")
+    assert tune_malloc() is sys.platform.startswith("linux")
