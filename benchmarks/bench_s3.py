@@ -27,7 +27,9 @@ waits ~40 ms for the client's delayed ACK.
    with ``HashingEmbeddings(64)``, ``commit_attempts=1000``), against 1 writer making 100
    commits alone. Lost races = manifest PUTs answered 412. At the end a freshly opened store
    must hold all 1,000 documents. Writers, proxy and moto share one process (one GIL), so the
-   server's requests/s bound the commit rate: compare the requests per commit.
+   server's requests/s bound the commit rate: compare the requests per commit. Then the same
+   4 x 25 writes as threads of one store (a server's request threads): writes queued while
+   another commits share the next commit (group commit), counted in manifest PUTs.
 
 ``--profile`` adds a timeline of the S3 open's storage calls, cProfile of the opens and of the
 concurrent commits (calling thread) plus an all-thread stack sampler (the work happens in pool,
@@ -562,12 +564,15 @@ def bench_commits(args: argparse.Namespace, proxy: Any, moto_url: str, rows: lis
         metas = [{"w": writer, "c": commit, "j": j} for j in range(DOCS_PER_COMMIT)]
         return ids, texts, metas
 
-    def run(prefix: str, writers: int, commits: int) -> tuple[float, float, list[float], set[str]]:
-        """(wall seconds, CPU seconds of this process, commit latencies, ids written)."""
+    def run(
+        prefix: str, writers: int, commits: int, *, shared: bool = False
+    ) -> tuple[float, float, list[float], set[str]]:
+        """(wall seconds, CPU seconds of this process, commit latencies, ids written);
+        ``shared``: the writers are threads writing through one store (group commit)."""
         stores = [
             s3_store(emb, proxy.url, prefix, commit_attempts=COMMIT_ATTEMPTS)
-            for _ in range(writers)
-        ]
+            for _ in range(1 if shared else writers)
+        ] * (writers if shared else 1)
         barrier = threading.Barrier(writers + 1)
         errors: list[BaseException] = []
         written: set[str] = set()
@@ -627,6 +632,11 @@ def bench_commits(args: argparse.Namespace, proxy: Any, moto_url: str, rows: lis
             wall4, cpu4, lat4, written = run("concurrent", WRITERS, COMMITS_PER_WRITER)
     _, kinds4, req4, _ = summarize(proxy.records())
     lost4, mputs4 = lost("concurrent")
+    # the same writers as threads of one store: writes queued meanwhile share a commit
+    wall_s, cpu_s, lat_s, written_s = run("shared", WRITERS, COMMITS_PER_WRITER, shared=True)
+    _, kinds_s, req_s, _ = summarize(proxy.records())
+    lost_s, mputs_s = lost("shared")
+    shared_ok = set(s3_store(emb, moto_url, "shared").engine.ids()) == written_s
     if args.profile:
         for title, rec in (("1 writer", rec1), (f"{WRITERS} writers", rec4)):
             out(f"\n#### storage calls of the commits, {title} (summed over threads)\n")
@@ -663,6 +673,17 @@ def bench_commits(args: argparse.Namespace, proxy: Any, moto_url: str, rows: lis
             f"latency p50 {p(lat4, 50)}, "
             f"p95 {p(lat4, 95)}; {req4} requests ({req4 / total_commits:.1f}/commit, "
             f"{req4 / wall4:.0f}/s): {kinds4}",
+        )
+    )
+    rows.append(
+        row(
+            "s3.commits.shared",
+            f"{WRITERS} writers x {COMMITS_PER_WRITER} writes, threads of one store",
+            f"{total_commits / wall_s:.1f} writes/s",
+            f"{common.fmt_s(wall_s)}, process CPU {cpu_s / wall_s:.2f} cores; "
+            f"latency p50 {p(lat_s, 50)}, p95 {p(lat_s, 95)}; {mputs_s} manifest PUTs "
+            f"({lost_s} lost; writes queued during a commit share the next one); {req_s} "
+            f"requests: {kinds_s}; all present: {'yes' if shared_ok else 'NO'}",
         )
     )
     rows.append(
