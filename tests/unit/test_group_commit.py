@@ -20,6 +20,7 @@ import pytest
 
 from vectordb_manager import LocalVectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
+from vectordb_manager.engine.commit_log import CommitUnknown
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.engine.core import Engine
 from vectordb_manager.errors import DimensionMismatchError, StorageError
@@ -54,7 +55,7 @@ class Queued:
         def run() -> None:
             try:
                 self.outcomes[at] = call()
-            except Exception as exc:
+            except BaseException as exc:  # (an interrupt too: the test looks at it)
                 self.outcomes[at] = exc
 
         queued = len(self.engine._queue)
@@ -217,3 +218,30 @@ def test_a_failed_group_commit_fails_every_write_and_changes_nothing(
     assert sorted(p.name for p in (tmp_path / "s").rglob("*") if p.is_file()) == files
     monkeypatch.setattr(storage, "write_if_absent", real)
     assert engine.apply(["n9"], ["n"], [{}], np.ones((1, DIM), np.float32)) == (1, 0)
+
+
+class _Interrupt(BaseException):
+    """Stands for a KeyboardInterrupt in the committing thread."""
+
+
+def test_an_interrupted_group_commit_leaves_the_others_a_commit_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread committing a group is interrupted: it gets its interrupt, and every other
+    writer of the group gets `CommitUnknown` (not the interrupt, which is not theirs)."""
+    storage = LocalStorage(tmp_path / "s")
+    engine = Engine(storage, compaction=STILL)
+
+    def interrupted(*args: Any, **kwargs: Any) -> bool:
+        raise _Interrupt
+
+    monkeypatch.setattr(storage, "write_if_absent", interrupted)
+    queue = Queued(engine)
+    with engine._write_lock:
+        for w in range(3):
+            vec = np.full((1, DIM), w + 1.0, np.float32)
+            queue.start(lambda w=w, vec=vec: engine.apply([f"n{w}"], ["n"], [{}], vec))  # type: ignore[misc]
+    outcomes = queue.join()
+    assert sum(isinstance(o, _Interrupt) for o in outcomes) == 1
+    assert sum(isinstance(o, CommitUnknown) for o in outcomes) == 2
+    assert engine.ids() == []

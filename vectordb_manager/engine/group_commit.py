@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vectordb_manager.engine import vectors as vectors_module
-from vectordb_manager.engine.commit_log import CommitLog
+from vectordb_manager.engine.commit_log import CommitLog, CommitUnknown
 from vectordb_manager.engine.format import Manifest, Vectors
 from vectordb_manager.engine.state import StoreState
 
@@ -78,6 +78,12 @@ class PendingWrite:
         threads at once)."""
         if own:
             self.error = exc
+            return
+        if not isinstance(exc, Exception):  # (the committing thread was interrupted)
+            self.error = CommitUnknown(
+                f"the commit this write shared with others was interrupted "
+                f"({type(exc).__name__}); whether it landed is unknown (refresh() tells)"
+            )
             return
         try:
             twin = copy.copy(exc)
