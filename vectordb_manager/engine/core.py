@@ -363,7 +363,8 @@ class Engine(Queries, Maintenance, GroupCommits):
         validated); returns how many records were written and how many deleted ids existed.
 
         Records whose text, metadata and vector are unchanged are skipped; an id both deleted
-        and given a record ends up with the record.
+        and given a record ends up with the record. Calls made while another commits queue,
+        and share one commit (`group_commit`); each returns once its commit is durable.
         """
         vectors = self._prepare(vectors) if len(ids) else vectors
         hashes = content_hashes(texts, metadatas)  # (and each record's size checked)
