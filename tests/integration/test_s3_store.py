@@ -291,3 +291,33 @@ def test_vacuum_aborts_unfinished_multipart_uploads(aws: Any) -> None:
     assert left == ["elsewhere/big.bin"]
     aws.abort_multipart_upload(Bucket=BUCKET, Key="elsewhere/big.bin", UploadId=other["UploadId"])
     assert store.get_by_ids(["k"])[0].page_content == "kept"
+
+
+def test_clients_share_parsed_models_and_keep_their_own_settings(aws: Any) -> None:
+    """`build_s3_client` makes each client from a session of its own (credentials, region,
+    retries) that shares the service models parsed for the first (one data loader, its search
+    path not growing), also when clients are built from many threads at once; they work."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vectordb_manager.storage import s3 as s3_module
+    from vectordb_manager.storage.s3 import build_s3_client
+
+    a = build_s3_client(region_name="us-east-1", aws_access_key_id="AKIDA",
+                        aws_secret_access_key="sa", max_attempts=3)  # fmt: skip
+    b = build_s3_client(region_name="eu-west-1", aws_access_key_id="AKIDB",
+                        aws_secret_access_key="sb", max_attempts=7)  # fmt: skip
+    assert a._request_signer._credentials.access_key == "AKIDA"
+    assert b._request_signer._credentials.access_key == "AKIDB"
+    assert (a.meta.region_name, b.meta.region_name) == ("us-east-1", "eu-west-1")
+    assert a.meta.config.retries["total_max_attempts"] == 3
+    assert b.meta.config.retries["total_max_attempts"] == 7
+    with ThreadPoolExecutor(8) as pool:
+        built = list(pool.map(lambda _: build_s3_client(region_name="us-east-1"), range(8)))
+    (loader,) = s3_module._LOADERS
+    assert all(c._loader is loader for c in [a, b, *built])
+    assert len(loader.search_paths) == len(set(loader.search_paths))
+    for client in built:
+        client.head_bucket(Bucket=BUCKET)
+    S3VectorStore(EMB, BUCKET, "shared", region_name="us-east-1").add_texts(["x"], ids=["x"])
+    again = S3VectorStore(EMB, BUCKET, "shared", region_name="us-east-1")
+    assert [d.id for d in again.get_by_ids(["x"])] == ["x"]

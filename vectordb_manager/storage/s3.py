@@ -38,6 +38,7 @@ import io
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
@@ -458,8 +459,10 @@ def build_s3_client(
 ) -> Any:
     """A boto3 S3 client with the package's retry settings (botocore's ``standard`` mode).
 
-    Clients are thread-safe and costly to build (botocore loads its service models), so one
-    is built per distinct set of arguments and reused.
+    Each client has a session of its own (its credentials, region and settings); the service
+    models botocore parses for the first are shared with the next ones (`_botocore_session`):
+    a first client costs ~0.1 s of CPU, the next ones ~15 ms (a store opened per collection
+    or per request, a notebook's reopened store).
 
     Credentials come from the arguments or the standard AWS chain (environment, profile,
     instance role). With ``endpoint_url`` (MinIO, LocalStack, moto) path-style addressing is used.
@@ -483,16 +486,45 @@ def build_s3_client(
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
     try:
-        session = boto3.session.Session(
-            profile_name=profile_name,
-            aws_access_key_id=aws_access_key_id,
-            aws_secret_access_key=aws_secret_access_key,
-            aws_session_token=aws_session_token,
-            region_name=region_name,
-        )
-        return session.client("s3", endpoint_url=endpoint_url, config=config)
+        with _LOADER_LOCK:  # (a session is not thread-safe, nor is sharing its loader)
+            session = boto3.session.Session(
+                profile_name=profile_name,
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+                region_name=region_name,
+                botocore_session=_botocore_session(),
+            )
+            _keep_loader(session)
+            return session.client("s3", endpoint_url=endpoint_url, config=config)
     except BotoCoreError as exc:
         raise ConfigurationError(f"cannot configure the S3 client: {exc}") from exc
+
+
+_LOADER_LOCK = threading.Lock()
+_LOADERS: list[Any] = []  # the data loader the sessions share (at most one)
+
+
+def _botocore_session() -> Any:
+    """A new botocore session (its own credentials, profile and settings) that shares the
+    data loader of the ones made before it: the loader holds the parsed service models, which
+    a new one reads and parses again (~0.1 s of CPU per client; ~0.015 s shared)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    if _LOADERS:
+        session.register_component("data_loader", _LOADERS[0])
+    return session
+
+
+def _keep_loader(session: Any) -> None:
+    """Keep the first session's loader for the next ones (each boto3 session adds its own
+    data folder to the loader's search path: kept once)."""
+    loader = session._session.get_component("data_loader")
+    paths = loader.search_paths
+    paths[:] = list(dict.fromkeys(paths))
+    if not _LOADERS:
+        _LOADERS.append(loader)
 
 
 def config_s3_client(config: VectorDBConfig) -> Any:
