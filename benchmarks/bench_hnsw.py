@@ -7,7 +7,8 @@ Same data as ``bench_store.py``. Ours is built with ``add_embeddings`` in batche
 (every batch durable; M=32, efConstruction=100, the store's defaults), then ``compact()``
 merges the segments and writes the HNSW graph, so that reopening loads the graph instead of
 rebuilding it. The store is then reopened with ``ef_search`` (default 128) and searched one
-query at a time: p50, p95 and recall@10 against exact search (numpy).
+query at a time: p50, p95 and recall@10 against exact search (numpy); then reopened with
+each ``--sweep`` efSearch (default 64, 96) for the trade-off between the two.
 """
 
 from __future__ import annotations
@@ -77,6 +78,18 @@ def bench(args: argparse.Namespace) -> PartResult:
             f"- hnsw efSearch={args.ef_search}: p50 {common.fmt_s(p50)}, recall@10 {rec:.3f}, "
             f"reopen {common.fmt_s(t_open)}"
         )
+        store = None  # (its memory, before the next opens)
+        sweep: list[tuple[int, float, float]] = []  # (efSearch, p50, recall): the trade-off
+        for ef in sorted(set(args.sweep) - {args.ef_search}):
+            gc.collect()
+            other = LocalVectorStore(emb, path, distance="cosine", index="hnsw", ef_search=ef)
+            other.similarity_search_with_score_by_vector(queries[0], K)
+            got = common.measure_interleaved({"ours": common.store_searcher(other)}, queries)
+            sweep.append((ef, common.pct(got["ours"][0], 50), common.recall(got["ours"][1],
+                                                                            truth, data.ids)))
+            common.log(f"- hnsw efSearch={ef}: p50 {common.fmt_s(sweep[-1][1])}, "
+                       f"recall@10 {sweep[-1][2]:.3f}")
+            del other
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ef = f"efSearch={args.ef_search}"
@@ -113,6 +126,17 @@ def bench(args: argparse.Namespace) -> PartResult:
             targets=[Target("hnsw", "recall@10", rec, args.recall_min, "recall", ">=")],
         ),
     ]
+    rows.extend(
+        common.system_row(
+            f"hnsw.ef{ef}",
+            f"  efSearch={ef} (the store's ``ef_search``): p50 / recall@10",
+            {"ours": p},
+            ratios=False,
+        )
+        for ef, p, _ in sweep
+    )
+    for row, (_, _, r) in zip(rows[len(rows) - len(sweep) :], sweep, strict=True):
+        row.cells["ours"] += f" / {r:.3f}"
     rows[2].cells["ours"] += f" / {common.fmt_s(t_first)}"
     table = Table(
         f"HNSW, {data.n:,} x {DIM} (M=32, efConstruction=100, {ef})", [("ours", "ours")], rows
@@ -144,6 +168,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--recall-min", type=float, default=0.95, help="target recall@10 (default 0.95)"
+    )
+    parser.add_argument(
+        "--sweep",
+        type=lambda text: [int(x) for x in text.split(",") if x],
+        default=[64, 96],
+        metavar="EF,EF",
+        help="other efSearch values measured after the store is reopened (default 64,96)",
     )
     common.run_part(common.parse_sized(parser, argv), bench)
 
