@@ -3,7 +3,8 @@
 Slots are append-only; a deleted or replaced record leaves a tombstone (``ids[slot] is None``)
 until compaction builds a new state without them. Records read from files stay undecoded
 (raw JSON lines) until something needs them: a search result, a filter, a merge. Opening a
-store therefore decodes only ids and vectors.
+store therefore decodes only ids and vectors; and of the records decoded one by one, only
+about `DECODED_KEPT` stay decoded.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from vectordb_manager.engine.text_index import Source, TextIndex
 from vectordb_manager.engine.value_index import ValueIndex
 
 LAZY: Any = object()  # the slot's record is still undecoded, in its segment's raw lines
+DECODED_KEPT = 200_000
+"""At most about this many records decoded one by one (a search's results, a filter's
+candidates) are kept decoded; past it they are dropped back to their raw lines (decoded
+again when needed), so that a long-running process's memory does not grow towards every
+record decoded (~0.85 KB each for ~100-character texts) as queries touch more of a large
+store. `materialize` (a filter that tests every record) keeps them all, as asked."""
 
 
 class StoreState:
@@ -53,6 +60,7 @@ class StoreState:
         self._raw: list[tuple[RawRecords, int] | None] = []  # (lines, first slot)
         self._raw_starts: list[int] = []  # first slot of each raw block, ascending
         self._lazy = 0  # how many raw blocks are still undecoded
+        self._decoded: list[int] = []  # slots `record` decoded (see `DECODED_KEPT`)
         self.slot: dict[str, int] = {}
         self.dead = 0
         self.index: VectorIndex | None = index
@@ -88,9 +96,22 @@ class StoreState:
                 r = self.recs[slot]
             else:
                 r = entry[0].row(slot - entry[1])
-                self.recs[slot] = r
+                with self._lock:  # (no materialize() or merge reading the raw blocks meanwhile)
+                    self.recs[slot] = r
+                    self._decoded.append(slot)
+                    if len(self._decoded) > DECODED_KEPT:
+                        self._forget_decoded_locked()
         assert r is not None, "record() of a tombstone"
         return r  # type: ignore[no-any-return]
+
+    def _forget_decoded_locked(self) -> None:
+        """Drop the records `record` decoded back to their raw lines (those whose block is
+        still undecoded; tombstones stay tombstones)."""
+        recs, raw, starts = self.recs, self._raw, self._raw_starts
+        for slot in self._decoded:
+            if recs[slot] is not None and raw[bisect.bisect_right(starts, slot) - 1]:
+                recs[slot] = LAZY
+        self._decoded = []
 
     def materialize(self) -> None:
         """Decode every undecoded record (in bulk, which is much faster than one by one)."""
