@@ -126,17 +126,15 @@ def bench(args: argparse.Namespace) -> PartResult:
             targets=[Target("hnsw", "recall@10", rec, args.recall_min, "recall", ">=")],
         ),
     ]
-    rows.extend(
-        common.system_row(
-            f"hnsw.ef{ef}",
-            f"  efSearch={ef} (the store's ``ef_search``): p50 / recall@10",
+    for other_ef, p, r in sweep:
+        row = common.system_row(
+            f"hnsw.ef{other_ef}",
+            f"  efSearch={other_ef} (the store's ``ef_search``): p50 / recall@10",
             {"ours": p},
             ratios=False,
         )
-        for ef, p, _ in sweep
-    )
-    for row, (_, _, r) in zip(rows[len(rows) - len(sweep) :], sweep, strict=True):
         row.cells["ours"] += f" / {r:.3f}"
+        rows.append(row)
     rows[2].cells["ours"] += f" / {common.fmt_s(t_first)}"
     table = Table(
         f"HNSW, {data.n:,} x {DIM} (M=32, efConstruction=100, {ef})", [("ours", "ours")], rows

@@ -569,10 +569,10 @@ def bench_commits(args: argparse.Namespace, proxy: Any, moto_url: str, rows: lis
     ) -> tuple[float, float, list[float], set[str]]:
         """(wall seconds, CPU seconds of this process, commit latencies, ids written);
         ``shared``: the writers are threads writing through one store (group commit)."""
-        stores = [
-            s3_store(emb, proxy.url, prefix, commit_attempts=COMMIT_ATTEMPTS)
-            for _ in range(1 if shared else writers)
-        ] * (writers if shared else 1)
+        def new_store() -> Any:
+            return s3_store(emb, proxy.url, prefix, commit_attempts=COMMIT_ATTEMPTS)
+
+        stores = [new_store()] * writers if shared else [new_store() for _ in range(writers)]
         barrier = threading.Barrier(writers + 1)
         errors: list[BaseException] = []
         written: set[str] = set()

@@ -375,10 +375,7 @@ class Engine(Queries, Maintenance, GroupCommits):
         (records written, deleted ids that existed) and the manifest committed, if any."""
         ids, texts, metadatas = write.ids, write.texts, write.metadatas
         vectors, deletes, hashes = write.vectors, write.deletes, write.hashes
-        if len(ids):
-            self._check_dimension(int(vectors.shape[1]))
-        st = self._state
-        stored = st.index.vectors() if st.index is not None else None
+        st = self._state  # (the dimension was checked when the write was queued)
         wanted = dict.fromkeys(deletes)
         present = [d for d in wanted if d in st.slot]
         deleted = set(present)
@@ -388,10 +385,8 @@ class Engine(Queries, Maintenance, GroupCommits):
                 i
                 for i, doc_id in enumerate(ids)
                 if doc_id not in existing
-                or stored is None
                 or doc_id in deleted
-                or st.record(st.slot[doc_id]).hash != hashes[i]
-                or not np.array_equal(stored[st.slot[doc_id]], vectors[i])
+                or not st.unchanged(st.slot[doc_id], hashes[i], vectors[i])
             ]
             if existing
             else range(len(ids))  # all new: every row is written

@@ -58,7 +58,8 @@ class Write(Protocol):
 
 @dataclass(eq=False)
 class PendingWrite:
-    """One `Engine.apply` call, queued; ``outcome`` is set once it is done (by any thread)."""
+    """One `Engine.apply` call, queued; once ``done`` (set by whichever thread committed
+    it), ``result`` and ``committed``, or ``error``, say how it went."""
 
     ids: Sequence[str]
     texts: Sequence[str]
@@ -111,7 +112,6 @@ def combine(writes: Sequence[PendingWrite], st: StoreState, dim: int) -> Combine
     """The writes (each already checked, their vectors of dimension ``dim``) as one write
     that leaves the store as applying them in order would, and each write's answer as it
     would have been (see the module docstring)."""
-    stored = st.index.vectors() if st.index is not None else None
     rows: dict[str, tuple[int, int]] = {}  # id -> (write, row): the group's record for it
     deleted: dict[str, None] = {}  # every id a write of the group deletes, in order
     gone: set[str] = set()  # stored ids deleted by a write so far
@@ -131,11 +131,8 @@ def combine(writes: Sequence[PendingWrite], st: StoreState, dim: int) -> Combine
                 same = other.hashes[before[1]] == write.hashes[i] and np.array_equal(
                     other.vectors[before[1]], write.vectors[i]
                 )
-            elif stored is not None and doc_id in st.slot and doc_id not in gone:
-                slot = st.slot[doc_id]
-                same = st.record(slot).hash == write.hashes[i] and np.array_equal(
-                    stored[slot], write.vectors[i]
-                )
+            elif doc_id in st.slot and doc_id not in gone:
+                same = st.unchanged(st.slot[doc_id], write.hashes[i], write.vectors[i])
             else:
                 same = False
             if not same:
@@ -143,19 +140,14 @@ def combine(writes: Sequence[PendingWrite], st: StoreState, dim: int) -> Combine
                 rows[doc_id] = (w, i)
         results.append((changed, existed))
     chosen = list(rows.values())
-    with_rows = [write for write in writes if len(write.ids)]
     starts = np.cumsum([0] + [len(write.ids) for write in writes])
-    every = (
-        np.concatenate([write.vectors for write in with_rows])
-        if with_rows
-        else np.zeros((0, dim), np.float32)
-    )
+    every = np.concatenate([write.vectors.reshape(len(write.ids), dim) for write in writes])
     at = np.fromiter((starts[w] + i for w, i in chosen), dtype=np.int64, count=len(chosen))
     return Combined(
         ids=list(rows),
         texts=[writes[w].texts[i] for w, i in chosen],
         metadatas=[writes[w].metadatas[i] for w, i in chosen],
-        vectors=every[at] if chosen else np.zeros((0, dim), np.float32),
+        vectors=every[at],
         deletes=list(deleted),
         hashes=[writes[w].hashes[i] for w, i in chosen],
         results=results,

@@ -104,6 +104,14 @@ class StoreState:
         assert r is not None, "record() of a tombstone"
         return r  # type: ignore[no-any-return]
 
+    def unchanged(self, slot: int, digest: str, vector: Vectors) -> bool:
+        """Whether the live record at ``slot`` has this content hash and this vector (a write
+        of it again changes nothing)."""
+        assert self.index is not None
+        return self.record(slot).hash == digest and np.array_equal(
+            self.index.vectors()[slot], vector
+        )
+
     def _forget_decoded_locked(self) -> None:
         """Drop the records `record` decoded back to their raw lines (those whose block is
         still undecoded; tombstones stay tombstones)."""

@@ -487,15 +487,16 @@ def build_s3_client(
     )
     try:
         with _LOADER_LOCK:  # (a session is not thread-safe, nor is sharing its loader)
+            core = _botocore_session()
             session = boto3.session.Session(
                 profile_name=profile_name,
                 aws_access_key_id=aws_access_key_id,
                 aws_secret_access_key=aws_secret_access_key,
                 aws_session_token=aws_session_token,
                 region_name=region_name,
-                botocore_session=_botocore_session(),
+                botocore_session=core,
             )
-            _keep_loader(session)
+            _keep_loader(core)
             return session.client("s3", endpoint_url=endpoint_url, config=config)
     except BotoCoreError as exc:
         raise ConfigurationError(f"cannot configure the S3 client: {exc}") from exc
@@ -517,10 +518,10 @@ def _botocore_session() -> Any:
     return session
 
 
-def _keep_loader(session: Any) -> None:
-    """Keep the first session's loader for the next ones (each boto3 session adds its own
-    data folder to the loader's search path: kept once)."""
-    loader = session._session.get_component("data_loader")
+def _keep_loader(core: Any) -> None:
+    """Keep the first botocore session's loader for the next ones (each boto3 session made on
+    one adds its own data folder to the loader's search path: kept once)."""
+    loader = core.get_component("data_loader")
     paths = loader.search_paths
     paths[:] = list(dict.fromkeys(paths))
     if not _LOADERS:
