@@ -141,17 +141,17 @@ def test_the_program_finishes_the_merges_its_writes_started(tmp_path: Path) -> N
 
     docs = tmp_path / "docs"
     docs.mkdir()
-    for i in range(8):  # 1,280 chunks: 5 commits of 256, the last one makes a merge due
+    for i in range(16):  # 2,304 chunks: 9 commits of 256, the last one makes a merge due
         (docs / f"f{i}.txt").write_text(
-            "\n\n".join(f"part {i}.{j}: " + "some words about things " * 40 for j in range(160))
+            "\n\n".join(f"part {i}.{j}: " + "some words about things " * 40 for j in range(144))
         )
     path = tmp_path / "store"
     done = run("--provider", "fake", "--path", str(path), "-q", "ingest", str(docs))
     assert done.returncode == 0, done.stderr
     store = LocalVectorStore(HashingEmbeddings(), path, compaction=CompactionPolicy())
-    assert store.stats()["version"] >= 7  # 5 commits (+ the creation) and the merge
+    assert store.stats()["version"] >= 11  # 9 commits (+ the creation) and the merge
     assert store.engine._plan_locked()[0] is None  # and none is left due
-    assert len(store) == 1280
+    assert len(store) == 2304
     named = {
         s["file"]["path"]
         for m in (path / "manifests").glob("*.json")

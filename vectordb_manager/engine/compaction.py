@@ -48,13 +48,20 @@ from vectordb_manager.engine.state import StoreState
 class CompactionPolicy:
     """Thresholds for merging segments; see the module docstring. ``background``: merges of
     the tail run on a thread of their own after a commit, off the writer's path (full
-    compactions, which rebuild the state, still hold the writers off while they run)."""
+    compactions, which rebuild the state, still hold the writers off while they run).
 
-    fan_in: int = 4
+    ``fan_in`` 8 (Lucene merges 10 at a time): a row is rewritten about ``log_8`` of the
+    store's size over the commits' size times, 2 for 100k added 1,000 at a time where 4
+    rewrote it 3 times (measured: 29% fewer bytes written, ~20% less CPU for the adds). At
+    most 7 segments of each class wait to merge; opening reads them in parallel, and
+    ``max_tail`` (the tail's cap: past it, the whole tail merges) leaves room for 6 classes
+    of them."""
+
+    fan_in: int = 8
     min_weight: int = 64
     full_ratio: float = 0.5
     dead_ratio: float = 0.3
-    max_tail: int = 24
+    max_tail: int = 48
     enabled: bool = True
     background: bool = True
 

@@ -115,8 +115,8 @@ def check_unchanged_analyzer(manifest: Manifest, analyzer: Analyzer, where: str)
     """`ConfigurationError` if ``manifest`` records an analyzer other than the one a writer
     indexes with (another writer recorded one meanwhile, in a store that had none when this
     one opened it)."""
-    if manifest.analyzer is None:
-        return
+    if manifest.analyzer is None or dict(manifest.analyzer) == analyzer.to_json():
+        return  # (the usual case: the writer's own, recorded as it writes it)
     if adopt_analyzer(manifest, None, where) != analyzer:
         raise ConfigurationError(
             f"another writer recorded text analyzer {manifest.analyzer} for the store at "
