@@ -243,9 +243,25 @@ def bitmap_cheaper(st: StoreState, allowed: Slots) -> bool:
     """Whether a filtered search over ``allowed`` asks FAISS with a bitmap (else it compares
     the allowed vectors exactly in NumPy)."""
     # a bitmap search costs a bit test per slot; gathering the allowed vectors costs a copy
-    # of each: past an eighth of the slots, the bitmap is cheaper (measured)
+    # of each: past an eighth of the slots, the bitmap is cheaper (measured). A flat index's
+    # inner products over most of the slots: cheaper still as one product over every stored
+    # vector, in place (see `exact_raw`)
     assert st.index is not None
+    if st.index.kind == "flat" and _product_cheaper(st, len(allowed)):
+        return False
     return bool(allowed.size > st.slots // 8 and st.index.trained)
+
+
+_PRODUCT_SHARE = 0.35
+"""Past this share of the slots, a flat inner-product search over some of them computes the
+product with every stored vector and keeps the allowed ones' scores: one pass over the vectors
+in place, where FAISS's bitmap search tests each slot and compares the allowed ones one at a
+time (measured, one query, k=10, 100k and 1M x 384: equal at 35%; at 50% 8.0 ms against
+10.3 ms and 81 against 100 ms; at 75% 8.1 against 13.6 ms)."""
+
+
+def _product_cheaper(st: StoreState, allowed: int) -> bool:
+    return st.distance != "l2" and allowed > _PRODUCT_SHARE * st.slots
 
 
 def exact_raw(st: StoreState, q: Vectors, allowed: Slots) -> Scores:
@@ -253,9 +269,9 @@ def exact_raw(st: StoreState, q: Vectors, allowed: Slots) -> Scores:
     the inner product), computed exactly in NumPy."""
     assert st.index is not None
     stored = st.index.vectors()
-    if st.distance != "l2" and 2 * len(allowed) > len(stored):
+    if _product_cheaper(st, len(allowed)):
         # most slots: one product over the stored vectors in place, instead of copying them
-        return (stored @ q[0])[allowed]  # type: ignore[no-any-return]
+        return product(stored, q[0])[allowed]
     # the allowed vectors a block at a time: a copy of them all would cost as much memory
     # again (188 MB for 12% of 1M x 384), and its first touch of fresh pages more than the
     # products; a block of 1 MB stays in the cache and is reused by the allocator (measured:
