@@ -295,7 +295,8 @@ class Manifest:
                 f"{problem}; refusing to commit it (nothing was written): this is a bug, or an "
                 "input that was not checked"
             ) from None
-        data = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        # (no indent: the C encoder, ~10x as fast as the indenting one, which runs in Python)
+        data = json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8")
         if len(data) > MAX_MANIFEST_BYTES:
             raise StorageError(
                 f"the manifest would be {len(data)} bytes, more than readers accept "
