@@ -22,7 +22,9 @@ def make_store(
 ) -> tuple[LocalVectorStore, np.ndarray, np.ndarray, list[dict[str, int]]]:
     vectors = clustered(n, DIM, seed=1)
     if distance != "cosine":  # give the vectors different norms, so l2 / ip / cosine differ
-        vectors = vectors * np.random.default_rng(2).uniform(0.5, 2.0, size=(n, 1)).astype(np.float32)
+        vectors = vectors * np.random.default_rng(2).uniform(0.5, 2.0, size=(n, 1)).astype(
+            np.float32
+        )
     queries = clustered(40, DIM, seed=3)
     emb = VectorTable(vectors, queries)
     store = LocalVectorStore(emb, path, distance=distance, index=index, **kw)  # type: ignore[arg-type]
@@ -66,8 +68,10 @@ def test_flat_equals_brute_force(distance: str) -> None:
     [
         ({"bucket": 7}, lambda m: m["bucket"] == 7),  # 1% pass: exact subset path
         ({"half": 1}, lambda m: m["half"] == 1),  # 50% pass: FAISS selector path
-        ({"$or": [{"bucket": {"$lt": 3}}, {"i": {"$in": [5, 6, 7]}}]},
-         lambda m: m["bucket"] < 3 or m["i"] in (5, 6, 7)),
+        (
+            {"$or": [{"bucket": {"$lt": 3}}, {"i": {"$in": [5, 6, 7]}}]},
+            lambda m: m["bucket"] < 3 or m["i"] in (5, 6, 7),
+        ),
     ],
 )
 def test_filtered_equals_brute_force_over_passing(
@@ -173,7 +177,9 @@ def test_mmr_prefers_diverse_results() -> None:
     store = LocalVectorStore(VectorTable(vectors, query / np.linalg.norm(query)))
     store.add_texts([f"d:{i}" for i in range(4)], ids=["a", "a2", "c", "d"])
     plain = [d.id for d in store.similarity_search("q:0", k=2)]
-    mmr = [d.id for d in store.max_marginal_relevance_search("q:0", k=2, fetch_k=4, lambda_mult=0.3)]
+    mmr = [
+        d.id for d in store.max_marginal_relevance_search("q:0", k=2, fetch_k=4, lambda_mult=0.3)
+    ]
     assert plain == ["a", "a2"]
     assert mmr == ["a", "c"]
     filtered = store.max_marginal_relevance_search("q:0", k=2, filter={"x": 1})
@@ -185,7 +191,9 @@ def test_search_by_vector_and_with_score_by_vector() -> None:
     by_text = store.similarity_search("q:5", k=5)
     by_vec = store.similarity_search_by_vector(queries[5].tolist(), k=5)
     assert len(by_text) == 5 and [d.id for d in by_text] == [d.id for d in by_vec]
-    pairs = store.similarity_search_with_score_by_vector(queries[5].tolist(), k=5, filter={"half": 0})
+    pairs = store.similarity_search_with_score_by_vector(
+        queries[5].tolist(), k=5, filter={"half": 0}
+    )
     assert len(pairs) == 5 and all(int(d.id) % 2 == 0 for d, _ in pairs)  # type: ignore[arg-type]
 
 
@@ -257,3 +265,31 @@ def test_result_documents_are_ordinary_documents() -> None:
         Document(id="i0", page_content="d:0", metadata={"a": 1, "n": {"x": [1]}}),
         Document(id="i1", page_content="d:1", metadata={"b": "s"}),
     ]
+
+
+@pytest.mark.parametrize("distance", ["cosine", "l2"])
+@pytest.mark.parametrize("share", [0.05, 0.25, 0.5])  # exact gather, FAISS's bitmap, one product
+def test_equal_scores_rank_in_slot_order_on_every_filtered_path(
+    tmp_path: Path, distance: str, share: float
+) -> None:
+    """Documents with the same vector tie; whichever way a filtered search runs (which
+    depends on the share of slots passing, deleted ones included), the passing ones come in
+    the order they were stored, and the cut at k keeps the earliest."""
+    from vectordb_manager.embeddings import HashingEmbeddings
+    from vectordb_manager.engine import search as searching
+    from vectordb_manager.engine.filters import compile_where
+
+    store = LocalVectorStore(HashingEmbeddings(), tmp_path / "s", distance=distance)
+    n = 400
+    passing_ids = [f"p{i}" for i in range(int(n * share))]
+    ids = [f"x{i}" if i % int(1 / share) else passing_ids[i // int(1 / share)] for i in range(n)]
+    store.add_texts(["the same words"] * n, [{"pass": i.startswith("p")} for i in ids], ids=ids)
+    st = store._engine._state
+    allowed = searching.passing(st, compile_where({"pass": True}))
+    assert len(allowed) == len(passing_ids)
+    bitmap = share == 0.25 or (share == 0.5 and distance == "l2")  # (one product: inner products)
+    assert searching.bitmap_cheaper(st, allowed) == bitmap
+    q = HashingEmbeddings().embed_query("the same words")
+    for k in (1, 7, len(passing_ids) - 1, len(passing_ids) + 3):
+        got = [d.id for d in store.similarity_search_by_vector(q, k, {"pass": True})]
+        assert got == passing_ids[:k], (k, got[:10])

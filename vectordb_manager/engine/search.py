@@ -166,9 +166,7 @@ def _best_then_slot(found: tuple[float, int]) -> tuple[float, int]:
 
 def _flat_one_applies(st: StoreState, q: Vectors) -> bool:
     """Whether `_flat_one` answers an unfiltered search of ``q`` on ``st``."""
-    return (
-        st.kind == "flat" and st.distance != "l2" and len(q) == 1 and st.dead <= _FEW_TOMBSTONES
-    )
+    return st.kind == "flat" and st.distance != "l2" and len(q) == 1 and st.dead <= _FEW_TOMBSTONES
 
 
 def _search_all(st: StoreState, q: Vectors, k: int) -> tuple[Scores, Slots]:
@@ -232,10 +230,17 @@ def _search_subset(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[
         bits[allowed] = True
         packed = np.packbits(bits, bitorder="little")
         selector = faiss.IDSelectorBitmap(st.slots, faiss.swig_ptr(packed))
-        scores, slots = st.index.search(q, k, selector)
+        scores, slots = st.index.search(q, want + 1, selector)  # (one more: ties at the cut)
         valid = slots[0] >= 0
-        if int(valid.sum()) >= want:
-            return scores[0][valid][:want], slots[0][valid][:want]
+        raw, found = scores[0][valid], slots[0][valid]
+        exact = st.index.kind == "flat"
+        if len(found) >= want and not (exact and len(found) > want and raw[want] == raw[want - 1]):
+            # equal scores in slot order, as every exact path ranks them (FAISS's heap does
+            # not); a flat index's ties straddling the k-th place: the exact path keeps the
+            # lower slots
+            raw, found = raw[:want], found[:want]
+            order = np.lexsort((found, raw if st.distance == "l2" else -raw))
+            return raw[order], found[order]
     return _exact(st, q, want, allowed)
 
 
