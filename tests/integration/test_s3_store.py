@@ -293,6 +293,26 @@ def test_vacuum_aborts_unfinished_multipart_uploads(aws: Any) -> None:
     assert store.get_by_ids(["k"])[0].page_content == "kept"
 
 
+def test_the_shared_loader_parses_the_models_as_botocore_does(aws: Any) -> None:
+    """The clients' data loader parses botocore's model files with orjson: S3's service
+    model, its endpoint rules and the partitions come out equal to what botocore's own loader
+    makes of them, and a client built on it works."""
+    from botocore.loaders import create_loader
+
+    from vectordb_manager.storage import s3 as s3_module
+    from vectordb_manager.storage.s3 import build_s3_client
+
+    client = build_s3_client(region_name="us-east-1")
+    (loader,) = s3_module._LOADERS
+    assert type(loader.file_loader).__name__ == "OrjsonFileLoader"
+    plain = create_loader()
+    for name, kind in (("s3", "service-2"), ("s3", "endpoint-rule-set-1")):
+        assert loader.load_service_model(name, kind) == plain.load_service_model(name, kind)
+    assert loader.load_data("partitions") == plain.load_data("partitions")
+    assert loader.file_loader.load_file("/no/such/file") is None
+    client.head_bucket(Bucket=BUCKET)
+
+
 def test_clients_share_parsed_models_and_keep_their_own_settings(aws: Any) -> None:
     """`build_s3_client` makes each client from a session of its own (credentials, region,
     retries) that shares the service models parsed for the first (one data loader, its search

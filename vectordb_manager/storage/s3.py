@@ -515,7 +515,30 @@ def _botocore_session() -> Any:
     session = botocore.session.get_session()
     if _LOADERS:
         session.register_component("data_loader", _LOADERS[0])
+    else:  # (the first: its loader, kept by `_keep_loader`, parses with orjson)
+        session.get_component("data_loader").file_loader = _orjson_file_loader()
     return session
+
+
+def _orjson_file_loader() -> Any:
+    """botocore's model file loader (``Loader(file_loader=...)``), parsing with orjson: S3's
+    models and endpoint rules (~3.6 MB of JSON) in ~36 ms, where ``json`` building
+    ``OrderedDict``s took ~80 ms of a fresh process's first client (botocore uses them as
+    plain mappings)."""
+    import gzip
+
+    import orjson
+    from botocore.loaders import JSONFileLoader
+
+    class OrjsonFileLoader(JSONFileLoader):  # type: ignore[misc]
+        def load_file(self, file_path: str) -> Any:
+            for ext, opener in ((".json", open), (".json.gz", gzip.open)):
+                if os.path.isfile(file_path + ext):
+                    with opener(file_path + ext, "rb") as fp:
+                        return orjson.loads(fp.read())
+            return None
+
+    return OrjsonFileLoader()
 
 
 def _keep_loader(core: Any) -> None:
