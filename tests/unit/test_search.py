@@ -67,7 +67,7 @@ def test_flat_equals_brute_force(distance: str) -> None:
     ("flt", "test"),
     [
         ({"bucket": 7}, lambda m: m["bucket"] == 7),  # 1% pass: exact subset path
-        ({"half": 1}, lambda m: m["half"] == 1),  # 50% pass: FAISS selector path
+        ({"half": 1}, lambda m: m["half"] == 1),  # 50%: one product (l2: FAISS bitmap)
         (
             {"$or": [{"bucket": {"$lt": 3}}, {"i": {"$in": [5, 6, 7]}}]},
             lambda m: m["bucket"] < 3 or m["i"] in (5, 6, 7),
