@@ -68,6 +68,7 @@ def test_flat_equals_brute_force(distance: str) -> None:
     [
         ({"bucket": 7}, lambda m: m["bucket"] == 7),  # 1% pass: exact subset path
         ({"half": 1}, lambda m: m["half"] == 1),  # 50%: one product (l2: FAISS bitmap)
+        ({"bucket": {"$lt": 25}}, lambda m: m["bucket"] < 25),  # 25%: FAISS bitmap
         (
             {"$or": [{"bucket": {"$lt": 3}}, {"i": {"$in": [5, 6, 7]}}]},
             lambda m: m["bucket"] < 3 or m["i"] in (5, 6, 7),
@@ -77,7 +78,7 @@ def test_flat_equals_brute_force(distance: str) -> None:
 def test_filtered_equals_brute_force_over_passing(
     distance: str, flt: dict[str, Any], test: Callable[[Any], bool], built: Callable[..., Built]
 ) -> None:
-    # 10,000 documents: the 50% filter passes 5,000, enough to take the FAISS selector path
+    # 10,000 documents: the 25% and 50% filters pass enough to take the bitmap and product paths
     store, vectors, queries, metas = built(distance, n=10_000)
     keep = passing(metas, test)
     for qi in range(0, len(queries), 4):
