@@ -297,19 +297,26 @@ def test_the_shared_loader_parses_the_models_as_botocore_does(aws: Any) -> None:
     """The clients' data loader parses botocore's model files with orjson: S3's service
     model, its endpoint rules and the partitions come out equal to what botocore's own loader
     makes of them, and a client built on it works."""
-    from botocore.loaders import create_loader
+    import os
+
+    from botocore import BOTOCORE_ROOT
+    from botocore.loaders import JSONFileLoader, create_loader
 
     from vectordb_manager.storage import s3 as s3_module
     from vectordb_manager.storage.s3 import build_s3_client
 
     client = build_s3_client(region_name="us-east-1")
     (loader,) = s3_module._LOADERS
-    assert type(loader.file_loader).__name__ == "OrjsonFileLoader"
-    plain = create_loader()
-    for name, kind in (("s3", "service-2"), ("s3", "endpoint-rule-set-1")):
-        assert loader.load_service_model(name, kind) == plain.load_service_model(name, kind)
-    assert loader.load_data("partitions") == plain.load_data("partitions")
-    assert loader.file_loader.load_file("/no/such/file") is None
+    ours, plain = loader.file_loader, JSONFileLoader()
+    assert type(ours).__name__ == "OrjsonFileLoader"
+    version = create_loader().determine_latest_version("s3", "service-2")
+    data = os.path.join(BOTOCORE_ROOT, "data")
+    for name in ("s3/" + version + "/service-2", "s3/" + version + "/endpoint-rule-set-1",
+                 "partitions", "endpoints", "sdk-default-configuration"):  # fmt: skip
+        path = os.path.join(data, name)
+        assert plain.exists(path), path  # (.json or .json.gz: botocore ships both kinds)
+        assert ours.load_file(path) == plain.load_file(path), name
+    assert ours.load_file("/no/such/file") is None
     client.head_bucket(Bucket=BUCKET)
 
 
