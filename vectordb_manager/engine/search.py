@@ -149,15 +149,25 @@ def _search_small(st: StoreState, q: Vectors, k: int) -> list[Hit] | None:
     scores)."""
     assert st.index is not None
     raw, labels = st.index.search(q, k + 1)
-    scores, slots = raw[0].tolist(), labels[0].tolist()
+    found = _settled(raw[0].tolist(), labels[0].tolist(), k, l2=False, cut=True)
+    return None if found is None else _hits(st, found)
+
+
+def _settled(
+    scores: list[float], slots: list[int], k: int, *, l2: bool, cut: bool
+) -> list[tuple[float, int]] | None:
+    """FAISS's k best (asked for one more) as (raw score, slot), best first, ranked as the
+    exact paths rank them: equal scores in slot order (FAISS's heap leaves them in any
+    order). ``cut``: ``None`` where equal scores straddle the k-th place, for the exact path
+    to answer (FAISS need not have kept the lower slots among them, the exact paths do)."""
     if len(scores) > k:
-        if scores[k] == scores[k - 1]:
+        if cut and scores[k] == scores[k - 1]:
             return None
-        del scores[k], slots[k]
+        del scores[k:], slots[k:]
     found = list(zip(scores, slots, strict=True))
     if any(a == b for a, b in itertools.pairwise(scores)):
-        found.sort(key=_best_then_slot)
-    return _hits(st, found)
+        found.sort(key=None if l2 else _best_then_slot)  # (l2: the smallest first)
+    return found
 
 
 def _best_then_slot(found: tuple[float, int]) -> tuple[float, int]:
@@ -230,17 +240,15 @@ def _search_subset(st: StoreState, q: Vectors, k: int, allowed: Slots) -> tuple[
         bits[allowed] = True
         packed = np.packbits(bits, bitorder="little")
         selector = faiss.IDSelectorBitmap(st.slots, faiss.swig_ptr(packed))
-        scores, slots = st.index.search(q, want + 1, selector)  # (one more: ties at the cut)
+        scores, slots = st.index.search(q, want + 1, selector)
         valid = slots[0] >= 0
-        raw, found = scores[0][valid], slots[0][valid]
-        exact = st.index.kind == "flat"
-        if len(found) >= want and not (exact and len(found) > want and raw[want] == raw[want - 1]):
-            # equal scores in slot order, as every exact path ranks them (FAISS's heap does
-            # not); a flat index's ties straddling the k-th place: the exact path keeps the
-            # lower slots
-            raw, found = raw[:want], found[:want]
-            order = np.lexsort((found, raw if st.distance == "l2" else -raw))
-            return raw[order], found[order]
+        if int(valid.sum()) >= want:  # (an approximate index's ties at the cut: as found)
+            l2, flat = st.distance == "l2", st.index.kind == "flat"
+            found = _settled(scores[0][valid].tolist(), slots[0][valid].tolist(), want,
+                             l2=l2, cut=flat)  # fmt: skip
+            if found is not None:
+                raw, at = zip(*found, strict=True)
+                return np.asarray(raw, np.float32), np.asarray(at, np.int64)
     return _exact(st, q, want, allowed)
 
 
