@@ -6,8 +6,7 @@ Usage:
 
 ``worker`` runs `run_worker` with the configured model wrapped so that each embedding call
 appends ``EMBED <pid> <count>`` to LOG (one write(2), before the call's delay, which stands
-for a remote model's latency: ``--delay`` seconds, or the number in the file LOG.delay when
-there is one), and ``READY <pid>`` once it polls; while the file LOG.hold exists and the
+for a remote model's latency: ``--delay`` seconds), and ``READY <pid>`` once it polls; while the file LOG.hold exists and the
 workers have embedded at least as many texts as it says, an embedding call waits for the
 file to go (at most `HOLD_SECONDS`, well within a batch's heartbeat timeout); it offers the
 reranker ``reverse`` and the answerer ``count`` to the query workflow.
@@ -19,7 +18,8 @@ stdout, in order (each command runs to its end before the next is read):
 submits an ingestion, queries its progress every 200 ms while it runs, cancels it once each
 FIELD of the progress reaches N (``cancel_after_batches``: ``batches_done``; by its
 ``cancel`` signal, or by Temporal's own cancellation), removes the file ``release`` once
-each field of ``release_when`` reaches its number or equals its string, waits for it and answers ``{"report",
+each field of ``release_when`` reaches its number or equals its string (after a cancel due
+at the same time), waits for it and answers ``{"report",
 "progress", "seen"}`` (a report ``{"failure"}`` if the workflow did not complete; ``seen``:
 the progress answers while it ran); ``{"op": "query", "queue",
 "request"}`` runs a query workflow and answers its result; ``{"op": "manager-ingest",
@@ -84,10 +84,8 @@ class LoggedEmbeddings(Embeddings):
         finally:
             os.close(fd)
         _hold(self.log)
-        knob = f"{self.log}.delay"
-        delay = float(Path(knob).read_text()) if os.path.exists(knob) else self.delay
-        if delay:
-            time.sleep(delay)
+        if self.delay:
+            time.sleep(self.delay)
         return self.underlying_embeddings.embed_documents(texts)
 
     def embed_query(self, text: str) -> list[float]:
@@ -199,7 +197,8 @@ async def _watch(
     """Query the progress every 200 ms until cancelled (the ingestion's end); the answers
     (without the failed files). Once every field of ``cancel_when`` reaches its value,
     cancel the ingestion: by its signal, or through Temporal when ``native``. Once the
-    progress reaches ``release``'s fields, remove its file."""
+    progress reaches ``release``'s fields, remove its file (after the cancel has been
+    accepted, when both are due at once: a test can hold the ingestion until then)."""
     from vectordb_manager.workflows import cancel_ingestion
 
     seen: list[dict[str, Any]] = []
@@ -208,15 +207,15 @@ async def _watch(
             progress = dataclasses.asdict(await _query(client, workflow_id))
             progress.pop("files_failed")
             seen.append(progress)
-            if release and _reached(progress, release[1]):
-                Path(release[0]).unlink(missing_ok=True)
-                release = None
             if cancel_when and _reached(progress, cancel_when):
                 cancel_when = None
                 if native:
                     await client.get_workflow_handle(workflow_id).cancel()
                 else:
                     await cancel_ingestion(client, workflow_id)
+            if release and _reached(progress, release[1]):  # after a cancel due now
+                Path(release[0]).unlink(missing_ok=True)
+                release = None
             await asyncio.sleep(0.2)
     except asyncio.CancelledError:
         return seen

@@ -80,7 +80,7 @@ def client(server: str) -> Iterator[Client]:
 def cluster(
     server: str, client: Client, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    """Two workers on one queue, embedding without delay (unless LOG.delay says one)."""
+    """Two workers on one queue, embedding without delay."""
     log = tmp_path_factory.mktemp("workers") / "embed.log"
     workers = start_workers(server, "shared", log, 2, env=S3_ENV)
     try:
@@ -294,23 +294,32 @@ def test_many_files_page_by_page_over_several_runs(cluster: Cluster, tmp_path: P
     assert_same_store(open_store(config(tmp_path / "flow")), open_store(config(tmp_path / "plain")))
 
 
+def hold_halfway(cluster: Cluster, texts: int) -> Path:
+    """Past half of ``texts`` more, embedding waits until the client removes the file (once
+    it has cancelled): the cancel reaches a running ingestion, however slow the machine or
+    a progress query (one can wait seconds while a run continues as new)."""
+    hold = Path(f"{cluster.log}.hold")
+    hold.write_text(str(embedded(cluster.log) + texts // 2))
+    return hold
+
+
 def test_cancel_leaves_a_consistent_store(cluster: Cluster, tmp_path: Path) -> None:
     """Cancelled by its signal in the second run of the chain (pages of 3 files, a new run
     every 2 batches)."""
     corpus = make_corpus(tmp_path / "docs", broken=False, texts=6)
-    knob = Path(f"{cluster.log}.delay")
-    knob.write_text("0.3")  # a slow model: the ingestion is still running when cancelled
+    hold = hold_halfway(cluster, plain(config(tmp_path / "plain"), [corpus]).texts_embedded)
     try:
         policy = {"files_per_batch": 1, "max_concurrent": 1, "commit_batch_size": 2,
                   "files_per_page": 3, "batches_per_run": 2}
         request = {"store": spec(config(tmp_path / "flow")), "paths": [str(corpus)],
                    "cleanup": "full", "policy": policy}
+        when = {"runs": 2, "batches_done": 3}
         out = cluster.client.call(
             {"op": "ingest", "queue": cluster.queue, "request": request,
-             "cancel_when": {"runs": 2, "batches_done": 3}}
+             "cancel_when": when, "release": str(hold), "release_when": when}
         )
     finally:
-        knob.unlink()
+        hold.unlink(missing_ok=True)
     report, progress = out["report"], out["progress"]
     assert report["status"] == progress["status"] == "cancelled"
     assert progress["runs"] >= 2
@@ -319,7 +328,6 @@ def test_cancel_leaves_a_consistent_store(cluster: Cluster, tmp_path: Path) -> N
     flow = open_store(config(tmp_path / "flow"))
     flow.verify()
     # every file the report names is whole in the store, and no other file is there
-    plain(config(tmp_path / "plain"), [corpus])
     expected = store_rows(open_store(config(tmp_path / "plain")))
     done = set(report["files_added"])
     assert {i for i, row in expected.items() if row[1]["source"] in done} == set(
@@ -336,8 +344,7 @@ def test_cancel_through_temporal_leaves_a_consistent_store(cluster: Cluster, tmp
     stops at a safe point (before a commit); whatever is stored is a subset of what ingest
     gives, and a re-run completes it."""
     corpus = make_corpus(tmp_path / "docs", broken=False, texts=6)
-    knob = Path(f"{cluster.log}.delay")
-    knob.write_text("0.3")
+    hold = hold_halfway(cluster, plain(config(tmp_path / "plain"), [corpus]).texts_embedded)
     try:
         policy = {"files_per_batch": 2, "max_concurrent": 1, "commit_batch_size": 2,
                   "batches_per_run": 1}
@@ -345,16 +352,16 @@ def test_cancel_through_temporal_leaves_a_consistent_store(cluster: Cluster, tmp
                    "policy": policy}
         out = cluster.client.call(
             {"op": "ingest", "queue": cluster.queue, "request": request,
-             "cancel_when": {"runs": 2}, "cancel_through_temporal": True}
+             "cancel_when": {"runs": 2}, "cancel_through_temporal": True,
+             "release": str(hold), "release_when": {"runs": 2}}
         )
     finally:
-        knob.unlink()
+        hold.unlink(missing_ok=True)
     assert out["report"]["failure"].startswith("CancelledError")
     assert out["progress"]["status"] == "cancelled" and out["progress"]["runs"] >= 2
     assert out["progress"]["batches_done"] < out["progress"]["batches_total"]
     flow = open_store(config(tmp_path / "flow"))
     flow.verify()
-    plain(config(tmp_path / "plain"), [corpus])
     expected = store_rows(open_store(config(tmp_path / "plain")))
     stored = store_rows(flow)
     assert stored and set(stored) < set(expected)
