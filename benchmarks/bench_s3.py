@@ -157,7 +157,15 @@ def open_and_query(kind: str, where: str, q: list[float]) -> tuple[float, float]
 
     emb = common.PrecomputedEmbeddings()
     t0 = time.perf_counter()
-    store: Any = LocalVectorStore(emb, where) if kind == "local" else s3_store(emb, where, "open")
+    if kind == "local":
+        store: Any = LocalVectorStore(emb, where)
+    elif kind == "s3-whole":  # every segment in one GET, however large (no ranged GETs)
+        from boto3.s3.transfer import TransferConfig
+
+        whole = TransferConfig(multipart_threshold=1 << 40)
+        store = s3_store(emb, where, "open", transfer_config=whole)
+    else:
+        store = s3_store(emb, where, "open")
     t1 = time.perf_counter()
     hits = store.similarity_search_by_vector(q, K)
     t2 = time.perf_counter()
@@ -475,7 +483,7 @@ def bench_open(
         )
     )
 
-    where = {"local": str(local_dir), "s3": moto_url}
+    where = {"local": str(local_dir), "s3": moto_url, "s3-whole": moto_url}
     for kind, path in where.items():  # warm up
         open_and_query(kind, path, q)
     inproc: dict[str, list[float]] = {k: [] for k in where}
@@ -512,9 +520,27 @@ def bench_open(
             [Target("s3", "S3/local", ratio_kids, TARGET_OPEN_RATIO)],
         )
     )
+    largest = max(
+        int(obj["Size"])
+        for page in direct.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix="open/segments/"
+        )
+        for obj in page.get("Contents", ())
+    )
+    rows.append(
+        row(
+            "s3.open.whole",
+            f"  the same, each segment in one GET, however large ({reps})",
+            common.fmt_s(kmed["s3-whole"]),
+            f"{kmed['s3-whole'] / kmed['local']:.2f}x local; the largest segment holds "
+            f"{common.fmt_bytes(largest)}: by default a segment from 128 MiB on downloads as "
+            "parallel 16 MiB ranged GETs, and moto's server reads the whole object for each "
+            "range (no target: a diagnosis of the row above)",
+        )
+    )
     common.log(
         f"- s3 open: local {common.fmt_s(kmed['local'])}, S3 {common.fmt_s(kmed['s3'])} "
-        f"({ratio_kids:.2f}x)"
+        f"({ratio_kids:.2f}x), whole GETs {common.fmt_s(kmed['s3-whole'])}"
     )
 
     # the requests of one open, through the proxy
@@ -766,7 +792,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="leave Nagle's algorithm on in the proxy (as tests/s3_support.py does): every "
         "answer with a body then waits ~40 ms for a delayed ACK",
     )
-    parser.add_argument("--child", choices=("local", "s3"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("local", "s3", "s3-whole"), help=argparse.SUPPRESS)
     parser.add_argument("--where", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
