@@ -297,6 +297,8 @@ def persist_same(parts: dict[str, Part], table: Table) -> None:
         {"ours": r or 0.0},
         [Target("persist", f"{large.where}/{small.where}", r, TARGET_PERSIST_SAME)],
     )
+    # a result reused from an earlier run holds the row that run added: replaced, not repeated
+    table.rows = [r for r in table.rows if r.key != row.key]
     table.rows.insert(table.rows.index(b) + 2, row)
 
 
