@@ -81,6 +81,11 @@ class CommitLog:
         self.clock = clock
         self.monotonic = monotonic
         self._listed_at = monotonic()
+        # (version, monotonic time): no newer manifest existed then (see `versions`)
+        self._newest: tuple[int, float] | None = None
+        # one cheap look for a single name, where one exists (a local folder; on S3 a LIST
+        # after a name costs one request, like a HEAD)
+        self._probes = callable(getattr(storage, "has", None))
         # files `uncommitted` wrote that may not be durable yet (any thread's changes)
         self._staged: set[str] = set()
         self._staged_lock = threading.Lock()
@@ -102,9 +107,32 @@ class CommitLog:
         listing = sorted((v, t) for v, t in parsed if v is not None)
         if after is None:
             self._gc_due = next_due(listing, self.clock())
+        newest = listing[-1][0] if listing else after
+        if newest is not None:
+            self._newest = (newest, listed_at)
         return listing
 
     def versions(self, after: int | None = None) -> list[int]:
+        """The versions committed (after ``after``), ascending.
+
+        Asked for those after the version known to be the newest less than half the
+        retention time ago (`MANIFEST_RETENTION_SECONDS`), a local store looks for the next
+        version's manifest alone instead of listing them all (a folder of thousands took
+        milliseconds on every commit). That answers for all of them: versions are created one
+        after another (a manifest is created only when the one before it exists), and none
+        created since can have expired yet, so if the next is absent, so is any later one."""
+        known = self._newest
+        if (
+            after is not None
+            and self._probes
+            and known is not None
+            and known[0] == after
+            and self.monotonic() - known[1] < MANIFEST_RETENTION_SECONDS / 2
+        ):
+            looked_at = self.monotonic()
+            if not self.storage.has(manifest_name(after + 1)):  # type: ignore[attr-defined]
+                self._newest = (after, looked_at)
+                return []
         return [v for v, _ in self.listing(after)]
 
     @property
@@ -187,8 +215,9 @@ class CommitLog:
         name, data = manifest_name(proposed.version), proposed.to_bytes()
         with self._staged_lock:
             after = sorted(files_of(proposed) & self._staged) if self._staged else []
+        started = self.monotonic()
         try:
-            return self.storage.write_if_absent(name, data, after=after, durable=durable)
+            created = self.storage.write_if_absent(name, data, after=after, durable=durable)
         except StorageError as failed:
             try:
                 there = self.storage.read(name)
@@ -202,7 +231,10 @@ class CommitLog:
             if there != data:
                 return False
             logger.warning("committed version %d despite an error: %s", proposed.version, failed)
-            return True
+            created = True
+        if created:  # (created after the one before it: the newest since ``started``)
+            self._newest = (proposed.version, started)
+        return created
 
     def settle(self, committed: Manifest) -> None:
         """Wait until a manifest proposed with ``durable=False`` is durable. It is committed

@@ -98,7 +98,8 @@ class Storage(Protocol):
     def list(self, prefix: str, start_after: str | None = None) -> list[ObjectInfo]:
         """Every object whose name starts with ``prefix`` (and sorts after ``start_after``),
         sorted by name. A local back end raises `IntegrityError` on a link or on anything
-        that is neither a regular file nor a folder."""
+        that is neither a regular file nor a folder (among the entries it looks at: after a
+        name in the prefix's folder, those that can sort after it)."""
         ...
 
     def delete(self, name: str) -> None:
