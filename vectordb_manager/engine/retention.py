@@ -15,7 +15,9 @@ A reader slower than the retention time finds a file missing, reads the newest m
 starts over from it: the store moved on, which is progress, not damage. Version numbers are
 never created twice: a writer lists the manifests again before committing if more than half
 the retention time has passed since it last did, so a stalled writer cannot propose a version
-whose manifest was removed (it would be invisible, and its acknowledged write lost).
+whose manifest was removed (it would be invisible, and its acknowledged write lost). Within
+that time a local writer that knows the newest version looks for the next one's manifest
+alone (`CommitLog.versions`): none created since can have expired, so none is missing.
 """
 
 from __future__ import annotations
