@@ -83,8 +83,10 @@ class CommitLog:
         self._listed_at = monotonic()
         # (version, monotonic time): no newer manifest existed then (see `versions`)
         self._newest: tuple[int, float] | None = None
-        # one cheap look for a single name, where one exists (a local folder; on S3 a LIST
-        # after a name costs one request, like a HEAD)
+        # one cheap look for a single name, where one exists (a local folder). Not on S3: a
+        # LIST after a name is one request there too, and a HEAD answered 404 does not
+        # refill botocore's retry quota as an answered LIST does (tried: under throttling and
+        # dropped connections, 20 of 40 writes ran out of retries instead of none)
         self._probes = callable(getattr(storage, "has", None))
         # files `uncommitted` wrote that may not be durable yet (any thread's changes)
         self._staged: set[str] = set()
