@@ -5,11 +5,12 @@ Usage:
   python -m tests.integration.temporal_child client ADDRESS
 
 ``worker`` runs `run_worker` with the configured model wrapped so that each embedding call
-appends ``EMBED <pid> <count>`` to LOG (one write(2), before the call's delay, which stands
-for a remote model's latency: ``--delay`` seconds), and ``READY <pid>`` once it polls; while the file LOG.hold exists and the
-workers have embedded at least as many texts as it says, an embedding call waits for the
-file to go (at most `HOLD_SECONDS`, well within a batch's heartbeat timeout); it offers the
-reranker ``reverse`` and the answerer ``count`` to the query workflow.
+appends ``EMBED <pid> <count>`` to LOG (one write(2), before the call's delay of ``--delay``
+seconds, which stands for a remote model's latency), and ``READY <pid>`` once it polls;
+while the file LOG.hold exists and the workers have embedded at least as many texts as it
+says, an embedding call waits for the file to go (at most `HOLD_SECONDS`, well within a
+batch's heartbeat timeout); it offers the reranker ``reverse`` and the answerer ``count`` to
+the query workflow.
 
 ``client`` reads one JSON command a line on stdin and answers each with one JSON line on
 stdout, in order (each command runs to its end before the next is read):

@@ -123,18 +123,17 @@ class CommitLog:
         milliseconds on every commit). That answers for all of them: versions are created one
         after another (a manifest is created only when the one before it exists), and none
         created since can have expired yet, so if the next is absent, so is any later one."""
-        known = self._newest
+        known, now = self._newest, self.monotonic()
         if (
             after is not None
             and self._probes
             and known is not None
             and known[0] == after
-            and self.monotonic() - known[1] < MANIFEST_RETENTION_SECONDS / 2
+            and now - known[1] < MANIFEST_RETENTION_SECONDS / 2
+            and not self.storage.has(manifest_name(after + 1))  # type: ignore[attr-defined]
         ):
-            looked_at = self.monotonic()
-            if not self.storage.has(manifest_name(after + 1)):  # type: ignore[attr-defined]
-                self._newest = (after, looked_at)
-                return []
+            self._newest = (after, now)
+            return []
         return [v for v, _ in self.listing(after)]
 
     @property
