@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import pstats
+import random
 import re
 import resource
 import subprocess
@@ -286,17 +287,19 @@ class Searcher:
 def measure_interleaved(
     searchers: dict[str, Searcher], queries: list[list[float]], warmup: int = WARMUP
 ) -> dict[str, tuple[list[float], list[Hits]]]:
-    """Per-query latencies and results; systems take turns on each query (rotating order),
-    so that drift on a shared machine hits them all equally."""
+    """Per-query latencies and results; the systems take turns on each query, so that drift
+    on a shared machine hits them all equally, in an order shuffled for each query (seeded):
+    a rotation would keep the same system after the same one, and the one that follows a
+    slow system (InMemoryVectorStore's ~20 ms of Python) starts with cold caches."""
     names = list(searchers)
     for q in queries[:warmup]:
         for name in names:
             searchers[name].run(q)
     out: dict[str, tuple[list[float], list[Hits]]] = {name: ([], []) for name in names}
+    order = random.Random(len(queries))
     gc.collect()
-    for i, q in enumerate(queries):
-        for j in range(len(names)):
-            name = names[(i + j) % len(names)]
+    for q in queries:
+        for name in order.sample(names, len(names)):
             s = searchers[name]
             t0 = time.perf_counter()
             result = s.run(q)
