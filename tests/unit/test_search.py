@@ -262,6 +262,10 @@ def test_result_documents_are_ordinary_documents() -> None:
     found[0].metadata["n"]["x"].append(2)
     found[0].metadata["a"] = 5
     found[1].page_content = "changed"
+    found[1].metadata["b"] = "t"
+    # a record with flat metadata is marked so when decoded (its dict copied without a check)
+    records = [store._engine._state.record(s) for s in (0, 1)]
+    assert [type(r).__name__ for r in records] == ["Record", "PlainRecord"]
     assert store.get_by_ids(["i0", "i1"]) == [
         Document(id="i0", page_content="d:0", metadata={"a": 1, "n": {"x": [1]}}),
         Document(id="i1", page_content="d:1", metadata={"b": "s"}),

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import faiss
 import numpy as np
+from faiss import swig_ptr
 
 from vectordb_manager.errors import IntegrityError
 
@@ -253,6 +254,16 @@ class VectorIndex:
         if selector is not None:
             params.sel = selector
         return index.search(queries, k, params=params)  # type: ignore[no-any-return]
+
+    def search_one(self, query: Vectors, k: int) -> tuple[list[float], list[int]]:
+        """A flat index's k best raw scores and slot labels for one query, as lists: FAISS's
+        search without its wrapper's checks and conversions (``query``: a C-contiguous
+        float32 array of shape (1, d), as `prepare_query` makes it; ``k`` at most the number
+        of vectors held)."""
+        scores = np.empty(k, dtype=np.float32)
+        labels = np.empty(k, dtype=np.int64)
+        self._index.search_c(1, swig_ptr(query), k, swig_ptr(scores), swig_ptr(labels))
+        return scores.tolist(), labels.tolist()
 
     @property
     def snapshotable(self) -> bool:

@@ -11,7 +11,8 @@ class ReadWriteLock:
     """Writer-preferring: once a writer waits, new readers wait behind it."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)  # (a reader takes the mutex itself: in C)
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
@@ -28,13 +29,13 @@ class ReadWriteLock:
         return self._reading
 
     def _enter_read(self) -> None:
-        with self._cond:
+        with self._mutex:
             while self._writer or self._waiting_writers:
                 self._cond.wait()
             self._readers += 1
 
     def _exit_read(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._readers -= 1
             if not self._readers and self._waiting_writers:
                 self._cond.notify_all()

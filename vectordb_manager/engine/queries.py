@@ -69,6 +69,23 @@ class Queries:
         with self._rw.read():
             return searching.search(self._state, q, k, where, with_vectors=with_vectors)
 
+    def scored(
+        self,
+        query: Sequence[float] | Vectors,
+        k: int,
+        filter: CompiledFilter | None = None,
+        *,
+        checked: bool = False,
+    ) -> list[tuple[Document, float]]:
+        """`search`'s hits as (document, distance) pairs, as a LangChain store returns them
+        (``filter``: compiled, or ``None``)."""
+        k = require_k(k)
+        q = vectors_module.prepare_query(query, self.distance, self.dimension, checked=checked)
+        if q is None:
+            return []
+        with self._rw.read():
+            return searching.scored(self._state, q, k, filter)
+
     def keyword_search(
         self, query: str, k: int, filter: Filter | CompiledFilter | None = None
     ) -> list[KeywordHit]:

@@ -49,6 +49,14 @@ class Record(NamedTuple):
     created_at: str
     updated_at: str
 
+
+class PlainRecord(Record):
+    """A `Record` whose metadata values were found to be JSON scalars (`SCALARS`) when it was
+    decoded: a copy of its metadata dict is a deep one, with nothing to check per search."""
+
+    __slots__ = ()
+
+
 Ends = np.ndarray[Any, np.dtype[np.int64]]
 
 # the id (JSON-escaped, up to 6 bytes a UTF-8 byte), hash, timestamps and keys of a line
@@ -508,6 +516,7 @@ __all__ = [
     "MAX_RECORD_LINE_BYTES",
     "SCALARS",
     "TYPED_FIELD",
+    "PlainRecord",
     "RawRecords",
     "Record",
     "check_depths",

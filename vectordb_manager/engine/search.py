@@ -21,22 +21,23 @@ same passing slots when filtered, so it too returns the true top k of the passin
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import faiss
 import numpy as np
 from langchain_core.documents import Document
+from pydantic import BaseModel
 
 from vectordb_manager.engine.filters import CompiledFilter
 from vectordb_manager.engine.format import Vectors
-from vectordb_manager.engine.records import SCALARS
+from vectordb_manager.engine.records import SCALARS, PlainRecord
 from vectordb_manager.engine.state import StoreState
 from vectordb_manager.errors import InvalidInputError
 
 Scores = np.ndarray[Any, Any]
 Slots = np.ndarray[Any, Any]
+Scored = tuple[Document, float]  # a document and its distance
 _FEW_TOMBSTONES = 4096  # up to this many, an unfiltered search asks FAISS for k + tombstones
 _GATHER_BYTES = 1 << 20  # vectors compared at a time in an exact search (682 of 384 floats)
 
@@ -80,9 +81,9 @@ def search(
     if where is None:
         if not with_vectors and _flat_one_applies(st, q):
             if not st.dead and st.slots * q.shape[1] <= ONE_THREAD_PRODUCT:
-                hits = _search_small(st, q, k)
-                if hits is not None:
-                    return hits
+                pairs = _search_small(st, q, k)
+                if pairs is not None:
+                    return [Hit(doc, d) for doc, d in pairs]
             scores, slots = _flat_one(st, q, k)
             return _hits(st, zip(scores.tolist(), slots.tolist(), strict=True))
         scores, slots = _search_all(st, q, k)
@@ -96,6 +97,26 @@ def search(
         return [Hit(document(st, s), d) for s, d in found]
     stored = st.index.vectors()
     return [Hit(document(st, s), d, np.array(stored[s])) for s, d in found]
+
+
+def scored(st: StoreState, q: Vectors, k: int, where: CompiledFilter | None) -> list[Scored]:
+    """`search`'s hits as (document, distance) pairs, as a LangChain store returns them. The
+    usual search, unfiltered on a small flat store without tombstones, is made without `Hit`s
+    and the general path's steps in between: there its overhead is a good part of its time,
+    the more so with cold caches (after the query's embedding, say)."""
+    if (
+        where is None
+        and st.kind == "flat"
+        and st.distance != "l2"
+        and not st.dead
+        and st.live
+        and len(q) == 1
+        and st.slots * q.shape[1] <= ONE_THREAD_PRODUCT
+    ):
+        pairs = _search_small(st, q, k)
+        if pairs is not None:
+            return pairs
+    return [(h.document, h.distance) for h in search(st, q, k, where)]
 
 
 def keyword_search(
@@ -140,17 +161,21 @@ def _hits(st: StoreState, found: Iterable[tuple[float, int]]) -> list[Hit]:
     return [Hit(document(st, s), -sc) for sc, s in found]
 
 
-def _search_small(st: StoreState, q: Vectors, k: int) -> list[Hit] | None:
-    """An unfiltered search of a small flat store without tombstones by FAISS (on this
-    thread, and cheaper than `_flat_one` there), or ``None`` where equal scores straddle the
-    k-th place: FAISS does not keep the lower slots among those, `_flat_one` does. Asking
-    for one more than k tells: the k best scores are FAISS's exactly, and unless the next
-    one equals the k-th, so is the set of their slots (put in slot order among equal
-    scores)."""
+def _search_small(st: StoreState, q: Vectors, k: int) -> list[Scored] | None:
+    """An unfiltered search of a small flat inner-product store without tombstones by FAISS
+    (on this thread, and cheaper than `_flat_one` there) as (document, distance) pairs, or
+    ``None`` where equal scores straddle the k-th place: FAISS does not keep the lower slots
+    among those, `_flat_one` does. Asking for one more than k tells: the k best scores are
+    FAISS's exactly, and unless the next one equals the k-th, so is the set of their slots
+    (put in slot order among equal scores). The distances are `distances`' own, in Python."""
     assert st.index is not None
-    raw, labels = st.index.search(q, k + 1)
-    found = _settled(raw[0].tolist(), labels[0].tolist(), k, l2=False, cut=True)
-    return None if found is None else _hits(st, found)
+    raw, labels = st.index.search_one(q, min(k + 1, st.slots))
+    found = _settled(raw, labels, k, l2=False, cut=True)
+    if found is None:
+        return None
+    if st.distance == "cosine":
+        return [(document(st, s), 1.0 - sc) for sc, s in found]
+    return [(document(st, s), -sc) for sc, s in found]
 
 
 def _settled(
@@ -165,7 +190,7 @@ def _settled(
             return None
         del scores[k:], slots[k:]
     found = list(zip(scores, slots, strict=True))
-    if any(a == b for a, b in itertools.pairwise(scores)):
+    if len(set(scores)) < len(scores):  # (equal scores: in C, cheaper than a pairwise look)
         found.sort(key=None if l2 else _best_then_slot)  # (l2: the smallest first)
     return found
 
@@ -343,6 +368,11 @@ def to_distance(distance: str, raw: float) -> float:
     return -raw
 
 
+_PYDANTIC_SLOTS = {
+    "__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"
+}  # fmt: skip
+
+
 def _document_maker() -> Callable[[str | None, str, dict[str, Any]], Document]:
     """A function making ``Document(id=, page_content=, metadata=)`` from values the store
     checked when they were written, without pydantic validating them again (a third of the
@@ -357,18 +387,22 @@ def _document_maker() -> Callable[[str | None, str, dict[str, Any]], Document]:
     template = dict(ref.__dict__)
     fields_set = ref.__pydantic_fields_set__
     extra, private = ref.__pydantic_extra__, ref.__pydantic_private__
-    if extra is not None or private is not None:
+    if extra is not None or private is not None or set(BaseModel.__slots__) != _PYDANTIC_SLOTS:
         return validated
     new, set_attr = object.__new__, object.__setattr__
+    members = vars(BaseModel)  # (the slots' descriptors: setting through them skips a lookup)
+    set_fields = members["__pydantic_fields_set__"].__set__
+    set_extra = members["__pydantic_extra__"].__set__
+    set_private = members["__pydantic_private__"].__set__
 
     def unchecked(doc_id: str | None, text: str, meta: dict[str, Any]) -> Document:
         doc = new(Document)
         values = template.copy()
         values["id"], values["page_content"], values["metadata"] = doc_id, text, meta
         set_attr(doc, "__dict__", values)
-        set_attr(doc, "__pydantic_fields_set__", fields_set)
-        set_attr(doc, "__pydantic_extra__", None)
-        set_attr(doc, "__pydantic_private__", None)
+        set_fields(doc, fields_set)
+        set_extra(doc, None)
+        set_private(doc, None)
         return doc
 
     probe = unchecked("i", "t", {"k": 1})
@@ -382,9 +416,11 @@ make_document = _document_maker()
 def document(st: StoreState, slot: int) -> Document:
     """The live record at ``slot`` as a new `Document` (callers cannot change the store
     through it; flat metadata needs no deep copy)."""
-    text, meta = st.record(slot)[:2]  # text, metadata
-    flat = SCALARS.issuperset(map(type, meta.values()))
-    return make_document(st.ids[slot], text, dict(meta) if flat else copy.deepcopy(meta))
+    record = st.record(slot)
+    meta = record[1]
+    if type(record) is PlainRecord or SCALARS.issuperset(map(type, meta.values())):
+        return make_document(st.ids[slot], record[0], dict(meta))
+    return make_document(st.ids[slot], record[0], copy.deepcopy(meta))
 
 
 def ids_by_value(st: StoreState, key: str) -> list[tuple[Any, list[str]]]:

@@ -23,7 +23,7 @@ from vectordb_manager.engine.filters import Plan
 from vectordb_manager.engine.format import RawRecords, SegmentData, Vectors, encode_record
 from vectordb_manager.engine.index import IndexParams, VectorIndex
 from vectordb_manager.engine.postings import Postings
-from vectordb_manager.engine.records import Record
+from vectordb_manager.engine.records import SCALARS, PlainRecord, Record
 from vectordb_manager.engine.text_index import Source, TextIndex
 from vectordb_manager.engine.value_index import ValueIndex
 
@@ -96,6 +96,8 @@ class StoreState:
                 r = self.recs[slot]
             else:
                 r = entry[0].row(slot - entry[1])
+                if SCALARS.issuperset(map(type, r.metadata.values())):  # (once, not per search)
+                    r = PlainRecord._make(r)
                 with self._lock:  # (no materialize() or merge reading the raw blocks meanwhile)
                     self.recs[slot] = r
                     self._decoded.append(slot)

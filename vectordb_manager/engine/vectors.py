@@ -64,27 +64,31 @@ def prepare_query(
     dimension yet (it is empty). ``checked``: it comes from the embedding service, which has
     already checked that it is a finite float32 vector."""
     try:
-        if type(vector) is list:  # the usual query: a list of floats, packed in C
-            q = np.frombuffer(_packer(len(vector)).pack(*vector), dtype=np.float32)
+        if type(vector) is list:  # the usual query: a list of floats, packed in C (flat)
+            size = len(vector)
+            shape: tuple[int, ...] = (size,)
+            q = np.ndarray((1, size), np.float32, _packer(size).pack(*vector))
         else:
             q = np.asarray(vector, dtype=np.float32)
+            shape, size = q.shape, q.size if q.ndim == 1 else 0
+            q = q.reshape(1, -1)
     except (TypeError, ValueError, OverflowError, struct.error) as exc:
         raise InvalidInputError(
             f"a query vector must be a flat list of numbers ({exc}); embed the query "
             "with the store's embedding model"
         ) from None
-    if q.ndim != 1 or q.size == 0:
+    if size == 0:
         raise InvalidInputError(
-            f"a query vector must be a flat list of floats, got shape {q.shape}"
+            f"a query vector must be a flat list of floats, got shape {shape}"
         )
-    square = float(np.dot(q, q))  # (NaN or infinity anywhere makes it so)
+    square = float(np.vdot(q, q))  # (as np.dot of the row; NaN or infinity makes it so)
     if not checked and not math.isfinite(square) and not np.isfinite(q).all():
         raise InvalidInputError("the query vector contains NaN or infinite values")
     if known is None:
         return None
-    if q.shape[0] != known:
+    if size != known:
         raise DimensionMismatchError(
-            f"the query vector has dimension {q.shape[0]} but the store's is {known}; "
+            f"the query vector has dimension {size} but the store's is {known}; "
             "embed the query with the model the store was built with"
         )
     if distance == "cosine":
@@ -93,7 +97,7 @@ def prepare_query(
                 "the query vector is all zeros; cosine distance needs a direction"
             )
         q = q / math.sqrt(square)
-    return q.reshape(1, -1)
+    return q
 
 
 _VECTOR_TYPES = frozenset((list, tuple, np.ndarray))

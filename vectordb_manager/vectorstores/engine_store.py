@@ -298,6 +298,9 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Like `similarity_search_with_score`, for a vector."""
+        if filter is None and not kwargs:  # (the usual call: no request to build)
+            require_k(fetch_k, "fetch_k")
+            return self._engine.scored(embedding, k)
         return self._scored(embedding, similarity_request(k, filter, fetch_k, kwargs))
 
     @override

@@ -81,8 +81,7 @@ class SearchRequest(NamedTuple):
     ) -> list[tuple[Document, float]]:
         """The search on ``engine``: (document, distance) pairs, closest first (``checked``:
         the vector comes from the embedding service, which checked its values)."""
-        hits = engine.search(vector, self.k, self.where, checked=checked)
-        return self.keep([(h.document, h.distance) for h in hits])
+        return self.keep(engine.scored(vector, self.k, self.where, checked=checked))
 
 
 @dataclass(frozen=True)
