@@ -80,7 +80,7 @@ def search(
         return []
     if where is None:
         if not with_vectors and _flat_one_applies(st, q):
-            if not st.dead and st.slots * q.shape[1] <= ONE_THREAD_PRODUCT:
+            if _small(st, q):
                 pairs = _search_small(st, q, k)
                 if pairs is not None:
                     return [Hit(doc, d) for doc, d in pairs]
@@ -104,15 +104,7 @@ def scored(st: StoreState, q: Vectors, k: int, where: CompiledFilter | None) -> 
     usual search, unfiltered on a small flat store without tombstones, is made without `Hit`s
     and the general path's steps in between: there its overhead is a good part of its time,
     the more so with cold caches (after the query's embedding, say)."""
-    if (
-        where is None
-        and st.kind == "flat"
-        and st.distance != "l2"
-        and not st.dead
-        and st.live
-        and len(q) == 1
-        and st.slots * q.shape[1] <= ONE_THREAD_PRODUCT
-    ):
+    if where is None and st.live and _flat_one_applies(st, q) and _small(st, q):
         pairs = _search_small(st, q, k)
         if pairs is not None:
             return pairs
@@ -202,6 +194,12 @@ def _best_then_slot(found: tuple[float, int]) -> tuple[float, int]:
 def _flat_one_applies(st: StoreState, q: Vectors) -> bool:
     """Whether `_flat_one` answers an unfiltered search of ``q`` on ``st``."""
     return st.kind == "flat" and st.distance != "l2" and len(q) == 1 and st.dead <= _FEW_TOMBSTONES
+
+
+def _small(st: StoreState, q: Vectors) -> bool:
+    """Whether a flat store `_flat_one` could search is one `_search_small` searches: no
+    tombstones, and at most `ONE_THREAD_PRODUCT` values."""
+    return not st.dead and st.slots * q.shape[1] <= ONE_THREAD_PRODUCT
 
 
 def _search_all(st: StoreState, q: Vectors, k: int) -> tuple[Scores, Slots]:
