@@ -33,6 +33,7 @@ class Acknowledged:
     present: set[str] = field(default_factory=set)
     deleted: set[str] = field(default_factory=set)
     failures: int = 0
+    errors: list[str] = field(default_factory=list)  # the failures' messages, for the report
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -52,9 +53,10 @@ def write(
         ids = [f"{tag}-{i}-a", f"{tag}-{i}-b"]
         try:
             store.add_texts([f"{tag} text {i}", f"{tag} other {i}"], [{"w": tag, "i": i}] * 2, ids=ids)
-        except VectorDBError:
+        except VectorDBError as exc:
             with acked.lock:
                 acked.failures += 1
+                acked.errors.append(f"{type(exc).__name__}: {exc}")
             if started is not None:
                 break
             continue
@@ -132,7 +134,7 @@ def test_concurrent_writes_through_two_servers(pair: list[ServerProcess]) -> Non
     name = f"r-{uuid.uuid4().hex[:8]}"
     VectorDBClient(b.url).create_collection(name)
     acked = run_writers(pair, name)
-    assert acked.failures == 0
+    assert acked.failures == 0, acked.errors[:3]
     assert len(acked.present) == 2 * WRITERS_PER_SERVER * 2 * ROUNDS - len(acked.deleted)
     try:
         check(a.url, name, acked)  # refresh interval 0: at once
@@ -215,7 +217,7 @@ def test_two_servers_over_s3(root: Path) -> None:
             VectorDBClient(a.url).create_collection("shared")
             assert [c["name"] for c in VectorDBClient(b.url).list_collections()] == ["shared"]
             acked = run_writers([a, b], "shared")
-            assert acked.failures == 0
+            assert acked.failures == 0, acked.errors[:3]
             check(a.url, "shared", acked)
             check(b.url, "shared", acked)
             keys = [o["Key"] for o in s3_client(moto_url).list_objects_v2(
