@@ -79,13 +79,10 @@ def search(
     if st.index is None or not st.live:
         return []
     if where is None:
-        if not with_vectors and _flat_one_applies(st, q):
-            if _small(st, q):
-                pairs = _search_small(st, q, k)
-                if pairs is not None:
-                    return [Hit(doc, d) for doc, d in pairs]
-            scores, slots = _flat_one(st, q, k)
-            return _hits(st, zip(scores.tolist(), slots.tolist(), strict=True))
+        if not with_vectors:
+            pairs = _flat_pairs(st, q, k)
+            if pairs is not None:
+                return [Hit(doc, d) for doc, d in pairs]
         scores, slots = _search_all(st, q, k)
     else:
         allowed = passing(st, where)
@@ -104,8 +101,8 @@ def scored(st: StoreState, q: Vectors, k: int, where: CompiledFilter | None) -> 
     usual search, unfiltered on a small flat store without tombstones, is made without `Hit`s
     and the general path's steps in between: there its overhead is a good part of its time,
     the more so with cold caches (after the query's embedding, say)."""
-    if where is None and st.live and _flat_one_applies(st, q) and _small(st, q):
-        pairs = _search_small(st, q, k)
+    if where is None and st.live:
+        pairs = _flat_pairs(st, q, k)
         if pairs is not None:
             return pairs
     return [(h.document, h.distance) for h in search(st, q, k, where)]
@@ -144,13 +141,27 @@ def passing(st: StoreState, where: CompiledFilter) -> np.ndarray[Any, np.dtype[n
     )
 
 
-def _hits(st: StoreState, found: Iterable[tuple[float, int]]) -> list[Hit]:
-    """The hits of (raw inner product, slot) pairs, made in Python: the same float64
-    distances as `distances` (most stores are small, and there a search's overhead is a good
-    part of its time)."""
+def _flat_pairs(st: StoreState, q: Vectors, k: int) -> list[Scored] | None:
+    """An unfiltered search of one query on a live flat inner-product store with few
+    tombstones as (document, distance) pairs: FAISS's on a small store without tombstones
+    (`_search_small`), else `_flat_one`'s; ``None`` where neither applies."""
+    if not _flat_one_applies(st, q):
+        return None
+    if not st.dead and st.slots * q.shape[1] <= ONE_THREAD_PRODUCT:
+        pairs = _search_small(st, q, k)
+        if pairs is not None:
+            return pairs
+    scores, slots = _flat_one(st, q, k)
+    return _pairs(st, zip(scores.tolist(), slots.tolist(), strict=True))
+
+
+def _pairs(st: StoreState, found: Iterable[tuple[float, int]]) -> list[Scored]:
+    """(document, distance) of (raw inner product, slot) pairs, made in Python: the same
+    float64 distances as `distances` (most stores are small, and there a search's overhead
+    is a good part of its time)."""
     if st.distance == "cosine":
-        return [Hit(document(st, s), 1.0 - sc) for sc, s in found]
-    return [Hit(document(st, s), -sc) for sc, s in found]
+        return [(document(st, s), 1.0 - sc) for sc, s in found]
+    return [(document(st, s), -sc) for sc, s in found]
 
 
 def _search_small(st: StoreState, q: Vectors, k: int) -> list[Scored] | None:
@@ -159,15 +170,11 @@ def _search_small(st: StoreState, q: Vectors, k: int) -> list[Scored] | None:
     ``None`` where equal scores straddle the k-th place: FAISS does not keep the lower slots
     among those, `_flat_one` does. Asking for one more than k tells: the k best scores are
     FAISS's exactly, and unless the next one equals the k-th, so is the set of their slots
-    (put in slot order among equal scores). The distances are `distances`' own, in Python."""
+    (put in slot order among equal scores)."""
     assert st.index is not None
     raw, labels = st.index.search_one(q, min(k + 1, st.slots))
     found = _settled(raw, labels, k, l2=False, cut=True)
-    if found is None:
-        return None
-    if st.distance == "cosine":
-        return [(document(st, s), 1.0 - sc) for sc, s in found]
-    return [(document(st, s), -sc) for sc, s in found]
+    return None if found is None else _pairs(st, found)
 
 
 def _settled(
@@ -194,12 +201,6 @@ def _best_then_slot(found: tuple[float, int]) -> tuple[float, int]:
 def _flat_one_applies(st: StoreState, q: Vectors) -> bool:
     """Whether `_flat_one` answers an unfiltered search of ``q`` on ``st``."""
     return st.kind == "flat" and st.distance != "l2" and len(q) == 1 and st.dead <= _FEW_TOMBSTONES
-
-
-def _small(st: StoreState, q: Vectors) -> bool:
-    """Whether a flat store `_flat_one` could search is one `_search_small` searches: no
-    tombstones, and at most `ONE_THREAD_PRODUCT` values."""
-    return not st.dead and st.slots * q.shape[1] <= ONE_THREAD_PRODUCT
 
 
 def _search_all(st: StoreState, q: Vectors, k: int) -> tuple[Scores, Slots]:
