@@ -261,6 +261,11 @@ def test_result_documents_are_ordinary_documents() -> None:
         assert copy.deepcopy(doc) == want and pickle.loads(pickle.dumps(doc)) == want
     found[0].metadata["n"]["x"].append(2)
     found[0].metadata["a"] = 5
+    found[0].type = "Document"  # (pydantic notes a field set: on this document alone)
+    assert "type" in found[0].model_fields_set
+    assert found[1].model_fields_set == {"id", "page_content", "metadata"}
+    later = store.similarity_search_by_vector([1.0, 0.0, 0.0, 0.0], k=1)[0]
+    assert later.model_fields_set == {"id", "page_content", "metadata"}
     found[1].page_content = "changed"
     found[1].metadata["b"] = "t"
     # a record with flat metadata is marked so when decoded (its dict copied without a check)

@@ -399,7 +399,7 @@ def _document_maker() -> Callable[[str | None, str, dict[str, Any]], Document]:
         values = template.copy()
         values["id"], values["page_content"], values["metadata"] = doc_id, text, meta
         set_attr(doc, "__dict__", values)
-        set_fields(doc, fields_set)
+        set_fields(doc, fields_set.copy())  # (pydantic adds to it when a field is set)
         set_extra(doc, None)
         set_private(doc, None)
         return doc
