@@ -104,11 +104,13 @@ def test_numpy_fusion_equals_the_threshold_algorithm(
     distance: str, seed: int, shallow: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``shallow``: RRF starts from the first document of each side and must look deeper
-    (4 times, again and again) before it is sure of the k best."""
+    (4 times, again and again) before it is sure of the k best, and each side sorts a head
+    of 2 keys at first (it grows as RRF looks deeper; ranks past it are counted)."""
     if shallow:
         from vectordb_manager.engine import hybrid
 
         monkeypatch.setattr(hybrid._Rrf, "first_depth", lambda self, k: 1)
+        monkeypatch.setattr(hybrid._Ranking, "HEAD", 2)
     store = random_store(seed, distance)
     fusions = [("rrf", 0.5, 60.0), ("rrf", 0.7, 0.3), ("rrf", 0.0, 60.0), ("rrf", 1.0, 2.0)]
     if not shallow:  # ``shallow`` changes RRF only: the weighted fusion once per store
@@ -184,10 +186,40 @@ def test_rrf_ranks_only_the_head_of_each_side_and_still_finds_the_true_top_k(
         return contenders(self, candidates, k)
 
     monkeypatch.setattr(hybrid._Rrf, "_contenders", counted)
-    for query in ["amber", "cobalt delta", "basalt basalt ember", "fjord"]:
-        for alpha, c in [(0.5, 60.0), (0.8, 60.0), (0.2, 5.0), (0.5, 0.0)]:
-            for k in (1, 10, 60):
-                fast, slow = both(store, query, k, None, "rrf", alpha, c)
-                assert fast is not None and [i for i, _ in fast] == [i for i, _ in slow]
-                assert [s for _, s in fast] == [s for _, s in slow], (query, alpha, c, k)
+    for head in (1024, 16):  # (16: a partial sort of each side's keys; past it, counted)
+        monkeypatch.setattr(hybrid._Ranking, "HEAD", head)
+        for query in ["amber", "cobalt delta", "basalt basalt ember", "fjord"]:
+            for alpha, c in [(0.5, 60.0), (0.8, 60.0), (0.2, 5.0), (0.5, 0.0)]:
+                for k in (1, 10, 60):
+                    fast, slow = both(store, query, k, None, "rrf", alpha, c)
+                    assert fast is not None and [i for i, _ in fast] == [i for i, _ in slow]
+                    assert [s for _, s in fast] == [s for _, s in slow], (query, alpha, c, k)
     assert seen and max(seen) < len(store.engine.state.slot) / 2
+
+
+@pytest.mark.parametrize("head", [1, 3, 16, 1024])
+@pytest.mark.parametrize("seed", range(4))
+def test_a_ranking_from_its_head_alone_equals_a_stable_sort(
+    head: int, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_Ranking` sorts only the smallest keys; its cuts, bounds and exact ranks equal a
+    stable sort's (ties by position), past the head too, for keys with many ties."""
+    from vectordb_manager.engine import hybrid
+
+    monkeypatch.setattr(hybrid._Ranking, "HEAD", head)
+    rng = np.random.default_rng(seed)
+    n = 300
+    keys = rng.integers(0, 40, n).astype(np.float32) / 8  # many keys tied
+    truth = np.empty(n, dtype=np.int64)
+    truth[np.argsort(keys, kind="stable")] = np.arange(n)
+    ranking = hybrid._Ranking(keys)
+    grew = []
+    for m in (1, 2, 5, 17, 60, 250, 300):
+        assert sorted(ranking.first(m).tolist()) == np.flatnonzero(truth < m).tolist(), m
+        grew.append(len(ranking.head))
+        positions = rng.permutation(n)[:50]
+        low, high = ranking.bounds(positions)
+        assert np.all(low <= truth[positions]) and np.all(truth[positions] <= high)
+        assert np.array_equal(ranking.exact(positions, low, high), truth[positions])
+    if head < 100:
+        assert grew[0] < n  # (a partial sort at first)
