@@ -30,7 +30,7 @@ Parts (each a script in this directory that can also run alone; see its --help):
   embed        bench_embed.py: the offline model in NumPy vs sentence-transformers: cosine over
                1,000 real texts, a fresh process's first query vector, bulk texts/s
   serve        bench_serve.py: `vectordb serve` with 16 clients x 60 s of mixed queries and
-               writes: one server, two over moto's S3, two with one killed half-way
+               writes: one server, two over moto's S3 (150 s), two with one killed half-way
   filters-cold bench_filters_cold.py at 1M: in fresh processes, the first equality, $in,
                numeric and date range queries after open (from the stored value columns)
                against an unfiltered search, memory kept, and the same store written
@@ -119,7 +119,7 @@ QUICK = Sizes(
     keyword="--n 20000 --queries 40 --repeats 2 --lc-queries 3 --child-repeats 1 "
     "--ingest-chunks 128", keyword_n=20_000, cold=20_000, cold_runs=3,
     embed="--texts 200 --cold-repeats 1 --batches 2",
-    serve="--seconds 10 --docs 2000",
+    serve="--seconds 10 --s3-seconds 10 --docs 2000",
     temporal="--files 20",
 )  # fmt: skip
 
