@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="print the result as JSON on stdout (progress and logs go to stderr)",
         )
+        # -q and -v after the command too (``vectordb ingest docs -q``); unset here, the
+        # value given before the command stands
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="as before the command")  # fmt: skip
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="as before the command")  # fmt: skip
         return p
 
     p = command("ingest", cmd_ingest, "load, split, embed and store files and directories")

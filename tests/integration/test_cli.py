@@ -113,6 +113,23 @@ def test_end_to_end(tmp_path: Path, run: Run) -> None:
     assert json.loads(moved.stdout)["documents"] == data["documents"] - 1
 
 
+def test_quiet_and_verbose_are_taken_after_the_command_too(tmp_path: Path, run: Run) -> None:
+    """``vectordb ingest docs -q`` as well as ``vectordb -q ingest docs``; a command that does
+    not repeat them keeps what was given before it."""
+    parser = build_parser()
+    for argv, quiet, verbose in [
+        (["ingest", "d", "-q"], True, False),
+        (["-q", "ingest", "d"], True, False),
+        (["ingest", "d"], False, False),
+        (["-v", "search", "x", "--quiet"], True, True),
+        (["stats", "-v"], False, True),
+    ]:
+        args = parser.parse_args(argv)
+        assert (args.quiet, args.verbose) == (quiet, verbose), argv
+    ingest = run("--provider", "fake", "--path", str(tmp_path / "s"), "ingest", str(EXAMPLES), "-q")
+    assert ingest.returncode == 0 and "7 added" in ingest.stdout and ingest.stderr == ""
+
+
 def test_config_file_environment_and_flags(tmp_path: Path, run: Run) -> None:
     config = tmp_path / "vectordb.toml"
     config.write_text(f'embedding_provider = "fake"\nlocal_path = "{tmp_path / "from-file"}"\n')
