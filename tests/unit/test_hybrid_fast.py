@@ -199,14 +199,16 @@ def test_rrf_ranks_only_the_head_of_each_side_and_still_finds_the_true_top_k(
 
 @pytest.mark.parametrize("head", [1, 3, 16, 1024])
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("counts", [0, 1000])  # keys past the head counted before a sort
 def test_a_ranking_from_its_head_alone_equals_a_stable_sort(
-    head: int, seed: int, monkeypatch: pytest.MonkeyPatch
+    head: int, seed: int, counts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`_Ranking` sorts only the smallest keys; its cuts, bounds and exact ranks equal a
     stable sort's (ties by position), past the head too, for keys with many ties."""
     from vectordb_manager.engine import hybrid
 
     monkeypatch.setattr(hybrid._Ranking, "HEAD", head)
+    monkeypatch.setattr(hybrid, "_COUNTS_PER_SORT", counts)
     rng = np.random.default_rng(seed)
     n = 300
     keys = rng.integers(0, 40, n).astype(np.float32) / 8  # many keys tied

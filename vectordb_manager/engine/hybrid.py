@@ -98,6 +98,11 @@ class _Sides(NamedTuple):
     weights: tuple[float, float]  # the vector side's and the keyword side's
 
 
+_COUNTS_PER_SORT = 32
+"""Keys past the head whose ranks `_Ranking.exact` counts (a pass over every key each) before
+it sorts all of them instead (a sort of 100k keys costs about as much as 30-60 such passes)."""
+
+
 class _Ranking:
     """Positions ``0 .. n - 1`` ranked by ``keys`` ascending, equal keys by position (the
     engine's rule: the lower slot first), from the smallest keys alone: a partial sort
@@ -123,7 +128,7 @@ class _Ranking:
         if len(self.head) < m and not self.whole:
             n = len(self.keys)
             size = max(m, 4 * len(self.head), self.HEAD)
-            if size >= n // 2:  # (most of them: a sort costs little more)
+            if size >= n // 8:  # (a good part of them: a sort costs little more)
                 self.head, self.whole = np.sort(self.keys), True
             else:
                 self.head = np.sort(np.partition(self.keys, size - 1)[:size])
@@ -150,19 +155,29 @@ class _Ranking:
         return low, high
 
     def exact(self, positions: I64, low: I64, high: I64) -> I64:
-        """The ranks of ``positions``, from their `bounds`."""
+        """The ranks of ``positions``, from their `bounds`: each uncertain one is the count of
+        the keys below its key, plus the equal keys at lower positions (when its key is
+        shared)."""
         ranks = low.copy()
         tied = np.flatnonzero(high > low)
         if not len(tied):
             return ranks
         values = self.keys[positions[tied]]
+        if not self.whole:
+            past = np.unique(values[values >= self.head[-1]])
+            if len(past) > _COUNTS_PER_SORT:
+                self._head(len(self.keys))  # (so many keys past the head: a sort costs less)
         head = self.head
-        for value in np.unique(values):
+        inside = np.ones(len(values), dtype=bool) if self.whole else values < head[-1]
+        below = np.searchsorted(head, values, "left")  # (exact inside the head)
+        equal = np.searchsorted(head, values, "right") - below
+        for value in [] if self.whole else np.unique(values[~inside]):  # count the keys
+            mask = values == value
+            below[mask] = np.count_nonzero(self.keys < value)
+            equal[mask] = np.count_nonzero(self.keys == value)
+        ranks[tied] = below
+        for value in np.unique(values[equal > 1]):  # shared keys: the lower positions first
             which = tied[values == value]
-            if len(head) and (self.whole or value < head[-1]):  # every key below is in it
-                ranks[which] = np.searchsorted(head, value, "left")
-            else:
-                ranks[which] = np.count_nonzero(self.keys < value)
             if len(which) == 1:
                 at = int(positions[which[0]])
                 ranks[which] += np.count_nonzero(self.keys[:at] == value)
