@@ -32,9 +32,12 @@ class Acknowledged:
 
     present: set[str] = field(default_factory=set)
     deleted: set[str] = field(default_factory=set)
-    failures: int = 0
-    errors: list[str] = field(default_factory=list)  # the failures' messages, for the report
+    errors: list[str] = field(default_factory=list)  # each failed write's message
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def failures(self) -> int:
+        return len(self.errors)
 
 
 def write(
@@ -55,7 +58,6 @@ def write(
             store.add_texts([f"{tag} text {i}", f"{tag} other {i}"], [{"w": tag, "i": i}] * 2, ids=ids)
         except VectorDBError as exc:
             with acked.lock:
-                acked.failures += 1
                 acked.errors.append(f"{type(exc).__name__}: {exc}")
             if started is not None:
                 break

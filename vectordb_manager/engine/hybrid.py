@@ -146,13 +146,13 @@ class _Ranking:
     def bounds(self, positions: I64) -> tuple[I64, I64]:
         """The lowest and the highest rank each position can have (equal when its key is
         not shared and lies inside the head)."""
-        head = self._head(min(self.HEAD, len(self.keys)))
+        self._head(min(self.HEAD, len(self.keys)))
         values = self.keys[positions]
-        low = np.searchsorted(head, values, "left")
-        high = np.searchsorted(head, values, "right") - 1
-        if not self.whole and len(head):  # keys at or past the head's last: any rank after
-            high[values >= head[-1]] = len(self.keys) - 1
-        return low, high
+        below, equal = self._in_head(values)
+        high = below + equal - 1
+        if not self.whole and len(self.head):  # keys at or past the head's last: any rank after
+            high[values >= self.head[-1]] = len(self.keys) - 1
+        return below, high
 
     def exact(self, positions: I64, low: I64, high: I64) -> I64:
         """The ranks of ``positions``, from their `bounds`: each uncertain one is the count of
@@ -163,15 +163,12 @@ class _Ranking:
         if not len(tied):
             return ranks
         values = self.keys[positions[tied]]
-        if not self.whole:
-            past = np.unique(values[values >= self.head[-1]])
-            if len(past) > _COUNTS_PER_SORT:
-                self._head(len(self.keys))  # (so many keys past the head: a sort costs less)
-        head = self.head
-        inside = np.ones(len(values), dtype=bool) if self.whole else values < head[-1]
-        below = np.searchsorted(head, values, "left")  # (exact inside the head)
-        equal = np.searchsorted(head, values, "right") - below
-        for value in [] if self.whole else np.unique(values[~inside]):  # count the keys
+        past = values[:0] if self.whole else np.unique(values[values >= self.head[-1]])
+        if len(past) > _COUNTS_PER_SORT:
+            self._head(len(self.keys))  # (so many keys past the head: a sort costs less)
+            past = values[:0]
+        below, equal = self._in_head(values)
+        for value in past:  # (the head tells nothing exact of them: count)
             mask = values == value
             below[mask] = np.count_nonzero(self.keys < value)
             equal[mask] = np.count_nonzero(self.keys == value)
@@ -185,6 +182,12 @@ class _Ranking:
                 level = np.flatnonzero(self.keys == value)  # ascending positions
                 ranks[which] += np.searchsorted(level, positions[which])
         return ranks
+
+    def _in_head(self, values: np.ndarray[Any, Any]) -> tuple[I64, I64]:
+        """How many keys of the head are below each value and how many equal it: every key's
+        counts for a value below the head's last key (or with the whole ranking sorted)."""
+        below = np.searchsorted(self.head, values, "left")
+        return below, np.searchsorted(self.head, values, "right") - below
 
 
 class _Rrf:
