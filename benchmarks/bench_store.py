@@ -124,6 +124,14 @@ def batched_add(args: argparse.Namespace, data: Dataset, work: Path) -> list[Row
         a, b = j * SMALL_BATCH, min((j + 1) * SMALL_BATCH, n)
         return data.pairs(a, b), data.metadatas[a:b], data.ids[a:b]
 
+    def peer_add(peer: Any, j: int) -> Any:
+        """The peer with batch ``j`` added (made from it, for the first)."""
+        p, m, ids = parts(j)
+        if peer is None:
+            return common.lc_faiss(p, m, ids)
+        peer.add_embeddings(p, metadatas=m, ids=ids)
+        return peer
+
     def run_ours() -> tuple[list[float], float, Any]:
         """Each batch's add, then how long the merges the adds started ran on after them."""
         gc.collect()
@@ -148,11 +156,7 @@ def batched_add(args: argparse.Namespace, data: Dataset, work: Path) -> list[Row
         t0 = time.perf_counter()
         peer: Any = None
         for j in range(batches):
-            p, m, ids = parts(j)
-            if peer is None:
-                peer = common.lc_faiss(p, m, ids)
-            else:
-                peer.add_embeddings(p, metadatas=m, ids=ids)
+            peer = peer_add(peer, j)
         peer.save_local(str(peer_dir))
         elapsed = time.perf_counter() - t0
         del peer
@@ -181,12 +185,8 @@ def batched_add(args: argparse.Namespace, data: Dataset, work: Path) -> list[Row
     peer: Any = None
     t_start = time.perf_counter()
     for j in range(batches):
-        p, m, ids = parts(j)
         t0 = time.perf_counter()
-        if peer is None:
-            peer = common.lc_faiss(p, m, ids)
-        else:
-            peer.add_embeddings(p, metadatas=m, ids=ids)
+        peer = peer_add(peer, j)
         peer.save_local(str(peer_dir))
         peer_times.append(time.perf_counter() - t0)
         if time.perf_counter() - t_start > args.peer_budget and j + 1 < batches:
