@@ -21,6 +21,7 @@ from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.engine import limits as lim
 from vectordb_manager.engine.format import (
     FileRef,
+    Fill,
     Manifest,
     SegmentData,
     SegmentRef,
@@ -303,7 +304,7 @@ def _read(
 def _with_header(template: str) -> bytes:
     """A segment file whose JSON header is ``template`` filled in with the real sections'
     offsets and lengths (``I``/``IL`` for ids, ``R``/``RL``, ``V``/``VL``, ``SIZE``)."""
-    data = pack_sections(_parts(_segment()))
+    data = bytes(pack_sections(_parts(_segment())))
     table = json.loads(data[16 : 16 + int.from_bytes(data[8:16], "little")])["sections"]
     (i, il), (r, rl), (v, vl) = table["ids"], table["records"], table["vectors"]
     values = {"I": i, "IL": il, "R": r, "RL": rl, "V": v, "VL": vl, "SIZE": len(data)}
@@ -312,9 +313,39 @@ def _with_header(template: str) -> bytes:
     return data[:8] + len(raw).to_bytes(8, "little") + raw.ljust(i - 16, b"\0") + data[i:]
 
 
+def test_a_laid_out_file_does_not_depend_on_what_its_memory_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`pack_sections` does not zero the file's memory first: the header's room and the
+    padding after each section are zeroed, every other byte is a section's. Laid out in memory
+    full of 0xAB, the file is the one laid out in zeroed memory, byte for byte."""
+    big = bytes(range(256)) * 400  # copied by NumPy (the large-piece path)
+    vectors = np.arange(7 * 3, dtype=np.float32).reshape(7, 3)
+
+    def fill(target: memoryview) -> None:
+        np.frombuffer(target, dtype=np.float32)[:] = vectors.reshape(-1)
+
+    parts: dict[str, Any] = {
+        "ids": b'["a", "b"]',  # 10 bytes, then padding
+        "records": [b"x" * 3, big, b"y" * 5],
+        "vectors": [b"\x93NUMPY", Fill(vectors.nbytes, fill)],
+        "deletes": b'["c"]',
+    }
+    files = []
+    for before in (0x00, 0xAB):
+        monkeypatch.setattr(np, "empty", lambda n, dtype, b=before: np.full(n, b, dtype=dtype))
+        files.append(bytes(pack_sections(parts)))
+        monkeypatch.undo()
+    assert files[0] == files[1]
+    sections = unpack_sections(files[0], "seg")
+    assert bytes(sections["records"]) == b"xxx" + big + b"yyyyy"
+    assert bytes(sections["vectors"])[6:] == vectors.tobytes()
+    assert bytes(sections["ids"]) == b'["a", "b"]' and bytes(sections["deletes"]) == b'["c"]'
+
+
 def test_an_honest_segment_reads_back_exactly(tmp_path: Path) -> None:
     seg = _segment(deletes=("gone",))
-    data = pack_sections(_parts(seg))
+    data = bytes(pack_sections(_parts(seg)))
     for where in (None, tmp_path / "s.seg"):
         for lazy in (True, False):
             got = _read(data, 3, 1, lazy=lazy, where=where)
@@ -358,7 +389,7 @@ def test_a_section_table_nested_too_deeply_is_refused() -> None:
 
 @pytest.mark.parametrize("length", [2**64 - 1, 2**40, 10**6])
 def test_a_header_length_beyond_the_file_or_limit_is_refused(length: int) -> None:
-    data = bytearray(pack_sections(_parts(_segment())) + b"\0" * (10**6 + 64))
+    data = bytearray(pack_sections(_parts(_segment()))) + b"\0" * (10**6 + 64)
     data[8:16] = length.to_bytes(8, "little")
     with pytest.raises(IntegrityError, match="malformed header: header length"):
         _read(bytes(data))

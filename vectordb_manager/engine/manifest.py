@@ -71,7 +71,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def sha256(data: bytes | bytearray) -> str:
+def sha256(data: bytes | bytearray | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -96,7 +96,7 @@ class FileRef:
     sha256: str
 
     @classmethod
-    def of(cls, path: str, data: builtins.bytes | bytearray) -> FileRef:
+    def of(cls, path: str, data: builtins.bytes | bytearray | memoryview) -> FileRef:
         return cls(path, len(data), sha256(data))
 
     def check_digest(self, size: int, digest: str) -> None:

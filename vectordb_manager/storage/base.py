@@ -74,7 +74,9 @@ class Storage(Protocol):
         """
         ...
 
-    def write(self, name: str, data: bytes | bytearray, *, durable: bool = True) -> None:
+    def write(
+        self, name: str, data: bytes | bytearray | memoryview, *, durable: bool = True
+    ) -> None:
         """Create or replace the object atomically and durably. With ``durable=False`` it
         need only be durable once a `write_if_absent` naming it in ``after`` returns (a back
         end may then sync it in the background meanwhile: a commit's files and its manifest

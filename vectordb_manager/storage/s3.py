@@ -182,10 +182,14 @@ class S3Storage:
         buf.seek(0)
         return buf
 
-    def write(self, name: str, data: bytes | bytearray, *, durable: bool = True) -> None:
+    def write(
+        self, name: str, data: bytes | bytearray | memoryview, *, durable: bool = True
+    ) -> None:
         """Create or replace the object (an S3 write is durable when it returns, whatever
         ``durable`` says)."""
         key = self._key(name)
+        if isinstance(data, memoryview):  # (botocore takes bytes, bytearray or a file)
+            data = data.tobytes()
         try:
             if len(data) >= self.transfer_config.multipart_threshold:
                 self.client.upload_fileobj(
