@@ -21,7 +21,6 @@ from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.engine import limits as lim
 from vectordb_manager.engine.format import (
     FileRef,
-    Fill,
     Manifest,
     SegmentData,
     SegmentRef,
@@ -311,36 +310,6 @@ def _with_header(template: str) -> bytes:
     raw = (template % {**values, "R1": r + 1, "RL1": rl - 1}).encode()  # R1: not aligned
     assert 16 + len(raw) <= i, "the test's header does not fit before the sections"
     return data[:8] + len(raw).to_bytes(8, "little") + raw.ljust(i - 16, b"\0") + data[i:]
-
-
-def test_a_laid_out_file_does_not_depend_on_what_its_memory_held(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """`pack_sections` does not zero the file's memory first: the header's room and the
-    padding after each section are zeroed, every other byte is a section's. Laid out in memory
-    full of 0xAB, the file is the one laid out in zeroed memory, byte for byte."""
-    big = bytes(range(256)) * 400  # copied by NumPy (the large-piece path)
-    vectors = np.arange(7 * 3, dtype=np.float32).reshape(7, 3)
-
-    def fill(target: memoryview) -> None:
-        np.frombuffer(target, dtype=np.float32)[:] = vectors.reshape(-1)
-
-    parts: dict[str, Any] = {
-        "ids": b'["a", "b"]',  # 10 bytes, then padding
-        "records": [b"x" * 3, big, b"y" * 5],
-        "vectors": [b"\x93NUMPY", Fill(vectors.nbytes, fill)],
-        "deletes": b'["c"]',
-    }
-    files = []
-    for before in (0x00, 0xAB):
-        monkeypatch.setattr(np, "empty", lambda n, dtype, b=before: np.full(n, b, dtype=dtype))
-        files.append(bytes(pack_sections(parts)))
-        monkeypatch.undo()
-    assert files[0] == files[1]
-    sections = unpack_sections(files[0], "seg")
-    assert bytes(sections["records"]) == b"xxx" + big + b"yyyyy"
-    assert bytes(sections["vectors"])[6:] == vectors.tobytes()
-    assert bytes(sections["ids"]) == b'["a", "b"]' and bytes(sections["deletes"]) == b'["c"]'
 
 
 def test_an_honest_segment_reads_back_exactly(tmp_path: Path) -> None:
