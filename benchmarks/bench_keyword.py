@@ -477,7 +477,10 @@ def ingest_rows(args: argparse.Namespace, work: Path) -> list[Row]:
         pairs = zip(per_batch["with"], per_batch["without"], strict=True)
         r = statistics.median([w / o for w, o in pairs])
     sums = common.ratio(times["with"], times.get("without"))
-    common.log(f"- ingest with the model: {times}; ratio of sums {common.fmt_ratio(sums)}")
+    common.log(
+        f"- ingest with the model: ratio of sums {common.fmt_ratio(sums)}; per batch "
+        + "; ".join(f"{k} " + " ".join(f"{t:.2f}" for t in v) for k, v in per_batch.items())
+    )
     return [
         Row(
             "kw.ingest",
