@@ -197,6 +197,10 @@ def reuse(parts: list[Part], args: argparse.Namespace) -> list[Part]:
         if part.name in wanted:
             continue
         found = earlier["parts"].get(part.name)
+        if found and not found.get("result") and found.get("error"):
+            part.error = found["error"]  # skipped or failed then: shown as it was
+            part.reused = source
+            continue
         if not found or not found.get("result"):
             raise SystemExit(f"--reuse: {args.reuse} has no result for part {part.name!r}")
         part.result = PartResult.from_json(found["result"])
