@@ -65,7 +65,7 @@ from vectordb_manager.engine.records import (
 from vectordb_manager.errors import IntegrityError, InvalidInputError
 
 Buffer = bytes | bytearray | memoryview
-Blob = bytes | bytearray | memoryview  # a file's whole contents, as written
+Blob = Buffer  # a file's whole contents, as written (`pack_sections` gives a memoryview)
 
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
