@@ -471,7 +471,7 @@ def ingest_rows(args: argparse.Namespace, work: Path) -> list[Row]:
             per_batch[name].append(time.perf_counter() - t0)
     times = {name: sum(v) for name, v in per_batch.items()}
     # the median of the batches' ratios: the model's time is nearly all of each add and varies
-    # from call to call (the ratio of the sums: 1.06x in one full run, 1.00-1.04x in others)
+    # from call to call (the ratio of the sums: 1.00-1.11x in runs of the same code)
     r = None
     if option:
         pairs = zip(per_batch["with"], per_batch["without"], strict=True)

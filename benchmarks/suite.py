@@ -196,14 +196,13 @@ def reuse(parts: list[Part], args: argparse.Namespace) -> list[Part]:
     for part in parts:
         if part.name in wanted:
             continue
-        found = earlier["parts"].get(part.name)
-        if found and not found.get("result") and found.get("error"):
+        found = earlier["parts"].get(part.name) or {}
+        if found.get("result"):
+            part.result = PartResult.from_json(found["result"])
+        elif found.get("error"):
             part.error = found["error"]  # skipped or failed then: shown as it was
-            part.reused = source
-            continue
-        if not found or not found.get("result"):
+        else:
             raise SystemExit(f"--reuse: {args.reuse} has no result for part {part.name!r}")
-        part.result = PartResult.from_json(found["result"])
         part.reused = source
     return [p for p in parts if p.name in wanted]
 
