@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from vectordb_manager.engine import settings
+from vectordb_manager.engine import postings_process, settings
 from vectordb_manager.engine import vectors as vectors_module
 from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.carry_over import carry_over
@@ -69,6 +69,7 @@ from vectordb_manager.engine.options import (
     chosen,
 )
 from vectordb_manager.engine.postings import Postings
+from vectordb_manager.engine.postings_process import Ahead
 from vectordb_manager.engine.queries import Queries
 from vectordb_manager.engine.records import flat_scalars, is_typed
 from vectordb_manager.engine.retry import commit_policy
@@ -117,6 +118,7 @@ class Engine(Queries, Maintenance, GroupCommits):
         analyzer: Analyzer | None = None,
         keyword_index: bool = True,
         value_index: bool = True,
+        keyword_process: bool = True,
     ) -> None:
         """``distance``, ``index`` and ``params`` (an `IndexParams`, or a mapping of the fields
         the caller chose) the caller left at their defaults (`options.chosen`) are taken from
@@ -128,7 +130,9 @@ class Engine(Queries, Maintenance, GroupCommits):
         ``keyword_index=False`` commits and compactions write no keyword postings (a keyword
         search then builds them in memory from the texts, as for stores written before the
         keyword index existed); with ``value_index=False`` no metadata value columns (filters
-        then build them from the records, as for stores written before they existed)."""
+        then build them from the records, as for stores written before they existed).
+        ``keyword_process``: a write of many texts has their postings built in a helper
+        process meanwhile (`postings_process`; False: always in the writing thread)."""
         if distance not in DISTANCES:
             raise ConfigurationError(
                 f"distance={distance!r} is not supported; use one of {', '.join(DISTANCES)}"
@@ -156,6 +160,7 @@ class Engine(Queries, Maintenance, GroupCommits):
         self._analyzer = analyzer or Analyzer()
         self.keyword_index = keyword_index
         self.value_index = value_index
+        self.keyword_process = keyword_process
         self._commit_policy = commit_policy(commit_attempts, sleep=sleep, rng=rng)
         self._write_lock = threading.RLock()
         self._queue_lock = threading.Lock()
@@ -358,9 +363,13 @@ class Engine(Queries, Maintenance, GroupCommits):
         metadatas: Sequence[Mapping[str, Any]],
         vectors: Vectors,
         deletes: Sequence[str] = (),
+        *,
+        postings: Ahead | None = None,
     ) -> tuple[int, int]:
         """Add or replace records and delete ids, all in one commit (inputs already
         validated); returns how many records were written and how many deleted ids existed.
+        ``postings``: `postings_ahead` of these texts (the caller starts it before it
+        embeds them or checks their vectors: they are built meanwhile).
 
         Records whose text, metadata and vector are unchanged are skipped; an id both deleted
         and given a record ends up with the record. Calls made while another commits queue,
@@ -368,7 +377,16 @@ class Engine(Queries, Maintenance, GroupCommits):
         """
         vectors = self._prepare(vectors) if len(ids) else vectors
         hashes = content_hashes(texts, metadatas)  # (and each record's size checked)
-        return self._apply_queued(PendingWrite(ids, texts, metadatas, vectors, deletes, hashes))
+        write = PendingWrite(ids, texts, metadatas, vectors, deletes, hashes, postings=postings)
+        return self._apply_queued(write)
+
+    def postings_ahead(self, texts: Sequence[str]) -> Ahead | None:
+        """Start building the keyword postings of these texts (strings), about to be written,
+        in the helper process (`postings_process`); the write (`apply`) takes them from it.
+        ``None`` where the writer will build them (few texts, no helper, no keyword index)."""
+        if not (self.keyword_index and self.keyword_process):
+            return None
+        return postings_process.submit(texts, self._analyzer)
 
     def _write_locked(self, write: Write) -> tuple[tuple[int, int], Manifest | None]:
         """One write's commit (see `apply`), under the writers' lock, the store refreshed:
@@ -410,8 +428,7 @@ class Engine(Queries, Maintenance, GroupCommits):
             metadatas=list(map(dict, _pick(metadatas, keep, every))),
             hashes=list(_pick(hashes, keep, every)),
             created=[
-                st.record(st.slot[ids[i]]).created_at if ids[i] in existing else now
-                for i in keep
+                st.record(st.slot[ids[i]]).created_at if ids[i] in existing else now for i in keep
             ]
             if existing
             else [now] * len(keep),
@@ -425,7 +442,8 @@ class Engine(Queries, Maintenance, GroupCommits):
             ),
             deletes=present,
         )
-        committed = self._commit_locked(seg)
+        helped = write.postings if every and isinstance(write, PendingWrite) else None
+        committed = self._commit_locked(seg, helped)
         return (len(keep), len(present)), committed
 
     def upsert(
@@ -434,9 +452,11 @@ class Engine(Queries, Maintenance, GroupCommits):
         texts: Sequence[str],
         metadatas: Sequence[Mapping[str, Any]],
         vectors: Vectors,
+        *,
+        postings: Ahead | None = None,
     ) -> int:
         """Add or replace records (see `apply`); returns how many were written."""
-        return self.apply(ids, texts, metadatas, vectors)[0]
+        return self.apply(ids, texts, metadatas, vectors, postings=postings)[0]
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete the records with these ids; returns how many existed."""
@@ -448,9 +468,10 @@ class Engine(Queries, Maintenance, GroupCommits):
     def _check_dimension(self, dim: int) -> None:
         vectors_module.check_dimension(dim, self.dimension)
 
-    def _commit_locked(self, seg: SegmentData) -> Manifest | None:
+    def _commit_locked(self, seg: SegmentData, helped: Ahead | None = None) -> Manifest | None:
         """Commit a segment and apply it in memory; the manifest committed (``None`` in
-        memory), whose last fsync the caller awaits (`CommitLog.settle`) after the lock."""
+        memory), whose last fsync the caller awaits (`CommitLog.settle`) after the lock.
+        ``helped``: its rows' postings from the helper process, if it was sent them."""
         log = self.log
         name = new_segment_name()
         typed = (  # dates: a feature
@@ -458,14 +479,19 @@ class Engine(Queries, Maintenance, GroupCommits):
             and not flat_scalars(seg.metadatas)
             and any(map(is_typed, seg.metadatas))
         )
-        if self.keyword_index and len(seg) and seg.raw is None and seg.postings is None:
+        keywords = bool(self.keyword_index and len(seg) and seg.raw is None)
+        if keywords and seg.postings is None and helped is None:
             seg.postings = Postings.build(seg.texts, self._analyzer)
         if self.value_index and len(seg) and seg.raw is None and seg.values is None:
             seg.values = EncodedValues(build_values(seg.metadatas), f"{SEGMENT_DIR}{name}.seg")
+        texts = seg.texts
         if len(seg) and seg.raw is None:
             # kept as the encoded lines, as an opened store keeps them: decoded on demand
             lines = record_lines(seg, f"{SEGMENT_DIR}{name}.seg")
             seg = replace(seg, texts=[], metadatas=[], hashes=[], created=[], updated=[], raw=lines)
+        if keywords and seg.postings is None and helped is not None:  # (last: built meanwhile)
+            got = helped.result(self._analyzer, len(seg))
+            seg.postings = got if got is not None else Postings.build(texts, self._analyzer)
         if log is None:
             with self._rw.write():
                 self._state.apply(seg, None)

@@ -34,6 +34,7 @@ import numpy as np
 from vectordb_manager.engine import vectors as vectors_module
 from vectordb_manager.engine.commit_log import CommitLog, CommitUnknown
 from vectordb_manager.engine.format import Manifest, Vectors
+from vectordb_manager.engine.postings_process import Ahead
 from vectordb_manager.engine.state import StoreState
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class PendingWrite:
     vectors: Vectors
     deletes: Sequence[str]
     hashes: list[str]
+    postings: Ahead | None = None  # its texts' postings, from the helper process
     result: tuple[int, int] = (0, 0)
     committed: Manifest | None = None  # the manifest that holds it (to wait for)
     error: BaseException | None = None

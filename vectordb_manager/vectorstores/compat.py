@@ -148,12 +148,21 @@ class FaissCompatMixin(VectorStore):
         text_list, metas, id_list = self._rows(texts, metadatas, ids, batch_size, kwargs)
         if not text_list:
             return []
+        # (not on the loop's thread: starting the helper, or a full pipe, would hold the loop)
+        postings = await run_in_executor(None, self._engine.postings_ahead, text_list)
         step = batch_size or len(text_list)
         vectors: list[list[float]] = []
         for start in range(0, len(text_list), step):
             vectors += await self._service.aembed_documents(text_list[start : start + step])
         array = np.asarray(vectors, dtype=np.float32)
-        await run_in_executor(None, self._engine.upsert, id_list, text_list, metas, array)
+        await run_in_executor(
+            None,
+            partial(self._engine.upsert, postings=postings),
+            id_list,
+            text_list,
+            metas,
+            array,
+        )
         return id_list
 
     @override

@@ -130,8 +130,9 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
         text_list, metas, id_list = self._rows(texts, metadatas, ids, batch_size, kwargs)
         if not text_list:
             return []
+        postings = self._engine.postings_ahead(text_list)  # (built while the model embeds)
         vectors = self._embed(text_list, batch_size)
-        self._engine.upsert(id_list, text_list, metas, vectors)
+        self._engine.upsert(id_list, text_list, metas, vectors, postings=postings)
         return id_list
 
     def _rows(
@@ -173,13 +174,12 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
         )
         if not text_list:
             return []
+        postings = self._engine.postings_ahead(text_list)
         vectors = check_vectors([v for _, v in pairs], len(pairs), self._engine.dimension)
-        self._engine.upsert(id_list, text_list, metas, vectors)
+        self._engine.upsert(id_list, text_list, metas, vectors, postings=postings)
         return id_list
 
-    def apply(
-        self, documents: Sequence[Document] = (), delete: Sequence[str] = ()
-    ) -> list[str]:
+    def apply(self, documents: Sequence[Document] = (), delete: Sequence[str] = ()) -> list[str]:
         """Add or replace ``documents`` (by `Document.id`; a new id where it is ``None``) and
         delete the ids in ``delete``, all in one commit: a crash leaves all of it or none.
         An id both deleted and given a document ends up with the document. Returns the
@@ -193,10 +193,9 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
             [d.page_content for d in docs], [d.metadata for d in docs], [d.id for d in docs]
         )
         deletes = _id_list(delete)
-        vectors = (
-            self._service.embed_array(texts) if texts else np.zeros((0, 0), dtype=np.float32)
-        )
-        self._engine.apply(ids, texts, metas, vectors, deletes)
+        postings = self._engine.postings_ahead(texts)
+        vectors = self._service.embed_array(texts) if texts else np.zeros((0, 0), dtype=np.float32)
+        self._engine.apply(ids, texts, metas, vectors, deletes, postings=postings)
         return ids
 
     def delete_ids(self, ids: Sequence[str]) -> int:

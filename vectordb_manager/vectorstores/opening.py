@@ -49,6 +49,7 @@ class StoreOptions:
     relevance_score_fn: Callable[[float], float] | None = None
     analyzer: Analyzer | None = None  # None: the store's own (a new store's: Analyzer())
     keyword_index: bool = True
+    keyword_process: bool = True  # large batches' postings built in a helper process
 
     @classmethod
     def from_kwargs(cls, options: Mapping[str, Any]) -> StoreOptions:
@@ -105,6 +106,8 @@ class StoreOptions:
         text: dict[str, Any] = {"analyzer": self.analyzer} if self.analyzer is not None else {}
         if not self.keyword_index:
             text["keyword_index"] = False
+        if not self.keyword_process:
+            text["keyword_process"] = False
         return {
             "params": self.index_options,  # the rest from the store, or the defaults
             "compaction": self.compaction,
@@ -142,6 +145,7 @@ _PLAIN_OPTIONS = (
     "check_embedding_model",
     "create",
     "keyword_index",
+    "keyword_process",
 )
 STORE_OPTIONS = (
     *_INDEX_OPTIONS,
