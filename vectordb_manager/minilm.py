@@ -59,7 +59,9 @@ from vectordb_manager.lazy import attach
 if TYPE_CHECKING:
     pass
 else:  # the LangChain face, defined with the other LangChain embeddings (imported on use)
-    __getattr__, __dir__ = attach(__name__, {"MiniLMEmbeddings": "vectordb_manager.embeddings"})
+    __getattr__, __dir__ = attach(
+        __name__, {"MiniLMEmbeddings": "vectordb_manager.embeddings"}
+    )
 
 Array = np.ndarray[Any, np.dtype[np.float32]]
 

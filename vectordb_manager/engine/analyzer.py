@@ -291,7 +291,9 @@ class Analyzer:
             return text.encode("ascii").translate(table).decode("ascii").split()
         return self.tokens(text)
 
-    def token_terms(self, tokens: Sequence[str], *, remember: bool = True) -> list[tuple[str, ...]]:
+    def token_terms(
+        self, tokens: Sequence[str], *, remember: bool = True
+    ) -> list[tuple[str, ...]]:
         """The terms of each of these tokens (of `tokens`), the new ones analysed together
         (and remembered in the token cache, unless ``remember`` is false: the `term_table`
         keeps its own). A token given twice is analysed twice when new."""

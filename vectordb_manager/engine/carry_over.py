@@ -100,7 +100,9 @@ def _apply_kept(
     if not names:
         return
     live = st.slot
-    owned = {n: [i for i in st.segment_ids[n][0] if owner[i] == n and i in live] for n in names}
+    owned = {
+        n: [i for i in st.segment_ids[n][0] if owner[i] == n and i in live] for n in names
+    }
     slots = sorted(live[i] for n in names for i in owned[n])
     seg = st.encoded_rows(slots, vectors=False)
     indexed = 0

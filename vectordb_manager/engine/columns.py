@@ -345,7 +345,8 @@ def read_directory(data: bytes | memoryview, rows: int, path: str) -> dict[str, 
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise _damaged(path, "has a directory that is not ASCII JSON") from None
     if type(entries) is not list or not all(
-        type(e) is list and len(e) == 2 and type(e[0]) is str and type(e[1]) is int for e in entries
+        type(e) is list and len(e) == 2 and type(e[0]) is str and type(e[1]) is int
+        for e in entries
     ):
         raise _damaged(path, "has a directory that is not a list of [key, length]")
     at = _HEAD + size + -size % 8

@@ -428,7 +428,8 @@ class Engine(Queries, Maintenance, GroupCommits):
             metadatas=list(map(dict, _pick(metadatas, keep, every))),
             hashes=list(_pick(hashes, keep, every)),
             created=[
-                st.record(st.slot[ids[i]]).created_at if ids[i] in existing else now for i in keep
+                st.record(st.slot[ids[i]]).created_at if ids[i] in existing else now
+                for i in keep
             ]
             if existing
             else [now] * len(keep),

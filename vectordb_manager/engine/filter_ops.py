@@ -38,14 +38,7 @@ _YMD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 # -- kinds and equality ---------------------------------------------------------------------
 _KINDS: dict[type, str] = {
-    bool: "b",
-    int: "n",
-    float: "n",
-    str: "s",
-    type(None): "z",
-    date: "d",
-    list: "l",
-    dict: "m",
+    bool: "b", int: "n", float: "n", str: "s", type(None): "z", date: "d", list: "l", dict: "m",
 }
 _KEYED = frozenset("bnszdtT")  # kinds with a value key: the scalars
 _ORDERED = frozenset("nsdtT")  # kinds that $gt, $lt and $between order
@@ -207,7 +200,8 @@ def collection(arg: Any, op: str, path: str) -> list[Any]:
     """The items of ``$in``/``$nin``'s operand (a list, tuple or set), converted."""
     if not isinstance(arg, list | tuple | set | frozenset):
         raise InvalidInputError(
-            f"{op} in {path} takes a list of values, got {arg!r:.100}; e.g. {{{op!r}: ['a', 'b']}}"
+            f"{op} in {path} takes a list of values, got {arg!r:.100}; e.g. "
+            f"{{{op!r}: ['a', 'b']}}"
         )
     return [literal(x, f"{path}.{op}") for x in arg]
 
@@ -217,7 +211,8 @@ def _ordered(arg: Any, op: str, path: str) -> tuple[str, Any]:
     kx = kind(x)
     if kx not in _ORDERED:
         raise InvalidInputError(
-            f"{op} in {path} needs a number or a string (or a date or a datetime), got {arg!r:.100}"
+            f"{op} in {path} needs a number or a string (or a date or a datetime), got "
+            f"{arg!r:.100}"
         )
     return kx, x
 
@@ -276,7 +271,8 @@ def _field_test(op: str, arg: Any, path: str, depth: int) -> Test:
     if op in LITERALS:
         hint = f" ({{{op!r}: ...}} is a date literal only as a dict with that one key)"
     raise InvalidInputError(
-        f"unknown operator {op!r} in {path}{hint}; field operators: {', '.join(FIELD_OPERATORS)}"
+        f"unknown operator {op!r} in {path}{hint}; field operators: "
+        f"{', '.join(FIELD_OPERATORS)}"
     )
 
 
@@ -308,10 +304,8 @@ def _contains(arg: Any, path: str) -> Test:
         )
     member = equals_test(x)
     if isinstance(x, str):
-        return lambda v: (
-            (x in v)
-            if isinstance(v, str)
-            else (isinstance(v, list) and any(member(item) for item in v))
+        return lambda v: (x in v) if isinstance(v, str) else (
+            isinstance(v, list) and any(member(item) for item in v)
         )
     return lambda v: isinstance(v, list) and any(member(item) for item in v)
 

@@ -58,6 +58,7 @@ def canonical_json(value: Any) -> str:
     )
 
 
+
 def content_hashes(texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]]) -> list[str]:
     """`content_hash` of each text with its metadata's `canonical_json`, after checking each
     record's size (`check_record_size`: `InvalidInputError` for the first too large). For

@@ -69,7 +69,9 @@ class Loader:
         self.params = params
         self.kind_for = kind_for
 
-    def build_newest(self, manifest: Manifest, *, lazy: bool = True) -> tuple[StoreState, Manifest]:
+    def build_newest(
+        self, manifest: Manifest, *, lazy: bool = True
+    ) -> tuple[StoreState, Manifest]:
         """`build` of ``manifest``, or of a newer version if the store moved on while its
         files were read (a file a manifest names is removed only once a newer version replaced
         it and the retention time passed; otherwise it is missing: `IntegrityError`)."""
@@ -153,7 +155,8 @@ class Loader:
             def prefetch() -> None:
                 nonlocal waiting, following
                 while following is not None and (
-                    len(pending) < PREFETCH_MIN or waiting + _size(following[1]) <= PREFETCH_BYTES
+                    len(pending) < PREFETCH_MIN
+                    or waiting + _size(following[1]) <= PREFETCH_BYTES
                 ):
                     i, ref = following
                     read = functools.partial(self.read_segment, ref, dim, sink(i), lazy)

@@ -18,6 +18,7 @@ INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 """``flat`` (exact), ``hnsw`` (graph), ``ivf`` (inverted lists), ``auto`` (flat, then HNSW)."""
 
 
+
 class Unchosen(str):
     """A default the caller did not choose. It equals its plain value everywhere, but a store
     opened with it takes the setting recorded in the store instead; a value the caller chose

@@ -124,16 +124,8 @@ class Queries:
             return []
         with self._rw.read():
             return hybrid_module.hybrid_search(
-                self._state,
-                q,
-                query_text,
-                k,
-                where,
-                method=fusion,
-                alpha=alpha,
-                rank_constant=rank_constant,
-                relevance=relevance,
-            )
+                self._state, q, query_text, k, where, method=fusion, alpha=alpha,
+                rank_constant=rank_constant, relevance=relevance)
 
     def ids(self, filter: Filter | None = None) -> list[str]:
         """The live ids (passing ``filter``, if given), in insertion order."""

@@ -332,7 +332,9 @@ def nests(meta: dict[str, Any]) -> bool:
     return not _CONTAINERS.isdisjoint(map(type, meta.values()))
 
 
-def check_depths(metas: list[dict[str, Any]], path: str, limit: int = MAX_METADATA_DEPTH) -> None:
+def check_depths(
+    metas: list[dict[str, Any]], path: str, limit: int = MAX_METADATA_DEPTH
+) -> None:
     """Raise `IntegrityError` if any metadata nests deeper than ``limit`` levels (the dict
     itself is level 1). When all are flat, the common case, this is one pass over the types
     of their values, in C; only a dict or list value makes it walk that metadata."""

@@ -78,7 +78,9 @@ def prepare_query(
             "with the store's embedding model"
         ) from None
     if size == 0:
-        raise InvalidInputError(f"a query vector must be a flat list of floats, got shape {shape}")
+        raise InvalidInputError(
+            f"a query vector must be a flat list of floats, got shape {shape}"
+        )
     square = float(np.vdot(q, q))  # (as np.dot of the row; NaN or infinity makes it so)
     if not checked and not math.isfinite(square) and not np.isfinite(q).all():
         raise InvalidInputError("the query vector contains NaN or infinite values")

@@ -76,6 +76,7 @@ class RegularFile:
             raise DocumentProcessingError(_cannot_read(exc)) from exc
 
 
+
 @contextmanager
 def open_regular(path: Path, check: Callable[[], None] | None = None) -> Iterator[RegularFile]:
     """Open a regular file for reading (closed on leaving the ``with`` block); anything else is

@@ -403,7 +403,9 @@ class LocalStorage:
         except OSError as exc:
             raise self._failed("write in", folder, exc) from exc
 
-    def _sync_later(self, name: str, out: int | None, fd: int, folder: builtins.list[str]) -> None:
+    def _sync_later(
+        self, name: str, out: int | None, fd: int, folder: builtins.list[str]
+    ) -> None:
         """fsync the file ``out`` (renamed into the folder ``fd``; ``None``: no file), then the
         folder, on a background thread; `sync` waits for it. The descriptors are closed when
         done (``fd`` is the caller's: a duplicate is used)."""

@@ -179,7 +179,9 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
         self._engine.upsert(id_list, text_list, metas, vectors, postings=postings)
         return id_list
 
-    def apply(self, documents: Sequence[Document] = (), delete: Sequence[str] = ()) -> list[str]:
+    def apply(
+        self, documents: Sequence[Document] = (), delete: Sequence[str] = ()
+    ) -> list[str]:
         """Add or replace ``documents`` (by `Document.id`; a new id where it is ``None``) and
         delete the ids in ``delete``, all in one commit: a crash leaves all of it or none.
         An id both deleted and given a document ends up with the document. Returns the
@@ -194,7 +196,9 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
         )
         deletes = _id_list(delete)
         postings = self._engine.postings_ahead(texts)
-        vectors = self._service.embed_array(texts) if texts else np.zeros((0, 0), dtype=np.float32)
+        vectors = (
+            self._service.embed_array(texts) if texts else np.zeros((0, 0), dtype=np.float32)
+        )
         self._engine.apply(ids, texts, metas, vectors, deletes, postings=postings)
         return ids
 

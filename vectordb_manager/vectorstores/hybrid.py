@@ -206,6 +206,8 @@ class HybridSearchMixin(VectorStore):
         return HybridRetriever(vectorstore=self, tags=tags, **kwargs)
 
 
+
+
 class HybridRetriever(VectorStoreRetriever):
     """LangChain's `VectorStoreRetriever` with ``search_type="keyword"`` (BM25) and
     ``search_type="hybrid"`` (vector and keyword rankings fused) besides LangChain's

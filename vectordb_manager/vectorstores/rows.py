@@ -106,7 +106,10 @@ def _flat_copies(metadatas: Sequence[Mapping[str, Any] | None]) -> list[dict[str
         return None
     copies = list(map(dict, cast(Sequence[dict[str, Any]], metadatas)))
     keys = list(chain.from_iterable(copies))
-    if _STR.issuperset(map(type, keys)) and max(map(len, keys), default=0) * 4 <= MAX_KEY_BYTES:
+    if (
+        _STR.issuperset(map(type, keys))
+        and max(map(len, keys), default=0) * 4 <= MAX_KEY_BYTES
+    ):
         return copies
     return None
 

@@ -117,7 +117,9 @@ def ingest_request(
         raise InvalidInputError("invalid batch policy: " + "; ".join(problems))
     return IngestRequest(
         store=store_spec(config),
-        paths=[str(p) if str(p).startswith("s3://") else str(absolute(p)) for p in items],
+        paths=[
+            str(p) if str(p).startswith("s3://") else str(absolute(p)) for p in items
+        ],
         glob=glob,
         cleanup=cleanup,
         policy=policy,

@@ -84,7 +84,8 @@ def require_temporal() -> None:
         import temporalio  # noqa: F401
     except ImportError as exc:
         raise ConfigurationError(
-            "running on Temporal needs the temporal extra: pip install 'vectordb-manager[temporal]'"
+            "running on Temporal needs the temporal extra: "
+            "pip install 'vectordb-manager[temporal]'"
         ) from exc
 
 
