@@ -34,6 +34,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import struct
 import subprocess
 import sys
@@ -95,9 +96,10 @@ class HelperGone(RuntimeError):
 
 
 class Helper:
-    """One helper process, and the futures of its requests, answered in order by a thread
-    that reads its replies (so a large reply never waits for the writer, nor the writer's next
-    request for the reply)."""
+    """One helper process, and the futures of its requests: a thread sends the requests
+    queued (so a writer never waits on the pipe, which would let other threads take the
+    interpreter for a while), another reads the replies and answers the futures in order (so
+    a large reply never waits for a writer, nor a request for a reply)."""
 
     def __init__(self, idle_seconds: float | None = None) -> None:
         idle = IDLE_SECONDS if idle_seconds is None else idle_seconds
@@ -116,40 +118,35 @@ class Helper:
         self.ready = False
         self.gone = False
         self.answered = 0  # requests answered with postings
-        self._send = threading.Lock()  # one request written at a time, in the order queued
-        self._lock = threading.Lock()  # the queue and the flags
-        self._waiting: deque[Future[bytes]] = deque()
-        self._reader = threading.Thread(
-            target=self._read, name="vectordb-postings-reader", daemon=True
-        )
-        self._reader.start()
+        self._lock = threading.Lock()  # the queues and the flags
+        self._waiting: deque[Future[bytes]] = deque()  # sent or to send, in order
+        self._outbox: queue.SimpleQueue[tuple[Sequence[str], Analyzer] | None]
+        self._outbox = queue.SimpleQueue()  # (None: close its input)
+        self._threads = [
+            threading.Thread(target=self._read, name="vectordb-postings-reader", daemon=True),
+            threading.Thread(target=self._send, name="vectordb-postings-sender", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, texts: Sequence[str], analyzer: Analyzer) -> Ahead | None:
         """These texts' postings on their way; ``None`` when the helper is not ready yet,
         or gone."""
-        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)).tobytes()
-        blob = "".join(texts).encode("utf-8", "surrogatepass")
-        spec = json.dumps(analyzer.to_json(), sort_keys=True).encode("utf-8")
         future: Future[bytes] = Future()
-        with self._send:
-            with self._lock:
-                if not self.ready or self.gone:
-                    return None
-                self._waiting.append(future)
-            try:
-                for part in (_REQUEST.pack(len(spec), len(texts), len(blob)), spec, lengths, blob):
-                    self._in.write(part)
-                self._in.flush()
-            except (OSError, ValueError) as exc:  # (the pipe closed: the reader fails it)
-                self._end(f"could not be sent a request: {exc}")
+        with self._lock:  # (queued in the order of `_waiting`)
+            if not self.ready or self.gone:
+                return None
+            self._waiting.append(future)
+            self._outbox.put((texts, analyzer))
         return Ahead(future, analyzer, len(texts))
 
     def stop(self) -> None:
-        """Close its input and wait for it to exit (it finishes the request in hand first)."""
-        with self._send, contextlib.suppress(OSError):
-            self._in.close()
+        """Close its input once every request queued is sent, and wait for it to exit (it
+        answers them first)."""
+        self._outbox.put(None)
         self.process.wait()
-        self._reader.join()
+        for thread in self._threads:
+            thread.join()
 
     def forget(self) -> None:
         """In a forked child: close this process's copies of the pipes (the helper is the
@@ -157,6 +154,21 @@ class Helper:
         for stream in (self._in, self._out):
             with contextlib.suppress(OSError, ValueError):
                 os.close(stream.fileno())
+
+    def _send(self) -> None:
+        while (item := self._outbox.get()) is not None:
+            texts, analyzer = item
+            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)).tobytes()
+            blob = "".join(texts).encode("utf-8", "surrogatepass")
+            spec = json.dumps(analyzer.to_json(), sort_keys=True).encode("utf-8")
+            head = _REQUEST.pack(len(spec), len(texts), len(blob))
+            try:
+                self._in.write(b"".join((head, spec, lengths, blob)))
+                self._in.flush()
+            except (OSError, ValueError) as exc:  # (it is gone: its requests fail)
+                self._end(f"could not be sent a request: {exc}")
+        with contextlib.suppress(OSError):
+            self._in.close()
 
     def _read(self) -> None:
         reason = "exited"
