@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from langchain_core.documents import Document
 
 from vectordb_manager import LocalVectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
@@ -68,6 +69,10 @@ def own_slot(monkeypatch: pytest.MonkeyPatch) -> Iterator[postings_process._Slot
     yield slot
     if slot.helper is not None:
         slot.helper.stop()
+
+
+def _not_in_the_writer(*_: object) -> Postings:
+    raise AssertionError("the writer built postings the helper was sent")
 
 
 _FIRST_IDS = [f"first-{i}" for i in range(postings_process.MIN_TEXTS)]
@@ -131,17 +136,19 @@ def test_concurrent_writers_each_get_their_own_texts_postings(helper: Helper) ->
 
 
 def test_a_store_takes_large_batches_postings_from_the_helper(
-    tmp_path: Path, own_slot: object
+    tmp_path: Path, own_slot: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     helped = LocalVectorStore(HashingEmbeddings(16), tmp_path / "helped")
     plain = LocalVectorStore(HashingEmbeddings(16), tmp_path / "plain", keyword_process=False)
     helper = _ready_helper(helped)
     plain.add_texts(_texts(99, postings_process.MIN_TEXTS), ids=_FIRST_IDS)
-    for seed in range(3):
-        texts = _texts(seed, 400)
-        ids = [f"{seed}-{i}" for i in range(len(texts))]
-        helped.add_texts(texts, ids=ids)
+    batches = [(_texts(seed, 400), [f"{seed}-{i}" for i in range(400)]) for seed in range(3)]
+    for texts, ids in batches:
         plain.add_texts(texts, ids=ids)
+    with monkeypatch.context() as m:  # (the writer builds none: they are the helper's)
+        m.setattr(Postings, "build", _not_in_the_writer)
+        for texts, ids in batches:
+            helped.add_texts(texts, ids=ids)
     assert helper.answered == 3
     helped.add_texts(["few texts stay in the writer"], ids=["few"])  # (under MIN_TEXTS)
     plain.add_texts(["few texts stay in the writer"], ids=["few"])
@@ -300,3 +307,25 @@ def test_a_forked_child_starts_its_own_helper(
     ahead = helper.submit(texts, Analyzer())  # the parent's still answers it
     assert ahead is not None and ahead.future.result() == expected
     own_slot.helper = None
+
+
+async def test_async_adds_and_apply_take_the_helpers_postings(
+    tmp_path: Path, own_slot: object
+) -> None:
+    store = LocalVectorStore(HashingEmbeddings(16), tmp_path / "s")
+    helper = _ready_helper(store)
+    texts = _texts(11, 300)
+    await store.aadd_texts(texts, ids=[f"async-{i}" for i in range(len(texts))])
+    assert helper.answered == 1
+    docs = [Document(page_content=t, id=f"doc-{i}") for i, t in enumerate(_texts(12, 300))]
+    store.apply(docs, delete=["async-0"])
+    assert helper.answered == 2
+    store.verify()
+    plain = LocalVectorStore(HashingEmbeddings(16), tmp_path / "plain", keyword_process=False)
+    plain.add_texts(_texts(99, postings_process.MIN_TEXTS), ids=_FIRST_IDS)
+    await plain.aadd_texts(texts, ids=[f"async-{i}" for i in range(len(texts))])
+    plain.apply(docs, delete=["async-0"])
+    for query in ("running dogs", "Straße", "w3"):
+        assert store.keyword_search_with_score(query, k=30) == plain.keyword_search_with_score(
+            query, k=30
+        )
