@@ -329,3 +329,11 @@ async def test_async_adds_and_apply_take_the_helpers_postings(
         assert store.keyword_search_with_score(query, k=30) == plain.keyword_search_with_score(
             query, k=30
         )
+
+
+def test_texts_that_are_not_strings_are_not_sent(helper: Helper) -> None:
+    assert helper.submit(["a text", None] * 200, Analyzer()) is None  # type: ignore[list-item]
+    assert helper.submit(["lone \udc80 surrogates travel", "fine"] * 200, Analyzer()) is not None
+    texts = _texts(21, 300)
+    ahead = helper.submit(texts, Analyzer())
+    assert ahead is not None and ahead.future.result() == Postings.build(texts, Analyzer()).encode()

@@ -112,7 +112,7 @@ class Helper:
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in: IO[bytes] = self.process.stdin
         self._out: IO[bytes] = self.process.stdout
-        for pipe in (self._in, self._out):  # (room for a whole request: writing one never waits)
+        for pipe in (self._in, self._out):  # (room for a request or a reply: fewer waits)
             _widen(pipe)
         self.started = threading.Event()  # set once it is ready, or gone
         self.ready = False
@@ -120,8 +120,7 @@ class Helper:
         self.answered = 0  # requests answered with postings
         self._lock = threading.Lock()  # the queues and the flags
         self._waiting: deque[Future[bytes]] = deque()  # sent or to send, in order
-        self._outbox: queue.SimpleQueue[tuple[Sequence[str], Analyzer] | None]
-        self._outbox = queue.SimpleQueue()  # (None: close its input)
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()  # (None: the end)
         self._threads = [
             threading.Thread(target=self._read, name="vectordb-postings-reader", daemon=True),
             threading.Thread(target=self._send, name="vectordb-postings-sender", daemon=True),
@@ -132,12 +131,18 @@ class Helper:
     def submit(self, texts: Sequence[str], analyzer: Analyzer) -> Ahead | None:
         """These texts' postings on their way; ``None`` when the helper is not ready yet,
         or gone."""
+        if not self.ready or self.gone:
+            return None
+        try:
+            request = _request(texts, analyzer)
+        except (TypeError, ValueError):  # (not strings: the writer's checks say what is wrong)
+            return None
         future: Future[bytes] = Future()
         with self._lock:  # (queued in the order of `_waiting`)
-            if not self.ready or self.gone:
+            if self.gone:
                 return None
             self._waiting.append(future)
-            self._outbox.put((texts, analyzer))
+            self._outbox.put(request)
         return Ahead(future, analyzer, len(texts))
 
     def stop(self) -> None:
@@ -156,14 +161,9 @@ class Helper:
                 os.close(stream.fileno())
 
     def _send(self) -> None:
-        while (item := self._outbox.get()) is not None:
-            texts, analyzer = item
-            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)).tobytes()
-            blob = "".join(texts).encode("utf-8", "surrogatepass")
-            spec = json.dumps(analyzer.to_json(), sort_keys=True).encode("utf-8")
-            head = _REQUEST.pack(len(spec), len(texts), len(blob))
+        while (request := self._outbox.get()) is not None:
             try:
-                self._in.write(b"".join((head, spec, lengths, blob)))
+                self._in.write(request)
                 self._in.flush()
             except (OSError, ValueError) as exc:  # (it is gone: its requests fail)
                 self._end(f"could not be sent a request: {exc}")
@@ -297,6 +297,14 @@ def _settle(future: Future[bytes], result: bytes | None, error: BaseException | 
             future.set_exception(error)
     except InvalidStateError:  # (already settled)
         pass
+
+
+def _request(texts: Sequence[str], analyzer: Analyzer) -> bytes:
+    """The request for these texts' postings (see the module docstring)."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)).tobytes()
+    blob = "".join(texts).encode("utf-8", "surrogatepass")
+    spec = json.dumps(analyzer.to_json(), sort_keys=True).encode("utf-8")
+    return b"".join((_REQUEST.pack(len(spec), len(texts), len(blob)), spec, lengths, blob))
 
 
 def _widen(pipe: IO[bytes]) -> None:
