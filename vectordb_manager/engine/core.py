@@ -68,7 +68,6 @@ from vectordb_manager.engine.options import (
     INDEX_TYPES,
     chosen,
 )
-from vectordb_manager.engine.postings import Postings
 from vectordb_manager.engine.postings_process import Ahead
 from vectordb_manager.engine.queries import Queries
 from vectordb_manager.engine.records import flat_scalars, is_typed
@@ -480,19 +479,15 @@ class Engine(Queries, Maintenance, GroupCommits):
             and not flat_scalars(seg.metadatas)
             and any(map(is_typed, seg.metadatas))
         )
-        keywords = bool(self.keyword_index and len(seg) and seg.raw is None)
-        if keywords and seg.postings is None and helped is None:
-            seg.postings = Postings.build(seg.texts, self._analyzer)
         if self.value_index and len(seg) and seg.raw is None and seg.values is None:
             seg.values = EncodedValues(build_values(seg.metadatas), f"{SEGMENT_DIR}{name}.seg")
-        texts = seg.texts
+        texts = seg.texts if seg.raw is None else None  # (raw records: none built here)
         if len(seg) and seg.raw is None:
             # kept as the encoded lines, as an opened store keeps them: decoded on demand
             lines = record_lines(seg, f"{SEGMENT_DIR}{name}.seg")
             seg = replace(seg, texts=[], metadatas=[], hashes=[], created=[], updated=[], raw=lines)
-        if keywords and seg.postings is None and helped is not None:  # (last: built meanwhile)
-            got = helped.result(self._analyzer, len(seg))
-            seg.postings = got if got is not None else Postings.build(texts, self._analyzer)
+        if self.keyword_index and len(seg) and texts is not None and seg.postings is None:
+            seg.postings = postings_process.postings_of(texts, self._analyzer, helped)  # (last)
         if log is None:
             with self._rw.write():
                 self._state.apply(seg, None)

@@ -91,6 +91,13 @@ class Ahead:
             return None
 
 
+def postings_of(texts: Sequence[str], analyzer: Analyzer, ahead: Ahead | None) -> Postings:
+    """The postings of these texts: the helper's, when it was sent them and gave them, else
+    built here."""
+    got = ahead.result(analyzer, len(texts)) if ahead is not None else None
+    return got if got is not None else Postings.build(texts, analyzer)
+
+
 class HelperGone(RuntimeError):
     """The helper process ended (or failed a request) before it answered."""
 
@@ -370,4 +377,13 @@ def _reply(stream: IO[bytes], kind: int, body: bytes) -> None:
     stream.flush()
 
 
-__all__ = ["MIN_TEXTS", "Ahead", "Helper", "HelperGone", "available", "shutdown", "submit"]
+__all__ = [
+    "MIN_TEXTS",
+    "Ahead",
+    "Helper",
+    "HelperGone",
+    "available",
+    "postings_of",
+    "shutdown",
+    "submit",
+]

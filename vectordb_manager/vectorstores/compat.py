@@ -148,8 +148,7 @@ class FaissCompatMixin(VectorStore):
         text_list, metas, id_list = self._rows(texts, metadatas, ids, batch_size, kwargs)
         if not text_list:
             return []
-        # (not on the loop's thread: starting the helper, or a full pipe, would hold the loop)
-        postings = await run_in_executor(None, self._engine.postings_ahead, text_list)
+        postings = self._engine.postings_ahead(text_list)  # (queued: never waits on the pipe)
         step = batch_size or len(text_list)
         vectors: list[list[float]] = []
         for start in range(0, len(text_list), step):
