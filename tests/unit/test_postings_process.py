@@ -164,6 +164,104 @@ def test_a_store_takes_large_batches_postings_from_the_helper(
     )
 
 
+def test_gathered_rows_have_the_postings_of_their_texts() -> None:
+    """`Postings.gather`: any rows of any parts, in any order, equal `build` of their texts."""
+    rng = random.Random(7)
+    for trial in range(60):
+        analyzer = _ANALYZERS[trial % 3]
+        groups = [_texts(100 * trial + w, rng.randint(1, 40)) for w in range(rng.randint(1, 4))]
+        parts = {w: Postings.build(g, analyzer) for w, g in enumerate(groups)}
+        every = [(w, i) for w, g in enumerate(groups) for i in range(len(g))]
+        picks = rng.sample(every, rng.randint(0, len(every)))
+        got = Postings.gather(parts, picks)
+        assert got.equals(Postings.build([groups[w][i] for w, i in picks], analyzer)), picks
+    empty = Postings.build(["", "the is"], Analyzer())  # (rows without terms)
+    assert Postings.gather({0: empty}, [(0, 1)]).equals(Postings.build(["the is"], Analyzer()))
+
+
+def _same_keyword_results(a: LocalVectorStore, b: LocalVectorStore) -> None:
+    """Every match with its score (in any order among equal scores: a group commit orders
+    its rows otherwise than the same writes one by one)."""
+    for query in ("running dogs", "東京都", "PutObject", "w7 w8", "w3", "café"):
+        found = [
+            sorted((round(score, 9), doc.id, doc.page_content) for doc, score in hits)
+            for hits in (s.keyword_search_with_score(query, k=2000) for s in (a, b))
+        ]
+        assert found[0] == found[1] and found[0]
+
+
+def test_a_write_of_partly_unchanged_rows_takes_the_helpers_postings_of_the_rest(
+    tmp_path: Path, own_slot: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helped = LocalVectorStore(HashingEmbeddings(16), tmp_path / "helped")
+    plain = LocalVectorStore(HashingEmbeddings(16), tmp_path / "plain", keyword_process=False)
+    helper = _ready_helper(helped)
+    plain.add_texts(_texts(99, postings_process.MIN_TEXTS), ids=_FIRST_IDS)
+    first = _texts(1, 400)
+    ids = [f"a-{i}" for i in range(400)]
+    again = first[:150] + _texts(2, 150) + _texts(3, 100)  # unchanged, changed, new
+    again_ids = ids[:300] + [f"b-{i}" for i in range(100)]
+    for store in (helped, plain):
+        store.add_texts(first, ids=ids)
+    with monkeypatch.context() as m:
+        m.setattr(Postings, "build", _not_in_the_writer)
+        helped.add_texts(again, ids=again_ids)
+    plain.add_texts(again, ids=again_ids)
+    assert helper.answered == 2  # (the first large write started it)
+    assert helped.stats()["documents"] == plain.stats()["documents"] == 256 + 500
+    helped.verify()
+    _same_keyword_results(helped, plain)
+    _same_keyword_results(LocalVectorStore(HashingEmbeddings(16), tmp_path / "helped"), plain)
+
+
+def test_a_group_commit_gathers_its_writes_postings_from_the_helper(
+    tmp_path: Path, own_slot: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helped = LocalVectorStore(HashingEmbeddings(16), tmp_path / "helped")
+    plain = LocalVectorStore(HashingEmbeddings(16), tmp_path / "plain", keyword_process=False)
+    helper = _ready_helper(helped)
+    plain.add_texts(_texts(99, postings_process.MIN_TEXTS), ids=_FIRST_IDS)
+    # three writes queue while the test holds the writers' lock, so one commit takes them all;
+    # the last one rewrites some of the first one's ids (the group keeps its records)
+    writes = [
+        (_texts(10, 300), [f"x-{i}" for i in range(300)]),
+        (_texts(11, 280), [f"y-{i}" for i in range(280)]),
+        (_texts(12, 290), [f"x-{i}" for i in range(100)] + [f"z-{i}" for i in range(190)]),
+    ]
+    engine = helped._engine
+    version = engine.version
+    errors: list[BaseException] = []
+
+    def write(texts: list[str], ids: list[str]) -> None:
+        try:
+            helped.add_texts(texts, ids=ids)
+        except BaseException as exc:  # (reported below)
+            errors.append(exc)
+
+    with monkeypatch.context() as m:
+        m.setattr(Postings, "build", _not_in_the_writer)
+        threads = []
+        with engine._write_lock:
+            for texts, ids in writes:  # (queued in this order)
+                queued = len(engine._queue)
+                threads.append(threading.Thread(target=write, args=(texts, ids)))
+                threads[-1].start()
+                while len(engine._queue) == queued:  # (until this write waits in the queue)
+                    assert threads[-1].is_alive(), errors
+                    threads[-1].join(0.001)
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert engine.version == version + 1  # (one commit)
+    assert helper.answered == 3
+    for texts, ids in writes:
+        plain.add_texts(texts, ids=ids)
+    assert helped.stats()["documents"] == plain.stats()["documents"] == 256 + 300 + 280 + 190
+    helped.verify()
+    _same_keyword_results(helped, plain)
+    assert helped.get_by_ids(["x-5"])[0].page_content == writes[2][0][5]
+
+
 def test_a_killed_helper_costs_a_write_nothing_and_a_new_one_starts(
     tmp_path: Path, own_slot: object
 ) -> None:

@@ -68,7 +68,7 @@ from vectordb_manager.engine.options import (
     INDEX_TYPES,
     chosen,
 )
-from vectordb_manager.engine.postings_process import Ahead
+from vectordb_manager.engine.postings_process import Ahead, FromHelper
 from vectordb_manager.engine.queries import Queries
 from vectordb_manager.engine.records import flat_scalars, is_typed
 from vectordb_manager.engine.retry import commit_policy
@@ -442,8 +442,8 @@ class Engine(Queries, Maintenance, GroupCommits):
             ),
             deletes=present,
         )
-        helped = write.postings if every and isinstance(write, PendingWrite) else None
-        committed = self._commit_locked(seg, helped)
+        helped = write.from_helper  # (of only some of its rows: theirs are gathered)
+        committed = self._commit_locked(seg, helped if every or not helped else helped.kept(keep))
         return (len(keep), len(present)), committed
 
     def upsert(
@@ -468,7 +468,7 @@ class Engine(Queries, Maintenance, GroupCommits):
     def _check_dimension(self, dim: int) -> None:
         vectors_module.check_dimension(dim, self.dimension)
 
-    def _commit_locked(self, seg: SegmentData, helped: Ahead | None = None) -> Manifest | None:
+    def _commit_locked(self, seg: SegmentData, helped: FromHelper | None = None) -> Manifest | None:
         """Commit a segment and apply it in memory; the manifest committed (``None`` in
         memory), whose last fsync the caller awaits (`CommitLog.settle`) after the lock.
         ``helped``: its rows' postings from the helper process, if it was sent them."""

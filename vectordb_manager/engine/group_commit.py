@@ -34,7 +34,7 @@ import numpy as np
 from vectordb_manager.engine import vectors as vectors_module
 from vectordb_manager.engine.commit_log import CommitLog, CommitUnknown
 from vectordb_manager.engine.format import Manifest, Vectors
-from vectordb_manager.engine.postings_process import Ahead
+from vectordb_manager.engine.postings_process import Ahead, FromHelper
 from vectordb_manager.engine.state import StoreState
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ class Write(Protocol):
     def deletes(self) -> Sequence[str]: ...
     @property
     def hashes(self) -> list[str]: ...
+    @property
+    def from_helper(self) -> FromHelper | None: ...
 
 
 @dataclass(eq=False)
@@ -74,6 +76,11 @@ class PendingWrite:
     error: BaseException | None = None
     done: bool = False
     owner: bool = field(default=False, repr=False)  # whether this thread committed the group
+
+    @property
+    def from_helper(self) -> FromHelper | None:
+        """Where its rows' postings are on their way from, if they are."""
+        return None if self.postings is None else FromHelper((self.postings,))
 
     def fail(self, exc: BaseException, *, own: bool) -> None:
         """Fail with ``exc`` (its own exception for the thread that raised it, a copy with
@@ -108,6 +115,7 @@ class Combined:
     deletes: list[str]
     hashes: list[str]
     results: list[tuple[int, int]]
+    from_helper: FromHelper | None = None  # where its rows' postings are on their way from
 
 
 def combine(writes: Sequence[PendingWrite], st: StoreState, dim: int) -> Combined:
@@ -145,6 +153,7 @@ def combine(writes: Sequence[PendingWrite], st: StoreState, dim: int) -> Combine
     starts = np.cumsum([0] + [len(write.ids) for write in writes])
     every = np.concatenate([write.vectors.reshape(len(write.ids), dim) for write in writes])
     at = np.fromiter((starts[w] + i for w, i in chosen), dtype=np.int64, count=len(chosen))
+    sources = [write.postings for write in writes]
     return Combined(
         ids=list(rows),
         texts=[writes[w].texts[i] for w, i in chosen],
@@ -153,6 +162,7 @@ def combine(writes: Sequence[PendingWrite], st: StoreState, dim: int) -> Combine
         deletes=list(deleted),
         hashes=[writes[w].hashes[i] for w, i in chosen],
         results=results,
+        from_helper=FromHelper(sources, chosen) if any(sources) else None,
     )
 
 

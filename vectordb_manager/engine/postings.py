@@ -22,7 +22,7 @@ anything else is `IntegrityError`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +155,40 @@ class Postings:
             freq.astype(np.uint32),
             np.asarray(lengths, dtype=np.uint32),
         )
+
+    @classmethod
+    def gather(cls, parts: Mapping[int, Postings], picks: Sequence[tuple[int, int]]) -> Postings:
+        """The postings of the rows ``picks`` names, in its order: row ``j`` is row
+        ``picks[j][1]`` of ``parts[picks[j][0]]`` (each named once). The same as `build` of
+        those rows' texts: a commit that keeps some of the rows sent to the helper process,
+        or holds several writes' rows, takes them from what the helper built."""
+        at = np.asarray(picks, dtype=np.int64).reshape(-1, 2)
+        vocab: dict[str, int] = {}
+        term_ids: list[I64] = []
+        rows: list[I64] = []
+        tfs: list[I64] = []
+        lengths = np.zeros(len(at), dtype=np.int64)
+        for w, part in parts.items():
+            mine = np.flatnonzero(at[:, 0] == w)
+            if not len(mine):
+                continue
+            new = np.full(part.row_count, -1, dtype=np.int64)  # part's row -> gathered row
+            new[at[mine, 1]] = mine
+            lengths[mine] = part.lengths[at[mine, 1]]
+            target = new[part.rows]
+            kept = target >= 0
+            local = np.repeat(np.arange(len(part.terms), dtype=np.int64), np.diff(part.offsets))
+            ids = np.fromiter(
+                (vocab.setdefault(t, len(vocab)) for t in part.terms), np.int64, len(part.terms)
+            )
+            term_ids.append(ids[local[kept]])
+            rows.append(target[kept])
+            tfs.append(part.tfs[kept].astype(np.int64))
+        if not term_ids:
+            term_ids, rows, tfs = [_NONE], [_NONE], [_NONE]
+        return cls.from_triples(
+            list(vocab), np.concatenate(term_ids), np.concatenate(rows), np.concatenate(tfs),
+            lengths)  # fmt: skip
 
     # -- the section -----------------------------------------------------------------------
     def encode(self) -> bytes:

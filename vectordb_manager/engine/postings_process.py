@@ -9,9 +9,11 @@ thread waited for the lock meanwhile (a second core sat idle). So a store's writ
 out the segment waits for the postings' section (a pipe read, which releases the lock),
 decoded by `Postings.decode`, which believes nothing. When the helper is not there yet (it
 starts in the background on the first large write, and is not waited for), has gone, or
-answers with an error, or when the commit holds other rows than those sent, the writer
-builds the postings itself, as before: they are the same either way (the helper runs the
-same code on the same texts, with the store's analyzer sent along as JSON).
+answers with an error, the writer builds the postings itself, as before: they are the same
+either way (the helper runs the same code on the same texts, with the store's analyzer sent
+along as JSON). A commit that keeps only some of the rows sent (the others unchanged), or
+holds several writes (a group commit), gathers its rows' postings from the helper's replies
+(`FromHelper`, `Postings.gather`); if one of those writes has none, the writer builds them.
 
 The helper is ``sys.executable`` running this module with the parent's ``sys.path``, so it
 imports the same code; it is not started in frozen applications or where ``sys.executable``
@@ -91,10 +93,44 @@ class Ahead:
             return None
 
 
-def postings_of(texts: Sequence[str], analyzer: Analyzer, ahead: Ahead | None) -> Postings:
+@dataclass(frozen=True)
+class FromHelper:
+    """Where a commit's rows' postings are on their way from: row ``j`` is row
+    ``picks[j][1]`` of the texts sent as ``sources[picks[j][0]]`` (``picks`` ``None``: every
+    row of the one source, in order). A commit that keeps some rows of a write (others
+    unchanged) or holds several writes (a group commit) gathers its rows' postings."""
+
+    sources: Sequence[Ahead | None]
+    picks: Sequence[tuple[int, int]] | None = None
+
+    def postings(self, analyzer: Analyzer, rows: int) -> Postings | None:
+        """The postings of the ``rows`` rows, or ``None`` where a source could not give
+        them."""
+        if self.picks is None:
+            (ahead,) = self.sources
+            return ahead.result(analyzer, rows) if ahead is not None else None
+        if len(self.picks) != rows:
+            return None
+        parts: dict[int, Postings] = {}
+        for w in sorted({w for w, _ in self.picks}):
+            ahead = self.sources[w]
+            got = ahead.result(analyzer, ahead.count) if ahead is not None else None
+            if got is None:
+                return None
+            parts[w] = got
+        return Postings.gather(parts, self.picks)
+
+    def kept(self, keep: Sequence[int]) -> FromHelper:
+        """These rows' sources, of only the rows at ``keep``, in that order."""
+        if self.picks is None:
+            return FromHelper(self.sources, [(0, i) for i in keep])
+        return FromHelper(self.sources, [self.picks[i] for i in keep])
+
+
+def postings_of(texts: Sequence[str], analyzer: Analyzer, helped: FromHelper | None) -> Postings:
     """The postings of these texts: the helper's, when it was sent them and gave them, else
     built here."""
-    got = ahead.result(analyzer, len(texts)) if ahead is not None else None
+    got = helped.postings(analyzer, len(texts)) if helped is not None else None
     return got if got is not None else Postings.build(texts, analyzer)
 
 
@@ -380,6 +416,7 @@ def _reply(stream: IO[bytes], kind: int, body: bytes) -> None:
 __all__ = [
     "MIN_TEXTS",
     "Ahead",
+    "FromHelper",
     "Helper",
     "HelperGone",
     "available",
