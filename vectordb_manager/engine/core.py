@@ -471,7 +471,7 @@ class Engine(Queries, Maintenance, GroupCommits):
     def _commit_locked(self, seg: SegmentData, helped: FromHelper | None = None) -> Manifest | None:
         """Commit a segment and apply it in memory; the manifest committed (``None`` in
         memory), whose last fsync the caller awaits (`CommitLog.settle`) after the lock.
-        ``helped``: its rows' postings from the helper process, if it was sent them."""
+        ``helped``: where its rows' postings come from the helper process, if they were sent."""
         log = self.log
         name = new_segment_name()
         typed = (  # dates: a feature

@@ -162,7 +162,7 @@ def combine(writes: Sequence[PendingWrite], st: StoreState, dim: int) -> Combine
         deletes=list(deleted),
         hashes=[writes[w].hashes[i] for w, i in chosen],
         results=results,
-        from_helper=FromHelper(sources, chosen) if any(sources) else None,
+        from_helper=None if sources.count(None) == len(sources) else FromHelper(sources, chosen),
     )
 
 
