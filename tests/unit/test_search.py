@@ -198,6 +198,28 @@ def test_search_by_vector_and_with_score_by_vector() -> None:
     assert len(pairs) == 5 and all(int(d.id) % 2 == 0 for d, _ in pairs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("n", [400, 12_000])  # FAISS's search of a small store; NumPy's
+def test_a_query_vector_may_be_any_array_of_floats(
+    distance: str, n: int, built: Callable[..., Built]
+) -> None:
+    """A strided view, float64, or an exact unit vector (whose normalising is skipped) give
+    what the same query as a list gives."""
+    store, _, queries, _ = built(distance, n=n)
+    for qi in (0, 5):
+        want = store.similarity_search_with_score_by_vector(queries[qi].tolist(), k=K)
+        wide = np.zeros((DIM, 3), dtype=np.float32)
+        wide[:, 1] = queries[qi]
+        for query in (wide[:, 1], queries[qi].astype(np.float64)):
+            assert store.similarity_search_with_score_by_vector(query, k=K) == want
+    if distance == "cosine":
+        unit = np.zeros(DIM, dtype=np.float32)
+        unit[3] = 1.0  # (its squared norm is exactly 1.0)
+        assert store.similarity_search_with_score_by_vector(
+            unit, k=K
+        ) == store.similarity_search_with_score_by_vector((unit * 2.0).tolist(), k=K)
+
+
 def test_auto_switches_to_hnsw_at_threshold() -> None:
     store, vectors, queries, _ = make_store("cosine", "auto", n=600, auto_threshold=500)
     assert store.stats()["index"] == "hnsw"

@@ -71,7 +71,7 @@ def prepare_query(
         else:
             q = np.asarray(vector, dtype=np.float32)
             shape, size = q.shape, q.size if q.ndim == 1 else 0
-            q = q.reshape(1, -1)
+            q = np.ascontiguousarray(q.reshape(1, -1))  # (a strided view: FAISS reads it whole)
     except (TypeError, ValueError, OverflowError, struct.error) as exc:
         raise InvalidInputError(
             f"a query vector must be a flat list of numbers ({exc}); embed the query "
@@ -96,7 +96,8 @@ def prepare_query(
             raise InvalidInputError(
                 "the query vector is all zeros; cosine distance needs a direction"
             )
-        q = q / math.sqrt(square)
+        if square != 1.0:  # (a model's unit vector, often: dividing by 1.0 changes nothing)
+            q = q / math.sqrt(square)
     return q
 
 
