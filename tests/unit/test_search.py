@@ -3,6 +3,8 @@ documents that pass; deletes and upserts hold for every index type; scores mean 
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -218,6 +220,37 @@ def test_a_query_vector_may_be_any_array_of_floats(
         assert store.similarity_search_with_score_by_vector(
             unit, k=K
         ) == store.similarity_search_with_score_by_vector((unit * 2.0).tolist(), k=K)
+
+
+def test_concurrent_searches_of_a_small_store_each_get_their_own_results(
+    built: Callable[..., Built],
+) -> None:
+    """A small flat store's searches write FAISS's results into their thread's buffers; many
+    threads at once, and more results than those buffers hold, each get their own."""
+    store, vectors, queries, _ = built("cosine", n=400)
+    want = {
+        (qi, k): brute_force(vectors, queries[qi], k, "cosine") for qi in range(8) for k in (4, 100)
+    }
+    wrong: list[tuple[int, int]] = []
+
+    def searcher(offset: int) -> None:
+        for round_ in range(200):
+            qi, k = (offset + round_) % 8, (4, 100)[round_ % 2]
+            docs = store.similarity_search_by_vector(queries[qi].tolist(), k=k)
+            if [int(d.id) for d in docs] != want[(qi, k)]:  # type: ignore[arg-type]
+                wrong.append((qi, k))
+
+    threads = [threading.Thread(target=searcher, args=(t,)) for t in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # (the threads take turns as often as they can)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
 
 
 def test_auto_switches_to_hnsw_at_threshold() -> None:
