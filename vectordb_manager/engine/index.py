@@ -21,8 +21,8 @@ from faiss import swig_ptr
 
 from vectordb_manager.errors import IntegrityError
 
-_OUT = threading.local()  # each thread's result buffers for `VectorIndex.search_one`
-_OUT_K = 64  # their size (a search of more allocates its own)
+_OUT = threading.local()  # each thread's result buffers for `VectorIndex.search_one`, by k
+_OUT_KS = 16  # how many sizes of them a thread keeps (searches of other sizes allocate)
 
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 IndexKind = str  # "flat" | "hnsw" | "ivf"
@@ -265,12 +265,12 @@ class VectorIndex:
         float32 array of shape (1, d), as `prepare_query` makes it; ``k`` at most the number
         of vectors held), into its thread's buffers (`_OUT`: on a small store, allocating
         them and taking their addresses for each search was 6-14% of it with cold caches)."""
-        out = getattr(_OUT, "buffers", None) if k <= _OUT_K else _result_buffers(k)
-        if out is None:  # (this thread's first search)
-            out = _OUT.buffers = _result_buffers(_OUT_K)
-        scores, labels, scores_at, labels_at = out
+        try:
+            scores, labels, scores_at, labels_at = _OUT.buffers[k]
+        except (AttributeError, KeyError):  # (this thread's first search of k results)
+            scores, labels, scores_at, labels_at = _new_buffers(k)
         self._index.search_c(1, swig_ptr(query), k, scores_at, labels_at)
-        return scores[:k].tolist(), labels[:k].tolist()
+        return scores.tolist(), labels.tolist()
 
     @property
     def snapshotable(self) -> bool:
@@ -286,7 +286,12 @@ class VectorIndex:
         return None
 
 
-def _result_buffers(k: int) -> tuple[Any, Any, Any, Any]:
-    """Room for k scores and k labels, and their addresses for FAISS."""
+def _new_buffers(k: int) -> tuple[Any, Any, Any, Any]:
+    """Room for k scores and k labels, and their addresses for FAISS; kept for this thread's
+    next searches of k results (of up to `_OUT_KS` sizes)."""
     scores, labels = np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64)
-    return scores, labels, swig_ptr(scores), swig_ptr(labels)
+    out = scores, labels, swig_ptr(scores), swig_ptr(labels)
+    kept: dict[int, Any] = _OUT.__dict__.setdefault("buffers", {})
+    if len(kept) < _OUT_KS:
+        kept[k] = out
+    return out
