@@ -88,6 +88,16 @@ def _ready_helper(store: LocalVectorStore) -> Helper:
     return helper
 
 
+def _helped_and_plain(tmp_path: Path) -> tuple[LocalVectorStore, LocalVectorStore, Helper]:
+    """A store whose helper is ready and one that builds its postings in the writer, both
+    holding the same first large batch."""
+    helped = LocalVectorStore(HashingEmbeddings(16), tmp_path / "helped")
+    plain = LocalVectorStore(HashingEmbeddings(16), tmp_path / "plain", keyword_process=False)
+    helper = _ready_helper(helped)
+    plain.add_texts(_texts(99, postings_process.MIN_TEXTS), ids=_FIRST_IDS)
+    return helped, plain, helper
+
+
 @pytest.mark.parametrize("analyzer", _ANALYZERS, ids=["default", "no-stem", "french"])
 def test_the_helper_sends_the_postings_the_writer_builds(
     helper: Helper, analyzer: Analyzer
@@ -138,10 +148,7 @@ def test_concurrent_writers_each_get_their_own_texts_postings(helper: Helper) ->
 def test_a_store_takes_large_batches_postings_from_the_helper(
     tmp_path: Path, own_slot: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    helped = LocalVectorStore(HashingEmbeddings(16), tmp_path / "helped")
-    plain = LocalVectorStore(HashingEmbeddings(16), tmp_path / "plain", keyword_process=False)
-    helper = _ready_helper(helped)
-    plain.add_texts(_texts(99, postings_process.MIN_TEXTS), ids=_FIRST_IDS)
+    helped, plain, helper = _helped_and_plain(tmp_path)
     batches = [(_texts(seed, 400), [f"{seed}-{i}" for i in range(400)]) for seed in range(3)]
     for texts, ids in batches:
         plain.add_texts(texts, ids=ids)
@@ -193,10 +200,7 @@ def _same_keyword_results(a: LocalVectorStore, b: LocalVectorStore) -> None:
 def test_a_write_of_partly_unchanged_rows_takes_the_helpers_postings_of_the_rest(
     tmp_path: Path, own_slot: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    helped = LocalVectorStore(HashingEmbeddings(16), tmp_path / "helped")
-    plain = LocalVectorStore(HashingEmbeddings(16), tmp_path / "plain", keyword_process=False)
-    helper = _ready_helper(helped)
-    plain.add_texts(_texts(99, postings_process.MIN_TEXTS), ids=_FIRST_IDS)
+    helped, plain, helper = _helped_and_plain(tmp_path)
     first = _texts(1, 400)
     ids = [f"a-{i}" for i in range(400)]
     again = first[:150] + _texts(2, 150) + _texts(3, 100)  # unchanged, changed, new
@@ -217,10 +221,7 @@ def test_a_write_of_partly_unchanged_rows_takes_the_helpers_postings_of_the_rest
 def test_a_group_commit_gathers_its_writes_postings_from_the_helper(
     tmp_path: Path, own_slot: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    helped = LocalVectorStore(HashingEmbeddings(16), tmp_path / "helped")
-    plain = LocalVectorStore(HashingEmbeddings(16), tmp_path / "plain", keyword_process=False)
-    helper = _ready_helper(helped)
-    plain.add_texts(_texts(99, postings_process.MIN_TEXTS), ids=_FIRST_IDS)
+    helped, plain, helper = _helped_and_plain(tmp_path)
     # three writes queue while the test holds the writers' lock, so one commit takes them all;
     # the last one rewrites some of the first one's ids (the group keeps its records)
     writes = [
