@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from langchain_core.embeddings import Embeddings
+
+if TYPE_CHECKING:
+    from vectordb_manager.processing import DocumentProcessor
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -28,6 +32,14 @@ def minilm() -> Iterator[Embeddings]:
     from vectordb_manager import EmbeddingService, VectorDBConfig
 
     yield EmbeddingService.from_config(VectorDBConfig()).embeddings
+
+
+@pytest.fixture
+def processor() -> DocumentProcessor:
+    """The DocumentProcessor of test_processing*.py: small chunks, so that files split."""
+    from vectordb_manager.processing import DocumentProcessor
+
+    return DocumentProcessor(chunk_size=200, chunk_overlap=20)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
