@@ -7,7 +7,7 @@
 Everything runs on 127.0.0.1: moto's real HTTP server (``tests.s3_support.moto_server``, in
 this process, in threads) and, in front of it, a `FaultProxy` with no faults that logs every
 request (method, path, status, request body bytes). The proxy's sockets get TCP_NODELAY here
-(``--proxy-nagle`` leaves it off, as ``tests/s3_support.py`` does): it sends a response's
+(``--proxy-nagle`` leaves it off, as ``tests/fault_proxy.py`` does): it sends a response's
 headers and body in two writes, so with Nagle's algorithm every answer with a body (GET, LIST)
 waits ~40 ms for the client's delayed ACK.
 
@@ -537,14 +537,14 @@ def bench_commits(args: argparse.Namespace, proxy: Any, moto_url: str, rows: lis
 
 
 def bench(args: argparse.Namespace) -> common.PartResult:
-    import tests.s3_support
+    import tests.fault_proxy
     from tests.s3_support import FaultProxy, moto_server, s3_client
 
     if not args.proxy_nagle:
         # The proxy writes a response's headers and body in two sends; with Nagle's algorithm
         # on, the body waits for the client's delayed ACK (~40 ms on Linux) on every response
         # that has a body (GET, LIST), which would dominate the commit timings.
-        tests.s3_support._ProxyHandler.disable_nagle_algorithm = True
+        tests.fault_proxy._ProxyHandler.disable_nagle_algorithm = True
 
     work = Path(tempfile.mkdtemp(prefix="bench_s3_"))
     rows: list[Row] = []
@@ -580,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--proxy-nagle",
         action="store_true",
-        help="leave Nagle's algorithm on in the proxy (as tests/s3_support.py does): every "
+        help="leave Nagle's algorithm on in the proxy (as tests/fault_proxy.py does): every "
         "answer with a body then waits ~40 ms for a delayed ACK",
     )
     parser.add_argument("--child", choices=("local", "s3", "s3-whole"), help=argparse.SUPPRESS)
