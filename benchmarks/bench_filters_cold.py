@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from benchmarks import common
+from benchmarks import common, machine
 from benchmarks.common import (
     CENTRES,
     DIM,
@@ -129,8 +129,8 @@ def rss_now() -> dict[str, int]:
     memory (glibc's ``malloc_trim``): memory in use, not freed temporaries kept for reuse."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    total = common.rss_bytes()
-    anon = common.proc_status_bytes("RssAnon")
+    total = machine.rss_bytes()
+    anon = machine.proc_status_bytes("RssAnon")
     return {"rss": total, "anon": total if anon is None else anon, "file": total - (anon or total)}
 
 
@@ -224,7 +224,7 @@ def child_main(path: str, n: int, seed: int, queries: int, code: str | None) -> 
                 "p50": {k: statistics.median(v) for k, v in p50.items()},
                 "rss_open": rss_open,
                 "rss_ranges": rss_ranges,
-                "peak": common.peak_rss_bytes() - rss_ranges["rss"] if peak_reset else None,
+                "peak": machine.peak_rss_bytes() - rss_ranges["rss"] if peak_reset else None,
                 "rss_end": rss_now(),
                 "decoded": decoded,
                 "searches": 4 + 1 + len(unfiltered) + 3 * len(qs[8:]),
@@ -245,7 +245,7 @@ def measure(args: argparse.Namespace, kinds: dict[str, tuple[Path, str | None]])
     for _ in range(args.child_repeats):
         for name, (path, code) in kinds.items():
             argv = ["--child", str(path), *common_argv, *(["--code", code] if code else [])]
-            runs[name].append(common.run_child(Path(__file__), argv).json())
+            runs[name].append(machine.run_child(Path(__file__), argv).json())
     return {name: summarize(args, got) for name, got in runs.items()}
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from benchmarks import common
+from benchmarks import common, machine
 from benchmarks.common import (
     DIM,
     FILTERS,
@@ -54,7 +54,7 @@ def bench(args: argparse.Namespace) -> PartResult:
     from langchain_core.documents import Document
     from langchain_core.vectorstores import InMemoryVectorStore
 
-    baseline = common.rss_bytes()
+    baseline = machine.rss_bytes()
     t0 = time.perf_counter()
     data = common.make_dataset(args.n, args.queries, args.seed)
     truth = common.exact_top_k(data.vectors, data.queries)
@@ -82,7 +82,7 @@ def bench(args: argparse.Namespace) -> PartResult:
         t_add += time.perf_counter() - t1
     del vectors, docs
     gc.collect()
-    held = common.rss_bytes() - baseline
+    held = machine.rss_bytes() - baseline
     common.log(f"- add_documents: {common.fmt_s(t_add)}; holding it: {common.fmt_mb(held)}")
 
     def searcher(passes: Any = None) -> Searcher:
@@ -140,7 +140,7 @@ def bench(args: argparse.Namespace) -> PartResult:
         Row(
             "rss.peak",
             "peak RSS",
-            {"mem": f"{common.fmt_mb(common.peak_rss_bytes())} (built in process)"},
+            {"mem": f"{common.fmt_mb(machine.peak_rss_bytes())} (built in process)"},
         )
     )
     rows.append(

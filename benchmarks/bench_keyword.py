@@ -47,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from benchmarks import common, kwcorpus
+from benchmarks import common, kwcorpus, machine
 from benchmarks.bench_store import dir_bytes
 from benchmarks.common import K, PartResult, Row, Table, Target
 
@@ -381,7 +381,7 @@ def size_open_rows(
     kids: dict[str, list[dict[str, Any]]] = {"with": [], "without": []} if option else {"with": []}
     for _ in range(args.child_repeats):
         for name, runs in kids.items():
-            got = common.run_child(
+            got = machine.run_child(
                 Path(__file__), ["--child", name, "--path", str(paths[name])]
             ).json()
             if got["count"] != len(texts):

@@ -58,7 +58,7 @@ from langchain_core.embeddings import Embeddings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from benchmarks import common
+from benchmarks import common, machine
 from benchmarks.common import (
     DIM,
     WORDS,
@@ -285,7 +285,7 @@ def bench_open(
             inproc[kind].append(open_and_query(kind, path, q)[1])
     for _ in range(OPEN_REPEATS):
         for kind, path in where.items():
-            got = common.run_child(
+            got = machine.run_child(
                 Path(__file__), ["--child", kind, "--where", path, "--seed", str(args.seed)]
             ).json()
             kids[kind].append(float(got["total"]))

@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from benchmarks import common
+from benchmarks import common, machine
 from benchmarks.common import (
     DIM,
     FILTERS,
@@ -391,7 +391,7 @@ def open_rows(
     kids: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
     for _ in range(args.child_repeats):
         for name, path in paths.items():
-            got = common.run_child(
+            got = machine.run_child(
                 Path(__file__), ["--child", name, "--path", str(path), "--seed", str(args.seed)]
             ).json()
             if got["count"] != total_docs:
@@ -480,7 +480,7 @@ def child_main(kind: str, path: str, seed: int) -> None:
         from langchain_community.vectorstores import FAISS  # noqa: F401
     imported = time.perf_counter() - t_import
     q = common.unit(np.random.default_rng(seed).standard_normal((1, DIM), dtype=np.float32))
-    baseline = common.peak_rss_bytes()
+    baseline = machine.peak_rss_bytes()
     t0 = time.perf_counter()
     if kind == "ours":
         store = LocalVectorStore(PrecomputedEmbeddings(), path, distance="cosine")
@@ -501,14 +501,14 @@ def child_main(kind: str, path: str, seed: int) -> None:
     print(
         json.dumps(
             {
-                "peak": common.peak_rss_bytes(),
+                "peak": machine.peak_rss_bytes(),
                 "baseline": baseline,
                 "open": t1 - t0,
                 "total": t2 - t0,
                 "import": imported,
                 "hits": hits,
                 "count": count,
-                "rss": common.rss_bytes(),
+                "rss": machine.rss_bytes(),
             }
         )
     )
@@ -688,9 +688,9 @@ def profile_ours(data: Dataset, work: Path, queries: list[list[float]]) -> None:
         prof.runcall(fn)
         print(f"#### {title}: {time.perf_counter() - t0:.3f} s under the profiler\n\n```", file=out)
         print("-- by own time:", file=out)
-        print(common.stats_text(prof, "tottime", 14), file=out)
+        print(machine.stats_text(prof, "tottime", 14), file=out)
         print("-- vectordb_manager functions by cumulative time:", file=out)
-        print(common.stats_text(prof, "cumulative", 12, package_root), file=out)
+        print(machine.stats_text(prof, "cumulative", 12, package_root), file=out)
         print("```\n", file=out)
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import common
+from benchmarks import machine
 from benchmarks.common import REPO_ROOT
 
 
@@ -216,9 +216,9 @@ def profiled(title: str, fn: Callable[[], Any]) -> Any:
     out(f"\n#### profile: {title} ({wall:.3f} s under the profilers)\n")
     out("```")
     out("-- cProfile, calling thread, by cumulative time:")
-    out(common.stats_text(prof, "cumulative", 25))
+    out(machine.stats_text(prof, "cumulative", 25))
     out("-- cProfile, calling thread, by own time:")
-    out(common.stats_text(prof, "tottime", 12))
+    out(machine.stats_text(prof, "tottime", 12))
     out("-- all threads, sampled every 4 ms:")
     out(sampler.report())
     out("```")
