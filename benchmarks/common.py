@@ -28,9 +28,8 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from benchmarks.machine import CpuWatch, machine_facts, machine_lines, wait_quiet
+from benchmarks.machine import REPO_ROOT, CpuWatch, machine_facts, machine_lines, wait_quiet
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO_ROOT / "benchmarks"
 
 DIM = 384

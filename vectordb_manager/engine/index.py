@@ -291,7 +291,9 @@ def _new_buffers(k: int) -> tuple[Any, Any, Any, Any]:
     next searches of k results (of up to `_OUT_KS` sizes)."""
     scores, labels = np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64)
     out = scores, labels, swig_ptr(scores), swig_ptr(labels)
-    kept: dict[int, Any] = _OUT.__dict__.setdefault("buffers", {})
+    kept: dict[int, Any] | None = getattr(_OUT, "buffers", None)
+    if kept is None:
+        kept = _OUT.buffers = {}
     if len(kept) < _OUT_KS:
         kept[k] = out
     return out
