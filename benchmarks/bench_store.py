@@ -22,13 +22,13 @@ Latencies are per query (one vector at a time, as a retriever calls), interleave
 query so that drift on a shared machine hits every system alike. Open time and peak memory
 are measured in a fresh child process per system (open + one query). The batched add takes
 turns with the peer adding the same batches and saving once, 3 rounds each (medians).
+The write path's sections (the batched add, persisting 100 more) are in `store_writes`.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
-import functools
 import gc
 import json
 import os
@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from benchmarks import common, machine
+from benchmarks import common, machine, store_writes
 from benchmarks.common import (
     DIM,
     FILTERS,
@@ -61,13 +61,8 @@ from benchmarks.common import (
 )
 
 BUILD_BATCH = 10_000
-SMALL_BATCH = 1_000
 TARGET_SEARCH_VS_RAW = 1.1
 TARGET_FILTER_VS_UNFILTERED = 1.5
-TARGET_BATCHED_VS_PEER = 0.6
-TARGET_BATCHED_VS_ONE_SAVE = 1.0
-BATCHED_ROUNDS = 3  # ours and the peer saving once, taking turns
-TARGET_PERSIST_VS_PEER = 0.1
 TARGET_OPEN_VS_PEER = 0.5
 TARGET_MEMORY_VS_PEER = 1.0
 
@@ -84,22 +79,6 @@ def dir_bytes(path: Path) -> tuple[int, int]:
     return total, files
 
 
-def first_median_last(times: list[float]) -> str:
-    return " / ".join(common.fmt_s(t) for t in (times[0], statistics.median(times), times[-1]))
-
-
-def extrapolate(per_batch: list[float], total_batches: int) -> float:
-    """Total time of ``total_batches`` batches from the first ones' times (linear per batch)."""
-    done = len(per_batch)
-    if done >= total_batches:
-        return sum(per_batch)
-    x = np.arange(done, dtype=np.float64)
-    tail = max(2, done // 2)  # fit the later half: start-up costs distort the first batches
-    slope, icept = np.polyfit(x[-tail:], np.asarray(per_batch[-tail:]), 1)
-    rest = np.arange(done, total_batches, dtype=np.float64)
-    return sum(per_batch) + float(np.sum(icept + slope * rest))
-
-
 def build_ours(path: Path, data: Dataset, n: int, batch: int, **options: Any) -> Any:
     """A `LocalVectorStore` at ``path`` holding documents 0..n-1, added ``batch`` at a time."""
     from vectordb_manager import LocalVectorStore
@@ -111,123 +90,7 @@ def build_ours(path: Path, data: Dataset, n: int, batch: int, **options: Any) ->
     return store
 
 
-# -- sections --------------------------------------------------------------------------------
-def batched_add(args: argparse.Namespace, data: Dataset, work: Path) -> list[Row]:
-    """Add ``--batched-n`` documents in batches of 1,000, durable after each batch."""
-    from vectordb_manager import LocalVectorStore
-
-    n = min(args.batched_n, data.n)
-    batches = (n + SMALL_BATCH - 1) // SMALL_BATCH
-    ours_dir, peer_dir = work / "batched_ours", work / "batched_peer"
-
-    def parts(j: int) -> tuple[list[Any], list[dict[str, Any]], list[str]]:
-        a, b = j * SMALL_BATCH, min((j + 1) * SMALL_BATCH, n)
-        return data.pairs(a, b), data.metadatas[a:b], data.ids[a:b]
-
-    def peer_add(peer: Any, j: int) -> Any:
-        """The peer with batch ``j`` added (made from it, for the first)."""
-        p, m, ids = parts(j)
-        if peer is None:
-            return common.lc_faiss(p, m, ids)
-        peer.add_embeddings(p, metadatas=m, ids=ids)
-        return peer
-
-    def run_ours() -> tuple[list[float], float, Any]:
-        """Each batch's add, then how long the merges the adds started ran on after them."""
-        gc.collect()
-        times: list[float] = []
-        store = LocalVectorStore(PrecomputedEmbeddings(), ours_dir, distance="cosine")
-        for j in range(batches):
-            p, m, ids = parts(j)
-            t0 = time.perf_counter()
-            store.add_embeddings(p, m, ids=ids)
-            times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        store.wait_for_compaction()  # the merges the adds started, on the upkeep thread
-        upkeep = time.perf_counter() - t0
-        segments = store.stats().get("segments")
-        del store
-        shutil.rmtree(ours_dir, ignore_errors=True)
-        return times, upkeep, segments
-
-    def run_peer_once() -> float:
-        """The peer as most use it: every batch added, one save at the end."""
-        gc.collect()
-        t0 = time.perf_counter()
-        peer: Any = None
-        for j in range(batches):
-            peer = peer_add(peer, j)
-        peer.save_local(str(peer_dir))
-        elapsed = time.perf_counter() - t0
-        del peer
-        shutil.rmtree(peer_dir, ignore_errors=True)
-        return elapsed
-
-    # ours and the peer saving once take turns, ROUNDS times (medians): one run of each
-    # moved by 20-30% between runs on a shared machine
-    rounds: list[tuple[list[float], float, Any]] = []
-    once_times: list[float] = []
-    for _ in range(BATCHED_ROUNDS):
-        rounds.append(run_ours())
-        once_times.append(run_peer_once())
-    totals = [sum(times) for times, _, _ in rounds]
-    ours, upkeep, segments = rounds[totals.index(statistics.median_low(totals))]
-    peer_once = statistics.median(once_times)
-    common.log(
-        f"- batched: ours {n:,} docs in {batches} durable batches: "
-        f"{', '.join(common.fmt_s(t) for t in totals)}; {segments} segments at the end; "
-        f"merges done {common.fmt_s(upkeep)} after the last add; peer adding all and saving "
-        f"once: {', '.join(common.fmt_s(t) for t in once_times)}"
-    )
-
-    gc.collect()
-    peer_times: list[float] = []
-    peer: Any = None
-    t_start = time.perf_counter()
-    for j in range(batches):
-        t0 = time.perf_counter()
-        peer = peer_add(peer, j)
-        peer.save_local(str(peer_dir))
-        peer_times.append(time.perf_counter() - t0)
-        if time.perf_counter() - t_start > args.peer_budget and j + 1 < batches:
-            break
-    done = len(peer_times)
-    peer_total = extrapolate(peer_times, batches)
-    shutil.rmtree(peer_dir, ignore_errors=True)
-    del peer
-    note = "" if done == batches else f" (extrapolated from {done} of {batches} batches)"
-    common.log(f"- batched: peer {common.fmt_s(peer_total)}{note}")
-    r = common.ratio(sum(ours), peer_total)
-    row = common.system_row(
-        "batched",
-        f"add {n:,} in batches of {SMALL_BATCH:,}, durable after each (peer: add + save_local)",
-        {"ours": sum(ours), "peer": peer_total},
-        targets=[Target("batched", "ours/peer", r, TARGET_BATCHED_VS_PEER)],
-    )
-    row.cells["peer"] += note
-    once = common.system_row(
-        "batched1",
-        f"  the same, against the peer adding all {batches} batches and saving once at the end "
-        f"(medians of {BATCHED_ROUNDS} rounds taking turns; ours' merges done "
-        f"{common.fmt_s(upkeep)} after the last add)",
-        {"ours": sum(ours), "peer": peer_once},
-        targets=[
-            Target(
-                "batched1",
-                "ours/peer (one save)",
-                common.ratio(sum(ours), peer_once),
-                TARGET_BATCHED_VS_ONE_SAVE,
-            )
-        ],
-    )
-    per = Row(
-        "batched.per",
-        "  per batch: first / median / last",
-        {"ours": first_median_last(ours), "peer": first_median_last(peer_times)},
-    )
-    return [row, once, per]
-
-
+# -- sections (the write path's: `store_writes`) -------------------------------------------
 def search_rows(
     data: Dataset, queries: list[list[float]], store: Any, peer: Any, raw: Any
 ) -> list[Row]:
@@ -328,60 +191,6 @@ def filter_rows(
         )
         del selector, params, packed
     return rows
-
-
-def persist_rows(
-    args: argparse.Namespace, data: Dataset, systems: dict[str, Any], paths: dict[str, Path]
-) -> list[Row]:
-    """Persist 100 more documents, ``--persist-rounds`` times (the peer: its first rounds)."""
-    import faiss
-
-    store, peer, raw = systems["ours"], systems["peer"], systems["raw"]
-
-    def ours_save(pairs: list[Any], metas: list[dict[str, Any]], ids: list[str]) -> None:
-        store.add_embeddings(pairs, metas, ids=ids)
-
-    def peer_save(pairs: list[Any], metas: list[dict[str, Any]], ids: list[str]) -> None:
-        peer.add_embeddings(pairs, metadatas=metas, ids=ids)
-        peer.save_local(str(paths["peer"]))
-
-    def raw_save(pairs: list[Any], metas: list[dict[str, Any]], ids: list[str]) -> None:
-        raw.add(np.asarray([v for _, v in pairs], dtype=np.float32))
-        faiss.write_index(raw, str(paths["raw"]))
-
-    saves = {"ours": ours_save, "peer": peer_save, "raw": raw_save}
-    times: dict[str, list[float]] = {name: [] for name in saves}
-    for r in range(args.persist_rounds):
-        batch = common.extra_batch(data, r, args.seed)
-        for name, save in saves.items():
-            if name == "ours" or r < args.peer_persist_rounds:
-                # flush what the systems before wrote (the peer and raw faiss write the whole
-                # index, GBs at 1M), so that nobody's fsync waits on another's writeback
-                os.sync()
-                times[name].append(common.timed(functools.partial(save, *batch))[0])
-    common.log(
-        f"- persist {UPDATE_DOCS}: ours {[common.fmt_s(t) for t in times['ours']]}, "
-        f"peer {[common.fmt_s(t) for t in times['peer']]}"
-    )
-    med = {name: statistics.median(v) for name, v in times.items()}
-    worst = {name: max(v) for name, v in times.items()}
-    rounds = f"ours {args.persist_rounds}, peer {args.peer_persist_rounds}"
-    return [
-        common.system_row(
-            "persist.median",
-            f"persist {UPDATE_DOCS} more (median; rounds: {rounds})",
-            {**med},
-            targets=[
-                Target(
-                    "persist",
-                    "ours/peer",
-                    common.ratio(med["ours"], med["peer"]),
-                    TARGET_PERSIST_VS_PEER,
-                )
-            ],
-        ),
-        common.system_row("persist.worst", "  worst round", {**worst}),
-    ]
 
 
 def open_rows(
@@ -539,7 +348,7 @@ def _bench(args: argparse.Namespace, work: Path) -> PartResult:
     )
     rows: list[Row] = []
     if args.batched_n > 0:  # first: it needs nothing else in memory
-        rows += batched_add(args, data, work)
+        rows += store_writes.batched_add(args, data, work)
     if args.batched_only:
         return PartResult(
             "store",
@@ -582,7 +391,7 @@ def _bench(args: argparse.Namespace, work: Path) -> PartResult:
 
     rows += search_rows(data, queries, store, peer, raw)
     rows += filter_rows(data, queries, store, peer, raw)
-    rows += persist_rows(args, data, {"ours": store, "peer": peer, "raw": raw}, paths)
+    rows += store_writes.persist_rows(args, data, {"ours": store, "peer": peer, "raw": raw}, paths)
     added = args.persist_rounds * UPDATE_DOCS
     if args.peer_persist_rounds != args.persist_rounds:  # same content everywhere to reopen
         for r in range(args.peer_persist_rounds, args.persist_rounds):
@@ -656,7 +465,7 @@ def profile_ours(data: Dataset, work: Path, queries: list[list[float]]) -> None:
     def small_batches() -> None:
         s = LocalVectorStore(PrecomputedEmbeddings(), work / "profile_small", distance="cosine")
         for j in range(20):
-            a, b = j * SMALL_BATCH, min((j + 1) * SMALL_BATCH, data.n)
+            a, b = j * store_writes.SMALL_BATCH, min((j + 1) * store_writes.SMALL_BATCH, data.n)
             s.add_embeddings(data.pairs(a, b), data.metadatas[a:b], ids=data.ids[a:b])
 
     def add_100() -> None:
@@ -675,7 +484,7 @@ def profile_ours(data: Dataset, work: Path, queries: list[list[float]]) -> None:
             (f"{len(queries)} searches, filter {s.where} ({s.label})", searches(s.where))
             for s in FILTERS
         ),
-        (f"20 durable batches of {SMALL_BATCH:,}", small_batches),
+        (f"20 durable batches of {store_writes.SMALL_BATCH:,}", small_batches),
         (f"5 x add {UPDATE_DOCS}", add_100),
         ("reopen + first query", reopen),
     ]
@@ -752,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the stores afterwards")
     parser.add_argument("--child", choices=("ours", "peer", "raw"), help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
-    args = common.parse_sized(parser, argv, min_n=2 * SMALL_BATCH)
+    args = common.parse_sized(parser, argv, min_n=2 * store_writes.SMALL_BATCH)
     if args.child:
         child_main(args.child, args.path, args.seed)
         return
