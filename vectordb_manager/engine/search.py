@@ -62,6 +62,8 @@ class KeywordHit(NamedTuple):
 def require_k(k: object, name: str = "k") -> int:
     """``k`` as an int (NumPy integers included); `InvalidInputError` unless it is a positive
     integer."""
+    if type(k) is int and k > 0:  # (the usual k, told apart in one step)
+        return k
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise InvalidInputError(f"{name}={k!r} must be a positive integer")
     return int(k)
