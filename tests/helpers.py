@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -11,6 +12,8 @@ from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
+
+from vectordb_manager.engine.format import pack_sections, unpack_sections
 
 
 class VectorTable(Embeddings):
@@ -134,3 +137,24 @@ def _named_by(manifest: str, size: int, mtime_ns: int) -> frozenset[str]:
     if doc.get("index_snapshot"):
         names.add(doc["index_snapshot"]["file"]["path"])
     return frozenset(names)
+
+
+# -- a store's files, changed as an attacker with write access would ----------------------
+def segment_file(path: Path) -> Path:
+    """The first segment file of the local store at ``path``."""
+    return next(path.glob("segments/*.seg"))
+
+
+def rewrite_section(store_path: Path, section: str, payload: bytes) -> None:
+    """Replace one section of the first segment and fix the manifest's checksum, as an
+    attacker who can write the store's files would."""
+    target = segment_file(store_path)
+    parts = {k: bytes(v) for k, v in unpack_sections(target.read_bytes(), "seg").items()}
+    parts[section] = payload
+    data = pack_sections(parts)
+    target.write_bytes(data)
+    manifest = sorted(store_path.glob("manifests/*.json"))[-1]
+    doc = json.loads(manifest.read_text())
+    ref = doc["segments"][0]["file"]
+    ref["bytes"], ref["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    manifest.write_text(json.dumps(doc))

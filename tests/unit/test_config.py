@@ -1,17 +1,16 @@
-"""Unit tests for `vectordb_manager.config.VectorDBConfig` and `load_config_file`."""
+"""Unit tests for `vectordb_manager.config.VectorDBConfig` (its files, and `load_config_file`:
+test_config_files.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import types
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vectordb_manager.config import VectorDBConfig, load_config_file
+from vectordb_manager.config import VectorDBConfig
 from vectordb_manager.errors import ConfigurationError, VectorDBError
 
 ALL_FIELDS = [
@@ -44,11 +43,6 @@ ALL_FIELDS = [
     "text_stemming",
     "text_stopwords",
 ]
-
-
-def _write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 # -- construction and defaults -----------------------------------------------------------
@@ -338,12 +332,6 @@ def test_from_dict_validates_values() -> None:
         VectorDBConfig.from_dict({"chunk_size": "big"})
 
 
-def test_from_dict_reports_unknown_keys_of_mixed_types(tmp_path: Path) -> None:
-    path = _write(tmp_path / "config.yaml", "1: one\nbogus: two\n")
-    with pytest.raises(ConfigurationError, match=r"unknown configuration key\(s\)"):
-        VectorDBConfig.from_file(path)
-
-
 # -- from_env ---------------------------------------------------------------------------
 
 
@@ -454,134 +442,6 @@ def test_from_env_converted_values_are_still_validated() -> None:
     assert "storage_type='ftp' must be one of local, s3, memory" in str(info.value)
 
 
-# -- from_file --------------------------------------------------------------------------
-
-
-def test_from_file_json(tmp_path: Path) -> None:
-    data = {"storage_type": "memory", "chunk_size": 400, "chunk_overlap": 40, "index_type": "hnsw"}
-    path = _write(tmp_path / "config.json", json.dumps(data))
-    config = VectorDBConfig.from_file(path)
-    assert config == VectorDBConfig(**data)  # type: ignore[arg-type]
-
-
-def test_from_file_toml(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path / "config.toml",
-        'storage_type = "s3"\ns3_bucket = "my-bucket"\nchunk_size = 700\nchunk_overlap = 70\n',
-    )
-    config = VectorDBConfig.from_file(path)
-    assert config.storage_type == "s3"
-    assert config.s3_bucket == "my-bucket"
-    assert config.chunk_size == 700
-    assert config.chunk_overlap == 70
-
-
-@pytest.mark.parametrize("suffix", [".yaml", ".yml", ".YAML"])
-def test_from_file_yaml(tmp_path: Path, suffix: str) -> None:
-    path = _write(
-        tmp_path / f"config{suffix}",
-        "embedding_provider: fake\n"
-        "embedding_dimensions: 16\n"
-        "distance_metric: l2\n"
-        "s3_bucket: null\n",
-    )
-    config = VectorDBConfig.from_file(str(path))
-    assert config.embedding_provider == "fake"
-    assert config.embedding_dimensions == 16
-    assert config.distance_metric == "l2"
-    assert config.s3_bucket is None
-
-
-@pytest.mark.parametrize(
-    ("name", "text"),
-    [
-        ("nested.json", '{"vectordb": {"chunk_size": 123, "chunk_overlap": 3}}'),
-        ("nested.toml", "[vectordb]\nchunk_size = 123\nchunk_overlap = 3\n"),
-        ("nested.yaml", "vectordb:\n  chunk_size: 123\n  chunk_overlap: 3\n"),
-    ],
-)
-def test_from_file_unwraps_a_nested_vectordb_table(tmp_path: Path, name: str, text: str) -> None:
-    config = VectorDBConfig.from_file(_write(tmp_path / name, text))
-    assert config.chunk_size == 123
-    assert config.chunk_overlap == 3
-
-
-def test_from_file_vectordb_table_next_to_other_keys_is_not_unwrapped(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path / "c.toml", "chunk_size = 10\nchunk_overlap = 1\n[vectordb]\nindex_type = 'hnsw'\n"
-    )
-    with pytest.raises(ConfigurationError, match=r"unknown configuration key\(s\) 'vectordb'"):
-        VectorDBConfig.from_file(path)
-
-
-def test_from_file_empty_yaml_gives_defaults(tmp_path: Path) -> None:
-    assert VectorDBConfig.from_file(_write(tmp_path / "empty.yaml", "")) == VectorDBConfig()
-
-
-@pytest.mark.parametrize("name", ["config.ini", "config.txt", "config"])
-def test_from_file_rejects_unknown_extensions(tmp_path: Path, name: str) -> None:
-    path = _write(tmp_path / name, "chunk_size = 10\n")
-    suffix = Path(name).suffix
-    with pytest.raises(
-        ConfigurationError,
-        match=re.escape(f"has an unknown extension {suffix!r}; use .json, .toml, .yaml or .yml"),
-    ):
-        VectorDBConfig.from_file(path)
-
-
-@pytest.mark.parametrize(
-    ("name", "text", "kind"),
-    [
-        ("bad.json", '{"chunk_size": 10,', "json"),
-        ("bad.toml", "chunk_size = = 10\n", "toml"),
-        ("bad.yaml", "chunk_size: [1, 2\n", "yaml"),
-        ("bad.yml", "a: b: c\n", "yml"),
-    ],
-)
-def test_from_file_reports_invalid_syntax(tmp_path: Path, name: str, text: str, kind: str) -> None:
-    path = _write(tmp_path / name, text)
-    with pytest.raises(
-        ConfigurationError, match=re.escape(f"{name} is not valid {kind}: ")
-    ) as info:
-        VectorDBConfig.from_file(path)
-    assert info.value.__cause__ is not None
-
-
-def test_from_file_missing_file(tmp_path: Path) -> None:
-    path = tmp_path / "nope.json"
-    with pytest.raises(ConfigurationError, match=r"cannot read configuration file .*nope\.json"):
-        VectorDBConfig.from_file(path)
-
-
-@pytest.mark.parametrize(
-    ("name", "text"),
-    [("list.json", "[1, 2, 3]"), ("scalar.yaml", "just a string\n"), ("num.json", "5")],
-)
-def test_from_file_requires_a_table(tmp_path: Path, name: str, text: str) -> None:
-    path = _write(tmp_path / name, text)
-    with pytest.raises(ConfigurationError, match="must hold a table/object of settings"):
-        VectorDBConfig.from_file(path)
-
-
-def test_from_file_rejects_unknown_keys(tmp_path: Path) -> None:
-    path = _write(tmp_path / "c.yaml", "chunk_size: 10\nchunk_overlap: 1\nchunksize: 20\n")
-    with pytest.raises(ConfigurationError, match=r"unknown configuration key\(s\) 'chunksize'"):
-        VectorDBConfig.from_file(path)
-
-
-def test_from_file_validates_values(tmp_path: Path) -> None:
-    path = _write(tmp_path / "c.json", json.dumps({"chunk_size": "10", "index_type": "lsh"}))
-    with pytest.raises(ConfigurationError) as info:
-        VectorDBConfig.from_file(path)
-    assert "chunk_size='10' should be an integer" in str(info.value)
-    assert "index_type='lsh' must be one of flat, hnsw, ivf, auto" in str(info.value)
-
-
-def test_load_config_file_returns_the_raw_settings(tmp_path: Path) -> None:
-    path = _write(tmp_path / "c.toml", "[vectordb]\nchunk_size = 5\ncolour = 'red'\n")
-    assert load_config_file(path) == {"chunk_size": 5, "colour": "red"}
-
-
 # -- keyword and hybrid search settings ------------------------------------------------------
 def test_search_mode_and_analyzer_defaults() -> None:
     config = VectorDBConfig()
@@ -633,16 +493,3 @@ def test_search_settings_from_the_environment() -> None:
     assert VectorDBConfig.from_env(environ={"VECTORDB_TEXT_STEMMING": "none"}).text_stemming is None
     with pytest.raises(ConfigurationError, match="VECTORDB_TEXT_STEMMING='maybe': expected true or false"):
         VectorDBConfig.from_env(environ={"VECTORDB_TEXT_STEMMING": "maybe"})
-
-
-def test_search_settings_from_a_file(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path / "c.toml",
-        'search_mode = "keyword"\ntext_language = "spanish"\ntext_stemming = false\n',
-    )
-    config = VectorDBConfig.from_file(path)
-    assert (config.search_mode, config.text_language, config.text_stemming) == (
-        "keyword",
-        "spanish",
-        False,
-    )

@@ -1,11 +1,11 @@
-"""Hostile stores: every malformed manifest field, segment header, .npy header and record is
-refused with the package's IntegrityError, saying what is wrong (issue "Hostile stores and
-inputs"). Manifests are parsed from bytes, segments read through `read_segment` from real
-bytes and files, and the end-to-end cases open real stores on disk."""
+"""Hostile stores: every malformed manifest field, segment header and record is refused with
+the package's IntegrityError, saying what is wrong (issue "Hostile stores and inputs").
+Manifests are parsed from bytes, segments read through `read_segment` from real bytes and
+files, and the end-to-end cases open real stores on disk. The .npy header of a segment's
+vectors: test_format_npy.py."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Callable
@@ -15,31 +15,25 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.unit.test_persistence import _rewrite_section
+from tests.helpers import rewrite_section
+from tests.segment_support import DIM, A, read_bytes, sample_parts, sample_segment
 from vectordb_manager import IntegrityError, InvalidInputError, LocalVectorStore, StorageError
 from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.engine import limits as lim
 from vectordb_manager.engine.format import (
-    FileRef,
     Manifest,
-    SegmentData,
-    SegmentRef,
     canonical_json,
     content_hash,
-    encode_segment,
     manifest_name,
     pack_sections,
-    read_segment,
     unpack_sections,
 )
-from vectordb_manager.engine.manifest import sha256
 
 NAME = "manifests/00000000000000000003.json"
-A, B = "a" * 32, "b" * 32
+B = "b" * 32
 SHA = "0123456789abcdef" * 4
 MISSING = object()
 INF = object()  # written as the literal 1e999, which json reads as float("inf")
-DIM = 16
 
 
 def _doc() -> dict[str, Any]:
@@ -257,53 +251,10 @@ def test_opening_a_store_with_a_hostile_manifest_raises_integrity_error(
 # -- segments ----------------------------------------------------------------------------
 
 
-def _segment(
-    metas: list[dict[str, Any]] | None = None, deletes: tuple[str, ...] = ()
-) -> SegmentData:
-    """Three records (or one a metadata given), with their vectors and ``deletes``."""
-    metas = metas if metas is not None else [{"i": i} for i in range(3)]
-    ids, texts = [f"id{i}" for i in range(len(metas))], [f"text {i}" for i in range(len(metas))]
-    hashes = [content_hash(t, canonical_json(m)) for t, m in zip(texts, metas, strict=True)]
-    times = ["2026-01-01T00:00:00+00:00"] * len(metas)
-    vectors = np.arange(len(metas) * DIM, dtype=np.float32).reshape(-1, DIM)
-    return SegmentData(ids, texts, metas, hashes, times, times, vectors, list(deletes))
-
-
-def _parts(seg: SegmentData) -> dict[str, bytes]:
-    ref, blobs = encode_segment(A, seg)
-    return {k: bytes(v) for k, v in unpack_sections(blobs[ref.file.path], "seg").items()}
-
-
-def _read(
-    data: bytes,
-    rows: int = 3,
-    deletes: int = 0,
-    *,
-    dim: int | None = DIM,
-    lazy: bool = True,
-    where: Path | None = None,
-    digest: str | None = None,
-    sink: Any = None,
-) -> SegmentData:
-    """`read_segment` over ``data`` (from a real file when ``where`` is given, so records are
-    mapped), with a manifest entry that matches it unless ``digest`` says otherwise."""
-    ref = SegmentRef(
-        A, rows, deletes, FileRef(f"segments/{A}.seg", len(data), digest or sha256(data))
-    )
-    if where is None:
-        return read_segment(ref, io.BytesIO(data), dim, sink, lazy=lazy)
-    where.write_bytes(data)
-    with where.open("rb") as stream:
-        seg = read_segment(ref, stream, dim, sink, lazy=lazy)
-        if seg.raw is not None:  # decode while the file is open, as a store would later
-            seg.raw.rows()
-        return seg
-
-
 def _with_header(template: str) -> bytes:
     """A segment file whose JSON header is ``template`` filled in with the real sections'
     offsets and lengths (``I``/``IL`` for ids, ``R``/``RL``, ``V``/``VL``, ``SIZE``)."""
-    data = bytes(pack_sections(_parts(_segment())))
+    data = bytes(pack_sections(sample_parts(sample_segment())))
     table = json.loads(data[16 : 16 + int.from_bytes(data[8:16], "little")])["sections"]
     (i, il), (r, rl), (v, vl) = table["ids"], table["records"], table["vectors"]
     values = {"I": i, "IL": il, "R": r, "RL": rl, "V": v, "VL": vl, "SIZE": len(data)}
@@ -313,11 +264,11 @@ def _with_header(template: str) -> bytes:
 
 
 def test_an_honest_segment_reads_back_exactly(tmp_path: Path) -> None:
-    seg = _segment(deletes=("gone",))
-    data = bytes(pack_sections(_parts(seg)))
+    seg = sample_segment(deletes=("gone",))
+    data = bytes(pack_sections(sample_parts(seg)))
     for where in (None, tmp_path / "s.seg"):
         for lazy in (True, False):
-            got = _read(data, 3, 1, lazy=lazy, where=where)
+            got = read_bytes(data, 3, 1, lazy=lazy, where=where)
             assert got.ids == seg.ids and got.deletes == ["gone"]
             assert np.array_equal(got.vectors, seg.vectors)
             rows = got.raw.rows() if got.raw else list(zip(got.texts, got.metadatas, strict=True))
@@ -344,24 +295,24 @@ HOSTILE_HEADERS = [
 
 @pytest.mark.parametrize("template", HOSTILE_HEADERS, ids=lambda t: t[:90])
 def test_a_hostile_section_table_is_refused(template: str) -> None:
-    assert _read(_with_header(HOSTILE_HEADERS[0].replace("1e999", "%(IL)d"))).ids  # the helper
+    assert read_bytes(_with_header(HOSTILE_HEADERS[0].replace("1e999", "%(IL)d"))).ids  # the helper
     with pytest.raises(IntegrityError, match=f"segments/{A}.seg"):
-        _read(_with_header(template), lazy=False)
+        read_bytes(_with_header(template), lazy=False)
 
 
 def test_a_section_table_nested_too_deeply_is_refused() -> None:
     header = b"[" * 50_000 + b"]" * 50_000  # within the 64 KiB a table may take
     data = b"VDBSEG01" + len(header).to_bytes(8, "little") + header
     with pytest.raises(IntegrityError, match="malformed header"):
-        _read(data)
+        read_bytes(data)
 
 
 @pytest.mark.parametrize("length", [2**64 - 1, 2**40, 10**6])
 def test_a_header_length_beyond_the_file_or_limit_is_refused(length: int) -> None:
-    data = bytearray(pack_sections(_parts(_segment()))) + b"\0" * (10**6 + 64)
+    data = bytearray(pack_sections(sample_parts(sample_segment()))) + b"\0" * (10**6 + 64)
     data[8:16] = length.to_bytes(8, "little")
     with pytest.raises(IntegrityError, match="malformed header: header length"):
-        _read(bytes(data))
+        read_bytes(bytes(data))
 
 
 @pytest.mark.parametrize("section", ["ids", "deletes"])
@@ -371,10 +322,10 @@ def test_a_header_length_beyond_the_file_or_limit_is_refused(length: int) -> Non
     ids=["ints", "string", "inf", "cut", "deep", "nan", "object"],
 )
 def test_ids_and_deletes_must_be_json_lists_of_strings(section: str, payload: bytes) -> None:
-    parts = _parts(_segment(deletes=("x",)))
+    parts = sample_parts(sample_segment(deletes=("x",)))
     parts[section] = payload
     with pytest.raises(IntegrityError, match=f"segments/{A}.seg"):
-        _read(pack_sections(parts), 3, 1, lazy=False)
+        read_bytes(pack_sections(parts), 3, 1, lazy=False)
 
 
 def _nested(depth: int, container: str = "dict") -> dict[str, Any]:
@@ -393,7 +344,7 @@ def _line(**fields: Any) -> bytes:
 
 def _with_line(line: bytes) -> bytes:
     """A segment file of three records, the second one's line replaced by ``line``."""
-    parts = _parts(_segment())
+    parts = sample_parts(sample_segment())
     lines = parts["records"].splitlines()
     parts["records"] = b"\n".join([lines[0], line, lines[2]]) + b"\n"
     return pack_sections(parts)
@@ -414,10 +365,10 @@ def test_metadata_nested_too_deep_is_integrity_error_on_every_path(
 ) -> None:
     data = _with_line(_line(metadata=INF).replace(b"1e999", meta_json.encode()))
     with pytest.raises(IntegrityError, match="nest"):
-        _read(data, lazy=False)
+        read_bytes(data, lazy=False)
     with pytest.raises(IntegrityError, match="nest"):
-        _read(data, where=tmp_path / "s.seg")  # mapped, then every row decoded
-    seg = _read(data)  # lazy: nothing decoded yet
+        read_bytes(data, where=tmp_path / "s.seg")  # mapped, then every row decoded
+    seg = read_bytes(data)  # lazy: nothing decoded yet
     assert seg.raw is not None
     assert seg.raw.row(0)[0] == "text 0"  # its neighbours stay readable
     for decode in (lambda r: r.row(1), lambda r: r.rows(), lambda r: r.metadatas(0, 3)):
@@ -428,8 +379,8 @@ def test_metadata_nested_too_deep_is_integrity_error_on_every_path(
 def test_metadata_at_the_depth_limit_is_accepted() -> None:
     for container in ("dict", "list"):
         meta = _nested(lim.MAX_METADATA_DEPTH, container)
-        data = pack_sections(_parts(_segment([{"i": 0}, meta, {"i": 2}])))
-        assert _read(data, lazy=False).metadatas[1] == meta
+        data = pack_sections(sample_parts(sample_segment([{"i": 0}, meta, {"i": 2}])))
+        assert read_bytes(data, lazy=False).metadatas[1] == meta
 
 
 RECORD_LINES = [
@@ -445,8 +396,8 @@ RECORD_LINES = [
 @pytest.mark.parametrize(("line"), [v for _, v in RECORD_LINES], ids=[n for n, _ in RECORD_LINES])
 def test_malformed_record_lines_are_refused(line: bytes) -> None:
     with pytest.raises(IntegrityError, match=f"segments/{A}.seg"):
-        _read(_with_line(line), lazy=False)
-    seg = _read(_with_line(line))
+        read_bytes(_with_line(line), lazy=False)
+    seg = read_bytes(_with_line(line))
     assert seg.raw is not None
     with pytest.raises(IntegrityError, match=f"segments/{A}.seg"):
         seg.raw.row(1)
@@ -455,143 +406,25 @@ def test_malformed_record_lines_are_refused(line: bytes) -> None:
 def test_a_record_spanning_two_lines_is_refused_not_merged() -> None:
     # joined with a comma, these two lines would make two valid records; read line by line
     # (as a lazy read does) the first is not JSON: both reads must agree that it is damaged
-    parts = _parts(_segment([{"i": 0}, {"i": 1}]))
+    parts = sample_parts(sample_segment([{"i": 0}, {"i": 1}]))
     good = parts["records"].splitlines()
     head, tail = _encode({**json.loads(good[0]), "metadata": {"k": [INF]}}).split(b"1e999")
     parts["records"] = head + b"1\n2" + tail + b", " + good[1] + b"\n"
     with pytest.raises(IntegrityError, match=f"segments/{A}.seg"):
-        _read(pack_sections(parts), rows=2, lazy=False)
+        read_bytes(pack_sections(parts), rows=2, lazy=False)
 
 
 def test_a_record_line_longer_than_the_limit_is_refused_unread() -> None:
     long_line = b'{"text": "' + b"x" * (lim.MAX_RECORD_BYTES + 8 * lim.MAX_ID_BYTES) + b'"}'
     with pytest.raises(IntegrityError, match="record line of"):
-        _read(_with_line(long_line))
+        read_bytes(_with_line(long_line))
 
 
 def test_records_must_end_with_a_newline() -> None:
-    parts = _parts(_segment())
+    parts = sample_parts(sample_segment())
     parts["records"] = parts["records"] + b"{}"
     with pytest.raises(IntegrityError, match="newline"):
-        _read(pack_sections(parts))
-
-
-# -- the .npy header ---------------------------------------------------------------------------
-
-
-def _npy(header: str, *, version: int = 1, rows: int = 3, data: bytes | None = None) -> bytes:
-    raw = header.encode("latin-1")
-    prefix = b"\x93NUMPY" + bytes([version, 0])
-    prefix += len(raw).to_bytes(2 if version == 1 else 4, "little")
-    return prefix + raw + (data if data is not None else np.ones((rows, DIM), "<f4").tobytes())
-
-
-def _with_vectors(vectors: bytes) -> bytes:
-    parts = _parts(_segment())
-    parts["vectors"] = vectors
-    return pack_sections(parts)
-
-
-GOOD_NPY = [
-    "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 16), }" + " " * 60 + "\n",
-    '{"descr": "<f4", "fortran_order": False, "shape": (3, 16)}\n',
-    "{'shape': (3, 16,), 'fortran_order': False, 'descr': '<f4'}   \n",
-    "{'descr':'<f4','fortran_order':False,'shape':(3,16)}\n",
-]
-
-
-@pytest.mark.parametrize("header", GOOD_NPY)
-@pytest.mark.parametrize("version", [1, 2])
-def test_npy_headers_as_numpy_writes_them_are_accepted(header: str, version: int) -> None:
-    seg = _read(_with_vectors(_npy(header, version=version)))
-    assert seg.vectors.shape == (3, DIM) and float(seg.vectors.sum()) == 3 * DIM
-
-
-def _header(descr: str = "'<f4'", fortran: str = "False", shape: str = "(3, 16)") -> str:
-    return f"{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}\n"
-
-
-_CUT = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 16"
-BAD_NPY = [
-    *(_header("'<f8'", shape="(3, 8)"), _header("'|O'"), _header("'>f4'"), _header("'<f\u00e94'")),
-    *(_header(fortran="True"), _header(fortran="0"), _header(descr="True")),
-    *(_header(shape=shape) for shape in ("(16, 3)", "(48,)", "(3, 16, 1)", "(03, 16)", "(3)")),
-    *(_header(shape=shape) for shape in ("(1000000000000, 16)", "[3, 16]", "(3, 16,,)")),
-    *(_header(shape="(3, 16" + "(" * 3000), _header(shape="(3, 16), 'x': 1")),
-    *(_CUT + "\n", _CUT + "), '''\n"),  # tokenize.TokenError in NumPy's reader
-    *(_header()[:-1], _header().replace("}", "} x"), _header().replace("}", "},")),
-    *(
-        _header().replace("'shape': (3, 16), ", ""),
-        _header().replace("'<f4', ", "'<f4', 'descr': 1, "),
-    ),
-    "",
-]
-
-
-@pytest.mark.parametrize("header", BAD_NPY)
-def test_a_malformed_npy_header_is_integrity_error(header: str) -> None:
-    with pytest.raises(IntegrityError, match=f"segments/{A}.seg"):
-        _read(_with_vectors(_npy(header)))
-
-
-@pytest.mark.parametrize(
-    "vectors",
-    [
-        b"\x93NUMPY\x03\x00" + _npy("{}\n")[8:],  # version 3
-        b"\x93NUMPZ" + _npy("{}\n")[6:],
-        b"\x93NUMPY\x01\x00\xff\xff" + b" " * 100,  # header length past the section
-        b"\x93NUMPY\x02\x00" + (2**31).to_bytes(4, "little") + b" " * 100,
-        b"\x93NUMPY",
-    ],
-    ids=["v3", "magic", "header-past-section", "header-too-long", "cut"],
-)
-def test_a_malformed_npy_prefix_is_integrity_error(vectors: bytes) -> None:
-    with pytest.raises(IntegrityError, match=f"segments/{A}.seg"):
-        _read(_with_vectors(vectors))
-
-
-def test_the_npy_header_is_parsed_only_after_the_checksum() -> None:
-    data = _with_vectors(_npy("{'descr': '|O', 'fortran_order': False, 'shape': (3, 16)}\n"))
-    with pytest.raises(IntegrityError, match="checksum"):
-        _read(data, digest="f" * 64)
-
-
-def test_the_sink_gets_the_manifests_shape_never_the_files() -> None:
-    claims = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 16)}\n"
-    asked: list[tuple[int, int]] = []
-
-    def sink(rows: int, dim: int) -> np.ndarray:
-        asked.append((rows, dim))
-        return np.empty((rows, dim), np.float32)
-
-    with pytest.raises(IntegrityError, match="shape"):
-        _read(_with_vectors(_npy(claims)), sink=sink)
-    assert asked == [(3, DIM)]
-
-
-def test_an_unknown_dimension_follows_from_the_section_length() -> None:
-    seg = _read(pack_sections(_parts(_segment())), dim=None)
-    assert seg.vectors.shape == (3, DIM)
-    odd = _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 16)}\n", data=b"\0" * 190)
-    with pytest.raises(IntegrityError, match="size"):
-        _read(_with_vectors(odd), dim=None)
-
-
-def test_reading_never_uses_ast_or_numpys_header_readers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import ast
-
-    def forbidden(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("ast / numpy's header reader was called")
-
-    monkeypatch.setattr(ast, "literal_eval", forbidden)
-    for name in ("read_array_header_1_0", "read_array_header_2_0", "read_magic"):
-        monkeypatch.setattr(np.lib.format, name, forbidden)
-    _store(tmp_path).add_texts(["alpha", "beta"], ids=["a", "b"])
-    reopened = _store(tmp_path)
-    assert [d.page_content for d in reopened.get_by_ids(["a", "b"])] == ["alpha", "beta"]
-    reopened.verify()
+        read_bytes(pack_sections(parts))
 
 
 # -- end to end ------------------------------------------------------------------------------
@@ -605,7 +438,7 @@ def test_a_store_holding_deep_metadata_fails_searches_with_integrity_error(tmp_p
     meta = json.loads('{"k": ' * 600 + "1" + "}" * 600)
     record["metadata"] = meta
     record["hash"] = content_hash(record["text"], canonical_json(meta))
-    _rewrite_section(tmp_path, "records", json.dumps(record).encode() + b"\n")
+    rewrite_section(tmp_path, "records", json.dumps(record).encode() + b"\n")
     again = _store(tmp_path)  # opening decodes no record
     for call in (
         lambda: again.similarity_search("alpha", k=1),
@@ -619,7 +452,7 @@ def test_a_store_holding_deep_metadata_fails_searches_with_integrity_error(tmp_p
 
 def test_a_lazily_decoded_record_must_carry_the_id_the_id_list_gives_it(tmp_path: Path) -> None:
     _store(tmp_path).add_texts(["alpha", "beta"], ids=["a", "b"])
-    _rewrite_section(tmp_path, "ids", b'["a","x"]')  # re-signed: only the parser can tell
+    rewrite_section(tmp_path, "ids", b'["a","x"]')  # re-signed: only the parser can tell
     store = _store(tmp_path)  # opening decodes only ids and vectors
     assert [d.page_content for d in store.get_by_ids(["a"])] == ["alpha"]
     with pytest.raises(IntegrityError, match="disagree on the ids"):

@@ -1,11 +1,10 @@
-"""Persistence: reopening, the format on disk, compaction, tampering, dimensions, odd ids."""
+"""Persistence: reopening, the format on disk, compaction, dimensions, odd ids (damaged and
+hostile files: test_persistence_damage.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from tests.helpers import VectorTable, clustered
+from tests.helpers import VectorTable, clustered, rewrite_section
 from vectordb_manager import (
     ConfigurationError,
     DimensionMismatchError,
@@ -25,7 +24,7 @@ from vectordb_manager import (
 )
 from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.engine.compaction import CompactionPolicy
-from vectordb_manager.engine.format import pack_sections, unpack_sections
+from vectordb_manager.engine.format import unpack_sections
 from vectordb_manager.engine.records import Record
 from vectordb_manager.engine.state import LAZY
 
@@ -201,115 +200,6 @@ def test_damaged_recorded_tuning_is_an_integrity_error(tmp_path: Path) -> None:
         open_store(tmp_path)
 
 
-def _segment_file(path: Path) -> Path:
-    return next(path.glob("segments/*.seg"))
-
-
-def _rewrite_section(store_path: Path, section: str, payload: bytes) -> None:
-    """Replace one section of the first segment and fix the manifest's checksum, as an
-    attacker who can write the store's files would."""
-    target = _segment_file(store_path)
-    parts = {k: bytes(v) for k, v in unpack_sections(target.read_bytes(), "seg").items()}
-    parts[section] = payload
-    data = pack_sections(parts)
-    target.write_bytes(data)
-    manifest = sorted(store_path.glob("manifests/*.json"))[-1]
-    doc = json.loads(manifest.read_text())
-    ref = doc["segments"][0]["file"]
-    ref["bytes"], ref["sha256"] = len(data), hashlib.sha256(data).hexdigest()
-    manifest.write_text(json.dumps(doc))
-
-
-@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
-def test_flipped_byte_is_detected(tmp_path: Path, where: float) -> None:
-    open_store(tmp_path).add_texts(["alpha", "beta"])
-    target = _segment_file(tmp_path)
-    data = bytearray(target.read_bytes())
-    data[int(len(data) * where)] ^= 0x01
-    target.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="checksum"):
-        open_store(tmp_path)
-
-
-def test_truncated_file_is_detected(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
-    store.add_texts(["alpha", "beta"])
-    target = _segment_file(tmp_path)
-    target.write_bytes(target.read_bytes()[:-10])
-    with pytest.raises(IntegrityError, match="truncated"):
-        store.verify()
-    with pytest.raises(IntegrityError, match="truncated"):
-        open_store(tmp_path)
-
-
-def test_missing_file_is_detected(tmp_path: Path) -> None:
-    open_store(tmp_path).add_texts(["alpha"])
-    _segment_file(tmp_path).unlink()
-    with pytest.raises(IntegrityError, match="missing"):
-        open_store(tmp_path)
-
-
-class _Boom:
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (Path("/tmp/vectordb-pickle-ran").touch, ())
-
-
-def test_planted_pickle_is_refused_and_never_executed(tmp_path: Path) -> None:
-    """An attacker replaces the vectors with a pickle and fixes up the manifest's checksums."""
-    marker = Path("/tmp/vectordb-pickle-ran")
-    marker.unlink(missing_ok=True)
-    open_store(tmp_path).add_texts(["alpha"])
-    buf = io.BytesIO()
-    np.save(buf, np.array([_Boom()], dtype=object), allow_pickle=True)
-    _rewrite_section(tmp_path, "vectors", buf.getvalue())
-    (tmp_path / "index.pkl").write_bytes(pickle.dumps(_Boom()))
-    with pytest.raises(IntegrityError, match="refused, never loaded"):
-        open_store(tmp_path)
-    assert not marker.exists(), "a pickle from the store was executed"
-
-
-def test_langchain_faiss_directory_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "index.faiss").write_bytes(b"x")
-    (tmp_path / "index.pkl").write_bytes(b"x")
-    with pytest.raises(StorageError, match="unpickle"):
-        open_store(tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (lambda d: d.update(format_version=99), "format version 99"),
-        (lambda d: d.update(features=["zstd-records"]), "features this release does not know"),
-        (lambda d: d.update(format="other"), "not a vectordb-manager manifest"),
-        (lambda d: d["segments"][0]["file"].update(path="../../etc/passwd"),
-         "outside the store"),
-        (lambda d: d.update(live_count=5), "says 5 documents"),
-    ],
-)
-def test_manifest_problems_are_refused(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
-    open_store(tmp_path).add_texts(["alpha"])
-    manifest = sorted(tmp_path.glob("manifests/*.json"))[-1]
-    doc = json.loads(manifest.read_text())
-    change(doc)
-    manifest.write_text(json.dumps(doc))
-    with pytest.raises(IntegrityError, match=message):
-        open_store(tmp_path)
-
-
-def test_not_json_manifest(tmp_path: Path) -> None:
-    open_store(tmp_path).add_texts(["alpha"])
-    sorted(tmp_path.glob("manifests/*.json"))[-1].write_bytes(b"\x00garbage")
-    with pytest.raises(IntegrityError, match="not a valid manifest"):
-        open_store(tmp_path)
-
-
-def test_path_is_a_file(tmp_path: Path) -> None:
-    f = tmp_path / "file"
-    f.write_text("x")
-    with pytest.raises(StorageError, match="is a file"):
-        open_store(f)
-
-
 ODD_IDS = ["a/b", "../../etc/passwd", "..", "/abs", "ünïcødé ✓", "line\nbreak", "x" * 1000, "nul\x00byte", " "]
 
 
@@ -378,7 +268,7 @@ def test_unusual_values_round_trip_exactly(tmp_path: Path) -> None:
 
 def test_ids_disagreeing_with_records_is_caught_by_verify(tmp_path: Path) -> None:
     open_store(tmp_path).add_texts(["alpha", "beta"], ids=["a", "b"])
-    _rewrite_section(tmp_path, "ids", b'["b","a"]')
+    rewrite_section(tmp_path, "ids", b'["b","a"]')
     store = open_store(tmp_path)  # opening decodes only ids and vectors
     with pytest.raises(IntegrityError, match="disagree on the ids"):
         store.verify()
@@ -427,64 +317,6 @@ def test_a_failing_compaction_does_not_fail_the_committed_write(tmp_path: Path) 
     storage.write = real_write  # type: ignore[union-attr,method-assign]
     assert sorted(open_store(tmp_path).engine.ids()) == ["1", "2"]
     assert calls[0] >= 2, "compaction was not attempted"
-
-
-def test_file_longer_than_its_manifest_entry_is_detected(tmp_path: Path) -> None:
-    open_store(tmp_path).add_texts(["alpha", "beta"])
-    target = _segment_file(tmp_path)
-    target.write_bytes(target.read_bytes() + b"\0" * 64)
-    with pytest.raises(IntegrityError, match="bytes but the manifest says"):
-        open_store(tmp_path)
-
-
-def test_overlapping_sections_are_refused(tmp_path: Path) -> None:
-    open_store(tmp_path).add_texts(["alpha", "beta"])
-    target = _segment_file(tmp_path)
-    data = bytearray(target.read_bytes())
-    size = int.from_bytes(data[8:16], "little")
-    header = json.loads(bytes(data[16 : 16 + size]))
-    ids_at = header["sections"]["ids"][0]
-    header["sections"]["records"][0] = ids_at  # records start inside ids
-    new = json.dumps(header).encode().ljust(size)
-    data[16 : 16 + size] = new
-    target.write_bytes(bytes(data))
-    manifest = sorted(tmp_path.glob("manifests/*.json"))[-1]
-    doc = json.loads(manifest.read_text())
-    doc["segments"][0]["file"]["sha256"] = hashlib.sha256(bytes(data)).hexdigest()
-    manifest.write_text(json.dumps(doc))
-    with pytest.raises(IntegrityError, match="malformed header"):
-        open_store(tmp_path)
-
-
-def test_damaged_index_snapshot_is_refused_before_faiss_reads_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    emb = VectorTable(clustered(300, 32))
-    store = LocalVectorStore(emb, tmp_path, index="hnsw")
-    store.add_texts([f"d:{i}" for i in range(300)], ids=[str(i) for i in range(300)])
-    assert store.compact()
-    (snap,) = tmp_path.glob("indexes/*")
-    original = snap.read_bytes()
-    data = bytearray(original)
-    data[len(data) // 2] ^= 0xFF
-    snap.write_bytes(bytes(data))
-    from vectordb_manager.engine.index import VectorIndex
-
-    parsed: list[object] = []
-    real = VectorIndex.from_snapshot.__func__  # type: ignore[attr-defined]
-
-    def spy(cls, data, **kw):  # type: ignore[no-untyped-def]
-        parsed.append(data)
-        return real(cls, data, **kw)
-
-    monkeypatch.setattr(VectorIndex, "from_snapshot", classmethod(spy))
-    with pytest.raises(IntegrityError, match="checksum"):
-        LocalVectorStore(emb, tmp_path, index="hnsw")
-    assert parsed == [], "FAISS was given a snapshot that failed its checksum"
-    snap.write_bytes(original)
-    again = LocalVectorStore(emb, tmp_path, index="hnsw")
-    assert len(parsed) == 1 and len(again) == 300
-    assert again.similarity_search("d:7", k=1)[0].id == "7"
 
 
 def test_opening_reads_vectors_straight_into_the_index(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.unit.test_persistence import _rewrite_section
+from tests.helpers import rewrite_section
 from vectordb_manager import ConfigurationError, IntegrityError
 from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.compaction import CompactionPolicy
@@ -461,7 +461,7 @@ def test_damaged_postings_sections_are_refused(tmp_path: Path) -> None:
                 if f.is_file():
                     f.unlink()
         _copy(tmp_path, store)
-        _rewrite_section(store, "postings", data)
+        rewrite_section(store, "postings", data)
         try:
             engine = local(store)
         except IntegrityError:
@@ -476,7 +476,7 @@ def test_damaged_postings_sections_are_refused(tmp_path: Path) -> None:
 def test_valid_postings_of_other_texts_are_found_by_verify(tmp_path: Path) -> None:
     model = _store(tmp_path)
     other = Postings.build(["omega"] * len(model.docs), Analyzer())
-    _rewrite_section(tmp_path, "postings", other.encode())
+    rewrite_section(tmp_path, "postings", other.encode())
     engine = local(tmp_path)
     assert len(engine.keyword_search("omega", 100)) == len(model.docs)  # believed until...
     with pytest.raises(IntegrityError, match="not those of its records' texts"):

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.helpers import rewrite_section
 from tests.unit.test_filter_oracle import (
     AWARE,
     DATES,
@@ -33,7 +34,6 @@ from tests.unit.test_filter_oracle import (
     r_filter,
     r_meta,
 )
-from tests.unit.test_persistence import _rewrite_section
 from vectordb_manager import IntegrityError
 from vectordb_manager.engine import manifest as manifest_module
 from vectordb_manager.engine.columns import (
@@ -429,7 +429,7 @@ def test_a_damaged_section_is_an_integrity_error(
     spec: dict[str, Any] | None,
 ) -> None:
     one_segment(tmp_path)
-    _rewrite_section(tmp_path, "values", damage(section_of(tmp_path)))  # re-signed
+    rewrite_section(tmp_path, "values", damage(section_of(tmp_path)))  # re-signed
     if spec is None:  # checked when the segment is opened
         with pytest.raises(IntegrityError, match=f"damaged values section: it .*{found}"):
             local(tmp_path)
@@ -444,7 +444,7 @@ def test_a_damaged_section_is_an_integrity_error(
 def test_a_section_that_disagrees_with_the_records_fails_verify(tmp_path: Path) -> None:
     metas = one_segment(tmp_path)
     lying = [{**m, "n": 9} for m in metas]  # well formed, but not these records' values
-    _rewrite_section(tmp_path, "values", build_values(lying))
+    rewrite_section(tmp_path, "values", build_values(lying))
     engine = local(tmp_path)
     assert engine.ids({"n": 9}) == [str(i) for i in range(6)]  # believed until verified
     with pytest.raises(IntegrityError, match="values section that is not that of its records"):
