@@ -140,7 +140,7 @@ def measure_searches(inputs: Path, repeats: int) -> dict[str, Any]:
     return {
         "p50": {k: common.pct(v[0], 50) for k, v in res.items()},
         "warm": {k: common.pct(v[0], 50) for k, v in pair.items()},
-        "hits": {k: [[h for h, _ in hits] for hits in v[1][: len(qvecs)]] for k, v in res.items()},
+        "hits": {k: v[1][: len(qvecs)] for k, v in res.items()},  # (id, metadata) pairs
     }
 
 
@@ -200,12 +200,11 @@ def bench(args: argparse.Namespace) -> PartResult:
         ratios = sorted(r["p50"]["ours"] / r["p50"]["peer"] for r in runs)
         warm_ratios = sorted(r["warm"]["ours"] / r["warm"]["peer"] for r in runs)
         hits = runs[0]["hits"]
-        rec = {
-            k: common.recall([[(h, {}) for h in q] for q in v], truth, ids) for k, v in hits.items()
-        }
+        rec = {k: common.recall(v, truth, ids) for k, v in hits.items()}
         same = {
             k: statistics.fmean(
-                len(set(a) & set(b)) / K for a, b in zip(v, hits["ours"], strict=True)
+                len({h for h, _ in a} & {h for h, _ in b}) / K
+                for a, b in zip(v, hits["ours"], strict=True)
             )
             for k, v in hits.items()
         }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +13,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from vectordb_manager.engine.format import pack_sections, unpack_sections
+from vectordb_manager.engine.manifest import sha256
 
 
 class VectorTable(Embeddings):
@@ -156,5 +156,5 @@ def rewrite_section(store_path: Path, section: str, payload: bytes) -> None:
     manifest = sorted(store_path.glob("manifests/*.json"))[-1]
     doc = json.loads(manifest.read_text())
     ref = doc["segments"][0]["file"]
-    ref["bytes"], ref["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    ref["bytes"], ref["sha256"] = len(data), sha256(data)
     manifest.write_text(json.dumps(doc))
