@@ -16,6 +16,7 @@ from vectordb_manager.engine import analyzer as analyzer_module
 from vectordb_manager.engine import postings as postings_module
 from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.postings import Postings, index_terms
+from vectordb_manager.engine.term_table import IdMap
 
 _PIECES = [
     *("running", "dogs", "The", "the", "NASA", "Hello", "PutObject", "iPhone", "HTTPServer"),
@@ -199,3 +200,18 @@ def test_ascii_batches_cut_in_one_pass_give_each_texts_postings(
     assert Postings.build(mixed, analyzer).equals(_reference(mixed, Analyzer()))
     assert Postings.build([], analyzer).row_count == 0
     assert Postings.build([""], analyzer).equals(_reference([""], Analyzer()))
+
+
+def test_id_map_gives_in_one_call_the_ids_it_gives_one_by_one() -> None:
+    """`IdMap.ids` (new keys added together) gives each key the id, and notes the new keys in
+    the order, that `__getitem__` one key at a time does: keys met before, new keys, and a
+    new key met twice in one call."""
+    rng = random.Random(11)
+    batched, single = IdMap(), IdMap()
+    for _ in range(20):
+        keys = [f"k{rng.randrange(300)}" for _ in range(rng.randrange(0, 60))]
+        got = batched.ids(keys)
+        assert got.dtype == np.int64
+        assert got.tolist() == [single[k] for k in keys]
+        assert batched.new == single.new and dict(batched) == dict(single)
+    assert len(batched) > 100 and batched.ids([]).tolist() == []

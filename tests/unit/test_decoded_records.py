@@ -6,6 +6,7 @@ read stay exact, tombstones stay tombstones, concurrent readers see the right re
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from vectordb_manager import LocalVectorStore
 from vectordb_manager.embeddings import HashingEmbeddings
 from vectordb_manager.engine import state as state_module
 from vectordb_manager.engine.compaction import CompactionPolicy
+from vectordb_manager.engine.format import encode_record
 from vectordb_manager.engine.state import LAZY, StoreState
 
 KEPT = 50
@@ -78,3 +80,32 @@ def test_concurrent_readers_read_the_right_records_while_some_are_dropped(
         thread.join(60)
     assert not wrong
     assert _decoded(st) <= KEPT
+
+
+def test_record_pieces_give_each_slots_line_in_order(
+    store: LocalVectorStore, tmp_path: Path
+) -> None:
+    """A merge copies the stored lines of its slots: runs of neighbours (crossing blocks,
+    with some records decoded in between) and scattered slots give each slot's line, in
+    order, whichever way they are cut."""
+    st = store._engine.state
+    other = LocalVectorStore(  # the same store, read on its own: the oracle's records
+        HashingEmbeddings(16), tmp_path / "s", compaction=CompactionPolicy(enabled=False)
+    )
+    oracle = other._engine.state
+    live = sorted(st.slot.values())
+    expected = {s: json.loads(encode_record(oracle.ids[s], oracle.record(s))) for s in live}
+    for slot in (*range(95, 100), 155, 156):  # decoded: at a block's end and inside one
+        st.record(slot)
+    rng = random.Random(5)
+    cases = [live, list(range(191, 260)), [s for s in live if 60 <= s < 130]]
+    cases += [live[120:125], rng.sample(live, 30)]
+    cases += [sorted(rng.sample(live, 100)) for _ in range(5)]
+    for materialized in (False, True):
+        if materialized:
+            st.materialize()  # every record decoded, the raw blocks let go
+        for slots in cases:
+            blob = b"".join(st._record_pieces(slots))
+            lines = [json.loads(line) for line in blob.splitlines()]
+            assert lines == [expected[s] for s in slots]
+    assert st._record_pieces([]) == []

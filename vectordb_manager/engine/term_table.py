@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from itertools import chain, compress, repeat
+from itertools import chain, compress, filterfalse, repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,6 +51,16 @@ class IdMap(dict[str, int]):
         self[key] = i = len(self)
         self.new.append(key)
         return i
+
+    def ids(self, keys: Sequence[str]) -> I64:
+        """The ids of ``keys``, as `__getitem__` gives them one by one, but with the new keys
+        added together in C (no Python call per new key: a block of 1,000 texts brings ~1,000
+        new terms, its numbers and names)."""
+        new = list(dict.fromkeys(filterfalse(self.__contains__, keys)))
+        if new:
+            self.update(zip(new, range(len(self), len(self) + len(new)), strict=True))
+            self.new += new
+        return np.fromiter(map(self.__getitem__, keys), dtype=np.int64, count=len(keys))
 
 
 class TermTable:
@@ -143,7 +153,7 @@ class TermTable:
             found = [tuple(t for t in ts if t and SEP not in t) for ts in found]
             every = list(chain.from_iterable(found))
         term_ids = self._term_ids
-        ids = np.fromiter(map(term_ids.__getitem__, every), dtype=np.int64, count=len(every))
+        ids = term_ids.ids(every)
         if term_ids.new:
             self.terms.extend(term_ids.new)
             term_ids.new = []

@@ -159,7 +159,7 @@ class TextIndex:
     def _ids(self, terms: list[str]) -> I64:
         """The global ids of these terms (new ones get the next ids)."""
         vocab = self.vocab
-        ids = np.fromiter(map(vocab.__getitem__, terms), dtype=np.int64, count=len(terms))
+        ids = vocab.ids(terms)
         if vocab.new:
             self.terms.extend(vocab.new)
             vocab.new = []
