@@ -253,6 +253,26 @@ def test_concurrent_searches_of_a_small_store_each_get_their_own_results(
     assert wrong == []
 
 
+def test_a_small_store_searches_alike_through_faiss_raw_functions_and_its_wrappers(
+    built: Callable[..., Built], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small flat store calls FAISS's search and pointer functions under their Python
+    wrappers where the module has them (`index._FLAT_SEARCH`), and the wrappers where it
+    does not: the same results either way, those of brute force."""
+    from vectordb_manager.engine import index as index_module
+
+    assert index_module._FLAT_SEARCH is not None  # (faiss-cpu as installed here has them)
+    store, vectors, queries, _ = built("cosine", n=400)
+    for raw in (True, False):
+        if not raw:
+            monkeypatch.setattr(index_module, "_FLAT_SEARCH", None)
+        for qi in range(8):
+            pairs = store.similarity_search_with_score_by_vector(queries[qi].tolist(), k=5)
+            assert [int(d.id) for d, _ in pairs] == brute_force(vectors, queries[qi], 5, "cosine")  # type: ignore[arg-type]
+            scores = [float(queries[qi] @ vectors[int(d.id)]) for d, _ in pairs]  # type: ignore[arg-type]
+            assert [s for _, s in pairs] == pytest.approx([1 - x for x in scores], abs=1e-6)
+
+
 def test_auto_switches_to_hnsw_at_threshold() -> None:
     store, vectors, queries, _ = make_store("cosine", "auto", n=600, auto_threshold=500)
     assert store.stats()["index"] == "hnsw"

@@ -16,7 +16,8 @@ class ReadWriteLock:
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
-        self._reading = _Reading(self)
+        self.reading = _Reading(self)
+        """`read`'s context itself, for the hottest paths (``with lock.reading:``, a call less)."""
 
     @property
     def writers_waiting(self) -> int:
@@ -26,7 +27,7 @@ class ReadWriteLock:
 
     def read(self) -> _Reading:
         """A context in which to read: ``with lock.read(): ...``."""
-        return self._reading
+        return self.reading
 
     @contextmanager
     def write(self) -> Iterator[None]:

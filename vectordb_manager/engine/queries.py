@@ -80,10 +80,13 @@ class Queries:
         """`search`'s hits as (document, distance) pairs, as a LangChain store returns them
         (``filter``: compiled, or ``None``)."""
         k = require_k(k)
-        q = vectors_module.prepare_query(query, self.distance, self.dimension, checked=checked)
+        dim = self._state.dim  # (the store's `dimension`, in one call where it has vectors)
+        if dim is None:
+            dim = self.dimension
+        q = vectors_module.prepare_query(query, self.distance, dim, checked=checked)
         if q is None:
             return []
-        with self._rw.read():
+        with self._rw.reading:
             return searching.scored(self._state, q, k, filter)
 
     def keyword_search(

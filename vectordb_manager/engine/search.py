@@ -103,7 +103,7 @@ def scored(st: StoreState, q: Vectors, k: int, where: CompiledFilter | None) -> 
     usual search, unfiltered on a small flat store without tombstones, is made without `Hit`s
     and the general path's steps in between: there its overhead is a good part of its time,
     the more so with cold caches (after the query's embedding, say)."""
-    if where is None and st.live:
+    if where is None and st.slot:  # (any live record)
         pairs = _flat_pairs(st, q, k)
         if pairs is not None:
             return pairs
@@ -149,7 +149,7 @@ def _flat_pairs(st: StoreState, q: Vectors, k: int) -> list[Scored] | None:
     (`_search_small`), else `_flat_one`'s; ``None`` where neither applies."""
     if not _flat_one_applies(st, q):
         return None
-    if not st.dead and st.slots * q.shape[1] <= ONE_THREAD_PRODUCT:
+    if not st.dead and len(st.ids) * q.shape[1] <= ONE_THREAD_PRODUCT:  # (ids: per slot)
         pairs = _search_small(st, q, k)
         if pairs is not None:
             return pairs
@@ -182,7 +182,7 @@ def _search_small(st: StoreState, q: Vectors, k: int) -> list[Scored] | None:
     FAISS's exactly, and unless the next one equals the k-th, so is the set of their slots
     (put in slot order among equal scores)."""
     assert st.index is not None
-    raw, labels = st.index.search_one(q, min(k + 1, st.slots))
+    raw, labels = st.index.search_one(q, min(k + 1, len(st.ids)))  # (ids: one per slot)
     found = _settled(raw, labels, k, l2=False, cut=True)
     return None if found is None else _pairs(st, found)
 

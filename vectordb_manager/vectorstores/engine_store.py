@@ -302,7 +302,8 @@ class EngineVectorStore(HybridSearchMixin, FaissCompatMixin, VectorStore):
     ) -> list[tuple[Document, float]]:
         """Like `similarity_search_with_score`, for a vector."""
         if filter is None and not kwargs:  # (the usual call: no request to build)
-            require_k(fetch_k, "fetch_k")
+            if type(fetch_k) is not int or fetch_k <= 0:  # (the usual fetch_k: no call)
+                require_k(fetch_k, "fetch_k")
             return self._engine.scored(embedding, k)
         return self._scored(embedding, similarity_request(k, filter, fetch_k, kwargs))
 
