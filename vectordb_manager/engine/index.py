@@ -291,8 +291,8 @@ class VectorIndex:
 
 
 # FAISS's search and pointer functions themselves, under the SWIG module's Python wrappers
-# (each a function that only calls them): two calls less per small-store search, a few
-# microseconds with cold caches. ``None`` where the module is laid out otherwise.
+# (each a function that only calls them): two Python calls fewer per small-store search.
+# ``None`` (the wrappers, then) where the module is laid out otherwise.
 _RAW = getattr(sys.modules.get(faiss.IndexFlat.__module__), "_swigfaiss", None)
 _FLAT_SEARCH: Any = getattr(_RAW, "IndexFlat_search", None)
 _SWIG_PTR: Any = getattr(_RAW, "swig_ptr", swig_ptr)
