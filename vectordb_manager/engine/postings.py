@@ -30,7 +30,7 @@ import numpy as np
 
 from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.term_table import SEP as _SEP
-from vectordb_manager.engine.term_table import ranges
+from vectordb_manager.engine.term_table import IdMap, ranges
 from vectordb_manager.errors import IntegrityError
 
 U32 = np.ndarray[Any, np.dtype[np.uint32]]
@@ -163,7 +163,7 @@ class Postings:
         those rows' texts: a commit that keeps some of the rows sent to the helper process,
         or holds several writes' rows, takes them from what the helper built."""
         at = np.asarray(picks, dtype=np.int64).reshape(-1, 2)
-        vocab: dict[str, int] = {}
+        vocab = IdMap()  # (each part's terms get their ids in one step: `IdMap.ids`)
         term_ids: list[I64] = []
         rows: list[I64] = []
         tfs: list[I64] = []
@@ -178,9 +178,7 @@ class Postings:
             target = new[part.rows]
             kept = target >= 0
             local = np.repeat(np.arange(len(part.terms), dtype=np.int64), np.diff(part.offsets))
-            ids = np.fromiter(
-                (vocab.setdefault(t, len(vocab)) for t in part.terms), np.int64, len(part.terms)
-            )
+            ids = vocab.ids(part.terms)
             term_ids.append(ids[local[kept]])
             rows.append(target[kept])
             tfs.append(part.tfs[kept].astype(np.int64))
