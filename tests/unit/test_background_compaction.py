@@ -209,3 +209,34 @@ def test_a_process_that_exits_right_after_a_write_finishes_its_merge(tmp_path: P
     assert store.engine._plan_locked()[0] is None
     assert len(store) == 400 and store.verify()["documents"] == 400
     assert segment_files(path) <= named_by_manifests(path)
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_merges_stay_within_the_segment_cap(tmp_path: Path, background: bool) -> None:
+    """With ``max_segment_bytes``, no merge writes a segment past it: segments of over
+    1/fan_in of it merge no more. Without the cap the same writes merge past it (inline
+    merges: the same layout every time). Either way the store holds every document."""
+    cap = 64 << 10  # a write of 10 rows holds ~13 KiB: four merge (~51 KiB), then no more
+    expected = {f"{b}-{i}": f"text {b}-{i}" for b in range(64) for i in range(10)}
+
+    def build(limit: int | None) -> list[int]:
+        policy = CompactionPolicy(
+            fan_in=2, min_weight=1, full_ratio=1000.0, max_segment_bytes=limit,
+            background=background,
+        )  # fmt: skip
+        store = open_store(tmp_path / str(limit), policy)
+        for batch in range(64):
+            ids = [f"{batch}-{i}" for i in range(10)]
+            store.add_texts([f"text {x}" for x in ids], ids=ids)
+        store.wait_for_compaction()
+        assert texts_of(store) == expected
+        assert texts_of(open_store(tmp_path / str(limit), policy)) == expected
+        assert store.verify()["documents"] == 640
+        assert store._engine._manifest is not None
+        return [s.file.bytes for s in store._engine._manifest.segments]
+
+    capped = build(cap)
+    assert max(capped) <= cap
+    if not background:
+        assert sum(s > cap // 2 for s in capped[1:]) >= 12  # merged up to the cap
+        assert max(build(None)) > 4 * cap

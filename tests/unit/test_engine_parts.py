@@ -59,6 +59,51 @@ def test_policy_bounds_the_tail_and_can_be_switched_off() -> None:
     assert CompactionPolicy().plan([], 0, 0) is None
 
 
+def sized(rows: int, size: int) -> SegmentRef:
+    return SegmentRef(f"s{rows}-{size}", rows, 0, FileRef("segments/x.seg", size, "0" * 64))
+
+
+def test_policy_merges_no_segment_past_the_cap() -> None:
+    """Segments over 1/fan_in of ``max_segment_bytes`` are sealed: the class rule and the
+    tail's bound look only at the segments after the last sealed one, and a forced merge
+    takes as many of the newest as fit in the cap."""
+    capped = CompactionPolicy(fan_in=4, min_weight=64, max_segment_bytes=4000, max_tail=6)
+    uncapped = CompactionPolicy(fan_in=4, min_weight=64, max_segment_bytes=None, max_tail=6)
+    base = sized(100_000, 10**6)
+    big = [sized(1000, 1500) for _ in range(4)]  # one class, each sealed (1500 > 4000 // 4)
+    assert uncapped.plan([base, *big], 104_000, 0, snapshots=False) == 1
+    assert capped.plan([base, *big], 104_000, 0, snapshots=False) is None
+    small = [sized(10, 200) for _ in range(4)]
+    assert capped.plan([base, *big, *small], 104_040, 0, snapshots=False) == 5
+    # past max_tail: the segments after the last sealed one, as many of the newest as fit
+    mixed = [sized(10, 900), sized(100, 900), sized(10, 900), sized(100, 900), sized(10, 900)]
+    mixed += [sized(100, 900), sized(10, 900)]  # 7 > max_tail, no run of one class
+    assert capped.plan([base, *big, *mixed], 104_440, 0, snapshots=False) == 1 + 4 + 7 - 4
+    assert uncapped.plan([base, *big, *mixed], 104_440, 0, snapshots=False) == 1
+    # a sealed segment between open ones: only those after it count
+    assert capped.plan([base, *mixed[:3], big[0], *small], 101_470, 0, snapshots=False) == 5
+    assert capped.plan([base, *mixed[:6], big[0]], 101_530, 0, snapshots=False) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"fan_in": 1},
+        {"fan_in": 2.0},
+        {"min_weight": 0},
+        {"max_tail": True},
+        {"full_ratio": 0},
+        {"dead_ratio": "0.3"},
+        {"max_segment_bytes": 0},
+        {"max_segment_bytes": 1.5e9},
+    ],
+)
+def test_policy_refuses_settings_that_cannot_work(bad: dict[str, Any]) -> None:
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=f"compaction {name} must be"):
+        CompactionPolicy(**bad)
+
+
 def test_size_classes_grow_by_the_fan_in() -> None:
     policy = CompactionPolicy(fan_in=4, min_weight=64)
     assert [policy.size_class(w) for w in (1, 63, 64, 255, 256, 1023, 1024)] == [0, 0, 1, 1, 2, 2, 3]

@@ -12,6 +12,12 @@ each row is rewritten only a few times:
   saved) the tail outweighs ``full_ratio`` of the base, everything merges into a new base (a
   *full compaction*), which also drops tombstones, rebuilds the index and saves an index
   snapshot for HNSW/IVF, so that opening a store rarely has to rebuild much of a graph.
+* A tail merge writes at most ``max_segment_bytes`` (Lucene's maximum merged segment size):
+  a merge lays its file out in memory beside a copy of its rows' vectors, so without a cap
+  a store of millions of rows would merge gigabytes at once. A tail segment of over
+  ``1/fan_in`` of the cap (a merge's result, or one large write) is *sealed*: ``fan_in`` of
+  its class would exceed the cap, so it merges no more, and the class rule and the
+  ``max_tail`` bound look only at the segments after the last sealed one.
 
 `prepare_merge` builds the merged segment (records copied as stored, never re-encoded; the
 keyword postings of its rows, remapped, dropping deleted rows) and the manifest that lists it
@@ -54,16 +60,39 @@ class CompactionPolicy:
     store's size over the commits' size times, 2 for 100k added 1,000 at a time where 4
     rewrote it 3 times (measured: 29% fewer bytes written, ~20% less CPU for the adds). At
     most 7 segments of each class wait to merge; opening reads them in parallel, and
-    ``max_tail`` (the tail's cap: past it, the whole tail merges) leaves room for 6 classes
-    of them."""
+    ``max_tail`` (the tail's cap: past it, the segments after the last sealed one merge, as
+    many of the newest as fit in ``max_segment_bytes``) leaves room for 6 classes of them.
+    ``max_segment_bytes`` (``None``: no cap) bounds what a tail merge writes, and so its
+    memory: 256 MiB, ~150,000 rows of 384 dimensions; Lucene's default is 5 GB, for
+    segments it reads from disk rather than loads."""
 
     fan_in: int = 8
     min_weight: int = 64
     full_ratio: float = 0.5
     dead_ratio: float = 0.3
     max_tail: int = 48
+    max_segment_bytes: int | None = 256 << 20
     enabled: bool = True
     background: bool = True
+
+    def __post_init__(self) -> None:
+        whole = {"fan_in": 2, "min_weight": 1, "max_tail": 1}
+        for name, least in whole.items():
+            value = getattr(self, name)
+            if type(value) is not int or value < least:
+                raise ValueError(
+                    f"compaction {name} must be an integer of at least {least}, got {value!r}"
+                )
+        for name in ("full_ratio", "dead_ratio"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ValueError(f"compaction {name} must be a number above 0, got {value!r}")
+        cap = self.max_segment_bytes
+        if cap is not None and (type(cap) is not int or cap < 1):
+            raise ValueError(
+                f"compaction max_segment_bytes must be None (no cap) or a number of bytes above "
+                f"0, got {cap!r}"
+            )
 
     def size_class(self, weight: int) -> int:
         if weight < self.min_weight:
@@ -93,13 +122,30 @@ class CompactionPolicy:
             base.weight, self.min_weight
         ):
             return 0
-        if len(tail) > self.max_tail:
-            return 1
-        if len(tail) >= self.fan_in:
-            last = [self.size_class(s.weight) for s in tail[-self.fan_in :]]
+        first = 1  # the first segment that may still merge: after the last sealed one
+        cap = self.max_segment_bytes
+        if cap is not None:
+            sealed = cap // self.fan_in
+            for i in range(len(segments) - 1, 0, -1):
+                if segments[i].file.bytes > sealed:
+                    first = i + 1
+                    break
+        if len(segments) - first > self.max_tail:
+            return self._newest_within_cap(segments, first)
+        if len(segments) - first >= self.fan_in:
+            last = [self.size_class(s.weight) for s in segments[-self.fan_in :]]
             if len(set(last)) == 1:
                 return len(segments) - self.fan_in
         return None
+
+    def _newest_within_cap(self, segments: Sequence[SegmentRef], first: int) -> int | None:
+        """Where the longest run of the newest segments from ``first`` on starts whose sizes
+        add up to at most the cap (all of them without one); ``None`` if under two."""
+        start, total, cap = len(segments), 0, self.max_segment_bytes
+        while start > first and (cap is None or total + segments[start - 1].file.bytes <= cap):
+            start -= 1
+            total += segments[start].file.bytes
+        return start if len(segments) - start >= 2 else None
 
 
 @dataclass
