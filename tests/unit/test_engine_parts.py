@@ -85,25 +85,6 @@ def test_policy_merges_no_segment_past_the_cap() -> None:
     assert capped.plan([base, *mixed[:6], big[0]], 101_530, 0, snapshots=False) is None
 
 
-def test_policy_merges_a_full_class_with_the_smaller_segments_after_it() -> None:
-    """The writers go on committing while the upkeep thread merges, so ``fan_in`` segments
-    of a class are seldom the very last: they merge with those after them, unless one of a
-    larger class follows, or the run would pass the cap."""
-    policy = CompactionPolicy(fan_in=4, min_weight=64, max_segment_bytes=None)
-    base = seg(100_000)
-    run = [base, seg(1000), seg(1000), seg(1000), seg(1000), seg(10), seg(10)]
-    assert policy.plan(run, 104_020, 0, snapshots=False) == 1
-    more = [base, *[seg(1000)] * 6, seg(10)]  # more of the same class after the first four
-    assert policy.plan(more, 106_010, 0, snapshots=False) == 1
-    assert policy.plan([*run, seg(5000)], 109_020, 0, snapshots=False) is None
-    # several full classes: the first (and so the largest) from which none larger follows
-    nested = [base, *[seg(1000)] * 4, *[seg(100)] * 4]
-    assert policy.plan(nested, 104_400, 0, snapshots=False) == 1
-    capped = CompactionPolicy(fan_in=4, min_weight=64, max_segment_bytes=4000)
-    sized_run = [sized(100_000, 10**6), *[sized(1000, 800)] * 4, *[sized(100, 300)] * 4]
-    assert capped.plan(sized_run, 104_400, 0, snapshots=False) == 5  # 4 x 800 + 4 x 300 > 4000
-
-
 @pytest.mark.parametrize(
     "bad",
     [

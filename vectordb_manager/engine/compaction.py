@@ -5,11 +5,9 @@ per commit ever made. The policy keeps the segment count logarithmic in the stor
 each row is rewritten only a few times:
 
 * Tail segments (all but the first, the *base*) fall into size classes by powers of
-  ``fan_in``. When ``fan_in`` segments share a class and none of a larger class follows
-  them, they merge with the segments after them into one of the next class (like a binary
-  counter in base ``fan_in``; the ones after them are there because the writers go on
-  while the upkeep thread merges). Merging only a trailing run keeps commit order, so later
-  writes still win.
+  ``fan_in``. When the last ``fan_in`` segments share a class they merge into one of the
+  next class (like a binary counter in base ``fan_in``). Merging only a trailing run keeps
+  commit order, so later writes still win.
 * When tombstones exceed ``dead_ratio`` of the slots, or (for HNSW and IVF, whose index is
   saved) the tail outweighs ``full_ratio`` of the base, everything merges into a new base (a
   *full compaction*), which also drops tombstones, rebuilds the index and saves an index
@@ -134,26 +132,10 @@ class CompactionPolicy:
                     break
         if len(segments) - first > self.max_tail:
             return self._newest_within_cap(segments, first)
-        return self._full_class(segments, first)
-
-    def _full_class(self, segments: Sequence[SegmentRef], first: int) -> int | None:
-        """Where the first ``fan_in`` segments of one class start (from ``first`` on) that no
-        segment of a larger class follows, if they and those that follow fit in the cap;
-        ``None`` if there are none. The run from there to the end merges, the segments after
-        them with it: on the upkeep thread the writers go on committing small segments
-        meanwhile, so a class's ``fan_in`` segments are seldom the very last ones
-        (with the last ``fan_in`` alone, a store of 1M rows written 1,000 at a time kept
-        dozens of segments of 8,000 rows waiting for `max_tail`)."""
-        classes = [self.size_class(s.weight) for s in segments]
-        cap = self.max_segment_bytes
-        for i in range(first, len(segments) - self.fan_in + 1):
-            c = classes[i]
-            if classes[i : i + self.fan_in].count(c) < self.fan_in:
-                continue
-            if any(later > c for later in classes[i + self.fan_in :]):
-                continue
-            if cap is None or sum(s.file.bytes for s in segments[i:]) <= cap:
-                return i
+        if len(segments) - first >= self.fan_in:
+            last = [self.size_class(s.weight) for s in segments[-self.fan_in :]]
+            if len(set(last)) == 1:
+                return len(segments) - self.fan_in
         return None
 
     def _newest_within_cap(self, segments: Sequence[SegmentRef], first: int) -> int | None:
