@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import math
 import struct
+import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -67,11 +68,14 @@ def prepare_query(
         if type(vector) is list:  # the usual query: a list of floats, packed in C (flat)
             size = len(vector)
             shape: tuple[int, ...] = (size,)
-            q = np.ndarray((1, size), np.float32, _packer(size).pack(*vector))
+            q = np.empty((1, size), np.float32)
+            _packer(size).pack_into(q, 0, *vector)  # type: ignore[arg-type]  # (a buffer)
+            own = True  # (a new array: normalised in place)
         else:
             q = np.asarray(vector, dtype=np.float32)
             shape, size = q.shape, q.size if q.ndim == 1 else 0
             q = np.ascontiguousarray(q.reshape(1, -1))  # (a strided view: FAISS reads it whole)
+            own = False  # (perhaps the caller's own array)
     except (TypeError, ValueError, OverflowError, struct.error) as exc:
         raise InvalidInputError(
             f"a query vector must be a flat list of numbers ({exc}); embed the query "
@@ -81,7 +85,9 @@ def prepare_query(
         raise InvalidInputError(
             f"a query vector must be a flat list of floats, got shape {shape}"
         )
-    square = float(np.vdot(q, q))  # (as np.dot of the row; NaN or infinity makes it so)
+    norms = _NORMS or _faiss_norms()
+    at = norms.pointer(q)
+    square = norms.square(at, size)  # (NaN or infinity makes it so)
     if not checked and not math.isfinite(square) and not np.isfinite(q).all():
         raise InvalidInputError("the query vector contains NaN or infinite values")
     if known is None:
@@ -97,8 +103,37 @@ def prepare_query(
                 "the query vector is all zeros; cosine distance needs a direction"
             )
         if square != 1.0:  # (a model's unit vector, often: dividing by 1.0 changes nothing)
-            q = q / math.sqrt(square)
+            if not own:
+                q = q.copy()
+                at = norms.pointer(q)
+            norms.normalize(size, 1, at)
     return q
+
+
+class _Norms(NamedTuple):
+    """FAISS's own functions for one query's squared norm and its normalisation in place,
+    called with the array's address: with cold caches (a search after the query's embedding)
+    NumPy's ``vdot`` and a division took 10 us of a 200 us search over 2,000 vectors, these
+    two calls 2 us. The module's raw functions where it has them, else their wrappers."""
+
+    pointer: Any  # swig_ptr
+    square: Any  # fvec_norm_L2sqr(x, d)
+    normalize: Any  # fvec_renorm_L2(d, n, x)
+
+
+_NORMS: _Norms | None = None  # found on first use (this module is imported without FAISS)
+
+
+def _faiss_norms() -> _Norms:
+    global _NORMS  # noqa: PLW0603 (set once; read without a call on every query)
+    import faiss
+
+    raw = getattr(sys.modules.get(faiss.IndexFlat.__module__), "_swigfaiss", faiss)
+    _NORMS = _Norms(
+        *(getattr(raw, name, None) or getattr(faiss, name)
+          for name in ("swig_ptr", "fvec_norm_L2sqr", "fvec_renorm_L2"))
+    )  # fmt: skip
+    return _NORMS
 
 
 _VECTOR_TYPES = frozenset((list, tuple, np.ndarray))
