@@ -256,16 +256,21 @@ def test_concurrent_searches_of_a_small_store_each_get_their_own_results(
 def test_a_small_store_searches_alike_through_faiss_raw_functions_and_its_wrappers(
     built: Callable[..., Built], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A small flat store calls FAISS's search and pointer functions under their Python
-    wrappers where the module has them (`index._FLAT_SEARCH`), and the wrappers where it
-    does not: the same results either way, those of brute force."""
-    from vectordb_manager.engine import index as index_module
+    """A small flat store calls FAISS's brute-force and pointer functions under their Python
+    wrappers where the module has them (`rows.KNN_IP`), and the wrappers where it does not:
+    the same results either way, those of brute force."""
+    import faiss
 
-    assert index_module._FLAT_SEARCH is not None  # (faiss-cpu as installed here has them)
+    from vectordb_manager.engine import index as index_module
+    from vectordb_manager.engine import rows as rows_module
+
+    assert rows_module.KNN_IP is not faiss.knn_inner_product  # (faiss-cpu here has them)
     store, vectors, queries, _ = built("cosine", n=400)
     for raw in (True, False):
         if not raw:
-            monkeypatch.setattr(index_module, "_FLAT_SEARCH", None)
+            for module in (index_module, rows_module):
+                monkeypatch.setattr(module, "KNN_IP", faiss.knn_inner_product)
+                monkeypatch.setattr(module, "SWIG_PTR", faiss.swig_ptr)
         for qi in range(8):
             pairs = store.similarity_search_with_score_by_vector(queries[qi].tolist(), k=5)
             assert [int(d.id) for d, _ in pairs] == brute_force(vectors, queries[qi], 5, "cosine")  # type: ignore[arg-type]

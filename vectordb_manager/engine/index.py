@@ -4,14 +4,15 @@ Slots are appended in order and never reused, so every index type labels a vecto
 position: ``flat`` (exact), ``hnsw`` (graph, approximate) and ``ivf`` (inverted lists,
 approximate, trained once enough vectors exist; exact until then). Deleted slots stay in the
 index as tombstones that the engine excludes; compaction rebuilds the index without them, which
-is how HNSW, which cannot remove vectors, supports delete. Vectors are held once, in the FAISS
-flat storage, and read back as a NumPy view for exact re-scoring and MMR.
+is how HNSW, which cannot remove vectors, supports delete. Vectors are held once: a flat or IVF
+index's in `Rows` (this package's storage on huge pages, searched by FAISS's brute-force
+functions), an HNSW index's in its FAISS storage; either is read back as a NumPy view for exact
+re-scoring and MMR.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import threading
 from dataclasses import asdict, dataclass
 from typing import IO, Any
@@ -20,6 +21,7 @@ import faiss
 import numpy as np
 from faiss import swig_ptr
 
+from vectordb_manager.engine.rows import KNN_IP, KNN_L2, SWIG_PTR, Rows
 from vectordb_manager.errors import IntegrityError
 
 _OUT = threading.local()  # each thread's result buffers for `VectorIndex.search_one`, by k
@@ -76,7 +78,8 @@ def faiss_metric(distance: str) -> int:
 
 
 class VectorIndex:
-    """One FAISS index plus the flat storage of every slot's vector."""
+    """One FAISS index plus the flat storage of every slot's vector (`Rows`, or an HNSW
+    index's own)."""
 
     def __init__(self, kind: IndexKind, dim: int, distance: str, params: IndexParams) -> None:
         self.kind = kind
@@ -86,13 +89,15 @@ class VectorIndex:
         metric = faiss_metric(distance)
         self._ivf: Any = None
         self._view: Vectors | None = None  # `vectors()`, until the storage changes
+        self._rows: Rows | None = None  # flat and IVF: the vectors
+        self._index: Any = None  # HNSW: the graph, and its storage (`_store`)
+        self._store: Any = None
         if kind == "hnsw":
-            self._index: Any = faiss.IndexHNSWFlat(dim, params.hnsw_m, metric)
+            self._index = faiss.IndexHNSWFlat(dim, params.hnsw_m, metric)
             self._index.hnsw.efConstruction = params.ef_construction
-            self._store: Any = faiss.downcast_index(self._index.storage)
+            self._store = faiss.downcast_index(self._index.storage)
         else:
-            self._index = faiss.IndexFlat(dim, metric)
-            self._store = self._index
+            self._rows = Rows(dim)
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -122,6 +127,7 @@ class VectorIndex:
         index.kind, index.dim, index.distance, index.params = kind, dim, distance, params
         index._ivf = None
         index._view = None
+        index._rows, index._index, index._store = None, None, None
         if kind == "hnsw":
             if not isinstance(loaded, faiss.IndexHNSWFlat):
                 raise IntegrityError("the index snapshot is not an HNSW index")
@@ -131,8 +137,7 @@ class VectorIndex:
             if not isinstance(loaded, faiss.IndexIVFFlat):
                 raise IntegrityError("the index snapshot is not an IVF index")
             index._ivf = loaded
-            index._index = faiss.IndexFlat(dim, faiss_metric(distance))
-            index._store = index._index
+            index._rows = Rows(dim)
         else:
             raise IntegrityError(f"no snapshot is used for {kind!r} indexes")
         return index
@@ -159,6 +164,8 @@ class VectorIndex:
     # -- use -----------------------------------------------------------------------------
     @property
     def ntotal(self) -> int:
+        if self._rows is not None:
+            return self._rows.count
         return int(self._store.ntotal)
 
     def add(self, vectors: Vectors, *, store_only: bool = False) -> None:
@@ -167,46 +174,34 @@ class VectorIndex:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._view = None
+        if self._rows is None:
+            self._index.add(vectors)
+            return
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors of shape {vectors.shape} for an index of {self.dim}")
+        self._rows.append(vectors)
         if self.kind == "ivf":
-            self._store.add(vectors)
             if self._ivf is not None:
                 if not store_only:
                     self._ivf.add(vectors)
             elif self.ntotal >= self._train_size():
                 self._train()
-        else:
-            self._index.add(vectors)
 
     def extend(self, rows: int) -> Vectors:
         """Append ``rows`` zero vectors as the next slots of a flat index and return them as a
         writable view, to be filled in place (reading a file straight into the index)."""
-        if self.kind != "flat":
+        if self.kind != "flat" or self._rows is None:
             raise ValueError(f"extend() is for flat indexes, not {self.kind!r}")
-        n = self.ntotal
         self._view = None
-        codes = self._store.codes
-        # one pass of zeros over the new rows and the room for later adds (growing by
-        # `reserve` and then to the rows would write the rows' zeros twice: 0.4 s at 1M)
-        codes.resize((n + rows + self._spare(rows)) * self.dim * 4)
-        codes.resize((n + rows) * self.dim * 4)  # keeps the capacity
-        self._store.ntotal = n + rows
-        return self.vectors()[n:]
+        return self._rows.extend(rows)
 
     def reserve(self, rows: int) -> None:
-        """Allocate room for ``rows`` more vectors at once, plus a sixteenth for later adds, so
-        that neither adding them segment by segment nor the next few commits copy the whole
-        storage (which at 1M x 384 would take seconds and double the memory for a moment).
-        HNSW: no effect."""
-        if self.kind == "hnsw" or rows <= 0:
+        """Allocate room for ``rows`` more vectors at once (`Rows.reserve`). HNSW: no
+        effect."""
+        if self._rows is None or rows <= 0:
             return
         self._view = None  # the storage may move
-        size = self._store.codes.size()
-        self._store.codes.resize(size + (rows + self._spare(rows)) * self.dim * 4)
-        self._store.codes.resize(size)  # keeps the capacity
-
-    def _spare(self, rows: int) -> int:
-        """The room for later adds left when ``rows`` more are allocated at once."""
-        return max(1024, (self.ntotal + rows) // 16)
+        self._rows.reserve(rows)
 
     def _train_size(self) -> int:
         nlist = self.params.ivf_nlist
@@ -233,10 +228,13 @@ class VectorIndex:
         view = self._view
         if view is not None:
             return view
-        n = self.ntotal
-        if n == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        view = faiss.rev_swig_ptr(self._store.get_xb(), n * self.dim).reshape(n, self.dim)
+        if self._rows is not None:
+            view = self._rows.view()
+        else:
+            n = self.ntotal
+            if n == 0:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            view = faiss.rev_swig_ptr(self._store.get_xb(), n * self.dim).reshape(n, self.dim)
         self._view = view
         return view
 
@@ -254,26 +252,37 @@ class VectorIndex:
             params = faiss.SearchParametersIVF(nprobe=self.params.ivf_nprobe)  # type: ignore[call-arg]
             index = self._ivf
         else:
-            params = faiss.SearchParameters() if selector is not None else None
-            index = self._index
+            assert self._rows is not None
+            queries = np.ascontiguousarray(queries, dtype=np.float32)
+            if queries.ndim != 2 or queries.shape[1] != self.dim:
+                raise ValueError(f"queries of shape {queries.shape} for an index of {self.dim}")
+            return self._rows.search(queries, k, l2=self.distance == "l2", selector=selector)
         if selector is not None:
             params.sel = selector
         return index.search(queries, k, params=params)  # type: ignore[no-any-return]
 
     def search_one(self, query: Vectors, k: int) -> tuple[list[float], list[int]]:
         """A flat index's k best raw scores and slot labels for one query, as lists: FAISS's
-        search without its wrapper's checks and conversions (``query``: a C-contiguous
-        float32 array of shape (1, d), as `prepare_query` makes it; ``k`` at most the number
-        of vectors held), into its thread's buffers (`_OUT`: on a small store, allocating
-        them and taking their addresses for each search was 6-14% of it with cold caches)."""
+        brute-force search without its wrapper's checks and conversions (``query``: a
+        C-contiguous float32 array of shape (1, d), as `prepare_query` makes it; ``k`` from 1
+        to the number of vectors held), into its thread's buffers (`_OUT`: on a small store,
+        allocating them and taking their addresses for each search was 6-14% of it with cold
+        caches). Other indexes: `search`'s."""
+        rows = self._rows
+        if rows is None or self._ivf is not None:
+            scores_2d, labels_2d = self.search(query, k)
+            return scores_2d[0].tolist(), labels_2d[0].tolist()
         try:
             scores, labels, scores_at, labels_at = _OUT.buffers[k]
         except (AttributeError, KeyError):  # (this thread's first search of k results)
             scores, labels, scores_at, labels_at = _new_buffers(k)
-        if _FLAT_SEARCH is not None and type(self._index) is faiss.IndexFlat:
-            _FLAT_SEARCH(self._index, 1, _SWIG_PTR(query), k, scores_at, labels_at, None)
+        snap = rows.snapshot
+        if self.distance == "l2":
+            KNN_L2(SWIG_PTR(query), snap.address, self.dim, 1, snap.rows, k,
+                   scores_at, labels_at, None, None)  # fmt: skip
         else:
-            self._index.search_c(1, swig_ptr(query), k, scores_at, labels_at)
+            KNN_IP(SWIG_PTR(query), snap.address, self.dim, 1, snap.rows, k, scores_at, labels_at,
+                   None)  # fmt: skip
         return scores.tolist(), labels.tolist()
 
     @property
@@ -288,14 +297,6 @@ class VectorIndex:
         if self.kind == "ivf" and self._ivf is not None:
             return bytes(faiss.serialize_index(self._ivf))
         return None
-
-
-# FAISS's search and pointer functions themselves, under the SWIG module's Python wrappers
-# (each a function that only calls them): two Python calls fewer per small-store search.
-# ``None`` (the wrappers, then) where the module is laid out otherwise.
-_RAW = getattr(sys.modules.get(faiss.IndexFlat.__module__), "_swigfaiss", None)
-_FLAT_SEARCH: Any = getattr(_RAW, "IndexFlat_search", None)
-_SWIG_PTR: Any = getattr(_RAW, "swig_ptr", swig_ptr)
 
 
 def _new_buffers(k: int) -> tuple[Any, Any, Any, Any]:
