@@ -103,3 +103,18 @@ def test_flat_index_searches_one_query_as_many(distance: str) -> None:
     with pytest.raises(ValueError, match="shape"):
         index.add(unit_rows(3, 31))
     assert index.ntotal == 2500
+
+
+def test_many_small_appends_copy_the_rows_a_few_times_only() -> None:
+    """Appends past the capacity at least double it: 100 appends of 1,000 rows reallocate
+    a handful of times, not at every sixteenth (which copied each row ~16 times)."""
+    x = unit_rows(1000, 8)
+    rows = Rows(8)
+    moves, held = 0, rows.snapshot.buffer
+    for _ in range(100):
+        rows.append(x)
+        moves += rows.snapshot.buffer is not held
+        held = rows.snapshot.buffer
+    assert rows.count == 100_000
+    assert 1 <= moves <= 8
+    assert np.array_equal(rows.view()[-1000:], x)

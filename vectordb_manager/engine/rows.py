@@ -9,8 +9,9 @@ NumPy array). They are searched by FAISS's own brute-force functions, ``knn_inne
 and ``knn_L2sqr``, which ``IndexFlat.search`` calls, with the same results. On 1,854 vectors of
 384 dimensions a search with cold caches took 144 us here against 190 us in ``IndexFlat``.
 
-Rows are appended within a capacity (room for a sixteenth more, at least 1,024 rows); growing
-past it copies them into a new allocation. Readers take `snapshot` once: an old allocation
+Rows are appended within a capacity (room for a sixteenth more, at least 1,024 rows, when
+reserved; twice as many when appends outgrow it); growing past it copies them into a new
+allocation. Readers take `snapshot` once: an old allocation
 stays alive as long as a view or a snapshot of it does, never freed under a search.
 """
 
@@ -91,21 +92,31 @@ class Rows:
         """Room for ``rows`` more, plus a sixteenth of all (at least 1,024 rows) for later
         adds, so that neither adding them piece by piece nor the next few commits copy the
         whole storage (at 1M x 384 that took seconds and doubled the memory for a moment)."""
-        snap = self.snapshot
-        if snap.rows + rows <= len(snap.buffer):
-            return
-        total = snap.rows + rows
-        buffer = allocate(total + max(1024, total // 16), self.dim)
-        buffer[: snap.rows] = snap.buffer[: snap.rows]
-        self.snapshot = Snapshot(buffer, SWIG_PTR(buffer), snap.rows)
+        self._grow(self.snapshot.rows + rows, double=False)
 
     def extend(self, rows: int) -> Vectors:
         """Take ``rows`` more (zeros) and return them as a writable view, to be filled in
-        place (reading a file straight into the storage)."""
-        self.reserve(rows)
+        place (reading a file straight into the storage). Past the capacity, it at least
+        doubles, so that many small adds copy each row a few times at most (growing by a
+        sixteenth copied 100k rows added 1,000 at a time 16 times over: 1.8x the time of
+        those adds); a mapping's pages beyond the rows are not taken until written."""
+        snap = self.snapshot
+        self._grow(snap.rows + rows, double=True)
         snap = self.snapshot
         self.snapshot = snap._replace(rows=snap.rows + rows)
         return snap.buffer[snap.rows : snap.rows + rows]
+
+    def _grow(self, total: int, *, double: bool) -> None:
+        snap = self.snapshot
+        held = len(snap.buffer)
+        if total <= held:
+            return
+        capacity = total + max(1024, total // 16)
+        if double:
+            capacity = max(capacity, 2 * held)
+        buffer = allocate(capacity, self.dim)
+        buffer[: snap.rows] = snap.buffer[: snap.rows]
+        self.snapshot = Snapshot(buffer, SWIG_PTR(buffer), snap.rows)
 
     def append(self, vectors: Vectors) -> None:
         """Append C-contiguous float32 rows."""
