@@ -143,8 +143,34 @@ class CpuWatch:
         return f"{share:.0%} ({others:.1f} CPU-s in {wall:.0f} s){warn}"
 
 
+def flush_disk() -> str:
+    """Write out the page cache's dirty data (``sync``) and say how much there was. Just after
+    ``make bench`` installs its environment, gigabytes wait for writeback, and on ext4 an
+    fsync can wait for them too: 100 durable batches took 1.99 s with 2.3 GB dirty against
+    1.50 s without (the peer, which never syncs, 1.45 s either way)."""
+    dirty = meminfo_kib("Dirty")
+    t0 = time.monotonic()
+    os.sync()
+    if dirty is None:
+        return f"synced the disks in {time.monotonic() - t0:.1f} s"
+    return f"wrote out {dirty / 1024:,.0f} MB of dirty pages in {time.monotonic() - t0:.1f} s"
+
+
+def meminfo_kib(field_name: str) -> int | None:
+    """A field of /proc/meminfo (Linux), in KiB."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def wait_quiet(max_wait: float, threshold: float = 0.1) -> str:
-    """Wait (up to ``max_wait`` s) until other processes use < ``threshold`` of the machine."""
+    """Write out dirty pages (`flush_disk`), then wait (up to ``max_wait`` s) until other
+    processes use < ``threshold`` of the machine."""
+    flushed = flush_disk()
     t0 = time.monotonic()
     share = 0.0
     while True:
@@ -154,7 +180,10 @@ def wait_quiet(max_wait: float, threshold: float = 0.1) -> str:
         share = got[2] if got else 0.0
         if share < threshold or time.monotonic() - t0 >= max_wait:
             break
-    return f"waited {time.monotonic() - t0:.0f} s; others used {share:.0%} when it started"
+    return (
+        f"{flushed}; waited {time.monotonic() - t0:.0f} s; others used {share:.0%} when it "
+        "started"
+    )
 
 
 # -- memory ----------------------------------------------------------------------------------
