@@ -118,3 +118,32 @@ def test_many_small_appends_copy_the_rows_a_few_times_only() -> None:
     assert rows.count == 100_000
     assert 1 <= moves <= 8
     assert np.array_equal(rows.view()[-1000:], x)
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="huge pages are advised on Linux")
+@pytest.mark.parametrize("free", [0, 1 << 40])
+def test_huge_pages_are_asked_for_only_where_memory_is_free(
+    monkeypatch: pytest.MonkeyPatch, free: int
+) -> None:
+    """Short of free memory each huge page's fault would wait for reclaim and compaction:
+    the mapping is then left to small pages."""
+    advised: list[tuple[int, ...]] = []
+
+    class Spy(mmap.mmap):
+        def madvise(self, *args: int) -> None:
+            advised.append(args)
+            super().madvise(*args)
+
+    monkeypatch.setattr(rows_module, "free_bytes", lambda: free)
+    monkeypatch.setattr(rows_module.mmap, "mmap", Spy)
+    got = allocate(4096, 384)  # 6 MiB
+    assert got.shape == (4096, 384) and got.flags.writeable and not got.any()
+    got[:] = 1.0
+    assert bool(advised) == bool(free)
+    if advised:
+        assert advised[0][0] == mmap.MADV_HUGEPAGE and advised[0][2] == 6 << 20
+
+
+def test_free_memory_is_read_from_the_system() -> None:
+    free = rows_module.free_bytes()
+    assert free > 0 if sys.platform.startswith("linux") else free >= 0
