@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, machine
 from benchmarks.common import UPDATE_DOCS, Dataset, PrecomputedEmbeddings, Row, Target
 
 SMALL_BATCH = 1_000
@@ -98,9 +98,11 @@ def batched_add(args: argparse.Namespace, data: Dataset, work: Path) -> list[Row
     # 1.89-2.26 s in four rounds of one process, 2026-12-04), so 5 rounds rather than 3
     rounds: list[tuple[list[float], float, Any]] = []
     once_times: list[float] = []
+    fsyncs = [machine.fsync_ms(str(work))]  # (ours waits for a few per batch; the peer, none)
     for _ in range(BATCHED_ROUNDS):
         rounds.append(run_ours())
         once_times.append(run_peer_once())
+    fsyncs.append(machine.fsync_ms(str(work)))
     totals = [sum(times) for times, _, _ in rounds]
     ours, upkeep, segments = rounds[totals.index(statistics.median_low(totals))]
     peer_once = statistics.median(once_times)
@@ -108,7 +110,8 @@ def batched_add(args: argparse.Namespace, data: Dataset, work: Path) -> list[Row
         f"- batched: ours {n:,} docs in {batches} durable batches: "
         f"{', '.join(common.fmt_s(t) for t in totals)}; {segments} segments at the end; "
         f"merges done {common.fmt_s(upkeep)} after the last add; peer adding all and saving "
-        f"once: {', '.join(common.fmt_s(t) for t in once_times)}"
+        f"once: {', '.join(common.fmt_s(t) for t in once_times)}; an fsync here "
+        f"{fsyncs[0]:.2f} ms before, {fsyncs[1]:.2f} ms after"
     )
 
     gc.collect()
@@ -140,7 +143,8 @@ def batched_add(args: argparse.Namespace, data: Dataset, work: Path) -> list[Row
         "batched1",
         f"  the same, against the peer adding all {batches} batches and saving once at the end "
         f"(medians of {BATCHED_ROUNDS} rounds taking turns; ours' merges done "
-        f"{common.fmt_s(upkeep)} after the last add)",
+        f"{common.fmt_s(upkeep)} after the last add; an fsync of a small file there took "
+        f"{fsyncs[0]:.2f} ms before the rounds and {fsyncs[1]:.2f} ms after)",
         {"ours": sum(ours), "peer": peer_once},
         targets=[
             Target(
