@@ -263,14 +263,18 @@ def test_a_small_store_searches_alike_through_faiss_raw_functions_and_its_wrappe
 
     from vectordb_manager.engine import index as index_module
     from vectordb_manager.engine import rows as rows_module
+    from vectordb_manager.engine import vectors as vectors_module
 
     assert rows_module.KNN_IP is not faiss.knn_inner_product  # (faiss-cpu here has them)
     store, vectors, queries, _ = built("cosine", n=400)
     for raw in (True, False):
         if not raw:
+            monkeypatch.setattr(rows_module, "_RAW", object())  # (a module without them)
             for module in (index_module, rows_module):
-                monkeypatch.setattr(module, "KNN_IP", faiss.knn_inner_product)
                 monkeypatch.setattr(module, "SWIG_PTR", faiss.swig_ptr)
+            monkeypatch.setattr(rows_module, "KNN_IP", rows_module.raw_function("knn_inner_product"))
+            monkeypatch.setattr(vectors_module, "_NORMS", None)  # (found again, as wrappers)
+            assert rows_module.KNN_IP is faiss.knn_inner_product
         for qi in range(8):
             pairs = store.similarity_search_with_score_by_vector(queries[qi].tolist(), k=5)
             assert [int(d.id) for d, _ in pairs] == brute_force(vectors, queries[qi], 5, "cosine")  # type: ignore[arg-type]

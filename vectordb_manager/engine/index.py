@@ -19,9 +19,8 @@ from typing import IO, Any
 
 import faiss
 import numpy as np
-from faiss import swig_ptr
 
-from vectordb_manager.engine.rows import KNN_IP, KNN_L2, SWIG_PTR, Rows
+from vectordb_manager.engine.rows import SWIG_PTR, Rows
 from vectordb_manager.errors import IntegrityError
 
 _OUT = threading.local()  # each thread's result buffers for `VectorIndex.search_one`, by k
@@ -276,13 +275,7 @@ class VectorIndex:
             scores, labels, scores_at, labels_at = _OUT.buffers[k]
         except (AttributeError, KeyError):  # (this thread's first search of k results)
             scores, labels, scores_at, labels_at = _new_buffers(k)
-        snap = rows.snapshot
-        if self.distance == "l2":
-            KNN_L2(SWIG_PTR(query), snap.address, self.dim, 1, snap.rows, k,
-                   scores_at, labels_at, None, None)  # fmt: skip
-        else:
-            KNN_IP(SWIG_PTR(query), snap.address, self.dim, 1, snap.rows, k, scores_at, labels_at,
-                   None)  # fmt: skip
+        rows.search_into(query, 1, k, scores_at, labels_at, l2=self.distance == "l2")
         return scores.tolist(), labels.tolist()
 
     @property
@@ -303,7 +296,7 @@ def _new_buffers(k: int) -> tuple[Any, Any, Any, Any]:
     """Room for k scores and k labels, and their addresses for FAISS; kept for this thread's
     next searches of k results (of up to `_OUT_KS` sizes)."""
     scores, labels = np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64)
-    out = scores, labels, swig_ptr(scores), swig_ptr(labels)
+    out = scores, labels, SWIG_PTR(scores), SWIG_PTR(labels)
     kept: dict[int, Any] | None = getattr(_OUT, "buffers", None)
     if kept is None:
         kept = _OUT.buffers = {}

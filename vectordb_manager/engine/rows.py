@@ -32,12 +32,19 @@ HUGE_PAGE = 2 << 20  # bytes: below this, an allocation is an ordinary NumPy arr
 _ADVISE = getattr(mmap, "MADV_HUGEPAGE", None)  # (Linux only)
 _PRIVATE = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
 
-# FAISS's functions themselves, under the SWIG module's Python wrappers (each a function that
-# only calls them): fewer Python calls per search; the wrappers where the module differs
 _RAW: Any = getattr(sys.modules.get(faiss.IndexFlat.__module__), "_swigfaiss", faiss)
-KNN_IP: Any = getattr(_RAW, "knn_inner_product", None) or faiss.knn_inner_product
-KNN_L2: Any = getattr(_RAW, "knn_L2sqr", None) or faiss.knn_L2sqr
-SWIG_PTR: Any = getattr(_RAW, "swig_ptr", None) or faiss.swig_ptr
+
+
+def raw_function(name: str) -> Any:
+    """FAISS's function ``name`` itself, under the SWIG module's Python wrapper (a function
+    that only calls it): one Python call fewer on a search's path; the wrapper where the
+    module is laid out otherwise."""
+    return getattr(_RAW, name, None) or getattr(faiss, name)
+
+
+KNN_IP: Any = raw_function("knn_inner_product")
+KNN_L2: Any = raw_function("knn_L2sqr")
+SWIG_PTR: Any = raw_function("swig_ptr")
 
 
 def allocate(rows: int, dim: int) -> Vectors:
@@ -117,8 +124,7 @@ class Rows:
         doubles, so that many small adds copy each row a few times at most (growing by a
         sixteenth copied 100k rows added 1,000 at a time 16 times over: 1.8x the time of
         those adds); a mapping's pages beyond the rows are not taken until written."""
-        snap = self.snapshot
-        self._grow(snap.rows + rows, double=True)
+        self._grow(self.count + rows, double=True)
         snap = self.snapshot
         self.snapshot = snap._replace(rows=snap.rows + rows)
         return snap.buffer[snap.rows : snap.rows + rows]
@@ -145,13 +151,22 @@ class Rows:
         """FAISS's exact k best of each query (C-contiguous float32, ``k`` at least 1): raw
         scores (inner product, or squared L2 with ``l2``) and row numbers, -1 past the rows
         that pass ``selector``; as ``IndexFlat.search`` returns them."""
-        snap = self.snapshot
         n = len(queries)
         scores = np.empty((n, k), dtype=np.float32)
         labels = np.empty((n, k), dtype=np.int64)
-        into = SWIG_PTR(queries), snap.address, self.dim, n, snap.rows, k
-        if l2:
-            KNN_L2(*into, SWIG_PTR(scores), SWIG_PTR(labels), None, selector)
-        else:
-            KNN_IP(*into, SWIG_PTR(scores), SWIG_PTR(labels), selector)
+        self.search_into(queries, n, k, SWIG_PTR(scores), SWIG_PTR(labels), l2=l2, sel=selector)
         return scores, labels
+
+    def search_into(
+        self, queries: Vectors, n: int, k: int, scores_at: Any, labels_at: Any, *, l2: bool,
+        sel: Any = None,
+    ) -> None:
+        """`search` of the first ``n`` queries into buffers the caller holds (their addresses,
+        ``SWIG_PTR``; room for n x k each)."""
+        snap = self.snapshot
+        if l2:
+            KNN_L2(SWIG_PTR(queries), snap.address, self.dim, n, snap.rows, k, scores_at,
+                   labels_at, None, sel)  # fmt: skip
+        else:
+            KNN_IP(SWIG_PTR(queries), snap.address, self.dim, n, snap.rows, k, scores_at,
+                   labels_at, sel)  # fmt: skip

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import math
 import struct
-import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -126,13 +125,9 @@ _NORMS: _Norms | None = None  # found on first use (this module is imported with
 
 def _faiss_norms() -> _Norms:
     global _NORMS  # noqa: PLW0603 (set once; read without a call on every query)
-    import faiss
+    from vectordb_manager.engine.rows import raw_function
 
-    raw = getattr(sys.modules.get(faiss.IndexFlat.__module__), "_swigfaiss", faiss)
-    _NORMS = _Norms(
-        *(getattr(raw, name, None) or getattr(faiss, name)
-          for name in ("swig_ptr", "fvec_norm_L2sqr", "fvec_renorm_L2"))
-    )  # fmt: skip
+    _NORMS = _Norms(*map(raw_function, ("swig_ptr", "fvec_norm_L2sqr", "fvec_renorm_L2")))
     return _NORMS
 
 
