@@ -215,8 +215,14 @@ def test_every_commit_keeps_its_files_before_its_manifest(disk: DiskModel, tmp_p
 def test_the_model_catches_a_manifest_linked_before_its_segment_is_synced(
     disk: DiskModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The check can fail: skip the wait for the segment's fsync, and it says so."""
-    monkeypatch.setattr(LocalStorage, "sync", lambda self, names: None)
+    """The check can fail: skip the segment's fsync (only the manifest's own temporary file
+    is fsynced before the link), and it says so."""
+
+    def manifest_only(self: LocalStorage, names: Any, also: Any = None) -> None:
+        if also is not None:
+            os.fsync(also[0])
+
+    monkeypatch.setattr(LocalStorage, "sync", manifest_only)
     gate = threading.Event()
     real_fsync = os.fsync
 
@@ -297,6 +303,72 @@ def test_a_deferred_write_is_durable_once_synced_and_read_back_whole(tmp_path: P
     assert (tmp_path / "manifests" / "n.json").read_bytes() == b"{}"
 
 
+def test_a_commit_fsyncs_its_files_their_folder_and_its_manifest_all_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One round of fsyncs before the link, not one after another: the segment, its folder
+    and the manifest's temporary file are fsynced at the same time (each fsync here waits at
+    a barrier until all three have begun; one at a time, the barrier would break)."""
+    storage = LocalStorage(tmp_path)
+    storage.write("segments/a.seg", b"a" * 10_000, durable=False)
+    (tmp_path / "manifests").mkdir()  # (made here, its parent's fsync is not one of them)
+    barrier = threading.Barrier(3, timeout=60)
+    real_fsync = os.fsync
+    seen: list[str] = []
+
+    def together(fd: int) -> None:
+        where = os.readlink(f"/proc/self/fd/{fd}").rpartition("/")[2]
+        seen.append(".tmp" if where.startswith(".tmp-") else where)
+        if len(seen) <= 3:
+            barrier.wait()
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", together)
+    assert storage.write_if_absent("manifests/m.json", b"{}", after=["segments/a.seg"])
+    assert sorted(seen[:3]) == [".tmp", "a.seg", "segments"] and seen[3:] == ["manifests"]
+
+
+def test_a_failed_fsync_of_a_deferred_write_fails_each_sync_and_links_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.write("segments/a.seg", b"a", durable=False)
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("/a.seg"):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(StorageError, match="Input/output error"):
+        storage.write_if_absent("manifests/m.json", b"{}", after=["segments/a.seg"])
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert not storage.has("manifests/m.json")
+    assert not [p for p in (tmp_path / "manifests").iterdir()]  # (no temporary file left)
+    with pytest.raises(StorageError, match="Input/output error"):
+        storage.sync(["segments/a.seg"])  # still not known durable: it fails again
+
+
+def test_deferred_writes_hold_no_descriptor_once_synced_deleted_or_dropped(
+    tmp_path: Path,
+) -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    storage = LocalStorage(tmp_path)
+    storage.write("segments/a.seg", b"a", durable=False)
+    storage.write("segments/b.seg", b"b", durable=False)
+    storage.write("segments/c.seg", b"c", durable=False)
+    assert open_fds() == before + 6  # each file's and a duplicate of its folder's
+    storage.sync(["segments/a.seg"])
+    storage.delete("segments/b.seg")
+    assert open_fds() == before + 2
+    del storage  # (c.seg never synced nor deleted: closed with the storage)
+    assert open_fds() == before
+
+
 def test_deferred_writes_work_in_a_forked_child(tmp_path: Path) -> None:
     """The fsync threads are the process's own: a child forked after the parent used them
     makes its own (the parent's do not exist in the child)."""
@@ -321,7 +393,7 @@ def test_the_model_catches_an_acknowledged_write_whose_manifest_is_not_synced(
     disk: DiskModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The check after a write can fail: skip the wait for the manifest's folder (and hold
-    the background fsyncs until the check is done), and it says so."""
+    that folder's fsync until the check is done), and it says so."""
     store = LocalVectorStore(EMB, tmp_path / "store")
     store.add_texts(["a"], ids=["a"])
     disk.check_acknowledged()
@@ -330,12 +402,12 @@ def test_the_model_catches_an_acknowledged_write_whose_manifest_is_not_synced(
     model_fsync = os.fsync
 
     def held_fsync(fd: int) -> None:
-        if threading.current_thread().name.startswith("vectordb-fsync"):
+        manifests = os.readlink(f"/proc/self/fd/{fd}").endswith("/manifests")
+        if manifests and threading.current_thread().name.startswith("vectordb-fsync"):
             gate.wait(30)
         model_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", held_fsync)
-    monkeypatch.setattr(LocalStorage, "sync", lambda self, names: None)
     monkeypatch.setattr(CommitLog, "settle", lambda self, committed: None)
     try:
         store.add_texts(["b"], ids=["b"])

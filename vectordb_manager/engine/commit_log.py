@@ -7,10 +7,11 @@ committed), writes and removes a change's files, and collects what old versions 
 a version contains, and retries a lost race with its `RetryPolicy`.
 
 Durability: a change's files are written first (`uncommitted`), without waiting for them to
-be durable (``durable=False``: a local directory fsyncs them in the background); proposing a
-manifest passes the storage the files it names that are still so written (``after``), which
-it makes durable before it creates the manifest. So a manifest is never durable before the
-files it names, and a proposal that returns ``True`` has made both durable.
+be durable (``durable=False``: a local directory fsyncs them together with the manifest's
+temporary file); proposing a manifest passes the storage the files it names that are still
+so written (``after``), which it makes durable before it creates the manifest. So a
+manifest is never durable before the files it names, and a proposal that returns ``True``
+has made both durable.
 
 The ambiguous failure: when the storage fails while creating a manifest, the write may still
 have landed with its answer lost. `CommitLog.propose` then reads the version back and decides
@@ -245,6 +246,11 @@ class CommitLog:
             self.storage.sync([manifest_name(committed.version)])
         except StorageError as exc:
             logger.warning("committed version %d despite an error: %s", committed.version, exc)
+
+    def make_durable(self, names: Sequence[str]) -> None:
+        """Make files written by `uncommitted` durable now, rather than with the manifest
+        that names them (a merge does so before it takes the writers' lock)."""
+        self.storage.sync(names)
 
     @contextlib.contextmanager
     def uncommitted(self, blobs: Mapping[str, Blob]) -> Iterator[None]:

@@ -8,10 +8,10 @@ writer adding batch after batch does not wait for merges:
 
 * a merge of the tail (`TailMerge`) takes its rows under the readers' lock (a copy of the
   vectors, the stored record lines, the rows' postings: no encoding; a writer meanwhile
-  prepares its commit, and waits only to apply it), then encodes and writes the merged file
-  without any lock, and takes the writers' lock only to commit it (the manifest's last fsync
-  is awaited after the lock is released): its manifest
-  puts the merged segment where the run is *then*, with the segments committed meanwhile
+  prepares its commit, and waits only to apply it), then encodes, writes and fsyncs the
+  merged file without any lock, and takes the writers' lock only to commit it (the
+  manifest's last fsync is awaited after the lock is released): its manifest puts the
+  merged segment where the run is *then*, with the segments committed meanwhile
   still after it (later rows still win, so the store reads the same). If the run is gone
   meanwhile (another writer merged it, or the state was replaced), the merge is dropped and
   its file removed;
@@ -191,7 +191,8 @@ class Maintenance:
         path, data = lay_out_segment(job.name, job.segment)  # (no lock: writers go on)
         try:
             with log.uncommitted({path: data}):
-                ref = segment_ref(job.name, job.segment, path, data)  # (while it is synced)
+                ref = segment_ref(job.name, job.segment, path, data)  # (while it is written out)
+                log.make_durable([path])  # (here: a writer never waits on the lock for it)
                 committed = self._propose_tail(job, ref)
         except _LostRace:
             logger.debug("dropped a merge of %d segments: the store changed", len(job.run))
