@@ -145,46 +145,6 @@ def test_concurrent_writers_each_get_their_own_texts_postings(helper: Helper) ->
     assert helper.answered == 20
 
 
-def test_a_request_is_written_at_once_when_the_pipe_has_room(helper: Helper) -> None:
-    """With nothing queued and room in the pipe, the writer's thread writes the request
-    itself: answered even with the sender thread held (it waits on a queue nobody fills)."""
-    if postings_process._room(helper._in) == 0:
-        pytest.skip("the pipe's room cannot be told here (not Linux)")
-    sender_reads = helper._outbox
-    helper._outbox = postings_process.queue.SimpleQueue()  # (the sender reads the old one)
-    try:
-        texts = _texts(7, 300)
-        ahead = helper.submit(texts, Analyzer())
-        assert ahead is not None
-        assert ahead.future.result(timeout=60) == Postings.build(texts, Analyzer()).encode()
-        assert helper._outbox.empty()
-    finally:
-        helper._outbox = sender_reads  # (stopping the helper ends the sender through it)
-
-
-def test_requests_keep_their_order_when_one_waits_for_the_sender(
-    helper: Helper, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A request queued for the sender (no room told) comes before later ones: those queue
-    behind it rather than being written at once, so each reply answers its own request. (The
-    sender is held until all are submitted: had a later one been written at once, its reply
-    would come first and answer the first request.)"""
-    rooms = iter([0])
-    real_room = postings_process._room
-    monkeypatch.setattr(postings_process, "_room", lambda pipe: next(rooms, real_room(pipe)))
-    sender_reads = helper._outbox
-    held = helper._outbox = postings_process.queue.SimpleQueue()
-    batches = [_texts(seed, 260 + seed) for seed in range(4)]
-    aheads = [helper.submit(texts, Analyzer()) for texts in batches]
-    helper._outbox = sender_reads
-    while not held.empty():
-        sender_reads.put(held.get())
-    for texts, ahead in zip(batches, aheads, strict=True):
-        assert ahead is not None
-        assert ahead.future.result(timeout=60) == Postings.build(texts, Analyzer()).encode()
-    assert helper._queued == 0
-
-
 def test_a_store_takes_large_batches_postings_from_the_helper(
     tmp_path: Path, own_slot: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,7 +31,6 @@ section, or an error message. The helper's first reply says it is ready.
 
 from __future__ import annotations
 
-import array
 import atexit
 import contextlib
 import json
@@ -53,10 +52,8 @@ import numpy as np
 
 try:
     import fcntl
-    import termios
 except ImportError:  # (Windows)
     fcntl = None  # type: ignore[assignment]
-    termios = None  # type: ignore[assignment]
 
 from vectordb_manager.engine.analyzer import Analyzer
 from vectordb_manager.engine.postings import Postings
@@ -142,15 +139,10 @@ class HelperGone(RuntimeError):
 
 
 class Helper:
-    """One helper process, and the futures of its requests. A request is written to the pipe
-    at once where the pipe has room for all of it and none is queued (a write that cannot
-    block); otherwise it is queued for a thread that sends the requests in order (so a
-    writer never waits on the pipe, which would let other threads take the interpreter for
-    a while). Handing every request to that thread cost about 1.5 ms of the helper's 6-8 ms
-    turnaround on 1,000 texts (the thread waits for the interpreter while the writer runs),
-    and the writer waited for the postings on most batches. Another thread reads the replies
-    and answers the futures in order (so a large reply never waits for a writer, nor a
-    request for a reply)."""
+    """One helper process, and the futures of its requests: a thread sends the requests
+    queued (so a writer never waits on the pipe, which would let other threads take the
+    interpreter for a while), another reads the replies and answers the futures in order (so
+    a large reply never waits for a writer, nor a request for a reply)."""
 
     def __init__(self, idle_seconds: float | None = None) -> None:
         idle = IDLE_SECONDS if idle_seconds is None else idle_seconds
@@ -172,7 +164,6 @@ class Helper:
         self._lock = threading.Lock()  # the queues and the flags
         self._waiting: deque[Future[bytes]] = deque()  # sent or to send, in order
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()  # (None: the end)
-        self._queued = 0  # requests in the outbox not yet written
         self._threads = [
             threading.Thread(target=self._read, name="vectordb-postings-reader", daemon=True),
             threading.Thread(target=self._send, name="vectordb-postings-sender", daemon=True),
@@ -190,21 +181,11 @@ class Helper:
         except (TypeError, ValueError):  # (not strings: the writer's checks say what is wrong)
             return None
         future: Future[bytes] = Future()
-        failed: str | None = None
-        with self._lock:  # (sent, or queued, in the order of `_waiting`)
+        with self._lock:  # (queued in the order of `_waiting`)
             if self.gone:
                 return None
             self._waiting.append(future)
-            if self._queued or _room(self._in) < len(request):
-                self._queued += 1
-                self._outbox.put(request)
-            else:  # (nothing queued, the sender is idle: written now, in order)
-                try:
-                    _write_all(self._in.fileno(), request)
-                except (OSError, ValueError) as exc:  # (it is gone: its requests fail)
-                    failed = f"could not be sent a request: {exc}"
-        if failed is not None:
-            self._end(failed)
+            self._outbox.put(request)
         return Ahead(future, analyzer, len(texts))
 
     def stop(self) -> None:
@@ -229,8 +210,6 @@ class Helper:
                 self._in.flush()
             except (OSError, ValueError) as exc:  # (it is gone: its requests fail)
                 self._end(f"could not be sent a request: {exc}")
-            with self._lock:
-                self._queued -= 1
         with contextlib.suppress(OSError):
             self._in.close()
 
@@ -377,28 +356,6 @@ def _widen(pipe: IO[bytes]) -> None:
     if setting is not None:
         with contextlib.suppress(OSError):
             fcntl.fcntl(pipe.fileno(), setting, PIPE_BYTES)
-
-
-def _room(pipe: IO[bytes]) -> int:
-    """How many bytes can be written into ``pipe`` now without blocking: its size less what
-    it holds unread (Linux); 0 where that cannot be told (a request then goes to the sender
-    thread)."""
-    size_of = getattr(fcntl, "F_GETPIPE_SZ", None) if fcntl is not None else None
-    if size_of is None or termios is None:
-        return 0
-    try:
-        fd = pipe.fileno()
-        held = array.array("i", [0])
-        fcntl.ioctl(fd, termios.FIONREAD, held, True)
-        return int(fcntl.fcntl(fd, size_of)) - held[0]
-    except (OSError, ValueError):
-        return 0
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
