@@ -29,6 +29,7 @@ from vectordb_manager.engine.commit_log import CommitLog
 from vectordb_manager.engine.compaction import CompactionPolicy
 from vectordb_manager.errors import StorageError
 from vectordb_manager.storage.local import LocalStorage
+from vectordb_manager.storage.pending import PendingSyncs
 
 EMB = HashingEmbeddings(16)
 
@@ -218,11 +219,11 @@ def test_the_model_catches_a_manifest_linked_before_its_segment_is_synced(
     """The check can fail: skip the segment's fsync (only the manifest's own temporary file
     is fsynced before the link), and it says so."""
 
-    def manifest_only(self: LocalStorage, names: Any, also: Any = None) -> None:
+    def manifest_only(self: PendingSyncs, names: Any, also: Any = None) -> None:
         if also is not None:
             os.fsync(also[0])
 
-    monkeypatch.setattr(LocalStorage, "sync", manifest_only)
+    monkeypatch.setattr(PendingSyncs, "sync", manifest_only)
     gate = threading.Event()
     real_fsync = os.fsync
 

@@ -18,39 +18,34 @@ finished temporary file to its final name: ``link(2)`` fails if the name exists,
 the create-only commit atomic across threads and processes without any lock file.
 
 A commit's files need not be durable one by one, only before the manifest that names them:
-``write(name, data, durable=False)`` renames the written file into place at once, asks the
-system to start writing its pages out (``sync_file_range``, Linux) and keeps its descriptor
-and its folder's, unsynced. ``write_if_absent(name, data, after=[...])`` writes its own
-temporary file, then fsyncs it together with those files and their folders, all at once (on
-the fsync threads), and only then makes the ``link(2)`` that commits (the folder's fsync then
-makes the link durable). So a commit waits for two rounds of the file system's journal, not
-three: fsyncing a written segment at once, then the manifest's temporary file once its hash
-was known, then the link, made the writer wait for each in turn (100 durable batches with
-each fsync made 2 ms slower took 2.32 s that way, 2.19 s this way). A failed fsync fails that
-``write_if_absent`` with `StorageError`, before anything is linked; `sync` makes such files
-durable without a manifest, and `delete` forgets them.
+``write(name, data, durable=False)`` renames the written file into place at once and leaves
+it to `PendingSyncs` (storage/pending.py). ``write_if_absent(name, data, after=[...])``
+writes its own temporary file, fsyncs it together with those files and their folders, all
+at once, and only then makes the ``link(2)`` that commits (the folder's fsync then makes the
+link durable). So a commit waits for two rounds of the file system's journal, not three:
+fsyncing a written segment at once, then the manifest's temporary file once its hash was
+known, then the link, made the writer wait for each in turn (100 durable batches with each
+fsync made 2 ms slower took 2.32 s that way, 2.19 s this way). A failed fsync fails that
+``write_if_absent`` with `StorageError`, before anything is linked.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
-import ctypes
 import errno
+import functools
 import logging
 import os
 import stat
-import sys
-import threading
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
 from vectordb_manager.errors import IntegrityError, StorageError
 from vectordb_manager.storage.base import ObjectInfo, ObjectNotFound, check_length, split_name
+from vectordb_manager.storage.pending import PendingSyncs
 
 logger = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
@@ -72,10 +67,9 @@ class LocalStorage:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
-        self._syncs: dict[str, Future[None]] = {}  # name -> its fsyncs, running or failed
-        self._unsynced: dict[str, tuple[int, int]] = {}  # name -> its and its folder's fds
-        self._syncs_lock = threading.Lock()
-        weakref.finalize(self, _close_all, self._unsynced)  # (those never synced nor deleted)
+        # (its errors name the root only: it holds no reference back to the storage, and
+        # its descriptors are closed as soon as the storage is dropped)
+        self._pending = PendingSyncs(functools.partial(_failed, self.root, "write in"))
 
     def describe(self) -> str:
         return str(self.root)
@@ -105,7 +99,7 @@ class LocalStorage:
     ) -> None:
         """Create or replace the object atomically: durable when this returns, or with
         ``durable=False`` once a `write_if_absent` naming it in ``after`` (or `sync`) has
-        returned (its fsyncs run in the background meanwhile; see the module docstring)."""
+        returned: its fsyncs wait for that (see the module docstring)."""
         *folder, file = split_name(name)
         with self._folder(folder, create=True) as fd:
             tmp, out = self._write_temp(fd, folder, data, sync=durable)
@@ -120,15 +114,15 @@ class LocalStorage:
             if out is None:
                 self._sync(fd, folder)
             else:
-                self._keep_unsynced(name, out, fd, folder)
+                self._pending.keep(name, out, fd, folder)
         logger.debug("wrote %s (%d bytes)", name, len(data))
 
     def write_if_absent(
         self, name: str, data: bytes, *, after: Iterable[str] = (), durable: bool = True
     ) -> bool:
-        """Create the object only if absent, durably; first wait until the objects in
-        ``after`` (written with ``durable=False``) are durable (`StorageError`, and nothing
-        created, if they could not be made so). With ``durable=False`` the fsync of the
+        """Create the object only if absent, durably; first make the objects in ``after``
+        (written with ``durable=False``) durable, fsynced together with its own temporary
+        file (`StorageError`, and nothing created, if they could not be made so). With ``durable=False`` the fsync of the
         folder that makes the new name durable may still run when this returns: `sync`
         waits for it."""
         *folder, file = split_name(name)
@@ -137,7 +131,7 @@ class LocalStorage:
             assert out is not None  # (not synced: still open)
             try:
                 try:
-                    self.sync(after, also=(out, [*folder, file]))
+                    self._pending.sync(after, also=(out, folder))
                 finally:
                     os.close(out)
                 os.link(tmp, file, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
@@ -151,33 +145,14 @@ class LocalStorage:
             if durable:
                 self._sync(fd, folder)
             else:
-                self._sync_later(name, fd, folder)
+                self._pending.sync_folder_later(name, fd, folder)
         logger.debug("created %s (%d bytes)", name, len(data))
         return True
 
-    def sync(
-        self, names: Iterable[str], *, also: tuple[int, builtins.list[str]] | None = None
-    ) -> None:
+    def sync(self, names: Iterable[str]) -> None:
         """Make these objects, written with ``durable=False``, durable (the others already
-        are), their files and folders fsynced all at once; `StorageError` if one could not
-        be made so. ``also``: a descriptor (and its name's parts, for errors) fsynced on
-        this thread meanwhile."""
-        names = builtins.list(names)
-        with self._syncs_lock:  # (a thread syncing one of them meanwhile waits for these)
-            unsynced = [(n, self._unsynced.pop(n)) for n in names if n in self._unsynced]
-            for name, _ in unsynced:
-                self._syncs[name] = Future()
-        if unsynced or also is not None:
-            self._sync_now(unsynced, also)
-        for name in names:
-            with self._syncs_lock:
-                pending = self._syncs.get(name)
-            if pending is None:
-                continue
-            pending.result()  # its StorageError, if it failed (it then stays: it fails again)
-            with self._syncs_lock:
-                if self._syncs.get(name) is pending:
-                    del self._syncs[name]
+        are), all at once; `StorageError` if one could not be made so."""
+        self._pending.sync(names)
 
     def list(self, prefix: str, start_after: str | None = None) -> builtins.list[ObjectInfo]:
         # walk only the folder the prefix points into
@@ -205,9 +180,7 @@ class LocalStorage:
         return sorted(found, key=lambda o: o.name)
 
     def delete(self, name: str) -> None:
-        with self._syncs_lock:
-            self._syncs.pop(name, None)  # (its fsyncs may still run: on an unlinked file)
-            _close_all({name: self._unsynced.pop(name)} if name in self._unsynced else {})
+        self._pending.forget(name)
         *folder, file = split_name(name)
         try:
             with self._folder(folder) as fd:
@@ -428,89 +401,6 @@ class LocalStorage:
         except OSError as exc:
             raise self._failed("write in", folder, exc) from exc
 
-    def _keep_unsynced(self, name: str, out: int, fd: int, folder: builtins.list[str]) -> None:
-        """Keep the descriptors of a file just renamed into the folder ``fd`` (a duplicate of
-        it), for `sync`, once the system was asked to start writing the file out."""
-        _start_write_out(out)
-        try:
-            folder_fd = os.dup(fd)
-        except OSError as exc:
-            os.close(out)
-            raise self._failed("write in", folder, exc) from exc
-        with self._syncs_lock:
-            _close_all({name: self._unsynced.pop(name)} if name in self._unsynced else {})
-            self._unsynced[name] = (out, folder_fd)
-
-    def _sync_now(
-        self,
-        unsynced: builtins.list[tuple[str, tuple[int, int]]],
-        also: tuple[int, builtins.list[str]] | None,
-    ) -> None:
-        """fsync these files and their folders on the fsync threads, and ``also`` on this
-        one, all at once; close their descriptors, and settle each file's future in
-        `_syncs` (a failure stays there: a later `sync` of it fails again). `StorageError`
-        if ``also`` failed."""
-        pool = _sync_pool()
-        running: builtins.list[tuple[str, builtins.list[Future[None]]]] = []
-        for name, fds in unsynced:
-            futures = []
-            for fd in fds:
-                try:
-                    futures.append(pool.submit(os.fsync, fd))
-                except RuntimeError:  # the interpreter is shutting down: no new threads
-                    futures.append(_done(os.fsync, fd))
-            running.append((name, futures))
-        failed: StorageError | None = None
-        try:
-            if also is not None:
-                try:
-                    os.fsync(also[0])
-                except OSError as exc:
-                    failed = self._failed("write in", also[1][:-1], exc)
-        finally:
-            for name, futures in running:
-                with self._syncs_lock:
-                    mine = self._syncs.get(name)
-                errors = [e for e in (f.exception() for f in futures) if e is not None]
-                if mine is not None and not mine.done():
-                    if errors:
-                        mine.set_exception(self._fsync_failed(name, errors[0]))
-                    else:
-                        mine.set_result(None)
-            _close_all(dict(unsynced))
-        if failed is not None:
-            raise failed
-
-    def _fsync_failed(self, name: str, raised: BaseException) -> StorageError:
-        where = split_name(name)[:-1]
-        if isinstance(raised, OSError):
-            return self._failed("write in", where, raised)
-        return StorageError(f"cannot write in {self._where(where)}: {raised}")
-
-    def _sync_later(self, name: str, fd: int, folder: builtins.list[str]) -> None:
-        """fsync the folder ``fd`` (a duplicate of it) on a fsync thread, after a link made
-        in it; `sync` of ``name`` waits for it."""
-        try:
-            folder_fd = os.dup(fd)
-        except OSError as exc:
-            raise self._failed("write in", folder, exc) from exc
-
-        def run() -> None:
-            try:
-                os.fsync(folder_fd)
-            except OSError as exc:
-                raise self._failed("write in", folder, exc) from exc
-            finally:
-                os.close(folder_fd)
-
-        try:
-            pending = _sync_pool().submit(run)
-        except RuntimeError:  # the interpreter is shutting down: no new threads, sync now
-            run()
-            return
-        with self._syncs_lock:
-            self._syncs[name] = pending
-
     # -- errors ----------------------------------------------------------------------------
     def _link(self, parts: builtins.list[str], real: str) -> IntegrityError:
         return IntegrityError(
@@ -548,76 +438,21 @@ class LocalStorage:
         return self._failed("read the folder", parts, exc)
 
     def _failed(self, action: str, parts: builtins.list[str], exc: OSError) -> StorageError:
-        where = self._where(parts)
-        if isinstance(exc, PermissionError):
-            return StorageError(
-                f"cannot {action} {where}: permission denied; fix its permissions (the user "
-                "running this needs read, write and search rights: chmod u+rwX) or run as the "
-                "user that owns it"
-            )
+        return _failed(self.root, action, parts, exc)
+
+
+def _failed(root: Path, action: str, parts: builtins.list[str], exc: BaseException) -> StorageError:
+    """The error of a failed ``action`` on ``parts`` beneath ``root``."""
+    where = root.joinpath(*parts)
+    if isinstance(exc, PermissionError):
+        return StorageError(
+            f"cannot {action} {where}: permission denied; fix its permissions (the user "
+            "running this needs read, write and search rights: chmod u+rwX) or run as the "
+            "user that owns it"
+        )
+    if isinstance(exc, OSError):
         return StorageError(f"cannot {action} {where}: {exc.strerror or exc}")
-
-
-_SYNC_THREADS = 4
-_POOLS: dict[int, ThreadPoolExecutor] = {}  # process id -> its pool
-_POOLS_LOCK = threading.Lock()
-
-
-def _sync_pool() -> ThreadPoolExecutor:
-    """The threads that run deferred fsyncs, shared by every `LocalStorage` of the process
-    (made again in a forked child, where the parent's threads do not exist)."""
-    with _POOLS_LOCK:
-        pool = _POOLS.get(os.getpid())
-        if pool is None:
-            _POOLS.clear()
-            pool = _POOLS[os.getpid()] = ThreadPoolExecutor(_SYNC_THREADS, "vectordb-fsync")
-        return pool
-
-
-def _done(call: Callable[[int], None], fd: int) -> Future[None]:
-    """``call(fd)`` run now, as a finished future."""
-    future: Future[None] = Future()
-    try:
-        call(fd)
-    except BaseException as exc:  # (kept in the future, as a pool's would be)
-        future.set_exception(exc)
-    else:
-        future.set_result(None)
-    return future
-
-
-def _close_all(unsynced: dict[str, tuple[int, int]]) -> None:
-    """Close the descriptors of unsynced files (their names are then forgotten)."""
-    for fds in unsynced.values():
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-    unsynced.clear()
-
-
-_WRITE_OUT: Callable[[int, int, int, int], int] | None = None
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def _start_write_out(fd: int) -> None:
-    """Ask the system to start writing a file's pages out, not waiting (Linux's
-    ``sync_file_range`` with ``SYNC_FILE_RANGE_WRITE``), so that the fsync that makes it
-    durable later finds them written; elsewhere, or where it fails, nothing (a hint only)."""
-    global _WRITE_OUT  # noqa: PLW0603 (looked up once)
-    if not sys.platform.startswith("linux"):
-        return
-    if _WRITE_OUT is None:
-        try:
-            call = ctypes.CDLL(None, use_errno=True).sync_file_range
-        except (AttributeError, OSError):
-            call = None
-        if call is None:
-            _WRITE_OUT = lambda *_: 0  # noqa: E731 (no such call here)
-        else:
-            call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-            call.restype = ctypes.c_int
-            _WRITE_OUT = call
-    _WRITE_OUT(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+    return StorageError(f"cannot {action} {where}: {exc}")
 
 
 def _is_temporary(name: str) -> bool:
