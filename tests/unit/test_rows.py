@@ -14,7 +14,7 @@ import pytest
 
 from vectordb_manager.engine import rows as rows_module
 from vectordb_manager.engine.index import IndexParams, VectorIndex
-from vectordb_manager.engine.rows import HUGE_PAGE, Rows, allocate
+from vectordb_manager.engine.rows import HUGE_LIMIT, HUGE_PAGE, Rows, allocate
 
 
 def unit_rows(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -139,9 +139,31 @@ def test_huge_pages_are_asked_for_only_where_memory_is_free(
     got = allocate(4096, 384)  # 6 MiB
     assert got.shape == (4096, 384) and got.flags.writeable and not got.any()
     got[:] = 1.0
-    assert bool(advised) == bool(free)
-    if advised:
-        assert advised[0][0] == mmap.MADV_HUGEPAGE and advised[0][2] == 6 << 20
+    want = mmap.MADV_HUGEPAGE if free else mmap.MADV_NOHUGEPAGE
+    assert [(a[0], a[2]) for a in advised] == [(want, 6 << 20)]
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="huge pages are advised on Linux")
+def test_allocations_past_the_limit_keep_small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past `HUGE_LIMIT` huge pages no longer speed a scan up, and each one's first write
+    can wait on the host of a VM: the mapping asks for small pages (NumPy would otherwise
+    advise huge ones for an array this large), whatever the free memory."""
+    advised: list[tuple[int, ...]] = []
+
+    class Spy(mmap.mmap):
+        def madvise(self, *args: int) -> None:
+            advised.append(args)
+            super().madvise(*args)
+
+    monkeypatch.setattr(rows_module, "free_bytes", lambda: 1 << 40)
+    monkeypatch.setattr(rows_module.mmap, "mmap", Spy)
+    rows = HUGE_LIMIT // (4 * 384) + 1
+    got = allocate(rows, 384)
+    assert got.shape == (rows, 384) and got.flags.writeable and not got.any()
+    got[-1] = 1.0
+    assert advised == [(mmap.MADV_NOHUGEPAGE, 0, rows * 384 * 4)]
+    at_limit = allocate(HUGE_LIMIT // (4 * 384), 384)
+    assert advised[-1][0] == mmap.MADV_HUGEPAGE and at_limit.ctypes.data % HUGE_PAGE == 0
 
 
 def test_free_memory_is_read_from_the_system() -> None:

@@ -3,12 +3,21 @@
 FAISS's ``IndexFlat`` keeps its vectors in a ``std::vector`` of 4 KiB pages. A search reads
 them all, and with cold caches (the usual case: a search follows the query's embedding, or
 other work) it paid for a TLB miss per page. Here the vectors live in memory this module
-allocates: past `HUGE_PAGE` bytes, an anonymous private mapping aligned to 2 MiB and advised
-for transparent huge pages (``MADV_HUGEPAGE``, Linux, where free memory is ample: see
-`free_bytes`; elsewhere small pages or an ordinary NumPy array). FAISS's own brute-force
-functions, ``knn_inner_product`` and ``knn_L2sqr``, which ``IndexFlat.search`` calls, search
-it with the same results. On 1,854 vectors of 384 dimensions a search with cold caches took
-144 us here against 190 us in ``IndexFlat``.
+allocates: from `HUGE_PAGE` to `HUGE_LIMIT` bytes, an anonymous private mapping aligned to
+2 MiB and advised for transparent huge pages (``MADV_HUGEPAGE``, Linux, where free memory is
+ample: see `free_bytes`); past `HUGE_LIMIT`, a mapping advised to keep small pages; below,
+or elsewhere, an ordinary NumPy array. FAISS's own brute-force functions,
+``knn_inner_product`` and ``knn_L2sqr``, which ``IndexFlat.search`` calls, search it with
+the same results. On 1,854 vectors of 384 dimensions a search with cold caches took 144 us
+here against 190 us in ``IndexFlat``.
+
+Huge pages pay only while the vectors are about as small as the CPU's caches: with cold
+caches, 5,000 x 384 took 280 against 312 us on them, 10,000 830 against 840 us, and from
+20,000 on the scan waits on memory either way (40,000: 3.5-3.8 ms both). Past that they
+cost: a huge page is a fresh 2 MiB block, and where the machine is a VM that hands freed
+memory back to its host (a balloon's free page reporting, as on the machines this was
+measured on), its first write waited ~10 ms for the host, 1.4-2.4 s over the 100 appends of
+1,000 rows that build 100k x 384, against 0.16-0.32 s on small pages.
 
 Rows are appended within a capacity (room for a sixteenth more, at least 1,024 rows, when
 reserved; twice as many when appends outgrow it); growing past it copies them into a new
@@ -29,7 +38,9 @@ import numpy as np
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
 HUGE_PAGE = 2 << 20  # bytes: below this, an allocation is an ordinary NumPy array
+HUGE_LIMIT = 16 << 20  # bytes: past this, small pages (see the module's docstring)
 _ADVISE = getattr(mmap, "MADV_HUGEPAGE", None)  # (Linux only)
+_SMALL = getattr(mmap, "MADV_NOHUGEPAGE", None)
 _PRIVATE = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
 
 _RAW: Any = getattr(sys.modules.get(faiss.IndexFlat.__module__), "_swigfaiss", faiss)
@@ -48,20 +59,24 @@ SWIG_PTR: Any = raw_function("swig_ptr")
 
 
 def allocate(rows: int, dim: int) -> Vectors:
-    """A zero-filled, writable ``(rows, dim)`` float32 array, on huge pages where it is large
-    enough and the system allows it (the pages are only taken when first written)."""
+    """A zero-filled, writable ``(rows, dim)`` float32 array, on huge pages where it is of a
+    size they help and the system allows it, on small pages past `HUGE_LIMIT` (the pages are
+    only taken when first written)."""
     nbytes = rows * dim * 4
-    if nbytes < HUGE_PAGE or _ADVISE is None or not _PRIVATE:
+    if nbytes < HUGE_PAGE or _ADVISE is None or _SMALL is None or not _PRIVATE:
         return np.zeros((rows, dim), dtype=np.float32)
-    span = -(-nbytes // HUGE_PAGE) * HUGE_PAGE  # whole huge pages
+    huge = nbytes <= HUGE_LIMIT
+    span = -(-nbytes // HUGE_PAGE) * HUGE_PAGE if huge else nbytes  # (huge: whole ones)
     try:
-        area = mmap.mmap(-1, span + HUGE_PAGE, flags=_PRIVATE)
+        area = mmap.mmap(-1, span + HUGE_PAGE if huge else span, flags=_PRIVATE)
     except (OSError, ValueError):  # (no address space for it: an ordinary allocation)
         return np.zeros((rows, dim), dtype=np.float32)
-    start = -np.frombuffer(area, dtype=np.uint8, count=1).ctypes.data % HUGE_PAGE
-    if free_bytes() >= 2 * span:
-        with contextlib.suppress(OSError):  # (huge pages disabled: small ones serve)
-            area.madvise(_ADVISE, start, span)
+    start = -np.frombuffer(area, dtype=np.uint8, count=1).ctypes.data % HUGE_PAGE if huge else 0
+    # (small pages are asked for, not left to the system: NumPy itself would advise huge
+    # pages for an array of its own this large)
+    advice = _ADVISE if huge and free_bytes() >= 2 * span else _SMALL
+    with contextlib.suppress(OSError):  # (huge pages disabled: small ones serve)
+        area.madvise(advice, start, span)
     # the array holds the mapping: it is unmapped when the last view of it goes
     return np.frombuffer(area, dtype=np.float32, count=rows * dim, offset=start).reshape(rows, dim)
 
