@@ -122,9 +122,9 @@ class LocalStorage:
     ) -> bool:
         """Create the object only if absent, durably; first make the objects in ``after``
         (written with ``durable=False``) durable, fsynced together with its own temporary
-        file (`StorageError`, and nothing created, if they could not be made so). With ``durable=False`` the fsync of the
-        folder that makes the new name durable may still run when this returns: `sync`
-        waits for it."""
+        file (`StorageError`, and nothing created, if they could not be made so). With
+        ``durable=False`` the fsync of the folder that makes the new name durable may still
+        run when this returns: `sync` waits for it."""
         *folder, file = split_name(name)
         with self._folder(folder, create=True) as fd:
             tmp, out = self._write_temp(fd, folder, data, sync=False)
