@@ -188,6 +188,42 @@ def test_commits_that_follow_each_other_wake_one_upkeep_thread(
     assert sorted(texts_of(open_store(tmp_path)).values()) == ["a", *(f"t{i}" for i in range(6)), "z"]
 
 
+def test_merges_wait_for_a_pause_in_the_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While commits keep coming, the upkeep thread does not merge (a merge would take the
+    interpreter's lock and a core from the writer); `wait_for_compaction` does not wait for
+    the pause, and the run that waited merges in one go."""
+    monkeypatch.setattr(maintenance, "_PAUSE", 3600.0)  # (a pause that never comes here)
+    store = open_store(tmp_path)  # fan_in 2: a merge is due after every other commit
+    for i in range(10):
+        store.add_texts([f"t{i}"], ids=[str(i)])
+    assert store.stats()["segments"] == 10  # none merged meanwhile
+    waited = threading.Thread(target=store.wait_for_compaction)
+    waited.start()
+    waited.join(60)
+    assert not waited.is_alive(), "wait_for_compaction waited for the pause"
+    assert store.stats()["segments"] == 2  # the base, and the 9 after it in one merge
+    assert sorted(texts_of(open_store(tmp_path)).values()) == [f"t{i}" for i in range(10)]
+
+
+def test_a_crowded_tail_merges_while_the_writes_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gate: Gate
+) -> None:
+    """Past ``max_tail`` the merge is due at once, pause or not: the tail stays bounded
+    under writes that never pause."""
+    monkeypatch.setattr(maintenance, "_PAUSE", 3600.0)
+    store = open_store(tmp_path, CompactionPolicy(fan_in=2, min_weight=1, full_ratio=1000.0,
+                                                  max_tail=4))  # fmt: skip
+    for i in range(6):  # the base and 5 after it: past max_tail
+        store.add_texts([f"t{i}"], ids=[str(i)])
+    gate.wait_reached()  # (the merge started while no pause came)
+    gate.release()
+    store.wait_for_compaction()
+    assert store.stats()["segments"] == 2
+    assert store.verify()["documents"] == 6
+
+
 def test_a_process_that_exits_right_after_a_write_finishes_its_merge(tmp_path: Path) -> None:
     path = tmp_path / "store"
     script = textwrap.dedent(

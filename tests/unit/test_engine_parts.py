@@ -85,6 +85,21 @@ def test_policy_merges_no_segment_past_the_cap() -> None:
     assert capped.plan([base, *mixed[:6], big[0]], 101_530, 0, snapshots=False) is None
 
 
+def test_policy_merges_a_longer_trailing_run_whole_within_the_cap() -> None:
+    """Where merges waited for writes to pause, more than ``fan_in`` segments of one class
+    wait at the end: the whole run merges in one go, as much of it as the cap allows."""
+    policy = CompactionPolicy(fan_in=4, min_weight=64)
+    waited = [seg(100_000), seg(300), *(seg(10) for _ in range(11))]
+    assert policy.plan(waited, 100_410, 0, snapshots=False) == 2
+    capped = CompactionPolicy(fan_in=4, min_weight=64, max_segment_bytes=4000)
+    run = [sized(100_000, 10**6), *(sized(10, 900) for _ in range(6))]  # 900 each: open
+    assert capped.plan(run, 100_060, 0, snapshots=False) == 3  # the newest 4: 3,600 bytes
+    # crowded: past max_tail (48) after the last sealed segment, a merge is due at once
+    assert not capped.crowded([run[0], *(sized(10, 900) for _ in range(48))])
+    assert capped.crowded([run[0], *(sized(10, 900) for _ in range(49))])
+    assert not capped.crowded([*run, sized(10, 5000), *run[1:]])
+
+
 @pytest.mark.parametrize(
     "bad",
     [

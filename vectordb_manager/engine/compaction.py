@@ -6,8 +6,10 @@ each row is rewritten only a few times:
 
 * Tail segments (all but the first, the *base*) fall into size classes by powers of
   ``fan_in``. When the last ``fan_in`` segments share a class they merge into one of the
-  next class (like a binary counter in base ``fan_in``). Merging only a trailing run keeps
-  commit order, so later writes still win.
+  next class (like a binary counter in base ``fan_in``); where more of them wait (merges
+  hold off while writes come in a burst, see engine/maintenance.py), the whole trailing run
+  of that class merges at once. Merging only a trailing run keeps commit order, so later
+  writes still win.
 * When tombstones exceed ``dead_ratio`` of the slots, or (for HNSW and IVF, whose index is
   saved) the tail outweighs ``full_ratio`` of the base, everything merges into a new base (a
   *full compaction*), which also drops tombstones, rebuilds the index and saves an index
@@ -122,21 +124,33 @@ class CompactionPolicy:
             base.weight, self.min_weight
         ):
             return 0
-        first = 1  # the first segment that may still merge: after the last sealed one
+        first = self._first_open(segments)
+        if len(segments) - first > self.max_tail:
+            return self._newest_within_cap(segments, first)
+        if len(segments) - first >= self.fan_in:
+            # the trailing run of one class: fan_in of them as a rule, more where merges
+            # waited for a burst of writes to pause (see engine/maintenance.py)
+            cls, start = self.size_class(segments[-1].weight), len(segments)
+            while start > first and self.size_class(segments[start - 1].weight) == cls:
+                start -= 1
+            if len(segments) - start >= self.fan_in:
+                return self._newest_within_cap(segments, start)
+        return None
+
+    def crowded(self, segments: Sequence[SegmentRef]) -> bool:
+        """Whether the tail is past ``max_tail``: its merge is due even during a burst of
+        writes."""
+        return len(segments) - self._first_open(segments) > self.max_tail
+
+    def _first_open(self, segments: Sequence[SegmentRef]) -> int:
+        """The first segment that may still merge: after the last sealed one (1 if none)."""
         cap = self.max_segment_bytes
         if cap is not None:
             sealed = cap // self.fan_in
             for i in range(len(segments) - 1, 0, -1):
                 if segments[i].file.bytes > sealed:
-                    first = i + 1
-                    break
-        if len(segments) - first > self.max_tail:
-            return self._newest_within_cap(segments, first)
-        if len(segments) - first >= self.fan_in:
-            last = [self.size_class(s.weight) for s in segments[-self.fan_in :]]
-            if len(set(last)) == 1:
-                return len(segments) - self.fan_in
-        return None
+                    return i + 1
+        return 1
 
     def _newest_within_cap(self, segments: Sequence[SegmentRef], first: int) -> int | None:
         """Where the longest run of the newest segments from ``first`` on starts whose sizes
