@@ -97,6 +97,32 @@ def test_writes_go_on_while_a_merge_is_written_and_later_writes_win(
     assert segment_files(tmp_path / "store") <= named_by_manifests(tmp_path / "store")
 
 
+@pytest.mark.parametrize("index", ["flat", "hnsw"])
+def test_a_merge_writes_the_vectors_it_took_after_the_index_storage_moved(
+    tmp_path: Path, gate: Gate, index: str
+) -> None:
+    """A tail merge of a flat store gathers its rows' vectors from the index's storage only
+    when its file is laid out, after the lock: adds meanwhile that outgrow the storage move
+    it, and the merge still writes the vectors it took (HNSW's are copied when the merge is
+    prepared: its storage is FAISS's, which an add may free)."""
+    store = LocalVectorStore(
+        HashingEmbeddings(256), tmp_path / "store", compaction=POLICY, index=index
+    )
+    for i in range(3):  # two tail segments of one class: a merge starts
+        store.add_texts([f"row {i}"], ids=[str(i)])
+    gate.wait_reached()
+    rows = store.engine._state.index._rows  # type: ignore[union-attr]
+    held = rows.snapshot.buffer if rows is not None else None
+    store.add_texts([f"more {i}" for i in range(3000)], ids=[f"m{i}" for i in range(3000)])
+    if index == "flat":
+        assert rows is not None and rows.snapshot.buffer is not held  # (it moved)
+    gate.release()
+    store.wait_for_compaction()
+    again = LocalVectorStore(HashingEmbeddings(256), tmp_path / "store", compaction=POLICY)
+    assert again.verify()["documents"] == 3003  # the files' vectors are memory's
+    assert [d.page_content for d in again.get_by_ids(["1", "m7"])] == ["row 1", "more 7"]
+
+
 def test_a_merge_whose_run_was_merged_by_another_writer_is_dropped(
     tmp_path: Path, gate: Gate
 ) -> None:

@@ -276,8 +276,9 @@ def tail_rows(
 @dataclass(frozen=True)
 class TailMerge:
     """A merge of a run of segments prepared under the writers' lock and encoded and written
-    after it (see `engine.maintenance`): its rows are copied, so later commits may change the
-    state meanwhile. Committing it replaces the run wherever the run then is: segments
+    after it (see `engine.maintenance`): its rows are taken (HNSW's vectors copied; flat and
+    IVF vectors, which stay put, gathered when the file is laid out), so later commits may
+    change the state meanwhile. Committing it replaces the run wherever the run then is: segments
     committed after it stay after it and still win over its rows, which is all a trailing
     merge relies on."""
 
@@ -298,7 +299,9 @@ class TailMerge:
             return None
         name = new_segment_name()
         seg = tail_rows(st, run, name, keywords=keywords, values=values)
-        if seg.vector_rows is not None:  # a copy now: the index's rows move on the next add
+        if seg.vector_rows is not None and not (st.index and st.index.views_outlive_adds):
+            # a copy now: HNSW's rows may move on the next add (flat and IVF rows do not:
+            # they are gathered into the file when it is laid out, after the lock)
             source, rows = seg.vector_rows
             seg = replace(seg, vectors=np.take(source, rows, axis=0), vector_rows=None)
         return cls(run, name, seg, st, keywords)

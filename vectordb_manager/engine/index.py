@@ -222,8 +222,16 @@ class VectorIndex:
     def trained(self) -> bool:
         return self.kind != "ivf" or self._ivf is not None
 
+    @property
+    def views_outlive_adds(self) -> bool:
+        """Whether a view from `vectors` stays valid after later adds: flat and IVF keep
+        their vectors in `Rows`, which never move or free rows under a view; HNSW's are in
+        FAISS's storage, which an add may reallocate."""
+        return self._rows is not None
+
     def vectors(self) -> Vectors:
-        """A read-only view of every slot's vector, valid until the next `add`."""
+        """A read-only view of every slot's vector, valid until the next `add` (and after it,
+        where `views_outlive_adds`)."""
         view = self._view
         if view is not None:
             return view

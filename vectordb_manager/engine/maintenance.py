@@ -6,8 +6,9 @@ garbage, `compact` and `vacuum`.
 default, for stores on storage) the merging happens on a thread of the engine's own, so that a
 writer adding batch after batch does not wait for merges:
 
-* a merge of the tail (`TailMerge`) takes its rows under the readers' lock (a copy of the
-  vectors, the stored record lines, the rows' postings: no encoding; a writer meanwhile
+* a merge of the tail (`TailMerge`) takes its rows under the readers' lock (a view of flat
+  and IVF vectors, which later adds never move, or a copy of HNSW's; the stored record
+  lines, the rows' postings: no encoding; a writer meanwhile
   prepares its commit, and waits only to apply it), then encodes, writes and fsyncs the
   merged file without any lock, and takes the writers' lock only to commit it (the
   manifest's last fsync is awaited after the lock is released): its manifest puts the
