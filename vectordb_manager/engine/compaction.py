@@ -60,10 +60,12 @@ class CompactionPolicy:
 
     ``fan_in`` 8 (Lucene merges 10 at a time): a row is rewritten about ``log_8`` of the
     store's size over the commits' size times, 2 for 100k added 1,000 at a time where 4
-    rewrote it 3 times (measured: 29% fewer bytes written, ~20% less CPU for the adds). At
-    most 7 segments of each class wait to merge; opening reads them in parallel, and
-    ``max_tail`` (the tail's cap: past it, the segments after the last sealed one merge, as
-    many of the newest as fit in ``max_segment_bytes``) leaves room for 6 classes of them.
+    rewrote it 3 times (measured: 29% fewer bytes written, ~20% less CPU for the adds), and
+    about once where the merges wait for a burst of writes to pause. At most 7 segments of
+    each class wait to merge between bursts (in a burst, up to ``max_tail`` of them);
+    opening reads them in parallel, and ``max_tail`` (the tail's cap: past it, the segments
+    after the last sealed one merge, as many of the newest as fit in ``max_segment_bytes``,
+    burst or not) leaves room for 6 classes of them.
     ``max_segment_bytes`` (``None``: no cap) bounds what a tail merge writes, and so its
     memory: 256 MiB, ~150,000 rows of 384 dimensions; Lucene's default is 5 GB, for
     segments it reads from disk rather than loads."""
