@@ -120,6 +120,38 @@ def test_many_small_appends_copy_the_rows_a_few_times_only() -> None:
     assert np.array_equal(rows.view()[-1000:], x)
 
 
+@pytest.mark.skipif(rows_module.reserve(1, 8, 2) is None, reason="needs MAP_NORESERVE mappings")
+def test_rows_past_the_limit_grow_in_place() -> None:
+    """Past `HUGE_LIMIT` the storage has address space to grow into: appends take the next
+    rows where they are, copying nothing (views taken before still read the same rows)."""
+    x = unit_rows(1000, 384)
+    rows = Rows(384)
+    moves, held, early = 0, rows.snapshot.buffer, None
+    for i in range(100):
+        rows.append(x * (i % 7 + 1))
+        moves += rows.snapshot.buffer.ctypes.data != held.ctypes.data
+        held = rows.snapshot.buffer
+        if i == 20:
+            early = rows.view()
+    assert rows.count == 100_000 and moves == 4  # 2,024, 4,048 and 8,096 rows, then in place
+    assert early is not None and early.ctypes.data == held.ctypes.data
+    assert np.array_equal(early[-1000:], x * 7) and np.array_equal(rows.view()[-1000:], x * (99 % 7 + 1))
+
+
+def test_rows_grow_by_copies_where_address_space_is_not_to_be_had(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under strict overcommit reserved address space would be memory taken from all: the
+    storage then grows by copies, as ever."""
+    monkeypatch.setattr(rows_module, "strict_overcommit", lambda: True)
+    x = unit_rows(1000, 384)
+    rows = Rows(384)
+    for _ in range(40):
+        rows.append(x)
+    assert rows._area is None and rows.capacity == 64_768
+    assert np.array_equal(rows.view()[-1000:], x)
+
+
 @pytest.mark.skipif(not hasattr(mmap, "MADV_HUGEPAGE"), reason="huge pages are advised on Linux")
 @pytest.mark.parametrize("free", [0, 1 << 40])
 def test_huge_pages_are_asked_for_only_where_memory_is_free(
