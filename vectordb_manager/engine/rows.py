@@ -48,7 +48,8 @@ HUGE_LIMIT = 16 << 20  # bytes: past this, small pages (see the module's docstri
 _ADVISE = getattr(mmap, "MADV_HUGEPAGE", None)  # (Linux only)
 _SMALL = getattr(mmap, "MADV_NOHUGEPAGE", None)
 _PRIVATE = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
-# (Python 3.13 has mmap.MAP_NORESERVE; before, its value on Linux where it is the generic one)
+# (mmap.MAP_NORESERVE where this Python's mmap has it; else its value on Linux where that is
+# the generic one, as on x86-64 and arm64)
 _GENERIC = ("x86_64", "aarch64") if sys.platform.startswith("linux") else ()
 _NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if platform.machine() in _GENERIC else 0)
 ROOM = 8  # past HUGE_LIMIT, a mapping has address space for this many times its rows
