@@ -76,16 +76,16 @@ def allocate(rows: int, dim: int) -> Vectors:
     nbytes = rows * dim * 4
     if nbytes < HUGE_PAGE or _ADVISE is None or _SMALL is None or not _PRIVATE:
         return np.zeros((rows, dim), dtype=np.float32)
-    huge = nbytes <= HUGE_LIMIT
-    span = -(-nbytes // HUGE_PAGE) * HUGE_PAGE if huge else nbytes  # (huge: whole ones)
+    if nbytes > HUGE_LIMIT:
+        got = _small_pages(rows, dim, rows)
+        return got[0] if got is not None else np.zeros((rows, dim), dtype=np.float32)
+    span = -(-nbytes // HUGE_PAGE) * HUGE_PAGE  # whole huge pages
     try:
-        area = mmap.mmap(-1, span + HUGE_PAGE if huge else span, flags=_PRIVATE)
+        area = mmap.mmap(-1, span + HUGE_PAGE, flags=_PRIVATE)
     except (OSError, ValueError):  # (no address space for it: an ordinary allocation)
         return np.zeros((rows, dim), dtype=np.float32)
-    start = -np.frombuffer(area, dtype=np.uint8, count=1).ctypes.data % HUGE_PAGE if huge else 0
-    # (small pages are asked for, not left to the system: NumPy itself would advise huge
-    # pages for an array of its own this large)
-    advice = _ADVISE if huge and free_bytes() >= 2 * span else _SMALL
+    start = -np.frombuffer(area, dtype=np.uint8, count=1).ctypes.data % HUGE_PAGE
+    advice = _ADVISE if free_bytes() >= 2 * span else _SMALL
     with contextlib.suppress(OSError):  # (huge pages disabled: small ones serve)
         area.madvise(advice, start, span)
     # the array holds the mapping: it is unmapped when the last view of it goes
@@ -100,12 +100,22 @@ def reserve(rows: int, dim: int, room: int) -> tuple[Vectors, mmap.mmap] | None:
     system counts all of it, as with strict overcommit, and refuses)."""
     if _SMALL is None or not _PRIVATE or not _NORESERVE or strict_overcommit():
         return None
+    return _small_pages(rows, dim, room)
+
+
+def _small_pages(rows: int, dim: int, room: int) -> tuple[Vectors, mmap.mmap] | None:
+    """The first ``rows`` of a private mapping of ``room`` rows (``MAP_NORESERVE`` where it
+    has room to spare) advised for small pages, which are asked for, not left to the system:
+    NumPy itself would advise huge pages for an array of its own this large. ``None`` where
+    the mapping fails."""
+    size = room * dim * 4
     try:
-        area = mmap.mmap(-1, room * dim * 4, flags=_PRIVATE | _NORESERVE)
+        area = mmap.mmap(-1, size, flags=_PRIVATE | (_NORESERVE if room > rows else 0))
     except (OSError, ValueError, OverflowError):
         return None
-    with contextlib.suppress(OSError):
-        area.madvise(_SMALL)
+    if _SMALL is not None:
+        with contextlib.suppress(OSError):
+            area.madvise(_SMALL, 0, size)
     return rows_of(area, rows, dim), area
 
 
