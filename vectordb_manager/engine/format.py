@@ -45,6 +45,7 @@ from vectordb_manager.engine.manifest import (
     now_iso,
     parse_manifest_name,
 )
+from vectordb_manager.engine.pages import scratch
 from vectordb_manager.engine.postings import EncodedPostings, Postings, check_header
 from vectordb_manager.engine.records import (
     MAX_RECORD_LINE_BYTES,
@@ -214,7 +215,7 @@ def pack_sections(parts: Mapping[str, Piece | list[Piece]]) -> memoryview:
             table[key] = [offset, sizes[key]]
             offset = -(-(offset + sizes[key]) // _ALIGN) * _ALIGN
     header = json.dumps({"sections": table}).encode("ascii")
-    out = np.empty(offset, dtype=np.uint8)
+    out = scratch(offset)  # (a merge's whole file: on small pages, see `pages.scratch`)
     view = out.data
     head = b"".join((SEGMENT_MAGIC, len(header).to_bytes(8, "little"), header))
     view[: len(head)] = head

@@ -34,24 +34,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import mmap
-import platform
 import sys
 from typing import Any, NamedTuple
 
 import faiss
 import numpy as np
 
+from vectordb_manager.engine.pages import NORESERVE, PRIVATE, SMALL, small_mapping
+
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
 HUGE_PAGE = 2 << 20  # bytes: below this, an allocation is an ordinary NumPy array
 HUGE_LIMIT = 16 << 20  # bytes: past this, small pages (see the module's docstring)
 _ADVISE = getattr(mmap, "MADV_HUGEPAGE", None)  # (Linux only)
-_SMALL = getattr(mmap, "MADV_NOHUGEPAGE", None)
-_PRIVATE = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
-# (mmap.MAP_NORESERVE where this Python's mmap has it; else its value on Linux where that is
-# the generic one, as on x86-64 and arm64)
-_GENERIC = ("x86_64", "aarch64") if sys.platform.startswith("linux") else ()
-_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if platform.machine() in _GENERIC else 0)
 ROOM = 8  # past HUGE_LIMIT, a mapping has address space for this many times its rows
 
 _RAW: Any = getattr(sys.modules.get(faiss.IndexFlat.__module__), "_swigfaiss", faiss)
@@ -74,18 +69,18 @@ def allocate(rows: int, dim: int) -> Vectors:
     size they help and the system allows it, on small pages past `HUGE_LIMIT` (the pages are
     only taken when first written)."""
     nbytes = rows * dim * 4
-    if nbytes < HUGE_PAGE or _ADVISE is None or _SMALL is None or not _PRIVATE:
+    if nbytes < HUGE_PAGE or _ADVISE is None or SMALL is None or not PRIVATE:
         return np.zeros((rows, dim), dtype=np.float32)
     if nbytes > HUGE_LIMIT:
         got = _small_pages(rows, dim, rows)
         return got[0] if got is not None else np.zeros((rows, dim), dtype=np.float32)
     span = -(-nbytes // HUGE_PAGE) * HUGE_PAGE  # whole huge pages
     try:
-        area = mmap.mmap(-1, span + HUGE_PAGE, flags=_PRIVATE)
+        area = mmap.mmap(-1, span + HUGE_PAGE, flags=PRIVATE)
     except (OSError, ValueError):  # (no address space for it: an ordinary allocation)
         return np.zeros((rows, dim), dtype=np.float32)
     start = -np.frombuffer(area, dtype=np.uint8, count=1).ctypes.data % HUGE_PAGE
-    advice = _ADVISE if free_bytes() >= 2 * span else _SMALL
+    advice = _ADVISE if free_bytes() >= 2 * span else SMALL
     with contextlib.suppress(OSError):  # (huge pages disabled: small ones serve)
         area.madvise(advice, start, span)
     # the array holds the mapping: it is unmapped when the last view of it goes
@@ -98,25 +93,16 @@ def reserve(rows: int, dim: int, room: int) -> tuple[Vectors, mmap.mmap] | None:
     taken only where rows are written, and `Rows` grows into it in place (nothing copied,
     no page written twice). ``None`` where such mappings are not to be had (or where the
     system counts all of it, as with strict overcommit, and refuses)."""
-    if _SMALL is None or not _PRIVATE or not _NORESERVE or strict_overcommit():
+    if SMALL is None or not PRIVATE or not NORESERVE or strict_overcommit():
         return None
     return _small_pages(rows, dim, room)
 
 
 def _small_pages(rows: int, dim: int, room: int) -> tuple[Vectors, mmap.mmap] | None:
     """The first ``rows`` of a private mapping of ``room`` rows (``MAP_NORESERVE`` where it
-    has room to spare) advised for small pages, which are asked for, not left to the system:
-    NumPy itself would advise huge pages for an array of its own this large. ``None`` where
-    the mapping fails."""
-    size = room * dim * 4
-    try:
-        area = mmap.mmap(-1, size, flags=_PRIVATE | (_NORESERVE if room > rows else 0))
-    except (OSError, ValueError, OverflowError):
-        return None
-    if _SMALL is not None:
-        with contextlib.suppress(OSError):
-            area.madvise(_SMALL, 0, size)
-    return rows_of(area, rows, dim), area
+    has room to spare) advised for small pages. ``None`` where the mapping fails."""
+    area = small_mapping(room * dim * 4, reserve=room > rows)
+    return None if area is None else (rows_of(area, rows, dim), area)
 
 
 @functools.cache
@@ -241,7 +227,14 @@ class Rows:
         return scores, labels
 
     def search_into(
-        self, queries: Vectors, n: int, k: int, scores_at: Any, labels_at: Any, *, l2: bool,
+        self,
+        queries: Vectors,
+        n: int,
+        k: int,
+        scores_at: Any,
+        labels_at: Any,
+        *,
+        l2: bool,
         sel: Any = None,
     ) -> None:
         """`search` of the first ``n`` queries into buffers the caller holds (their addresses,
