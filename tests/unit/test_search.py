@@ -387,3 +387,41 @@ def test_equal_scores_rank_in_slot_order_on_every_filtered_path(
     for k in (1, 7, len(passing_ids) - 1, len(passing_ids) + 3):
         got = [d.id for d in store.similarity_search_by_vector(q, k, {"pass": True})]
         assert got == passing_ids[:k], (k, got[:10])
+
+
+@pytest.mark.parametrize("every_other", [False, True])
+def test_a_run_of_neighbours_is_ranked_by_one_product_over_its_span(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every_other: bool
+) -> None:
+    """A range over a key that grows as documents are added passes neighbouring slots: their
+    scores come from one product over that span alone (neither every stored vector nor a
+    copy of the passing ones), ranked as comparing each passing vector would rank them."""
+    from vectordb_manager.embeddings import HashingEmbeddings
+    from vectordb_manager.engine import search as searching
+
+    emb = HashingEmbeddings()
+    store = LocalVectorStore(emb, tmp_path / "s", distance="cosine")
+    n = 1000
+    texts = [f"doc {i % 37} words {i % 11}" for i in range(n)]  # (repeats: equal vectors tie)
+    store.add_texts(texts, [{"i": i, "odd": i % 2 == 1} for i in range(n)])
+    where: dict[str, Any] = {"i": {"$gte": 300, "$lt": 700}}
+    if every_other:
+        where = {"$and": [where, {"odd": False}]}
+    spans: list[int] = []
+    real = searching.product
+
+    def product(stored: np.ndarray, q: np.ndarray) -> np.ndarray:
+        spans.append(len(stored))
+        return real(stored, q)
+
+    monkeypatch.setattr(searching, "product", product)
+    q = emb.embed_query("doc 5 words 3")
+    got = store.similarity_search_with_score_by_vector(q, 25, filter=where)
+    assert spans == [399 if every_other else 400]
+    st = store._engine._state
+    slots = [s for s in range(n) if 300 <= s < 700 and not (every_other and s % 2)]
+    unit = np.asarray(q, np.float32) / np.linalg.norm(q)  # (cosine: stored normalised)
+    scores = st.index.vectors()[slots] @ unit
+    ranked = sorted(zip((-scores).tolist(), slots, strict=True))[:25]
+    assert [d.metadata["i"] for d, _ in got] == [s for _, s in ranked]
+    assert np.allclose([dist for _, dist in got], [1.0 + s for s, _ in ranked], atol=1e-5)
