@@ -53,11 +53,12 @@ TMP_PREFIX = ".tmp-"
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-WRITE_CHUNK = 1 << 20
+WRITE_CHUNK = 64 << 10
 """Bytes per ``write``: Linux (6.x) gives a buffered write page-cache folios as large as the
-write, up to 2 MiB, and a fresh 2 MiB block is what waits for the host on a VM that hands
-freed memory back (see `engine.pages`). Measured here, 150 MB written 3 s after the last
-write: 0.2-1.4 s in one ``write``, 50-56 ms in writes of 1 MiB (64 KiB: 60-64 ms)."""
+write (up to 2 MiB), and a fresh large block is what waits for the host on a VM that hands
+freed memory back (see `engine.pages`). Measured here, a new 75 MB file 2 s after the last
+write, 6 times each: medians 432 ms in writes of 1 MiB (358-597), 48 ms of 256 KiB
+(18-350), 21 ms of 64 KiB (19-33); one write of 150 MB took 0.2-1.4 s."""
 _KINDS = {
     stat.S_IFIFO: "a FIFO",
     stat.S_IFCHR: "a character device",
