@@ -227,14 +227,7 @@ class Rows:
         return scores, labels
 
     def search_into(
-        self,
-        queries: Vectors,
-        n: int,
-        k: int,
-        scores_at: Any,
-        labels_at: Any,
-        *,
-        l2: bool,
+        self, queries: Vectors, n: int, k: int, scores_at: Any, labels_at: Any, *, l2: bool,
         sel: Any = None,
     ) -> None:
         """`search` of the first ``n`` queries into buffers the caller holds (their addresses,
