@@ -157,3 +157,33 @@ def test_a_kept_segments_deletes_apply_over_a_merge_placed_before_it(
     assert sorted(a.get_ids()) == ["a0", "a1", "a3"]
     fresh = LocalVectorStore(emb, tmp_path, compaction=still)
     assert contents(a) == contents(fresh)
+
+
+def test_a_merged_run_holds_each_live_row_once_in_slot_order(tmp_path: Path) -> None:
+    """Ids the run added twice (the later one lives) or deleted within it: the merge takes
+    each live row of the run once, in the order of its slots, and opening after it gives
+    the same documents."""
+    from vectordb_manager.engine.compaction import TailMerge
+
+    emb = HashingEmbeddings()
+    still = CompactionPolicy(enabled=False)
+    store = LocalVectorStore(emb, tmp_path, compaction=still)
+    store.add_texts(["zero"], ids=["base"])  # (the run starts after the first segment)
+    store.add_texts(["one a", "one b", "one c"], ids=["a", "b", "c"])
+    store.add_texts(["two a", "two d"], ids=["a", "d"])  # a again: this row lives
+    store.delete(["c"])
+    store.add_texts(["three e", "three b"], ids=["e", "b"])
+    engine = store._engine
+    with engine._write_lock:
+        assert engine._manifest is not None
+        st = engine._state
+        job = TailMerge.prepare(engine._manifest, st, 1, keywords=True, values=True)
+    assert job is not None
+    live = sorted(st.slot[i] for i in ("a", "b", "d", "e"))
+    assert job.segment.ids == [st.ids[s] for s in live] == ["a", "d", "e", "b"]
+    assert engine._commit_tail(job)
+    fresh = LocalVectorStore(emb, tmp_path, compaction=still)
+    assert contents(fresh) == contents(store)
+    assert {d.id: d.page_content for d in fresh.get_by_ids(["a", "b", "d", "e"])} == {
+        "a": "two a", "b": "three b", "d": "two d", "e": "three e"
+    }

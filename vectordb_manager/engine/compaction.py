@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from itertools import chain, filterfalse
+from itertools import chain, filterfalse, repeat
 
 import numpy as np
 
@@ -263,13 +263,17 @@ def tail_rows(
     (taken where they are when the file is laid out, see `StoreState.merged_rows`), their
     keyword postings and value columns, and the deletes they hold of rows older than the
     run."""
-    # (set operations and maps in C: this runs under the writers' lock)
-    present = st.slot.keys() & chain.from_iterable(st.segment_ids[r.name][0] for r in run)
-    slots = sorted(map(st.slot.__getitem__, present))
+    # (maps and sorts in C: this runs under the writers' lock. Each live row's slot, once:
+    # an id the run added twice has one slot, and the run is the tail, so every slot its
+    # ids hold now lies in it)
+    added = chain.from_iterable(st.segment_ids[r.name][0] for r in run)
+    held = np.fromiter(map(st.slot.get, added, repeat(-1)), dtype=np.int64)
+    at = np.unique(held[held >= 0])
+    slots: list[int] = at.tolist()
     seg = st.merged_rows(slots)
-    seg.postings = st.text.select(slots) if keywords and slots else None
+    seg.postings = st.text.select(at) if keywords and slots else None
     if values and slots:
-        seg.values = EncodedValues(st.values.select(np.asarray(slots)), f"segments/{name}.seg")
+        seg.values = EncodedValues(st.values.select(at), f"segments/{name}.seg")
     deletes = dict.fromkeys(chain.from_iterable(st.segment_ids[r.name][1] for r in run))
     seg.deletes = list(filterfalse(st.slot.__contains__, deletes))
     return seg
