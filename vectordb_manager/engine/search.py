@@ -297,8 +297,8 @@ def bitmap_cheaper(st: StoreState, allowed: Slots) -> bool:
     the allowed vectors exactly in NumPy)."""
     # a bitmap search costs a bit test per slot; gathering the allowed vectors costs a copy
     # of each: past an eighth of the slots, the bitmap is cheaper (measured). A flat index's
-    # inner products over most of the slots: cheaper still as one product over every stored
-    # vector, in place (see `exact_raw`)
+    # inner products over most of the slots of their span: cheaper still as one product
+    # over the span's stored vectors, in place (see `exact_raw`)
     assert st.index is not None
     if st.index.kind == "flat" and _product_cheaper(st, allowed):
         return False
